@@ -44,7 +44,9 @@ class TxOutcome:
 class Chain(Protocol):
     """What the client needs from a chain."""
 
-    async def send(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> TxOutcome:
+    async def send(
+        self, instructions: Sequence[Instruction], signers: Sequence[Keypair]
+    ) -> TxOutcome:
         """Sends one transaction (the first signer pays), raising on failure."""
         ...
 
@@ -77,7 +79,9 @@ class LiteSvmChain:
     def fund(self, address: Pubkey, lamports: int) -> None:
         self.svm.airdrop(address, lamports)
 
-    async def send(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> TxOutcome:
+    async def send(
+        self, instructions: Sequence[Instruction], signers: Sequence[Keypair]
+    ) -> TxOutcome:
         tx = _transaction(instructions, signers, self.svm.latest_blockhash())
         result = self.svm.send_transaction(tx)
         # A new blockhash per transaction lets a test send the same instructions twice.
@@ -101,7 +105,9 @@ class RpcChain:
     async def close(self) -> None:
         await self.client.close()
 
-    async def send(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> TxOutcome:
+    async def send(
+        self, instructions: Sequence[Instruction], signers: Sequence[Keypair]
+    ) -> TxOutcome:
         blockhash = (await self.client.get_latest_blockhash()).value.blockhash
         tx = _transaction(instructions, signers, blockhash)
         simulated = (await self.client.simulate_transaction(tx, sig_verify=True)).value

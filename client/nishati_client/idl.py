@@ -7,7 +7,7 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from anchorpy import Idl
+from anchorpy.idl_adapter import Idl
 
 IDL_TEXT = files("nishati_client").joinpath("nishati.json").read_text(encoding="utf-8")
 IDL_JSON: dict[str, Any] = json.loads(IDL_TEXT)

@@ -59,8 +59,20 @@ def _run_solana_test_validator(settings: ClientSettings, fund: Mapping[str, int]
     port = 8899
     ledger = tempfile.mkdtemp(prefix="nishati-ledger-")
     child = subprocess.Popen(
-        [binary, "--reset", "--quiet", "--ledger", ledger, "--bind-address", "127.0.0.1",
-         "--rpc-port", str(port), "--bpf-program", settings.program_id, str(settings.program_so)],
+        [
+            binary,
+            "--reset",
+            "--quiet",
+            "--ledger",
+            ledger,
+            "--bind-address",
+            "127.0.0.1",
+            "--rpc-port",
+            str(port),
+            "--bpf-program",
+            settings.program_id,
+            str(settings.program_so),
+        ],
     )
     signal.signal(signal.SIGTERM, lambda *_: child.terminate())
     url = f"http://127.0.0.1:{port}"
@@ -87,7 +99,9 @@ def _health(url: str) -> object:
 def run(settings: ClientSettings, fund_spec: str) -> None:
     """Runs the selected validator in the foreground until it is terminated."""
     if not settings.program_so.is_file():
-        raise LocalnetError(f"{settings.program_so} is missing: build it with scripts/build-program.sh")
+        raise LocalnetError(
+            f"{settings.program_so} is missing: build it with scripts/build-program.sh"
+        )
     if settings.validator is ValidatorKind.surfpool:
         _run_surfpool(settings, fund_spec)
     else:
@@ -109,7 +123,9 @@ class LocalValidator:
         env = dict(os.environ, **{FUND_ENV: _fund_spec(self.fund)})
         self._process = subprocess.Popen(
             [sys.executable, "-m", "nishati_client.localnet"],
-            stdout=subprocess.PIPE, text=True, env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         assert self._process.stdout is not None
         deadline = time.monotonic() + self.timeout

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from anchorpy import Context, EventParser, Program, Provider, Wallet
 from anchorpy.program.common import Event
+from anchorpy.program.context import Context
+from anchorpy.program.core import Program
+from anchorpy.program.event import EventParser
+from anchorpy.provider import Provider, Wallet
 from solana.rpc.async_api import AsyncClient
 from solders.account import Account
 from solders.instruction import Instruction

@@ -1,0 +1,92 @@
+"""Shared fixtures: the program on a chain, in-process (LiteSVM) or over JSON-RPC."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from nishati_client.chain import Chain, LiteSvmChain, RpcChain
+from nishati_client.config import ClientSettings
+from nishati_client.localnet import FUND_ENV, READY_PATTERN
+from nishati_client.program import NishatiClient
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from xprocess import ProcessStarter, XProcess
+
+PAYER_LAMPORTS = 100 * 10**9
+
+
+@pytest.fixture(scope="session")
+def settings() -> ClientSettings:
+    settings = ClientSettings()
+    if not settings.program_so.is_file():
+        pytest.exit(f"{settings.program_so} is missing: run scripts/build-program.sh", 2)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def program_id(settings: ClientSettings) -> Pubkey:
+    return Pubkey.from_string(settings.program_id)
+
+
+@pytest.fixture(scope="session")
+def rpc_payer() -> Keypair:
+    return Keypair()
+
+
+@pytest.fixture(scope="session")
+def rpc_url(xprocess: XProcess, rpc_payer: Keypair) -> Iterator[str]:
+    """A local validator for the whole session, started and stopped under pytest-xprocess."""
+
+    class Starter(ProcessStarter):  # type: ignore[misc]
+        pattern = READY_PATTERN.pattern
+        args: ClassVar = [sys.executable, "-m", "nishati_client.localnet"]
+        env: ClassVar = dict(os.environ, **{FUND_ENV: f"{rpc_payer.pubkey()}={PAYER_LAMPORTS}"})
+        timeout = 120
+        terminate_on_interrupt = True
+
+    _, logfile = xprocess.ensure("nishati-localnet", Starter)
+    matches = READY_PATTERN.findall(Path(logfile).read_text())
+    yield matches[-1][0]
+    xprocess.getinfo("nishati-localnet").terminate()
+
+
+@dataclass
+class Harness:
+    """A chain with the program deployed, a funded payer, and the client on top."""
+
+    chain: Chain
+    payer: Keypair
+    client: NishatiClient
+    litesvm: LiteSvmChain | None
+
+
+@pytest.fixture
+def litesvm(settings: ClientSettings, program_id: Pubkey) -> Harness:
+    chain = LiteSvmChain(program_id, settings.program_so)
+    payer = Keypair()
+    chain.fund(payer.pubkey(), PAYER_LAMPORTS)
+    return Harness(chain, payer, NishatiClient(chain, program_id), chain)
+
+
+@pytest.fixture(params=["litesvm", pytest.param("rpc", marks=pytest.mark.rpc)])
+async def harness(
+    request: pytest.FixtureRequest, settings: ClientSettings, program_id: Pubkey
+) -> AsyncIterator[Harness]:
+    """The same test on both chains."""
+    if request.param == "litesvm":
+        yield request.getfixturevalue("litesvm")
+        return
+    url: str = request.getfixturevalue("rpc_url")
+    chain = RpcChain(url, settings.commitment)
+    try:
+        yield Harness(
+            chain, request.getfixturevalue("rpc_payer"), NishatiClient(chain, program_id), None
+        )
+    finally:
+        await chain.close()
