@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the demo need, skipping whatever is already there:
+# Debian's Rust 1.96 (rustc-web, which carries LLVM 22's BPF backend), LLVM 22's tools, Node.js,
+# the Python virtual environment (.venv) and the npm packages (node_modules).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+APT_PACKAGES=(rustc-web cargo-web rust-web-src llvm-22 python3-venv)
+# A machine image may carry Node.js from elsewhere (NodeSource); any Node >= 18 will do.
+command -v node >/dev/null && command -v npm >/dev/null || APT_PACKAGES+=(nodejs npm)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  step "apt: installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+/usr/bin/rustc --version | grep -q '^rustc 1\.9[6-9]' ||
+  die "Debian's rustc-web is older than 1.96: $(/usr/bin/rustc --version)"
+
+# The venv is rebuilt only when pyproject.toml changes.
+stamp=.venv/.pyproject.sha256
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [[ ! -x .venv/bin/python || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+  step "python: creating .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e ".[dev]"
+  echo "$want" >"$stamp"
+fi
+
+if [[ ! -d node_modules/@solana/surfpool-linux-x64-gnu ]] ||
+  [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
+  step "npm: installing the local validator"
+  npm ci --no-audit --no-fund --loglevel=error
+fi

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test run, as CI runs it: installs what is missing, builds the program, then runs the
+# linters and every suite (Rust host tests, the link step's tests, the Python suites on LiteSVM
+# and on a local JSON-RPC validator). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+scripts/bootstrap.sh
+scripts/build-program.sh
+
+step "rust: fmt, clippy, host tests"
+if cargo fmt --version >/dev/null 2>&1; then cargo fmt --all -- --check; else step "rustfmt not installed: skipped"; fi
+if cargo clippy --version >/dev/null 2>&1; then
+  # rustup's toolchain, in its own target directory so it never meets Debian's rlibs.
+  (unset RUSTC RUSTDOC; CARGO_TARGET_DIR=target/clippy cargo clippy -q --all-targets -- -D warnings)
+else
+  step "clippy not installed: skipped"
+fi
+"$DEBIAN_CARGO" test -q
+
+step "python: ruff, mypy"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+
+step "python: pytest"
+.venv/bin/pytest "$@"
+
+step "bench: compute units"
+.venv/bin/python -m bench.compute_units
