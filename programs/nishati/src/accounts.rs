@@ -3,11 +3,13 @@
 use pinocchio::{
     account_info::AccountInfo,
     instruction::Signer,
+    program_error::ProgramError,
     pubkey::{pubkey_eq, Pubkey},
     sysvars::{rent::Rent, Sysvar},
     ProgramResult,
 };
 use pinocchio_system::instructions::{Allocate, Assign, CreateAccount, Transfer};
+use pinocchio_token::{instructions::InitializeAccount3, state::TokenAccount};
 
 use crate::error::NishatiError;
 
@@ -46,6 +48,35 @@ pub fn system_program(account: &AccountInfo) -> Result<(), NishatiError> {
 }
 
 #[inline(always)]
+pub fn token_program(account: &AccountInfo) -> Result<(), NishatiError> {
+    if pubkey_eq(account.key(), &pinocchio_token::ID) {
+        Ok(())
+    } else {
+        Err(NishatiError::InvalidTokenProgram)
+    }
+}
+
+/// Energy held by an SPL token account.
+#[inline(always)]
+pub fn token_balance(account: &AccountInfo) -> Result<u64, ProgramError> {
+    Ok(TokenAccount::from_account_info(account)?.amount())
+}
+
+/// Closes a program account: its lamports go to `destination`, its data and owner are cleared.
+#[inline(always)]
+pub fn close(account: &AccountInfo, destination: &AccountInfo) -> ProgramResult {
+    writable(destination)?;
+    let lamports = account.lamports();
+    let credited = destination
+        .lamports()
+        .checked_add(lamports)
+        .ok_or(NishatiError::ArithmeticOverflow)?;
+    *destination.try_borrow_mut_lamports()? = credited;
+    *account.try_borrow_mut_lamports()? = 0;
+    account.close()
+}
+
+#[inline(always)]
 pub fn owned_by(account: &AccountInfo, program_id: &Pubkey) -> Result<(), NishatiError> {
     if account.is_owned_by(program_id) {
         Ok(())
@@ -70,41 +101,64 @@ pub fn rent_exempt_minimum(rent: &Rent, data_len: u64) -> Result<u64, NishatiErr
         .ok_or(NishatiError::ArithmeticOverflow)
 }
 
-/// A PDA account to create: who pays, where, how big, and the seeds that sign for it.
+/// A PDA account to create: who pays, where, and the seeds that sign for its address.
 pub struct NewPda<'a> {
     pub payer: &'a AccountInfo,
     pub account: &'a AccountInfo,
-    pub space: u64,
-    pub owner: &'a Pubkey,
     pub signers: &'a [Signer<'a, 'a>],
 }
 
 impl NewPda<'_> {
-    /// Creates the account, also when someone has already sent lamports to its address (which
-    /// would make a plain `create_account` fail): then it tops up, allocates and assigns.
+    /// Creates the account with `space` bytes for `owner`, also when someone has already sent
+    /// lamports to its address (which would make a plain `create_account` fail): then it tops
+    /// up, allocates and assigns.
     #[inline(always)]
-    pub fn create(&self) -> ProgramResult {
+    pub fn create(&self, space: u64, owner: &Pubkey) -> ProgramResult {
         if !self.account.data_is_empty() || !self.account.is_owned_by(&pinocchio_system::ID) {
             return Err(NishatiError::AccountAlreadyInUse.into());
         }
-        let required = rent_exempt_minimum(&Rent::get()?, self.space)?;
-        let signers = self.signers;
+        let required = rent_exempt_minimum(&Rent::get()?, space)?;
         let current = self.account.lamports();
         if current == 0 {
             return CreateAccount {
                 from: self.payer,
                 to: self.account,
                 lamports: required,
-                space: self.space,
-                owner: self.owner,
+                space,
+                owner,
             }
-            .invoke_signed(signers);
+            .invoke_signed(self.signers);
         }
         if current < required {
-            Transfer { from: self.payer, to: self.account, lamports: required - current }.invoke()?;
+            Transfer {
+                from: self.payer,
+                to: self.account,
+                lamports: required - current,
+            }
+            .invoke()?;
         }
-        Allocate { account: self.account, space: self.space }.invoke_signed(signers)?;
-        Assign { account: self.account, owner: self.owner }.invoke_signed(signers)
+        Allocate {
+            account: self.account,
+            space,
+        }
+        .invoke_signed(self.signers)?;
+        Assign {
+            account: self.account,
+            owner,
+        }
+        .invoke_signed(self.signers)
+    }
+
+    /// Creates an SPL token account of `mint` at this PDA whose token authority is `authority`.
+    #[inline(always)]
+    pub fn create_token_account(&self, mint: &AccountInfo, authority: &Pubkey) -> ProgramResult {
+        self.create(TokenAccount::LEN as u64, &pinocchio_token::ID)?;
+        InitializeAccount3 {
+            account: self.account,
+            mint,
+            owner: authority,
+        }
+        .invoke()
     }
 }
 
@@ -114,7 +168,11 @@ mod tests {
 
     #[allow(deprecated)]
     fn rent(threshold: f64) -> Rent {
-        Rent { lamports_per_byte_year: 3_480, exemption_threshold: threshold, burn_percent: 50 }
+        Rent {
+            lamports_per_byte_year: 3_480,
+            exemption_threshold: threshold,
+            burn_percent: 50,
+        }
     }
 
     #[test]
@@ -122,7 +180,13 @@ mod tests {
         // The runtime's own figure for 160 bytes: (160 + 128) * 3480 * 2.
         assert_eq!(rent_exempt_minimum(&rent(2.0), 160), Ok(2_004_480));
         assert_eq!(rent_exempt_minimum(&rent(1.0), 0), Ok(128 * 3_480));
-        assert_eq!(rent_exempt_minimum(&rent(1.5), 0), Err(NishatiError::UnsupportedRent));
-        assert_eq!(rent_exempt_minimum(&rent(2.0), u64::MAX), Err(NishatiError::ArithmeticOverflow));
+        assert_eq!(
+            rent_exempt_minimum(&rent(1.5), 0),
+            Err(NishatiError::UnsupportedRent)
+        );
+        assert_eq!(
+            rent_exempt_minimum(&rent(2.0), u64::MAX),
+            Err(NishatiError::ArithmeticOverflow)
+        );
     }
 }

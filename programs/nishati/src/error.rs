@@ -84,6 +84,89 @@ errors! {
     EmptyUpdate = 6017 => "Update sets no field",
     /// The rent sysvar has an exemption threshold this program cannot compute without floats.
     UnsupportedRent = 6018 => "Rent exemption threshold is not supported",
+    // Codes below arrived with households, readings, offers and trades.
+    /// A reading is not 69 bytes long.
+    InvalidReadingLength = 6019 => "Reading is not 69 bytes",
+    /// A reading does not start with the `NSHR` domain prefix.
+    InvalidReadingMagic = 6020 => "Reading does not start with NSHR",
+    /// A reading has a version this program does not know.
+    UnsupportedReadingVersion = 6021 => "Reading version is not supported",
+    /// A reading names another market.
+    ReadingForAnotherMarket = 6022 => "Reading is for another market",
+    /// A reading's signing key is not the household's registered meter.
+    MeterMismatch = 6023 => "Reading is not signed by the household's meter",
+    /// A reading's counter is not above the last accepted counter.
+    ReadingReplayed = 6024 => "Reading counter is not above the last accepted one",
+    /// A reading's timestamp is before the last accepted timestamp.
+    ReadingOutOfOrder = 6025 => "Reading timestamp is before the last accepted one",
+    /// A reading's timestamp is more than the allowed skew ahead of the clock.
+    ReadingFromTheFuture = 6026 => "Reading timestamp is ahead of the cluster clock",
+    /// A reading's cumulative export or import is below the last accepted value.
+    MeterWentBackwards = 6027 => "Cumulative energy in the reading is below the last accepted value",
+    /// The instruction at the given index is not an earlier Ed25519-program instruction.
+    MissingEd25519Instruction = 6028 => "No Ed25519 program instruction at the given index",
+    /// The Ed25519 instruction's header, offsets or size differ from the reading layout.
+    InvalidEd25519Instruction = 6029 => "Ed25519 instruction layout or offsets are not the expected ones",
+    /// The remaining accounts are not one household and energy account per reading.
+    AttestAccountsMismatch = 6030 => "Accounts do not match the readings: a household and its energy account per reading",
+    /// The instructions sysvar account is wrong.
+    InvalidInstructionsSysvar = 6031 => "Instructions sysvar account is not the instructions sysvar",
+    /// The signer is not the market's oracle authority.
+    NotOracle = 6032 => "Signer is not the market's oracle authority",
+    /// The signer is neither the owner nor, for a custodial household, the oracle.
+    NotHouseholdAuthority = 6033 => "Signer may not act for this household",
+    /// The household account is not the PDA of its seeds.
+    InvalidHouseholdAddress = 6034 => "Household account is not the PDA of its seeds",
+    /// The meter record is not the PDA of its seeds.
+    InvalidMeterRecordAddress = 6035 => "Meter record is not the PDA of its seeds",
+    /// The offer account is not the PDA of its seeds.
+    InvalidOfferAddress = 6036 => "Offer account is not the PDA of its seeds",
+    /// The trade account is not the PDA of its seeds.
+    InvalidTradeAddress = 6037 => "Trade account is not the PDA of its seeds",
+    /// The mint is not the market's energy mint.
+    InvalidEnergyMint = 6038 => "Energy mint is not this market's mint",
+    /// The token account is not the household's energy account.
+    InvalidEnergyAccount = 6039 => "Energy token account is not the household's",
+    /// The token account is not the offer's escrow.
+    InvalidEscrow = 6040 => "Escrow token account is not the offer's",
+    /// The token program account is not SPL Token.
+    InvalidTokenProgram = 6041 => "Token program account is not the SPL Token program",
+    /// The rent receiver is not the account that paid the rent.
+    InvalidRentReceiver = 6042 => "Rent receiver is not who paid the rent",
+    /// An account belongs to another market.
+    WrongMarket = 6043 => "Account belongs to another market",
+    /// The meter key already has a meter record (active or retired).
+    MeterAlreadyRegistered = 6044 => "Meter key is already registered",
+    /// The meter key is all zeros.
+    InvalidMeterKey = 6045 => "Meter key must be a real key",
+    /// The market is paused: no new offers or trades.
+    MarketPaused = 6046 => "Market is paused",
+    /// Resume was asked of a market that is not paused.
+    MarketNotPaused = 6047 => "Market is not paused",
+    /// An offer price is outside the market's bounds.
+    PriceOutOfBounds = 6048 => "Price is outside the market's bounds",
+    /// An amount of energy is zero.
+    ZeroAmount = 6049 => "Amount must be greater than zero",
+    /// An offer's expiry is not in the future.
+    InvalidExpiry = 6050 => "Offer expiry must be in the future",
+    /// The offer has expired.
+    OfferExpired = 6051 => "Offer has expired",
+    /// The offer is cancelled.
+    OfferCancelled = 6052 => "Offer is cancelled",
+    /// The household holds fewer energy tokens than asked.
+    InsufficientEnergy = 6053 => "Not enough energy tokens",
+    /// A trade asks for more than the offer's unreserved energy.
+    NotEnoughOfferedEnergy = 6054 => "Trade is larger than the energy left in the offer",
+    /// A household tried to buy its own offer.
+    SelfTrade = 6055 => "A household cannot buy its own offer",
+    /// The trade account does not exist (never opened, or already closed).
+    TradeNotFound = 6056 => "Trade does not exist: never opened, or already settled or cancelled",
+    /// Someone other than the oracle tried to cancel a trade before its deadline.
+    TradeDeadlineNotReached = 6057 => "Only the oracle may cancel a trade before its deadline",
+    /// Someone other than the seller tried to cancel an offer before it expired.
+    OfferNotExpired = 6058 => "Only the seller may cancel an offer before it expires",
+    /// After a change, the escrow balance differs from reserved plus unreserved energy.
+    EscrowInvariantViolated = 6059 => "Escrow balance is not reserved plus unreserved energy",
 }
 
 impl From<NishatiError> for ProgramError {

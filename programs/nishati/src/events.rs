@@ -4,7 +4,8 @@
 use pinocchio::{log::sol_log_data, pubkey::Pubkey};
 
 use crate::{
-    discriminator::Discriminator, event_discriminator, state::market::MarketConfig,
+    discriminator::{sighash, Discriminator},
+    state::market::MarketConfig,
 };
 
 /// A fixed-capacity borsh writer; events are small and the program has no allocator.
@@ -16,12 +17,15 @@ pub struct EventWriter<const N: usize> {
 impl<const N: usize> EventWriter<N> {
     #[inline(always)]
     pub fn new(discriminator: &Discriminator) -> Self {
-        let mut w = Self { buf: [0; N], len: 0 };
+        let mut w = Self {
+            buf: [0; N],
+            len: 0,
+        };
         w.bytes(discriminator);
         w
     }
 
-    /// Panics at the first test run if an event outgrows its buffer; sizes are constants.
+    /// Sizes are constants computed from the fields, so this never overflows the buffer.
     #[inline(always)]
     pub fn bytes(&mut self, b: &[u8]) {
         self.buf[self.len..self.len + b.len()].copy_from_slice(b);
@@ -41,58 +45,117 @@ impl<const N: usize> EventWriter<N> {
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
+}
 
+/// A value as borsh encodes it, with its encoded size.
+pub trait Encode {
+    const SIZE: usize;
+    fn encode<const N: usize>(&self, w: &mut EventWriter<N>);
+}
+
+impl Encode for [u8; 32] {
+    const SIZE: usize = 32;
     #[inline(always)]
-    pub fn emit(&self) {
-        sol_log_data(&[self.as_bytes()]);
+    fn encode<const N: usize>(&self, w: &mut EventWriter<N>) {
+        w.bytes(self);
     }
 }
 
-pub const MARKET_INITIALIZED: Discriminator = event_discriminator!("MarketInitialized");
-pub const MARKET_UPDATED: Discriminator = event_discriminator!("MarketUpdated");
-
-/// A market was created.
-pub struct MarketInitialized<'a> {
-    pub market: &'a Pubkey,
-    pub admin: &'a Pubkey,
-    pub market_id: u64,
-    pub config: &'a MarketConfig,
-}
-
-pub const MARKET_INITIALIZED_LEN: usize = 8 + 32 + 32 + 8 + MarketConfig::LEN;
-
-impl MarketInitialized<'_> {
+impl Encode for u64 {
+    const SIZE: usize = 8;
     #[inline(always)]
-    pub fn encode(&self) -> EventWriter<MARKET_INITIALIZED_LEN> {
-        let mut w = EventWriter::new(&MARKET_INITIALIZED);
-        w.bytes(self.market);
-        w.bytes(self.admin);
-        w.u64(self.market_id);
-        self.config.write(&mut w);
-        w
+    fn encode<const N: usize>(&self, w: &mut EventWriter<N>) {
+        w.u64(*self);
     }
 }
 
-/// The admin changed the market's settings; carries both, so consumers need not re-fetch.
-pub struct MarketUpdated<'a> {
-    pub market: &'a Pubkey,
-    pub admin: &'a Pubkey,
-    pub old: &'a MarketConfig,
-    pub new: &'a MarketConfig,
+impl Encode for i64 {
+    const SIZE: usize = 8;
+    #[inline(always)]
+    fn encode<const N: usize>(&self, w: &mut EventWriter<N>) {
+        w.bytes(&self.to_le_bytes());
+    }
 }
 
-pub const MARKET_UPDATED_LEN: usize = 8 + 32 + 32 + 2 * MarketConfig::LEN;
-
-impl MarketUpdated<'_> {
+impl Encode for bool {
+    const SIZE: usize = 1;
     #[inline(always)]
-    pub fn encode(&self) -> EventWriter<MARKET_UPDATED_LEN> {
-        let mut w = EventWriter::new(&MARKET_UPDATED);
-        w.bytes(self.market);
-        w.bytes(self.admin);
-        self.old.write(&mut w);
-        self.new.write(&mut w);
-        w
+    fn encode<const N: usize>(&self, w: &mut EventWriter<N>) {
+        w.bytes(&[*self as u8]);
     }
+}
+
+impl Encode for MarketConfig {
+    const SIZE: usize = MarketConfig::LEN;
+    #[inline(always)]
+    fn encode<const N: usize>(&self, w: &mut EventWriter<N>) {
+        self.write(w);
+    }
+}
+
+macro_rules! events {
+    ($($(#[$doc:meta])* $name:ident { $($field:ident: $ty:ty),* $(,)? })*) => {
+        $(
+            $(#[$doc])*
+            pub struct $name {
+                $(pub $field: $ty,)*
+            }
+
+            impl $name {
+                pub const DISCRIMINATOR: Discriminator =
+                    sighash(concat!("event:", stringify!($name)).as_bytes());
+                pub const LEN: usize = 8 $(+ <$ty as Encode>::SIZE)*;
+
+                pub fn encode(&self) -> EventWriter<{ Self::LEN }> {
+                    let mut w = EventWriter::new(&Self::DISCRIMINATOR);
+                    $(self.$field.encode(&mut w);)*
+                    w
+                }
+
+                #[inline(always)]
+                pub fn emit(&self) {
+                    sol_log_data(&[self.encode().as_bytes()]);
+                }
+            }
+        )*
+
+        /// Every event as (name, discriminator, encoded size), for the IDL check.
+        pub const ALL: &[(&str, Discriminator, usize)] =
+            &[$((stringify!($name), $name::DISCRIMINATOR, $name::LEN),)*];
+    };
+}
+
+events! {
+    /// A market was created.
+    MarketInitialized { market: Pubkey, admin: Pubkey, market_id: u64, energy_mint: Pubkey, config: MarketConfig }
+    /// The admin changed the market's settings; carries both, so consumers need not re-fetch.
+    MarketUpdated { market: Pubkey, admin: Pubkey, old: MarketConfig, new: MarketConfig }
+    MarketPaused { market: Pubkey, admin: Pubkey }
+    MarketResumed { market: Pubkey, admin: Pubkey }
+    HouseholdRegistered { market: Pubkey, household: Pubkey, owner: Pubkey, meter: Pubkey, custodial: bool }
+    MeterChanged { household: Pubkey, old_meter: Pubkey, new_meter: Pubkey }
+    /// One accepted reading; `minted_wh` is 0 for a meter's first (baseline) reading.
+    MeterAttested {
+        household: Pubkey, meter: Pubkey, counter: u64, timestamp: i64,
+        exported_wh: u64, imported_wh: u64, minted_wh: u64,
+    }
+    OfferCreated {
+        offer: Pubkey, seller: Pubkey, offer_id: u64, wh: u64, price_cents_per_kwh: u64,
+        expires_at: i64,
+    }
+    /// `closed`: the offer and its escrow are gone; otherwise pending trades still hold Wh.
+    OfferCancelled { offer: Pubkey, seller: Pubkey, returned_wh: u64, closed: bool }
+    TradeOpened {
+        trade: Pubkey, offer: Pubkey, buyer: Pubkey, seller: Pubkey, wh: u64, total_cents: u64,
+        deadline: i64, payment_ref_hash: [u8; 32],
+    }
+    /// The payment's receipt hash lives here: the trade account closes.
+    TradeSettled {
+        trade: Pubkey, offer: Pubkey, buyer: Pubkey, wh: u64, total_cents: u64,
+        receipt_hash: [u8; 32],
+    }
+    TradeCancelled { trade: Pubkey, offer: Pubkey, buyer: Pubkey, wh: u64, after_deadline: bool }
+    EnergyRedeemed { household: Pubkey, wh: u64 }
 }
 
 #[cfg(test)]
@@ -101,7 +164,6 @@ mod tests {
 
     #[test]
     fn events_fill_their_buffers_exactly() {
-        let key = [3u8; 32];
         let config = MarketConfig {
             oracle_authority: [9; 32],
             fee_bps: 150,
@@ -109,11 +171,24 @@ mod tests {
             max_price_cents_per_kwh: 5_000,
             payment_deadline_secs: 600,
         };
-        let init = MarketInitialized { market: &key, admin: &key, market_id: 7, config: &config }
-            .encode();
-        assert_eq!(init.as_bytes().len(), MARKET_INITIALIZED_LEN);
-        assert_eq!(&init.as_bytes()[..8], &MARKET_INITIALIZED);
-        let upd = MarketUpdated { market: &key, admin: &key, old: &config, new: &config }.encode();
-        assert_eq!(upd.as_bytes().len(), MARKET_UPDATED_LEN);
+        let event = MarketUpdated {
+            market: [1; 32],
+            admin: [2; 32],
+            old: config,
+            new: config,
+        };
+        let encoded = event.encode();
+        assert_eq!(encoded.as_bytes().len(), MarketUpdated::LEN);
+        assert_eq!(&encoded.as_bytes()[..8], &MarketUpdated::DISCRIMINATOR);
+        let attested = MeterAttested {
+            household: [1; 32],
+            meter: [2; 32],
+            counter: 1,
+            timestamp: -1,
+            exported_wh: 2,
+            imported_wh: 3,
+            minted_wh: 4,
+        };
+        assert_eq!(attested.encode().as_bytes().len(), MeterAttested::LEN);
     }
 }

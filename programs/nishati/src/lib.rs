@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod instructions;
 pub mod pda;
+pub mod reading;
 pub mod state;
 
 use pinocchio::{
@@ -51,9 +52,25 @@ fn dispatch(program_id: &Pubkey, accounts: &[AccountInfo], data: &[u8]) -> Progr
     let Some((discriminator, args)) = data.split_first_chunk::<8>() else {
         return Err(NishatiError::UnknownInstruction.into());
     };
+    let ctx = Context {
+        program_id,
+        accounts,
+        data: args,
+    };
     match *discriminator {
-        market_initialize::DISCRIMINATOR => market_initialize::process(program_id, accounts, args),
-        market_update::DISCRIMINATOR => market_update::process(program_id, accounts, args),
+        market_initialize::DISCRIMINATOR => market_initialize::process(&ctx),
+        market_update::DISCRIMINATOR => market_update::process(&ctx),
+        market_pause::PAUSE_DISCRIMINATOR => market_pause::process(&ctx, true),
+        market_pause::RESUME_DISCRIMINATOR => market_pause::process(&ctx, false),
+        household_register::DISCRIMINATOR => household_register::process(&ctx),
+        household_set_meter::DISCRIMINATOR => household_set_meter::process(&ctx),
+        meter_attest::DISCRIMINATOR => meter_attest::process(&ctx),
+        offer_create::DISCRIMINATOR => offer_create::process(&ctx),
+        offer_cancel::DISCRIMINATOR => offer_cancel::process(&ctx),
+        trade_open::DISCRIMINATOR => trade_open::process(&ctx),
+        trade_settle::DISCRIMINATOR => trade_settle::process(&ctx),
+        trade_cancel::DISCRIMINATOR => trade_cancel::process(&ctx),
+        energy_redeem::DISCRIMINATOR => energy_redeem::process(&ctx),
         _ => Err(NishatiError::UnknownInstruction.into()),
     }
 }

@@ -1,11 +1,11 @@
-//! `market_initialize`: creates a Market PDA with its admin, oracle authority and rules.
+//! `market_initialize`: creates a Market PDA with its rules, and the market's energy mint.
 
 use pinocchio::{
-    account_info::AccountInfo,
     instruction::{Seed, Signer},
-    pubkey::{find_program_address, Pubkey},
+    pubkey::find_program_address,
     ProgramResult,
 };
+use pinocchio_token::{instructions::InitializeMint2, state::Mint};
 
 use crate::{
     accounts::{self, NewPda},
@@ -14,9 +14,12 @@ use crate::{
     error::NishatiError,
     events::MarketInitialized,
     instruction_discriminator,
-    instructions::AccountSpec,
-    pda::MARKET_SEED,
-    state::market::{Market, MarketConfig},
+    instructions::{AccountSpec, Context},
+    pda::{MARKET_SEED, MINT_SEED},
+    state::{
+        market::{Market, MarketConfig},
+        AccountData,
+    },
 };
 
 pub const DISCRIMINATOR: Discriminator = instruction_discriminator!("market_initialize");
@@ -25,19 +28,30 @@ pub const ACCOUNTS: &[AccountSpec] = &[
     ("payer", true, true),
     ("admin", false, true),
     ("market", true, false),
+    ("energy_mint", true, false),
+    ("token_program", false, false),
     ("system_program", false, false),
 ];
 
+/// Energy tokens carry 3 decimals, so wallets show kWh while 1 unit stays 1 Wh.
+pub const ENERGY_DECIMALS: u8 = 3;
+
 /// Args: `market_id: u64`, `config: MarketConfig`.
-#[inline(always)]
-pub fn process(program_id: &Pubkey, accounts: &[AccountInfo], data: &[u8]) -> ProgramResult {
-    let [payer, admin, market, system_program, ..] = accounts else {
+pub fn process(ctx: &Context) -> ProgramResult {
+    let Context {
+        program_id,
+        accounts,
+        data,
+    } = *ctx;
+    let [payer, admin, market, energy_mint, token_program, system_program, ..] = accounts else {
         return Err(NishatiError::NotEnoughAccounts.into());
     };
     accounts::signer(payer)?;
     accounts::writable(payer)?;
     accounts::signer(admin)?;
     accounts::writable(market)?;
+    accounts::writable(energy_mint)?;
+    accounts::token_program(token_program)?;
     accounts::system_program(system_program)?;
 
     let mut args = ArgReader::new(data);
@@ -51,27 +65,60 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountInfo], data: &[u8]) -> Pr
     if address != *market.key() {
         return Err(NishatiError::InvalidMarketAddress.into());
     }
+    let (mint_address, mint_bump) = find_program_address(&[MINT_SEED, market.key()], program_id);
+    if mint_address != *energy_mint.key() {
+        return Err(NishatiError::InvalidEnergyMint.into());
+    }
+
     let bump_bytes = [bump];
-    let seeds = [Seed::from(MARKET_SEED), Seed::from(&id_bytes), Seed::from(&bump_bytes)];
+    let market_seeds = [
+        Seed::from(MARKET_SEED),
+        Seed::from(&id_bytes),
+        Seed::from(&bump_bytes),
+    ];
     NewPda {
         payer,
         account: market,
-        space: Market::LEN as u64,
-        owner: program_id,
-        signers: &[Signer::from(&seeds)],
+        signers: &[Signer::from(&market_seeds)],
     }
-    .create()?;
+    .create(Market::LEN as u64, program_id)?;
+
+    let mint_bump_bytes = [mint_bump];
+    let mint_seeds = [
+        Seed::from(MINT_SEED),
+        Seed::from(market.key().as_ref()),
+        Seed::from(&mint_bump_bytes),
+    ];
+    NewPda {
+        payer,
+        account: energy_mint,
+        signers: &[Signer::from(&mint_seeds)],
+    }
+    .create(Mint::LEN as u64, &pinocchio_token::ID)?;
+    InitializeMint2 {
+        mint: energy_mint,
+        decimals: ENERGY_DECIMALS,
+        mint_authority: market.key(),
+        freeze_authority: None,
+    }
+    .invoke()?;
 
     let mut data = market.try_borrow_mut_data()?;
     let state = Market::init_bytes(&mut data)?;
     state.admin = *admin.key();
     state.market_id = market_id;
     state.bump = bump;
-    state.paused = 0;
+    state.energy_mint = mint_address;
+    state.mint_bump = mint_bump;
     state.set_config(&config);
 
-    MarketInitialized { market: market.key(), admin: admin.key(), market_id, config: &config }
-        .encode()
-        .emit();
+    MarketInitialized {
+        market: *market.key(),
+        admin: *admin.key(),
+        market_id,
+        energy_mint: mint_address,
+        config,
+    }
+    .emit();
     Ok(())
 }

@@ -1,20 +1,14 @@
 //! `market_update`: the admin changes any of the market's settings.
 
-use pinocchio::{
-    account_info::AccountInfo,
-    pubkey::{create_program_address, Pubkey},
-    ProgramResult,
-};
+use pinocchio::{pubkey::Pubkey, ProgramResult};
 
 use crate::{
-    accounts,
     args::ArgReader,
     discriminator::Discriminator,
     error::NishatiError,
     events::MarketUpdated,
     instruction_discriminator,
-    instructions::AccountSpec,
-    pda::MARKET_SEED,
+    instructions::{AccountSpec, Context},
     state::market::{Market, MarketConfig},
 };
 
@@ -60,44 +54,45 @@ impl MarketUpdateArgs {
         let new = MarketConfig {
             oracle_authority: self.oracle_authority.unwrap_or(old.oracle_authority),
             fee_bps: self.fee_bps.unwrap_or(old.fee_bps),
-            min_price_cents_per_kwh: self.min_price_cents_per_kwh.unwrap_or(old.min_price_cents_per_kwh),
-            max_price_cents_per_kwh: self.max_price_cents_per_kwh.unwrap_or(old.max_price_cents_per_kwh),
-            payment_deadline_secs: self.payment_deadline_secs.unwrap_or(old.payment_deadline_secs),
+            min_price_cents_per_kwh: self
+                .min_price_cents_per_kwh
+                .unwrap_or(old.min_price_cents_per_kwh),
+            max_price_cents_per_kwh: self
+                .max_price_cents_per_kwh
+                .unwrap_or(old.max_price_cents_per_kwh),
+            payment_deadline_secs: self
+                .payment_deadline_secs
+                .unwrap_or(old.payment_deadline_secs),
         };
         new.validate()?;
         Ok(new)
     }
 }
 
-#[inline(always)]
-pub fn process(program_id: &Pubkey, accounts: &[AccountInfo], data: &[u8]) -> ProgramResult {
+pub fn process(ctx: &Context) -> ProgramResult {
+    let Context {
+        program_id,
+        accounts,
+        data,
+    } = *ctx;
     let [admin, market, ..] = accounts else {
         return Err(NishatiError::NotEnoughAccounts.into());
     };
-    accounts::signer(admin)?;
-    accounts::writable(market)?;
-    accounts::owned_by(market, program_id)?;
     let update = MarketUpdateArgs::read(data)?;
-
-    let mut bytes = market.try_borrow_mut_data()?;
-    let state = Market::from_bytes_mut(&mut bytes)?;
-    let id_bytes = state.market_id.to_le_bytes();
-    let expected = create_program_address(&[MARKET_SEED, &id_bytes, &[state.bump]], program_id)
-        .map_err(|_| NishatiError::InvalidMarketAddress)?;
-    if expected != *market.key() {
-        return Err(NishatiError::InvalidMarketAddress.into());
-    }
-    if state.admin != *admin.key() {
-        return Err(NishatiError::NotMarketAdmin.into());
-    }
+    let mut state = Market::load_mut(market, program_id)?;
+    state.check_admin(admin)?;
 
     let old = state.config();
     let new = update.apply(&old)?;
     state.set_config(&new);
 
-    MarketUpdated { market: market.key(), admin: admin.key(), old: &old, new: &new }
-        .encode()
-        .emit();
+    MarketUpdated {
+        market: *market.key(),
+        admin: *admin.key(),
+        old,
+        new,
+    }
+    .emit();
     Ok(())
 }
 
@@ -114,10 +109,25 @@ mod tests {
             max_price_cents_per_kwh: 2_000,
             payment_deadline_secs: 600,
         };
-        assert_eq!(MarketUpdateArgs::default().apply(&old), Err(NishatiError::EmptyUpdate));
-        let fee = MarketUpdateArgs { fee_bps: Some(250), ..Default::default() };
-        assert_eq!(fee.apply(&old), Ok(MarketConfig { fee_bps: 250, ..old }));
-        let reversed = MarketUpdateArgs { min_price_cents_per_kwh: Some(2_001), ..Default::default() };
+        assert_eq!(
+            MarketUpdateArgs::default().apply(&old),
+            Err(NishatiError::EmptyUpdate)
+        );
+        let fee = MarketUpdateArgs {
+            fee_bps: Some(250),
+            ..Default::default()
+        };
+        assert_eq!(
+            fee.apply(&old),
+            Ok(MarketConfig {
+                fee_bps: 250,
+                ..old
+            })
+        );
+        let reversed = MarketUpdateArgs {
+            min_price_cents_per_kwh: Some(2_001),
+            ..Default::default()
+        };
         assert_eq!(reversed.apply(&old), Err(NishatiError::PriceBoundsReversed));
     }
 

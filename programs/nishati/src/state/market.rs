@@ -2,11 +2,20 @@
 
 use core::mem::{offset_of, size_of};
 
-use pinocchio::pubkey::Pubkey;
+use pinocchio::{
+    account_info::{AccountInfo, Ref, RefMut},
+    program_error::ProgramError,
+    pubkey::Pubkey,
+};
 
 use crate::{
-    account_discriminator, args::ArgReader, discriminator::Discriminator, error::NishatiError,
+    account_discriminator, accounts,
+    args::ArgReader,
+    discriminator::Discriminator,
+    error::NishatiError,
     events::EventWriter,
+    pda::{self, MARKET_SEED},
+    state::{self, AccountData},
 };
 
 /// 100 % in basis points.
@@ -88,26 +97,99 @@ pub struct Market {
     /// 0 or 1; a `bool` in the IDL.
     pub paused: u8,
     pub bump: u8,
+    /// SPL Token mint of the market's energy, PDA `["mint", market]`; 1 unit = 1 Wh.
+    pub energy_mint: Pubkey,
+    pub mint_bump: u8,
     /// Room for fields later issues add, so the account never needs a realloc to grow.
-    pub reserved: [u8; 52],
+    pub reserved: [u8; 19],
 }
 
-pub const MARKET_DISCRIMINATOR: Discriminator = account_discriminator!("Market");
-
 const _: () = {
-    assert!(size_of::<Market>() == Market::LEN);
+    assert!(size_of::<Market>() == 160);
     assert!(offset_of!(Market, admin) == 8);
-    assert!(offset_of!(Market, oracle_authority) == 40);
     assert!(offset_of!(Market, market_id) == 72);
-    assert!(offset_of!(Market, min_price_cents_per_kwh) == 80);
     assert!(offset_of!(Market, fee_bps) == 104);
-    assert!(offset_of!(Market, paused) == 106);
-    assert!(offset_of!(Market, bump) == 107);
-    assert!(offset_of!(Market, reserved) == 108);
+    assert!(offset_of!(Market, energy_mint) == 108);
+    assert!(offset_of!(Market, reserved) == 141);
 };
 
+// SAFETY: repr(C), integers and byte arrays only, checked size above.
+unsafe impl AccountData for Market {
+    const DISCRIMINATOR: Discriminator = account_discriminator!("Market");
+}
+
 impl Market {
-    pub const LEN: usize = 160;
+    /// Loads a market and proves it is the PDA of its id.
+    #[inline(always)]
+    pub fn load<'a>(
+        account: &'a AccountInfo,
+        program_id: &Pubkey,
+    ) -> Result<Ref<'a, Self>, ProgramError> {
+        let market = state::load::<Self>(account, program_id)?;
+        market.check_address(account.key(), program_id)?;
+        Ok(market)
+    }
+
+    #[inline(always)]
+    pub fn load_mut<'a>(
+        account: &'a AccountInfo,
+        program_id: &Pubkey,
+    ) -> Result<RefMut<'a, Self>, ProgramError> {
+        let market = state::load_mut::<Self>(account, program_id)?;
+        market.check_address(account.key(), program_id)?;
+        Ok(market)
+    }
+
+    #[inline(always)]
+    fn check_address(&self, key: &Pubkey, program_id: &Pubkey) -> Result<(), NishatiError> {
+        let id = self.market_id.to_le_bytes();
+        pda::check(
+            &[MARKET_SEED, &id],
+            self.bump,
+            program_id,
+            key,
+            NishatiError::InvalidMarketAddress,
+        )
+    }
+
+    /// The seeds with which the market signs, as mint authority: id bytes and bump.
+    pub fn signer_seed_bytes(&self) -> ([u8; 8], [u8; 1]) {
+        (self.market_id.to_le_bytes(), [self.bump])
+    }
+
+    pub fn check_admin(&self, admin: &AccountInfo) -> Result<(), NishatiError> {
+        accounts::signer(admin)?;
+        if self.admin == *admin.key() {
+            Ok(())
+        } else {
+            Err(NishatiError::NotMarketAdmin)
+        }
+    }
+
+    pub fn check_oracle(&self, oracle: &AccountInfo) -> Result<(), NishatiError> {
+        accounts::signer(oracle)?;
+        if self.oracle_authority == *oracle.key() {
+            Ok(())
+        } else {
+            Err(NishatiError::NotOracle)
+        }
+    }
+
+    pub fn check_open(&self) -> Result<(), NishatiError> {
+        if self.paused == 0 {
+            Ok(())
+        } else {
+            Err(NishatiError::MarketPaused)
+        }
+    }
+
+    pub fn check_mint(&self, mint: &AccountInfo) -> Result<(), NishatiError> {
+        if self.energy_mint == *mint.key() {
+            Ok(())
+        } else {
+            Err(NishatiError::InvalidEnergyMint)
+        }
+    }
 
     pub fn config(&self) -> MarketConfig {
         MarketConfig {
@@ -125,25 +207,6 @@ impl Market {
         self.min_price_cents_per_kwh = config.min_price_cents_per_kwh;
         self.max_price_cents_per_kwh = config.max_price_cents_per_kwh;
         self.payment_deadline_secs = config.payment_deadline_secs;
-    }
-
-    /// Views account data as a Market after checking its size and discriminator.
-    pub fn from_bytes_mut(data: &mut [u8]) -> Result<&mut Self, NishatiError> {
-        if data.len() != Self::LEN || data[..8] != MARKET_DISCRIMINATOR {
-            return Err(NishatiError::InvalidAccountData);
-        }
-        // SAFETY: the length is checked, every field is an integer or byte array (any bit pattern
-        // is valid), and the runtime aligns account data to 8 bytes.
-        Ok(unsafe { &mut *(data.as_mut_ptr() as *mut Self) })
-    }
-
-    /// Writes a new Market over freshly allocated, zeroed account data.
-    pub fn init_bytes(data: &mut [u8]) -> Result<&mut Self, NishatiError> {
-        if data.len() != Self::LEN {
-            return Err(NishatiError::InvalidAccountData);
-        }
-        data[..8].copy_from_slice(&MARKET_DISCRIMINATOR);
-        Self::from_bytes_mut(data)
     }
 }
 
@@ -165,28 +228,78 @@ mod tests {
     fn validate_names_each_broken_rule() {
         assert_eq!(config().validate(), Ok(()));
         let cases = [
-            (MarketConfig { oracle_authority: [0; 32], ..config() }, NishatiError::InvalidOracleAuthority),
-            (MarketConfig { fee_bps: 10_001, ..config() }, NishatiError::FeeTooHigh),
-            (MarketConfig { min_price_cents_per_kwh: 0, ..config() }, NishatiError::ZeroPrice),
-            (MarketConfig { min_price_cents_per_kwh: 4_001, ..config() }, NishatiError::PriceBoundsReversed),
-            (MarketConfig { payment_deadline_secs: 59, ..config() }, NishatiError::InvalidPaymentDeadline),
-            (MarketConfig { payment_deadline_secs: 86_401, ..config() }, NishatiError::InvalidPaymentDeadline),
+            (
+                MarketConfig {
+                    oracle_authority: [0; 32],
+                    ..config()
+                },
+                NishatiError::InvalidOracleAuthority,
+            ),
+            (
+                MarketConfig {
+                    fee_bps: 10_001,
+                    ..config()
+                },
+                NishatiError::FeeTooHigh,
+            ),
+            (
+                MarketConfig {
+                    min_price_cents_per_kwh: 0,
+                    ..config()
+                },
+                NishatiError::ZeroPrice,
+            ),
+            (
+                MarketConfig {
+                    min_price_cents_per_kwh: 4_001,
+                    ..config()
+                },
+                NishatiError::PriceBoundsReversed,
+            ),
+            (
+                MarketConfig {
+                    payment_deadline_secs: 59,
+                    ..config()
+                },
+                NishatiError::InvalidPaymentDeadline,
+            ),
+            (
+                MarketConfig {
+                    payment_deadline_secs: 86_401,
+                    ..config()
+                },
+                NishatiError::InvalidPaymentDeadline,
+            ),
         ];
         for (c, e) in cases {
             assert_eq!(c.validate(), Err(e));
         }
-        assert_eq!(MarketConfig { fee_bps: 10_000, ..config() }.validate(), Ok(()));
+        assert_eq!(
+            MarketConfig {
+                fee_bps: 10_000,
+                ..config()
+            }
+            .validate(),
+            Ok(())
+        );
     }
 
     #[test]
     fn market_bytes_round_trip() {
         let mut buf = [0u64; Market::LEN / 8];
         // SAFETY: a u64 array is 8-aligned and Market::LEN bytes long.
-        let bytes = unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, Market::LEN) };
-        assert_eq!(Market::from_bytes_mut(bytes).err(), Some(NishatiError::InvalidAccountData));
+        let bytes =
+            unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, Market::LEN) };
+        assert_eq!(
+            Market::from_bytes_mut(bytes).err(),
+            Some(NishatiError::InvalidAccountData)
+        );
         let m = Market::init_bytes(bytes).unwrap();
         m.set_config(&config());
         assert_eq!(m.config(), config());
-        assert_eq!(Market::from_bytes_mut(&mut [0u8; 8]).err(), Some(NishatiError::InvalidAccountData));
+        assert_eq!(
+            Market::from_bytes_mut(&mut [0u8; 8]).err(),
+            Some(NishatiError::InvalidAccountData)
+        );
     }
 }

@@ -1,0 +1,172 @@
+//! `offer_create`: a household escrows energy for sale at a price per kWh.
+
+use pinocchio::{
+    instruction::{Seed, Signer},
+    pubkey::find_program_address,
+    ProgramResult,
+};
+use pinocchio_token::instructions::Transfer;
+
+use crate::{
+    accounts::{self, NewPda},
+    args::ArgReader,
+    discriminator::Discriminator,
+    error::NishatiError,
+    events::OfferCreated,
+    instruction_discriminator,
+    instructions::{now, AccountSpec, Context},
+    pda::{ESCROW_SEED, HOUSEHOLD_SEED, OFFER_SEED},
+    state::{household::Household, market::Market, offer::Offer, AccountData},
+};
+
+pub const DISCRIMINATOR: Discriminator = instruction_discriminator!("offer_create");
+
+pub const ACCOUNTS: &[AccountSpec] = &[
+    ("payer", true, true),
+    ("authority", false, true),
+    ("market", false, false),
+    ("household", true, false),
+    ("energy_account", true, false),
+    ("offer", true, false),
+    ("escrow", true, false),
+    ("energy_mint", false, false),
+    ("token_program", false, false),
+    ("system_program", false, false),
+];
+
+/// Args: `wh: u64`, `price_cents_per_kwh: u64`, `expires_at: i64`.
+pub fn process(ctx: &Context) -> ProgramResult {
+    let Context {
+        program_id,
+        accounts,
+        data,
+    } = *ctx;
+    let [payer, authority, market, household, energy_account, offer, escrow, energy_mint, token_program, system_program, ..] =
+        accounts
+    else {
+        return Err(NishatiError::NotEnoughAccounts.into());
+    };
+    accounts::signer(payer)?;
+    accounts::writable(payer)?;
+    accounts::writable(energy_account)?;
+    accounts::writable(offer)?;
+    accounts::writable(escrow)?;
+    accounts::token_program(token_program)?;
+    accounts::system_program(system_program)?;
+
+    let mut args = ArgReader::new(data);
+    let wh = args.u64()?;
+    let price = args.u64()?;
+    let expires_at = args.u64()? as i64;
+    args.finish()?;
+    let now = now()?;
+
+    let market_state = Market::load(market, program_id)?;
+    market_state.check_open()?;
+    market_state.check_mint(energy_mint)?;
+    if wh == 0 {
+        return Err(NishatiError::ZeroAmount.into());
+    }
+    if !(market_state.min_price_cents_per_kwh..=market_state.max_price_cents_per_kwh)
+        .contains(&price)
+    {
+        return Err(NishatiError::PriceOutOfBounds.into());
+    }
+    if expires_at <= now {
+        return Err(NishatiError::InvalidExpiry.into());
+    }
+
+    let (offer_id, home) = {
+        let mut home = Household::load_mut(household, program_id, market.key())?;
+        home.check_authority(authority, &market_state)?;
+        home.check_energy_account(energy_account)?;
+        let offer_id = home.next_offer_id;
+        home.next_offer_id = offer_id
+            .checked_add(1)
+            .ok_or(NishatiError::ArithmeticOverflow)?;
+        (offer_id, *home)
+    };
+    drop(market_state);
+    if accounts::token_balance(energy_account)? < wh {
+        return Err(NishatiError::InsufficientEnergy.into());
+    }
+
+    let id_bytes = offer_id.to_le_bytes();
+    let (offer_address, bump) =
+        find_program_address(&[OFFER_SEED, household.key(), &id_bytes], program_id);
+    if offer_address != *offer.key() {
+        return Err(NishatiError::InvalidOfferAddress.into());
+    }
+    let (escrow_address, escrow_bump) =
+        find_program_address(&[ESCROW_SEED, offer.key()], program_id);
+    if escrow_address != *escrow.key() {
+        return Err(NishatiError::InvalidEscrow.into());
+    }
+
+    let bump_bytes = [bump];
+    let offer_seeds = [
+        Seed::from(OFFER_SEED),
+        Seed::from(household.key().as_ref()),
+        Seed::from(&id_bytes),
+        Seed::from(&bump_bytes),
+    ];
+    NewPda {
+        payer,
+        account: offer,
+        signers: &[Signer::from(&offer_seeds)],
+    }
+    .create(Offer::LEN as u64, program_id)?;
+    let escrow_bump_bytes = [escrow_bump];
+    let escrow_seeds = [
+        Seed::from(ESCROW_SEED),
+        Seed::from(offer.key().as_ref()),
+        Seed::from(&escrow_bump_bytes),
+    ];
+    NewPda {
+        payer,
+        account: escrow,
+        signers: &[Signer::from(&escrow_seeds)],
+    }
+    .create_token_account(energy_mint, offer.key())?;
+
+    let home_bump = [home.bump];
+    let household_seeds = [
+        Seed::from(HOUSEHOLD_SEED),
+        Seed::from(market.key().as_ref()),
+        Seed::from(&home.owner),
+        Seed::from(&home_bump),
+    ];
+    Transfer {
+        from: energy_account,
+        to: escrow,
+        authority: household,
+        amount: wh,
+    }
+    .invoke_signed(&[Signer::from(&household_seeds)])?;
+
+    let mut data = offer.try_borrow_mut_data()?;
+    let state = Offer::init_bytes(&mut data)?;
+    state.market = *market.key();
+    state.seller = *household.key();
+    state.escrow = escrow_address;
+    state.rent_payer = *payer.key();
+    state.offer_id = offer_id;
+    state.price_cents_per_kwh = price;
+    state.unreserved_wh = wh;
+    state.expires_at = expires_at;
+    state.created_at = now;
+    state.bump = bump;
+    state.escrow_bump = escrow_bump;
+    state.check_escrow_balance(escrow)?;
+
+    OfferCreated {
+        offer: offer_address,
+        seller: *household.key(),
+        offer_id,
+        wh,
+        price_cents_per_kwh: price,
+        expires_at,
+    }
+    .emit();
+    Ok(())
+}
