@@ -45,7 +45,10 @@ def describe(market: Market) -> str:
         ("admin", str(market.admin)),
         ("oracle authority", str(c.oracle_authority)),
         ("fee", f"{c.fee_bps // 100}.{c.fee_bps % 100:02d} % ({c.fee_bps} bps)"),
-        ("price bounds", f"{kes(c.min_price_cents_per_kwh)} to {kes(c.max_price_cents_per_kwh)} per kWh"),
+        (
+            "price bounds",
+            f"{kes(c.min_price_cents_per_kwh)} to {kes(c.max_price_cents_per_kwh)} per kWh",
+        ),
         ("payment deadline", f"{c.payment_deadline_secs} s"),
         ("paused", "yes" if market.paused else "no"),
     ]
@@ -63,7 +66,10 @@ async def run(settings: ClientSettings) -> Market:
         try:
             client = NishatiClient(chain, program_id)
             outcome = await client.market_initialize(
-                payer=admin, admin=admin, market_id=DEMO_MARKET_ID, config=demo_config(oracle.pubkey())
+                payer=admin,
+                admin=admin,
+                market_id=DEMO_MARKET_ID,
+                config=demo_config(oracle.pubkey()),
             )
             print(f"market_initialize confirmed: {outcome.signature} ({outcome.compute_units} CU)")
             market = await client.market(market_address(program_id, DEMO_MARKET_ID)[0])
