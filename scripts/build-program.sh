@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+scripts/bootstrap.sh
 
 step "program: building target/deploy/nishati.so"
 # RUSTC_BOOTSTRAP unlocks -Zbuild-std and JSON target specs on Debian's stable rustc.

@@ -3,6 +3,5 @@
 # starts a local validator, opens a market and prints it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
 scripts/build-program.sh
 exec .venv/bin/python -m nishati_oracle.demo

@@ -6,7 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-scripts/bootstrap.sh
 scripts/build-program.sh
 
 step "rust: fmt, clippy, host tests"
