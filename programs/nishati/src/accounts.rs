@@ -2,7 +2,6 @@
 
 use pinocchio::{
     account_info::AccountInfo,
-    instruction::Signer,
     program_error::ProgramError,
     pubkey::{pubkey_eq, Pubkey},
     sysvars::{rent::Rent, Sysvar},
@@ -11,7 +10,7 @@ use pinocchio::{
 use pinocchio_system::instructions::{Allocate, Assign, CreateAccount, Transfer};
 use pinocchio_token::{instructions::InitializeAccount3, state::TokenAccount};
 
-use crate::error::NishatiError;
+use crate::{error::NishatiError, pda};
 
 /// Bit pattern of the f64 exemption threshold 2.0 (two years of rent), today's value.
 const THRESHOLD_TWO_YEARS: u64 = 0x4000_0000_0000_0000;
@@ -67,10 +66,8 @@ pub fn token_balance(account: &AccountInfo) -> Result<u64, ProgramError> {
 pub fn close(account: &AccountInfo, destination: &AccountInfo) -> ProgramResult {
     writable(destination)?;
     let lamports = account.lamports();
-    let credited = destination
-        .lamports()
-        .checked_add(lamports)
-        .ok_or(NishatiError::ArithmeticOverflow)?;
+    let credited =
+        destination.lamports().checked_add(lamports).ok_or(NishatiError::ArithmeticOverflow)?;
     *destination.try_borrow_mut_lamports()? = credited;
     *account.try_borrow_mut_lamports()? = 0;
     account.close()
@@ -101,11 +98,12 @@ pub fn rent_exempt_minimum(rent: &Rent, data_len: u64) -> Result<u64, NishatiErr
         .ok_or(NishatiError::ArithmeticOverflow)
 }
 
-/// A PDA account to create: who pays, where, and the seeds that sign for its address.
+/// A PDA account to create: who pays, where, and the seeds and bump of its address.
 pub struct NewPda<'a> {
     pub payer: &'a AccountInfo,
     pub account: &'a AccountInfo,
-    pub signers: &'a [Signer<'a, 'a>],
+    pub seeds: &'a [&'a [u8]],
+    pub bump: u8,
 }
 
 impl NewPda<'_> {
@@ -119,46 +117,31 @@ impl NewPda<'_> {
         }
         let required = rent_exempt_minimum(&Rent::get()?, space)?;
         let current = self.account.lamports();
-        if current == 0 {
-            return CreateAccount {
-                from: self.payer,
-                to: self.account,
-                lamports: required,
-                space,
-                owner,
+        let (payer, account) = (self.payer, self.account);
+        pda::sign_with(self.seeds, self.bump, |signers| {
+            if current == 0 {
+                return CreateAccount {
+                    from: payer,
+                    to: account,
+                    lamports: required,
+                    space,
+                    owner,
+                }
+                .invoke_signed(signers);
             }
-            .invoke_signed(self.signers);
-        }
-        if current < required {
-            Transfer {
-                from: self.payer,
-                to: self.account,
-                lamports: required - current,
+            if current < required {
+                Transfer { from: payer, to: account, lamports: required - current }.invoke()?;
             }
-            .invoke()?;
-        }
-        Allocate {
-            account: self.account,
-            space,
-        }
-        .invoke_signed(self.signers)?;
-        Assign {
-            account: self.account,
-            owner,
-        }
-        .invoke_signed(self.signers)
+            Allocate { account, space }.invoke_signed(signers)?;
+            Assign { account, owner }.invoke_signed(signers)
+        })
     }
 
     /// Creates an SPL token account of `mint` at this PDA whose token authority is `authority`.
     #[inline(always)]
     pub fn create_token_account(&self, mint: &AccountInfo, authority: &Pubkey) -> ProgramResult {
         self.create(TokenAccount::LEN as u64, &pinocchio_token::ID)?;
-        InitializeAccount3 {
-            account: self.account,
-            mint,
-            owner: authority,
-        }
-        .invoke()
+        InitializeAccount3 { account: self.account, mint, owner: authority }.invoke()
     }
 }
 
@@ -168,11 +151,7 @@ mod tests {
 
     #[allow(deprecated)]
     fn rent(threshold: f64) -> Rent {
-        Rent {
-            lamports_per_byte_year: 3_480,
-            exemption_threshold: threshold,
-            burn_percent: 50,
-        }
+        Rent { lamports_per_byte_year: 3_480, exemption_threshold: threshold, burn_percent: 50 }
     }
 
     #[test]
@@ -180,10 +159,7 @@ mod tests {
         // The runtime's own figure for 160 bytes: (160 + 128) * 3480 * 2.
         assert_eq!(rent_exempt_minimum(&rent(2.0), 160), Ok(2_004_480));
         assert_eq!(rent_exempt_minimum(&rent(1.0), 0), Ok(128 * 3_480));
-        assert_eq!(
-            rent_exempt_minimum(&rent(1.5), 0),
-            Err(NishatiError::UnsupportedRent)
-        );
+        assert_eq!(rent_exempt_minimum(&rent(1.5), 0), Err(NishatiError::UnsupportedRent));
         assert_eq!(
             rent_exempt_minimum(&rent(2.0), u64::MAX),
             Err(NishatiError::ArithmeticOverflow)

@@ -19,10 +19,8 @@ impl<'a> ArgReader<'a> {
 
     #[inline(always)]
     fn take<const N: usize>(&mut self) -> Result<[u8; N], NishatiError> {
-        let (head, tail) = self
-            .rest
-            .split_first_chunk::<N>()
-            .ok_or(NishatiError::InvalidInstructionData)?;
+        let (head, tail) =
+            self.rest.split_first_chunk::<N>().ok_or(NishatiError::InvalidInstructionData)?;
         self.rest = tail;
         Ok(*head)
     }

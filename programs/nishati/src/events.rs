@@ -17,10 +17,7 @@ pub struct EventWriter<const N: usize> {
 impl<const N: usize> EventWriter<N> {
     #[inline(always)]
     pub fn new(discriminator: &Discriminator) -> Self {
-        let mut w = Self {
-            buf: [0; N],
-            len: 0,
-        };
+        let mut w = Self { buf: [0; N], len: 0 };
         w.bytes(discriminator);
         w
     }
@@ -171,12 +168,7 @@ mod tests {
             max_price_cents_per_kwh: 5_000,
             payment_deadline_secs: 600,
         };
-        let event = MarketUpdated {
-            market: [1; 32],
-            admin: [2; 32],
-            old: config,
-            new: config,
-        };
+        let event = MarketUpdated { market: [1; 32], admin: [2; 32], old: config, new: config };
         let encoded = event.encode();
         assert_eq!(encoded.as_bytes().len(), MarketUpdated::LEN);
         assert_eq!(&encoded.as_bytes()[..8], &MarketUpdated::DISCRIMINATOR);

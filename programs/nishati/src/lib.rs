@@ -52,11 +52,7 @@ fn dispatch(program_id: &Pubkey, accounts: &[AccountInfo], data: &[u8]) -> Progr
     let Some((discriminator, args)) = data.split_first_chunk::<8>() else {
         return Err(NishatiError::UnknownInstruction.into());
     };
-    let ctx = Context {
-        program_id,
-        accounts,
-        data: args,
-    };
+    let ctx = Context { program_id, accounts, data: args };
     match *discriminator {
         market_initialize::DISCRIMINATOR => market_initialize::process(&ctx),
         market_update::DISCRIMINATOR => market_update::process(&ctx),

@@ -11,7 +11,11 @@
 //! | escrow token account | `"escrow"`, offer |
 //! | Trade | `"trade"`, offer, payment reference hash |
 
-use pinocchio::pubkey::Pubkey;
+use pinocchio::{
+    account_info::AccountInfo,
+    instruction::{Seed, Signer},
+    pubkey::{find_program_address, Pubkey},
+};
 use pinocchio_pubkey::derive_address;
 
 use crate::error::NishatiError;
@@ -43,4 +47,37 @@ pub fn check<const N: usize>(
     } else {
         Err(error)
     }
+}
+
+/// Finds the canonical bump of `seeds` and checks that `account` is that PDA. Creation always
+/// uses the canonical bump, so no account can exist twice under other bumps.
+#[inline(always)]
+pub fn find(
+    seeds: &[&[u8]],
+    program_id: &Pubkey,
+    account: &AccountInfo,
+    error: NishatiError,
+) -> Result<u8, NishatiError> {
+    let (address, bump) = find_program_address(seeds, program_id);
+    if address == *account.key() {
+        Ok(bump)
+    } else {
+        Err(error)
+    }
+}
+
+/// Most seeds any PDA here has, before the bump.
+const MAX_SEEDS: usize = 3;
+
+/// Runs `f` with the signer of the PDA `seeds ‖ [bump]`, for `invoke_signed`.
+#[inline(always)]
+pub fn sign_with<R>(seeds: &[&[u8]], bump: u8, f: impl FnOnce(&[Signer]) -> R) -> R {
+    let bump = [bump];
+    let empty: &[u8] = &[];
+    let mut all = [Seed::from(empty), Seed::from(empty), Seed::from(empty), Seed::from(empty)];
+    let used = seeds.len().min(MAX_SEEDS);
+    for (slot, seed) in all.iter_mut().zip(seeds[..used].iter().copied().chain([&bump[..]])) {
+        *slot = Seed::from(seed);
+    }
+    f(&[Signer::from(&all[..used + 1])])
 }

@@ -153,10 +153,7 @@ pub mod ed25519 {
         let public_key: &[u8; 32] = data[public_key..message]
             .try_into()
             .map_err(|_| NishatiError::InvalidEd25519Instruction)?;
-        Ok(SignedReading {
-            public_key,
-            message: &data[message..message + READING_LEN],
-        })
+        Ok(SignedReading { public_key, message: &data[message..message + READING_LEN] })
     }
 }
 
@@ -166,18 +163,9 @@ mod tests {
 
     #[test]
     fn first_reading_sets_the_baseline_and_mints_nothing() {
-        let r = Reading {
-            counter: 5,
-            timestamp: 100,
-            exported_wh: 9_000,
-            imported_wh: 10,
-        };
+        let r = Reading { counter: 5, timestamp: 100, exported_wh: 9_000, imported_wh: 10 };
         assert_eq!(r.check_progress(None, 50, 100), Ok(0));
-        let last = Baseline {
-            counter: 4,
-            exported_wh: 8_500,
-            imported_wh: 10,
-        };
+        let last = Baseline { counter: 4, exported_wh: 8_500, imported_wh: 10 };
         assert_eq!(r.check_progress(Some(&last), 50, 100), Ok(500));
     }
 
@@ -189,15 +177,7 @@ mod tests {
         data[0] = n as u8;
         for i in 0..n {
             let entry = HEADER + n * ed25519::OFFSETS_LEN + i * ed25519::ENTRY_LEN;
-            let fields = [
-                entry,
-                0xFFFF,
-                entry + 64,
-                0xFFFF,
-                entry + 96,
-                READING_LEN,
-                0xFFFF,
-            ];
+            let fields = [entry, 0xFFFF, entry + 64, 0xFFFF, entry + 96, READING_LEN, 0xFFFF];
             for (k, v) in fields.iter().enumerate() {
                 let at = HEADER + i * ed25519::OFFSETS_LEN + 2 * k;
                 data[at..at + 2].copy_from_slice(&(*v as u16).to_le_bytes());

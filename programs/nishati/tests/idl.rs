@@ -72,12 +72,7 @@ fn struct_fields(idl: &Value, name: &str) -> Vec<(String, usize)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| {
-            (
-                f["name"].as_str().unwrap().to_owned(),
-                type_size(idl, &f["type"]),
-            )
-        })
+        .map(|f| (f["name"].as_str().unwrap().to_owned(), type_size(idl, &f["type"])))
         .collect()
 }
 
@@ -100,77 +95,21 @@ fn check_instruction(idl: &Value, name: &str, disc: [u8; 8], accounts: &[Account
 fn instructions_match() {
     let idl = idl();
     let program: [(&str, Discriminator, &[AccountSpec]); 13] = [
-        (
-            "market_initialize",
-            market_initialize::DISCRIMINATOR,
-            market_initialize::ACCOUNTS,
-        ),
-        (
-            "market_update",
-            market_update::DISCRIMINATOR,
-            market_update::ACCOUNTS,
-        ),
-        (
-            "market_pause",
-            market_pause::PAUSE_DISCRIMINATOR,
-            market_pause::ACCOUNTS,
-        ),
-        (
-            "market_resume",
-            market_pause::RESUME_DISCRIMINATOR,
-            market_pause::ACCOUNTS,
-        ),
-        (
-            "household_register",
-            household_register::DISCRIMINATOR,
-            household_register::ACCOUNTS,
-        ),
-        (
-            "household_set_meter",
-            household_set_meter::DISCRIMINATOR,
-            household_set_meter::ACCOUNTS,
-        ),
-        (
-            "meter_attest",
-            meter_attest::DISCRIMINATOR,
-            meter_attest::ACCOUNTS,
-        ),
-        (
-            "offer_create",
-            offer_create::DISCRIMINATOR,
-            offer_create::ACCOUNTS,
-        ),
-        (
-            "offer_cancel",
-            offer_cancel::DISCRIMINATOR,
-            offer_cancel::ACCOUNTS,
-        ),
-        (
-            "trade_open",
-            trade_open::DISCRIMINATOR,
-            trade_open::ACCOUNTS,
-        ),
-        (
-            "trade_settle",
-            trade_settle::DISCRIMINATOR,
-            trade_settle::ACCOUNTS,
-        ),
-        (
-            "trade_cancel",
-            trade_cancel::DISCRIMINATOR,
-            trade_cancel::ACCOUNTS,
-        ),
-        (
-            "energy_redeem",
-            energy_redeem::DISCRIMINATOR,
-            energy_redeem::ACCOUNTS,
-        ),
+        ("market_initialize", market_initialize::DISCRIMINATOR, market_initialize::ACCOUNTS),
+        ("market_update", market_update::DISCRIMINATOR, market_update::ACCOUNTS),
+        ("market_pause", market_pause::PAUSE_DISCRIMINATOR, market_pause::ACCOUNTS),
+        ("market_resume", market_pause::RESUME_DISCRIMINATOR, market_pause::ACCOUNTS),
+        ("household_register", household_register::DISCRIMINATOR, household_register::ACCOUNTS),
+        ("household_set_meter", household_set_meter::DISCRIMINATOR, household_set_meter::ACCOUNTS),
+        ("meter_attest", meter_attest::DISCRIMINATOR, meter_attest::ACCOUNTS),
+        ("offer_create", offer_create::DISCRIMINATOR, offer_create::ACCOUNTS),
+        ("offer_cancel", offer_cancel::DISCRIMINATOR, offer_cancel::ACCOUNTS),
+        ("trade_open", trade_open::DISCRIMINATOR, trade_open::ACCOUNTS),
+        ("trade_settle", trade_settle::DISCRIMINATOR, trade_settle::ACCOUNTS),
+        ("trade_cancel", trade_cancel::DISCRIMINATOR, trade_cancel::ACCOUNTS),
+        ("energy_redeem", energy_redeem::DISCRIMINATOR, energy_redeem::ACCOUNTS),
     ];
-    assert_eq!(
-        idl["instructions"].as_array().unwrap().len(),
-        program.len(),
-        "instruction count"
-    );
+    assert_eq!(idl["instructions"].as_array().unwrap().len(), program.len(), "instruction count");
     for (name, disc, accounts) in program {
         check_instruction(&idl, name, disc, accounts);
     }
@@ -207,11 +146,7 @@ macro_rules! offsets {
 #[test]
 fn account_layouts_match() {
     let idl = idl();
-    assert_eq!(
-        idl["accounts"].as_array().unwrap().len(),
-        5,
-        "account types"
-    );
+    assert_eq!(idl["accounts"].as_array().unwrap().len(), 5, "account types");
     check_account::<Market>(
         &idl,
         "Market",
@@ -252,17 +187,9 @@ fn account_layouts_match() {
 #[test]
 fn events_match() {
     let idl = idl();
-    assert_eq!(
-        idl["events"].as_array().unwrap().len(),
-        events::ALL.len(),
-        "event count"
-    );
+    assert_eq!(idl["events"].as_array().unwrap().len(), events::ALL.len(), "event count");
     for (name, disc, len) in events::ALL {
-        assert_eq!(
-            discriminator(find(&idl["events"], name)),
-            *disc,
-            "{name} discriminator"
-        );
+        assert_eq!(discriminator(find(&idl["events"], name)), *disc, "{name} discriminator");
         let size: usize = struct_fields(&idl, name).iter().map(|(_, s)| s).sum();
         assert_eq!(8 + size, *len, "{name} size");
     }
@@ -276,16 +203,10 @@ fn errors_match() {
         .unwrap()
         .iter()
         .map(|e| {
-            (
-                e["code"].as_u64().unwrap(),
-                e["name"].as_str().unwrap(),
-                e["msg"].as_str().unwrap(),
-            )
+            (e["code"].as_u64().unwrap(), e["name"].as_str().unwrap(), e["msg"].as_str().unwrap())
         })
         .collect();
-    let program: Vec<(u64, &str, &str)> = NishatiError::ALL
-        .iter()
-        .map(|e| (*e as u64, e.name(), e.message()))
-        .collect();
+    let program: Vec<(u64, &str, &str)> =
+        NishatiError::ALL.iter().map(|e| (*e as u64, e.name(), e.message())).collect();
     assert_eq!(listed, program);
 }

@@ -11,10 +11,7 @@ use nishati::{
 use serde_json::Value;
 
 fn bytes<const N: usize>(hex_text: &Value) -> [u8; N] {
-    hex::decode(hex_text.as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap()
+    hex::decode(hex_text.as_str().unwrap()).unwrap().try_into().unwrap()
 }
 
 /// Runs one case; returns the decoded reading or the name of the error it gets.
@@ -40,32 +37,18 @@ fn run(doc: &Value, case: &Value) -> Result<Reading, &'static str> {
         exported_wh: last["exported_wh"].as_u64().unwrap(),
         imported_wh: last["imported_wh"].as_u64().unwrap(),
     });
-    let last_timestamp = if last.is_null() {
-        0
-    } else {
-        last["timestamp"].as_i64().unwrap()
-    };
+    let last_timestamp = if last.is_null() { 0 } else { last["timestamp"].as_i64().unwrap() };
     reading
-        .check_progress(
-            baseline.as_ref(),
-            last_timestamp,
-            case["now"].as_i64().unwrap(),
-        )
+        .check_progress(baseline.as_ref(), last_timestamp, case["now"].as_i64().unwrap())
         .map_err(name)?;
     Ok(reading)
 }
 
 #[test]
 fn every_vector_gets_its_expected_outcome() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/reading-vectors.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/reading-vectors.json");
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert_eq!(
-        doc["max_clock_skew_secs"].as_i64(),
-        Some(nishati::reading::MAX_CLOCK_SKEW_SECS)
-    );
+    assert_eq!(doc["max_clock_skew_secs"].as_i64(), Some(nishati::reading::MAX_CLOCK_SKEW_SECS));
     let cases = doc["cases"].as_array().unwrap();
     assert!(cases.len() >= 10);
     for case in cases {
@@ -73,26 +56,10 @@ fn every_vector_gets_its_expected_outcome() {
         match (run(&doc, case), case["error"].as_str()) {
             (Ok(reading), None) => {
                 let fields = &case["fields"];
-                assert_eq!(
-                    reading.counter,
-                    fields["counter"].as_u64().unwrap(),
-                    "{name}"
-                );
-                assert_eq!(
-                    reading.timestamp,
-                    fields["timestamp"].as_i64().unwrap(),
-                    "{name}"
-                );
-                assert_eq!(
-                    reading.exported_wh,
-                    fields["exported_wh"].as_u64().unwrap(),
-                    "{name}"
-                );
-                assert_eq!(
-                    reading.imported_wh,
-                    fields["imported_wh"].as_u64().unwrap(),
-                    "{name}"
-                );
+                assert_eq!(reading.counter, fields["counter"].as_u64().unwrap(), "{name}");
+                assert_eq!(reading.timestamp, fields["timestamp"].as_i64().unwrap(), "{name}");
+                assert_eq!(reading.exported_wh, fields["exported_wh"].as_u64().unwrap(), "{name}");
+                assert_eq!(reading.imported_wh, fields["imported_wh"].as_u64().unwrap(), "{name}");
             }
             (Err(got), Some(want)) => assert_eq!(got, want, "{name}"),
             (got, want) => panic!("{name}: got {got:?}, expected {want:?}"),

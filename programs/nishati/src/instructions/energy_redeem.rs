@@ -1,9 +1,6 @@
 //! `energy_redeem`: a household burns energy it has used, as a utility nets it off the bill.
 
-use pinocchio::{
-    instruction::{Seed, Signer},
-    ProgramResult,
-};
+use pinocchio::ProgramResult;
 use pinocchio_token::instructions::Burn;
 
 use crate::{
@@ -14,7 +11,7 @@ use crate::{
     events::EnergyRedeemed,
     instruction_discriminator,
     instructions::{AccountSpec, Context},
-    pda::HOUSEHOLD_SEED,
+    pda::{self, HOUSEHOLD_SEED},
     state::{household::Household, market::Market},
 };
 
@@ -31,11 +28,7 @@ pub const ACCOUNTS: &[AccountSpec] = &[
 
 /// Args: `wh: u64`.
 pub fn process(ctx: &Context) -> ProgramResult {
-    let Context {
-        program_id,
-        accounts,
-        data,
-    } = *ctx;
+    let Context { program_id, accounts, data } = *ctx;
     let [authority, market, household, energy_account, energy_mint, token_program, ..] = accounts
     else {
         return Err(NishatiError::NotEnoughAccounts.into());
@@ -56,10 +49,8 @@ pub fn process(ctx: &Context) -> ProgramResult {
         let mut home = Household::load_mut(household, program_id, market.key())?;
         home.check_authority(authority, &market_state)?;
         home.check_energy_account(energy_account)?;
-        home.redeemed_wh = home
-            .redeemed_wh
-            .checked_add(wh)
-            .ok_or(NishatiError::ArithmeticOverflow)?;
+        home.redeemed_wh =
+            home.redeemed_wh.checked_add(wh).ok_or(NishatiError::ArithmeticOverflow)?;
         *home
     };
     drop(market_state);
@@ -67,25 +58,11 @@ pub fn process(ctx: &Context) -> ProgramResult {
         return Err(NishatiError::InsufficientEnergy.into());
     }
 
-    let bump = [home.bump];
-    let seeds = [
-        Seed::from(HOUSEHOLD_SEED),
-        Seed::from(market.key().as_ref()),
-        Seed::from(&home.owner),
-        Seed::from(&bump),
-    ];
-    Burn {
-        account: energy_account,
-        mint: energy_mint,
-        authority: household,
-        amount: wh,
-    }
-    .invoke_signed(&[Signer::from(&seeds)])?;
+    pda::sign_with(&[HOUSEHOLD_SEED, market.key(), &home.owner], home.bump, |signers| {
+        Burn { account: energy_account, mint: energy_mint, authority: household, amount: wh }
+            .invoke_signed(signers)
+    })?;
 
-    EnergyRedeemed {
-        household: *household.key(),
-        wh,
-    }
-    .emit();
+    EnergyRedeemed { household: *household.key(), wh }.emit();
     Ok(())
 }

@@ -1,10 +1,6 @@
 //! `household_register`: a household, its energy token account and its meter record.
 
-use pinocchio::{
-    instruction::{Seed, Signer},
-    pubkey::find_program_address,
-    ProgramResult,
-};
+use pinocchio::ProgramResult;
 
 use crate::{
     accounts::{self, NewPda},
@@ -14,8 +10,8 @@ use crate::{
     events::HouseholdRegistered,
     instruction_discriminator,
     instructions::{AccountSpec, Context},
-    pda::{ENERGY_SEED, HOUSEHOLD_SEED, METER_SEED},
-    state::{household::Household, market::Market, meter_record::MeterRecord, AccountData},
+    pda::{self, ENERGY_SEED, HOUSEHOLD_SEED},
+    state::{household::Household, market::Market, meter_record::NewMeterRecord, AccountData},
 };
 
 pub const DISCRIMINATOR: Discriminator = instruction_discriminator!("household_register");
@@ -34,11 +30,7 @@ pub const ACCOUNTS: &[AccountSpec] = &[
 
 /// Args: `owner: Pubkey`, `meter: Pubkey`, `phone_commitment: [u8; 32]`.
 pub fn process(ctx: &Context) -> ProgramResult {
-    let Context {
-        program_id,
-        accounts,
-        data,
-    } = *ctx;
+    let Context { program_id, accounts, data } = *ctx;
     let [payer, authority, market, household, energy_account, meter_record, energy_mint, token_program, system_program, ..] =
         accounts
     else {
@@ -58,9 +50,6 @@ pub fn process(ctx: &Context) -> ProgramResult {
     let meter = args.pubkey()?;
     let phone_commitment = args.pubkey()?;
     args.finish()?;
-    if meter == [0; 32] {
-        return Err(NishatiError::InvalidMeterKey.into());
-    }
 
     let oracle_authority = {
         let state = Market::load(market, program_id)?;
@@ -76,66 +65,24 @@ pub fn process(ctx: &Context) -> ProgramResult {
         return Err(NishatiError::NotHouseholdAuthority.into());
     };
 
-    let (household_address, bump) =
-        find_program_address(&[HOUSEHOLD_SEED, market.key(), &owner], program_id);
-    if household_address != *household.key() {
-        return Err(NishatiError::InvalidHouseholdAddress.into());
-    }
-    let (energy_address, energy_bump) =
-        find_program_address(&[ENERGY_SEED, household.key()], program_id);
-    if energy_address != *energy_account.key() {
-        return Err(NishatiError::InvalidEnergyAccount.into());
-    }
-    let (meter_address, meter_bump) =
-        find_program_address(&[METER_SEED, market.key(), &meter], program_id);
-    if meter_address != *meter_record.key() {
-        return Err(NishatiError::InvalidMeterRecordAddress.into());
-    }
-    // Retired meter records stay forever, so a used meter key can never come back.
-    if !meter_record.data_is_empty() || !meter_record.is_owned_by(&pinocchio_system::ID) {
-        return Err(NishatiError::MeterAlreadyRegistered.into());
-    }
-
-    let bump_bytes = [bump];
-    let household_seeds = [
-        Seed::from(HOUSEHOLD_SEED),
-        Seed::from(market.key().as_ref()),
-        Seed::from(&owner),
-        Seed::from(&bump_bytes),
-    ];
-    NewPda {
+    let household_seeds: [&[u8]; 3] = [HOUSEHOLD_SEED, market.key(), &owner];
+    let bump =
+        pda::find(&household_seeds, program_id, household, NishatiError::InvalidHouseholdAddress)?;
+    let energy_seeds: [&[u8]; 2] = [ENERGY_SEED, household.key()];
+    let energy_bump =
+        pda::find(&energy_seeds, program_id, energy_account, NishatiError::InvalidEnergyAccount)?;
+    NewPda { payer, account: household, seeds: &household_seeds, bump }
+        .create(Household::LEN as u64, program_id)?;
+    NewPda { payer, account: energy_account, seeds: &energy_seeds, bump: energy_bump }
+        .create_token_account(energy_mint, household.key())?;
+    NewMeterRecord {
         payer,
-        account: household,
-        signers: &[Signer::from(&household_seeds)],
+        record: meter_record,
+        market: market.key(),
+        meter: &meter,
+        household: household.key(),
     }
-    .create(Household::LEN as u64, program_id)?;
-
-    let energy_bump_bytes = [energy_bump];
-    let energy_seeds = [
-        Seed::from(ENERGY_SEED),
-        Seed::from(household.key().as_ref()),
-        Seed::from(&energy_bump_bytes),
-    ];
-    NewPda {
-        payer,
-        account: energy_account,
-        signers: &[Signer::from(&energy_seeds)],
-    }
-    .create_token_account(energy_mint, household.key())?;
-
-    let meter_bump_bytes = [meter_bump];
-    let meter_seeds = [
-        Seed::from(METER_SEED),
-        Seed::from(market.key().as_ref()),
-        Seed::from(&meter),
-        Seed::from(&meter_bump_bytes),
-    ];
-    NewPda {
-        payer,
-        account: meter_record,
-        signers: &[Signer::from(&meter_seeds)],
-    }
-    .create(MeterRecord::LEN as u64, program_id)?;
+    .create(program_id)?;
 
     {
         let mut data = household.try_borrow_mut_data()?;
@@ -144,21 +91,14 @@ pub fn process(ctx: &Context) -> ProgramResult {
         state.owner = owner;
         state.meter = meter;
         state.phone_commitment = phone_commitment;
-        state.energy_account = energy_address;
+        state.energy_account = *energy_account.key();
         state.bump = bump;
         state.energy_bump = energy_bump;
         state.custodial = custodial;
     }
-    {
-        let mut data = meter_record.try_borrow_mut_data()?;
-        let record = MeterRecord::init_bytes(&mut data)?;
-        record.household = household_address;
-        record.bump = meter_bump;
-    }
-
     HouseholdRegistered {
         market: *market.key(),
-        household: household_address,
+        household: *household.key(),
         owner,
         meter,
         custodial: custodial == 1,

@@ -1,13 +1,9 @@
 //! `household_set_meter`: the admin or the owner swaps a household's meter.
 
-use pinocchio::{
-    instruction::{Seed, Signer},
-    pubkey::find_program_address,
-    ProgramResult,
-};
+use pinocchio::ProgramResult;
 
 use crate::{
-    accounts::{self, NewPda},
+    accounts::{self},
     args::ArgReader,
     discriminator::Discriminator,
     error::NishatiError,
@@ -15,7 +11,12 @@ use crate::{
     instruction_discriminator,
     instructions::{AccountSpec, Context},
     pda::{self, METER_SEED},
-    state::{self, household::Household, market::Market, meter_record::MeterRecord, AccountData},
+    state::{
+        self,
+        household::Household,
+        market::Market,
+        meter_record::{MeterRecord, NewMeterRecord},
+    },
 };
 
 pub const DISCRIMINATOR: Discriminator = instruction_discriminator!("household_set_meter");
@@ -32,11 +33,7 @@ pub const ACCOUNTS: &[AccountSpec] = &[
 
 /// Args: `meter: Pubkey`.
 pub fn process(ctx: &Context) -> ProgramResult {
-    let Context {
-        program_id,
-        accounts,
-        data,
-    } = *ctx;
+    let Context { program_id, accounts, data } = *ctx;
     let [payer, authority, market, household, old_record, new_record, system_program, ..] =
         accounts
     else {
@@ -51,9 +48,6 @@ pub fn process(ctx: &Context) -> ProgramResult {
     let mut args = ArgReader::new(data);
     let meter = args.pubkey()?;
     args.finish()?;
-    if meter == [0; 32] {
-        return Err(NishatiError::InvalidMeterKey.into());
-    }
 
     let admin = Market::load(market, program_id)?.admin;
     let mut home = Household::load_mut(household, program_id, market.key())?;
@@ -76,32 +70,14 @@ pub fn process(ctx: &Context) -> ProgramResult {
         record.retired = 1;
     }
 
-    let (address, bump) = find_program_address(&[METER_SEED, market.key(), &meter], program_id);
-    if address != *new_record.key() {
-        return Err(NishatiError::InvalidMeterRecordAddress.into());
-    }
-    if !new_record.data_is_empty() || !new_record.is_owned_by(&pinocchio_system::ID) {
-        return Err(NishatiError::MeterAlreadyRegistered.into());
-    }
-    let bump_bytes = [bump];
-    let seeds = [
-        Seed::from(METER_SEED),
-        Seed::from(market.key().as_ref()),
-        Seed::from(&meter),
-        Seed::from(&bump_bytes),
-    ];
-    NewPda {
+    NewMeterRecord {
         payer,
-        account: new_record,
-        signers: &[Signer::from(&seeds)],
+        record: new_record,
+        market: market.key(),
+        meter: &meter,
+        household: household.key(),
     }
-    .create(MeterRecord::LEN as u64, program_id)?;
-    {
-        let mut data = new_record.try_borrow_mut_data()?;
-        let record = MeterRecord::init_bytes(&mut data)?;
-        record.household = *household.key();
-        record.bump = bump;
-    }
+    .create(program_id)?;
 
     // The new meter counts from its own zero: its first reading is a fresh baseline. The
     // household's last timestamp stays, so time never runs backwards for it.
@@ -111,11 +87,6 @@ pub fn process(ctx: &Context) -> ProgramResult {
     home.meter_exported_wh = 0;
     home.meter_imported_wh = 0;
 
-    MeterChanged {
-        household: *household.key(),
-        old_meter,
-        new_meter: meter,
-    }
-    .emit();
+    MeterChanged { household: *household.key(), old_meter, new_meter: meter }.emit();
     Ok(())
 }

@@ -1,10 +1,6 @@
 //! `market_initialize`: creates a Market PDA with its rules, and the market's energy mint.
 
-use pinocchio::{
-    instruction::{Seed, Signer},
-    pubkey::find_program_address,
-    ProgramResult,
-};
+use pinocchio::ProgramResult;
 use pinocchio_token::{instructions::InitializeMint2, state::Mint};
 
 use crate::{
@@ -15,7 +11,7 @@ use crate::{
     events::MarketInitialized,
     instruction_discriminator,
     instructions::{AccountSpec, Context},
-    pda::{MARKET_SEED, MINT_SEED},
+    pda::{self, MARKET_SEED, MINT_SEED},
     state::{
         market::{Market, MarketConfig},
         AccountData,
@@ -38,11 +34,7 @@ pub const ENERGY_DECIMALS: u8 = 3;
 
 /// Args: `market_id: u64`, `config: MarketConfig`.
 pub fn process(ctx: &Context) -> ProgramResult {
-    let Context {
-        program_id,
-        accounts,
-        data,
-    } = *ctx;
+    let Context { program_id, accounts, data } = *ctx;
     let [payer, admin, market, energy_mint, token_program, system_program, ..] = accounts else {
         return Err(NishatiError::NotEnoughAccounts.into());
     };
@@ -61,40 +53,16 @@ pub fn process(ctx: &Context) -> ProgramResult {
     config.validate()?;
 
     let id_bytes = market_id.to_le_bytes();
-    let (address, bump) = find_program_address(&[MARKET_SEED, &id_bytes], program_id);
-    if address != *market.key() {
-        return Err(NishatiError::InvalidMarketAddress.into());
-    }
-    let (mint_address, mint_bump) = find_program_address(&[MINT_SEED, market.key()], program_id);
-    if mint_address != *energy_mint.key() {
-        return Err(NishatiError::InvalidEnergyMint.into());
-    }
+    let market_seeds: [&[u8]; 2] = [MARKET_SEED, &id_bytes];
+    let bump = pda::find(&market_seeds, program_id, market, NishatiError::InvalidMarketAddress)?;
+    let mint_seeds: [&[u8]; 2] = [MINT_SEED, market.key()];
+    let mint_bump =
+        pda::find(&mint_seeds, program_id, energy_mint, NishatiError::InvalidEnergyMint)?;
 
-    let bump_bytes = [bump];
-    let market_seeds = [
-        Seed::from(MARKET_SEED),
-        Seed::from(&id_bytes),
-        Seed::from(&bump_bytes),
-    ];
-    NewPda {
-        payer,
-        account: market,
-        signers: &[Signer::from(&market_seeds)],
-    }
-    .create(Market::LEN as u64, program_id)?;
-
-    let mint_bump_bytes = [mint_bump];
-    let mint_seeds = [
-        Seed::from(MINT_SEED),
-        Seed::from(market.key().as_ref()),
-        Seed::from(&mint_bump_bytes),
-    ];
-    NewPda {
-        payer,
-        account: energy_mint,
-        signers: &[Signer::from(&mint_seeds)],
-    }
-    .create(Mint::LEN as u64, &pinocchio_token::ID)?;
+    NewPda { payer, account: market, seeds: &market_seeds, bump }
+        .create(Market::LEN as u64, program_id)?;
+    NewPda { payer, account: energy_mint, seeds: &mint_seeds, bump: mint_bump }
+        .create(Mint::LEN as u64, &pinocchio_token::ID)?;
     InitializeMint2 {
         mint: energy_mint,
         decimals: ENERGY_DECIMALS,
@@ -108,7 +76,7 @@ pub fn process(ctx: &Context) -> ProgramResult {
     state.admin = *admin.key();
     state.market_id = market_id;
     state.bump = bump;
-    state.energy_mint = mint_address;
+    state.energy_mint = *energy_mint.key();
     state.mint_bump = mint_bump;
     state.set_config(&config);
 
@@ -116,7 +84,7 @@ pub fn process(ctx: &Context) -> ProgramResult {
         market: *market.key(),
         admin: *admin.key(),
         market_id,
-        energy_mint: mint_address,
+        energy_mint: *energy_mint.key(),
         config,
     }
     .emit();

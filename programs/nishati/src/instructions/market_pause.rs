@@ -19,11 +19,7 @@ pub const RESUME_DISCRIMINATOR: Discriminator = instruction_discriminator!("mark
 pub const ACCOUNTS: &[AccountSpec] = &[("admin", false, true), ("market", true, false)];
 
 pub fn process(ctx: &Context, pause: bool) -> ProgramResult {
-    let Context {
-        program_id,
-        accounts,
-        data,
-    } = *ctx;
+    let Context { program_id, accounts, data } = *ctx;
     let [admin, market, ..] = accounts else {
         return Err(NishatiError::NotEnoughAccounts.into());
     };
@@ -36,17 +32,9 @@ pub fn process(ctx: &Context, pause: bool) -> ProgramResult {
         _ => state.paused = pause as u8,
     }
     if pause {
-        MarketPaused {
-            market: *market.key(),
-            admin: *admin.key(),
-        }
-        .emit();
+        MarketPaused { market: *market.key(), admin: *admin.key() }.emit();
     } else {
-        MarketResumed {
-            market: *market.key(),
-            admin: *admin.key(),
-        }
-        .emit();
+        MarketResumed { market: *market.key(), admin: *admin.key() }.emit();
     }
     Ok(())
 }

@@ -60,9 +60,7 @@ impl MarketUpdateArgs {
             max_price_cents_per_kwh: self
                 .max_price_cents_per_kwh
                 .unwrap_or(old.max_price_cents_per_kwh),
-            payment_deadline_secs: self
-                .payment_deadline_secs
-                .unwrap_or(old.payment_deadline_secs),
+            payment_deadline_secs: self.payment_deadline_secs.unwrap_or(old.payment_deadline_secs),
         };
         new.validate()?;
         Ok(new)
@@ -70,11 +68,7 @@ impl MarketUpdateArgs {
 }
 
 pub fn process(ctx: &Context) -> ProgramResult {
-    let Context {
-        program_id,
-        accounts,
-        data,
-    } = *ctx;
+    let Context { program_id, accounts, data } = *ctx;
     let [admin, market, ..] = accounts else {
         return Err(NishatiError::NotEnoughAccounts.into());
     };
@@ -86,13 +80,7 @@ pub fn process(ctx: &Context) -> ProgramResult {
     let new = update.apply(&old)?;
     state.set_config(&new);
 
-    MarketUpdated {
-        market: *market.key(),
-        admin: *admin.key(),
-        old,
-        new,
-    }
-    .emit();
+    MarketUpdated { market: *market.key(), admin: *admin.key(), old, new }.emit();
     Ok(())
 }
 
@@ -109,25 +97,11 @@ mod tests {
             max_price_cents_per_kwh: 2_000,
             payment_deadline_secs: 600,
         };
-        assert_eq!(
-            MarketUpdateArgs::default().apply(&old),
-            Err(NishatiError::EmptyUpdate)
-        );
-        let fee = MarketUpdateArgs {
-            fee_bps: Some(250),
-            ..Default::default()
-        };
-        assert_eq!(
-            fee.apply(&old),
-            Ok(MarketConfig {
-                fee_bps: 250,
-                ..old
-            })
-        );
-        let reversed = MarketUpdateArgs {
-            min_price_cents_per_kwh: Some(2_001),
-            ..Default::default()
-        };
+        assert_eq!(MarketUpdateArgs::default().apply(&old), Err(NishatiError::EmptyUpdate));
+        let fee = MarketUpdateArgs { fee_bps: Some(250), ..Default::default() };
+        assert_eq!(fee.apply(&old), Ok(MarketConfig { fee_bps: 250, ..old }));
+        let reversed =
+            MarketUpdateArgs { min_price_cents_per_kwh: Some(2_001), ..Default::default() };
         assert_eq!(reversed.apply(&old), Err(NishatiError::PriceBoundsReversed));
     }
 

@@ -6,7 +6,6 @@
 //! transaction whose every offset it pins (the pattern of Pyth lazer's verifier).
 
 use pinocchio::{
-    instruction::{Seed, Signer},
     pubkey::{pubkey_eq, Pubkey},
     sysvars::instructions::{Instructions, INSTRUCTIONS_ID},
     ProgramResult,
@@ -21,7 +20,7 @@ use crate::{
     events::MeterAttested,
     instruction_discriminator,
     instructions::{now, AccountSpec, Context},
-    pda::MARKET_SEED,
+    pda::{self, MARKET_SEED},
     reading::{ed25519, Baseline, Reading},
     state::{household::Household, market::Market},
 };
@@ -42,11 +41,7 @@ const ED25519_PROGRAM_ID: Pubkey =
 /// Args: `ed25519_instruction_index: u8`. Remaining accounts: per reading, the household and
 /// its energy token account, in the order of the Ed25519 instruction's signatures.
 pub fn process(ctx: &Context) -> ProgramResult {
-    let Context {
-        program_id,
-        accounts,
-        data,
-    } = *ctx;
+    let Context { program_id, accounts, data } = *ctx;
     let [oracle, market, energy_mint, instructions_sysvar, token_program, readings @ ..] = accounts
     else {
         return Err(NishatiError::NotEnoughAccounts.into());
@@ -60,18 +55,12 @@ pub fn process(ctx: &Context) -> ProgramResult {
     if !pubkey_eq(instructions_sysvar.key(), &INSTRUCTIONS_ID) {
         return Err(NishatiError::InvalidInstructionsSysvar.into());
     }
-    let (id_bytes, bump_bytes) = {
+    let (id_bytes, market_bump) = {
         let state = Market::load(market, program_id)?;
         state.check_oracle(oracle)?;
         state.check_mint(energy_mint)?;
-        state.signer_seed_bytes()
+        (state.market_id.to_le_bytes(), state.bump)
     };
-    let market_seeds = [
-        Seed::from(MARKET_SEED),
-        Seed::from(&id_bytes),
-        Seed::from(&bump_bytes),
-    ];
-    let market_signer = [Signer::from(&market_seeds)];
 
     let sysvar = Instructions::try_from(instructions_sysvar)?;
     if ed25519_index >= sysvar.load_current_index() as usize {
@@ -113,11 +102,8 @@ pub fn process(ctx: &Context) -> ProgramResult {
                 home.last_timestamp,
                 now,
             )?;
-            let imported = if has_baseline {
-                reading.imported_wh - baseline.imported_wh
-            } else {
-                0
-            };
+            let imported =
+                if has_baseline { reading.imported_wh - baseline.imported_wh } else { 0 };
             home.total_exported_wh = home
                 .total_exported_wh
                 .checked_add(minted)
@@ -134,13 +120,16 @@ pub fn process(ctx: &Context) -> ProgramResult {
             minted
         };
         if minted > 0 {
-            MintTo {
-                mint: energy_mint,
-                account: energy_account,
-                mint_authority: market,
-                amount: minted,
-            }
-            .invoke_signed(&market_signer)?;
+            pda::sign_with(&[MARKET_SEED, &id_bytes], market_bump, |signers| {
+                let mint_authority = market;
+                MintTo {
+                    mint: energy_mint,
+                    account: energy_account,
+                    mint_authority,
+                    amount: minted,
+                }
+                .invoke_signed(signers)
+            })?;
         }
         MeterAttested {
             household: *household.key(),

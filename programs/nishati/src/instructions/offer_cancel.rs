@@ -1,9 +1,6 @@
 //! `offer_cancel`: the seller withdraws an offer (anyone may once it has expired).
 
-use pinocchio::{
-    instruction::{Seed, Signer},
-    ProgramResult,
-};
+use pinocchio::{program_error::ProgramError, ProgramResult};
 use pinocchio_token::instructions::{CloseAccount, Transfer};
 
 use crate::{
@@ -14,7 +11,7 @@ use crate::{
     events::OfferCancelled,
     instruction_discriminator,
     instructions::{now, AccountSpec, Context},
-    pda::OFFER_SEED,
+    pda::{self, OFFER_SEED},
     state::{household::Household, market::Market, offer::Offer},
 };
 
@@ -32,11 +29,7 @@ pub const ACCOUNTS: &[AccountSpec] = &[
 ];
 
 pub fn process(ctx: &Context) -> ProgramResult {
-    let Context {
-        program_id,
-        accounts,
-        data,
-    } = *ctx;
+    let Context { program_id, accounts, data } = *ctx;
     let [caller, market, household, energy_account, offer, escrow, rent_receiver, token_program, ..] =
         accounts
     else {
@@ -72,41 +65,25 @@ pub fn process(ctx: &Context) -> ProgramResult {
     };
     drop(market_state);
 
-    let (id_bytes, bump_bytes) = state.signer_seed_bytes();
-    let offer_seeds = [
-        Seed::from(OFFER_SEED),
-        Seed::from(household.key().as_ref()),
-        Seed::from(&id_bytes),
-        Seed::from(&bump_bytes),
-    ];
-    let offer_signer = [Signer::from(&offer_seeds)];
-    if returned > 0 {
-        Transfer {
-            from: escrow,
-            to: energy_account,
-            authority: offer,
-            amount: returned,
-        }
-        .invoke_signed(&offer_signer)?;
-    }
-    state.check_escrow_balance(escrow)?;
+    let id_bytes = state.offer_id.to_le_bytes();
     let closed = state.reserved_wh == 0;
-    if closed {
-        CloseAccount {
-            account: escrow,
-            destination: rent_receiver,
-            authority: offer,
+    pda::sign_with(&[OFFER_SEED, household.key(), &id_bytes], state.bump, |signers| {
+        if returned > 0 {
+            Transfer { from: escrow, to: energy_account, authority: offer, amount: returned }
+                .invoke_signed(signers)?;
         }
-        .invoke_signed(&offer_signer)?;
+        state.check_escrow_balance(escrow)?;
+        if closed {
+            CloseAccount { account: escrow, destination: rent_receiver, authority: offer }
+                .invoke_signed(signers)?;
+        }
+        Ok::<(), ProgramError>(())
+    })?;
+    if closed {
         accounts::close(offer, rent_receiver)?;
     }
 
-    OfferCancelled {
-        offer: *offer.key(),
-        seller: *household.key(),
-        returned_wh: returned,
-        closed,
-    }
-    .emit();
+    OfferCancelled { offer: *offer.key(), seller: *household.key(), returned_wh: returned, closed }
+        .emit();
     Ok(())
 }

@@ -1,10 +1,6 @@
 //! `offer_create`: a household escrows energy for sale at a price per kWh.
 
-use pinocchio::{
-    instruction::{Seed, Signer},
-    pubkey::find_program_address,
-    ProgramResult,
-};
+use pinocchio::ProgramResult;
 use pinocchio_token::instructions::Transfer;
 
 use crate::{
@@ -15,7 +11,7 @@ use crate::{
     events::OfferCreated,
     instruction_discriminator,
     instructions::{now, AccountSpec, Context},
-    pda::{ESCROW_SEED, HOUSEHOLD_SEED, OFFER_SEED},
+    pda::{self, ESCROW_SEED, HOUSEHOLD_SEED, OFFER_SEED},
     state::{household::Household, market::Market, offer::Offer, AccountData},
 };
 
@@ -36,11 +32,7 @@ pub const ACCOUNTS: &[AccountSpec] = &[
 
 /// Args: `wh: u64`, `price_cents_per_kwh: u64`, `expires_at: i64`.
 pub fn process(ctx: &Context) -> ProgramResult {
-    let Context {
-        program_id,
-        accounts,
-        data,
-    } = *ctx;
+    let Context { program_id, accounts, data } = *ctx;
     let [payer, authority, market, household, energy_account, offer, escrow, energy_mint, token_program, system_program, ..] =
         accounts
     else {
@@ -81,9 +73,7 @@ pub fn process(ctx: &Context) -> ProgramResult {
         home.check_authority(authority, &market_state)?;
         home.check_energy_account(energy_account)?;
         let offer_id = home.next_offer_id;
-        home.next_offer_id = offer_id
-            .checked_add(1)
-            .ok_or(NishatiError::ArithmeticOverflow)?;
+        home.next_offer_id = offer_id.checked_add(1).ok_or(NishatiError::ArithmeticOverflow)?;
         (offer_id, *home)
     };
     drop(market_state);
@@ -92,63 +82,25 @@ pub fn process(ctx: &Context) -> ProgramResult {
     }
 
     let id_bytes = offer_id.to_le_bytes();
-    let (offer_address, bump) =
-        find_program_address(&[OFFER_SEED, household.key(), &id_bytes], program_id);
-    if offer_address != *offer.key() {
-        return Err(NishatiError::InvalidOfferAddress.into());
-    }
-    let (escrow_address, escrow_bump) =
-        find_program_address(&[ESCROW_SEED, offer.key()], program_id);
-    if escrow_address != *escrow.key() {
-        return Err(NishatiError::InvalidEscrow.into());
-    }
+    let offer_seeds: [&[u8]; 3] = [OFFER_SEED, household.key(), &id_bytes];
+    let bump = pda::find(&offer_seeds, program_id, offer, NishatiError::InvalidOfferAddress)?;
+    let escrow_seeds: [&[u8]; 2] = [ESCROW_SEED, offer.key()];
+    let escrow_bump = pda::find(&escrow_seeds, program_id, escrow, NishatiError::InvalidEscrow)?;
 
-    let bump_bytes = [bump];
-    let offer_seeds = [
-        Seed::from(OFFER_SEED),
-        Seed::from(household.key().as_ref()),
-        Seed::from(&id_bytes),
-        Seed::from(&bump_bytes),
-    ];
-    NewPda {
-        payer,
-        account: offer,
-        signers: &[Signer::from(&offer_seeds)],
-    }
-    .create(Offer::LEN as u64, program_id)?;
-    let escrow_bump_bytes = [escrow_bump];
-    let escrow_seeds = [
-        Seed::from(ESCROW_SEED),
-        Seed::from(offer.key().as_ref()),
-        Seed::from(&escrow_bump_bytes),
-    ];
-    NewPda {
-        payer,
-        account: escrow,
-        signers: &[Signer::from(&escrow_seeds)],
-    }
-    .create_token_account(energy_mint, offer.key())?;
-
-    let home_bump = [home.bump];
-    let household_seeds = [
-        Seed::from(HOUSEHOLD_SEED),
-        Seed::from(market.key().as_ref()),
-        Seed::from(&home.owner),
-        Seed::from(&home_bump),
-    ];
-    Transfer {
-        from: energy_account,
-        to: escrow,
-        authority: household,
-        amount: wh,
-    }
-    .invoke_signed(&[Signer::from(&household_seeds)])?;
+    NewPda { payer, account: offer, seeds: &offer_seeds, bump }
+        .create(Offer::LEN as u64, program_id)?;
+    NewPda { payer, account: escrow, seeds: &escrow_seeds, bump: escrow_bump }
+        .create_token_account(energy_mint, offer.key())?;
+    pda::sign_with(&[HOUSEHOLD_SEED, market.key(), &home.owner], home.bump, |signers| {
+        Transfer { from: energy_account, to: escrow, authority: household, amount: wh }
+            .invoke_signed(signers)
+    })?;
 
     let mut data = offer.try_borrow_mut_data()?;
     let state = Offer::init_bytes(&mut data)?;
     state.market = *market.key();
     state.seller = *household.key();
-    state.escrow = escrow_address;
+    state.escrow = *escrow.key();
     state.rent_payer = *payer.key();
     state.offer_id = offer_id;
     state.price_cents_per_kwh = price;
@@ -160,7 +112,7 @@ pub fn process(ctx: &Context) -> ProgramResult {
     state.check_escrow_balance(escrow)?;
 
     OfferCreated {
-        offer: offer_address,
+        offer: *offer.key(),
         seller: *household.key(),
         offer_id,
         wh,

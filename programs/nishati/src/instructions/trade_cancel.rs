@@ -24,11 +24,7 @@ pub const ACCOUNTS: &[AccountSpec] = &[
 ];
 
 pub fn process(ctx: &Context) -> ProgramResult {
-    let Context {
-        program_id,
-        accounts,
-        data,
-    } = *ctx;
+    let Context { program_id, accounts, data } = *ctx;
     let [caller, market, offer, trade, rent_receiver, ..] = accounts else {
         return Err(NishatiError::NotEnoughAccounts.into());
     };
@@ -52,10 +48,8 @@ pub fn process(ctx: &Context) -> ProgramResult {
             .reserved_wh
             .checked_sub(pending.wh)
             .ok_or(NishatiError::EscrowInvariantViolated)?;
-        state.unreserved_wh = state
-            .unreserved_wh
-            .checked_add(pending.wh)
-            .ok_or(NishatiError::ArithmeticOverflow)?;
+        state.unreserved_wh =
+            state.unreserved_wh.checked_add(pending.wh).ok_or(NishatiError::ArithmeticOverflow)?;
     }
     accounts::close(trade, rent_receiver)?;
 

@@ -1,10 +1,6 @@
 //! `trade_open`: a buyer reserves energy from an offer, pending payment.
 
-use pinocchio::{
-    instruction::{Seed, Signer},
-    pubkey::find_program_address,
-    ProgramResult,
-};
+use pinocchio::ProgramResult;
 
 use crate::{
     accounts::{self, NewPda},
@@ -14,7 +10,7 @@ use crate::{
     events::TradeOpened,
     instruction_discriminator,
     instructions::{now, AccountSpec, Context},
-    pda::TRADE_SEED,
+    pda::{self, TRADE_SEED},
     state::{household::Household, market::Market, offer::Offer, trade::Trade, AccountData},
 };
 
@@ -32,11 +28,7 @@ pub const ACCOUNTS: &[AccountSpec] = &[
 
 /// Args: `wh: u64`, `payment_ref_hash: [u8; 32]`.
 pub fn process(ctx: &Context) -> ProgramResult {
-    let Context {
-        program_id,
-        accounts,
-        data,
-    } = *ctx;
+    let Context { program_id, accounts, data } = *ctx;
     let [payer, authority, market, offer, buyer, trade, system_program, ..] = accounts else {
         return Err(NishatiError::NotEnoughAccounts.into());
     };
@@ -84,24 +76,9 @@ pub fn process(ctx: &Context) -> ProgramResult {
     };
     let total_cents = Trade::total_cents(wh, price)?;
 
-    let (address, bump) =
-        find_program_address(&[TRADE_SEED, offer.key(), &payment_ref_hash], program_id);
-    if address != *trade.key() {
-        return Err(NishatiError::InvalidTradeAddress.into());
-    }
-    let bump_bytes = [bump];
-    let seeds = [
-        Seed::from(TRADE_SEED),
-        Seed::from(offer.key().as_ref()),
-        Seed::from(&payment_ref_hash),
-        Seed::from(&bump_bytes),
-    ];
-    NewPda {
-        payer,
-        account: trade,
-        signers: &[Signer::from(&seeds)],
-    }
-    .create(Trade::LEN as u64, program_id)?;
+    let seeds: [&[u8]; 3] = [TRADE_SEED, offer.key(), &payment_ref_hash];
+    let bump = pda::find(&seeds, program_id, trade, NishatiError::InvalidTradeAddress)?;
+    NewPda { payer, account: trade, seeds: &seeds, bump }.create(Trade::LEN as u64, program_id)?;
 
     let mut data = trade.try_borrow_mut_data()?;
     let state = Trade::init_bytes(&mut data)?;
@@ -119,7 +96,7 @@ pub fn process(ctx: &Context) -> ProgramResult {
     state.bump = bump;
 
     TradeOpened {
-        trade: address,
+        trade: *trade.key(),
         offer: *offer.key(),
         buyer: *buyer.key(),
         seller,

@@ -1,9 +1,6 @@
 //! `trade_settle`: the oracle, once the buyer has paid, releases the energy to the buyer.
 
-use pinocchio::{
-    instruction::{Seed, Signer},
-    ProgramResult,
-};
+use pinocchio::ProgramResult;
 use pinocchio_token::instructions::Transfer;
 
 use crate::{
@@ -14,7 +11,7 @@ use crate::{
     events::TradeSettled,
     instruction_discriminator,
     instructions::{AccountSpec, Context},
-    pda::OFFER_SEED,
+    pda::{self, OFFER_SEED},
     state::{market::Market, offer::Offer, trade::Trade},
 };
 
@@ -33,11 +30,7 @@ pub const ACCOUNTS: &[AccountSpec] = &[
 
 /// Args: `receipt_hash: [u8; 32]`.
 pub fn process(ctx: &Context) -> ProgramResult {
-    let Context {
-        program_id,
-        accounts,
-        data,
-    } = *ctx;
+    let Context { program_id, accounts, data } = *ctx;
     let [oracle, market, offer, escrow, trade, buyer_energy_account, rent_receiver, token_program, ..] =
         accounts
     else {
@@ -70,20 +63,11 @@ pub fn process(ctx: &Context) -> ProgramResult {
         *state
     };
 
-    let (id_bytes, bump_bytes) = state.signer_seed_bytes();
-    let offer_seeds = [
-        Seed::from(OFFER_SEED),
-        Seed::from(state.seller.as_ref()),
-        Seed::from(&id_bytes),
-        Seed::from(&bump_bytes),
-    ];
-    Transfer {
-        from: escrow,
-        to: buyer_energy_account,
-        authority: offer,
-        amount: pending.wh,
-    }
-    .invoke_signed(&[Signer::from(&offer_seeds)])?;
+    let id_bytes = state.offer_id.to_le_bytes();
+    pda::sign_with(&[OFFER_SEED, &state.seller, &id_bytes], state.bump, |signers| {
+        Transfer { from: escrow, to: buyer_energy_account, authority: offer, amount: pending.wh }
+            .invoke_signed(signers)
+    })?;
     state.check_escrow_balance(escrow)?;
     accounts::close(trade, rent_receiver)?;
 

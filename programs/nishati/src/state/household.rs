@@ -109,11 +109,7 @@ impl Household {
         market: &Market,
     ) -> Result<(), NishatiError> {
         accounts::signer(authority)?;
-        let allowed = if self.custodial == 1 {
-            &market.oracle_authority
-        } else {
-            &self.owner
-        };
+        let allowed = if self.custodial == 1 { &market.oracle_authority } else { &self.owner };
         if allowed == authority.key() {
             Ok(())
         } else {

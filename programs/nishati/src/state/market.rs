@@ -152,11 +152,6 @@ impl Market {
         )
     }
 
-    /// The seeds with which the market signs, as mint authority: id bytes and bump.
-    pub fn signer_seed_bytes(&self) -> ([u8; 8], [u8; 1]) {
-        (self.market_id.to_le_bytes(), [self.bump])
-    }
-
     pub fn check_admin(&self, admin: &AccountInfo) -> Result<(), NishatiError> {
         accounts::signer(admin)?;
         if self.admin == *admin.key() {
@@ -229,59 +224,28 @@ mod tests {
         assert_eq!(config().validate(), Ok(()));
         let cases = [
             (
-                MarketConfig {
-                    oracle_authority: [0; 32],
-                    ..config()
-                },
+                MarketConfig { oracle_authority: [0; 32], ..config() },
                 NishatiError::InvalidOracleAuthority,
             ),
+            (MarketConfig { fee_bps: 10_001, ..config() }, NishatiError::FeeTooHigh),
+            (MarketConfig { min_price_cents_per_kwh: 0, ..config() }, NishatiError::ZeroPrice),
             (
-                MarketConfig {
-                    fee_bps: 10_001,
-                    ..config()
-                },
-                NishatiError::FeeTooHigh,
-            ),
-            (
-                MarketConfig {
-                    min_price_cents_per_kwh: 0,
-                    ..config()
-                },
-                NishatiError::ZeroPrice,
-            ),
-            (
-                MarketConfig {
-                    min_price_cents_per_kwh: 4_001,
-                    ..config()
-                },
+                MarketConfig { min_price_cents_per_kwh: 4_001, ..config() },
                 NishatiError::PriceBoundsReversed,
             ),
             (
-                MarketConfig {
-                    payment_deadline_secs: 59,
-                    ..config()
-                },
+                MarketConfig { payment_deadline_secs: 59, ..config() },
                 NishatiError::InvalidPaymentDeadline,
             ),
             (
-                MarketConfig {
-                    payment_deadline_secs: 86_401,
-                    ..config()
-                },
+                MarketConfig { payment_deadline_secs: 86_401, ..config() },
                 NishatiError::InvalidPaymentDeadline,
             ),
         ];
         for (c, e) in cases {
             assert_eq!(c.validate(), Err(e));
         }
-        assert_eq!(
-            MarketConfig {
-                fee_bps: 10_000,
-                ..config()
-            }
-            .validate(),
-            Ok(())
-        );
+        assert_eq!(MarketConfig { fee_bps: 10_000, ..config() }.validate(), Ok(()));
     }
 
     #[test]
@@ -290,10 +254,7 @@ mod tests {
         // SAFETY: a u64 array is 8-aligned and Market::LEN bytes long.
         let bytes =
             unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, Market::LEN) };
-        assert_eq!(
-            Market::from_bytes_mut(bytes).err(),
-            Some(NishatiError::InvalidAccountData)
-        );
+        assert_eq!(Market::from_bytes_mut(bytes).err(), Some(NishatiError::InvalidAccountData));
         let m = Market::init_bytes(bytes).unwrap();
         m.set_config(&config());
         assert_eq!(m.config(), config());

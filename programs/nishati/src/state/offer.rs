@@ -82,16 +82,9 @@ impl Offer {
         }
     }
 
-    /// The seeds with which the offer signs for its escrow: id bytes and bump.
-    pub fn signer_seed_bytes(&self) -> ([u8; 8], [u8; 1]) {
-        (self.offer_id.to_le_bytes(), [self.bump])
-    }
-
     /// Escrowed energy, by the offer's books.
     pub fn escrowed_wh(&self) -> Result<u64, NishatiError> {
-        self.unreserved_wh
-            .checked_add(self.reserved_wh)
-            .ok_or(NishatiError::ArithmeticOverflow)
+        self.unreserved_wh.checked_add(self.reserved_wh).ok_or(NishatiError::ArithmeticOverflow)
     }
 
     /// The invariant every offer change keeps: the escrow holds exactly the unreserved plus the

@@ -78,13 +78,10 @@ impl Trade {
     pub fn total_cents(wh: u64, price_cents_per_kwh: u64) -> Result<u64, NishatiError> {
         // Wh × cents per kWh is in thousandths of a cent; a shilling is 100,000 of them.
         const MILLI_CENTS_PER_SHILLING: u64 = 100_000;
-        let milli_cents = wh
-            .checked_mul(price_cents_per_kwh)
-            .ok_or(NishatiError::ArithmeticOverflow)?;
+        let milli_cents =
+            wh.checked_mul(price_cents_per_kwh).ok_or(NishatiError::ArithmeticOverflow)?;
         let shillings = milli_cents.div_ceil(MILLI_CENTS_PER_SHILLING);
-        shillings
-            .checked_mul(100)
-            .ok_or(NishatiError::ArithmeticOverflow)
+        shillings.checked_mul(100).ok_or(NishatiError::ArithmeticOverflow)
     }
 }
 
@@ -100,9 +97,6 @@ mod tests {
         assert_eq!(Trade::total_cents(1, 1_000), Ok(100));
         // 1,234 Wh at KES 15.50/kWh = KES 19.127: KES 20.
         assert_eq!(Trade::total_cents(1_234, 1_550), Ok(2_000));
-        assert_eq!(
-            Trade::total_cents(u64::MAX, 2),
-            Err(NishatiError::ArithmeticOverflow)
-        );
+        assert_eq!(Trade::total_cents(u64::MAX, 2), Err(NishatiError::ArithmeticOverflow));
     }
 }
