@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from xprocess import ProcessStarter, XProcess
+
 from nishati_client.chain import Chain, LiteSvmChain, RpcChain
 from nishati_client.config import ClientSettings
 from nishati_client.localnet import FUND_ENV, READY_PATTERN
 from nishati_client.program import NishatiClient
-from solders.keypair import Keypair
-from solders.pubkey import Pubkey
-from xprocess import ProcessStarter, XProcess
 
 PAYER_LAMPORTS = 100 * 10**9
 

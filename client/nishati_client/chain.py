@@ -15,6 +15,7 @@ from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment as RpcCommitment
 from solana.rpc.types import TxOpts
 from solders.account import Account
+from solders.clock import Clock
 from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.keypair import Keypair
@@ -22,6 +23,7 @@ from solders.litesvm import LiteSVM
 from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.signature import Signature
+from solders.sysvar import CLOCK
 from solders.transaction import Transaction
 from solders.transaction_metadata import FailedTransactionMetadata
 from solders.transaction_status import (
@@ -31,7 +33,7 @@ from solders.transaction_status import (
 )
 
 from nishati_client.config import Commitment
-from nishati_client.errors import TransactionFailed, program_error
+from nishati_client.errors import AccountNotFound, TransactionFailed, program_error
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,14 @@ class Chain(Protocol):
         ...
 
     async def account(self, address: Pubkey) -> Account | None: ...
+
+
+async def cluster_time(chain: Chain) -> int:
+    """The cluster's Unix time from the Clock sysvar: the ``now`` the program checks against."""
+    account = await chain.account(CLOCK)
+    if account is None:
+        raise AccountNotFound(f"no Clock sysvar at {CLOCK}")
+    return Clock.from_bytes(bytes(account.data)).unix_timestamp
 
 
 def raise_for_error(err: TransactionErrorType, logs: Sequence[str]) -> None:
@@ -92,7 +102,9 @@ class LiteSvmChain:
         return TxOutcome(result.signature(), list(result.logs()), result.compute_units_consumed())
 
     async def account(self, address: Pubkey) -> Account | None:
-        return self.svm.get_account(address)
+        account = self.svm.get_account(address)
+        # LiteSVM keeps a closed account as an empty one; a cluster has none at the address.
+        return None if account is None or account.lamports == 0 else account
 
 
 class RpcChain:

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
 
 from solders.pubkey import Pubkey
 
-
-def _args(obj: Any) -> dict[str, object]:
-    """A dataclass as the dict anchorpy encodes (``asdict`` would try to deep-copy Pubkeys)."""
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+from nishati_client.codec import as_args
 
 
 @dataclass(frozen=True)
@@ -24,7 +20,7 @@ class MarketConfig:
     payment_deadline_secs: int
 
     def to_args(self) -> dict[str, object]:
-        return _args(self)
+        return as_args(self)
 
 
 @dataclass(frozen=True)
@@ -38,7 +34,7 @@ class MarketUpdate:
     payment_deadline_secs: int | None = None
 
     def to_args(self) -> dict[str, object]:
-        return _args(self)
+        return as_args(self)
 
 
 @dataclass(frozen=True)
@@ -51,6 +47,8 @@ class Market:
     config: MarketConfig
     paused: bool
     bump: int
+    energy_mint: Pubkey
+    mint_bump: int
 
     @classmethod
     def from_decoded(cls, address: Pubkey, decoded: object) -> Market:
@@ -62,4 +60,6 @@ class Market:
             config=config,
             paused=bool(getattr(decoded, "paused")),  # noqa: B009
             bump=getattr(decoded, "bump"),  # noqa: B009
+            energy_mint=getattr(decoded, "energy_mint"),  # noqa: B009
+            mint_bump=getattr(decoded, "mint_bump"),  # noqa: B009
         )

@@ -7,15 +7,15 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
-from nishati_client.errors import AccountNotFound, AccountTypeMismatch, NishatiProgramError
-from nishati_client.market import MarketConfig, MarketUpdate
-from nishati_client.pda import market_address
 from solders.account import Account
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import ID as SYSTEM_PROGRAM_ID
 
+from nishati_client.errors import AccountNotFound, AccountTypeMismatch, NishatiProgramError
+from nishati_client.market import MarketConfig, MarketUpdate
+from nishati_client.pda import market_address
 from tests.conftest import Harness
 
 CONFIG = MarketConfig(

@@ -1,0 +1,56 @@
+"""Typed Offer and Trade accounts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from solders.pubkey import Pubkey
+
+from nishati_client.codec import decoded_fields
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A decoded Offer account; energy in Wh, price in KES cents per kWh, time in Unix seconds."""
+
+    address: Pubkey
+    market: Pubkey
+    seller: Pubkey
+    escrow: Pubkey
+    rent_payer: Pubkey
+    offer_id: int
+    price_cents_per_kwh: int
+    unreserved_wh: int
+    reserved_wh: int
+    expires_at: int
+    created_at: int
+    bump: int
+    escrow_bump: int
+    cancelled: bool
+
+    @classmethod
+    def from_decoded(cls, address: Pubkey, decoded: object) -> Offer:
+        return cls(address=address, **decoded_fields(cls, decoded))
+
+
+@dataclass(frozen=True)
+class Trade:
+    """A decoded Trade account, open until settled or cancelled; money in KES cents."""
+
+    address: Pubkey
+    market: Pubkey
+    offer: Pubkey
+    buyer: Pubkey
+    buyer_energy_account: Pubkey
+    rent_payer: Pubkey
+    payment_ref_hash: bytes
+    wh: int
+    price_cents_per_kwh: int
+    total_cents: int
+    created_at: int
+    deadline: int
+    bump: int
+
+    @classmethod
+    def from_decoded(cls, address: Pubkey, decoded: object) -> Trade:
+        return cls(address=address, **decoded_fields(cls, decoded))

@@ -1,0 +1,183 @@
+"""The reading format against docs/reading-vectors.json, and the Ed25519 instruction layout."""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from solders.pubkey import Pubkey
+
+from nishati_client.config import REPO_ROOT
+from nishati_client.errors import ERROR_CODES
+from nishati_client.readings import (
+    ED25519_PROGRAM_ID,
+    MAX_CLOCK_SKEW_SECS,
+    READING_LEN,
+    InvalidReadingLength,
+    InvalidSignature,
+    LastReading,
+    Reading,
+    ReadingError,
+    SignedReading,
+    check,
+    check_signed,
+    ed25519_instruction,
+    meter_public_key,
+    sign,
+    verify_signature,
+)
+
+VECTORS: dict[str, Any] = json.loads((REPO_ROOT / "docs" / "reading-vectors.json").read_text())
+MARKET = Pubkey.from_bytes(bytes.fromhex(VECTORS["market"]))
+REGISTERED_METER = Pubkey.from_bytes(bytes.fromhex(VECTORS["registered_meter_public_key"]))
+METER_KEY = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(VECTORS["registered_meter_seed"]))
+
+
+def signed_reading(case: dict[str, Any]) -> SignedReading:
+    return SignedReading(
+        message=bytes.fromhex(case["message"]),
+        signature=bytes.fromhex(case["signature"]),
+        meter=Pubkey.from_bytes(bytes.fromhex(case["meter_public_key"])),
+    )
+
+
+def last_reading(case: dict[str, Any]) -> LastReading | None:
+    return None if case["last"] is None else LastReading(**case["last"])
+
+
+@pytest.mark.parametrize("case", VECTORS["cases"], ids=[c["name"] for c in VECTORS["cases"]])
+def test_vector(case: dict[str, Any]) -> None:
+    def run() -> Reading:
+        return check_signed(
+            signed_reading(case), REGISTERED_METER, MARKET, last_reading(case), case["now"]
+        )
+
+    if case["error"] is None:
+        reading = run()
+        assert reading.market == MARKET
+        fields = {k: getattr(reading, k) for k in case["fields"]}
+        assert fields == case["fields"]
+        assert reading.encode() == bytes.fromhex(case["message"])
+    else:
+        with pytest.raises(ReadingError) as refused:
+            run()
+        assert refused.value.name == case["error"]
+        assert type(refused.value).__name__ == case["error"]
+
+
+def test_vectors_use_the_documented_skew() -> None:
+    assert VECTORS["max_clock_skew_secs"] == MAX_CLOCK_SKEW_SECS
+
+
+def test_the_registered_meter_key_matches_its_seed() -> None:
+    assert meter_public_key(METER_KEY) == REGISTERED_METER
+
+
+def test_every_reading_error_but_the_signature_is_a_program_error() -> None:
+    names = {case["error"] for case in VECTORS["cases"] if case["error"] is not None}
+    assert names - set(ERROR_CODES) == {"InvalidSignature"}
+    assert {cls.name for cls in ReadingError.__subclasses__()} == names
+
+
+def test_an_error_class_not_in_the_idl_cannot_be_defined() -> None:
+    with pytest.raises(TypeError, match="not an error of the program"):
+
+        class ReadingTooSunny(ReadingError):  # pragma: no cover - refused at definition
+            pass
+
+
+def test_check_without_signature_accepts_a_valid_message() -> None:
+    valid = VECTORS["cases"][0]
+    reading = check(bytes.fromhex(valid["message"]), MARKET, last_reading(valid), valid["now"])
+    assert reading.counter == valid["fields"]["counter"]
+
+
+def test_check_follows_the_rule_order_without_signature() -> None:
+    # Replayed counter and a timestamp in the future: the counter rule comes first.
+    message = Reading(MARKET, 41, 2_000_000_000, 1, 1).encode()
+    with pytest.raises(ReadingError) as refused:
+        check(message, MARKET, LastReading(41, 0, 0, 0), now=0)
+    assert refused.value.name == "ReadingReplayed"
+
+
+def test_a_custom_skew_is_honoured() -> None:
+    message = Reading(MARKET, 1, 1_010, 0, 0).encode()
+    check(message, MARKET, None, now=1_000, max_skew=10)
+    with pytest.raises(ReadingError) as refused:
+        check(message, MARKET, None, now=1_000, max_skew=9)
+    assert refused.value.name == "ReadingFromTheFuture"
+
+
+@pytest.mark.parametrize(
+    "reading",
+    [
+        Reading(MARKET, 0, 0, 0, 0),
+        Reading(MARKET, 2**64 - 1, -(2**63), 2**64 - 1, 2**64 - 1),
+        Reading(Pubkey.new_unique(), 42, 1_790_000_000, 12_480, 3_150),
+    ],
+    ids=["zeros", "extremes", "typical"],
+)
+def test_encode_decode_round_trip(reading: Reading) -> None:
+    message = reading.encode()
+    assert len(message) == READING_LEN
+    assert message[:5] == b"NSHR\x01"
+    assert Reading.decode(message) == reading
+
+
+def test_sign_then_verify() -> None:
+    reading = Reading(MARKET, 42, 1_789_999_995, 12_480, 3_150)
+    signed = sign(reading, METER_KEY)
+    assert signed.meter == REGISTERED_METER
+    assert signed.signature == bytes.fromhex(VECTORS["cases"][0]["signature"])
+    verify_signature(signed)
+    tampered = SignedReading(signed.message[:-1] + b"\x01", signed.signature, signed.meter)
+    with pytest.raises(InvalidSignature):
+        verify_signature(tampered)
+
+
+def test_a_signature_must_be_64_bytes() -> None:
+    with pytest.raises(ValueError, match="64"):
+        SignedReading(bytes(READING_LEN), bytes(63), REGISTERED_METER)
+
+
+def readings(count: int) -> list[SignedReading]:
+    keys = [Ed25519PrivateKey.from_private_bytes(bytes([i + 1] * 32)) for i in range(count)]
+    return [
+        sign(Reading(MARKET, i + 1, 1_790_000_000 + i, 1_000 * i, 10 * i), k)
+        for i, k in enumerate(keys)
+    ]
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_ed25519_instruction_layout(count: int) -> None:
+    signed = readings(count)
+    ix = ed25519_instruction(signed)
+    data = bytes(ix.data)
+    assert ix.program_id == ED25519_PROGRAM_ID
+    assert ix.accounts == []
+    assert data[0] == count
+    assert data[1] == 0
+    assert len(data) == 2 + 14 * count + 165 * count
+    for i, reading in enumerate(signed):
+        entry = struct.unpack_from("<7H", data, 2 + 14 * i)
+        start = 2 + 14 * count + 165 * i
+        assert entry == (start, 0xFFFF, start + 64, 0xFFFF, start + 96, 69, 0xFFFF)
+        assert data[start : start + 64] == reading.signature
+        assert data[start + 64 : start + 96] == bytes(reading.meter)
+        assert data[start + 96 : start + 165] == reading.message
+
+
+def test_ed25519_instruction_layout_of_one_reading_is_the_documented_one() -> None:
+    data = bytes(ed25519_instruction(readings(1)).data)
+    assert data[:16] == bytes.fromhex("01001000ffff5000ffff70004500ffff")
+
+
+def test_ed25519_instruction_needs_readings_of_the_format() -> None:
+    with pytest.raises(ValueError, match="1 to 255"):
+        ed25519_instruction([])
+    short = readings(1)[0]
+    with pytest.raises(InvalidReadingLength):
+        ed25519_instruction([SignedReading(short.message[:-1], short.signature, short.meter)])
