@@ -84,7 +84,7 @@ async def harness(
         yield request.getfixturevalue("litesvm")
         return
     url: str = request.getfixturevalue("rpc_url")
-    chain = RpcChain(url, settings.commitment)
+    chain = RpcChain(url, program_id, settings.commitment)
     try:
         yield Harness(
             chain, request.getfixturevalue("rpc_payer"), NishatiClient(chain, program_id), None

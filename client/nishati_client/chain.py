@@ -63,12 +63,20 @@ async def cluster_time(chain: Chain) -> int:
     return Clock.from_bytes(bytes(account.data)).unix_timestamp
 
 
-def raise_for_error(err: TransactionErrorType, logs: Sequence[str]) -> None:
-    """Raises the named program error inside ``err``, or a generic failure."""
-    if isinstance(err, TransactionErrorInstructionError) and isinstance(
-        err.err, InstructionErrorCustom
-    ):
-        raise program_error(err.err.code, logs)
+def raise_for_error(
+    err: TransactionErrorType,
+    logs: Sequence[str],
+    instructions: Sequence[Instruction],
+    program_id: Pubkey,
+) -> None:
+    """Raises the Nishati program's named error when one of its instructions failed with a
+    custom code, else a generic failure that names the failing instruction."""
+    if isinstance(err, TransactionErrorInstructionError):
+        index = err.index
+        failed = instructions[index].program_id if index < len(instructions) else None
+        if isinstance(err.err, InstructionErrorCustom) and failed == program_id:
+            raise program_error(err.err.code, logs)
+        raise TransactionFailed(f"instruction {index} ({failed}) failed: {err.err}", logs)
     raise TransactionFailed(str(err), logs)
 
 
@@ -83,6 +91,7 @@ class LiteSvmChain:
     """The program in an in-process LiteSVM, for fast tests and the embedded demo."""
 
     def __init__(self, program_id: Pubkey, program_so: Path) -> None:
+        self.program_id = program_id
         self.svm = LiteSVM()
         self.svm.add_program_from_file(program_id, program_so)
 
@@ -97,7 +106,7 @@ class LiteSvmChain:
         # A new blockhash per transaction lets a test send the same instructions twice.
         self.svm.expire_blockhash()
         if isinstance(result, FailedTransactionMetadata):
-            raise_for_error(result.err(), result.meta().logs())
+            raise_for_error(result.err(), result.meta().logs(), instructions, self.program_id)
             raise AssertionError("unreachable")
         return TxOutcome(result.signature(), list(result.logs()), result.compute_units_consumed())
 
@@ -110,7 +119,10 @@ class LiteSvmChain:
 class RpcChain:
     """A JSON-RPC node. Each send is simulated first so a program error arrives with its logs."""
 
-    def __init__(self, rpc_url: str, commitment: Commitment = Commitment.confirmed) -> None:
+    def __init__(
+        self, rpc_url: str, program_id: Pubkey, commitment: Commitment = Commitment.confirmed
+    ) -> None:
+        self.program_id = program_id
         self.commitment = RpcCommitment(commitment.value)
         self.client = AsyncClient(rpc_url, commitment=self.commitment)
 
@@ -125,14 +137,14 @@ class RpcChain:
         simulated = (await self.client.simulate_transaction(tx, sig_verify=True)).value
         logs = list(simulated.logs or [])
         if simulated.err is not None:
-            raise_for_error(simulated.err, logs)
+            raise_for_error(simulated.err, logs, instructions, self.program_id)
         sent = await self.client.send_raw_transaction(
             bytes(tx), opts=TxOpts(skip_preflight=True, preflight_commitment=self.commitment)
         )
         confirmed = await self.client.confirm_transaction(sent.value, self.commitment)
         status = confirmed.value[0]
         if status is not None and status.err is not None:
-            raise_for_error(status.err, logs)
+            raise_for_error(status.err, logs, instructions, self.program_id)
         return TxOutcome(sent.value, logs, simulated.units_consumed or 0)
 
     async def account(self, address: Pubkey) -> Account | None:

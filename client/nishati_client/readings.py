@@ -176,12 +176,14 @@ def _check_format(message: bytes, market: Pubkey) -> Reading:
     return reading
 
 
-def _check_progress(reading: Reading, last: LastReading | None, now: int, max_skew: int) -> None:
-    if last is not None:
-        if reading.counter <= last.counter:
-            raise ReadingReplayed(f"counter {reading.counter} is not above {last.counter}")
-        if reading.timestamp < last.timestamp:
-            raise ReadingOutOfOrder(f"timestamp {reading.timestamp} is before {last.timestamp}")
+def _check_progress(
+    reading: Reading, last: LastReading | None, not_before: int, now: int, max_skew: int
+) -> None:
+    if last is not None and reading.counter <= last.counter:
+        raise ReadingReplayed(f"counter {reading.counter} is not above {last.counter}")
+    floor = last.timestamp if last is not None else not_before
+    if reading.timestamp < floor:
+        raise ReadingOutOfOrder(f"timestamp {reading.timestamp} is before {floor}")
     if reading.timestamp > now + max_skew:
         raise ReadingFromTheFuture(
             f"timestamp {reading.timestamp} is more than {max_skew} s after {now}"
@@ -201,11 +203,14 @@ def check(
     last: LastReading | None,
     now: int,
     max_skew: int = MAX_CLOCK_SKEW_SECS,
+    not_before: int = 0,
 ) -> Reading:
     """The reading in ``message`` if it keeps every rule of the format, else the first broken
-    rule's error. ``last`` is the meter's last accepted reading (``None``: this is its first)."""
+    rule's error. ``last`` is the meter's last accepted reading (``None``: this is its first);
+    without one, ``not_before`` is the household's last accepted timestamp (a new meter's
+    readings may not go back before its predecessor's), as the program checks it."""
     reading = _check_format(message, market)
-    _check_progress(reading, last, now, max_skew)
+    _check_progress(reading, last, not_before, now, max_skew)
     return reading
 
 
@@ -216,6 +221,7 @@ def check_signed(
     last: LastReading | None,
     now: int,
     max_skew: int = MAX_CLOCK_SKEW_SECS,
+    not_before: int = 0,
 ) -> Reading:
     """:func:`check` with the signature and the household's meter key checked after the
     message's format and before its counter, as ``docs/reading-vectors.json`` orders them."""
@@ -223,7 +229,7 @@ def check_signed(
     verify_signature(signed)
     if signed.meter != registered_meter:
         raise MeterMismatch(f"reading is signed by {signed.meter}, not {registered_meter}")
-    _check_progress(reading, last, now, max_skew)
+    _check_progress(reading, last, not_before, now, max_skew)
     return reading
 
 

@@ -62,7 +62,7 @@ async def run(settings: ClientSettings) -> Market:
     print(f"starting a local {settings.validator} validator with {settings.program_so.name}")
     with LocalValidator(settings, {str(admin.pubkey()): DEMO_FUNDING_LAMPORTS}) as validator:
         print(f"validator ready at {validator.rpc_url}; program {program_id}")
-        chain = RpcChain(validator.rpc_url, settings.commitment)
+        chain = RpcChain(validator.rpc_url, program_id, settings.commitment)
         try:
             client = NishatiClient(chain, program_id)
             outcome = await client.market_initialize(

@@ -310,6 +310,7 @@ async def test_a_tampered_reading_fails_in_the_ed25519_program(world: World) -> 
     with pytest.raises(TransactionFailed) as failure:
         await world.market.attest((world.seller, tampered))
     assert not isinstance(failure.value, NishatiProgramError)
+    assert failure.value.reason.startswith("instruction 0 (Ed25519SigVerify")
     assert await snapshot(world.h, world.accounts) == before
 
 
@@ -387,6 +388,24 @@ async def test_a_reading_for_a_foreign_energy_account_is_refused(world: World) -
     await world.expect(
         "InvalidEnergyAccount", lambda: world.send(instructions, world.market.oracle)
     )
+
+
+async def test_a_read_only_energy_account_is_refused(world: World) -> None:
+    signed = world.seller.meter.read(await world.market.now(), exported_wh=100)
+    instructions = world.h.client.program.attest_readings(
+        oracle=world.market.oracle.pubkey(),
+        market=world.market.address,
+        readings=[(signed, world.seller.address)],
+    )
+    attest = instructions[1]
+    accounts = [
+        AccountMeta(meta.pubkey, meta.is_signer, False)
+        if meta.pubkey == world.seller.energy_account
+        else meta
+        for meta in attest.accounts
+    ]
+    instructions[1] = Instruction(attest.program_id, attest.data, accounts)
+    await world.expect("AccountNotWritable", lambda: world.send(instructions, world.market.oracle))
 
 
 async def test_minting_with_another_markets_mint_is_refused(world: World) -> None:

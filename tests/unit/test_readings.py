@@ -21,6 +21,7 @@ from nishati_client.readings import (
     LastReading,
     Reading,
     ReadingError,
+    ReadingOutOfOrder,
     SignedReading,
     check,
     check_signed,
@@ -181,3 +182,12 @@ def test_ed25519_instruction_needs_readings_of_the_format() -> None:
     short = readings(1)[0]
     with pytest.raises(InvalidReadingLength):
         ed25519_instruction([SignedReading(short.message[:-1], short.signature, short.meter)])
+
+
+def test_a_new_meters_first_reading_may_not_predate_the_household() -> None:
+    """After a meter change there is no last reading, but time still may not run backwards."""
+    market = Pubkey.new_unique()
+    message = Reading(market, 1, 1_000, 0, 0).encode()
+    with pytest.raises(ReadingOutOfOrder):
+        check(message, market, None, now=2_000, not_before=1_001)
+    assert check(message, market, None, now=2_000, not_before=1_000).counter == 1

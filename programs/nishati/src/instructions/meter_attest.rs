@@ -83,6 +83,7 @@ pub fn process(ctx: &Context) -> ProgramResult {
         let [household, energy_account] = pair else {
             return Err(NishatiError::AttestAccountsMismatch.into());
         };
+        accounts::writable(energy_account)?;
         let signed = ed25519::reading(signatures, count, i)?;
         let reading = Reading::parse(signed.message, market.key())?;
         let minted = {

@@ -9,7 +9,7 @@ import pytest
 from sbf_link import ir
 from sbf_link.ir_rewrite import MEM_INLINE_MAX, rewrite_module
 from sbf_link.toolchain import Toolchain
-from tests.build.support import FIXTURES, IR_HEADER, LinkIR, read_shared_object
+from tests.link.support import FIXTURES, IR_HEADER, LinkIR, read_shared_object
 
 
 def function(

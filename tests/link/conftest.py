@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.build.support import IR_HEADER, TOOLS, LinkIR
+from tests.link.support import IR_HEADER, TOOLS, LinkIR
 
 sys.path.insert(0, str(TOOLS))
 

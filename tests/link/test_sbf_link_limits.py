@@ -12,7 +12,7 @@ from sbf_link import limits
 from sbf_link.errors import LinkError
 from sbf_link.limits import Rule
 from sbf_link.toolchain import Toolchain
-from tests.build.support import FIXTURES, IR_HEADER, TOOLS, LinkIR
+from tests.link.support import FIXTURES, IR_HEADER, TOOLS, LinkIR
 
 
 def rules(ir: str) -> set[tuple[str, Rule]]:

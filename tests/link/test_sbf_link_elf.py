@@ -12,7 +12,7 @@ import pytest
 from sbf_link import cli
 from sbf_link.errors import LinkError
 from sbf_link.toolchain import Toolchain
-from tests.build.support import (
+from tests.link.support import (
     FIXTURES,
     TOOLS,
     LinkIR,
