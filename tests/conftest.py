@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -14,10 +13,11 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from xprocess import ProcessStarter, XProcess
 
-from nishati_client.chain import Chain, LiteSvmChain, RpcChain
+from nishati_client.chain import LiteSvmChain, RpcChain
 from nishati_client.config import ClientSettings
 from nishati_client.localnet import FUND_ENV, READY_PATTERN
 from nishati_client.program import NishatiClient
+from nishati_client.sandbox import Harness
 
 PAYER_LAMPORTS = 100 * 10**9
 
@@ -55,16 +55,6 @@ def rpc_url(xprocess: XProcess, rpc_payer: Keypair) -> Iterator[str]:
     matches = READY_PATTERN.findall(Path(logfile).read_text())
     yield matches[-1][0]
     xprocess.getinfo("nishati-localnet").terminate()
-
-
-@dataclass
-class Harness:
-    """A chain with the program deployed, a funded payer, and the client on top."""
-
-    chain: Chain
-    payer: Keypair
-    client: NishatiClient
-    litesvm: LiteSvmChain | None
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ from nishati_client.readings import (
     ed25519_instruction,
     sign,
 )
+from nishati_client.sandbox import Harness
 from nishati_client.trading import Offer, Trade
-from tests.conftest import Harness
 from tests.program.scenario import (
     MAX_PRICE,
     MIN_PRICE,
