@@ -1,0 +1,293 @@
+"""What the market costs on chain: compute units per instruction, readings per transaction,
+and lamports for a household's day. Targets from the market issue are checked and printed.
+
+Run: ``.venv/bin/python -m bench.market`` (LiteSVM, solders 0.26, classic SPL Token);
+``--rpc`` adds a column measured on the local surfpool validator (agave 4.1 runtime).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from solders.hash import Hash
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.transaction import Transaction
+
+from nishati_client.chain import LiteSvmChain, RpcChain
+from nishati_client.config import ClientSettings
+from nishati_client.localnet import LocalValidator
+from nishati_client.market import MarketUpdate
+from nishati_client.program import NishatiClient
+from nishati_client.readings import SignedReading
+from nishati_client.sandbox import (
+    Harness,
+    Member,
+    OpenMarket,
+    digest,
+    fund,
+    lamports,
+    open_market,
+)
+
+PACKET_BYTES = 1_232
+PAYER_LAMPORTS = 1_000 * 10**9
+TARGETS = {
+    "trade_open": 10_000,
+    "trade_settle": 10_000,
+    "meter_attest per reading": 6_000,
+    "trade_open + trade_settle": 20_000,
+}
+# Published figures of comparable programs, for scale (classic SPL Token unless noted).
+COMPARABLES = [
+    ("SPL Token Transfer (classic)", 4_645, "solanahub.de/en/glossary/compute-unit"),
+    ("SPL Token MintTo (classic)", 4_538, "solanahub.de/en/glossary/compute-unit"),
+    ("p-token Transfer / MintTo (SIMD-0266)", 76, "solanahub.de/en/glossary/compute-unit"),
+    ("Anchor init of one account (tests/bench)", 4_829, "anchor bench/COMPUTE_UNITS.md, 2.1"),
+    ("solana-program/escrow CreateEscrow", 4_802, "solana-program/escrow CU_BENCHMARKS.md"),
+    ("solana-program/escrow Deposit (best)", 18_819, "solana-program/escrow CU_BENCHMARKS.md"),
+    ("solana-program/escrow Withdraw (best)", 15_342, "solana-program/escrow CU_BENCHMARKS.md"),
+]
+
+
+def tx_bytes(instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> int:
+    message = Message.new_with_blockhash(list(instructions), signers[0].pubkey(), Hash.default())
+    return len(bytes(Transaction(list(signers), message, Hash.default())))
+
+
+@dataclass
+class Results:
+    units: dict[str, int]
+    attest_bytes: dict[int, int]
+    max_readings: int
+    day_lamports: int
+    day_fees: dict[str, int]
+
+
+async def members(market: OpenMarket, count: int) -> list[Member]:
+    """Custodial households (the oracle signs for them), each with a baseline reading."""
+    people = [await market.register(custodial=True) for _ in range(count)]
+    now = await market.now()
+    for person in people:
+        await market.attest((person, person.meter.read(now)))
+    return people
+
+
+async def measure(h: Harness) -> Results:
+    units: dict[str, int] = {}
+    market = await open_market(h)
+    client, oracle, admin, payer = h.client, market.oracle, market.admin, h.payer
+    units["market_update"] = (
+        await client.market_update(
+            payer=payer, admin=admin, market=market.address, update=MarketUpdate(fee_bps=200)
+        )
+    ).compute_units
+    units["market_pause"] = (
+        await client.market_pause(payer=payer, admin=admin, market=market.address)
+    ).compute_units
+    units["market_resume"] = (
+        await client.market_resume(payer=payer, admin=admin, market=market.address)
+    ).compute_units
+    seller = await market.register()
+    units["household_register"] = (
+        await client.household_register(
+            payer=payer,
+            authority=oracle,
+            market=market.address,
+            owner=Keypair().pubkey(),
+            meter=Keypair().pubkey(),
+            phone_commitment=digest("bench"),
+        )
+    ).outcome.compute_units
+
+    # Attestation: the cost per reading at 1, 4 and the legacy-transaction maximum.
+    people = await members(market, 8)
+    attest_bytes: dict[int, int] = {}
+    max_readings = 0
+    for n in range(1, len(people) + 1):
+        now = await market.now()
+        pairs = [(p, p.meter.read(now, exported_wh=500)) for p in people[:n]]
+        readings: list[tuple[SignedReading, Pubkey]] = [(s, p.address) for p, s in pairs]
+        ixs = client.program.attest_readings(
+            oracle=oracle.pubkey(), market=market.address, readings=readings
+        )
+        size = tx_bytes(ixs, [oracle])
+        attest_bytes[n] = size
+        if size <= PACKET_BYTES:
+            max_readings = n
+        # LiteSVM does not enforce the packet limit, so larger batches still measure compute;
+        # over JSON-RPC they could not be sent.
+        if h.litesvm is not None or size <= PACKET_BYTES:
+            outcome = await market.attest(*pairs)
+            units[f"meter_attest x{n}"] = outcome.compute_units
+    await market.mint(seller, 50_000)
+
+    offer_created = await client.offer_create(
+        payer=payer,
+        authority=seller.authority,
+        household=await market.household(seller),
+        wh=20_000,
+        price_cents_per_kwh=2_500,
+        expires_at=await market.now() + 3_600,
+    )
+    units["offer_create"] = offer_created.outcome.compute_units
+    offer = await client.offer(offer_created.address)
+    buyer = people[0]
+    opened = await client.trade_open(
+        payer=payer,
+        authority=oracle,
+        market=market.address,
+        offer=offer.address,
+        buyer=buyer.address,
+        wh=2_500,
+        payment_ref_hash=digest("bench-1"),
+    )
+    units["trade_open"] = opened.outcome.compute_units
+    trade = await client.trade(opened.address)
+    units["trade_settle"] = (
+        await client.trade_settle(payer=payer, oracle=oracle, trade=trade, receipt_hash=digest("r"))
+    ).compute_units
+    cancelled = await market.open_trade(offer, buyer, 1_000)
+    units["trade_cancel"] = (
+        await client.trade_cancel(payer=payer, caller=oracle, trade=cancelled)
+    ).compute_units
+    units["energy_redeem"] = (
+        await client.energy_redeem(
+            payer=payer,
+            authority=seller.authority,
+            market=market.address,
+            household=seller.address,
+            wh=1_000,
+        )
+    ).compute_units
+    offer = await client.offer(offer.address)
+    units["offer_cancel"] = (
+        await client.offer_cancel(payer=payer, caller=seller.authority, offer=offer)
+    ).compute_units
+    units["trade_open + trade_settle"] = units["trade_open"] + units["trade_settle"]
+
+    day_lamports, day_fees = await household_day(h, market, max(max_readings, 1))
+    return Results(units, attest_bytes, max_readings, day_lamports, day_fees)
+
+
+async def household_day(h: Harness, market: OpenMarket, batch: int) -> tuple[int, dict[str, int]]:
+    """A household's day as the oracle relays it, the oracle paying every fee: its reading
+    attested in a full batch, one offer made and later withdrawn, two trades opened and both
+    settled in one transaction. Measured from the oracle's balance step by step (fees plus any
+    rent not returned); the batch's other households share the attestation."""
+    relay = Harness(h.chain, market.oracle, h.client, h.litesvm)
+    await fund(h, market.oracle.pubkey(), 10 * 10**9)
+    day = OpenMarket(relay, market.address, market.admin, market.oracle)
+    people = await members(day, batch + 2)
+    seller, buyers = people[0], people[1:3]
+    await day.mint(seller, 10_000)
+
+    async def balance() -> int:
+        return await lamports(h, market.oracle.pubkey())
+
+    costs: dict[str, int] = {}
+    before = await balance()
+    now = await day.now()
+    await day.attest(*[(p, p.meter.read(now, exported_wh=100)) for p in people[:batch]])
+    costs[f"attestation (1/{batch} of a batch)"] = (before - await balance()) // batch
+    before = await balance()
+    offer = await day.offer(seller, 5_000)
+    costs["offer_create"] = before - await balance()
+    before = await balance()
+    trades = [await day.open_trade(offer, buyer, 1_000) for buyer in buyers]
+    costs["2 x trade_open"] = before - await balance()
+    before = await balance()
+    settles = [
+        h.client.program.trade_settle(
+            oracle=market.oracle.pubkey(), trade=t, receipt_hash=digest(str(t.address))
+        )
+        for t in trades
+    ]
+    await h.chain.send(settles, [market.oracle])
+    costs["2 x trade_settle, one transaction"] = before - await balance()
+    before = await balance()
+    offer = await h.client.offer(offer.address)
+    await h.client.offer_cancel(payer=market.oracle, caller=seller.authority, offer=offer)
+    costs["offer_cancel"] = before - await balance()
+    return sum(costs.values()), costs
+
+
+async def measure_rpc(settings: ClientSettings) -> Results:
+    payer = Keypair()
+    program_id = Pubkey.from_string(settings.program_id)
+    with LocalValidator(settings, {str(payer.pubkey()): PAYER_LAMPORTS}) as validator:
+        chain = RpcChain(validator.rpc_url, program_id, settings.commitment)
+        try:
+            return await measure(Harness(chain, payer, NishatiClient(chain, program_id), None))
+        finally:
+            await chain.close()
+
+
+def cell(value: int | None) -> str:
+    """A right-aligned number, or a dash where the chain could not run the case."""
+    return f"{value:>14,}" if value is not None else f"{'-':>14}"
+
+
+def per_reading(units: int | None, n: int) -> int | None:
+    return None if units is None else units // n
+
+
+def report(columns: dict[str, Results]) -> None:
+    names = list(columns)
+    first = columns[names[0]]
+    print(f"{'compute units':<28}" + "".join(f"{n:>14}" for n in names) + "   target")
+    for key in first.units:
+        row = "".join(cell(columns[n].units.get(key)) for n in names)
+        target = TARGETS.get(key)
+        print(f"{key:<28}{row}" + (f"   <= {target:,}" if target else ""))
+    for n in (1, 4, first.max_readings):
+        key = f"meter_attest x{n}"
+        per = "".join(cell(per_reading(columns[c].units.get(key), n)) for c in names)
+        print(f"{f'  per reading at {n}':<28}{per}   <= {TARGETS['meter_attest per reading']:,}")
+    print()
+    print(f"legacy transaction bytes (limit {PACKET_BYTES:,}):")
+    for n, size in first.attest_bytes.items():
+        mark = "fits" if size <= PACKET_BYTES else "too big"
+        print(f"  ed25519 + meter_attest, {n} reading(s): {size:>5,} bytes  {mark}")
+    sizes = first.attest_bytes
+    print(
+        f"  bytes per extra reading: {sizes[2] - sizes[1]}; most readings per legacy "
+        f"transaction: {first.max_readings}"
+    )
+    print()
+    print("a household's day, relayed by the oracle: its balance change per step, lamports")
+    print("(rent put down for offers and trades comes back when they settle or are withdrawn;")
+    print(" each meter signature in an attestation is charged like a transaction signature)")
+    for step in first.day_fees:
+        row = "".join(cell(columns[n].day_fees.get(step)) for n in names)
+        print(f"  {step:<36}{row}")
+    print(f"  {'total':<36}" + "".join(f"{columns[n].day_lamports:>14,}" for n in names))
+    print()
+    print("published figures of comparable programs (compute units):")
+    for name, value, source in COMPARABLES:
+        print(f"  {name:<44}{value:>7,}   {source}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rpc", action="store_true", help="also measure on surfpool")
+    args = parser.parse_args()
+    settings = ClientSettings()
+    program_id = Pubkey.from_string(settings.program_id)
+    chain = LiteSvmChain(program_id, settings.program_so)
+    payer = Keypair()
+    chain.fund(payer.pubkey(), PAYER_LAMPORTS)
+    harness = Harness(chain, payer, NishatiClient(chain, program_id), chain)
+    columns = {"LiteSVM 0.26": asyncio.run(measure(harness))}
+    if args.rpc:
+        columns["surfpool 1.5"] = asyncio.run(measure_rpc(settings))
+    report(columns)
+
+
+if __name__ == "__main__":
+    main()
