@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from nishati_client.sandbox import (
     Harness,
     Member,
     OpenMarket,
+    config_for,
     digest,
     fund,
     lamports,
@@ -81,6 +83,14 @@ async def members(market: OpenMarket, count: int) -> list[Member]:
 async def measure(h: Harness) -> Results:
     units: dict[str, int] = {}
     market = await open_market(h)
+    units["market_initialize"] = (
+        await h.client.market_initialize(
+            payer=h.payer,
+            admin=Keypair(),
+            market_id=secrets.randbits(64),
+            config=config_for(market.oracle.pubkey()),
+        )
+    ).compute_units
     client, oracle, admin, payer = h.client, market.oracle, market.admin, h.payer
     units["market_update"] = (
         await client.market_update(

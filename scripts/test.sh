@@ -27,5 +27,4 @@ step "python: pytest"
 .venv/bin/pytest "$@"
 
 step "bench: compute units, transaction sizes, a household's day"
-.venv/bin/python -m bench.compute_units
 .venv/bin/python -m bench.market
