@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -176,14 +177,19 @@ def config_for(oracle: Pubkey) -> MarketConfig:
     )
 
 
-async def open_market(h: Harness) -> OpenMarket:
-    """A new market with a fresh admin and oracle; LiteSVM's clock is first moved to ``T0``."""
+async def open_market(
+    h: Harness,
+    market_id: int | None = None,
+    config: Callable[[Pubkey], MarketConfig] = config_for,
+) -> OpenMarket:
+    """A new market (a random id unless given) with a fresh admin and oracle, its settings
+    from ``config(oracle)``; LiteSVM's clock is first moved to ``T0``."""
     if h.litesvm is not None and h.litesvm.svm.get_clock().unix_timestamp < T0:
         set_time(h, T0)
     admin, oracle = Keypair(), Keypair()
-    market_id = secrets.randbits(64)
+    market_id = secrets.randbits(64) if market_id is None else market_id
     await h.client.market_initialize(
-        payer=h.payer, admin=admin, market_id=market_id, config=config_for(oracle.pubkey())
+        payer=h.payer, admin=admin, market_id=market_id, config=config(oracle.pubkey())
     )
     return OpenMarket(h, market_address(h.client.program.program_id, market_id)[0], admin, oracle)
 
