@@ -1,0 +1,208 @@
+"""The oracle service: FastAPI under uvicorn.
+
+Long-lived clients (database, chain, MQTT) are made in the lifespan and kept on ``app.state``;
+readings come in over HTTP and MQTT into one pipeline, and the batcher attests them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated
+
+import structlog
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+from solders.pubkey import Pubkey
+
+from nishati_client.chain import LiteSvmChain, RpcChain, check_program_deployed
+from nishati_client.keys import load_keypair
+from nishati_client.program import NishatiClient
+from nishati_oracle.attest import Attester
+from nishati_oracle.ingest import Outcome, Reason, Status, Submission
+from nishati_oracle.metrics import Metrics
+from nishati_oracle.settings import OracleSettings
+from nishati_oracle.store import Store
+from nishati_oracle.verify import ChainClock, MeterRegistry, ReadingPipeline
+
+log = structlog.get_logger()
+
+
+class SignedReadingIn(BaseModel):
+    """One reading as a meter sent it."""
+
+    message: Annotated[str, Field(description="The 69 signed bytes, hex", max_length=138)]
+    signature: Annotated[str, Field(description="Ed25519 signature, hex", max_length=128)]
+    meter: Annotated[str, Field(description="The meter's public key, base58", max_length=44)]
+
+
+class ReadingBatchIn(BaseModel):
+    readings: list[SignedReadingIn]
+
+
+class OutcomeOut(BaseModel):
+    status: Status
+    reason: Reason | None = None
+    counter: int | None = None
+    detail: str | None = None
+
+
+class IngestOut(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[OutcomeOut]
+
+
+@dataclass
+class Services:
+    """What the lifespan builds and the routes use."""
+
+    settings: OracleSettings
+    store: Store
+    chain: RpcChain | LiteSvmChain
+    client: NishatiClient
+    pipeline: ReadingPipeline
+    attester: Attester
+    metrics: Metrics
+    mqtt_connected: Callable[[], bool] | None = None
+
+
+def _submission(item: SignedReadingIn) -> Submission | Outcome:
+    try:
+        return Submission(
+            bytes.fromhex(item.message),
+            bytes.fromhex(item.signature),
+            Pubkey.from_string(item.meter),
+        )
+    except (ValueError, binascii.Error) as e:
+        return Outcome(Status.rejected, Reason.MalformedSubmission, None, str(e))
+
+
+def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None = None) -> FastAPI:
+    """The app; tests pass a LiteSVM chain, the service an RPC one made from the settings."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.market is None or settings.oracle_keypair is None:
+            raise RuntimeError("set NISHATI_MARKET and NISHATI_ORACLE_KEYPAIR")
+        program_id = Pubkey.from_string(settings.program_id)
+        market = Pubkey.from_string(settings.market)
+        oracle = load_keypair(settings.oracle_keypair)
+        node = chain or RpcChain(settings.rpc_url, program_id, settings.commitment)
+        await check_program_deployed(node, program_id)
+        store = await Store.open(settings.database_url)
+        client = NishatiClient(node, program_id)
+        metrics = Metrics()
+        registry = MeterRegistry(client, market, settings.meter_cache_secs)
+        pipeline = ReadingPipeline(settings, market, store, registry, metrics, ChainClock(node))
+        attester = Attester(settings, store, client, oracle, market, node.policy, metrics)
+        app.state.services = Services(settings, store, node, client, pipeline, attester, metrics)
+        stop = asyncio.Event()
+        batcher = asyncio.create_task(attester.run(stop))
+        log.info("oracle started", market=str(market), oracle=str(oracle.pubkey()))
+        try:
+            yield
+        finally:
+            stop.set()
+            await batcher
+            await store.close()
+            if isinstance(node, RpcChain) and chain is None:
+                await node.close()
+            log.info("oracle stopped")
+
+    app = FastAPI(title="Nishati oracle", version="0.1.0", lifespan=lifespan)
+
+    def services(request: Request) -> Services:
+        found: Services = request.app.state.services
+        return found
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(_: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            {"reason": Reason.MalformedSubmission, "detail": str(error.errors()[:3])},
+            status_code=400,
+        )
+
+    @app.post(
+        "/api/v1/readings",
+        response_model=IngestOut,
+        responses={400: {}, 413: {}, 422: {"model": IngestOut}},
+    )
+    async def post_readings(
+        request: Request, body: ReadingBatchIn | SignedReadingIn
+    ) -> IngestOut | JSONResponse:
+        """One reading, or a batch ``{"readings": [...]}``: each is verified and stored before
+        the answer; all refused is a 422, with the reason of each."""
+        s = services(request)
+        items = body.readings if isinstance(body, ReadingBatchIn) else [body]
+        if len(items) > s.settings.max_batch_readings:
+            return JSONResponse(
+                {"reason": "BatchTooLarge", "detail": f"at most {s.settings.max_batch_readings}"},
+                status_code=413,
+            )
+        s.metrics.received.labels("http").inc(len(items))
+        parsed = [_submission(item) for item in items]
+        submissions = [p for p in parsed if isinstance(p, Submission)]
+        stored = iter(await s.pipeline.submit(submissions) if submissions else [])
+        outcomes = [p if isinstance(p, Outcome) else next(stored) for p in parsed]
+        for outcome in outcomes:
+            if outcome.reason is Reason.MalformedSubmission:
+                s.metrics.rejected.labels(str(outcome.reason)).inc()
+        result = IngestOut(
+            accepted=sum(o.status is Status.accepted for o in outcomes),
+            duplicates=sum(o.status is Status.duplicate for o in outcomes),
+            rejected=sum(o.status is Status.rejected for o in outcomes),
+            results=[OutcomeOut(**vars(o)) for o in outcomes],
+        )
+        if result.rejected == len(outcomes):
+            return JSONResponse(result.model_dump(mode="json"), status_code=422)
+        return result
+
+    @app.post("/api/v1/meters/{meter}/attest", status_code=202)
+    async def attest_now(request: Request, meter: str) -> dict[str, str]:
+        """Attests this meter's latest reading at once (a household about to sell)."""
+        try:
+            key = Pubkey.from_string(meter)
+        except ValueError:
+            raise HTTPException(400, {"reason": Reason.MalformedSubmission}) from None
+        services(request).attester.request(key)
+        return {"status": "queued"}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready when the database, the chain and (if enabled) the broker answer."""
+        s = services(request)
+        checks: dict[str, str] = {}
+        try:
+            await s.store.ping()
+            checks["database"] = "ok"
+        except Exception as e:
+            checks["database"] = f"down: {type(e).__name__}"
+        try:
+            await check_program_deployed(s.chain, s.client.program.program_id)
+            checks["chain"] = "ok"
+        except Exception as e:
+            checks["chain"] = f"down: {type(e).__name__}"
+        if s.settings.mqtt_enabled:
+            checks["broker"] = "ok" if s.mqtt_connected and s.mqtt_connected() else "down"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(checks, status_code=200 if ready else 503)
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        s = services(request)
+        s.metrics.queue_depth.set(await s.store.unattested_count())
+        return Response(generate_latest(s.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,47 @@
+"""Prometheus metrics of the oracle, on a registry of its own (one per app instance)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.received = Counter(
+            "nishati_readings_received", "Readings received", ["transport"], registry=self.registry
+        )
+        self.accepted = Counter(
+            "nishati_readings_accepted", "Readings verified and stored", registry=self.registry
+        )
+        self.duplicates = Counter(
+            "nishati_readings_duplicate", "Readings received again", registry=self.registry
+        )
+        self.rejected = Counter(
+            "nishati_readings_rejected", "Readings refused", ["reason"], registry=self.registry
+        )
+        self.ingest_seconds = Histogram(
+            "nishati_ingest_seconds",
+            "Time to verify and durably store a batch",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.attest_batches = Counter(
+            "nishati_attest_batches", "Attestation transactions", ["result"], registry=self.registry
+        )
+        self.attested = Counter(
+            "nishati_readings_attested", "Readings attested on chain", registry=self.registry
+        )
+        self.attest_seconds = Histogram(
+            "nishati_attest_seconds",
+            "Time to send and confirm an attestation",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "nishati_unattested_readings",
+            "Stored readings not yet attested",
+            registry=self.registry,
+        )

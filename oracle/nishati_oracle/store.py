@@ -1,0 +1,268 @@
+"""The oracle's durable state: every verified reading, and each meter's progress.
+
+SQLite (WAL, synchronous=FULL: a commit survives a crash) by default, PostgreSQL by URL; the
+schema is created and upgraded by Alembic (``migrations/``). All access is SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence, Set
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    and_,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+metadata = MetaData()
+
+# One row per meter the oracle has seen: the last reading it accepted (its next reading must
+# follow it) and the last reading the chain has attested.
+meters = Table(
+    "meters",
+    metadata,
+    Column("meter", String(44), primary_key=True),
+    Column("household", String(44), nullable=False),
+    Column("has_last", Boolean, nullable=False),
+    Column("last_counter", BigInteger, nullable=False),
+    Column("last_timestamp", BigInteger, nullable=False),
+    Column("last_exported_wh", BigInteger, nullable=False),
+    Column("last_imported_wh", BigInteger, nullable=False),
+    Column("attested_counter", BigInteger, nullable=True),
+    Column("attested_exported_wh", BigInteger, nullable=True),
+)
+
+# Every accepted reading, exactly as the meter signed it.
+readings = Table(
+    "readings",
+    metadata,
+    # SQLite only auto-increments an INTEGER PRIMARY KEY.
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("meter", String(44), nullable=False),
+    Column("counter", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("exported_wh", BigInteger, nullable=False),
+    Column("imported_wh", BigInteger, nullable=False),
+    Column("message", LargeBinary, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("attested_at", Float, nullable=True),
+    Column("attest_signature", String(88), nullable=True),
+    UniqueConstraint("meter", "counter", name="uq_readings_meter_counter"),
+    Index("ix_readings_unattested", "attested_at", "meter"),
+)
+
+
+@dataclass
+class MeterState:
+    """A meter's row: where its next reading must start from, and what the chain has."""
+
+    meter: str
+    household: str
+    has_last: bool
+    last_counter: int
+    last_timestamp: int
+    last_exported_wh: int
+    last_imported_wh: int
+    attested_counter: int | None = None
+    attested_exported_wh: int | None = None
+
+
+@dataclass(frozen=True)
+class StoredReading:
+    meter: str
+    counter: int
+    timestamp: int
+    exported_wh: int
+    imported_wh: int
+    message: bytes
+    signature: bytes
+    received_at: float
+
+
+@dataclass(frozen=True)
+class Due:
+    """A meter whose latest reading should be attested, and why."""
+
+    meter: str
+    household: str
+    reading: StoredReading
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+class Store:
+    """Async access to the oracle's tables."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        """Connects, and brings the schema to the newest migration."""
+        engine = create_async_engine(url, pool_pre_ping=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        await asyncio.to_thread(migrate, url)
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def meter_states(self, keys: Iterable[str]) -> dict[str, MeterState]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(meters).where(meters.c.meter.in_(list(keys))))
+            return {row.meter: MeterState(**row._asdict()) for row in rows}
+
+    async def stored(self, meter: str, counter: int) -> StoredReading | None:
+        query = select(*(readings.c[name] for name in StoredReading.__dataclass_fields__)).where(
+            and_(readings.c.meter == meter, readings.c.counter == counter)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else StoredReading(**row._asdict())
+
+    async def accept(
+        self,
+        new_meters: Sequence[MeterState],
+        accepted: Sequence[StoredReading],
+        states: Sequence[MeterState],
+    ) -> None:
+        """Stores accepted readings and the meters' new last readings in one transaction."""
+        async with self.engine.begin() as conn:
+            if new_meters:
+                await conn.execute(meters.insert(), [vars(m) for m in new_meters])
+            if accepted:
+                await conn.execute(readings.insert(), [vars(r) for r in accepted])
+            for state in states:
+                await conn.execute(
+                    update(meters)
+                    .where(meters.c.meter == state.meter)
+                    .values(
+                        has_last=state.has_last,
+                        last_counter=state.last_counter,
+                        last_timestamp=state.last_timestamp,
+                        last_exported_wh=state.last_exported_wh,
+                        last_imported_wh=state.last_imported_wh,
+                    )
+                )
+
+    async def due(
+        self, threshold_wh: int, oldest_before: float, limit: int, forced: Set[str] = frozenset()
+    ) -> list[Due]:
+        """Meters to attest now: never attested yet, unattested export at or past the
+        threshold, an unattested reading older than ``oldest_before``, or ``forced``. Each
+        comes with its latest reading."""
+        unattested = (
+            select(
+                readings.c.meter,
+                func.max(readings.c.counter).label("counter"),
+                func.min(readings.c.received_at).label("oldest"),
+            )
+            .where(readings.c.attested_at.is_(None))
+            .group_by(readings.c.meter)
+            .subquery()
+        )
+        latest = readings.alias("latest")
+        query = (
+            select(meters.c.household, unattested.c.oldest, meters.c.attested_exported_wh, latest)
+            .join(meters, meters.c.meter == unattested.c.meter)
+            .join(
+                latest,
+                and_(
+                    latest.c.meter == unattested.c.meter, latest.c.counter == unattested.c.counter
+                ),
+            )
+            .order_by(unattested.c.oldest)
+        )
+        due: list[Due] = []
+        async with self.engine.connect() as conn:
+            for row in await conn.execute(query):
+                pending_wh = row.exported_wh - (row.attested_exported_wh or 0)
+                waiting = (
+                    row.attested_exported_wh is not None
+                    and pending_wh < threshold_wh
+                    and row.oldest > oldest_before
+                    and row.meter not in forced
+                )
+                if waiting:
+                    continue
+                reading = StoredReading(
+                    **{name: getattr(row, name) for name in StoredReading.__dataclass_fields__}
+                )
+                due.append(Due(row.meter, row.household, reading))
+                if len(due) == limit:
+                    break
+        return due
+
+    async def mark_attested(
+        self, attested: Sequence[StoredReading], signature: str, at: float
+    ) -> None:
+        """Records that the chain holds these readings (and, cumulatively, all before them)."""
+        async with self.engine.begin() as conn:
+            for reading in attested:
+                await conn.execute(
+                    update(readings)
+                    .where(
+                        and_(
+                            readings.c.meter == reading.meter,
+                            readings.c.counter <= reading.counter,
+                            readings.c.attested_at.is_(None),
+                        )
+                    )
+                    .values(attested_at=at, attest_signature=signature)
+                )
+                await conn.execute(
+                    update(meters)
+                    .where(meters.c.meter == reading.meter)
+                    .values(
+                        attested_counter=reading.counter,
+                        attested_exported_wh=reading.exported_wh,
+                    )
+                )
+
+    async def unattested_count(self) -> int:
+        async with self.engine.connect() as conn:
+            query = select(func.count()).where(readings.c.attested_at.is_(None))
+            return int((await conn.execute(query.select_from(readings))).scalar_one())
+
+
+def migrate(url: str) -> None:
+    """Runs Alembic to the newest schema (blocking; Alembic drives its own event loop)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, "head")

@@ -1,0 +1,140 @@
+"""Readings over HTTP into durable storage: what is accepted, refused and why, on both databases."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from nishati_client.readings import Reading, SignedReading, sign
+from nishati_oracle.store import Store
+from tests.oracle.world import OracleWorld
+
+
+async def test_a_signed_reading_is_accepted_and_stored(world: OracleWorld) -> None:
+    member = await world.member()
+    now = await world.market.now()
+    response = await world.post(member.meter.read(now, exported_wh=1_000))
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 1
+    assert response.json()["results"][0] == {
+        "status": "accepted",
+        "reason": None,
+        "counter": 1,
+        "detail": None,
+    }
+    assert await world.services.store.unattested_count() == 1
+
+
+async def test_a_repeated_reading_is_a_duplicate_and_stored_once(world: OracleWorld) -> None:
+    member = await world.member()
+    signed = member.meter.read(await world.market.now(), exported_wh=10)
+    assert (await world.post(signed)).json()["accepted"] == 1
+    again = (await world.post(signed)).json()
+    assert again["duplicates"] == 1
+    assert again["results"][0]["status"] == "duplicate"
+    assert await world.services.store.unattested_count() == 1
+
+
+async def test_a_batch_is_judged_reading_by_reading(world: OracleWorld) -> None:
+    member, stranger = await world.member(), await world.member()
+    now = await world.market.now()
+    first = member.meter.read(now, exported_wh=100)
+    second = member.meter.read(now + 60, exported_wh=100)
+    replayed = sign(Reading.decode(first.message), member.meter.key)
+    foreign = stranger.meter.read(now)
+    forged = replace(foreign, meter=member.meter.public_key)
+    body = (await world.post(first, second, replayed, forged)).json()
+    assert [r["status"] for r in body["results"]] == [
+        "accepted",
+        "accepted",
+        "duplicate",
+        "rejected",
+    ]
+    assert body["results"][3]["reason"] == "InvalidSignature"
+
+
+async def test_each_broken_rule_is_refused_with_its_reason(world: OracleWorld) -> None:
+    member = await world.member()
+    meter = member.meter
+    now = await world.market.now()
+    assert (await world.post(meter.read(now, exported_wh=500))).status_code == 200
+
+    def signed(
+        counter: int | None = None, timestamp: int = now + 60, exported_wh: int = 600
+    ) -> SignedReading:
+        """The meter's next reading with some values changed; the meter's count stays."""
+        reading = Reading.decode(meter.read(now).message)
+        meter.counter -= 1
+        changed = replace(
+            reading,
+            counter=reading.counter if counter is None else counter,
+            timestamp=timestamp,
+            exported_wh=exported_wh,
+        )
+        return sign(changed, meter.key)
+
+    other_market = replace(Reading.decode(meter.read(now).message), market=member.address)
+    meter.counter -= 1
+    cases = {
+        "ReadingReplayed": signed(counter=1),
+        "ReadingOutOfOrder": signed(timestamp=now - 1),
+        "ReadingFromTheFuture": signed(timestamp=now + 10**6),
+        "MeterWentBackwards": signed(exported_wh=10),
+        "ImplausiblePower": signed(timestamp=now + 1, exported_wh=10**6),
+        "ReadingForAnotherMarket": sign(other_market, meter.key),
+    }
+    for reason, reading in cases.items():
+        response = await world.post(reading)
+        assert response.status_code == 422, reason
+        assert response.json()["results"][0]["reason"] == reason
+    assert await world.services.store.unattested_count() == 1
+    metrics = (await world.http.get("/metrics")).text
+    assert 'nishati_readings_rejected_total{reason="ImplausiblePower"} 1.0' in metrics
+
+
+async def test_malformed_requests_get_a_4xx_with_a_reason(world: OracleWorld) -> None:
+    member = await world.member()
+    good = member.meter.read(await world.market.now())
+    assert (await world.http.post("/api/v1/readings", content=b"{nope")).status_code == 400
+    missing = await world.http.post("/api/v1/readings", json={"message": "00"})
+    assert missing.status_code == 400
+    assert missing.json()["reason"] == "MalformedSubmission"
+    bad_hex = {"message": "zz", "signature": good.signature.hex(), "meter": str(good.meter)}
+    response = await world.http.post("/api/v1/readings", json=bad_hex)
+    assert response.status_code == 422
+    assert response.json()["results"][0]["reason"] == "MalformedSubmission"
+    short = {
+        "message": good.message[:-1].hex(),
+        "signature": good.signature.hex(),
+        "meter": str(good.meter),
+    }
+    response = await world.http.post("/api/v1/readings", json=short)
+    assert response.json()["results"][0]["reason"] == "InvalidReadingLength"
+    unknown = await world.post(sign(Reading.decode(good.message), Ed25519PrivateKey.generate()))
+    assert unknown.json()["results"][0]["reason"] == "UnknownMeter"
+    too_many = {"readings": [bad_hex] * (world.settings.max_batch_readings + 1)}
+    response = await world.http.post("/api/v1/readings", json=too_many)
+    assert response.status_code == 413
+    assert response.json()["reason"] == "BatchTooLarge"
+    assert await world.services.store.unattested_count() == 0
+
+
+async def test_a_restart_remembers_the_last_counter(world: OracleWorld) -> None:
+    member = await world.member()
+    now = await world.market.now()
+    first = member.meter.read(now, exported_wh=100)
+    assert (await world.post(first)).json()["accepted"] == 1
+    reopened = await Store.open(world.settings.database_url)
+    try:
+        states = await reopened.meter_states([str(member.meter.public_key)])
+    finally:
+        await reopened.close()
+    assert states[str(member.meter.public_key)].last_counter == 1
+
+
+async def test_health_and_readiness(world: OracleWorld) -> None:
+    assert (await world.http.get("/healthz")).json() == {"status": "ok"}
+    ready = await world.http.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"database": "ok", "chain": "ok"}

@@ -1,0 +1,94 @@
+"""Fixtures for the oracle's core: its databases (SQLite and PostgreSQL) and a running app
+serving a market on LiteSVM. Registered in conftest.py."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from nishati_client.keys import write_keypair
+from nishati_client.readings import SignedReading
+from nishati_client.sandbox import Harness, Member, OpenMarket, open_market
+from nishati_oracle.app import Services, create_app
+from nishati_oracle.settings import OracleSettings
+from tests.oracle.postgres import PG_BIN, postgres_server
+
+
+@pytest.fixture(scope="session")
+def postgres_base() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty database on each engine the oracle supports."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'oracle.db'}"
+    base: str = request.getfixturevalue("postgres_base")
+    name = f"t{secrets.token_hex(6)}"
+    host, port = base.split("@", 1)[1].split("/", 1)[0].split(":")
+    subprocess.run(
+        [str(PG_BIN / "createdb"), "-h", host, "-p", port, "-U", "nishati", name], check=True
+    )
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+@dataclass
+class OracleWorld:
+    """A market on LiteSVM, and the oracle app serving it."""
+
+    market: OpenMarket
+    app: FastAPI
+    http: httpx.AsyncClient
+    settings: OracleSettings
+
+    @property
+    def services(self) -> Services:
+        found: Services = self.app.state.services
+        return found
+
+    async def post(self, *signed: SignedReading) -> httpx.Response:
+        body = {
+            "readings": [
+                {"message": s.message.hex(), "signature": s.signature.hex(), "meter": str(s.meter)}
+                for s in signed
+            ]
+        }
+        return await self.http.post("/api/v1/readings", json=body)
+
+    async def member(self) -> Member:
+        return await self.market.register(custodial=True)
+
+
+async def start_world(litesvm: Harness, database_url: str, tmp_path: Path) -> OracleWorld:
+    assert litesvm.litesvm is not None
+    market = await open_market(litesvm)
+    # The oracle pays for its attestations.
+    litesvm.litesvm.fund(market.oracle.pubkey(), 100 * 10**9)
+    key_file = tmp_path / "oracle.json"
+    write_keypair(key_file, market.oracle)
+    settings = OracleSettings(
+        market=str(market.address),
+        oracle_keypair=key_file,
+        database_url=database_url,
+        # Tests drive the batcher by hand (run_once); its own rounds wait an hour.
+        attest_interval_secs=3_600,
+    )
+    app = create_app(settings, chain=litesvm.litesvm)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://oracle")
+    return OracleWorld(market, app, http, settings)
+
+
+@pytest.fixture
+async def world(litesvm: Harness, database_url: str, tmp_path: Path) -> AsyncIterator[OracleWorld]:
+    started = await start_world(litesvm, database_url, tmp_path)
+    async with started.app.router.lifespan_context(started.app), started.http:
+        yield started
