@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -40,8 +41,16 @@ def rpc_payer() -> Keypair:
     return Keypair()
 
 
+@dataclass(frozen=True)
+class Localnet:
+    """The session's local validator: its JSON-RPC and websocket endpoints."""
+
+    rpc_url: str
+    ws_url: str
+
+
 @pytest.fixture(scope="session")
-def rpc_url(xprocess: XProcess, rpc_payer: Keypair) -> Iterator[str]:
+def localnet(xprocess: XProcess, rpc_payer: Keypair) -> Iterator[Localnet]:
     """A local validator for the whole session, started and stopped under pytest-xprocess."""
 
     class Starter(ProcessStarter):  # type: ignore[misc]
@@ -51,10 +60,18 @@ def rpc_url(xprocess: XProcess, rpc_payer: Keypair) -> Iterator[str]:
         timeout = 120
         terminate_on_interrupt = True
 
-    _, logfile = xprocess.ensure("nishati-localnet", Starter)
-    matches = READY_PATTERN.findall(Path(logfile).read_text())
-    yield matches[-1][0]
-    xprocess.getinfo("nishati-localnet").terminate()
+    # One validator per test session: concurrent sessions in one checkout share xprocess's
+    # directory, and must neither reuse nor stop each other's validator.
+    name = f"nishati-localnet-{os.getpid()}"
+    _, logfile = xprocess.ensure(name, Starter)
+    rpc_url, ws_url = READY_PATTERN.findall(Path(logfile).read_text())[-1]
+    yield Localnet(rpc_url, ws_url)
+    xprocess.getinfo(name).terminate()
+
+
+@pytest.fixture(scope="session")
+def rpc_url(localnet: Localnet) -> str:
+    return localnet.rpc_url
 
 
 @pytest.fixture

@@ -46,6 +46,8 @@ class Reason(StrEnum):
     UnknownMeter = "UnknownMeter"
     ImplausiblePower = "ImplausiblePower"
     MalformedSubmission = "MalformedSubmission"
+    # Transient: a meter seen for the first time while the chain is unreachable; send it again.
+    ChainUnavailable = "ChainUnavailable"
 
 
 @dataclass(frozen=True)

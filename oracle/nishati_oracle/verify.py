@@ -4,6 +4,7 @@ ones only the oracle can make (a known meter, plausible power, duplicates)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from solders.pubkey import Pubkey
 
 from nishati_client.chain import Chain, cluster_time
-from nishati_client.errors import AccountNotFound
+from nishati_client.errors import AccountNotFound, NishatiClientError
 from nishati_client.pda import meter_record_address
 from nishati_client.program import NishatiClient
 from nishati_client.readings import (
@@ -26,6 +27,8 @@ from nishati_oracle.ingest import Outcome, Reason, Status, Submission
 from nishati_oracle.metrics import Metrics
 from nishati_oracle.settings import OracleSettings
 from nishati_oracle.store import MeterState, Store, StoredReading
+
+log = logging.getLogger(__name__)
 
 # The store keeps counters and Wh in signed 64-bit columns; no real meter comes near this.
 MAX_STORED_VALUE = 2**63 - 1
@@ -85,9 +88,16 @@ class ChainClock:
         self._cluster_time = 0
 
     async def now(self) -> int:
+        """The cluster's time; while the chain is unreachable, the last reading carried on."""
         elapsed = None if self._read_at is None else time.monotonic() - self._read_at
         if elapsed is None or elapsed >= self.refresh_secs:
-            self._cluster_time = await cluster_time(self.chain)
+            try:
+                self._cluster_time = await cluster_time(self.chain)
+            except NishatiClientError:
+                if elapsed is None:
+                    raise
+                log.warning("cluster clock unreachable; carrying the last reading forward")
+                return self._cluster_time + int(elapsed)
             self._read_at = time.monotonic()
             elapsed = 0
         return self._cluster_time + int(elapsed)
@@ -166,7 +176,12 @@ class ReadingPipeline:
             key = str(submission.meter)
             state = states.get(key) or new_states.get(key)
             if state is None:
-                info = await self.registry.lookup(submission.meter)
+                try:
+                    info = await self.registry.lookup(submission.meter)
+                except NishatiClientError as e:
+                    # A meter never seen before needs the chain; the others never wait for it.
+                    outcomes.append(Outcome(Status.rejected, Reason.ChainUnavailable, None, str(e)))
+                    continue
                 if info is not None:
                     state = new_states[key] = _state_from_chain(submission.meter, info)
             outcome, reading = await self._check(submission, state, now, accepted)
