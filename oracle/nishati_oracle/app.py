@@ -27,6 +27,7 @@ from nishati_client.program import NishatiClient
 from nishati_oracle.attest import Attester
 from nishati_oracle.ingest import Outcome, Reason, Status, Submission
 from nishati_oracle.metrics import Metrics
+from nishati_oracle.mqtt import BatchReport, MqttIngest
 from nishati_oracle.settings import OracleSettings
 from nishati_oracle.store import Store
 from nishati_oracle.verify import ChainClock, MeterRegistry, ReadingPipeline
@@ -103,13 +104,25 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
         registry = MeterRegistry(client, market, settings.meter_cache_secs)
         pipeline = ReadingPipeline(settings, market, store, registry, metrics, ChainClock(node))
         attester = Attester(settings, store, client, oracle, market, node.policy, metrics)
-        app.state.services = Services(settings, store, node, client, pipeline, attester, metrics)
+        services = Services(settings, store, node, client, pipeline, attester, metrics)
+        app.state.services = services
+        mqtt: MqttIngest | None = None
+        if settings.mqtt_enabled:
+
+            def observe(report: BatchReport) -> None:
+                metrics.received.labels("mqtt").inc(report.received)
+
+            mqtt = MqttIngest(settings, pipeline, observe=observe)
+            await mqtt.start()
+            services.mqtt_connected = lambda: mqtt is not None and mqtt.connected
         stop = asyncio.Event()
         batcher = asyncio.create_task(attester.run(stop))
         log.info("oracle started", market=str(market), oracle=str(oracle.pubkey()))
         try:
             yield
         finally:
+            if mqtt is not None:
+                await mqtt.stop()
             stop.set()
             await batcher
             await store.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from tests.oracle.postgres import free_port
+from nishati_oracle.broker import free_port
 
 
 class CuttableProxy:
