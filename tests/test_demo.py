@@ -29,3 +29,11 @@ def test_demo_runs_a_market_day() -> None:
     # 1.5 kWh at KES 25/kWh is KES 37.50, charged as KES 38.
     assert "Otieno takes 1.500 kWh: KES 38.00" in out
     assert "balances: Wanjiru 0.700 kWh, Otieno 1.500 kWh, still offered 1.000 kWh" in out
+    # Six simulated homes report a late morning over MQTT; the oracle attests every reading.
+    assert "6 meters published sent 150, broker acked 150, rejected 0" in out
+    homes = [line for line in out.splitlines() if line.startswith("  home with")]
+    assert len(homes) == 6
+    for home in homes:
+        assert "25 readings, counter 25 on chain" in home
+        minted_kwh = float(home.rsplit("minted ", 1)[1].split()[0])
+        assert minted_kwh > 0

@@ -4,27 +4,38 @@ A market opens on the embedded defaults; a household with rooftop solar (Wanjiru
 wallet) and a neighbour without one (Otieno, for whom the oracle acts) register; Wanjiru's meter
 signs two readings that the oracle attests, minting her exported energy; she offers part of it;
 Otieno buys some; the oracle settles the trade (here directly: M-Pesa arrives with the payments
-issue). Run it with ``scripts/demo.sh`` (which builds first) or ``python -m nishati_oracle.demo``.
+issue). Then six simulated homes report a late morning's readings through a Mosquitto broker to
+the oracle service, which verifies, stores and attests them on chain.
+Run it with ``scripts/demo.sh`` (which builds first) or ``python -m nishati_oracle.demo``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import sys
+import tempfile
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from nishati_client.chain import RpcChain
 from nishati_client.config import ClientSettings
+from nishati_client.keys import write_keypair
 from nishati_client.localnet import LocalnetError, LocalValidator
 from nishati_client.market import Market, MarketConfig
 from nishati_client.program import NishatiClient
-from nishati_client.sandbox import Harness, OpenMarket, digest, open_market
+from nishati_client.sandbox import Harness, OpenMarket, digest, fund, open_market
+from nishati_oracle.app import Services, create_app
+from nishati_oracle.broker import running_mosquitto
+from nishati_oracle.simulate import MqttTransport, Tally, grid, new_meter, register
 
 DEMO_MARKET_ID = 1
-DEMO_FUNDING_LAMPORTS = 10 * 10**9
+DEMO_FUNDING_LAMPORTS = 100 * 10**9
+ORACLE_FUNDING_LAMPORTS = 5 * 10**9
 
 
 def demo_config(oracle: Pubkey) -> MarketConfig:
@@ -106,6 +117,77 @@ async def market_day(market: OpenMarket) -> None:
     )
 
 
+SIMULATED_HOMES = 6
+READING_INTERVAL_SECS = 300
+NAIROBI_10AM_UTC_SECS = 7 * 3_600
+
+
+def last_late_morning(now: int) -> range:
+    """Reading times every 5 minutes over the last 10:00 to 12:00 in Nairobi that has passed."""
+    day = 86_400
+    start = now - now % day + NAIROBI_10AM_UTC_SECS
+    if start + 2 * 3_600 > now:
+        start -= day
+    return grid(start, start + 2 * 3_600, READING_INTERVAL_SECS)
+
+
+async def attested(services: Services, within_secs: float = 60) -> None:
+    """Waits until the oracle's batcher has attested every stored reading."""
+    deadline = time.monotonic() + within_secs
+    while await services.store.unattested_count() > 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the oracle did not attest the readings in time")
+        await asyncio.sleep(0.2)
+
+
+async def meters_over_mqtt(
+    market: OpenMarket, chain: RpcChain, settings: ClientSettings, workdir: Path
+) -> None:
+    """Simulated meters publish to a broker; the oracle service ingests and attests them."""
+    rng = random.Random(2026)  # noqa: S311 - the same homes every run, not a secret
+    meters = [new_meter(market.address, rng) for _ in range(SIMULATED_HOMES)]
+    await fund(market.h, market.oracle.pubkey(), ORACLE_FUNDING_LAMPORTS)
+    await register(market.h.client, market.oracle, market.address, meters)
+    key = workdir / "oracle.json"
+    write_keypair(key, market.oracle)
+    with running_mosquitto(workdir / "mosquitto") as broker:
+        oracle_settings = broker.settings(market.address, "nishati").model_copy(
+            update={
+                "rpc_url": settings.rpc_url,
+                "oracle_keypair": key,
+                "database_url": f"sqlite+aiosqlite:///{workdir / 'oracle.db'}",
+                "attest_threshold_wh": 0,
+                "attest_interval_secs": 0.5,
+            }
+        )
+        print(f"mosquitto on 127.0.0.1:{broker.port}; the oracle subscribes to its meters' topics")
+        app = create_app(oracle_settings, chain=chain)
+        async with app.router.lifespan_context(app):
+            services: Services = app.state.services
+            tally = Tally()
+            transport = MqttTransport(
+                oracle_settings, market.address, [m.public_key for m in meters], tally
+            )
+            await transport.connect()
+            times = last_late_morning(await market.now())
+            # The first attested reading of a meter is its baseline; the rest mint the export.
+            for batch in (times[:1], times[1:]):
+                for t in batch:
+                    await transport.send([m.read_at(t) for m in meters])
+                await transport.drain()
+                await attested(services)
+            await transport.close()
+            print(f"{SIMULATED_HOMES} meters published {tally.line()}")
+    for m in meters:
+        household = await market.h.client.household(
+            market.h.client.program.household_address(market.address, m.owner)
+        )
+        print(
+            f"  home with {m.home.pv_kwp} kWp: {len(times)} readings, counter "
+            f"{household.last_counter} on chain, minted {kwh(household.total_exported_wh)}"
+        )
+
+
 async def run(settings: ClientSettings) -> None:
     payer = Keypair()
     program_id = Pubkey.from_string(settings.program_id)
@@ -118,6 +200,8 @@ async def run(settings: ClientSettings) -> None:
             market = await open_market(harness, DEMO_MARKET_ID, demo_config)
             print(describe(await harness.client.market(market.address)))
             await market_day(market)
+            with tempfile.TemporaryDirectory(prefix="nishati-demo-") as workdir:
+                await meters_over_mqtt(market, chain, settings, Path(workdir))
         finally:
             await chain.close()
 
