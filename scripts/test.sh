@@ -28,3 +28,4 @@ step "python: pytest"
 
 step "bench: compute units, transaction sizes, a household's day"
 .venv/bin/python -m bench.market
+.venv/bin/python -m bench.attest_policy
