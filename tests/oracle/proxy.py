@@ -1,9 +1,16 @@
-"""A TCP proxy that a test can cut, to make the chain unreachable for a while."""
+"""A TCP proxy that a test can cut, to make the chain unreachable for a while.
+
+It runs its own event loop on a thread of its own, so it forwards whatever the test's loop is
+doing, and its methods are plain blocking calls.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+from collections.abc import Coroutine
+from typing import Any
 
 from nishati_oracle.broker import free_port
 
@@ -14,12 +21,30 @@ class CuttableProxy:
         self.port = free_port()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
 
-    async def start(self) -> None:
+    def _call(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
+
+    def start(self) -> None:
+        """Listens (again) on the proxy's port."""
+        self._call(self._start())
+
+    def cut(self) -> None:
+        """Refuses new connections and drops the open ones."""
+        self._call(self._cut())
+
+    def close(self) -> None:
+        self.cut()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    async def _start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
 
-    async def cut(self) -> None:
-        """Refuses new connections and drops the open ones."""
+    async def _cut(self) -> None:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -134,7 +134,7 @@ async def test_the_queue_holds_while_the_chain_is_away_then_drains(
     assert target.hostname is not None
     assert target.port is not None
     proxy = CuttableProxy(target.hostname, target.port)
-    await proxy.start()
+    proxy.start()
     oracle = OracleProcess(
         {**setup.env, "NISHATI_RPC_URL": f"http://127.0.0.1:{proxy.port}"}, tmp_path / "o.log"
     )
@@ -143,16 +143,16 @@ async def test_the_queue_holds_while_the_chain_is_away_then_drains(
         first = await asyncio.to_thread(post, oracle, await setup.readings(offset=0))
         assert first["accepted"] == MEMBERS
         await drained(oracle, within_secs=30)
-        await proxy.cut()
+        proxy.cut()
         for round_ in range(3):
             answer = await asyncio.to_thread(post, oracle, await setup.readings(10 * round_ + 10))
             assert answer["accepted"] == MEMBERS
         await asyncio.sleep(30)
         # Held, not lost, not attested.
         assert await asyncio.to_thread(oracle.unattested) == 3 * MEMBERS
-        await proxy.start()
+        proxy.start()
         await drained(oracle, within_secs=60)
     finally:
         oracle.stop()
-        await proxy.cut()
+        proxy.close()
     await assert_on_chain_exactly_once(setup)
