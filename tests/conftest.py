@@ -49,9 +49,14 @@ class Localnet:
     ws_url: str
 
 
-@pytest.fixture(scope="session")
-def localnet(xprocess: XProcess, rpc_payer: Keypair) -> Iterator[Localnet]:
-    """A local validator for the whole session, started and stopped under pytest-xprocess."""
+@pytest.fixture(scope="module")
+def localnet(
+    xprocess: XProcess, rpc_payer: Keypair, request: pytest.FixtureRequest
+) -> Iterator[Localnet]:
+    """A local validator for each test module, started and stopped under pytest-xprocess.
+
+    Per module, not per session: surfpool's embedded validator stops answering after about
+    400 transactions, which the whole suite together would pass."""
 
     class Starter(ProcessStarter):  # type: ignore[misc]
         pattern = READY_PATTERN.pattern
@@ -60,16 +65,16 @@ def localnet(xprocess: XProcess, rpc_payer: Keypair) -> Iterator[Localnet]:
         timeout = 120
         terminate_on_interrupt = True
 
-    # One validator per test session: concurrent sessions in one checkout share xprocess's
+    # Named by session and module: concurrent sessions in one checkout share xprocess's
     # directory, and must neither reuse nor stop each other's validator.
-    name = f"nishati-localnet-{os.getpid()}"
+    name = f"nishati-localnet-{os.getpid()}-{request.module.__name__}"
     _, logfile = xprocess.ensure(name, Starter)
     rpc_url, ws_url = READY_PATTERN.findall(Path(logfile).read_text())[-1]
     yield Localnet(rpc_url, ws_url)
     xprocess.getinfo(name).terminate()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def rpc_url(localnet: Localnet) -> str:
     return localnet.rpc_url
 

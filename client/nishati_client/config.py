@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nishati_client.idl import IDL_PROGRAM_ID
@@ -40,3 +40,17 @@ class ClientSettings(BaseSettings):
         default=ValidatorKind.surfpool,
         description="Local validator; solana-test-validator must be on PATH",
     )
+    ws_url: str | None = Field(
+        default=None, description="RPC websocket endpoint; derived from rpc_url when unset"
+    )
+    keypair: Path | None = Field(
+        default=None, description="Solana CLI keypair file that signs and pays (the CLI)"
+    )
+    phone_salt: SecretStr | None = Field(
+        default=None, description="Hex salt of phone commitments: a secret, never logged"
+    )
+    # How transactions are budgeted and priced: see nishati_client.chain.SendPolicy.
+    compute_unit_margin_percent: int = Field(default=10, ge=0)
+    priority_fee_micro_lamports: int = Field(default=0, ge=0)
+    priority_fee_percentile: int | None = Field(default=None, ge=0, le=100)
+    max_priority_fee_micro_lamports: int = Field(default=1_000_000, ge=0)

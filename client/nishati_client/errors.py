@@ -1,4 +1,17 @@
-"""Program errors as named Python exceptions, from the IDL's error list."""
+"""The client's exceptions; program errors are named from the IDL's error list.
+
+NishatiClientError
+├── TransactionFailed: a transaction failed (simulated or on chain)
+│   └── NishatiProgramError: the Nishati program refused it with a named error
+├── TransactionUnconfirmed: sent, but whether it landed could not be told
+├── RpcError: a JSON-RPC request failed
+│   └── RpcUnavailable: transiently (timeout, dropped connection, HTTP 429 or 5xx)
+├── ProgramNotDeployed: the program is not on the cluster (the wrong cluster)
+├── AccountNotFound
+├── AccountTypeMismatch
+├── ReadingError (readings): a meter reading broke a rule of the format
+└── InvalidPhoneNumber (phone)
+"""
 
 from __future__ import annotations
 
@@ -42,6 +55,23 @@ class NishatiProgramError(TransactionFailed):
         self.code = info.code
         self.name = info.name
         self.message = info.message
+
+
+class TransactionUnconfirmed(NishatiClientError):
+    """A transaction was sent but its fate is unknown; it was not signed again, because that
+    could have executed it twice."""
+
+
+class RpcError(NishatiClientError):
+    """A JSON-RPC request failed."""
+
+
+class RpcUnavailable(RpcError):
+    """A JSON-RPC request failed transiently (timeout, dropped connection, HTTP 429 or 5xx)."""
+
+
+class ProgramNotDeployed(NishatiClientError):
+    """The program has no executable account on the cluster: most likely the wrong cluster."""
 
 
 class AccountNotFound(NishatiClientError):

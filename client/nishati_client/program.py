@@ -21,9 +21,9 @@ from solders.sysvar import INSTRUCTIONS as INSTRUCTIONS_SYSVAR_ID
 from spl.token.constants import ACCOUNT_LEN, MINT_LEN, TOKEN_PROGRAM_ID
 
 from nishati_client import pda
-from nishati_client.chain import Chain, TxOutcome
+from nishati_client.chain import AccountLister, Chain, TxOutcome
 from nishati_client.codec import hash32
-from nishati_client.errors import AccountNotFound, AccountTypeMismatch
+from nishati_client.errors import AccountNotFound, AccountTypeMismatch, NishatiClientError
 from nishati_client.household import Household, MeterRecord
 from nishati_client.idl import IDL_JSON, idl
 from nishati_client.market import Market, MarketConfig, MarketUpdate
@@ -33,6 +33,11 @@ from nishati_client.trading import Offer, Trade
 ACCOUNT_DISCRIMINATORS: dict[str, bytes] = {
     a["name"]: bytes(a["discriminator"]) for a in IDL_JSON["accounts"]
 }
+_ACCOUNT_FIELDS: dict[str, list[dict[str, Any]]] = {
+    t["name"]: t["type"]["fields"] for t in IDL_JSON["types"] if t["name"] in ACCOUNT_DISCRIMINATORS
+}
+_SIZES = {"bool": 1, "u8": 1, "i8": 1, "u16": 2, "i16": 2, "u32": 4, "i32": 4, "u64": 8, "i64": 8}
+_SIZES |= {"u128": 16, "i128": 16, "pubkey": 32}
 # anchorpy's Program insists on a provider even to build instructions; this one is never used.
 _UNUSED_CONNECTION_URL = "http://127.0.0.1:9"
 # SPL Token layouts: a token account's amount, and a mint's supply (after its COption authority).
@@ -336,6 +341,25 @@ class NishatiProgram:
         return found
 
 
+def _size(idl_type: Any) -> int:
+    if isinstance(idl_type, str):
+        return _SIZES[idl_type]
+    if "array" in idl_type:
+        element, count = idl_type["array"]
+        return _size(element) * int(count)
+    raise ValueError(f"{idl_type} has no fixed size")
+
+
+def field_offset(account: str, field: str) -> int:
+    """Where ``field`` starts in an account's data (after the discriminator), from the IDL."""
+    offset = 8
+    for item in _ACCOUNT_FIELDS[account]:
+        if item["name"] == field:
+            return offset
+        offset += _size(item["type"])
+    raise KeyError(f"{account} has no field {field}")
+
+
 def _token_u64(address: Pubkey, account: Account | None, size: int, offset: int) -> int:
     """A u64 of an SPL Token account or mint of ``size`` bytes, after checking its owner."""
     if account is None:
@@ -529,6 +553,38 @@ class NishatiClient:
 
     async def trade(self, address: Pubkey) -> Trade:
         return Trade.from_decoded(address, await self._decoded("Trade", address))
+
+    # Listing (JSON-RPC only: LiteSVM cannot enumerate accounts)
+
+    async def _listed(
+        self, name: str, matching: dict[str, Pubkey | None]
+    ) -> list[tuple[Pubkey, Any]]:
+        """Decoded ``name`` accounts whose given fields hold the given keys, by address."""
+        if not isinstance(self.chain, AccountLister):
+            raise NishatiClientError("listing accounts needs a JSON-RPC chain (getProgramAccounts)")
+        filters = [(0, ACCOUNT_DISCRIMINATORS[name])]
+        filters += [(field_offset(name, f), bytes(v)) for f, v in matching.items() if v is not None]
+        found = sorted(await self.chain.program_accounts(filters), key=lambda pair: str(pair[0]))
+        return [
+            (address, self.program.decode(name, address, account)) for address, account in found
+        ]
+
+    async def markets(self) -> list[Market]:
+        return [Market.from_decoded(a, d) for a, d in await self._listed("Market", {})]
+
+    async def households(self, market: Pubkey) -> list[Household]:
+        listed = await self._listed("Household", {"market": market})
+        return [Household.from_decoded(a, d) for a, d in listed]
+
+    async def offers(self, market: Pubkey, seller: Pubkey | None = None) -> list[Offer]:
+        listed = await self._listed("Offer", {"market": market, "seller": seller})
+        return [Offer.from_decoded(a, d) for a, d in listed]
+
+    async def trades(
+        self, market: Pubkey, offer: Pubkey | None = None, buyer: Pubkey | None = None
+    ) -> list[Trade]:
+        listed = await self._listed("Trade", {"market": market, "offer": offer, "buyer": buyer})
+        return [Trade.from_decoded(a, d) for a, d in listed]
 
     async def energy_balance(self, token_account: Pubkey) -> int:
         """Wh held by an energy token account (a household's, or an offer's escrow)."""

@@ -8,10 +8,11 @@ raises on chain instead.
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from cryptography.exceptions import InvalidSignature as BadEd25519Signature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -257,3 +258,39 @@ def ed25519_instruction(signed_readings: Sequence[SignedReading]) -> Instruction
     )
     payload = b"".join(s.signature + bytes(s.meter) + s.message for s in signed_readings)
     return Instruction(ED25519_PROGRAM_ID, bytes([count, 0]) + offsets + payload, [])
+
+
+class ReadingsFileError(NishatiClientError, ValueError):
+    """A readings file is not in the format :func:`dump_readings` writes."""
+
+
+READINGS_FILE_VERSION = 1
+
+
+def dump_readings(readings: Sequence[SignedReading]) -> str:
+    """Signed readings as a JSON document: what a meter sent, hex-encoded, for ``attest``."""
+    entries = [
+        {"meter": str(r.meter), "message": r.message.hex(), "signature": r.signature.hex()}
+        for r in readings
+    ]
+    return json.dumps({"version": READINGS_FILE_VERSION, "readings": entries}, indent=2) + "\n"
+
+
+def load_readings(text: str) -> list[SignedReading]:
+    """The signed readings of a document :func:`dump_readings` wrote (not yet checked)."""
+    try:
+        document: Any = json.loads(text)
+        if document.get("version") != READINGS_FILE_VERSION:
+            raise ReadingsFileError(f"readings file version is not {READINGS_FILE_VERSION}")
+        return [
+            SignedReading(
+                bytes.fromhex(entry["message"]),
+                bytes.fromhex(entry["signature"]),
+                Pubkey.from_string(entry["meter"]),
+            )
+            for entry in document["readings"]
+        ]
+    except ReadingsFileError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise ReadingsFileError(f"not a readings file: {type(error).__name__} {error}") from None
