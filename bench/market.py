@@ -10,17 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from solders.hash import Hash
-from solders.instruction import Instruction
 from solders.keypair import Keypair
-from solders.message import Message
 from solders.pubkey import Pubkey
-from solders.transaction import Transaction
 
-from nishati_client.chain import LiteSvmChain, RpcChain
+from nishati_client.chain import PACKET_DATA_SIZE, LiteSvmChain, RpcChain, transaction_size
 from nishati_client.config import ClientSettings
 from nishati_client.localnet import LocalValidator
 from nishati_client.market import MarketUpdate
@@ -37,7 +32,6 @@ from nishati_client.sandbox import (
     open_market,
 )
 
-PACKET_BYTES = 1_232
 PAYER_LAMPORTS = 1_000 * 10**9
 TARGETS = {
     "trade_open": 10_000,
@@ -55,11 +49,6 @@ COMPARABLES = [
     ("solana-program/escrow Deposit (best)", 18_819, "solana-program/escrow CU_BENCHMARKS.md"),
     ("solana-program/escrow Withdraw (best)", 15_342, "solana-program/escrow CU_BENCHMARKS.md"),
 ]
-
-
-def tx_bytes(instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> int:
-    message = Message.new_with_blockhash(list(instructions), signers[0].pubkey(), Hash.default())
-    return len(bytes(Transaction(list(signers), message, Hash.default())))
 
 
 @dataclass
@@ -126,13 +115,14 @@ async def measure(h: Harness) -> Results:
         ixs = client.program.attest_readings(
             oracle=oracle.pubkey(), market=market.address, readings=readings
         )
-        size = tx_bytes(ixs, [oracle])
+        # As sent: the JSON-RPC chain adds its compute-budget instructions, LiteSVM none.
+        size = transaction_size(ixs, [oracle], h.chain.policy)
         attest_bytes[n] = size
-        if size <= PACKET_BYTES:
+        if size <= PACKET_DATA_SIZE:
             max_readings = n
         # LiteSVM does not enforce the packet limit, so larger batches still measure compute;
         # over JSON-RPC they could not be sent.
-        if h.litesvm is not None or size <= PACKET_BYTES:
+        if h.litesvm is not None or size <= PACKET_DATA_SIZE:
             outcome = await market.attest(*pairs)
             units[f"meter_attest x{n}"] = outcome.compute_units
     await market.mint(seller, 50_000)
@@ -260,9 +250,9 @@ def report(columns: dict[str, Results]) -> None:
         per = "".join(cell(per_reading(columns[c].units.get(key), n)) for c in names)
         print(f"{f'  per reading at {n}':<28}{per}   <= {TARGETS['meter_attest per reading']:,}")
     print()
-    print(f"legacy transaction bytes (limit {PACKET_BYTES:,}):")
+    print(f"legacy transaction bytes (limit {PACKET_DATA_SIZE:,}):")
     for n, size in first.attest_bytes.items():
-        mark = "fits" if size <= PACKET_BYTES else "too big"
+        mark = "fits" if size <= PACKET_DATA_SIZE else "too big"
         print(f"  ed25519 + meter_attest, {n} reading(s): {size:>5,} bytes  {mark}")
     sizes = first.attest_bytes
     print(

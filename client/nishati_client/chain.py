@@ -175,6 +175,9 @@ class SendPolicy:
 class Chain(Protocol):
     """What the client needs from a chain."""
 
+    # How sends are budgeted: callers that pack transactions size them with it.
+    policy: SendPolicy
+
     async def send(
         self, instructions: Sequence[Instruction], signers: Sequence[Keypair]
     ) -> TxOutcome:
