@@ -175,8 +175,10 @@ class SendPolicy:
 class Chain(Protocol):
     """What the client needs from a chain."""
 
-    # How sends are budgeted: callers that pack transactions size them with it.
-    policy: SendPolicy
+    @property
+    def policy(self) -> SendPolicy:
+        """How sends are budgeted: callers that pack transactions size them with it."""
+        ...
 
     async def send(
         self, instructions: Sequence[Instruction], signers: Sequence[Keypair]
