@@ -65,19 +65,22 @@ class Attester:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Rounds until ``stop`` is set; a failing round is logged and retried next time."""
+        """A round every interval (or when asked) until ``stop`` is set; a failing round is
+        logged and retried next time."""
         while not stop.is_set():
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("attestation round failed; retrying next round")
-            self._wake.clear()
             waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
             await asyncio.wait(
                 waits, timeout=self.settings.attest_interval_secs, return_when="FIRST_COMPLETED"
             )
             for w in waits:
                 w.cancel()
+            self._wake.clear()
+            if stop.is_set():
+                return
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("attestation round failed; retrying next round")
 
     async def run_once(self) -> int:
         """One round: attests every meter that is due; returns how many readings landed."""
@@ -141,7 +144,7 @@ class Attester:
                 continue
             reading = due.reading
             if str(household.meter) != due.meter:
-                await self.store.mark_attested([reading], SUPERSEDED, self.clock())
+                await self.store.close_meter(due.meter, SUPERSEDED, self.clock())
                 continue
             if household.has_baseline and household.last_counter >= reading.counter:
                 await self.store.mark_attested([reading], "reconciled", self.clock())

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
+    case,
     event,
     func,
     select,
@@ -185,10 +186,11 @@ class Store:
     ) -> list[Due]:
         """Meters to attest now: never attested yet, unattested export at or past the
         threshold, an unattested reading older than ``oldest_before``, or ``forced``. Each
-        comes with its latest reading."""
+        comes with its latest reading (its first, for a meter the chain has never seen)."""
         unattested = (
             select(
                 readings.c.meter,
+                func.min(readings.c.counter).label("first"),
                 func.max(readings.c.counter).label("counter"),
                 func.min(readings.c.received_at).label("oldest"),
             )
@@ -203,7 +205,14 @@ class Store:
             .join(
                 latest,
                 and_(
-                    latest.c.meter == unattested.c.meter, latest.c.counter == unattested.c.counter
+                    latest.c.meter == unattested.c.meter,
+                    # A meter the chain has never seen starts from the first reading the oracle
+                    # accepted (its baseline), so no export after that goes unminted.
+                    latest.c.counter
+                    == case(
+                        (meters.c.attested_counter.is_(None), unattested.c.first),
+                        else_=unattested.c.counter,
+                    ),
                 ),
             )
             .order_by(unattested.c.oldest)
@@ -253,6 +262,16 @@ class Store:
                         attested_exported_wh=reading.exported_wh,
                     )
                 )
+
+    async def close_meter(self, meter: str, reason: str, at: float) -> None:
+        """Stops attesting a meter's readings: the chain will never take them (its meter was
+        replaced). They stay stored, marked with ``reason``."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(readings)
+                .where(and_(readings.c.meter == meter, readings.c.attested_at.is_(None)))
+                .values(attested_at=at, attest_signature=reason)
+            )
 
     async def unattested_count(self) -> int:
         async with self.engine.connect() as conn:
