@@ -29,6 +29,9 @@ for (const [address, lamports] of pairs("FUND")) {
   surfnet.fundSol(address, Number(BigInt(lamports)));
   console.log(`funded ${address} with ${lamports} lamports`);
 }
+// The SDK queues an event per slot and transaction until someone drains them; undrained,
+// surfpool 1.5 stops answering after about a thousand (minutes idle, or a few hundred sends).
+setInterval(() => surfnet.drainEvents(), 100);
 console.log(`READY rpc=${surfnet.rpcUrl} ws=${surfnet.wsUrl} startup_ms=${Date.now() - started}`);
 
 function stop() {
@@ -37,4 +40,3 @@ function stop() {
 }
 process.on("SIGTERM", stop);
 process.on("SIGINT", stop);
-setInterval(() => {}, 1 << 30);

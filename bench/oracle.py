@@ -1,0 +1,1064 @@
+"""How fast the oracle takes readings in and attests them, and how much memory it holds.
+
+Run: ``.venv/bin/python -m bench.oracle`` (full size: 10,000 registered meters) or ``--quick``
+(1,000 meters, a few minutes, for CI). Needs the built program (``scripts/build-program.sh``),
+surfpool, and Debian's mosquitto.
+
+The oracle runs as its own process, ``python -m nishati_oracle``, pinned to one core with
+``taskset``; this process (the meters, the HTTP senders, the MQTT publisher), the local
+validator and the broker share the other core. Measured, beside the issue's targets:
+
+1. the bare Ed25519 verify rate of ``cryptography``, one thread: the ceiling of any ingest path;
+2. readings per second stored over HTTP batches (several senders, each with its share of the
+   meters, so each meter's readings arrive in order), from the oracle's answers: an accepted
+   reading is durably stored;
+3. the same over MQTT, QoS 1, one publisher (the simulator's transport), until every reading is
+   in the oracle's database;
+4. request latency at a fixed 500 readings/s, open loop: a request's latency runs from when it
+   was due, so an oracle that falls behind is not hidden by a client that waits for it;
+5. readings attested on chain per second by the oracle's batcher, and readings per transaction;
+6. the oracle's resident memory once it has seen readings from every meter.
+
+Meters are the simulator's (``nishati_oracle.simulate``: a key, a counter, a home's solar and
+load curves), read a minute apart in the recent past; every reading is signed and encoded
+before its clock starts. Attestation runs first, on a young chain, against an oracle that
+attests everything at once (threshold 0); ingestion runs against a second oracle whose batcher
+sleeps (a long interval), so rows 2-4 measure ingestion alone. Registering households, and each
+meter's first reading (the oracle looks a new meter up on chain), are setup, printed apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil  # type: ignore[import-untyped]  # no types-psutil in the venv
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from prometheus_client.parser import text_string_to_metric_families
+from solana.rpc.types import TxOpts
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.transaction import Transaction
+
+from nishati_client.chain import RpcChain, SendPolicy, fits_in_packet
+from nishati_client.config import ClientSettings
+from nishati_client.keys import write_keypair
+from nishati_client.localnet import LocalValidator
+from nishati_client.program import NishatiClient, NishatiProgram
+from nishati_client.readings import Reading, SignedReading, sign
+from nishati_client.sandbox import Harness, OpenMarket, digest, fund, open_market
+from nishati_oracle.broker import Mosquitto, running_mosquitto
+from nishati_oracle.simulate import MqttTransport, SimulatedMeter, Tally, new_meter
+from nishati_oracle.store import Store
+
+ORACLE_CORE = 0
+LOAD_CORE = 1
+PAYER_LAMPORTS = 100_000 * 10**9
+ORACLE_LAMPORTS = 50_000 * 10**9
+# Each meter reads once a minute, from this long before the cluster's clock (never the future).
+READING_STEP_SECS = 60
+BACKDATE_SECS = 3 * 3_600
+HTTP_TIMEOUT_SECS = 300.0
+BLOCKHASH_EVERY = 20
+TOPIC_ROOT = "nishati-bench"
+LEGACY_PACKET_BYTES = 1_232
+READINGS_PATH = "/api/v1/readings"
+# Connections the fixed-rate run sends over (meter gateways, each one request at a time).
+GATEWAYS = 64
+# How long after the last request was due the fixed-rate run waits for answers.
+LATENCY_GRACE_SECS = 20.0
+
+TARGET_HTTP = 2_000
+TARGET_MQTT = 1_000
+TARGET_P99_MS = 50.0
+TARGET_LATENCY_RATE = 500
+TARGET_PER_TX = 6
+TARGET_RSS_MB = 500
+TARGET_METERS = 10_000
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big each phase is."""
+
+    name: str
+    meters: int
+    verify_secs: float
+    first_contact_batch: int
+    # Sustained HTTP: (readings per POST, readings per meter, concurrent senders) runs; the
+    # one-reading POSTs go to the first ``single_posts`` meters only.
+    http_runs: tuple[tuple[int, int, int], ...]
+    single_posts: int
+    mqtt_rounds: int
+    # Fixed rate: (readings per POST, seconds) runs at TARGET_LATENCY_RATE readings/s.
+    latency_runs: tuple[tuple[int, float], ...]
+    attest_readings: int
+
+
+FULL = Scale(
+    name="full",
+    meters=TARGET_METERS,
+    verify_secs=3.0,
+    first_contact_batch=500,
+    http_runs=((500, 10, 4), (100, 3, 4), (1_000, 3, 4), (1, 1, GATEWAYS)),
+    single_posts=3_000,
+    mqtt_rounds=5,
+    latency_runs=((1, 30.0), (10, 30.0)),
+    attest_readings=300,
+)
+QUICK = Scale(
+    name="quick",
+    meters=1_000,
+    verify_secs=1.0,
+    first_contact_batch=500,
+    http_runs=((500, 5, 4), (1, 1, GATEWAYS)),
+    single_posts=1_000,
+    mqtt_rounds=3,
+    latency_runs=((1, 8.0),),
+    attest_readings=30,
+)
+
+
+# The report
+
+
+@dataclass
+class Row:
+    what: str
+    measured: str
+    target: str
+    verdict: str
+    note: str
+
+
+@dataclass
+class Report:
+    scale: Scale
+    rows: list[Row] = field(default_factory=list)
+    setup: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(
+        self, what: str, measured: str, target: str = "", ok: bool | None = None, note: str = ""
+    ) -> None:
+        verdict = "" if ok is None else ("ok" if ok else "MISSED")
+        self.rows.append(Row(what, measured, target, verdict, note))
+        print(f"  {what}: {measured}" + (f" (target {target}: {verdict})" if verdict else ""))
+
+    def step(self, what: str, value: str) -> None:
+        self.setup.append((what, value))
+        print(f"  setup: {what}: {value}")
+
+    def print(self) -> None:
+        width = max(len(r.what) for r in self.rows)
+        measured = max(len(r.measured) for r in self.rows)
+        target = max(len(r.target) for r in self.rows)
+        print()
+        print(
+            f"oracle benchmark, {self.scale.name} size: the oracle alone on core {ORACLE_CORE}, "
+            f"load, validator and broker on core {LOAD_CORE}"
+        )
+        print(f"{'':<{width}}  {'measured':>{measured}}  {'target':<{target}}  verdict")
+        for r in self.rows:
+            line = f"{r.what:<{width}}  {r.measured:>{measured}}  {r.target:<{target}}  {r.verdict}"
+            print(line.rstrip())
+            if r.note:
+                print(f"    {r.note}")
+        print()
+        print("setup, not counted:")
+        swidth = max(len(w) for w, _ in self.setup)
+        for what, value in self.setup:
+            print(f"  {what:<{swidth}}  {value}")
+        if self.notes:
+            print()
+            for note in self.notes:
+                print(f"- {note}")
+
+
+def per_sec(count: float, secs: float) -> str:
+    return f"{count / secs:,.0f}/s" if secs > 0 else "-"
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The nearest-rank percentile."""
+    ranked = sorted(values)
+    rank = math.ceil(len(ranked) * p / 100)
+    return ranked[min(len(ranked), max(rank, 1)) - 1]
+
+
+# 1. The ceiling
+
+
+def verify_rate(secs: float) -> float:
+    """Ed25519 verifications per second of ``cryptography`` as the oracle calls it (a public
+    key loaded per reading), on one thread."""
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    signed = [(m, key.sign(m)) for m in (os.urandom(69) for _ in range(256))]
+    done = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < secs:
+        for message, signature in signed:
+            Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+        done += len(signed)
+    return done / (time.perf_counter() - started)
+
+
+# The market's households and their meters
+
+
+@dataclass
+class Home:
+    """A registered custodial household and its simulated meter, read a minute apart."""
+
+    meter: SimulatedMeter
+    household: Pubkey
+    next_read: int = 0
+
+    def read(self) -> SignedReading:
+        signed = self.meter.read_at(self.next_read)
+        self.next_read += READING_STEP_SECS
+        return signed
+
+
+def rounds(homes: Sequence[Home], count: int) -> list[list[SignedReading]]:
+    """``count`` new readings of every meter, round by round."""
+    return [[home.read() for home in homes] for _ in range(count)]
+
+
+def reading_json(signed: SignedReading) -> dict[str, str]:
+    return {
+        "message": signed.message.hex(),
+        "signature": signed.signature.hex(),
+        "meter": str(signed.meter),
+    }
+
+
+def body(readings: Sequence[SignedReading]) -> bytes:
+    """A POST body: one reading alone, several as a batch."""
+    if len(readings) == 1:
+        return json.dumps(reading_json(readings[0])).encode()
+    return json.dumps({"readings": [reading_json(r) for r in readings]}).encode()
+
+
+def pack(
+    instructions: Sequence[Instruction], signers: Sequence[Keypair]
+) -> list[list[Instruction]]:
+    """As many instructions per transaction as fit a packet."""
+    policy = SendPolicy(compute_budget=False)
+    groups: list[list[Instruction]] = []
+    for ix in instructions:
+        if groups and fits_in_packet([*groups[-1], ix], signers, policy):
+            groups[-1].append(ix)
+        else:
+            groups.append([ix])
+    return groups
+
+
+async def send_all(
+    chain: RpcChain, groups: Sequence[Sequence[Instruction]], payer: Keypair
+) -> None:
+    """Sends transactions one after another: surfpool answers ``sendTransaction`` once it has
+    made the transaction's block, and works one transaction at a time however many are sent at
+    once. A fresh blockhash every few (its blocks come fast). Setup only: no simulation, no
+    retries; a failure stops the run."""
+    opts = TxOpts(skip_preflight=True)
+    blockhash = (await chain.latest_blockhash()).blockhash
+    for i, group in enumerate(groups):
+        if i % BLOCKHASH_EVERY == 0:
+            blockhash = (await chain.latest_blockhash()).blockhash
+        tx = Transaction(
+            [payer], Message.new_with_blockhash(list(group), payer.pubkey(), blockhash), blockhash
+        )
+        signature = (await chain.client.send_raw_transaction(bytes(tx), opts=opts)).value
+        deadline = time.monotonic() + 60
+        while True:
+            status = (await chain.client.get_signature_statuses([signature])).value[0]
+            if status is not None and status.err is not None:
+                raise RuntimeError(f"setup transaction {signature} failed: {status.err}")
+            if status is not None and status.confirmation_status is not None:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"setup transaction {signature} did not confirm")
+            await asyncio.sleep(0.005)
+
+
+async def register(
+    market: OpenMarket, count: int, chain: RpcChain, rng: random.Random
+) -> tuple[list[Home], int]:
+    """``count`` simulated meters and their custodial households, the oracle their authority
+    and payer (one signature: more fit a transaction), as many per transaction as fit.
+    Returns the homes and how many transactions it took."""
+    program = market.h.client.program
+    oracle = market.oracle
+    meters = [new_meter(market.address, rng) for _ in range(count)]
+    instructions = [
+        program.household_register(
+            payer=oracle.pubkey(),
+            authority=oracle.pubkey(),
+            market=market.address,
+            owner=m.owner,
+            meter=m.public_key,
+            phone_commitment=digest(f"bench|{m.public_key}"),
+        )
+        for m in meters
+    ]
+    groups = pack(instructions, [oracle])
+    await send_all(chain, groups, oracle)
+    start = await market.now() - BACKDATE_SECS
+    homes = []
+    for m in meters:
+        m.registered = True
+        homes.append(Home(m, program.household_address(market.address, m.owner), start))
+    return homes, len(groups)
+
+
+# Processes and cores
+
+
+def pin(pid: int, cores: set[int]) -> None:
+    """Moves every thread of ``pid`` to ``cores`` (threads it starts later inherit them)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+            os.sched_setaffinity(int(task.name), cores)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Oracle:
+    """``taskset -c 0 python -m nishati_oracle``, configured by the environment and stopped by
+    its PID (``taskset`` execs Python: the PID is the oracle's)."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, profiles: Path | None = None) -> None:
+        self.profiles = profiles
+        self.port = free_port()
+        self.env = dict(os.environ, **env, NISHATI_HTTP_PORT=str(self.port))
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.peak_rss = 0
+
+    def start(self, timeout: float = 90) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                ["taskset", "-c", str(ORACLE_CORE), sys.executable, "-m", "nishati_oracle"],
+                env=self.env,
+                stdout=log,
+                stderr=log,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the oracle exited: {self.log_path.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the oracle did not start")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    @contextlib.contextmanager
+    def profiled(self, name: str) -> Iterator[None]:
+        """Samples the oracle with py-spy while the block runs, into ``<profiles>/<name>.txt``
+        (collapsed stacks), if profiling was asked for."""
+        if self.profiles is None or self.process is None:
+            yield
+            return
+        spy = Path(sys.executable).with_name("py-spy")
+        command = [str(spy), "record", "--pid", str(self.process.pid), "--format", "raw"]
+        command += ["--rate", "200", "--nolineno", "--output", str(self.profiles / f"{name}.txt")]
+        sampler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            yield
+        finally:
+            sampler.send_signal(signal.SIGINT)
+            try:
+                sampler.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                sampler.kill()
+                sampler.wait()
+
+    @property
+    def ps(self) -> psutil.Process:
+        assert self.process is not None
+        return psutil.Process(self.process.pid)
+
+    def rss(self) -> int:
+        value: int = self.ps.memory_info().rss
+        self.peak_rss = max(self.peak_rss, value)
+        return value
+
+    def cpu_secs(self) -> float:
+        times = self.ps.cpu_times()
+        return float(times.user + times.system)
+
+    def cores(self) -> list[int]:
+        """The cores any thread of the oracle may run on."""
+        cores: set[int] = set()
+        for thread in self.ps.threads():
+            cores.update(os.sched_getaffinity(thread.id))
+        return sorted(cores)
+
+    async def metrics(self, client: httpx.AsyncClient) -> dict[str, float]:
+        """Every sample of /metrics, by name and labels (``name{k="v"}``)."""
+        text = (await client.get(f"{self.url}/metrics", timeout=60)).text
+        samples: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                samples[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
+        return samples
+
+
+@contextlib.contextmanager
+def running(oracle: Oracle) -> Iterator[Oracle]:
+    oracle.start()
+    try:
+        yield oracle
+    finally:
+        oracle.stop()
+
+
+@contextlib.asynccontextmanager
+async def sampling_rss(oracle: Oracle, every_secs: float = 0.5) -> AsyncIterator[None]:
+    """Keeps ``oracle.peak_rss`` up to date while the block runs."""
+
+    async def sample() -> None:
+        while True:
+            with contextlib.suppress(psutil.Error):
+                oracle.rss()
+            await asyncio.sleep(every_secs)
+
+    task = asyncio.create_task(sample())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+# 2. HTTP batches
+
+
+@dataclass
+class Sent:
+    """What the oracle answered."""
+
+    readings: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    unanswered: list[float] = field(default_factory=list)
+    lag: float = 0.0
+
+    def take(self, answer: tuple[int, bytes] | Exception, count: int) -> None:
+        self.readings += count
+        if isinstance(answer, Exception):
+            self.refused[type(answer).__name__] += count
+            return
+        status, content = answer
+        if status not in (200, 422):
+            self.refused[f"HTTP {status}"] += count
+            return
+        results: Any = json.loads(content)
+        self.accepted += int(results["accepted"])
+        self.duplicates += int(results["duplicates"])
+        for result in results["results"]:
+            if result["status"] == "rejected":
+                self.refused[str(result["reason"])] += 1
+
+    def problems(self) -> str:
+        return ", ".join(f"{n:,} {why}" for why, n in self.refused.most_common(4))
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection, as a meter gateway holds. A few lines of asyncio
+    rather than httpx, whose pool rescans every waiting request for each one it assigns and
+    so, thousands of requests deep, becomes the bottleneck it should be measuring."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.host, self.port = host, int(port)
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def close(self) -> None:
+        streams, self.streams = self.streams, None
+        if streams is not None:
+            streams[1].close()
+            with contextlib.suppress(OSError):
+                await streams[1].wait_closed()
+
+    async def post(self, path: str, content: bytes) -> tuple[int, bytes]:
+        """The status and body of the answer. A kept connection the server has closed since
+        (uvicorn closes idle ones after 5 s) is opened again, and the request sent again."""
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(content)}\r\n\r\n"
+        ).encode()
+        while True:
+            fresh = self.streams is None
+            if self.streams is None:
+                self.streams = await asyncio.open_connection(self.host, self.port)
+            reader, writer = self.streams
+            try:
+                writer.write(head + content)
+                await writer.drain()
+                status_line = await reader.readline()
+                if not status_line:
+                    raise ConnectionResetError("closed by the server")
+                length, close = 0, False
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                    elif name.strip().lower() == b"connection":
+                        close = value.strip().lower() == b"close"
+                data = await reader.readexactly(length)
+            except (OSError, asyncio.IncompleteReadError):
+                await self.close()
+                if fresh:
+                    raise
+                continue
+            if close:
+                await self.close()
+            return int(status_line.split()[1]), data
+
+
+async def post_batches(
+    oracle: Oracle, readings: list[list[SignedReading]], per_post: int, senders: int
+) -> tuple[Sent, float]:
+    """Every round's readings in POSTs of ``per_post`` from ``senders`` concurrent senders, each
+    on its own connection with its share of the meters; returns the answers and the seconds."""
+    queues: list[list[tuple[bytes, int]]] = [[] for _ in range(senders)]
+    for round_ in readings:
+        for s in range(senders):
+            share = round_[s::senders]
+            for i in range(0, len(share), per_post):
+                chunk = share[i : i + per_post]
+                queues[s].append((body(chunk), len(chunk)))
+    sent = Sent()
+
+    async def sender(queue: list[tuple[bytes, int]]) -> None:
+        connection = Connection(oracle.url)
+        try:
+            for content, count in queue:
+                try:
+                    sent.take(await connection.post(READINGS_PATH, content), count)
+                except (OSError, asyncio.IncompleteReadError) as error:
+                    sent.take(error, count)
+        finally:
+            await connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender(q) for q in queues))
+    return sent, time.perf_counter() - started
+
+
+# 4. Latency at a fixed rate
+
+
+async def fixed_rate(oracle: Oracle, readings: list[SignedReading], per_post: int) -> Sent:
+    """POSTs of ``per_post`` readings at TARGET_LATENCY_RATE readings/s over GATEWAYS kept
+    connections, open loop: each request is due at its time whatever the ones before are doing,
+    and its latency counts from then (waiting for a free connection included). Requests still
+    unanswered LATENCY_GRACE_SECS after the last was due are given up, and counted in
+    ``unanswered`` with the time they had waited (a lower bound of their latency)."""
+    bodies = [
+        (body(readings[i : i + per_post]), len(readings[i : i + per_post]))
+        for i in range(0, len(readings), per_post)
+    ]
+    interval = per_post / TARGET_LATENCY_RATE
+    sent = Sent()
+    loop = asyncio.get_running_loop()
+    due_now: asyncio.Queue[tuple[float, bytes, int] | None] = asyncio.Queue()
+    waiting: dict[int, float] = {}
+
+    async def gateway() -> None:
+        connection = Connection(oracle.url)
+        try:
+            while (item := await due_now.get()) is not None:
+                due, content, count = item
+                waiting[id(item)] = due
+                try:
+                    answer = await connection.post(READINGS_PATH, content)
+                except (OSError, asyncio.IncompleteReadError) as error:
+                    sent.take(error, count)
+                    continue
+                finally:
+                    del waiting[id(item)]
+                sent.latencies.append(loop.time() - due)
+                sent.take(answer, count)
+        finally:
+            await connection.close()
+
+    gateways = [asyncio.create_task(gateway()) for _ in range(GATEWAYS)]
+    start = loop.time() + 0.05
+    for i, (content, count) in enumerate(bodies):
+        due = start + i * interval
+        wait = due - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        sent.lag = max(sent.lag, loop.time() - due)
+        due_now.put_nowait((due, content, count))
+    for _ in gateways:
+        due_now.put_nowait(None)
+    _, late = await asyncio.wait(gateways, timeout=LATENCY_GRACE_SECS)
+    if late:
+        now = loop.time()
+        queued = [item for item in iter(due_now.get_nowait, None) if item is not None]
+        sent.unanswered = [now - due for due in waiting.values()] + [now - q[0] for q in queued]
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        # Let the oracle finish what it holds before the next phase.
+        await asyncio.sleep(len(waiting) * 0.02 + 1)
+    return sent
+
+
+# 3. MQTT
+
+
+def stored_rows(database: Path) -> int:
+    """The newest row id of the oracle's readings, read here (WAL: the writer never waits)."""
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        row = db.execute("SELECT max(id) FROM readings").fetchone()
+        return int(row[0] or 0)
+
+
+async def publish_all(
+    broker: Mosquitto, market: Pubkey, readings: list[list[SignedReading]], database: Path
+) -> tuple[float, float, int, Tally]:
+    """Publishes every reading at QoS 1 through the simulator's transport (one connection, a
+    window of unacknowledged messages), in order, then waits until the oracle has stored them
+    all. Returns (seconds to publish, seconds until stored, readings stored, the tally)."""
+    total = sum(len(r) for r in readings)
+    tally = Tally()
+    meters = {r.meter for r in readings[0]}
+    transport = MqttTransport(
+        broker.settings(market, TOPIC_ROOT), market, meters, tally, settle_secs=0
+    )
+    await transport.connect()
+    try:
+        before = stored_rows(database)
+        started = time.perf_counter()
+        for round_ in readings:
+            for i in range(0, len(round_), 500):
+                await transport.send(round_[i : i + 500])
+        await transport.drain(timeout_secs=600)
+        published = time.perf_counter() - started
+        stored = 0
+        deadline = time.monotonic() + 600
+        while stored < total and time.monotonic() < deadline and not tally.rejected:
+            stored = stored_rows(database) - before
+            if stored < total:
+                await asyncio.sleep(0.02)
+        return published, time.perf_counter() - started, stored, tally
+    finally:
+        await transport.close()
+
+
+async def broker_up(oracle: Oracle, client: httpx.AsyncClient, within_secs: float = 20) -> bool:
+    """Whether the oracle reports its broker connection ready."""
+    deadline = time.monotonic() + within_secs
+    while time.monotonic() < deadline:
+        if (await client.get(f"{oracle.url}/readyz")).json().get("broker") == "ok":
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+# The phases
+
+
+def oracle_env(
+    market: OpenMarket, rpc_url: str, key: Path, database: Path, broker: Mosquitto | None
+) -> dict[str, str]:
+    env = {
+        "NISHATI_RPC_URL": rpc_url,
+        "NISHATI_MARKET": str(market.address),
+        "NISHATI_ORACLE_KEYPAIR": str(key),
+        "NISHATI_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+    }
+    if broker is not None:
+        env |= {
+            "NISHATI_MQTT_ENABLED": "true",
+            "NISHATI_MQTT_HOST": "127.0.0.1",
+            "NISHATI_MQTT_PORT": str(broker.port),
+            "NISHATI_MQTT_USERNAME": broker.username,
+            "NISHATI_MQTT_PASSWORD": broker.password,
+            "NISHATI_MQTT_TOPIC_ROOT": TOPIC_ROOT,
+        }
+    return env
+
+
+async def attestation(report: Report, homes: list[Home], env: dict[str, str], logs: Path) -> None:
+    """5: a fresh oracle (threshold 0) attests one reading of each of ``homes``."""
+    env = env | {"NISHATI_ATTEST_THRESHOLD_WH": "0", "NISHATI_ATTEST_INTERVAL_SECS": "0.2"}
+    with running(Oracle(env, logs / "oracle-attest.log")) as oracle:
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECS) as client:
+            readings = [home.read() for home in homes]
+            response = await client.post(
+                f"{oracle.url}{READINGS_PATH}", json=json.loads(body(readings))
+            )
+            if response.status_code != 200:
+                raise RuntimeError(f"the oracle refused the readings to attest: {response.text}")
+            accepted = int(response.json()["accepted"])
+            started = time.perf_counter()
+            cpu = oracle.cpu_secs()
+            attested = 0.0
+            deadline = time.monotonic() + 120 + 2 * len(homes)
+            while attested < accepted and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+                attested = (await oracle.metrics(client)).get("nishati_readings_attested_total", 0)
+            secs = time.perf_counter() - started
+            busy = (oracle.cpu_secs() - cpu) / secs
+            samples = await oracle.metrics(client)
+    confirmed = samples.get('nishati_attest_batches_total{result="confirmed"}', 0)
+    failed = samples.get('nishati_attest_batches_total{result="failed"}', 0)
+    each = samples.get("nishati_attest_seconds_sum", 0) / max(
+        samples.get("nishati_attest_seconds_count", 0), 1
+    )
+    report.add(
+        f"attested on chain, one reading of each of {accepted:,} meters",
+        f"{attested / secs:,.1f} readings/s",
+        note=f"{confirmed:,.0f} transactions, {confirmed / secs:,.1f}/s, one at a time, "
+        f"{each * 1e3:,.0f} ms each to send and confirm; {failed:,.0f} failed; "
+        f"oracle CPU {busy:.0%}"
+        + ("" if attested >= accepted else f"; only {attested:,.0f} of {accepted:,} attested"),
+    )
+    per_tx = attested / confirmed if confirmed else 0.0
+    fit = legacy_fit(homes, Pubkey.from_string(env["NISHATI_MARKET"]))
+    report.add(
+        "readings per attest transaction",
+        f"{per_tx:,.1f}",
+        f">= {TARGET_PER_TX}",
+        per_tx >= TARGET_PER_TX,
+        f"a legacy transaction (<= {LEGACY_PACKET_BYTES:,} bytes) fits {fit[0]} with the "
+        f"oracle's compute budget, {fit[1]} without: each reading adds its Ed25519 entry "
+        "(offsets, signature, key, message) and two accounts",
+    )
+
+
+def legacy_fit(homes: Sequence[Home], market: Pubkey) -> tuple[int, int]:
+    """The most readings an Ed25519 + ``meter_attest`` transaction carries within a packet,
+    with the compute-budget instructions the oracle's sends add and without."""
+    program = NishatiProgram(Pubkey.from_string(ClientSettings().program_id))
+    oracle = Keypair()
+    best = [0, 0]
+    for n in range(1, min(len(homes), 12) + 1):
+        pairs = [
+            (sign(Reading(market, 1, 0, 0, 0), h.meter.meter.key), h.household) for h in homes[:n]
+        ]
+        ixs = program.attest_readings(oracle=oracle.pubkey(), market=market, readings=pairs)
+        for i, policy in enumerate((SendPolicy(), SendPolicy(compute_budget=False))):
+            if fits_in_packet(ixs, [oracle], policy):
+                best[i] = n
+    return best[0], best[1]
+
+
+async def first_contact(report: Report, scale: Scale, homes: list[Home], oracle: Oracle) -> None:
+    """Each meter's first reading: the oracle looks the meter up on chain (setup)."""
+    cpu = oracle.cpu_secs()
+    sent, secs = await post_batches(oracle, rounds(homes, 1), scale.first_contact_batch, 4)
+    busy = (oracle.cpu_secs() - cpu) / secs
+    report.step(
+        f"first reading of {len(homes):,} meters (chain lookups)",
+        f"{secs:,.1f} s, {per_sec(sent.accepted, secs)}, oracle CPU {busy:.0%}"
+        + (f"; refused: {sent.problems()}" if sent.refused else ""),
+    )
+
+
+async def http_sustained(report: Report, scale: Scale, homes: list[Home], oracle: Oracle) -> None:
+    for per_post, count, senders in scale.http_runs:
+        started = time.perf_counter()
+        readings = rounds(homes[: scale.single_posts] if per_post == 1 else homes, count)
+        report.step(
+            f"signing {sum(len(r) for r in readings):,} readings",
+            f"{time.perf_counter() - started:,.1f} s",
+        )
+        cpu = oracle.cpu_secs()
+        with oracle.profiled(f"http-{per_post}-per-post"):
+            sent, secs = await post_batches(oracle, readings, per_post, senders)
+        busy = (oracle.cpu_secs() - cpu) / secs
+        report.add(
+            f"HTTP, {per_post:,} per POST, {senders} senders, {sent.readings:,} readings",
+            per_sec(sent.accepted, secs),
+            f">= {TARGET_HTTP:,}/s" if per_post > 1 else "",
+            sent.accepted / secs >= TARGET_HTTP if per_post > 1 else None,
+            f"{secs:,.1f} s, oracle CPU {busy:.0%} of its core"
+            + ("; each sender waits for its answer: the oracle's capacity" if per_post == 1 else "")
+            + (f"; refused: {sent.problems()}" if sent.refused else ""),
+        )
+
+
+async def latency(report: Report, scale: Scale, homes: list[Home], oracle: Oracle) -> None:
+    for per_post, secs in scale.latency_runs:
+        total = int(TARGET_LATENCY_RATE * secs)
+        readings = [homes[i % len(homes)].read() for i in range(total)]
+        cpu, started = oracle.cpu_secs(), time.perf_counter()
+        with oracle.profiled(f"latency-{per_post}-per-post"):
+            sent = await fixed_rate(oracle, readings, per_post)
+        busy = (oracle.cpu_secs() - cpu) / (time.perf_counter() - started)
+        # Given-up requests waited at least this long: they count at that, marked ">".
+        everything = [(t, False) for t in sent.latencies] + [(t, True) for t in sent.unanswered]
+        if not everything:
+            continue
+        p50, p99 = (censored_percentile(everything, p) for p in (50, 99))
+        requests = len(everything)
+        report.add(
+            f"latency at {TARGET_LATENCY_RATE} readings/s, {per_post} per POST, {secs:g} s",
+            f"p50 {p50}, p99 {p99}",
+            f"p99 < {TARGET_P99_MS:g} ms",
+            percentile([t for t, _ in everything], 99) * 1e3 < TARGET_P99_MS,
+            f"{len(sent.latencies):,} of {requests:,} requests answered"
+            + (
+                f" ({len(sent.unanswered):,} given up {LATENCY_GRACE_SECS:g} s after the last "
+                "was due: the oracle fell behind)"
+                if sent.unanswered
+                else f", max {max(sent.latencies) * 1e3:,.0f} ms"
+            )
+            + f"; oracle CPU {busy:.0%}; the sender was at most {sent.lag * 1e3:,.0f} ms late"
+            + (f"; refused: {sent.problems()}" if sent.refused else ""),
+        )
+
+
+def censored_percentile(samples: Sequence[tuple[float, bool]], p: float) -> str:
+    """The nearest-rank percentile of (seconds, given up) samples, in ms, ">" if given up."""
+    ranked = sorted(samples)
+    rank = math.ceil(len(ranked) * p / 100)
+    value, given_up = ranked[min(len(ranked), max(rank, 1)) - 1]
+    return f"{'>' if given_up else ''}{value * 1e3:,.1f} ms"
+
+
+async def mqtt(
+    report: Report,
+    scale: Scale,
+    homes: list[Home],
+    oracle: Oracle,
+    broker: Mosquitto | None,
+    database: Path,
+    market: Pubkey,
+) -> None:
+    what, target = "MQTT, QoS 1, one publisher", f">= {TARGET_MQTT:,}/s"
+    if broker is None:
+        report.add(what, "not run", target, None, "no mosquitto (scripts/bootstrap.sh)")
+        return
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECS) as client:
+        if not await broker_up(oracle, client):
+            report.add(what, "not run", target, None, "the oracle reports no broker connection")
+            return
+    readings = rounds(homes, scale.mqtt_rounds)
+    total = sum(len(r) for r in readings)
+    cpu = oracle.cpu_secs()
+    with oracle.profiled("mqtt"):
+        published, secs, stored, tally = await publish_all(broker, market, readings, database)
+    busy = (oracle.cpu_secs() - cpu) / secs
+    report.add(
+        f"{what}, {total:,} readings",
+        per_sec(stored, secs),
+        target,
+        stored == total and stored / secs >= TARGET_MQTT,
+        f"published in {published:,.1f} s, all stored after {secs:,.1f} s; oracle CPU {busy:.0%}"
+        + ("" if stored == total else f"; only {stored:,} of {total:,} stored")
+        + (f"; refused: {dict(tally.rejected)}" if tally.rejected else ""),
+    )
+
+
+async def batcher_query(report: Report, database: Path) -> None:
+    """What one batcher round's query costs on the database ingestion left behind: it groups
+    every unattested reading to find the meters due (run here, on the load core)."""
+    store = await Store.open(f"sqlite+aiosqlite:///{database}")
+    try:
+        waiting = await store.unattested_count()
+        started = time.perf_counter()
+        due = await store.due(1_000, time.time() - 6 * 3_600, 512)
+        secs = time.perf_counter() - started
+    finally:
+        await store.close()
+    report.step(
+        f"one batcher query (Store.due) over {waiting:,} unattested readings",
+        f"{secs * 1e3:,.0f} ms, {len(due)} meters due (on the load core, oracle stopped)",
+    )
+
+
+async def ingestion(
+    report: Report,
+    scale: Scale,
+    homes: list[Home],
+    env: dict[str, str],
+    logs: Path,
+    broker: Mosquitto | None,
+    profiles: Path | None,
+) -> None:
+    database = Path(env["NISHATI_DATABASE_URL"].removeprefix("sqlite+aiosqlite:///"))
+    # The batcher sleeps: one round at start (nothing to do), then a day's interval.
+    oracle = Oracle(
+        env | {"NISHATI_ATTEST_INTERVAL_SECS": "86400"}, logs / "oracle-ingest.log", profiles
+    )
+    with running(oracle):
+        if oracle.cores() != [ORACLE_CORE]:
+            report.notes.append(f"the oracle's threads may run on cores {oracle.cores()}")
+        report.step("oracle RSS at start", f"{oracle.rss() / 2**20:,.0f} MB")
+        async with sampling_rss(oracle):
+            await first_contact(report, scale, homes, oracle)
+            seen = oracle.rss()
+            await http_sustained(report, scale, homes, oracle)
+            await latency(report, scale, homes, oracle)
+            market = Pubkey.from_string(env["NISHATI_MARKET"])
+            await mqtt(report, scale, homes, oracle, broker, database, market)
+        full = len(homes) >= TARGET_METERS
+        report.add(
+            f"RSS once it has seen readings from {len(homes):,} meters",
+            f"{seen / 2**20:,.0f} MB",
+            f"< {TARGET_RSS_MB} MB",
+            seen / 2**20 < TARGET_RSS_MB if full else None,
+            f"after every phase {oracle.rss() / 2**20:,.0f} MB, peak "
+            f"{oracle.peak_rss / 2**20:,.0f} MB"
+            + ("" if full else f"; the target is for {TARGET_METERS:,} meters"),
+        )
+    await batcher_query(report, database)
+
+
+@contextlib.contextmanager
+def broker_or_none(directory: Path) -> Iterator[Mosquitto | None]:
+    try:
+        with running_mosquitto(directory) as broker:
+            yield broker
+    except FileNotFoundError:
+        yield None
+
+
+async def run(scale: Scale, directory: Path, profiles: Path | None) -> Report:
+    report = Report(scale)
+    print(f"oracle benchmark, {scale.name} size; logs and databases in {directory}")
+    ceiling = verify_rate(scale.verify_secs)
+    report.add(
+        "Ed25519 verify, cryptography, one thread: the ceiling",
+        f"{ceiling:,.0f}/s",
+        note="a public key loaded per reading, as the oracle verifies",
+    )
+    # Everything but the oracle shares LOAD_CORE: this process, and what it starts from here.
+    pin(os.getpid(), {LOAD_CORE})
+    settings = ClientSettings()
+    program_id = Pubkey.from_string(settings.program_id)
+    payer = Keypair()
+    rng = random.Random(5)  # noqa: S311 - home sizes, not secrets
+    started = time.perf_counter()
+    with (
+        LocalValidator(settings, {str(payer.pubkey()): PAYER_LAMPORTS}) as validator,
+        broker_or_none(directory / "mosquitto") as broker,
+    ):
+        report.step("local validator and broker start", f"{time.perf_counter() - started:,.1f} s")
+        chain = RpcChain(validator.rpc_url, program_id, settings.commitment)
+        try:
+            h = Harness(chain, payer, NishatiClient(chain, program_id), None)
+            market = await open_market(h)
+            await fund(h, market.oracle.pubkey(), ORACLE_LAMPORTS)
+            key = directory / "oracle.json"
+            write_keypair(key, market.oracle)
+            env = oracle_env(market, validator.rpc_url, key, directory / "ingest.db", broker)
+
+            started = time.perf_counter()
+            attesting, txs = await register(market, scale.attest_readings, chain, rng)
+            report.step(
+                f"registering {len(attesting):,} households to attest",
+                f"{time.perf_counter() - started:,.1f} s, {txs:,} transactions",
+            )
+            attest_env = {k: v for k, v in env.items() if not k.startswith("NISHATI_MQTT")}
+            attest_env["NISHATI_DATABASE_URL"] = f"sqlite+aiosqlite:///{directory / 'attest.db'}"
+            await attestation(report, attesting, attest_env, directory)
+
+            started = time.perf_counter()
+            rest, txs = await register(market, scale.meters - len(attesting), chain, rng)
+            homes = attesting + rest
+            secs = time.perf_counter() - started
+            report.step(
+                f"registering {len(rest):,} more households",
+                f"{secs:,.1f} s, {txs:,} transactions of {len(rest) / txs:.1f}, "
+                f"{per_sec(len(rest), secs)}",
+            )
+            await ingestion(report, scale, homes, env, directory, broker, profiles)
+        finally:
+            await chain.close()
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a short run for CI")
+    parser.add_argument("--meters", type=int, help="registered meters (full 10,000, quick 1,000)")
+    parser.add_argument("--keep", action="store_true", help="keep the logs and databases")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample the oracle with py-spy (pip install py-spy) in each ingest phase, into DIR",
+    )
+    args = parser.parse_args()
+    if args.profile is not None:
+        if not Path(sys.executable).with_name("py-spy").exists():
+            sys.exit("--profile needs py-spy in the virtual environment: pip install py-spy")
+        args.profile.mkdir(parents=True, exist_ok=True)
+    if not {ORACLE_CORE, LOAD_CORE} <= os.sched_getaffinity(0):
+        sys.exit(f"bench.oracle needs cores {ORACLE_CORE} and {LOAD_CORE}")
+    scale = QUICK if args.quick else FULL
+    if args.meters is not None:
+        scale = replace(scale, meters=max(args.meters, scale.attest_readings))
+    started = time.perf_counter()
+    load = os.getloadavg()[0]
+    directory = Path(tempfile.mkdtemp(prefix="nishati-bench-oracle-"))
+    try:
+        report = asyncio.run(run(scale, directory, args.profile))
+    finally:
+        if not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
+    report.notes.append(
+        f"load average {load:.2f} before the run, {os.getloadavg()[0]:.2f} after, on "
+        f"{os.cpu_count()} cores: anything else running shares them"
+    )
+    report.notes.append(f"the whole run took {time.perf_counter() - started:,.0f} s")
+    report.print()
+
+
+if __name__ == "__main__":
+    main()
