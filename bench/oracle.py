@@ -864,11 +864,14 @@ async def latency(report: Report, scale: Scale, homes: list[Home], oracle: Oracl
 
 
 def censored_percentile(samples: Sequence[tuple[float, bool]], p: float) -> str:
-    """The nearest-rank percentile of (seconds, given up) samples, in ms, ">" if given up."""
+    """The nearest-rank percentile of (seconds, given up) samples, in ms. A given-up request's
+    time is only a lower bound of its latency, so a percentile at or past the shortest of them
+    is one too, marked ">"."""
     ranked = sorted(samples)
     rank = math.ceil(len(ranked) * p / 100)
-    value, given_up = ranked[min(len(ranked), max(rank, 1)) - 1]
-    return f"{'>' if given_up else ''}{value * 1e3:,.1f} ms"
+    value = ranked[min(len(ranked), max(rank, 1)) - 1][0]
+    bound = min((t for t, given_up in samples if given_up), default=math.inf)
+    return f"{'>' if value >= bound else ''}{value * 1e3:,.1f} ms"
 
 
 async def mqtt(
