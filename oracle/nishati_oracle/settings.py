@@ -21,6 +21,23 @@ class Mode(StrEnum):
     production = "production"
 
 
+class Payments(StrEnum):
+    """Where M-Pesa requests go: nowhere, the local Daraja simulator, or Safaricom."""
+
+    disabled = "disabled"
+    simulator = "simulator"
+    sandbox = "sandbox"
+    production = "production"
+
+
+DARAJA_URLS = {
+    Payments.sandbox: "https://sandbox.safaricom.co.ke",
+    Payments.production: "https://api.safaricom.co.ke",
+}
+# The test credentials of the Daraja simulator (``nishati_daraja_sim``), refused in production.
+SIMULATOR_CONSUMER_KEY = "nishati-sim-consumer-key"
+
+
 class OracleSettings(ClientSettings):
     mode: Mode = Field(default=Mode.development, description="production refuses test keys")
     market: str | None = Field(default=None, description="Market account the oracle serves")
@@ -56,6 +73,47 @@ class OracleSettings(ClientSettings):
     )
     attest_interval_secs: float = Field(default=2.0, gt=0, description="Batcher wake-up period")
 
+    payments: Payments = Field(
+        default=Payments.disabled, description="disabled, simulator, sandbox or production"
+    )
+    daraja_url: str | None = Field(
+        default=None, description="Daraja base URL; the simulator's address when payments=simulator"
+    )
+    daraja_consumer_key: SecretStr | None = None
+    daraja_consumer_secret: SecretStr | None = None
+    daraja_shortcode: str = Field(default="174379", description="Paybill or till (STK Push)")
+    daraja_passkey: SecretStr | None = None
+    daraja_transaction_type: str = "CustomerPayBillOnline"
+    daraja_b2c_shortcode: str = Field(default="600000", description="Shortcode paying sellers")
+    daraja_initiator_name: str = "nishati"
+    daraja_initiator_password: SecretStr | None = None
+    daraja_certificate: Path | None = Field(
+        default=None, description="PEM certificate that encrypts the B2C SecurityCredential"
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8080", description="Base URL Daraja calls back on"
+    )
+    callback_token: SecretStr | None = Field(
+        default=None, description="Secret path segment of callback URLs (random if unset)"
+    )
+    callback_allowlist: list[str] = Field(
+        default_factory=list, description="Networks callbacks may come from; empty allows all"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Proxies whose X-Forwarded-For is believed"
+    )
+    phone_key: SecretStr | None = Field(
+        default=None, description="Hex AES-256 key encrypting phone numbers at rest"
+    )
+    phone_key_file: Path | None = Field(
+        default=TEST_KEYS_DIR / "phone-encryption.key",
+        description="File holding phone_key when it is unset (the test key by default)",
+    )
+    stk_query_after_secs: float = Field(
+        default=30.0, gt=0, description="Query a payment whose callback has not come by then"
+    )
+    payment_worker_interval_secs: float = Field(default=1.0, gt=0)
+
     @model_validator(mode="after")
     def _production_is_real(self) -> OracleSettings:
         if self.mode is Mode.production:
@@ -66,4 +124,43 @@ class OracleSettings(ClientSettings):
                 raise ValueError("production needs NISHATI_ORACLE_KEYPAIR")
             if self.market is None:
                 raise ValueError("production needs NISHATI_MARKET")
+            self._production_payments()
         return self
+
+    def _production_payments(self) -> None:
+        if self.payments is Payments.simulator:
+            raise ValueError("production never pays through the Daraja simulator")
+        if self.phone_key is None and (
+            self.phone_key_file is None or self.phone_key_file.resolve().is_relative_to(TEST_KEYS_DIR)
+        ):
+            raise ValueError("production needs NISHATI_PHONE_KEY (not the test key)")
+        if self.payments is Payments.disabled:
+            return
+        required = {
+            "daraja_consumer_key": self.daraja_consumer_key,
+            "daraja_consumer_secret": self.daraja_consumer_secret,
+            "daraja_passkey": self.daraja_passkey,
+            "daraja_initiator_password": self.daraja_initiator_password,
+            "daraja_certificate": self.daraja_certificate,
+            "callback_token": self.callback_token,
+            "phone_salt": self.phone_salt,
+        }
+        missing = [name for name, value in required.items() if value is None]
+        if missing:
+            raise ValueError(f"production payments need {', '.join(missing).upper()}")
+        assert self.daraja_consumer_key is not None
+        if self.daraja_consumer_key.get_secret_value() == SIMULATOR_CONSUMER_KEY:
+            raise ValueError("production refuses the Daraja simulator's credentials")
+        if not self.public_url.startswith("https://"):
+            raise ValueError("production callbacks need an https:// NISHATI_PUBLIC_URL")
+
+    @property
+    def daraja_base_url(self) -> str:
+        """The Daraja the settings select; the simulator only when chosen by name."""
+        if self.payments is Payments.simulator:
+            if self.daraja_url is None:
+                raise ValueError("payments=simulator needs NISHATI_DARAJA_URL")
+            return self.daraja_url
+        if self.payments is Payments.disabled:
+            raise ValueError("payments are disabled (NISHATI_PAYMENTS)")
+        return self.daraja_url or DARAJA_URLS[self.payments]

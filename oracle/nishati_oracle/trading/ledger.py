@@ -1,0 +1,387 @@
+"""The durable side of trading: one row per trade with its state, its history, every callback
+exactly as it came, and the phone directory (numbers encrypted, found by commitment).
+
+Every state change is a compare-and-set (``UPDATE ... WHERE state IN (...)``) written together
+with its history row, so two workers, a replayed callback or a restart can never move a trade
+twice. Same engine and migrations as the readings (``nishati_oracle.store``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from nishati_oracle.store import metadata
+
+
+class TradeState(StrEnum):
+    """Where a trade is; see ``docs/payments.md`` for the diagram."""
+
+    created = "created"  # stored; trade_open not yet confirmed
+    opened = "opened"  # pending payment on chain; the STK Push may be on its way
+    stk_sent = "stk_sent"  # Daraja took the push: a CheckoutRequestID to wait on
+    paid = "paid"  # STK Query confirmed it; amount and phone matched
+    settled = "settled"  # escrow released to the buyer on chain
+    payout_sent = "payout_sent"  # B2C accepted by Daraja
+    cancelling = "cancelling"  # payment failed or expired: the on-chain cancel is due
+    # Final states.
+    payout_confirmed = "payout_confirmed"
+    cancelled = "cancelled"
+    rejected = "rejected"  # never opened on chain
+    payout_failed = "payout_failed"  # Daraja refused to pay the seller: a person must look
+    refund_due = "refund_due"  # paid, but the chain closed the trade without settling it
+
+
+FINAL_STATES = frozenset(
+    {
+        TradeState.payout_confirmed,
+        TradeState.cancelled,
+        TradeState.rejected,
+        TradeState.payout_failed,
+        TradeState.refund_due,
+    }
+)
+
+
+class CallbackKind(StrEnum):
+    stk = "stk"
+    payout_result = "payout_result"
+    payout_timeout = "payout_timeout"
+
+
+trades = Table(
+    "trades",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("state", String(20), nullable=False),
+    Column("market", String(44), nullable=False),
+    Column("offer", String(44), nullable=False),
+    Column("seller", String(44), nullable=False),
+    Column("buyer", String(44), nullable=False),
+    Column("trade_address", String(44), nullable=False),
+    Column("payment_ref_hash", LargeBinary(32), nullable=False),
+    Column("wh", BigInteger, nullable=False),
+    Column("price_cents_per_kwh", BigInteger, nullable=False),
+    Column("total_cents", BigInteger, nullable=False),
+    Column("fee_cents", BigInteger, nullable=False),
+    Column("payout_kes", BigInteger, nullable=False),
+    Column("buyer_phone", LargeBinary, nullable=False),
+    Column("buyer_phone_hash", String(64), nullable=False),
+    Column("seller_phone", LargeBinary, nullable=False),
+    Column("deadline", BigInteger, nullable=True),
+    Column("merchant_request_id", String(64), nullable=True),
+    Column("checkout_request_id", String(64), nullable=True, unique=True),
+    Column("mpesa_receipt", String(32), nullable=True, unique=True),
+    Column("result_code", Integer, nullable=True),
+    Column("result_desc", String(200), nullable=True),
+    Column("chain_signature", String(88), nullable=True),
+    Column("payout_conversation_id", String(64), nullable=True),
+    Column("payout_receipt", String(32), nullable=True),
+    Column("queries", Integer, nullable=False, default=0),
+    Column("next_check_at", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_trades_state", "state", "next_check_at"),
+)
+
+trade_history = Table(
+    "trade_history",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("trade_id", String(32), nullable=False, index=True),
+    Column("at", Float, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("detail", String(300), nullable=True),
+)
+
+# Each callback as Daraja sent it, stored before it is acted on. A second one with the same key
+# (CheckoutRequestID or OriginatorConversationID) or the same receipt is a duplicate.
+callbacks = Table(
+    "callbacks",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("receipt", String(32), nullable=True, unique=True),
+    Column("body", Text, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("processed_at", Float, nullable=True),
+    Column("outcome", String(200), nullable=True),
+    UniqueConstraint("kind", "key", name="uq_callbacks_kind_key"),
+    Index("ix_callbacks_unprocessed", "processed_at"),
+)
+
+# Phone numbers the oracle may call (buyers) or pay (sellers), by household.
+phones = Table(
+    "phones",
+    metadata,
+    Column("household", String(44), primary_key=True),
+    Column("commitment", String(64), nullable=False, unique=True),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class TradeRecord:
+    id: str
+    state: TradeState
+    market: str
+    offer: str
+    seller: str
+    buyer: str
+    trade_address: str
+    payment_ref_hash: bytes
+    wh: int
+    price_cents_per_kwh: int
+    total_cents: int
+    fee_cents: int
+    payout_kes: int
+    buyer_phone: bytes
+    buyer_phone_hash: str
+    seller_phone: bytes
+    deadline: int | None
+    merchant_request_id: str | None
+    checkout_request_id: str | None
+    mpesa_receipt: str | None
+    result_code: int | None
+    result_desc: str | None
+    chain_signature: str | None
+    payout_conversation_id: str | None
+    payout_receipt: str | None
+    queries: int
+    next_check_at: float
+    created_at: float
+    updated_at: float
+
+    @property
+    def amount_kes(self) -> int:
+        """What the buyer pays: the chain rounds totals up to whole shillings."""
+        return self.total_cents // 100
+
+    @classmethod
+    def from_row(cls, row: Any) -> TradeRecord:
+        values = row._asdict()
+        values["state"] = TradeState(values["state"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: float
+    state: TradeState
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class StoredCallback:
+    id: int
+    kind: CallbackKind
+    key: str
+    receipt: str | None
+    body: str
+    received_at: float
+
+
+TRADE_COLUMNS = [f.name for f in fields(TradeRecord)]
+
+
+class Ledger:
+    def __init__(self, engine: AsyncEngine, clock: Any = time.time) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    async def create(self, trade: TradeRecord, detail: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(trades).values(**vars(trade)))
+            await conn.execute(
+                insert(trade_history).values(
+                    trade_id=trade.id, at=trade.created_at, state=trade.state, detail=detail
+                )
+            )
+
+    async def move(
+        self,
+        trade_id: str,
+        expected: Iterable[TradeState],
+        to: TradeState,
+        detail: str | None = None,
+        **values: Any,
+    ) -> bool:
+        """Moves the trade to ``to`` if it is in one of ``expected`` (compare-and-set), with
+        ``values`` and a history row in the same transaction; False if it was elsewhere."""
+        now = self.clock()
+        values.setdefault("next_check_at", now)
+        async with self.engine.begin() as conn:
+            moved = await conn.execute(
+                update(trades)
+                .where(and_(trades.c.id == trade_id, trades.c.state.in_(list(expected))))
+                .values(state=to, updated_at=now, **values)
+            )
+            if moved.rowcount != 1:
+                return False
+            await conn.execute(
+                insert(trade_history).values(trade_id=trade_id, at=now, state=to, detail=detail)
+            )
+        return True
+
+    async def update(self, trade_id: str, state: TradeState, **values: Any) -> bool:
+        """Sets fields of a trade still in ``state`` (no transition, no history)."""
+        async with self.engine.begin() as conn:
+            changed = await conn.execute(
+                update(trades)
+                .where(and_(trades.c.id == trade_id, trades.c.state == state))
+                .values(updated_at=self.clock(), **values)
+            )
+        return changed.rowcount == 1
+
+    async def get(self, trade_id: str) -> TradeRecord | None:
+        return await self._one(trades.c.id == trade_id)
+
+    async def by_checkout(self, checkout_request_id: str) -> TradeRecord | None:
+        return await self._one(trades.c.checkout_request_id == checkout_request_id)
+
+    async def by_payout(self, conversation_id: str) -> TradeRecord | None:
+        return await self._one(trades.c.payout_conversation_id == conversation_id)
+
+    async def _one(self, where: Any) -> TradeRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(trades).where(where))).first()
+        return None if row is None else TradeRecord.from_row(row)
+
+    async def due(
+        self, states: Sequence[TradeState], limit: int = 256, now: float | None = None
+    ) -> list[TradeRecord]:
+        """Trades in ``states`` whose next check is due, oldest first."""
+        now = self.clock() if now is None else now
+        query = (
+            select(trades)
+            .where(and_(trades.c.state.in_(list(states)), trades.c.next_check_at <= now))
+            .order_by(trades.c.next_check_at)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [TradeRecord.from_row(row) for row in await conn.execute(query)]
+
+    async def unfinished(self) -> list[TradeRecord]:
+        query = select(trades).where(trades.c.state.not_in(list(FINAL_STATES)))
+        async with self.engine.connect() as conn:
+            return [TradeRecord.from_row(row) for row in await conn.execute(query)]
+
+    async def count_by_state(self) -> dict[TradeState, int]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(trades.c.state))
+            counts: dict[TradeState, int] = {}
+            for (state,) in rows:
+                counts[TradeState(state)] = counts.get(TradeState(state), 0) + 1
+        return counts
+
+    async def history(self, trade_id: str) -> list[HistoryEntry]:
+        query = (
+            select(trade_history.c.at, trade_history.c.state, trade_history.c.detail)
+            .where(trade_history.c.trade_id == trade_id)
+            .order_by(trade_history.c.id)
+        )
+        async with self.engine.connect() as conn:
+            return [
+                HistoryEntry(row.at, TradeState(row.state), row.detail)
+                for row in await conn.execute(query)
+            ]
+
+    async def note(self, trade_id: str, state: TradeState, detail: str) -> None:
+        """A history row without a transition (a duplicate callback, a pending query)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(trade_history).values(
+                    trade_id=trade_id, at=self.clock(), state=state, detail=detail
+                )
+            )
+
+    async def store_callback(
+        self, kind: CallbackKind, key: str, receipt: str | None, body: str
+    ) -> bool:
+        """Keeps a callback before anything acts on it; False for a duplicate (same key, or
+        same receipt), which is then not stored again."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    insert(callbacks).values(
+                        kind=kind, key=key, receipt=receipt, body=body, received_at=self.clock()
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def pending_callbacks(self, limit: int = 256) -> list[StoredCallback]:
+        query = (
+            select(
+                callbacks.c.id,
+                callbacks.c.kind,
+                callbacks.c.key,
+                callbacks.c.receipt,
+                callbacks.c.body,
+                callbacks.c.received_at,
+            )
+            .where(callbacks.c.processed_at.is_(None))
+            .order_by(callbacks.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [
+                StoredCallback(r.id, CallbackKind(r.kind), r.key, r.receipt, r.body, r.received_at)
+                for r in await conn.execute(query)
+            ]
+
+    async def callback_done(self, callback_id: int, outcome: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(callbacks)
+                .where(callbacks.c.id == callback_id)
+                .values(processed_at=self.clock(), outcome=outcome[:200])
+            )
+
+    async def enrol(self, household: str, commitment: bytes, sealed: bytes) -> None:
+        """Records (or replaces) the phone of a household."""
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            await conn.execute(phones.delete().where(phones.c.household == household))
+            await conn.execute(
+                insert(phones).values(
+                    household=household, commitment=commitment.hex(), sealed=sealed, updated_at=now
+                )
+            )
+
+    async def sealed_phone(self, household: str) -> bytes | None:
+        async with self.engine.connect() as conn:
+            query = select(phones.c.sealed).where(phones.c.household == household)
+            sealed: bytes | None = (await conn.execute(query)).scalar_one_or_none()
+        return sealed
+
+    async def household_of(self, commitment: bytes) -> str | None:
+        async with self.engine.connect() as conn:
+            query = select(phones.c.household).where(phones.c.commitment == commitment.hex())
+            household: str | None = (await conn.execute(query)).scalar_one_or_none()
+        return household

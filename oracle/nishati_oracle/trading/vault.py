@@ -1,0 +1,54 @@
+"""Phone numbers at rest: AES-256-GCM encrypted, found by their salted commitment.
+
+The database never holds a number in clear. Rows are looked up by the same salted commitment the
+chain's Household keeps (``nishati_client.phone.commitment``), so a phone from a request finds its
+household and directory entry without decrypting anything.
+"""
+
+from __future__ import annotations
+
+import os
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from nishati_client.phone import commitment, normalise
+from nishati_oracle.settings import OracleSettings
+
+NONCE_BYTES = 12
+
+
+class PhoneKeyError(ValueError):
+    """The phone encryption key is missing or not 32 hex-encoded bytes."""
+
+
+class PhoneVault:
+    def __init__(self, key: bytes, salt: bytes) -> None:
+        if len(key) != 32:
+            raise PhoneKeyError("the phone key must be 32 bytes (64 hex digits)")
+        self._aead = AESGCM(key)
+        self._salt = salt
+
+    @classmethod
+    def from_settings(cls, settings: OracleSettings, salt: bytes) -> PhoneVault:
+        if settings.phone_key is not None:
+            text = settings.phone_key.get_secret_value()
+        elif settings.phone_key_file is not None:
+            text = settings.phone_key_file.read_text()
+        else:
+            raise PhoneKeyError("set NISHATI_PHONE_KEY or NISHATI_PHONE_KEY_FILE")
+        try:
+            key = bytes.fromhex(text.strip())
+        except ValueError:
+            raise PhoneKeyError("the phone key is not hex") from None
+        return cls(key, salt)
+
+    def commitment(self, phone: str) -> bytes:
+        return commitment(self._salt, phone)
+
+    def seal(self, phone: str) -> bytes:
+        """The normalised number, encrypted; the nonce travels in front."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, normalise(phone).encode("ascii"), None)
+
+    def open(self, sealed: bytes) -> str:
+        return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], None).decode()
