@@ -1,0 +1,191 @@
+"""The simulator as a FastAPI app: Daraja's paths, and ``/simulator/...`` to steer and inspect it.
+
+Every Daraja API call passes the gateway in Daraja's order: spike arrest, then the bearer
+token, then ``Content-Type: application/json``, then the body's fields.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
+
+from nishati_daraja_sim.engine import DeliveryRecord, RequestRecord, Simulator
+from nishati_daraja_sim.fields import INVALID_GRANT, DarajaError, invalid
+from nishati_daraja_sim.scenarios import ScenarioRule
+from nishati_daraja_sim.settings import DarajaSimSettings
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, str]] | dict[str, str]]
+
+
+class Rules(BaseModel):
+    rules: list[ScenarioRule]
+
+
+class Count(BaseModel):
+    count: int
+
+
+class Transactions(BaseModel):
+    stk: list[dict[str, Any]]
+    payouts: list[dict[str, Any]]
+    funds: int
+
+
+def create_app(settings: DarajaSimSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        simulator = Simulator(settings)
+        app.state.simulator = simulator
+        try:
+            yield
+        finally:
+            await simulator.close()
+
+    app = FastAPI(title="Nishati Daraja simulator", version="0.1.0", lifespan=lifespan)
+
+    def sim(request: Request) -> Simulator:
+        found: Simulator = request.app.state.simulator
+        return found
+
+    async def body_of(request: Request) -> tuple[dict[str, Any] | None, Any]:
+        """The JSON object, or None; and what to record (the text when it is not JSON)."""
+        raw = await request.body()
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            return None, raw.decode("utf-8", "replace")
+        return (parsed if isinstance(parsed, dict) else None), parsed
+
+    async def api(request: Request, handler: Handler) -> JSONResponse:
+        s = sim(request)
+        body, recorded = await body_of(request)
+        status = 200
+        try:
+            s.spike_arrest()
+            s.check_token(request.headers.get("authorization"))
+            content_type = request.headers.get("content-type", "")
+            if content_type.split(";", 1)[0].strip().lower() != "application/json":
+                raise invalid("Content-Type")
+            if body is None:
+                raise DarajaError("400.002.02", "Bad Request - Invalid JSON")
+            result = handler(body)
+            reply: dict[str, str] = result if isinstance(result, dict) else await result
+        except DarajaError as e:
+            status, reply = e.http_status, e.body()
+        s.record_request(request.method, request.url.path, recorded, status, reply)
+        return JSONResponse(reply, status_code=status)
+
+    @app.get("/oauth/v1/generate")
+    async def generate(request: Request) -> JSONResponse:
+        """A token for HTTP Basic ``consumer_key:consumer_secret``."""
+        s = sim(request)
+        status = 200
+        reply: dict[str, str]
+        try:
+            s.spike_arrest()
+            if request.query_params.get("grant_type") != "client_credentials":
+                raise DarajaError(INVALID_GRANT, "Invalid grant type passed")
+            reply = s.issue_token(request.headers.get("authorization"))
+        except DarajaError as e:
+            status, reply = e.http_status, e.body()
+        recorded = reply if status != 200 else {"expires_in": reply["expires_in"]}
+        s.record_request(request.method, request.url.path, None, status, recorded)
+        return JSONResponse(reply, status_code=status)
+
+    @app.post("/mpesa/stkpush/v1/processrequest")
+    async def stk_push(request: Request) -> JSONResponse:
+        return await api(request, sim(request).stk_push)
+
+    @app.post("/mpesa/stkpushquery/v1/query")
+    async def stk_query(request: Request) -> JSONResponse:
+        return await api(request, sim(request).stk_query)
+
+    @app.post("/mpesa/b2c/v3/paymentrequest")
+    async def b2c(request: Request) -> JSONResponse:
+        return await api(request, sim(request).b2c)
+
+    @app.post("/mpesa/transactionstatus/v1/query")
+    async def transaction_status(request: Request) -> JSONResponse:
+        return await api(request, sim(request).transaction_status)
+
+    # --- control and inspection ---------------------------------------------------------------
+
+    @app.get("/simulator/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/simulator/scenario")
+    async def add_rule(request: Request, rule: ScenarioRule) -> Rules:
+        """Adds a rule; see ``nishati_daraja_sim.scenarios`` for how rules are matched."""
+        s = sim(request)
+        s.scenarios.add(rule)
+        return Rules(rules=s.scenarios.rules())
+
+    @app.get("/simulator/scenario")
+    async def rules(request: Request) -> Rules:
+        return Rules(rules=sim(request).scenarios.rules())
+
+    @app.delete("/simulator/scenario")
+    async def clear_rules(request: Request) -> Rules:
+        s = sim(request)
+        s.scenarios.clear()
+        return Rules(rules=[])
+
+    @app.get("/simulator/requests")
+    async def requests(request: Request, path: str | None = None) -> list[RequestRecord]:
+        return [r for r in sim(request).state.requests if path is None or r.path == path]
+
+    @app.get("/simulator/callbacks")
+    async def callbacks(
+        request: Request, kind: str | None = None, reference: str | None = None
+    ) -> list[DeliveryRecord]:
+        return [
+            d
+            for d in sim(request).state.deliveries
+            if (kind is None or d.kind == kind) and (reference is None or d.reference == reference)
+        ]
+
+    @app.get("/simulator/transactions")
+    async def transactions(request: Request) -> Transactions:
+        state = sim(request).state
+        return Transactions(
+            stk=[{**asdict(p), "plan": asdict(p.plan)} for p in state.stk.values()],
+            payouts=[
+                {
+                    **asdict(p),
+                    "plan": asdict(p.plan),
+                    "completed_at": p.completed_at.isoformat() if p.completed_at else None,
+                }
+                for p in state.payouts.values()
+            ],
+            funds=state.funds,
+        )
+
+    @app.post("/simulator/release")
+    async def release(request: Request) -> Count:
+        """Sends every callback ``reorder`` is holding back."""
+        return Count(count=await sim(request).release())
+
+    @app.post("/simulator/tokens/expire")
+    async def expire_tokens(request: Request) -> Count:
+        return Count(count=sim(request).expire_tokens())
+
+    @app.post("/simulator/reset")
+    async def reset(request: Request) -> dict[str, str]:
+        """Forgets payments, payouts, records, rules and held callbacks; tokens stay valid."""
+        sim(request).reset()
+        return {"status": "reset"}
+
+    @app.get("/simulator/certificate")
+    async def certificate() -> PlainTextResponse:
+        """The certificate to seal the initiator password to (PEM)."""
+        return PlainTextResponse(settings.certificate_path.read_text())
+
+    return app
