@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from solders.pubkey import Pubkey
@@ -54,3 +55,9 @@ class Trade:
     @classmethod
     def from_decoded(cls, address: Pubkey, decoded: object) -> Trade:
         return cls(address=address, **decoded_fields(cls, decoded))
+
+
+def payment_reference(trade_id: str) -> bytes:
+    """The 32-byte payment reference a trade is opened under (its PDA seed): SHA-256 of the
+    oracle's own trade id, so the chain never sees a phone or an M-Pesa reference."""
+    return hashlib.sha256(b"nishati-trade:" + trade_id.encode()).digest()

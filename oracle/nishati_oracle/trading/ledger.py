@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    func,
     insert,
     select,
     update,
@@ -263,9 +264,6 @@ class Ledger:
     async def by_checkout(self, checkout_request_id: str) -> TradeRecord | None:
         return await self._one(trades.c.checkout_request_id == checkout_request_id)
 
-    async def by_payout(self, conversation_id: str) -> TradeRecord | None:
-        return await self._one(trades.c.payout_conversation_id == conversation_id)
-
     async def _one(self, where: Any) -> TradeRecord | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(trades).where(where))).first()
@@ -292,11 +290,8 @@ class Ledger:
 
     async def count_by_state(self) -> dict[TradeState, int]:
         async with self.engine.connect() as conn:
-            rows = await conn.execute(select(trades.c.state))
-            counts: dict[TradeState, int] = {}
-            for (state,) in rows:
-                counts[TradeState(state)] = counts.get(TradeState(state), 0) + 1
-        return counts
+            rows = await conn.execute(select(trades.c.state, func.count()).group_by(trades.c.state))
+            return {TradeState(row[0]): int(row[1]) for row in rows}
 
     async def history(self, trade_id: str) -> list[HistoryEntry]:
         query = (

@@ -1,0 +1,372 @@
+"""Opening trades: checks an order against the chain, stores the intent, opens the trade on
+chain, then asks the buyer to pay by STK Push.
+
+Order matters for exactly-once: the trade row exists before anything leaves the oracle, and the
+STK Push goes out only after the chain holds the trade, so a callback always finds a trade to
+match (even one that comes back before the push request itself returns).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from nishati_client.chain import cluster_time
+from nishati_client.errors import AccountNotFound, NishatiClientError, TransactionFailed
+from nishati_client.market import Market
+from nishati_client.phone import InvalidPhoneNumber, mask, normalise
+from nishati_client.program import NishatiClient
+from nishati_client.trading import Offer, payment_reference
+from nishati_oracle.settings import OracleSettings
+from nishati_oracle.trading.gateway import Delivery, Gateway
+from nishati_oracle.trading.ledger import Ledger, TradeRecord, TradeState
+from nishati_oracle.trading.vault import PhoneVault
+
+log = logging.getLogger(__name__)
+
+# M-Pesa's limits: STK Push takes 1 to 250,000 shillings, B2C pays at least 10.
+MAX_STK_KES = 250_000
+MIN_PAYOUT_KES = 10
+MILLI_CENTS_PER_SHILLING = 100_000
+BASIS_POINTS = 10_000
+ACCOUNT_REFERENCE = "NISHATI"  # at most 12 characters
+TRANSACTION_DESC = "Solar energy"  # at most 13 characters
+
+
+class Refusal(StrEnum):
+    """Why an order or a request was refused: the ``reason`` of every 4xx/5xx answer."""
+
+    PaymentsDisabled = "PaymentsDisabled"
+    UnknownOffer = "UnknownOffer"
+    OfferClosed = "OfferClosed"
+    NotEnoughEnergy = "NotEnoughEnergy"
+    NoMatchingOffer = "NoMatchingOffer"
+    PriceOutOfBounds = "PriceOutOfBounds"
+    InvalidPhone = "InvalidPhone"
+    UnknownBuyer = "UnknownBuyer"
+    BuyerNotCustodial = "BuyerNotCustodial"
+    UnknownSeller = "UnknownSeller"
+    SellerPhoneUnknown = "SellerPhoneUnknown"
+    AmountRoundsToZero = "AmountRoundsToZero"
+    AmountTooLarge = "AmountTooLarge"
+    PayoutBelowMinimum = "PayoutBelowMinimum"
+    ChainRefused = "ChainRefused"
+    ChainUnavailable = "ChainUnavailable"
+    PaymentRequestRefused = "PaymentRequestRefused"
+    PhoneMismatch = "PhoneMismatch"
+    UnknownTrade = "UnknownTrade"
+    MalformedCallback = "MalformedCallback"
+    CallbackForbidden = "CallbackForbidden"
+
+
+STATUS = {
+    Refusal.PaymentsDisabled: 503,
+    Refusal.UnknownOffer: 404,
+    Refusal.UnknownBuyer: 404,
+    Refusal.UnknownSeller: 404,
+    Refusal.UnknownTrade: 404,
+    Refusal.OfferClosed: 409,
+    Refusal.NotEnoughEnergy: 409,
+    Refusal.NoMatchingOffer: 409,
+    Refusal.BuyerNotCustodial: 409,
+    Refusal.SellerPhoneUnknown: 409,
+    Refusal.ChainRefused: 409,
+    Refusal.ChainUnavailable: 503,
+    Refusal.PaymentRequestRefused: 502,
+    Refusal.CallbackForbidden: 403,
+}
+
+
+class TradeRefused(Exception):
+    """An order the desk will not take, with the reason an API answer carries."""
+
+    def __init__(self, reason: Refusal, detail: str, trade_id: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.trade_id = trade_id
+
+    @property
+    def status_code(self) -> int:
+        return STATUS.get(self.reason, 422)
+
+
+def total_cents(wh: int, price_cents_per_kwh: int) -> int:
+    """What the chain charges (``Trade::total_cents``): rounded up to a whole shilling, so energy
+    is never sold below its price and M-Pesa gets whole shillings."""
+    shillings = -(-(wh * price_cents_per_kwh) // MILLI_CENTS_PER_SHILLING)
+    return shillings * 100
+
+
+def payout_split(total: int, fee_bps: int) -> tuple[int, int]:
+    """(seller payout in whole shillings, fee in cents): B2C pays whole shillings, so the fee
+    keeps the market's basis points plus the sub-shilling remainder."""
+    payout_kes = (total - total * fee_bps // BASIS_POINTS) // 100
+    return payout_kes, total - payout_kes * 100
+
+
+@dataclass(frozen=True)
+class Order:
+    offer: Pubkey
+    wh: int
+    phone: str
+
+
+@dataclass(frozen=True)
+class Opened:
+    trade: TradeRecord
+    checkout_request_id: str | None
+
+
+class TradeDesk:
+    def __init__(
+        self,
+        settings: OracleSettings,
+        ledger: Ledger,
+        client: NishatiClient,
+        oracle: Keypair,
+        market: Pubkey,
+        vault: PhoneVault,
+        gateway: Gateway,
+        callback_url: str,
+        wake: Callable[[], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.client = client
+        self.oracle = oracle
+        self.market = market
+        self.vault = vault
+        self.gateway = gateway
+        self.callback_url = callback_url
+        self.wake = wake
+        self.clock = clock
+
+    async def market_state(self) -> Market:
+        return await self.client.market(self.market)
+
+    async def enrol(self, household: Pubkey, phone: str) -> None:
+        """Records a household's phone, after checking it against the chain's commitment."""
+        number = _normal(phone)
+        try:
+            home = await self.client.household(household)
+        except AccountNotFound:
+            raise TradeRefused(Refusal.UnknownBuyer, f"no household {household}") from None
+        if home.market != self.market:
+            raise TradeRefused(Refusal.UnknownBuyer, f"{household} is in another market")
+        if home.phone_commitment != self.vault.commitment(number):
+            raise TradeRefused(Refusal.PhoneMismatch, "that phone is not this household's")
+        await self.ledger.enrol(str(household), home.phone_commitment, self.vault.seal(number))
+
+    async def household_by_phone(self, phone: str) -> Pubkey | None:
+        """The household whose commitment is this phone's: the directory first, then the chain
+        (and the phone is enrolled when found there)."""
+        digest = self.vault.commitment(phone)
+        known = await self.ledger.household_of(digest)
+        if known is not None:
+            return Pubkey.from_string(known)
+        for home in await self.client.households(self.market):
+            if home.phone_commitment == digest:
+                await self.ledger.enrol(str(home.address), digest, self.vault.seal(phone))
+                return home.address
+        return None
+
+    async def best_offer(self, seller: Pubkey, wh: int, max_price_cents_per_kwh: int) -> Offer:
+        """The seller's cheapest open offer with ``wh`` to spare at or below the price."""
+        now = await cluster_time(self.client.chain)
+        fitting = [
+            o
+            for o in await self.client.offers(self.market, seller)
+            if not o.cancelled
+            and o.expires_at > now
+            and o.unreserved_wh >= wh
+            and o.price_cents_per_kwh <= max_price_cents_per_kwh
+        ]
+        if not fitting:
+            raise TradeRefused(
+                Refusal.NoMatchingOffer,
+                f"the seller has no open offer of {wh:,} Wh at or below "
+                f"{max_price_cents_per_kwh} cents/kWh",
+            )
+        return min(fitting, key=lambda o: (o.price_cents_per_kwh, o.expires_at))
+
+    async def open(self, order: Order) -> Opened:
+        """Checks, stores, opens on chain, sends the STK Push; see the module docstring."""
+        phone = _normal(order.phone)
+        if order.wh <= 0:
+            raise TradeRefused(Refusal.AmountRoundsToZero, "buy at least 1 Wh")
+        offer = await self._offer(order.offer)
+        market = await self.market_state()
+        total = total_cents(order.wh, offer.price_cents_per_kwh)
+        if total // 100 > MAX_STK_KES:
+            raise TradeRefused(
+                Refusal.AmountTooLarge, f"KES {total // 100:,} is over M-Pesa's {MAX_STK_KES:,}"
+            )
+        payout_kes, fee_cents = payout_split(total, market.config.fee_bps)
+        if payout_kes < MIN_PAYOUT_KES:
+            raise TradeRefused(
+                Refusal.PayoutBelowMinimum,
+                f"the seller would receive KES {payout_kes}; M-Pesa pays out at least "
+                f"KES {MIN_PAYOUT_KES}: buy more",
+            )
+        buyer = await self.household_by_phone(phone)
+        if buyer is None:
+            raise TradeRefused(Refusal.UnknownBuyer, "no household in this market has that phone")
+        if not (await self.client.household(buyer)).custodial:
+            raise TradeRefused(
+                Refusal.BuyerNotCustodial, "this household signs its own trades (wallet)"
+            )
+        seller_phone = await self.ledger.sealed_phone(str(offer.seller))
+        if seller_phone is None:
+            raise TradeRefused(
+                Refusal.SellerPhoneUnknown, "the seller's phone is not enrolled with the oracle"
+            )
+        trade = await self._store(order, offer, buyer, phone, seller_phone, total, fee_cents)
+        trade = await self._open_on_chain(trade)
+        return await self._push(trade, phone)
+
+    async def _offer(self, address: Pubkey) -> Offer:
+        try:
+            offer = await self.client.offer(address)
+        except AccountNotFound:
+            raise TradeRefused(Refusal.UnknownOffer, f"no offer {address}") from None
+        except NishatiClientError as e:
+            raise TradeRefused(Refusal.ChainUnavailable, str(e)) from None
+        if offer.market != self.market:
+            raise TradeRefused(Refusal.UnknownOffer, f"offer {address} is in another market")
+        if offer.cancelled or offer.expires_at <= await cluster_time(self.client.chain):
+            raise TradeRefused(Refusal.OfferClosed, f"offer {address} is closed")
+        return offer
+
+    async def _store(
+        self,
+        order: Order,
+        offer: Offer,
+        buyer: Pubkey,
+        phone: str,
+        seller_phone: bytes,
+        total: int,
+        fee_cents: int,
+    ) -> TradeRecord:
+        if order.wh > offer.unreserved_wh:
+            raise TradeRefused(
+                Refusal.NotEnoughEnergy, f"the offer has {offer.unreserved_wh:,} Wh left"
+            )
+        trade_id = secrets.token_hex(16)
+        reference = payment_reference(trade_id)
+        now = self.clock()
+        trade = TradeRecord(
+            id=trade_id,
+            state=TradeState.created,
+            market=str(self.market),
+            offer=str(offer.address),
+            seller=str(offer.seller),
+            buyer=str(buyer),
+            trade_address=str(self.client.program.trade_address(offer.address, reference)),
+            payment_ref_hash=reference,
+            wh=order.wh,
+            price_cents_per_kwh=offer.price_cents_per_kwh,
+            total_cents=total,
+            fee_cents=fee_cents,
+            payout_kes=(total - fee_cents) // 100,
+            buyer_phone=self.vault.seal(phone),
+            buyer_phone_hash=self.vault.commitment(phone).hex(),
+            seller_phone=seller_phone,
+            deadline=None,
+            merchant_request_id=None,
+            checkout_request_id=None,
+            mpesa_receipt=None,
+            result_code=None,
+            result_desc=None,
+            chain_signature=None,
+            payout_conversation_id=None,
+            payout_receipt=None,
+            queries=0,
+            next_check_at=now + self.settings.stk_query_after_secs,
+            created_at=now,
+            updated_at=now,
+        )
+        await self.ledger.create(trade, f"order for {order.wh:,} Wh from {mask(phone)}")
+        return trade
+
+    async def _open_on_chain(self, trade: TradeRecord) -> TradeRecord:
+        try:
+            created = await self.client.trade_open(
+                payer=self.oracle,
+                authority=self.oracle,
+                market=self.market,
+                offer=Pubkey.from_string(trade.offer),
+                buyer=Pubkey.from_string(trade.buyer),
+                wh=trade.wh,
+                payment_ref_hash=trade.payment_ref_hash,
+            )
+        except TransactionFailed as e:
+            await self.ledger.move(trade.id, [TradeState.created], TradeState.rejected, str(e))
+            raise TradeRefused(Refusal.ChainRefused, str(e), trade.id) from None
+        except NishatiClientError as e:
+            # Whether it landed is unknown: the worker asks the chain and finishes the trade.
+            raise TradeRefused(Refusal.ChainUnavailable, str(e), trade.id) from None
+        on_chain = await self.client.trade(created.address)
+        await self.ledger.move(
+            trade.id,
+            [TradeState.created],
+            TradeState.opened,
+            f"trade_open {created.outcome.signature}",
+            deadline=on_chain.deadline,
+            chain_signature=str(created.outcome.signature),
+        )
+        found = await self.ledger.get(trade.id)
+        assert found is not None
+        return found
+
+    async def _push(self, trade: TradeRecord, phone: str) -> Opened:
+        result = await self.gateway.push(
+            phone=phone,
+            amount_kes=trade.amount_kes,
+            reference=ACCOUNT_REFERENCE,
+            description=TRANSACTION_DESC,
+            callback_url=self.callback_url,
+        )
+        if result.delivery is Delivery.accepted:
+            await self.ledger.move(
+                trade.id,
+                [TradeState.opened],
+                TradeState.stk_sent,
+                f"STK Push {result.checkout_request_id}",
+                checkout_request_id=result.checkout_request_id,
+                merchant_request_id=result.merchant_request_id,
+                next_check_at=self.clock() + self.settings.stk_query_after_secs,
+            )
+            # A callback may already be waiting for this CheckoutRequestID.
+            self.wake()
+            found = await self.ledger.get(trade.id)
+            assert found is not None
+            return Opened(found, result.checkout_request_id)
+        if result.delivery is Delivery.refused:
+            await self.ledger.move(
+                trade.id,
+                [TradeState.opened],
+                TradeState.cancelling,
+                f"STK Push refused: {result.detail}",
+            )
+            self.wake()
+            raise TradeRefused(Refusal.PaymentRequestRefused, result.detail, trade.id)
+        # No answer: a prompt may be on the buyer's phone. Its callback can still claim the
+        # trade; otherwise the worker cancels it at the deadline.
+        log.warning("STK Push for trade %s unanswered: %s", trade.id, result.detail)
+        return Opened(trade, None)
+
+
+def _normal(phone: str) -> str:
+    try:
+        return normalise(phone)
+    except InvalidPhoneNumber as e:
+        raise TradeRefused(Refusal.InvalidPhone, str(e)) from None
