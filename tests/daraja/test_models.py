@@ -1,0 +1,278 @@
+"""Callback parsers: STK callback, B2C result, queue timeout, Transaction Status result."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from nishati_oracle.daraja import (
+    CallbackInvalid,
+    ResultCode,
+    parse_b2c_result,
+    parse_queue_timeout,
+    parse_stk_callback,
+    parse_transaction_status_result,
+    whole_shillings,
+)
+
+NAIROBI = dt.timezone(dt.timedelta(hours=3))
+
+# Daraja's published example, byte for byte as the gateway writes it (note ``1.00``).
+STK_SUCCESS = b"""{"Body":{"stkCallback":{"MerchantRequestID":"29115-34620561-1",
+ "CheckoutRequestID":"ws_CO_191220191020363925","ResultCode":0,
+ "ResultDesc":"The service request is processed successfully.",
+ "CallbackMetadata":{"Item":[{"Name":"Amount","Value":1.00},
+  {"Name":"MpesaReceiptNumber","Value":"NLJ7RT61SV"},
+  {"Name":"Balance"},
+  {"Name":"TransactionDate","Value":20191219102115},
+  {"Name":"PhoneNumber","Value":254708374149}]}}}}"""
+
+
+def stk(result_code: int, items: list[dict[str, Any]] | None) -> dict[str, Any]:
+    callback: dict[str, Any] = {
+        "MerchantRequestID": "29115-34620561-1",
+        "CheckoutRequestID": "ws_CO_191220191020363925",
+        "ResultCode": result_code,
+        "ResultDesc": "desc",
+    }
+    if items is not None:
+        callback["CallbackMetadata"] = {"Item": items}
+    return {"Body": {"stkCallback": callback}}
+
+
+def test_stk_success_from_raw_bytes() -> None:
+    callback = parse_stk_callback(STK_SUCCESS)
+    assert callback.paid
+    assert callback.result is ResultCode.success
+    assert callback.checkout_request_id == "ws_CO_191220191020363925"
+    assert callback.payment is not None
+    assert callback.payment.amount == 1
+    assert type(callback.payment.amount) is int
+    assert callback.payment.receipt == "NLJ7RT61SV"
+    assert callback.payment.transaction_date == dt.datetime(
+        2019, 12, 19, 10, 21, 15, tzinfo=NAIROBI
+    )
+    assert callback.payment.transaction_date.utcoffset() == dt.timedelta(hours=3)
+    assert callback.payment.phone == "254708374149"
+
+
+@pytest.mark.parametrize("amount", [1, 1.0, "1.00", Decimal("1.00")])
+def test_stk_amount_forms_are_the_same_int(amount: object) -> None:
+    items: list[dict[str, Any]] = [
+        {"Name": "Amount", "Value": amount},
+        {"Name": "MpesaReceiptNumber", "Value": "NLJ7RT61SV"},
+        {"Name": "TransactionDate", "Value": 20191219102115},
+        {"Name": "PhoneNumber", "Value": 254708374149},
+    ]
+    payment = parse_stk_callback(stk(0, items)).payment
+    assert payment is not None
+    assert payment.amount == 1
+
+
+@pytest.mark.parametrize("amount", [b"1.50", b"0.99", b"1e0x", b"null"])
+def test_stk_fractional_or_missing_amount_is_refused(amount: bytes) -> None:
+    raw = STK_SUCCESS.replace(b'"Value":1.00', b'"Value":' + amount)
+    with pytest.raises(CallbackInvalid):
+        parse_stk_callback(raw)
+
+
+def test_stk_items_are_found_by_name_in_any_order() -> None:
+    items: list[dict[str, Any]] = [
+        {"Name": "PhoneNumber", "Value": 254708374149},
+        {"Name": "Balance"},
+        {"Name": "TransactionDate", "Value": 20250101003000},
+        {"Name": "MpesaReceiptNumber", "Value": "TA1BC2DE3F"},
+        {"Name": "Amount", "Value": 250000},
+    ]
+    payment = parse_stk_callback(stk(0, items)).payment
+    assert payment is not None
+    assert payment.amount == 250_000
+    assert payment.receipt == "TA1BC2DE3F"
+    assert payment.transaction_date == dt.datetime(2025, 1, 1, 0, 30, tzinfo=NAIROBI)
+
+
+def test_stk_masked_phone_is_kept_as_none() -> None:
+    items: list[dict[str, Any]] = [
+        {"Name": "Amount", "Value": 5},
+        {"Name": "MpesaReceiptNumber", "Value": "TA1BC2DE3F"},
+        {"Name": "TransactionDate", "Value": 20250101003000},
+        {"Name": "PhoneNumber", "Value": "2547****4149"},
+    ]
+    payment = parse_stk_callback(stk(0, items)).payment
+    assert payment is not None
+    assert payment.phone is None
+
+
+@pytest.mark.parametrize(
+    ("code", "result"),
+    [(1032, ResultCode.cancelled_by_user), (1037, ResultCode.phone_unreachable), (17, None)],
+)
+def test_stk_failure_has_no_payment(code: int, result: ResultCode | None) -> None:
+    callback = parse_stk_callback(json.dumps(stk(code, None)))
+    assert not callback.paid
+    assert callback.payment is None
+    assert callback.result_code == code
+    if result is not None:
+        assert callback.result is result
+
+
+def test_stk_success_without_metadata_is_refused() -> None:
+    with pytest.raises(CallbackInvalid, match="CallbackMetadata"):
+        parse_stk_callback(stk(0, None))
+
+
+def test_stk_success_without_receipt_is_refused() -> None:
+    items = [{"Name": "Amount", "Value": 5}, {"Name": "TransactionDate", "Value": 20250101003000}]
+    with pytest.raises(CallbackInvalid, match="MpesaReceiptNumber"):
+        parse_stk_callback(stk(0, items))
+
+
+@pytest.mark.parametrize(
+    "body", [b"not json", b"[]", b'{"Body":{}}', b'{"Body":{"stkCallback":{"ResultCode":0}}}']
+)
+def test_malformed_stk_callbacks_are_refused(body: bytes) -> None:
+    with pytest.raises(CallbackInvalid):
+        parse_stk_callback(body)
+
+
+def test_callback_errors_do_not_repeat_values() -> None:
+    body = stk(0, None)
+    body["Body"]["stkCallback"]["ResultCode"] = "254708374149x"
+    with pytest.raises(CallbackInvalid) as info:
+        parse_stk_callback(body)
+    assert "254708374149" not in str(info.value)
+
+
+def test_result_codes_are_named() -> None:
+    assert [int(c) for c in ResultCode] == [0, 1, 17, 1019, 1025, 1032, 1037, 2001, 2028]
+    assert all(code.meaning for code in ResultCode)
+    assert "2 minutes" in ResultCode.duplicate_within_2_minutes.meaning
+
+
+def test_whole_shillings() -> None:
+    assert whole_shillings(Decimal("250000.00")) == 250_000
+    for bad in (True, None, 1.5, Decimal("NaN"), "abc", [1]):
+        with pytest.raises(CallbackInvalid):
+            whole_shillings(bad)
+
+
+B2C_SUCCESS = b"""{"Result":{"ResultType":0,"ResultCode":0,
+ "ResultDesc":"The service request is processed successfully.",
+ "OriginatorConversationID":"payout-42","ConversationID":"AG_20191219_00005797af5d7d75f652",
+ "TransactionID":"NLJ41HAY6Q","ResultParameters":{"ResultParameter":[
+  {"Key":"TransactionAmount","Value":10},
+  {"Key":"TransactionReceipt","Value":"NLJ41HAY6Q"},
+  {"Key":"B2CRecipientIsRegisteredCustomer","Value":"Y"},
+  {"Key":"B2CChargesPaidAccountAvailableFunds","Value":-4510.00},
+  {"Key":"ReceiverPartyPublicName","Value":"254708374149 - John Doe"},
+  {"Key":"TransactionCompletedDateTime","Value":"19.12.2019 11:45:50"},
+  {"Key":"B2CUtilityAccountAvailableFunds","Value":10116.00},
+  {"Key":"B2CWorkingAccountAvailableFunds","Value":900000.00}]},
+ "ReferenceData":{"ReferenceItem":{"Key":"QueueTimeoutURL",
+  "Value":"https://internalsandbox.safaricom.co.ke/mpesa/b2cresults/v1/submit"}}}}"""
+
+
+def test_b2c_success() -> None:
+    result = parse_b2c_result(B2C_SUCCESS)
+    assert result.succeeded
+    assert result.originator_conversation_id == "payout-42"
+    assert result.transaction_id == "NLJ41HAY6Q"
+    assert result.amount == 10
+    assert result.receipt == "NLJ41HAY6Q"
+    assert result.recipient_registered is True
+    assert result.completed_at == dt.datetime(2019, 12, 19, 11, 45, 50, tzinfo=NAIROBI)
+    assert "John Doe" not in repr(result)
+
+
+def test_b2c_failure_without_parameters() -> None:
+    result = parse_b2c_result(
+        {
+            "Result": {
+                "ResultType": 0,
+                "ResultCode": 2001,
+                "ResultDesc": "The initiator information is invalid.",
+                "OriginatorConversationID": "payout-42",
+                "ConversationID": "AG_20181024_000043ade8e082b13567",
+                "TransactionID": "MJO61H754M",
+            }
+        }
+    )
+    assert not result.succeeded
+    assert result.result_code == 2001
+    assert result.amount is None
+    assert result.completed_at is None
+
+
+def test_b2c_string_result_code_and_lone_parameter() -> None:
+    result = parse_b2c_result(
+        {
+            "Result": {
+                "ResultCode": "SFC_IC0003",
+                "ResultDesc": "Operator does not exist",
+                "OriginatorConversationID": "payout-43",
+                "ResultParameters": {"ResultParameter": {"Key": "TransactionAmount", "Value": 10}},
+            }
+        }
+    )
+    assert result.result_code == "SFC_IC0003"
+    assert result.amount == 10
+
+
+def test_b2c_bad_completion_time_is_refused() -> None:
+    raw = B2C_SUCCESS.replace(b"19.12.2019 11:45:50", b"2019-12-19T11:45:50")
+    with pytest.raises(CallbackInvalid, match="TransactionCompletedDateTime"):
+        parse_b2c_result(raw)
+
+
+def test_b2c_success_without_amount_is_refused() -> None:
+    raw = B2C_SUCCESS.replace(b'{"Key":"TransactionAmount","Value":10},', b"")
+    with pytest.raises(CallbackInvalid):
+        parse_b2c_result(raw)
+
+
+def test_queue_timeout() -> None:
+    notice = parse_queue_timeout(
+        b"""{"Result":{"ResultType":1,"ResultCode":1,
+        "ResultDesc":"The service request has timed out.",
+        "OriginatorConversationID":"payout-42","ConversationID":"AG_2019_x"}}"""
+    )
+    assert notice.originator_conversation_id == "payout-42"
+    assert notice.result_code == 1
+    flat = parse_queue_timeout({"OriginatorConversationID": "payout-43"})
+    assert flat.originator_conversation_id == "payout-43"
+    with pytest.raises(CallbackInvalid):
+        parse_queue_timeout({"Result": {"ResultCode": 1}})
+
+
+def test_transaction_status_result() -> None:
+    result = parse_transaction_status_result(
+        {
+            "Result": {
+                "ResultType": 0,
+                "ResultCode": 0,
+                "ResultDesc": "The service request is processed successfully.",
+                "OriginatorConversationID": "1236-7134259-1",
+                "ConversationID": "AG_20210709_1234409f86436c583e3f",
+                "TransactionID": "LXXXXXX1234",
+                "ResultParameters": {
+                    "ResultParameter": [
+                        {"Key": "DebitPartyName", "Value": "600310 - Safaricom333"},
+                        {"Key": "OriginatorConversationID", "Value": "payout-42"},
+                        {"Key": "TransactionStatus", "Value": "Completed"},
+                        {"Key": "Amount", "Value": 300.00},
+                        {"Key": "ReceiptNo", "Value": "LGR019G3J2"},
+                        {"Key": "FinalisedTime", "Value": 20210709120203},
+                    ]
+                },
+            }
+        }
+    )
+    assert result.result_code == 0
+    assert result.transaction_status == "Completed"
+    assert result.amount == 300
+    assert result.receipt == "LGR019G3J2"
+    assert result.queried_originator_conversation_id == "payout-42"
