@@ -28,8 +28,12 @@ from nishati_oracle.attest import Attester
 from nishati_oracle.ingest import Outcome, Reason, Status, Submission
 from nishati_oracle.metrics import Metrics
 from nishati_oracle.mqtt import BatchReport, MqttIngest
-from nishati_oracle.settings import OracleSettings
+from nishati_oracle.settings import OracleSettings, Payments
 from nishati_oracle.store import Store
+from nishati_oracle.trading.api import Trading
+from nishati_oracle.trading.api import router as trading_router
+from nishati_oracle.trading.desk import Refusal
+from nishati_oracle.trading.wiring import build_trading
 from nishati_oracle.verify import ChainClock, MeterRegistry, ReadingPipeline
 
 log = structlog.get_logger()
@@ -117,6 +121,12 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
             services.mqtt_connected = lambda: mqtt is not None and mqtt.connected
         stop = asyncio.Event()
         batcher = asyncio.create_task(attester.run(stop))
+        trading: Trading | None = None
+        payments: asyncio.Task[None] | None = None
+        if settings.payments is not Payments.disabled:
+            trading = build_trading(settings, store, client, oracle, market)
+            app.state.trading = trading
+            payments = asyncio.create_task(trading.worker.run(stop))
         log.info("oracle started", market=str(market), oracle=str(oracle.pubkey()))
         try:
             yield
@@ -125,6 +135,9 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
                 await mqtt.stop()
             stop.set()
             await batcher
+            if trading is not None and payments is not None:
+                await payments
+                await trading.close()
             await store.close()
             if isinstance(node, RpcChain) and chain is None:
                 await node.close()
@@ -135,6 +148,16 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
     def services(request: Request) -> Services:
         found: Services = request.app.state.services
         return found
+
+    def trading(request: Request) -> Trading:
+        found: Trading | None = getattr(request.app.state, "trading", None)
+        if found is None:
+            raise HTTPException(
+                503, {"reason": Refusal.PaymentsDisabled, "detail": "set NISHATI_PAYMENTS"}
+            )
+        return found
+
+    app.include_router(trading_router(trading))
 
     @app.exception_handler(RequestValidationError)
     async def malformed(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -23,7 +23,7 @@ from solders.pubkey import Pubkey
 
 from nishati_oracle.settings import OracleSettings
 from nishati_oracle.trading.desk import Opened, Order, Refusal, TradeDesk, TradeRefused
-from nishati_oracle.trading.gateway import Gateway, Payment, PayoutOutcome
+from nishati_oracle.trading.gateway import Gateway
 from nishati_oracle.trading.ledger import FINAL_STATES, CallbackKind, Ledger, TradeState
 from nishati_oracle.trading.worker import PaymentWorker
 
@@ -39,9 +39,10 @@ class Trading:
     desk: TradeDesk
     worker: PaymentWorker
     gateway: Gateway
-    parse_payment: Callable[[Any], Payment]
-    parse_payout: Callable[[Any], PayoutOutcome]
     token: str
+
+    async def close(self) -> None:
+        await self.gateway.close()
 
 
 class TradeIn(BaseModel):
@@ -208,11 +209,12 @@ def router(trading: Callable[[Request], Trading]) -> APIRouter:
         try:
             body = json.loads(raw)
             if kind is CallbackKind.stk:
-                payment = t.parse_payment(body)
+                payment = t.gateway.parse_payment(body)
                 key, receipt = payment.checkout_request_id, payment.receipt
             else:
-                outcome = t.parse_payout(body)
-                key, receipt = outcome.conversation_id, None
+                timeout = kind is CallbackKind.payout_timeout
+                outcome = t.gateway.parse_payout(body, timeout)
+                key, receipt = outcome.key, None
         except (ValueError, ValidationError, KeyError, TypeError) as e:
             return JSONResponse(
                 {"reason": Refusal.MalformedCallback, "detail": str(e)[:200]}, status_code=400

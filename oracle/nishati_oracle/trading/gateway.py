@@ -3,9 +3,35 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
+
+from nishati_oracle.daraja import (
+    B2CAlreadySubmitted,
+    CallbackInvalid,
+    DarajaApiError,
+    DarajaClient,
+    DarajaConfig,
+    DarajaConfigError,
+    DarajaError,
+    DarajaOutcomeUnknown,
+    DarajaRequestInvalid,
+    DarajaUnavailable,
+    StkQueryPending,
+    TransactionType,
+)
+from nishati_oracle.daraja.models import (
+    parse_b2c_result,
+    parse_queue_timeout,
+    parse_stk_callback,
+    parse_transaction_status_result,
+)
+from nishati_oracle.settings import OracleSettings
+
+log = logging.getLogger(__name__)
 
 
 class Delivery(StrEnum):
@@ -57,15 +83,29 @@ class Payment:
 
 @dataclass(frozen=True)
 class PayoutOutcome:
-    """A parsed B2C result (or transaction status result) for one of our payouts."""
+    """A parsed B2C result, transaction status result or queue timeout for one of our payouts
+    (``conversation_id``, the trade's id). ``key`` tells one callback from another;
+    ``result_code`` is None when nothing is final yet (a timeout, a pending status)."""
 
     conversation_id: str
-    result_code: int
+    key: str
+    result_code: int | None
     result_desc: str
     transaction_id: str | None
 
 
 class Gateway(Protocol):
+    async def close(self) -> None: ...
+
+    def parse_payment(self, body: object) -> Payment:
+        """An STK callback body; ValueError if it is not one."""
+        ...
+
+    def parse_payout(self, body: object, timeout: bool) -> PayoutOutcome:
+        """A queue-timeout notice if ``timeout``, else a B2C or transaction status result;
+        ValueError if the body is not one."""
+        ...
+
     async def push(
         self, *, phone: str, amount_kes: int, reference: str, description: str, callback_url: str
     ) -> PushResult: ...
@@ -86,3 +126,164 @@ class Gateway(Protocol):
     async def payout_status(
         self, *, conversation_id: str, transaction_id: str | None, result_url: str, timeout_url: str
     ) -> Delivery: ...
+
+
+def daraja_config(settings: OracleSettings) -> DarajaConfig:
+    """The Daraja client's configuration from the oracle's settings."""
+    missing = [
+        name
+        for name in ("daraja_consumer_key", "daraja_consumer_secret", "daraja_passkey")
+        if getattr(settings, name) is None
+    ]
+    if missing:
+        raise DarajaConfigError(f"payments need {', '.join(missing).upper()}")
+    assert settings.daraja_consumer_key is not None
+    assert settings.daraja_consumer_secret is not None
+    assert settings.daraja_passkey is not None
+    return DarajaConfig(
+        base_url=settings.daraja_base_url,
+        consumer_key=settings.daraja_consumer_key,
+        consumer_secret=settings.daraja_consumer_secret,
+        shortcode=settings.daraja_shortcode,
+        passkey=settings.daraja_passkey,
+        transaction_type=TransactionType(settings.daraja_transaction_type),
+        initiator_name=settings.daraja_initiator_name,
+        initiator_password=settings.daraja_initiator_password,
+        certificate=settings.daraja_certificate,
+        b2c_shortcode=settings.daraja_b2c_shortcode,
+    )
+
+
+class DarajaGateway:
+    """:class:`Gateway` over the Daraja client: its answers become deliveries, so callers
+    never guess whether money may have moved."""
+
+    def __init__(self, config: DarajaConfig) -> None:
+        self.client = DarajaClient(config)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def push(
+        self, *, phone: str, amount_kes: int, reference: str, description: str, callback_url: str
+    ) -> PushResult:
+        try:
+            accepted = await self.client.stk_push(
+                phone=phone,
+                amount=amount_kes,
+                account_reference=reference,
+                description=description,
+                callback_url=callback_url,
+            )
+        except DarajaOutcomeUnknown as e:
+            return PushResult(Delivery.unknown, detail=str(e))
+        except (DarajaApiError, DarajaRequestInvalid, DarajaUnavailable) as e:
+            # Refused before or by Daraja: no prompt reached the phone.
+            return PushResult(Delivery.refused, detail=str(e))
+        return PushResult(
+            Delivery.accepted, accepted.checkout_request_id, accepted.merchant_request_id
+        )
+
+    async def query(self, checkout_request_id: str) -> PaymentStatus:
+        try:
+            answer = await self.client.stk_query(checkout_request_id)
+        except DarajaError as e:
+            # Not an answer: ask again later.
+            return PaymentStatus(None, f"query failed: {e}")
+        if isinstance(answer, StkQueryPending):
+            return PaymentStatus(None, "pending")
+        return PaymentStatus(answer.result_code, answer.result_desc)
+
+    async def pay(
+        self,
+        *,
+        conversation_id: str,
+        phone: str,
+        amount_kes: int,
+        remarks: str,
+        result_url: str,
+        timeout_url: str,
+    ) -> PayoutResult:
+        try:
+            submitted = await self.client.b2c_payment(
+                originator_conversation_id=conversation_id,
+                phone=phone,
+                amount=amount_kes,
+                remarks=remarks,
+                result_url=result_url,
+                queue_timeout_url=timeout_url,
+            )
+        except (DarajaOutcomeUnknown, DarajaUnavailable) as e:
+            return PayoutResult(Delivery.unknown, detail=str(e))
+        except (DarajaApiError, DarajaRequestInvalid, DarajaConfigError) as e:
+            return PayoutResult(Delivery.refused, detail=str(e))
+        except DarajaError as e:
+            return PayoutResult(Delivery.unknown, detail=str(e))
+        return PayoutResult(Delivery.accepted, duplicate=isinstance(submitted, B2CAlreadySubmitted))
+
+    async def payout_status(
+        self, *, conversation_id: str, transaction_id: str | None, result_url: str, timeout_url: str
+    ) -> Delivery:
+        try:
+            await self.client.transaction_status(
+                result_url=result_url,
+                queue_timeout_url=timeout_url,
+                originator_conversation_id=conversation_id,
+                transaction_id=transaction_id,
+            )
+        except DarajaError as e:
+            log.warning("transaction status for %s failed: %s", conversation_id, e)
+            return Delivery.unknown
+        return Delivery.accepted
+
+    def parse_payment(self, body: object) -> Payment:
+        callback = parse_stk_callback(_mapping(body))
+        paid = callback.payment
+        return Payment(
+            checkout_request_id=callback.checkout_request_id,
+            result_code=callback.result_code,
+            result_desc=callback.result_desc,
+            amount_kes=None if paid is None else paid.amount,
+            receipt=None if paid is None else paid.receipt,
+            phone=None if paid is None else paid.phone,
+        )
+
+    def parse_payout(self, body: object, timeout: bool) -> PayoutOutcome:
+        data = _mapping(body)
+        if timeout:
+            notice = parse_queue_timeout(data)
+            trade = notice.originator_conversation_id
+            return PayoutOutcome(trade, trade, None, notice.result_desc, None)
+        result = data.get("Result")
+        parameters = result.get("ResultParameters") if isinstance(result, Mapping) else None
+        if not _has_parameter(parameters, "TransactionStatus"):
+            b2c = parse_b2c_result(data)
+            trade = b2c.originator_conversation_id
+            code = b2c.result_code if isinstance(b2c.result_code, int) else -1
+            return PayoutOutcome(trade, trade, code, b2c.result_desc, b2c.receipt)
+        status = parse_transaction_status_result(data)
+        trade = status.queried_originator_conversation_id or status.originator_conversation_id
+        finished = (status.transaction_status or "").lower()
+        final: int | None = None
+        if status.result_code == 0 and finished == "completed":
+            final = 0
+        elif status.result_code != 0 or finished == "failed":
+            final = status.result_code if isinstance(status.result_code, int) else -1
+        key = status.conversation_id or f"status:{trade}"
+        return PayoutOutcome(trade, key, final, status.result_desc, status.receipt)
+
+
+def _mapping(body: object) -> Mapping[str, Any]:
+    if not isinstance(body, Mapping):
+        raise CallbackInvalid("a callback body is a JSON object")
+    return body
+
+
+def _has_parameter(parameters: object, key: str) -> bool:
+    if not isinstance(parameters, Mapping):
+        return False
+    items = parameters.get("ResultParameter")
+    items = [items] if isinstance(items, Mapping) else items
+    return isinstance(items, list) and any(
+        isinstance(i, Mapping) and i.get("Key") == key for i in items
+    )

@@ -69,14 +69,6 @@ class CallbackUrls:
     payout_timeout: str
 
 
-@dataclass(frozen=True)
-class Parsers:
-    """How callback bodies become typed outcomes (the Daraja client's parsers)."""
-
-    payment: Callable[[object], Payment]
-    payout: Callable[[object], PayoutOutcome]
-
-
 def receipt_hash(trade: TradeRecord) -> bytes:
     """What the chain records of the payment: a hash of the M-Pesa receipt (or, when only the
     STK Query confirmed it, of the CheckoutRequestID)."""
@@ -97,7 +89,6 @@ class PaymentWorker:
         oracle: Keypair,
         vault: PhoneVault,
         gateway: Gateway,
-        parsers: Parsers,
         urls: CallbackUrls,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -107,7 +98,6 @@ class PaymentWorker:
         self.oracle = oracle
         self.vault = vault
         self.gateway = gateway
-        self.parsers = parsers
         self.urls = urls
         self.clock = clock
         self._wake = asyncio.Event()
@@ -146,9 +136,12 @@ class PaymentWorker:
         for callback in await self.ledger.pending_callbacks():
             body = json.loads(callback.body)
             if callback.kind is CallbackKind.stk:
-                outcome = await self._on_payment(callback, self.parsers.payment(body))
+                outcome = await self._on_payment(callback, self.gateway.parse_payment(body))
             else:
-                outcome = await self._on_payout(callback, self.parsers.payout(body))
+                outcome = await self._on_payout(
+                    callback,
+                    self.gateway.parse_payout(body, callback.kind is CallbackKind.payout_timeout),
+                )
             if outcome is not None:
                 await self.ledger.callback_done(callback.id, outcome)
 
@@ -241,10 +234,11 @@ class PaymentWorker:
         if trade is None:
             log.error("payout result %s matches no trade", outcome.conversation_id)
             return "unmatched"
-        if callback.kind is CallbackKind.payout_timeout:
-            await self.ledger.update(trade.id, trade.state, next_check_at=self.clock())
-            await self.ledger.note(trade.id, trade.state, "payout queue timeout: checking status")
-            return "timeout"
+        if outcome.result_code is None:
+            if callback.kind is CallbackKind.payout_timeout:
+                await self.ledger.update(trade.id, trade.state, next_check_at=self.clock())
+                await self.ledger.note(trade.id, trade.state, "payout queue timeout: asking status")
+            return "not final"
         sent = [TradeState.settled, TradeState.payout_sent]
         if outcome.result_code == 0:
             moved = await self.ledger.move(

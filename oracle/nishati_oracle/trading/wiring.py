@@ -1,0 +1,55 @@
+"""Builds trading from the settings for the app's lifespan: nothing here runs unless
+``NISHATI_PAYMENTS`` names a Daraja (the simulator only when asked for by name)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from nishati_client.phone import salt_from_settings
+from nishati_client.program import NishatiClient
+from nishati_oracle.settings import OracleSettings
+from nishati_oracle.store import Store
+from nishati_oracle.trading.api import Trading
+from nishati_oracle.trading.desk import TradeDesk
+from nishati_oracle.trading.gateway import DarajaGateway, daraja_config
+from nishati_oracle.trading.ledger import Ledger
+from nishati_oracle.trading.vault import PhoneVault
+from nishati_oracle.trading.worker import CallbackUrls, PaymentWorker
+
+log = logging.getLogger(__name__)
+
+
+def callback_urls(settings: OracleSettings, token: str) -> CallbackUrls:
+    base = settings.public_url.rstrip("/")
+    return CallbackUrls(
+        payment=f"{base}/api/v1/payments/callback/{token}",
+        payout_result=f"{base}/api/v1/payouts/result/{token}",
+        payout_timeout=f"{base}/api/v1/payouts/timeout/{token}",
+    )
+
+
+def build_trading(
+    settings: OracleSettings,
+    store: Store,
+    client: NishatiClient,
+    oracle: Keypair,
+    market: Pubkey,
+) -> Trading:
+    if settings.callback_token is None:
+        token = secrets.token_urlsafe(32)
+        log.warning("NISHATI_CALLBACK_TOKEN unset: callbacks to an earlier run will be refused")
+    else:
+        token = settings.callback_token.get_secret_value()
+    urls = callback_urls(settings, token)
+    vault = PhoneVault.from_settings(settings, salt_from_settings(settings))
+    ledger = Ledger(store.engine)
+    gateway = DarajaGateway(daraja_config(settings))
+    worker = PaymentWorker(settings, ledger, client, oracle, vault, gateway, urls)
+    desk = TradeDesk(
+        settings, ledger, client, oracle, market, vault, gateway, urls.payment, worker.wake
+    )
+    return Trading(settings, ledger, desk, worker, gateway, token)
