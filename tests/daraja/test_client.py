@@ -15,6 +15,7 @@ from nishati_oracle.daraja import (
     B2CAccepted,
     B2CAlreadySubmitted,
     DarajaApiError,
+    DarajaClient,
     DarajaConfigError,
     DarajaError,
     DarajaOutcomeUnknown,
@@ -643,3 +644,17 @@ def test_config_refuses_nonsense() -> None:
         config(shortcode="17437x")
     with pytest.raises(DarajaConfigError):
         config(max_attempts=0)
+
+
+async def test_client_made_without_http_closes_its_own() -> None:
+    client = DarajaClient(config())
+    await client.aclose()
+    assert client._http.is_closed
+
+
+async def test_injected_http_is_left_open() -> None:
+    fake = FakeDaraja()
+    client = make_client(fake)
+    await client.aclose()
+    assert not client._http.is_closed
+    await client._http.aclose()

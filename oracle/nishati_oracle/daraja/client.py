@@ -84,7 +84,7 @@ FORBIDDEN_URL_WORDS = ("m-pesa", "mpesa", "safaricom", "exe", "cmd", "sql", "que
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-def _nairobi_now_default() -> datetime:
+def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -129,7 +129,7 @@ class DarajaClient:
         config: DarajaConfig,
         *,
         http: httpx.AsyncClient | None = None,
-        now: Callable[[], datetime] = _nairobi_now_default,
+        now: Callable[[], datetime] = _utc_now,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -444,7 +444,7 @@ class DarajaClient:
             await self._sleep(self._backoff(attempt))
 
     @staticmethod
-    def _json(op: str, response: httpx.Response) -> dict[str, object] | None:
+    def _json(response: httpx.Response) -> dict[str, object] | None:
         try:
             data = response.json()
         except ValueError:
@@ -466,7 +466,7 @@ class DarajaClient:
                 params={"grant_type": "client_credentials"},
                 auth=auth,
             )
-            data = self._json("OAuth", response)
+            data = self._json(response)
             if data is not None and "errorCode" in data:
                 error = api_error(data, response.status_code)
                 if isinstance(error, SpikeArrest) and spikes + 1 < config.max_attempts:
@@ -506,7 +506,7 @@ class DarajaClient:
                 json=body,
                 headers={"Authorization": f"Bearer {token}"},
             )
-            data = self._json(op, response)
+            data = self._json(response)
             if data is not None and "errorCode" in data:
                 error = api_error(data, response.status_code)
                 if isinstance(error, InvalidToken) and not renewed:
