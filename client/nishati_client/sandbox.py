@@ -98,8 +98,15 @@ class OpenMarket:
     async def now(self) -> int:
         return await cluster_time(self.h.chain)
 
-    async def register(self, *, custodial: bool = False, meter: Meter | None = None) -> Member:
-        """A household with a wallet (registering itself) or a custodial one (by the oracle)."""
+    async def register(
+        self,
+        *,
+        custodial: bool = False,
+        meter: Meter | None = None,
+        phone_commitment: bytes | None = None,
+    ) -> Member:
+        """A household with a wallet (registering itself) or a custodial one (by the oracle);
+        its phone commitment a random stand-in unless given."""
         owner = Keypair()
         authority = self.oracle if custodial else owner
         meter = meter or Meter(self.address)
@@ -109,7 +116,8 @@ class OpenMarket:
             market=self.address,
             owner=owner.pubkey(),
             meter=meter.public_key,
-            phone_commitment=digest(f"salt|+2547{secrets.randbelow(10**8):08d}"),
+            phone_commitment=phone_commitment
+            or digest(f"salt|+2547{secrets.randbelow(10**8):08d}"),
         )
         return Member(
             created.address,

@@ -17,7 +17,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from solders.pubkey import Pubkey
 
@@ -275,8 +275,8 @@ def router(trading: Callable[[Request], Trading]) -> APIRouter:
             detail=status.detail,
         )
 
-    @api.put("/api/v1/households/{household}/phone", status_code=204)
-    async def enrol(request: Request, household: str, body: PhoneIn) -> None | JSONResponse:
+    @api.put("/api/v1/households/{household}/phone", status_code=204, response_class=Response)
+    async def enrol(request: Request, household: str, body: PhoneIn) -> Response:
         """Tells the oracle a household's phone (checked against the chain's commitment), so
         it can ask it to pay and pay it for what it sells."""
         try:
@@ -287,6 +287,6 @@ def router(trading: Callable[[Request], Trading]) -> APIRouter:
             await trading(request).desk.enrol(address, body.phone)
         except TradeRefused as e:
             return refusal(e)
-        return None
+        return Response(status_code=204)
 
     return api

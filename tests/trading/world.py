@@ -1,0 +1,185 @@
+"""A market day for trading tests: an RPC validator, the Daraja simulator and the oracle as real
+processes, a seller with an offer, and buyers whose phones pick the simulator's outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from nishati_client.chain import RpcChain
+from nishati_client.config import ClientSettings
+from nishati_client.keys import write_keypair
+from nishati_client.market import MarketConfig
+from nishati_client.phone import commitment
+from nishati_client.program import NishatiClient
+from nishati_client.sandbox import Harness, Member, OpenMarket, fund, open_market
+from nishati_client.trading import Offer
+from nishati_daraja_sim.launcher import DarajaSimProcess
+from nishati_daraja_sim.settings import (
+    SANDBOX_PASSKEY,
+    TEST_CERTIFICATE,
+    TEST_B2C_SHORTCODE,
+    TEST_CONSUMER_KEY,
+    TEST_CONSUMER_SECRET,
+    TEST_INITIATOR_NAME,
+    TEST_INITIATOR_PASSWORD,
+)
+from tests.oracle.service import OracleProcess
+
+PHONE_SALT = bytes(range(32))
+CALLBACK_TOKEN = "test-callback-token-0123456789abcdef"
+FEE_BPS = 150
+PRICE = 2_500  # cents per kWh
+SELLER_PHONE = "254700123456"
+FINAL = {"payout_confirmed", "cancelled", "rejected", "payout_failed", "refund_due"}
+
+
+def market_config(deadline_secs: int) -> Any:
+    def config(oracle: Pubkey) -> MarketConfig:
+        return MarketConfig(
+            oracle_authority=oracle,
+            fee_bps=FEE_BPS,
+            min_price_cents_per_kwh=1_000,
+            max_price_cents_per_kwh=5_000,
+            payment_deadline_secs=deadline_secs,
+        )
+
+    return config
+
+
+def oracle_env(
+    rpc_url: str, market: OpenMarket, sim_url: str, tmp_path: Path, **extra: str
+) -> dict[str, str]:
+    key = tmp_path / "oracle.json"
+    write_keypair(key, market.oracle)
+    return {
+        "NISHATI_RPC_URL": rpc_url,
+        "NISHATI_MARKET": str(market.address),
+        "NISHATI_ORACLE_KEYPAIR": str(key),
+        "NISHATI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'oracle.db'}",
+        "NISHATI_PHONE_SALT": PHONE_SALT.hex(),
+        "NISHATI_PAYMENTS": "simulator",
+        "NISHATI_DARAJA_URL": sim_url,
+        "NISHATI_DARAJA_CONSUMER_KEY": TEST_CONSUMER_KEY,
+        "NISHATI_DARAJA_CONSUMER_SECRET": TEST_CONSUMER_SECRET,
+        "NISHATI_DARAJA_PASSKEY": SANDBOX_PASSKEY,
+        "NISHATI_DARAJA_B2C_SHORTCODE": TEST_B2C_SHORTCODE,
+        "NISHATI_DARAJA_INITIATOR_NAME": TEST_INITIATOR_NAME,
+        "NISHATI_DARAJA_INITIATOR_PASSWORD": TEST_INITIATOR_PASSWORD,
+        "NISHATI_DARAJA_CERTIFICATE": str(TEST_CERTIFICATE),
+        "NISHATI_CALLBACK_TOKEN": CALLBACK_TOKEN,
+        "NISHATI_STK_QUERY_AFTER_SECS": "3",
+        "NISHATI_PAYMENT_WORKER_INTERVAL_SECS": "0.2",
+        **extra,
+    }
+
+
+@dataclass
+class TradingWorld:
+    market: OpenMarket
+    seller: Member
+    offer: Offer
+    oracle: OracleProcess
+    sim: DarajaSimProcess
+    http: httpx.AsyncClient
+    buyers: dict[str, Member] = field(default_factory=dict)
+
+    @property
+    def client(self) -> NishatiClient:
+        return self.market.h.client
+
+    async def buyer(self, phone: str) -> Member:
+        """A custodial household with this phone (registered once)."""
+        if phone not in self.buyers:
+            self.buyers[phone] = await self.market.register(
+                custodial=True, phone_commitment=commitment(PHONE_SALT, phone)
+            )
+        return self.buyers[phone]
+
+    async def buy(self, phone: str, wh: int, offer: Offer | None = None) -> httpx.Response:
+        await self.buyer(phone)
+        body = {"offer": str((offer or self.offer).address), "wh": wh, "phone": phone}
+        return await self.http.post("/api/v1/trades", json=body)
+
+    async def payment(self, trade_id: str) -> dict[str, Any]:
+        answer = await self.http.get(f"/api/v1/payments/{trade_id}")
+        assert answer.status_code == 200, answer.text
+        found: dict[str, Any] = answer.json()
+        return found
+
+    async def final(self, trade_id: str, within_secs: float = 60) -> dict[str, Any]:
+        """The trade once it reaches a final state."""
+        deadline = time.monotonic() + within_secs
+        while True:
+            payment = await self.payment(trade_id)
+            if payment["state"] in FINAL:
+                return payment
+            assert time.monotonic() < deadline, f"still {payment['state']}: {payment['history']}"
+            await asyncio.sleep(0.2)
+
+    async def sim_control(self, path: str, body: Any = None) -> Any:
+        async with httpx.AsyncClient(base_url=self.sim.url) as sim:
+            answer = await sim.post(path, json=body) if body is not None else await sim.get(path)
+            answer.raise_for_status()
+            return answer.json()
+
+
+@asynccontextmanager
+async def trading_world(
+    rpc_url: str,
+    rpc_payer: Keypair,
+    settings: ClientSettings,
+    tmp_path: Path,
+    *,
+    offer_wh: int = 200_000,
+    deadline_secs: int = 60,
+    sim_settings: dict[str, object] | None = None,
+) -> AsyncIterator[TradingWorld]:
+    program_id = Pubkey.from_string(settings.program_id)
+    chain = RpcChain(rpc_url, program_id, settings.commitment)
+    h = Harness(chain, rpc_payer, NishatiClient(chain, program_id), None)
+    sim = DarajaSimProcess(
+        settings={"callback_delay_secs": 0.2, "same_amount_window_secs": 0, **(sim_settings or {})},
+        log_path=tmp_path / "daraja-sim.log",
+    )
+    oracle: OracleProcess | None = None
+    try:
+        market = await open_market(h, config=market_config(deadline_secs))
+        await fund(h, market.oracle.pubkey(), 20 * 10**9)
+        seller = await market.register(
+            custodial=True, phone_commitment=commitment(PHONE_SALT, SELLER_PHONE)
+        )
+        await market.mint(seller, offer_wh)
+        offer = await market.offer(seller, offer_wh, PRICE, expires_in=3_600)
+        sim.start()
+        oracle = OracleProcess({}, tmp_path / "oracle.log")
+        oracle.env.update(
+            oracle_env(
+                rpc_url,
+                market,
+                sim.url,
+                tmp_path,
+                NISHATI_PUBLIC_URL=oracle.url,
+            )
+        )
+        oracle.start()
+        async with httpx.AsyncClient(base_url=oracle.url, timeout=30) as http:
+            enrolled = await http.put(
+                f"/api/v1/households/{seller.address}/phone", json={"phone": SELLER_PHONE}
+            )
+            assert enrolled.status_code == 204, enrolled.text
+            yield TradingWorld(market, seller, offer, oracle, sim, http)
+    finally:
+        if oracle is not None:
+            oracle.stop()
+        sim.stop()
+        await chain.close()
