@@ -12,6 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from nishati_daraja_sim.launcher import DarajaSimProcess
+from nishati_daraja_sim.settings import (
+    SANDBOX_PASSKEY,
+    TEST_B2C_SHORTCODE,
+    TEST_CERTIFICATE,
+    TEST_CONSUMER_KEY,
+    TEST_CONSUMER_SECRET,
+    TEST_INITIATOR_NAME,
+    TEST_INITIATOR_PASSWORD,
+)
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -23,20 +33,10 @@ from nishati_client.phone import commitment
 from nishati_client.program import NishatiClient
 from nishati_client.sandbox import Harness, Member, OpenMarket, fund, open_market
 from nishati_client.trading import Offer
-from nishati_daraja_sim.launcher import DarajaSimProcess
-from nishati_daraja_sim.settings import (
-    SANDBOX_PASSKEY,
-    TEST_CERTIFICATE,
-    TEST_B2C_SHORTCODE,
-    TEST_CONSUMER_KEY,
-    TEST_CONSUMER_SECRET,
-    TEST_INITIATOR_NAME,
-    TEST_INITIATOR_PASSWORD,
-)
 from tests.oracle.service import OracleProcess
 
 PHONE_SALT = bytes(range(32))
-CALLBACK_TOKEN = "test-callback-token-0123456789abcdef"
+CALLBACK_TOKEN = "test-callback-token-0123456789abcdef"  # noqa: S105 (a test value)
 FEE_BPS = 150
 PRICE = 2_500  # cents per kWh
 SELLER_PHONE = "254700123456"
