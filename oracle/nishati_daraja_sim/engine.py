@@ -302,8 +302,13 @@ class Simulator:
             "CustomerMessage": "Success. Request accepted for processing",
         }
 
+    def _delay(self, decide_after_secs: float | None) -> float:
+        if decide_after_secs is None:
+            return self.settings.callback_delay_secs
+        return decide_after_secs
+
     async def _run_stk(self, payment: StkPayment) -> None:
-        await asyncio.sleep(self.settings.callback_delay_secs)
+        await asyncio.sleep(self._delay(payment.plan.decide_after_secs))
         self._decide_stk(payment)
         await self._deliver(self._stk_callback(payment), payment.plan.delivery)
 
@@ -411,7 +416,7 @@ class Simulator:
         initiator_ok = self._initiator_ok(name, credential)
         plan = self.scenarios.b2c(phone)
         if not initiator_ok:
-            plan = B2cPlan(2001, plan.delivery)
+            plan = B2cPlan(2001, plan.delivery, decide_after_secs=plan.decide_after_secs)
         payout = Payout(
             originator_conversation_id=originator,
             conversation_id=f"AG_{now_nairobi():%Y%m%d}_{secrets.token_hex(10)}",
@@ -433,7 +438,7 @@ class Simulator:
         }
 
     async def _run_b2c(self, payout: Payout) -> None:
-        await asyncio.sleep(self.settings.callback_delay_secs)
+        await asyncio.sleep(self._delay(payout.plan.decide_after_secs))
         plan = payout.plan
         code = plan.result_code
         if plan.queue_timeout:

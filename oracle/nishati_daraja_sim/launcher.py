@@ -110,9 +110,10 @@ class DarajaSimProcess:
 
 @contextmanager
 def running_daraja_sim(
-    log_path: Path | None = None, **settings: object
+    log_path: Path | None = None, /, **settings: object
 ) -> Iterator[DarajaSimProcess]:
-    """A started simulator for the ``with`` block; its settings as keyword arguments."""
+    """A started simulator for the ``with`` block; its settings as keyword arguments, its log
+    to ``log_path`` (a temporary file by default)."""
     sim = DarajaSimProcess(settings=dict(settings), log_path=log_path)
     sim.start()
     try:

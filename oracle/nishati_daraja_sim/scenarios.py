@@ -108,6 +108,7 @@ class B2cPlan:
     delivery: Delivery
     queue_timeout: bool = False
     paid_despite_timeout: bool = False
+    decide_after_secs: float | None = None  # None: the callback_delay_secs setting
 
 
 B2C_BY_SUFFIX: dict[str, B2cPlan] = {
@@ -132,6 +133,9 @@ class ScenarioRule(BaseModel):
     paid_despite_timeout: bool | None = Field(
         default=None, description="B2C queue timeout: was the payout made all the same"
     )
+    decide_after_secs: float | None = Field(
+        default=None, ge=0, description="Outcome after this long; None: callback_delay_secs"
+    )
     count: int | None = Field(default=None, ge=1, description="Next N requests; None: until reset")
 
 
@@ -139,6 +143,7 @@ class ScenarioRule(BaseModel):
 class StkPlan:
     result_code: int
     delivery: Delivery
+    decide_after_secs: float | None = None  # None: the callback_delay_secs setting
 
 
 class Scenarios:
@@ -176,10 +181,13 @@ class Scenarios:
     def stk(self, phone: str) -> StkPlan:
         code, delivery = STK_BY_SUFFIX.get(phone[-2:], (0, Delivery.normal))
         rule = self._take(Api.stk, phone)
-        if rule is not None:
-            code = code if rule.result_code is None else rule.result_code
-            delivery = delivery if rule.delivery is None else rule.delivery
-        return StkPlan(code, delivery)
+        if rule is None:
+            return StkPlan(code, delivery)
+        return StkPlan(
+            code if rule.result_code is None else rule.result_code,
+            delivery if rule.delivery is None else rule.delivery,
+            rule.decide_after_secs,
+        )
 
     def b2c(self, phone: str) -> B2cPlan:
         plan = B2C_BY_SUFFIX.get(phone[-2:], B2cPlan(0, Delivery.normal))
@@ -193,4 +201,5 @@ class Scenarios:
             plan.paid_despite_timeout
             if rule.paid_despite_timeout is None
             else rule.paid_despite_timeout,
+            rule.decide_after_secs,
         )
