@@ -124,7 +124,7 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
         trading: Trading | None = None
         payments: asyncio.Task[None] | None = None
         if settings.payments is not Payments.disabled:
-            trading = build_trading(settings, store, client, oracle, market)
+            trading = build_trading(settings, store, client, oracle, market, metrics)
             app.state.trading = trading
             payments = asyncio.create_task(trading.worker.run(stop))
         log.info("oracle started", market=str(market), oracle=str(oracle.pubkey()))

@@ -45,3 +45,24 @@ class Metrics:
             "Stored readings not yet attested",
             registry=self.registry,
         )
+        self.callbacks = Counter(
+            "nishati_callbacks",
+            "Daraja callbacks by kind and whether they were new or a duplicate",
+            ["kind", "result"],
+            registry=self.registry,
+        )
+        self.callback_seconds = Histogram(
+            "nishati_callback_ack_seconds",
+            "Time to store and acknowledge a Daraja callback",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.trades = Counter(
+            "nishati_trades", "Trade state changes", ["state"], registry=self.registry
+        )
+        self.settle_batches = Counter(
+            "nishati_settle_transactions",
+            "Settle and cancel transactions, and how many trades they closed",
+            ["result"],
+            registry=self.registry,
+        )

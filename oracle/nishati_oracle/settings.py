@@ -112,6 +112,9 @@ class OracleSettings(ClientSettings):
     stk_query_after_secs: float = Field(
         default=30.0, gt=0, description="Query a payment whose callback has not come by then"
     )
+    payout_status_after_secs: float = Field(
+        default=60.0, gt=0, description="Ask Transaction Status when no B2C result came by then"
+    )
     payment_worker_interval_secs: float = Field(default=1.0, gt=0)
 
     @model_validator(mode="after")
@@ -131,7 +134,8 @@ class OracleSettings(ClientSettings):
         if self.payments is Payments.simulator:
             raise ValueError("production never pays through the Daraja simulator")
         if self.phone_key is None and (
-            self.phone_key_file is None or self.phone_key_file.resolve().is_relative_to(TEST_KEYS_DIR)
+            self.phone_key_file is None
+            or self.phone_key_file.resolve().is_relative_to(TEST_KEYS_DIR)
         ):
             raise ValueError("production needs NISHATI_PHONE_KEY (not the test key)")
         if self.payments is Payments.disabled:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from solders.pubkey import Pubkey
 
+from nishati_oracle.metrics import Metrics
 from nishati_oracle.settings import OracleSettings
 from nishati_oracle.trading.desk import Opened, Order, Refusal, TradeDesk, TradeRefused
 from nishati_oracle.trading.gateway import Gateway
@@ -40,6 +42,7 @@ class Trading:
     worker: PaymentWorker
     gateway: Gateway
     token: str
+    metrics: Metrics
 
     async def close(self) -> None:
         await self.gateway.close()
@@ -193,6 +196,7 @@ def router(trading: Callable[[Request], Trading]) -> APIRouter:
             return refusal(e)
 
     async def take_callback(request: Request, token: str, kind: CallbackKind) -> JSONResponse:
+        started = time.perf_counter()
         t = trading(request)
         if not hmac.compare_digest(token.encode(), t.token.encode()):
             raise HTTPException(403, {"reason": Refusal.CallbackForbidden})
@@ -219,8 +223,11 @@ def router(trading: Callable[[Request], Trading]) -> APIRouter:
             return JSONResponse(
                 {"reason": Refusal.MalformedCallback, "detail": str(e)[:200]}, status_code=400
             )
-        if await t.ledger.store_callback(kind, key, receipt, raw.decode()):
+        new = await t.ledger.store_callback(kind, key, receipt, raw.decode())
+        if new:
             t.worker.wake()
+        t.metrics.callbacks.labels(kind, "new" if new else "duplicate").inc()
+        t.metrics.callback_seconds.observe(time.perf_counter() - started)
         return JSONResponse(ACCEPTED)
 
     @api.post("/api/v1/payments/callback/{token}")

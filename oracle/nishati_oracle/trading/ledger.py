@@ -9,7 +9,7 @@ twice. Same engine and migrations as the readings (``nishati_oracle.store``).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
@@ -210,9 +210,15 @@ TRADE_COLUMNS = [f.name for f in fields(TradeRecord)]
 
 
 class Ledger:
-    def __init__(self, engine: AsyncEngine, clock: Any = time.time) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Callable[[], float] = time.time,
+        observe: Callable[[TradeState], None] = lambda _: None,
+    ) -> None:
         self.engine = engine
         self.clock = clock
+        self.observe = observe
 
     async def create(self, trade: TradeRecord, detail: str) -> None:
         async with self.engine.begin() as conn:
@@ -246,6 +252,7 @@ class Ledger:
             await conn.execute(
                 insert(trade_history).values(trade_id=trade_id, at=now, state=to, detail=detail)
             )
+        self.observe(to)
         return True
 
     async def update(self, trade_id: str, state: TradeState, **values: Any) -> bool:

@@ -11,6 +11,7 @@ from solders.pubkey import Pubkey
 
 from nishati_client.phone import salt_from_settings
 from nishati_client.program import NishatiClient
+from nishati_oracle.metrics import Metrics
 from nishati_oracle.settings import OracleSettings
 from nishati_oracle.store import Store
 from nishati_oracle.trading.api import Trading
@@ -38,6 +39,7 @@ def build_trading(
     client: NishatiClient,
     oracle: Keypair,
     market: Pubkey,
+    metrics: Metrics,
 ) -> Trading:
     if settings.callback_token is None:
         token = secrets.token_urlsafe(32)
@@ -46,10 +48,10 @@ def build_trading(
         token = settings.callback_token.get_secret_value()
     urls = callback_urls(settings, token)
     vault = PhoneVault.from_settings(settings, salt_from_settings(settings))
-    ledger = Ledger(store.engine)
+    ledger = Ledger(store.engine, observe=lambda state: metrics.trades.labels(state).inc())
     gateway = DarajaGateway(daraja_config(settings))
-    worker = PaymentWorker(settings, ledger, client, oracle, vault, gateway, urls)
+    worker = PaymentWorker(settings, ledger, client, oracle, vault, gateway, urls, metrics)
     desk = TradeDesk(
         settings, ledger, client, oracle, market, vault, gateway, urls.payment, worker.wake
     )
-    return Trading(settings, ledger, desk, worker, gateway, token)
+    return Trading(settings, ledger, desk, worker, gateway, token, metrics)

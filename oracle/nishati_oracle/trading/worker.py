@@ -35,6 +35,7 @@ from nishati_client.chain import cluster_time, fits_in_packet
 from nishati_client.errors import AccountNotFound, NishatiClientError
 from nishati_client.program import NishatiClient
 from nishati_client.trading import Trade
+from nishati_oracle.metrics import Metrics
 from nishati_oracle.settings import OracleSettings
 from nishati_oracle.trading.gateway import (
     Delivery,
@@ -59,7 +60,6 @@ log = logging.getLogger(__name__)
 ORPHAN_GRACE_SECS = 120.0
 # Backoff between queries of one payment or payout: doubling, capped.
 MAX_BACKOFF_SECS = 60.0
-PAYOUT_RESULT_WAIT_SECS = 60.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,7 @@ class PaymentWorker:
         vault: PhoneVault,
         gateway: Gateway,
         urls: CallbackUrls,
+        metrics: Metrics,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -99,6 +100,7 @@ class PaymentWorker:
         self.vault = vault
         self.gateway = gateway
         self.urls = urls
+        self.metrics = metrics
         self.clock = clock
         self._wake = asyncio.Event()
 
@@ -353,6 +355,7 @@ class PaymentWorker:
                     await self._close([item])
                 return
             trade = group[0][0]
+            self.metrics.settle_batches.labels("failed").inc()
             log.warning("closing trade %s failed: %s", trade.id, e)
             await self.ledger.update(
                 trade.id,
@@ -361,6 +364,7 @@ class PaymentWorker:
                 next_check_at=self.clock() + backoff(trade.queries),
             )
             return
+        self.metrics.settle_batches.labels("confirmed").inc()
         for trade, _ in group:
             await self._closed(trade, str(outcome.signature))
 
@@ -424,7 +428,7 @@ class PaymentWorker:
                     TradeState.payout_sent,
                     f"{detail}: KES {trade.payout_kes}, fee {trade.fee_cents} cents",
                     payout_conversation_id=trade.id,
-                    next_check_at=self.clock() + PAYOUT_RESULT_WAIT_SECS,
+                    next_check_at=self.clock() + self.settings.payout_status_after_secs,
                 )
             elif result.delivery is Delivery.refused:
                 await self.ledger.move(
@@ -455,5 +459,6 @@ class PaymentWorker:
                 trade.id,
                 TradeState.payout_sent,
                 queries=trade.queries + 1,
-                next_check_at=self.clock() + max(PAYOUT_RESULT_WAIT_SECS, backoff(trade.queries)),
+                next_check_at=self.clock()
+                + max(self.settings.payout_status_after_secs, backoff(trade.queries)),
             )
