@@ -6,7 +6,16 @@ from Daraja's documentation (``/work/shared/daraja.md``) and independent of the 
 end how, and the rules ``POST /simulator/scenario`` takes.
 """
 
-from nishati_daraja_sim.launcher import DarajaSimProcess, running_daraja_sim
+from nishati_daraja_sim.launcher import (
+    DarajaSimProcess,
+    running_daraja_sim,
+    running_daraja_sim_async,
+)
 from nishati_daraja_sim.settings import DarajaSimSettings
 
-__all__ = ["DarajaSimProcess", "DarajaSimSettings", "running_daraja_sim"]
+__all__ = [
+    "DarajaSimProcess",
+    "DarajaSimSettings",
+    "running_daraja_sim",
+    "running_daraja_sim_async",
+]

@@ -172,7 +172,8 @@ class Simulator:
         self.state = State(funds=settings.b2c_initial_funds)
         self._calls: deque[float] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._http = httpx.AsyncClient(timeout=settings.callback_timeout_secs)
+        # Callbacks go straight to their URL, never through a proxy from the environment.
+        self._http = httpx.AsyncClient(timeout=settings.callback_timeout_secs, trust_env=False)
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -3,18 +3,21 @@ a free loopback port, waited for until it answers, and stopped by its own PID.
 
     with running_daraja_sim(callback_delay_secs=0.05) as sim:
         httpx.get(f"{sim.url}/simulator/health")
+
+``running_daraja_sim_async`` is the same for ``async with``, starting and stopping off the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,3 +123,16 @@ def running_daraja_sim(
         yield sim
     finally:
         sim.stop()
+
+
+@asynccontextmanager
+async def running_daraja_sim_async(
+    log_path: Path | None = None, /, **settings: object
+) -> AsyncIterator[DarajaSimProcess]:
+    """``running_daraja_sim`` for async code: the waits run in a thread, not on the loop."""
+    sim = DarajaSimProcess(settings=dict(settings), log_path=log_path)
+    await asyncio.to_thread(sim.start)
+    try:
+        yield sim
+    finally:
+        await asyncio.to_thread(sim.stop)
