@@ -1,9 +1,12 @@
-"""Trades end to end: RPC validator + oracle + Daraja simulator + client."""
+"""Trades end to end: RPC validator + oracle + Daraja simulator + client. One market day per
+module; each test has buyers of its own, whose phone suffixes pick the simulator's outcome."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 from solders.keypair import Keypair
@@ -14,42 +17,193 @@ from tests.trading.world import FEE_BPS, TradingWorld, trading_world
 
 pytestmark = pytest.mark.rpc
 
+HAPPY_PATH = ["created", "opened", "stk_sent", "paid", "settled", "payout_sent", "payout_confirmed"]
 
-@pytest.fixture
+
+@pytest.fixture(scope="module")
 async def world(
-    rpc_url: str, rpc_payer: Keypair, settings: ClientSettings, tmp_path: Path
+    rpc_url: str,
+    rpc_payer: Keypair,
+    settings: ClientSettings,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[TradingWorld]:
-    async with trading_world(rpc_url, rpc_payer, settings, tmp_path) as started:
+    # A late callback comes 5 s after the outcome, after the oracle's own query (3 s).
+    sim = {"long_delay_secs": 5.0}
+    directory = tmp_path_factory.mktemp("trading")
+    async with trading_world(rpc_url, rpc_payer, settings, directory, sim_settings=sim) as started:
         yield started
 
 
-async def test_a_paid_trade_settles_and_pays_the_seller(world: TradingWorld) -> None:
-    phone = "254708374149"
-    answer = await world.buy(phone, 2_000)
+async def bought(world: TradingWorld, phone: str, wh: int = 2_000, **kw: Any) -> dict[str, Any]:
+    answer = await world.buy(phone, wh, **kw)
     assert answer.status_code == 201, answer.text
-    opened = answer.json()
+    opened: dict[str, Any] = answer.json()
+    return opened
+
+
+async def assert_settled(world: TradingWorld, opened: dict[str, Any], phone: str) -> None:
+    assert await world.market.balance(world.buyers[phone]) == opened["wh"]
+    trade = Pubkey.from_string(opened["trade_address"])
+    assert await world.market.h.chain.account(trade) is None
+
+
+async def test_a_paid_trade_settles_and_pays_the_seller(world: TradingWorld) -> None:
+    phone = world.phone()
+    before = await world.client.offer(world.offer.address)
+    opened = await bought(world, phone)
     assert opened["checkout_request_id"].startswith("ws_CO_")
     assert opened["amount_kes"] == 50  # 2 kWh at KES 25/kWh
     payment = await world.final(opened["trade_id"])
     assert payment["state"] == "payout_confirmed", payment["history"]
-    buyer = world.buyers[phone]
-    assert await world.market.balance(buyer) == 2_000
+    assert [h["state"] for h in payment["history"]] == HAPPY_PATH
+    await assert_settled(world, opened, phone)
     offer = await world.client.offer(world.offer.address)
-    assert offer.unreserved_wh == world.offer.unreserved_wh - 2_000
+    assert offer.unreserved_wh == before.unreserved_wh - 2_000
     assert offer.reserved_wh == 0
-    # The trade account is closed on chain.
-    assert await world.market.h.chain.account(Pubkey.from_string(opened["trade_address"])) is None
     fee = 5_000 * FEE_BPS // 10_000
     assert payment["payout_kes"] == (5_000 - fee) // 100
     assert payment["fee_cents"] == 5_000 - payment["payout_kes"] * 100
     assert payment["mpesa_receipt"]
-    states = [h["state"] for h in payment["history"]]
-    assert states == [
-        "created",
-        "opened",
-        "stk_sent",
-        "paid",
-        "settled",
-        "payout_sent",
-        "payout_confirmed",
+    payouts = (await world.sim_control("/simulator/transactions"))["payouts"]
+    mine = [p for p in payouts if p["originator_conversation_id"] == opened["trade_id"]]
+    assert len(mine) == 1 and mine[0]["paid"] and mine[0]["amount"] == payment["payout_kes"]
+
+
+@pytest.mark.parametrize("code", [1032, 1037, 2001, 1, 17, 1019])
+async def test_each_failure_cancels_and_returns_the_escrow(world: TradingWorld, code: int) -> None:
+    suffix = {1032: "32", 1037: "37", 2001: "01", 1: "11", 17: "17", 1019: "19"}[code]
+    phone = world.phone(suffix)
+    before = await world.client.offer(world.offer.address)
+    opened = await bought(world, phone)
+    payment = await world.final(opened["trade_id"])
+    assert payment["state"] == "cancelled", payment["history"]
+    assert payment["result_code"] == code
+    offer = await world.client.offer(world.offer.address)
+    assert (offer.unreserved_wh, offer.reserved_wh) == (before.unreserved_wh, before.reserved_wh)
+    assert await world.market.balance(world.buyers[phone]) == 0
+    trade = Pubkey.from_string(opened["trade_address"])
+    assert await world.market.h.chain.account(trade) is None
+
+
+async def test_a_duplicate_callback_is_acted_on_once(world: TradingWorld) -> None:
+    duplicates = await world.metric("nishati_callbacks_total", kind="stk", result="duplicate")
+    phone = world.phone("90")
+    opened = await bought(world, phone)
+    payment = await world.final(opened["trade_id"])
+    assert [h["state"] for h in payment["history"]] == HAPPY_PATH
+    sent = await world.sim_control(
+        f"/simulator/callbacks?reference={opened['checkout_request_id']}"
+    )
+    assert [d["outcome"] for d in sent] == ["delivered", "delivered"]
+    after = await world.metric("nishati_callbacks_total", kind="stk", result="duplicate")
+    assert after == duplicates + 1
+    await assert_settled(world, opened, phone)
+
+
+async def test_a_lost_callback_is_found_by_query(world: TradingWorld) -> None:
+    phone = world.phone("91")
+    opened = await bought(world, phone)
+    payment = await world.final(opened["trade_id"])
+    assert payment["state"] == "payout_confirmed"
+    assert "paid (STK Query)" in [h["detail"] for h in payment["history"]]
+    assert payment["mpesa_receipt"] is None
+    await assert_settled(world, opened, phone)
+
+
+async def test_a_late_callback_changes_nothing(world: TradingWorld) -> None:
+    phone = world.phone("92")
+    opened = await bought(world, phone)
+    payment = await world.final(opened["trade_id"])
+    assert payment["state"] == "payout_confirmed"
+    deadline = time.monotonic() + 20
+    while not any("late callback" in (h["detail"] or "") for h in payment["history"]):
+        assert time.monotonic() < deadline, payment["history"]
+        await asyncio.sleep(0.3)
+        payment = await world.payment(opened["trade_id"])
+    assert payment["state"] == "payout_confirmed"
+    await assert_settled(world, opened, phone)
+
+
+async def test_reordered_callbacks_each_find_their_trade(world: TradingWorld) -> None:
+    held, prompt = world.phone("94"), world.phone()
+    first = await bought(world, held)
+    second = await bought(world, prompt)
+    for opened, phone in ((first, held), (second, prompt)):
+        payment = await world.final(opened["trade_id"])
+        assert payment["state"] == "payout_confirmed", payment["history"]
+        await assert_settled(world, opened, phone)
+
+
+async def test_a_callback_before_the_push_answer_is_kept_and_matched(world: TradingWorld) -> None:
+    phone = world.phone("93")
+    opened = await bought(world, phone)
+    checkout = opened["checkout_request_id"]
+    sent = await world.sim_control(f"/simulator/callbacks?reference={checkout}")
+    assert sent and sent[0]["outcome"] == "delivered"
+    payment = await world.final(opened["trade_id"])
+    assert [h["state"] for h in payment["history"]] == HAPPY_PATH
+    assert payment["mpesa_receipt"]
+    await assert_settled(world, opened, phone)
+
+
+def forged_success(checkout: str, phone: str, amount: int) -> dict[str, Any]:
+    items = [
+        {"Name": "Amount", "Value": amount},
+        {"Name": "MpesaReceiptNumber", "Value": "FORGED0001"},
+        {"Name": "TransactionDate", "Value": 20261126101010},
+        {"Name": "PhoneNumber", "Value": int(phone)},
     ]
+    return {
+        "Body": {
+            "stkCallback": {
+                "MerchantRequestID": "forged",
+                "CheckoutRequestID": checkout,
+                "ResultCode": 0,
+                "ResultDesc": "The service request is processed successfully.",
+                "CallbackMetadata": {"Item": items},
+            }
+        }
+    }
+
+
+async def test_a_forged_callback_never_settles(world: TradingWorld) -> None:
+    phone = world.phone()
+    # The buyer will cancel, but only after 4 s: long enough for a forger to get in first.
+    rule = {"api": "stk", "phone": phone, "result_code": 1032, "decide_after_secs": 4, "count": 1}
+    await world.sim_control("/simulator/scenario", rule)
+    opened = await bought(world, phone)
+    forged = forged_success(opened["checkout_request_id"], phone, opened["amount_kes"])
+    answer = await world.post_callback("/api/v1/payments/callback", forged)
+    assert answer.json() == {"ResultCode": 0, "ResultDesc": "Accepted"}
+    payment = await world.final(opened["trade_id"])
+    assert payment["state"] == "cancelled", payment["history"]
+    assert payment["result_code"] == 1032
+    assert await world.market.balance(world.buyers[phone]) == 0
+
+
+async def test_callbacks_without_the_token_or_malformed_are_refused(world: TradingWorld) -> None:
+    body = forged_success("ws_CO_unknown", world.phone(), 50)
+    wrong = await world.post_callback("/api/v1/payments/callback", body, token="guess")
+    assert wrong.status_code == 403
+    malformed = await world.post_callback("/api/v1/payments/callback", {"Body": {}})
+    assert malformed.status_code == 400
+    assert malformed.json()["reason"] == "MalformedCallback"
+    payout = await world.post_callback("/api/v1/payouts/result", {"Result": "no"})
+    assert payout.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("suffix", "state"),
+    [("01", "payout_failed"), ("96", "payout_confirmed"), ("91", "payout_confirmed")],
+)
+async def test_payout_outcomes(world: TradingWorld, suffix: str, state: str) -> None:
+    """A refused payout stops for a person; a queue timeout and a lost result are settled by
+    Transaction Status, without paying twice."""
+    _, offer = await world.seller_with_offer(world.phone(suffix))
+    opened = await bought(world, world.phone(), offer=offer)
+    payment = await world.final(opened["trade_id"], within_secs=90)
+    assert payment["state"] == state, payment["history"]
+    payouts = (await world.sim_control("/simulator/transactions"))["payouts"]
+    mine = [p for p in payouts if p["originator_conversation_id"] == opened["trade_id"]]
+    assert len(mine) == 1
+    assert mine[0]["paid"] is (state == "payout_confirmed")

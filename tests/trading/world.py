@@ -4,8 +4,9 @@ processes, a seller with an offer, and buyers whose phones pick the simulator's 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,7 @@ def oracle_env(
         "NISHATI_CALLBACK_TOKEN": CALLBACK_TOKEN,
         "NISHATI_STK_QUERY_AFTER_SECS": "3",
         "NISHATI_PAYMENT_WORKER_INTERVAL_SECS": "0.2",
+        "NISHATI_PAYOUT_STATUS_AFTER_SECS": "3",
         **extra,
     }
 
@@ -92,6 +94,36 @@ class TradingWorld:
     sim: DarajaSimProcess
     http: httpx.AsyncClient
     buyers: dict[str, Member] = field(default_factory=dict)
+    numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def phone(self, suffix: str = "00") -> str:
+        """A phone of its own whose last two digits pick the simulator's outcome."""
+        return f"2547{next(self.numbers):06d}{suffix}"
+
+    async def seller_with_offer(self, phone: str, wh: int = 50_000) -> tuple[Member, Offer]:
+        """Another seller (its phone picks the simulator's payout outcome) with an offer."""
+        seller = await self.market.register(
+            custodial=True, phone_commitment=commitment(PHONE_SALT, phone)
+        )
+        await self.market.mint(seller, wh)
+        offer = await self.market.offer(seller, wh, PRICE, expires_in=3_600)
+        enrolled = await self.http.put(
+            f"/api/v1/households/{seller.address}/phone", json={"phone": phone}
+        )
+        assert enrolled.status_code == 204, enrolled.text
+        return seller, offer
+
+    async def metric(self, name: str, **labels: str) -> float:
+        text = (await self.http.get("/metrics")).text
+        wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        prefix = f"{name}{{{wanted}}}" if labels else name
+        for line in text.splitlines():
+            if line.startswith(prefix + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+    async def post_callback(self, path: str, body: Any, token: str = CALLBACK_TOKEN) -> Any:
+        return await self.http.post(f"{path}/{token}", json=body)
 
     @property
     def client(self) -> NishatiClient:
