@@ -28,7 +28,7 @@ async def world(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[TradingWorld]:
     # A late callback comes 5 s after the outcome, after the oracle's own query (3 s).
-    sim = {"long_delay_secs": 5.0}
+    sim: dict[str, object] = {"long_delay_secs": 5.0}
     directory = tmp_path_factory.mktemp("trading")
     async with trading_world(rpc_url, rpc_payer, settings, directory, sim_settings=sim) as started:
         yield started
@@ -66,7 +66,9 @@ async def test_a_paid_trade_settles_and_pays_the_seller(world: TradingWorld) -> 
     assert payment["mpesa_receipt"]
     payouts = (await world.sim_control("/simulator/transactions"))["payouts"]
     mine = [p for p in payouts if p["originator_conversation_id"] == opened["trade_id"]]
-    assert len(mine) == 1 and mine[0]["paid"] and mine[0]["amount"] == payment["payout_kes"]
+    assert len(mine) == 1
+    assert mine[0]["paid"]
+    assert mine[0]["amount"] == payment["payout_kes"]
 
 
 @pytest.mark.parametrize("code", [1032, 1037, 2001, 1, 17, 1019])
@@ -139,7 +141,8 @@ async def test_a_callback_before_the_push_answer_is_kept_and_matched(world: Trad
     opened = await bought(world, phone)
     checkout = opened["checkout_request_id"]
     sent = await world.sim_control(f"/simulator/callbacks?reference={checkout}")
-    assert sent and sent[0]["outcome"] == "delivered"
+    assert sent
+    assert sent[0]["outcome"] == "delivered"
     payment = await world.final(opened["trade_id"])
     assert [h["state"] for h in payment["history"]] == HAPPY_PATH
     assert payment["mpesa_receipt"]
@@ -183,7 +186,7 @@ async def test_a_forged_callback_never_settles(world: TradingWorld) -> None:
 
 async def test_callbacks_without_the_token_or_malformed_are_refused(world: TradingWorld) -> None:
     body = forged_success("ws_CO_unknown", world.phone(), 50)
-    wrong = await world.post_callback("/api/v1/payments/callback", body, token="guess")
+    wrong = await world.post_callback("/api/v1/payments/callback", body, token="guess")  # noqa: S106
     assert wrong.status_code == 403
     malformed = await world.post_callback("/api/v1/payments/callback", {"Body": {}})
     assert malformed.status_code == 400
