@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -93,8 +94,14 @@ class TradingWorld:
     oracle: OracleProcess
     sim: DarajaSimProcess
     http: httpx.AsyncClient
+    database: Path
     buyers: dict[str, Member] = field(default_factory=dict)
     numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def trade_rows(self) -> dict[str, str]:
+        """Trade id -> state, read straight from the oracle's database."""
+        with sqlite3.connect(self.database) as db:
+            return dict(db.execute("SELECT id, state FROM trades").fetchall())
 
     def phone(self, suffix: str = "00") -> str:
         """A phone of its own whose last two digits pick the simulator's outcome."""
@@ -209,7 +216,7 @@ async def trading_world(
                 f"/api/v1/households/{seller.address}/phone", json={"phone": SELLER_PHONE}
             )
             assert enrolled.status_code == 204, enrolled.text
-            yield TradingWorld(market, seller, offer, oracle, sim, http)
+            yield TradingWorld(market, seller, offer, oracle, sim, http, tmp_path / "oracle.db")
     finally:
         if oracle is not None:
             oracle.stop()

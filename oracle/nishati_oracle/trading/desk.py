@@ -19,7 +19,12 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from nishati_client.chain import cluster_time
-from nishati_client.errors import AccountNotFound, NishatiClientError, TransactionFailed
+from nishati_client.errors import (
+    AccountNotFound,
+    AccountTypeMismatch,
+    NishatiClientError,
+    TransactionFailed,
+)
 from nishati_client.market import Market
 from nishati_client.phone import InvalidPhoneNumber, mask, normalise
 from nishati_client.program import NishatiClient
@@ -158,7 +163,7 @@ class TradeDesk:
         number = _normal(phone)
         try:
             home = await self.client.household(household)
-        except AccountNotFound:
+        except (AccountNotFound, AccountTypeMismatch):
             raise TradeRefused(Refusal.UnknownBuyer, f"no household {household}") from None
         if home.market != self.market:
             raise TradeRefused(Refusal.UnknownBuyer, f"{household} is in another market")
@@ -236,8 +241,8 @@ class TradeDesk:
     async def _offer(self, address: Pubkey) -> Offer:
         try:
             offer = await self.client.offer(address)
-        except AccountNotFound:
-            raise TradeRefused(Refusal.UnknownOffer, f"no offer {address}") from None
+        except (AccountNotFound, AccountTypeMismatch):
+            raise TradeRefused(Refusal.UnknownOffer, f"no offer at {address}") from None
         except NishatiClientError as e:
             raise TradeRefused(Refusal.ChainUnavailable, str(e)) from None
         if offer.market != self.market:
