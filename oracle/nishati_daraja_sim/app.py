@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from nishati_daraja_sim.engine import DeliveryRecord, RequestRecord, Simulator
 from nishati_daraja_sim.fields import INVALID_GRANT, DarajaError, invalid
@@ -26,6 +26,21 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, str]] | dict[str, str]]
 
 class Rules(BaseModel):
     rules: list[ScenarioRule]
+
+
+class SettingsChange(BaseModel):
+    """The settings that may change while the simulator runs; unset fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token_lifetime_secs: float | None = Field(default=None, gt=0)
+    callback_delay_secs: float | None = Field(default=None, ge=0)
+    long_delay_secs: float | None = Field(default=None, ge=0)
+    duplicate_gap_secs: float | None = Field(default=None, ge=0)
+    same_amount_window_secs: float | None = Field(default=None, ge=0)
+    rate_limit_per_sec: int | None = Field(default=None, ge=1, description="null: off")
+    block_callback_words: bool | None = None
+    callback_amount_as_float: bool | None = None
 
 
 class Count(BaseModel):
@@ -167,6 +182,18 @@ def create_app(settings: DarajaSimSettings) -> FastAPI:
             ],
             funds=state.funds,
         )
+
+    @app.patch("/simulator/settings")
+    async def change_settings(request: Request, change: SettingsChange) -> dict[str, Any]:
+        """Changes timing and gateway settings; ``/simulator/reset`` puts them back. Only the
+        fields sent change (``"rate_limit_per_sec": null`` turns spike arrest off)."""
+        changes = {
+            k: v
+            for k, v in change.model_dump(exclude_unset=True).items()
+            if v is not None or k == "rate_limit_per_sec"
+        }
+        changed = sim(request).change_settings(changes)
+        return changed.model_dump(mode="json", include=set(SettingsChange.model_fields))
 
     @app.post("/simulator/release")
     async def release(request: Request) -> Count:

@@ -165,6 +165,7 @@ class Simulator:
     """One simulated Daraja. Built and closed by the app's lifespan."""
 
     def __init__(self, settings: DarajaSimSettings) -> None:
+        self.started_with = settings
         self.settings = settings
         self.scenarios = Scenarios()
         self.key = load_private_key(settings.private_key_path)
@@ -182,12 +183,19 @@ class Simulator:
         await self._http.aclose()
 
     def reset(self) -> None:
-        """Forgets payments, payouts, records, rules and pending callbacks; tokens stay valid."""
+        """Forgets payments, payouts, records, rules, pending callbacks and settings changes;
+        tokens stay valid."""
         for task in list(self._tasks):
             task.cancel()
         self.scenarios.clear()
+        self.settings = self.started_with
         self.state = State(funds=self.settings.b2c_initial_funds)
         self._calls.clear()
+
+    def change_settings(self, changes: dict[str, Any]) -> DarajaSimSettings:
+        """Changes timing and gateway settings while running (``reset`` restores them)."""
+        self.settings = self.settings.model_copy(update=changes)
+        return self.settings
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

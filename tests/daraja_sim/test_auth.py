@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 
 import httpx
-from nishati_daraja_sim.launcher import running_daraja_sim
 
-from tests.daraja_sim.conftest import FAST, Daraja, Receiver, error
+from tests.daraja_sim.conftest import Daraja, Receiver, error
 
 
 def test_token_is_issued_with_expires_in_as_a_string(daraja: Daraja) -> None:
@@ -66,22 +65,16 @@ def test_expired_tokens_are_invalid(daraja: Daraja, receiver: Receiver) -> None:
     assert fresh.status_code == 200
 
 
-def test_a_token_lives_its_configured_lifetime(receiver: Receiver) -> None:
-    with running_daraja_sim(token_lifetime_secs=0.5, **FAST) as sim:
-        client = Daraja(sim.url)
-        try:
-            token = client.token()
-            body = client.push_body(receiver.url("/lifetime"))
-            assert (
-                client.post("/mpesa/stkpush/v1/processrequest", body, token=token).status_code
-                == 200
-            )
-            time.sleep(0.6)
-            body = client.push_body(receiver.url("/lifetime"), phone="254708374150")
-            reply = client.post("/mpesa/stkpush/v1/processrequest", body, token=token)
-            assert error(reply)[:2] == (404, "404.001.03")
-        finally:
-            client.close()
+def test_a_token_lives_its_configured_lifetime(daraja: Daraja, receiver: Receiver) -> None:
+    changed = daraja.http.patch("/simulator/settings", json={"token_lifetime_secs": 0.4})
+    assert changed.json()["token_lifetime_secs"] == 0.4
+    token = daraja.token()
+    body = daraja.push_body(receiver.url("/lifetime"))
+    assert daraja.post("/mpesa/stkpush/v1/processrequest", body, token=token).status_code == 200
+    time.sleep(0.5)
+    body = daraja.push_body(receiver.url("/lifetime"), phone="254708374150")
+    reply = daraja.post("/mpesa/stkpush/v1/processrequest", body, token=token)
+    assert error(reply)[:2] == (404, "404.001.03")
 
 
 def test_missing_or_wrong_content_type_is_a_bad_request(daraja: Daraja, receiver: Receiver) -> None:
@@ -101,18 +94,28 @@ def test_missing_or_wrong_content_type_is_a_bad_request(daraja: Daraja, receiver
     assert error(reply)[:2] == (400, "400.002.02")
 
 
-def test_spike_arrest_refuses_calls_over_the_rate(receiver: Receiver) -> None:
-    with running_daraja_sim(rate_limit_per_sec=3, **FAST) as sim:
-        client = Daraja(sim.url)
-        try:
-            token = client.token()  # the first of three calls this second
-            replies = [client.query(f"ws_CO_unknown{i}", token) for i in range(4)]
-            codes = [r.json()["errorCode"] for r in replies]
-            assert codes[:2] == ["400.002.02", "400.002.02"]
-            assert codes[2:] == ["500.003.02", "500.003.02"]
-            assert replies[2].status_code == 500
-            assert error(replies[2])[2] == "Spike arrest violation"
-            time.sleep(1.05)
-            assert client.query("ws_CO_unknown", token).json()["errorCode"] == "400.002.02"
-        finally:
-            client.close()
+def test_spike_arrest_refuses_calls_over_the_rate(daraja: Daraja) -> None:
+    token = daraja.token()
+    daraja.http.patch("/simulator/settings", json={"rate_limit_per_sec": 3})
+    replies = [daraja.query(f"ws_CO_unknown{i}", token) for i in range(5)]
+    codes = [r.json()["errorCode"] for r in replies]
+    assert codes == ["400.002.02"] * 3 + ["500.003.02"] * 2
+    assert error(replies[3]) == (500, "500.003.02", "Spike arrest violation")
+    refused = daraja.http.get(
+        "/oauth/v1/generate",
+        params={"grant_type": "client_credentials"},
+        auth=("nishati-sim-consumer-key", "nishati-sim-consumer-secret"),
+    )
+    assert error(refused)[:2] == (500, "500.003.02")
+    time.sleep(1.05)
+    assert daraja.query("ws_CO_unknown", token).json()["errorCode"] == "400.002.02"
+    daraja.http.patch("/simulator/settings", json={"rate_limit_per_sec": None})
+    assert all(daraja.query("ws_CO_x", token).status_code == 400 for _ in range(5))
+
+
+def test_reset_restores_changed_settings(daraja: Daraja) -> None:
+    daraja.http.patch("/simulator/settings", json={"callback_delay_secs": 9.0})
+    daraja.http.post("/simulator/reset")
+    after = daraja.http.patch("/simulator/settings", json={}).json()
+    assert after["callback_delay_secs"] == 0.05
+    assert daraja.http.patch("/simulator/settings", json={"port": 1}).status_code == 422
