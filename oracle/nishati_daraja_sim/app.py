@@ -2,6 +2,19 @@
 
 Every Daraja API call passes the gateway in Daraja's order: spike arrest, then the bearer
 token, then ``Content-Type: application/json``, then the body's fields.
+
+Control and inspection (no token needed):
+
+- ``GET /simulator/health``
+- ``POST /simulator/scenario`` (a ``ScenarioRule``), ``GET`` and ``DELETE`` the same path
+- ``PATCH /simulator/settings``: delays, token lifetime, spike arrest, while running
+- ``GET /simulator/requests?path=...``: every Daraja call with its reply
+- ``GET /simulator/callbacks?kind=...&reference=...``: delivered, failed and dropped callbacks
+- ``GET /simulator/transactions``: STK payments, payouts, the B2C utility account
+- ``POST /simulator/release``: send the callbacks ``reorder`` is holding back
+- ``POST /simulator/tokens/expire``: every token issued so far stops working
+- ``POST /simulator/reset``: forget everything but the tokens, and undo settings changes
+- ``GET /simulator/certificate``: the PEM to seal the initiator password to
 """
 
 from __future__ import annotations
