@@ -215,6 +215,18 @@ def check(
     return reading
 
 
+def check_progress(
+    reading: Reading,
+    last: LastReading | None,
+    now: int,
+    max_skew: int = MAX_CLOCK_SKEW_SECS,
+    not_before: int = 0,
+) -> None:
+    """:func:`check`'s rules after the format, for a reading already decoded and its market
+    checked: counter, time order, skew, cumulative values (the first broken rule's error)."""
+    _check_progress(reading, last, not_before, now, max_skew)
+
+
 def check_signed(
     signed: SignedReading,
     registered_meter: Pubkey,

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
+    bindparam,
     case,
     event,
     func,
@@ -113,6 +114,31 @@ class Due:
     reading: StoredReading
 
 
+# A meter's new last reading; executed with one parameter set per meter (``_advance_params``).
+_ADVANCE = (
+    update(meters)
+    .where(meters.c.meter == bindparam("b_meter"))
+    .values(
+        has_last=bindparam("b_has_last"),
+        last_counter=bindparam("b_last_counter"),
+        last_timestamp=bindparam("b_last_timestamp"),
+        last_exported_wh=bindparam("b_last_exported_wh"),
+        last_imported_wh=bindparam("b_last_imported_wh"),
+    )
+)
+
+
+def _advance_params(state: MeterState) -> dict[str, Any]:
+    return {
+        "b_meter": state.meter,
+        "b_has_last": state.has_last,
+        "b_last_counter": state.last_counter,
+        "b_last_timestamp": state.last_timestamp,
+        "b_last_exported_wh": state.last_exported_wh,
+        "b_last_imported_wh": state.last_imported_wh,
+    }
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -162,24 +188,15 @@ class Store:
         accepted: Sequence[StoredReading],
         states: Sequence[MeterState],
     ) -> None:
-        """Stores accepted readings and the meters' new last readings in one transaction."""
+        """Stores accepted readings and the meters' new last readings in one transaction (one
+        statement per table, each with many rows)."""
         async with self.engine.begin() as conn:
             if new_meters:
                 await conn.execute(meters.insert(), [vars(m) for m in new_meters])
             if accepted:
                 await conn.execute(readings.insert(), [vars(r) for r in accepted])
-            for state in states:
-                await conn.execute(
-                    update(meters)
-                    .where(meters.c.meter == state.meter)
-                    .values(
-                        has_last=state.has_last,
-                        last_counter=state.last_counter,
-                        last_timestamp=state.last_timestamp,
-                        last_exported_wh=state.last_exported_wh,
-                        last_imported_wh=state.last_imported_wh,
-                    )
-                )
+            if states:
+                await conn.execute(_ADVANCE, [_advance_params(s) for s in states])
 
     async def due(
         self, threshold_wh: int, oldest_before: float, limit: int, forced: Set[str] = frozenset()

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from solders.pubkey import Pubkey
 
@@ -20,7 +21,7 @@ from nishati_client.readings import (
     Reading,
     ReadingError,
     SignedReading,
-    check,
+    check_progress,
     verify_signature,
 )
 from nishati_oracle.ingest import Outcome, Reason, Status, Submission
@@ -126,11 +127,43 @@ def _last(state: MeterState) -> LastReading | None:
     )
 
 
+@dataclass
+class _Checked:
+    """A submission past the checks that need no meter state: its decoded reading."""
+
+    submission: Submission
+    key: str
+    reading: Reading
+
+
+@dataclass
+class _Job:
+    """One :meth:`ReadingPipeline.submit` waiting for the commit of the group it joined."""
+
+    items: list[_Checked | Outcome]
+    # Chain lookups made before queueing, for meters not yet stored; an error is the chain's.
+    found: dict[str, MeterInfo | None | NishatiClientError]
+    now: int
+    future: asyncio.Future[list[Outcome]]
+
+    @property
+    def size(self) -> int:
+        return len(self.items)
+
+
 class ReadingPipeline:
     """Verifies batches of readings and stores the accepted ones before answering.
 
-    Batches run one at a time (a lock): each reading is checked against its meter's last
-    accepted one, which the batch before may just have moved.
+    Each :meth:`submit` first makes the checks that need no meter state (format, market,
+    signature) and the lookups that may wait (a meter's stored row, a new meter's chain
+    account), then joins a queue. One writer task takes everything queued (group commit):
+    checks each reading in queue order against its meter's last accepted one (which a reading
+    before it in the group may just have moved), stores the group's accepted readings in one
+    transaction, and only then answers every submit of the group. A failed transaction fails
+    every submit of its group, and nothing of it is remembered as accepted.
+
+    The last accepted reading of each meter is kept in memory as last committed: only this
+    pipeline moves it, and only after its transaction committed.
     """
 
     def __init__(
@@ -141,6 +174,7 @@ class ReadingPipeline:
         registry: MeterRegistry,
         metrics: Metrics,
         chain_clock: ChainClock,
+        max_group_readings: int | None = None,
     ) -> None:
         self.settings = settings
         self.market = market
@@ -148,12 +182,23 @@ class ReadingPipeline:
         self.registry = registry
         self.metrics = metrics
         self.chain_clock = chain_clock
-        self._lock = asyncio.Lock()
+        # A group takes whole submits up to this many readings (always at least one submit).
+        self.max_group_readings = max_group_readings or settings.max_batch_readings
+        self._states: dict[str, MeterState] = {}
+        self._queue: deque[_Job] = deque()
+        self._writer: asyncio.Task[None] | None = None
+        self.groups = 0
 
     async def submit(self, batch: Sequence[Submission]) -> list[Outcome]:
         started = time.perf_counter()
-        async with self._lock:
-            outcomes = await self._submit(batch)
+        now = await self.chain_clock.now()
+        items = [self._stateless(submission) for submission in batch]
+        found = await self._prepare(items)
+        job = _Job(items, found, now, asyncio.get_running_loop().create_future())
+        self._queue.append(job)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write(), name="reading-writer")
+        outcomes = await job.future
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
         for outcome in outcomes:
             if outcome.status is Status.accepted:
@@ -164,101 +209,198 @@ class ReadingPipeline:
                 self.metrics.rejected.labels(str(outcome.reason)).inc()
         return outcomes
 
-    async def _submit(self, batch: Sequence[Submission]) -> list[Outcome]:
-        now = await self.chain_clock.now()
-        keys = {str(s.meter) for s in batch}
-        states = await self.store.meter_states(keys)
-        new_states: dict[str, MeterState] = {}
-        changed: dict[str, MeterState] = {}
-        accepted: list[StoredReading] = []
-        outcomes: list[Outcome] = []
-        for submission in batch:
-            key = str(submission.meter)
-            state = states.get(key) or new_states.get(key)
-            if state is None:
-                try:
-                    info = await self.registry.lookup(submission.meter)
-                except NishatiClientError as e:
-                    # A meter never seen before needs the chain; the others never wait for it.
-                    outcomes.append(Outcome(Status.rejected, Reason.ChainUnavailable, None, str(e)))
-                    continue
-                if info is not None:
-                    state = new_states[key] = _state_from_chain(submission.meter, info)
-            outcome, reading = await self._check(submission, state, now, accepted)
-            outcomes.append(outcome)
-            if reading is None or state is None:
-                continue
-            accepted.append(
-                StoredReading(
-                    key,
-                    reading.counter,
-                    reading.timestamp,
-                    reading.exported_wh,
-                    reading.imported_wh,
-                    submission.message,
-                    submission.signature,
-                    time.time(),
-                )
-            )
-            state.has_last = True
-            state.last_counter = reading.counter
-            state.last_timestamp = reading.timestamp
-            state.last_exported_wh = reading.exported_wh
-            state.last_imported_wh = reading.imported_wh
-            if key not in new_states:
-                changed[key] = state
-        if accepted or new_states:
-            await self.store.accept(list(new_states.values()), accepted, list(changed.values()))
-        return outcomes
-
-    async def _check(
-        self,
-        submission: Submission,
-        state: MeterState | None,
-        now: int,
-        batch: Sequence[StoredReading],
-    ) -> tuple[Outcome, Reading | None]:
-        def rejected(reason: Reason, detail: str) -> tuple[Outcome, None]:
-            return Outcome(Status.rejected, reason, None, detail), None
-
+    def _stateless(self, submission: Submission) -> _Checked | Outcome:
+        """The checks that need no meter state, in the order the chain makes them."""
         try:
             signed = SignedReading(submission.message, submission.signature, submission.meter)
             reading = Reading.decode(submission.message)
             if reading.market != self.market:
-                return rejected(Reason.ReadingForAnotherMarket, f"market {reading.market}")
+                return _rejected(Reason.ReadingForAnotherMarket, f"market {reading.market}")
             verify_signature(signed)
         except ReadingError as e:
-            return rejected(Reason(e.name), str(e))
+            return _rejected(Reason(e.name), str(e))
         except ValueError as e:
-            return rejected(Reason.MalformedSubmission, str(e))
-        if state is None:
-            return rejected(Reason.UnknownMeter, f"{submission.meter} is not a registered meter")
-        if max(reading.counter, reading.exported_wh, reading.imported_wh) > MAX_STORED_VALUE:
-            return rejected(Reason.MalformedSubmission, "values beyond 2^63 - 1")
-        if state.has_last and reading.counter <= state.last_counter:
-            earlier = next(
-                (r for r in batch if r.meter == state.meter and r.counter == reading.counter),
-                None,
-            ) or await self.store.stored(state.meter, reading.counter)
-            if earlier is not None and earlier.message == submission.message:
-                return Outcome(Status.duplicate, None, reading.counter), None
+            return _rejected(Reason.MalformedSubmission, str(e))
+        return _Checked(submission, str(submission.meter), reading)
+
+    async def _prepare(
+        self, items: Sequence[_Checked | Outcome]
+    ) -> dict[str, MeterInfo | None | NishatiClientError]:
+        """Loads the stored rows of meters not in memory yet, and looks up on chain the meters
+        with none, outside the writer: the others never wait for the chain."""
+        missing = {i.key for i in items if isinstance(i, _Checked) and i.key not in self._states}
+        if not missing:
+            return {}
+        for key, state in (await self.store.meter_states(missing)).items():
+            # A commit since the query may have moved it further: the newer stays.
+            self._states.setdefault(key, state)
+        found: dict[str, MeterInfo | None | NishatiClientError] = {}
+        for item in items:
+            if not isinstance(item, _Checked) or item.key in self._states or item.key in found:
+                continue
+            try:
+                found[item.key] = await self.registry.lookup(item.submission.meter)
+            except NishatiClientError as e:
+                found[item.key] = e
+        return found
+
+    async def _write(self) -> None:
+        """Commits groups while submits are queued; the next submit starts a new writer."""
         try:
-            check(
-                submission.message,
-                self.market,
+            while self._queue:
+                group = [self._queue.popleft()]
+                size = group[0].size
+                while self._queue and size + self._queue[0].size <= self.max_group_readings:
+                    size += self._queue[0].size
+                    group.append(self._queue.popleft())
+                try:
+                    answers = await self._commit(group)
+                except Exception as e:
+                    for job in group:
+                        if not job.future.done():
+                            job.future.set_exception(e)
+                    continue
+                for job, outcomes in zip(group, answers, strict=True):
+                    if not job.future.done():
+                        job.future.set_result(outcomes)
+        finally:
+            self._writer = None
+            # Cancelled (the loop is closing): nobody is left waiting forever.
+            while self._queue:
+                job = self._queue.popleft()
+                if not job.future.done():
+                    job.future.set_exception(RuntimeError("the reading writer stopped"))
+
+    async def _commit(self, group: Sequence[_Job]) -> list[list[Outcome]]:
+        """Every reading of the group against its meter's state, then one transaction."""
+        keys = {i.key for job in group for i in job.items if isinstance(i, _Checked)}
+        unloaded = [
+            k for k in keys if k not in self._states and not any(k in j.found for j in group)
+        ]
+        if unloaded:  # a meter no submit looked up (e.g. after a failed group): read it now
+            for key, row in (await self.store.meter_states(unloaded)).items():
+                self._states.setdefault(key, row)
+        working: dict[str, MeterState] = {}
+        new_states: dict[str, MeterState] = {}
+        changed: set[str] = set()
+        accepted: list[StoredReading] = []
+        stored_now: dict[tuple[str, int], bytes] = {}
+        answers: list[list[Outcome]] = []
+        for job in group:
+            outcomes: list[Outcome] = []
+            for item in job.items:
+                if isinstance(item, Outcome):
+                    outcomes.append(item)
+                    continue
+                key = item.key
+                state = await self._state(item, job, working, new_states)
+                if isinstance(state, NishatiClientError):
+                    # A meter never seen before needs the chain; send it again later.
+                    outcomes.append(
+                        Outcome(Status.rejected, Reason.ChainUnavailable, None, str(state))
+                    )
+                    continue
+                outcome = await self._check(item, state, job.now, stored_now)
+                outcomes.append(outcome)
+                if outcome.status is not Status.accepted or state is None:
+                    continue
+                reading, submission = item.reading, item.submission
+                accepted.append(
+                    StoredReading(
+                        key,
+                        reading.counter,
+                        reading.timestamp,
+                        reading.exported_wh,
+                        reading.imported_wh,
+                        submission.message,
+                        submission.signature,
+                        time.time(),
+                    )
+                )
+                stored_now[(key, reading.counter)] = submission.message
+                state.has_last = True
+                state.last_counter = reading.counter
+                state.last_timestamp = reading.timestamp
+                state.last_exported_wh = reading.exported_wh
+                state.last_imported_wh = reading.imported_wh
+                if key not in new_states:
+                    changed.add(key)
+            answers.append(outcomes)
+        if accepted or new_states:
+            moved = [working[key] for key in changed]
+            await self.store.accept(list(new_states.values()), accepted, moved)
+            self._states.update(working)
+        self.groups += 1
+        return answers
+
+    async def _state(
+        self,
+        item: _Checked,
+        job: _Job,
+        working: dict[str, MeterState],
+        new_states: dict[str, MeterState],
+    ) -> MeterState | None | NishatiClientError:
+        """The meter's state within the group being checked (a copy: the committed one moves
+        only once the group is stored), ``None`` for an unknown meter, or the chain's error
+        for a meter it could not look up."""
+        key = item.key
+        state = working.get(key)
+        if state is not None:
+            return state
+        known = self._states.get(key)
+        if known is not None:
+            state = working[key] = replace(known)
+            return state
+        if key in job.found:
+            info = job.found[key]
+        else:
+            try:
+                info = await self.registry.lookup(item.submission.meter)
+            except NishatiClientError as e:
+                return e
+        if info is None or isinstance(info, NishatiClientError):
+            return info
+        state = working[key] = new_states[key] = _state_from_chain(item.submission.meter, info)
+        return state
+
+    async def _check(
+        self,
+        item: _Checked,
+        state: MeterState | None,
+        now: int,
+        stored_now: dict[tuple[str, int], bytes],
+    ) -> Outcome:
+        """The checks against the meter's last accepted reading."""
+        reading, submission = item.reading, item.submission
+        if state is None:
+            return _rejected(Reason.UnknownMeter, f"{submission.meter} is not a registered meter")
+        if max(reading.counter, reading.exported_wh, reading.imported_wh) > MAX_STORED_VALUE:
+            return Outcome(
+                Status.rejected, Reason.MalformedSubmission, None, "values beyond 2^63 - 1"
+            )
+        if state.has_last and reading.counter <= state.last_counter:
+            earlier = stored_now.get((state.meter, reading.counter))
+            if earlier is None:
+                row = await self.store.stored(state.meter, reading.counter)
+                earlier = None if row is None else row.message
+            if earlier == submission.message:
+                return Outcome(Status.duplicate, None, reading.counter)
+        try:
+            check_progress(
+                reading,
                 _last(state),
                 now,
                 max_skew=self.settings.max_clock_skew_secs,
                 not_before=state.last_timestamp,
             )
         except ReadingError as e:
-            return rejected(Reason(e.name), str(e))
+            return _rejected(Reason(e.name), str(e))
         if state.has_last and not self._plausible(reading, state):
-            return rejected(
+            return _rejected(
                 Reason.ImplausiblePower,
                 f"more than {self.settings.max_power_w} W since the last reading",
             )
-        return Outcome(Status.accepted, None, reading.counter), reading
+        return Outcome(Status.accepted, None, reading.counter)
 
     def _plausible(self, reading: Reading, state: MeterState) -> bool:
         """The energy since the last reading, over the time since, stays under the power a
@@ -269,3 +411,7 @@ class ReadingPipeline:
             reading.imported_wh - state.last_imported_wh,
         )
         return energy * 3_600 <= self.settings.max_power_w * elapsed
+
+
+def _rejected(reason: Reason, detail: str) -> Outcome:
+    return Outcome(Status.rejected, reason, None, detail)

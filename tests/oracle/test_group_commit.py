@@ -1,0 +1,146 @@
+"""Group commit: submits that arrive while a transaction is being stored share the next one, and
+none is answered before its readings are durable. On both databases."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from nishati_client.readings import Reading, SignedReading
+from nishati_oracle.ingest import Status, Submission
+from nishati_oracle.store import MeterState, Store, StoredReading
+from tests.oracle.world import OracleWorld
+
+
+def submission(signed: SignedReading) -> Submission:
+    return Submission(signed.message, signed.signature, signed.meter)
+
+
+class GatedStore:
+    """Wraps ``Store.accept``: each call waits for ``gate``, then stores, or fails while
+    ``failures_left``; records what each call carried and what is committed."""
+
+    def __init__(self, store: Store) -> None:
+        self.real = store.accept
+        self.gate = asyncio.Event()
+        self.entered = asyncio.Event()
+        self.calls: list[list[int]] = []
+        self.committed: set[tuple[str, int]] = set()
+        self.failures_left = 0
+
+    async def accept(
+        self,
+        new_meters: Sequence[MeterState],
+        accepted: Sequence[StoredReading],
+        states: Sequence[MeterState],
+    ) -> None:
+        self.calls.append([r.counter for r in accepted])
+        self.entered.set()
+        await self.gate.wait()
+        if self.failures_left:
+            self.failures_left -= 1
+            raise ConnectionError("the database went away")
+        await self.real(new_meters, accepted, states)
+        self.committed.update((r.meter, r.counter) for r in accepted)
+
+
+async def test_concurrent_submits_share_a_commit_and_are_answered_once_stored(
+    world: OracleWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = world.services.pipeline
+    a, b = await world.member(), await world.member()
+    now = await world.market.now()
+    # Known to the pipeline first: the submits below need no chain lookup.
+    await pipeline.submit([submission(a.meter.read(now)), submission(b.meter.read(now))])
+    gated = GatedStore(world.services.store)
+    monkeypatch.setattr(world.services.store, "accept", gated.accept)
+
+    a2 = a.meter.read(now + 60)
+    first = asyncio.create_task(pipeline.submit([submission(a2)]))
+    await asyncio.wait_for(gated.entered.wait(), 5)
+    # These arrive while the first is being stored: one group, one transaction.
+    a3, b2 = a.meter.read(now + 120), b.meter.read(now + 60)
+    rest = [
+        asyncio.create_task(pipeline.submit([submission(a3)])),
+        asyncio.create_task(pipeline.submit([submission(b2)])),
+        # Sent again within the same group: a duplicate, not stored twice.
+        asyncio.create_task(pipeline.submit([submission(b2)])),
+    ]
+    await asyncio.sleep(0.05)
+    assert not first.done()
+    assert not any(t.done() for t in rest)
+
+    early: list[str] = []
+
+    def answered_only_once_stored(signed: SignedReading) -> Callable[[object], None]:
+        def check(_: object) -> None:
+            counter = Reading.decode(signed.message).counter
+            if (str(signed.meter), counter) not in gated.committed:
+                early.append(f"{signed.meter} {counter}")
+
+        return check
+
+    for task, signed in zip((first, *rest), (a2, a3, b2, b2), strict=True):
+        task.add_done_callback(answered_only_once_stored(signed))
+    gated.gate.set()
+    results = [await first, *await asyncio.gather(*rest)]
+    assert [[o.status for o in r] for r in results] == [
+        [Status.accepted],
+        [Status.accepted],
+        [Status.accepted],
+        [Status.duplicate],
+    ]
+    assert not early
+    assert gated.calls == [[2], [3, 2]]
+    stored = await world.services.store.meter_states([str(a.meter.public_key)])
+    assert stored[str(a.meter.public_key)].last_counter == 3
+    assert await world.services.store.unattested_count() == 5
+
+
+async def test_a_failed_commit_fails_every_submit_of_its_group_and_remembers_nothing(
+    world: OracleWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = world.services.pipeline
+    a, b = await world.member(), await world.member()
+    now = await world.market.now()
+    await pipeline.submit([submission(a.meter.read(now)), submission(b.meter.read(now))])
+    gated = GatedStore(world.services.store)
+    monkeypatch.setattr(world.services.store, "accept", gated.accept)
+    gated.failures_left = 2
+
+    first = asyncio.create_task(pipeline.submit([submission(a.meter.read(now + 60))]))
+    await asyncio.wait_for(gated.entered.wait(), 5)
+    a3, b2 = a.meter.read(now + 120), b.meter.read(now + 60)
+    group = [asyncio.create_task(pipeline.submit([submission(r)])) for r in (a3, b2)]
+    await asyncio.sleep(0.05)
+    gated.gate.set()
+    with pytest.raises(ConnectionError):
+        await first
+    for task in group:
+        with pytest.raises(ConnectionError):
+            await task
+    assert gated.calls == [[2], [3, 2]]
+    assert not gated.committed
+    assert await world.services.store.unattested_count() == 2
+    # Nothing of the failed groups moved a meter on: the same readings are accepted now.
+    again = await pipeline.submit([submission(a3), submission(b2)])
+    assert [o.status for o in again] == [Status.accepted, Status.accepted]
+    assert await world.services.store.unattested_count() == 4
+
+
+async def test_a_failed_commit_answers_nothing_over_http(
+    world: OracleWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    member = await world.member()
+    now = await world.market.now()
+    gated = GatedStore(world.services.store)
+    gated.gate.set()
+    gated.failures_left = 1
+    monkeypatch.setattr(world.services.store, "accept", gated.accept)
+    with pytest.raises(ConnectionError):
+        await world.post(member.meter.read(now))
+    assert await world.services.store.unattested_count() == 0
+    metrics = (await world.http.get("/metrics")).text
+    assert "nishati_readings_accepted_total 0.0" in metrics
