@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence, Set
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,14 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    create_engine,
     event,
     func,
     select,
     text,
     update,
 )
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -139,6 +142,20 @@ def _advance_params(state: MeterState) -> dict[str, Any]:
     }
 
 
+def _accept(
+    conn: Connection,
+    new_meters: list[dict[str, Any]],
+    accepted: list[dict[str, Any]],
+    advances: list[dict[str, Any]],
+) -> None:
+    if new_meters:
+        conn.execute(meters.insert(), new_meters)
+    if accepted:
+        conn.execute(readings.insert(), accepted)
+    if advances:
+        conn.execute(_ADVANCE, advances)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -148,21 +165,39 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
 
 
 class Store:
-    """Async access to the oracle's tables."""
+    """Async access to the oracle's tables.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    On SQLite, accepted readings are written by a synchronous engine on a thread of its own,
+    one hand-over per transaction: through aiosqlite every statement (begin, each insert,
+    commit, the pool's checks) is a hand-over to its thread and back, and each waits for the
+    event loop's thread to let go of the GIL.
+    """
+
+    def __init__(self, engine: AsyncEngine, writer: Engine | None = None) -> None:
         self.engine = engine
+        self._writer = writer
+        self._writer_thread = (
+            None if writer is None else ThreadPoolExecutor(1, thread_name_prefix="store-writer")
+        )
 
     @classmethod
     async def open(cls, url: str) -> Store:
         """Connects, and brings the schema to the newest migration."""
         engine = create_async_engine(url, pool_pre_ping=True)
+        writer = None
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            writer = create_engine(make_url(url).set(drivername="sqlite+pysqlite"))
+            event.listen(writer, "connect", _sqlite_pragmas)
         await asyncio.to_thread(migrate, url)
-        return cls(engine)
+        return cls(engine, writer)
 
     async def close(self) -> None:
+        if self._writer is not None and self._writer_thread is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                self._writer_thread, self._writer.dispose
+            )
+            self._writer_thread.shutdown()
         await self.engine.dispose()
 
     async def ping(self) -> None:
@@ -189,14 +224,21 @@ class Store:
         states: Sequence[MeterState],
     ) -> None:
         """Stores accepted readings and the meters' new last readings in one transaction (one
-        statement per table, each with many rows)."""
+        statement per table, each with many rows); returns once it is committed."""
+        new_rows = [vars(m) for m in new_meters]
+        reading_rows = [vars(r) for r in accepted]
+        advances = [_advance_params(s) for s in states]
+        if self._writer is not None and self._writer_thread is not None:
+            writer = self._writer
+
+            def store() -> None:
+                with writer.begin() as conn:
+                    _accept(conn, new_rows, reading_rows, advances)
+
+            await asyncio.get_running_loop().run_in_executor(self._writer_thread, store)
+            return
         async with self.engine.begin() as conn:
-            if new_meters:
-                await conn.execute(meters.insert(), [vars(m) for m in new_meters])
-            if accepted:
-                await conn.execute(readings.insert(), [vars(r) for r in accepted])
-            if states:
-                await conn.execute(_ADVANCE, [_advance_params(s) for s in states])
+            await conn.run_sync(_accept, new_rows, reading_rows, advances)
 
     async def due(
         self, threshold_wh: int, oldest_before: float, limit: int, forced: Set[str] = frozenset()
