@@ -1,7 +1,9 @@
 """The oracle's durable state: every verified reading, and each meter's progress.
 
 SQLite (WAL, synchronous=FULL: a commit survives a crash) by default, PostgreSQL by URL; the
-schema is created and upgraded by Alembic (``migrations/``). All access is SQLAlchemy Core.
+schema is created and upgraded by Alembic (``migrations/``). All access is SQLAlchemy Core;
+on SQLite, the statements that store accepted readings are compiled from it once and run on
+the driver's connection (:class:`_SqliteWriter`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -164,21 +166,93 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
+class _SqliteWriter:
+    """Stores accepted readings in SQLite from a thread of its own: one hand-over per
+    transaction. Through aiosqlite every statement (the pool's ping and reset, begin, each
+    insert, commit) is a hand-over to its thread and back, each waiting for the event loop's
+    thread to let go of the GIL; and SQLAlchemy's execution costs more than SQLite itself for a
+    small transaction. So the three statements are compiled from the Core tables once and run
+    with ``executemany`` on one driver connection, kept by the thread."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(make_url(url).set(drivername="sqlite+pysqlite"))
+        event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
+        self._connection: Any = None  # the driver's, made and used on the thread only
+        dialect = self.engine.dialect
+        self._insert_meter = _positional(
+            meters.insert().values({c.name: bindparam(c.name) for c in meters.c}), dialect
+        )
+        fields = list(StoredReading.__dataclass_fields__)
+        self._insert_reading = _positional(
+            readings.insert().values({name: bindparam(name) for name in fields}), dialect
+        )
+        self._advance = _positional(_ADVANCE, dialect)
+
+    async def accept(
+        self,
+        new_meters: Sequence[MeterState],
+        accepted: Sequence[StoredReading],
+        states: Sequence[MeterState],
+    ) -> None:
+        rows = [
+            (self._insert_meter, [self._insert_meter.values(vars(m)) for m in new_meters]),
+            (self._insert_reading, [self._insert_reading.values(vars(r)) for r in accepted]),
+            (self._advance, [self._advance.values(_advance_params(s)) for s in states]),
+        ]
+        await asyncio.get_running_loop().run_in_executor(self.thread, self._store, rows)
+
+    def _store(self, statements: list[tuple[_Positional, list[tuple[Any, ...]]]]) -> None:
+        if self._connection is None:
+            self._connection = self.engine.raw_connection()
+        connection = self._connection
+        cursor = connection.cursor()
+        try:
+            for statement, rows in statements:
+                if rows:
+                    cursor.executemany(statement.sql, rows)
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            cursor.close()
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.thread, self._close)
+        self.thread.shutdown()
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+        self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class _Positional:
+    """A statement compiled for a positional driver, and the order of its parameters."""
+
+    sql: str
+    names: tuple[str, ...]
+
+    def values(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(params[name] for name in self.names)
+
+
+def _positional(statement: Any, dialect: Any) -> _Positional:
+    compiled = statement.compile(dialect=dialect)
+    if compiled.positiontup is None:
+        raise ValueError(f"{dialect.name} is not a positional driver")
+    return _Positional(str(compiled), tuple(compiled.positiontup))
+
+
 class Store:
-    """Async access to the oracle's tables.
+    """Async access to the oracle's tables."""
 
-    On SQLite, accepted readings are written by a synchronous engine on a thread of its own,
-    one hand-over per transaction: through aiosqlite every statement (begin, each insert,
-    commit, the pool's checks) is a hand-over to its thread and back, and each waits for the
-    event loop's thread to let go of the GIL.
-    """
-
-    def __init__(self, engine: AsyncEngine, writer: Engine | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, writer: _SqliteWriter | None = None) -> None:
         self.engine = engine
         self._writer = writer
-        self._writer_thread = (
-            None if writer is None else ThreadPoolExecutor(1, thread_name_prefix="store-writer")
-        )
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -187,17 +261,13 @@ class Store:
         writer = None
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-            writer = create_engine(make_url(url).set(drivername="sqlite+pysqlite"))
-            event.listen(writer, "connect", _sqlite_pragmas)
+            writer = _SqliteWriter(url)
         await asyncio.to_thread(migrate, url)
         return cls(engine, writer)
 
     async def close(self) -> None:
-        if self._writer is not None and self._writer_thread is not None:
-            await asyncio.get_running_loop().run_in_executor(
-                self._writer_thread, self._writer.dispose
-            )
-            self._writer_thread.shutdown()
+        if self._writer is not None:
+            await self._writer.close()
         await self.engine.dispose()
 
     async def ping(self) -> None:
@@ -225,18 +295,12 @@ class Store:
     ) -> None:
         """Stores accepted readings and the meters' new last readings in one transaction (one
         statement per table, each with many rows); returns once it is committed."""
+        if self._writer is not None:
+            await self._writer.accept(new_meters, accepted, states)
+            return
         new_rows = [vars(m) for m in new_meters]
         reading_rows = [vars(r) for r in accepted]
         advances = [_advance_params(s) for s in states]
-        if self._writer is not None and self._writer_thread is not None:
-            writer = self._writer
-
-            def store() -> None:
-                with writer.begin() as conn:
-                    _accept(conn, new_rows, reading_rows, advances)
-
-            await asyncio.get_running_loop().run_in_executor(self._writer_thread, store)
-            return
         async with self.engine.begin() as conn:
             await conn.run_sync(_accept, new_rows, reading_rows, advances)
 
