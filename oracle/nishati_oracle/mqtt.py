@@ -16,9 +16,11 @@ Why it is built the way it is:
   restarts. Two oracles must not share a client id (the broker would drop one for the other).
 - **Backpressure from the broker.** Receive Maximum caps the unacknowledged messages the broker
   sends, and so the asyncio queue, which holds nothing but unacknowledged messages.
-- **paho's thread never waits.** ``on_message`` only hands the message to the event loop
-  (``call_soon_threadsafe``); one task drains the queue in batches, in arrival order, so a meter's
-  readings reach the pipeline in the order it sent them.
+- **paho's thread never waits.** ``on_message`` only appends the message to an inbox and, unless
+  a wake-up is already on its way, wakes the event loop (``call_soon_threadsafe``), which moves
+  everything in the inbox to its queue at once: a burst costs one wake-up, not one a message.
+  One task drains the queue in batches, in arrival order, so a meter's readings reach the
+  pipeline in the order it sent them.
 - **Reconnects by itself.** paho's loop reconnects with exponential backoff, and ``on_connect``
   subscribes every time: a broker restarted without its sessions gets the subscription back.
 - **Rejects are published, not dropped.** A reading the pipeline refuses, or one whose topic or
@@ -40,7 +42,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -224,6 +226,9 @@ class MqttIngest:
         self._client: paho.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[_Inbound] = asyncio.Queue()
+        # Filled by paho's thread, emptied into _queue on the loop (deque: thread-safe ends).
+        self._inbox: deque[_Inbound] = deque()
+        self._wakeup_pending = False
         self._consumer: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._epoch = 0
@@ -241,6 +246,8 @@ class MqttIngest:
         self._loop = asyncio.get_running_loop()
         self._stopping = False
         self._queue = asyncio.Queue()
+        self._inbox.clear()
+        self._wakeup_pending = False
         self._consumer = asyncio.create_task(self._consume(), name="mqtt-ingest")
         self._consumer.add_done_callback(self._consumer_ended)
         client = paho.Client(
@@ -313,7 +320,7 @@ class MqttIngest:
     @property
     def queue_depth(self) -> int:
         """Messages received and not yet handed to the pipeline."""
-        return self._queue.qsize()
+        return self._queue.qsize() + len(self._inbox)
 
     async def wait_connected(self, timeout_secs: float) -> bool:
         """Whether the subscription is in place within ``timeout_secs``."""
@@ -389,7 +396,18 @@ class MqttIngest:
         inbound = _Inbound(
             topic, bytes(message.payload), message.mid, message.qos, self._epoch, time.monotonic()
         )
-        self._to_loop(self._queue.put_nowait, inbound)
+        self._inbox.append(inbound)
+        if not self._wakeup_pending:
+            self._wakeup_pending = True
+            self._to_loop(self._take_inbox)
+
+    def _take_inbox(self) -> None:
+        """On the loop: everything paho's thread appended since the last wake-up, in order.
+        The flag drops first: a message appended after it asks for a wake-up of its own."""
+        self._wakeup_pending = False
+        inbox, queue = self._inbox, self._queue
+        while inbox:
+            queue.put_nowait(inbox.popleft())
 
     # The event loop: batches into the pipeline
 
