@@ -15,7 +15,8 @@ validator and the broker share the other core. Measured, beside the issue's targ
 3. the same over MQTT, QoS 1, one publisher (the simulator's transport), until every reading is
    in the oracle's database;
 4. request latency at a fixed 500 readings/s, open loop: a request's latency runs from when it
-   was due, so an oracle that falls behind is not hidden by a client that waits for it;
+   was due, so an oracle that falls behind is not hidden by a client that waits for it; and
+   the same over MQTT, one message a reading as meters send them, until each is stored;
 5. readings attested on chain per second by the oracle's batcher, and readings per transaction;
 6. the oracle's resident memory once it has seen readings from every meter.
 
@@ -114,6 +115,8 @@ class Scale:
     mqtt_rounds: int
     # Fixed rate: (readings per POST, seconds) runs at TARGET_LATENCY_RATE readings/s.
     latency_runs: tuple[tuple[int, float], ...]
+    # Fixed rate over MQTT, one message a reading as meters send them: seconds.
+    mqtt_latency_secs: float
     attest_readings: int
 
 
@@ -126,6 +129,7 @@ FULL = Scale(
     single_posts=3_000,
     mqtt_rounds=5,
     latency_runs=((1, 30.0), (10, 30.0)),
+    mqtt_latency_secs=30.0,
     attest_readings=300,
 )
 QUICK = Scale(
@@ -137,6 +141,7 @@ QUICK = Scale(
     single_posts=1_000,
     mqtt_rounds=3,
     latency_runs=((1, 5.0), (10, 5.0)),
+    mqtt_latency_secs=5.0,
     attest_readings=30,
 )
 
@@ -697,6 +702,69 @@ async def publish_all(
         await transport.close()
 
 
+async def mqtt_fixed_rate(
+    broker: Mosquitto, market: Pubkey, readings: list[SignedReading], database: Path
+) -> Sent:
+    """Publishes one message a reading at TARGET_LATENCY_RATE readings/s, open loop, and
+    watches the oracle's database (every few ms, read-only) for each to be stored: a reading's
+    latency runs from when it was due to be published until its row is committed, which is
+    when the oracle acknowledges it to the broker. Readings not stored LATENCY_GRACE_SECS
+    after the last was due are given up, as in :func:`fixed_rate`."""
+    tally = Tally()
+    transport = MqttTransport(
+        broker.settings(market, TOPIC_ROOT),
+        market,
+        {r.meter for r in readings},
+        tally,
+        settle_secs=0,
+    )
+    sent = Sent(readings=len(readings))
+    due: dict[tuple[str, int], float] = {}
+    loop = asyncio.get_running_loop()
+    await transport.connect()
+    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        last_id = stored_rows(database)
+        done = asyncio.Event()
+
+        async def watch() -> None:
+            nonlocal last_id
+            while not done.is_set() or due:
+                rows = db.execute(
+                    "SELECT id, meter, counter FROM readings WHERE id > ?", (last_id,)
+                ).fetchall()
+                now = loop.time()
+                for row_id, meter, counter in rows:
+                    last_id = max(last_id, row_id)
+                    when = due.pop((meter, counter), None)
+                    if when is not None:
+                        sent.latencies.append(now - when)
+                        sent.accepted += 1
+                await asyncio.sleep(0.002)
+
+        watcher = asyncio.create_task(watch())
+        start = loop.time() + 0.05
+        for i, signed in enumerate(readings):
+            when = start + i / TARGET_LATENCY_RATE
+            wait = when - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            sent.lag = max(sent.lag, loop.time() - when)
+            due[(str(signed.meter), Reading.decode(signed.message).counter)] = when
+            await transport.send([signed])
+        done.set()
+        try:
+            await asyncio.wait_for(watcher, LATENCY_GRACE_SECS)
+        except TimeoutError:
+            now = loop.time()
+            sent.unanswered = [now - when for when in due.values()]
+        sent.refused.update({k: v for k, v in tally.rejected.items()})
+        return sent
+    finally:
+        db.close()
+        await transport.close()
+
+
 async def broker_up(oracle: Oracle, client: httpx.AsyncClient, within_secs: float = 20) -> bool:
     """Whether the oracle reports its broker connection ready."""
     deadline = time.monotonic() + within_secs
@@ -906,6 +974,26 @@ async def mqtt(
         f"{used / secs:.0%}, {used / max(stored, 1) * 1e6:,.0f} µs a reading"
         + ("" if stored == total else f"; only {stored:,} of {total:,} stored")
         + (f"; refused: {dict(tally.rejected)}" if tally.rejected else ""),
+    )
+    secs = scale.mqtt_latency_secs
+    count = int(TARGET_LATENCY_RATE * secs)
+    timed = [homes[i % len(homes)].read() for i in range(count)]
+    cpu, started = oracle.cpu_secs(), time.perf_counter()
+    with oracle.profiled("mqtt-latency"):
+        sent = await mqtt_fixed_rate(broker, market, timed, database)
+    busy = (oracle.cpu_secs() - cpu) / (time.perf_counter() - started)
+    everything = [(t, False) for t in sent.latencies] + [(t, True) for t in sent.unanswered]
+    p50, p99 = (censored_percentile(everything, p) for p in (50, 99))
+    report.add(
+        f"latency at {TARGET_LATENCY_RATE} readings/s over MQTT, a message each, {secs:g} s",
+        f"p50 {p50}, p99 {p99}",
+        f"p99 < {TARGET_P99_MS:g} ms",
+        percentile([t for t, _ in everything], 99) * 1e3 < TARGET_P99_MS,
+        f"published to stored (when the oracle acknowledges it), seen by polling its "
+        f"database every 2 ms; {len(sent.latencies):,} of {count:,} stored"
+        + (f", {len(sent.unanswered):,} given up" if sent.unanswered else "")
+        + f"; oracle CPU {busy:.0%}; the publisher was at most {sent.lag * 1e3:,.0f} ms late"
+        + (f"; refused: {sent.problems()}" if sent.refused else ""),
     )
 
 
