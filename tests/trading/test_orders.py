@@ -4,7 +4,6 @@ stored, nothing reserved on chain, no payment asked for)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest

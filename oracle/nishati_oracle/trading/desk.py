@@ -43,6 +43,8 @@ MILLI_CENTS_PER_SHILLING = 100_000
 BASIS_POINTS = 10_000
 ACCOUNT_REFERENCE = "NISHATI"  # at most 12 characters
 TRANSACTION_DESC = "Solar energy"  # at most 13 characters
+# Longest an order request may take to open its trade on chain (sending retries included).
+OPEN_GRACE_SECS = 60.0
 
 
 class Refusal(StrEnum):
@@ -286,6 +288,7 @@ class TradeDesk:
             buyer_phone_hash=self.vault.commitment(phone).hex(),
             seller_phone=seller_phone,
             deadline=None,
+            give_up_at=None,
             merchant_request_id=None,
             checkout_request_id=None,
             mpesa_receipt=None,
@@ -295,7 +298,8 @@ class TradeDesk:
             payout_conversation_id=None,
             payout_receipt=None,
             queries=0,
-            next_check_at=now + self.settings.stk_query_after_secs,
+            # Until then the request itself finishes opening it; after, the worker does.
+            next_check_at=now + OPEN_GRACE_SECS,
             created_at=now,
             updated_at=now,
         )
@@ -320,14 +324,21 @@ class TradeDesk:
             # Whether it landed is unknown: the worker asks the chain and finishes the trade.
             raise TradeRefused(Refusal.ChainUnavailable, str(e), trade.id) from None
         on_chain = await self.client.trade(created.address)
-        await self.ledger.move(
+        opened = await self.ledger.move(
             trade.id,
             [TradeState.created],
             TradeState.opened,
             f"trade_open {created.outcome.signature}",
             deadline=on_chain.deadline,
+            # The same span by the oracle's own clock (a local validator's clock lags).
+            give_up_at=self.clock() + (on_chain.deadline - on_chain.created_at),
             chain_signature=str(created.outcome.signature),
         )
+        if not opened:
+            # The worker gave up on this order while the chain was slow: no payment is asked.
+            raise TradeRefused(
+                Refusal.ChainUnavailable, "the chain took too long; order withdrawn", trade.id
+            )
         found = await self.ledger.get(trade.id)
         assert found is not None
         return found

@@ -92,6 +92,7 @@ trades = Table(
     Column("buyer_phone_hash", String(64), nullable=False),
     Column("seller_phone", LargeBinary, nullable=False),
     Column("deadline", BigInteger, nullable=True),
+    Column("give_up_at", Float, nullable=True),
     Column("merchant_request_id", String(64), nullable=True),
     Column("checkout_request_id", String(64), nullable=True, unique=True),
     Column("mpesa_receipt", String(32), nullable=True, unique=True),
@@ -164,6 +165,7 @@ class TradeRecord:
     buyer_phone_hash: str
     seller_phone: bytes
     deadline: int | None
+    give_up_at: float | None
     merchant_request_id: str | None
     checkout_request_id: str | None
     mpesa_receipt: str | None

@@ -262,15 +262,16 @@ class PaymentWorker:
     # 2. Payments whose callback has not come
 
     async def query_payments(self) -> None:
-        chain_now: int | None = None
+        """Asks about payments whose callback is overdue, and gives up on those still open at
+        the trade's deadline. The oracle may cancel at any time, so it keeps the deadline by
+        its own clock (``give_up_at``): a local validator's clock only moves with its slots."""
         for trade in await self.ledger.due([TradeState.stk_sent, TradeState.opened]):
-            chain_now = chain_now or await cluster_time(self.client.chain)
             if trade.state is TradeState.stk_sent and trade.checkout_request_id is not None:
                 status = await self.gateway.query(trade.checkout_request_id)
                 if not status.pending:
                     await self._decide(trade, status, None)
                     continue
-            if trade.deadline is not None and chain_now > trade.deadline:
+            if trade.give_up_at is not None and self.clock() > trade.give_up_at:
                 await self.ledger.move(
                     trade.id,
                     [trade.state],
@@ -278,11 +279,14 @@ class PaymentWorker:
                     "no payment by the deadline",
                 )
                 continue
+            wait = backoff(trade.queries)
+            if trade.give_up_at is not None:
+                wait = max(0.0, min(wait, trade.give_up_at + 1 - self.clock()))
             await self.ledger.update(
                 trade.id,
                 trade.state,
                 queries=trade.queries + 1,
-                next_check_at=self.clock() + backoff(trade.queries),
+                next_check_at=self.clock() + wait,
             )
 
     # 3. Trades a crash left between the ledger and the chain

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("buyer_phone_hash", sa.String(64), nullable=False),
         sa.Column("seller_phone", sa.LargeBinary, nullable=False),
         sa.Column("deadline", sa.BigInteger, nullable=True),
+        sa.Column("give_up_at", sa.Float, nullable=True),
         sa.Column("merchant_request_id", sa.String(64), nullable=True),
         sa.Column("checkout_request_id", sa.String(64), nullable=True, unique=True),
         sa.Column("mpesa_receipt", sa.String(32), nullable=True, unique=True),
