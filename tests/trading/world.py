@@ -15,15 +15,6 @@ from typing import Any
 
 import httpx
 from nishati_daraja_sim.launcher import DarajaSimProcess
-from nishati_daraja_sim.settings import (
-    SANDBOX_PASSKEY,
-    TEST_B2C_SHORTCODE,
-    TEST_CERTIFICATE,
-    TEST_CONSUMER_KEY,
-    TEST_CONSUMER_SECRET,
-    TEST_INITIATOR_NAME,
-    TEST_INITIATOR_PASSWORD,
-)
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -31,10 +22,16 @@ from nishati_client.chain import RpcChain
 from nishati_client.config import ClientSettings
 from nishati_client.keys import write_keypair
 from nishati_client.market import MarketConfig
-from nishati_client.phone import commitment
 from nishati_client.program import NishatiClient
 from nishati_client.sandbox import Harness, Member, OpenMarket, fund, open_market
 from nishati_client.trading import Offer
+from nishati_oracle.trading.localday import (
+    as_environment,
+    enrol,
+    household,
+    oracle_database,
+    simulator_settings,
+)
 from tests.oracle.service import OracleProcess
 
 PHONE_SALT = bytes(range(32))
@@ -59,31 +56,23 @@ def market_config(deadline_secs: int) -> Any:
 
 
 def oracle_env(
-    rpc_url: str, market: OpenMarket, sim_url: str, tmp_path: Path, **extra: str
+    rpc_url: str, market: OpenMarket, sim_url: str, public_url: str, tmp_path: Path
 ) -> dict[str, str]:
     key = tmp_path / "oracle.json"
     write_keypair(key, market.oracle)
-    return {
-        "NISHATI_RPC_URL": rpc_url,
-        "NISHATI_MARKET": str(market.address),
-        "NISHATI_ORACLE_KEYPAIR": str(key),
-        "NISHATI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'oracle.db'}",
-        "NISHATI_PHONE_SALT": PHONE_SALT.hex(),
-        "NISHATI_PAYMENTS": "simulator",
-        "NISHATI_DARAJA_URL": sim_url,
-        "NISHATI_DARAJA_CONSUMER_KEY": TEST_CONSUMER_KEY,
-        "NISHATI_DARAJA_CONSUMER_SECRET": TEST_CONSUMER_SECRET,
-        "NISHATI_DARAJA_PASSKEY": SANDBOX_PASSKEY,
-        "NISHATI_DARAJA_B2C_SHORTCODE": TEST_B2C_SHORTCODE,
-        "NISHATI_DARAJA_INITIATOR_NAME": TEST_INITIATOR_NAME,
-        "NISHATI_DARAJA_INITIATOR_PASSWORD": TEST_INITIATOR_PASSWORD,
-        "NISHATI_DARAJA_CERTIFICATE": str(TEST_CERTIFICATE),
-        "NISHATI_CALLBACK_TOKEN": CALLBACK_TOKEN,
-        "NISHATI_STK_QUERY_AFTER_SECS": "3",
-        "NISHATI_PAYMENT_WORKER_INTERVAL_SECS": "0.2",
-        "NISHATI_PAYOUT_STATUS_AFTER_SECS": "3",
-        **extra,
-    }
+    payments = simulator_settings(sim_url, public_url, PHONE_SALT, CALLBACK_TOKEN)
+    return as_environment(
+        {
+            "rpc_url": rpc_url,
+            "market": market.address,
+            "oracle_keypair": key,
+            "database_url": oracle_database(tmp_path),
+            **payments,
+            "stk_query_after_secs": 3,
+            "payment_worker_interval_secs": 0.2,
+            "payout_status_after_secs": 3,
+        }
+    )
 
 
 @dataclass
@@ -109,15 +98,10 @@ class TradingWorld:
 
     async def seller_with_offer(self, phone: str, wh: int = 50_000) -> tuple[Member, Offer]:
         """Another seller (its phone picks the simulator's payout outcome) with an offer."""
-        seller = await self.market.register(
-            custodial=True, phone_commitment=commitment(PHONE_SALT, phone)
-        )
+        seller = await household(self.market, phone, PHONE_SALT)
         await self.market.mint(seller, wh)
         offer = await self.market.offer(seller, wh, PRICE, expires_in=3_600)
-        enrolled = await self.http.put(
-            f"/api/v1/households/{seller.address}/phone", json={"phone": phone}
-        )
-        assert enrolled.status_code == 204, enrolled.text
+        await enrol(self.http, seller, phone)
         return seller, offer
 
     async def metric(self, name: str, **labels: str) -> float:
@@ -139,9 +123,7 @@ class TradingWorld:
     async def buyer(self, phone: str) -> Member:
         """A custodial household with this phone (registered once)."""
         if phone not in self.buyers:
-            self.buyers[phone] = await self.market.register(
-                custodial=True, phone_commitment=commitment(PHONE_SALT, phone)
-            )
+            self.buyers[phone] = await household(self.market, phone, PHONE_SALT)
         return self.buyers[phone]
 
     async def buy(self, phone: str, wh: int, offer: Offer | None = None) -> httpx.Response:
@@ -194,28 +176,15 @@ async def trading_world(
     try:
         market = await open_market(h, config=market_config(deadline_secs))
         await fund(h, market.oracle.pubkey(), 20 * 10**9)
-        seller = await market.register(
-            custodial=True, phone_commitment=commitment(PHONE_SALT, SELLER_PHONE)
-        )
+        seller = await household(market, SELLER_PHONE, PHONE_SALT)
         await market.mint(seller, offer_wh)
         offer = await market.offer(seller, offer_wh, PRICE, expires_in=3_600)
         sim.start()
         oracle = OracleProcess({}, tmp_path / "oracle.log")
-        oracle.env.update(
-            oracle_env(
-                rpc_url,
-                market,
-                sim.url,
-                tmp_path,
-                NISHATI_PUBLIC_URL=oracle.url,
-            )
-        )
+        oracle.env.update(oracle_env(rpc_url, market, sim.url, oracle.url, tmp_path))
         oracle.start()
         async with httpx.AsyncClient(base_url=oracle.url, timeout=30) as http:
-            enrolled = await http.put(
-                f"/api/v1/households/{seller.address}/phone", json={"phone": SELLER_PHONE}
-            )
-            assert enrolled.status_code == 204, enrolled.text
+            await enrol(http, seller, SELLER_PHONE)
             yield TradingWorld(market, seller, offer, oracle, sim, http, tmp_path / "oracle.db")
     finally:
         if oracle is not None:
