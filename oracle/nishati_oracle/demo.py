@@ -1,11 +1,12 @@
-"""The local market demo: a day in a Nairobi estate's solar market on a local validator.
+"""The local market demo: a day in a Nairobi estate's solar market, all on this machine.
 
-A market opens on the embedded defaults; a household with rooftop solar (Wanjiru, who has a
-wallet) and a neighbour without one (Otieno, for whom the oracle acts) register; Wanjiru's meter
-signs two readings that the oracle attests, minting her exported energy; she offers part of it;
-Otieno buys some; the oracle settles the trade (here directly: M-Pesa arrives with the payments
-issue). Then six simulated homes report a late morning's readings through a Mosquitto broker to
-the oracle service, which verifies, stores and attests them on chain.
+A market opens on the embedded defaults on a local validator. Six homes with rooftop solar
+report a late morning's signed readings through a Mosquitto broker to the oracle, which
+verifies, stores and attests them, minting their exported energy. Three of them offer part of
+it; eight neighbours buy through the oracle's API and pay by M-Pesa, here the local Daraja
+simulator, whose outcome each buyer's phone picks: most pay, some cancel or run short. Paid
+trades settle on chain and the sellers are paid by B2C less the market fee; failed ones are
+cancelled and the energy goes back to its offer. A summary closes the day.
 Run it with ``scripts/demo.sh`` (which builds first) or ``python -m nishati_oracle.demo``.
 """
 
@@ -13,12 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
+import uvicorn
+from fastapi import FastAPI
+from nishati_daraja_sim.launcher import running_daraja_sim_async
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -27,15 +35,29 @@ from nishati_client.config import ClientSettings
 from nishati_client.keys import write_keypair
 from nishati_client.localnet import LocalnetError, LocalValidator
 from nishati_client.market import Market, MarketConfig
+from nishati_client.phone import mask
 from nishati_client.program import NishatiClient
-from nishati_client.sandbox import Harness, OpenMarket, digest, fund, open_market
+from nishati_client.sandbox import Harness, OpenMarket, fund, open_market
+from nishati_client.trading import Offer
 from nishati_oracle.app import Services, create_app
-from nishati_oracle.broker import running_mosquitto
-from nishati_oracle.simulate import MqttTransport, Tally, grid, new_meter, register
+from nishati_oracle.broker import free_port, running_mosquitto
+from nishati_oracle.settings import OracleSettings
+from nishati_oracle.simulate import (
+    MqttTransport,
+    SimulatedMeter,
+    Tally,
+    grid,
+    new_meter,
+    register,
+    simulated_phone,
+)
+from nishati_oracle.trading.localday import household, oracle_database, simulator_settings
 
 DEMO_MARKET_ID = 1
 DEMO_FUNDING_LAMPORTS = 100 * 10**9
 ORACLE_FUNDING_LAMPORTS = 5 * 10**9
+# The demo's phone salt: a fixed, public value (production's is a secret setting).
+DEMO_PHONE_SALT = bytes.fromhex("6e6973686174692d64656d6f2d73616c742d3230323621")
 
 
 def demo_config(oracle: Pubkey) -> MarketConfig:
@@ -57,10 +79,6 @@ def kwh(wh: int) -> str:
     return f"{wh // 1000:,}.{wh % 1000:03d} kWh"
 
 
-def clock(unix_seconds: int) -> str:
-    return datetime.fromtimestamp(unix_seconds, UTC).strftime("%H:%M:%S UTC")
-
-
 def describe(market: Market) -> str:
     c = market.config
     rows = [
@@ -78,43 +96,6 @@ def describe(market: Market) -> str:
     ]
     lines = [f"Market {market.market_id}"] + [f"  {name:<18}{value}" for name, value in rows]
     return "\n".join(lines)
-
-
-async def market_day(market: OpenMarket) -> None:
-    """Households, readings, an offer and a trade, each step printed as it lands."""
-    client = market.h.client
-    wanjiru = await market.register()
-    otieno = await market.register(custodial=True)
-    print(f"registered Wanjiru (wallet)  household {wanjiru.address}")
-    print(f"registered Otieno (no wallet, the oracle acts for him)  household {otieno.address}")
-
-    now = await market.now()
-    baseline = await market.attest((wanjiru, wanjiru.meter.read(now, exported_wh=12_480)))
-    later = await market.attest((wanjiru, wanjiru.meter.read(now + 60, exported_wh=3_200)))
-    [first] = client.program.events(baseline.logs)
-    [second] = client.program.events(later.logs)
-    print(
-        f"Wanjiru's meter: {kwh(first.data.exported_wh)} exported so far (baseline, minted "
-        f"{first.data.minted_wh} Wh); then {kwh(second.data.exported_wh)}: minted "
-        f"{kwh(second.data.minted_wh)} ({later.compute_units:,} CU)"
-    )
-
-    offer = await market.offer(wanjiru, 2_500, price_cents_per_kwh=2_500)
-    print(f"Wanjiru offers {kwh(offer.unreserved_wh)} at {kes(offer.price_cents_per_kwh)}/kWh")
-    trade = await market.open_trade(offer, otieno, 1_500, reference="demo-payment-1")
-    print(
-        f"Otieno takes {kwh(trade.wh)}: {kes(trade.total_cents)} "
-        f"(whole shillings, rounded up), to pay by {clock(trade.deadline)}"
-    )
-    settled = await client.trade_settle(
-        payer=market.h.payer, oracle=market.oracle, trade=trade, receipt_hash=digest("SGR7X2K9QP")
-    )
-    print(f"the oracle settles the trade ({settled.compute_units:,} CU)")
-    print(
-        f"balances: Wanjiru {kwh(await market.balance(wanjiru))}, "
-        f"Otieno {kwh(await market.balance(otieno))}, "
-        f"still offered {kwh((await client.offer(offer.address)).unreserved_wh)}"
-    )
 
 
 SIMULATED_HOMES = 6
@@ -141,51 +122,202 @@ async def attested(services: Services, within_secs: float = 60) -> None:
 
 
 async def meters_over_mqtt(
-    market: OpenMarket, chain: RpcChain, settings: ClientSettings, workdir: Path
-) -> None:
-    """Simulated meters publish to a broker; the oracle service ingests and attests them."""
+    market: OpenMarket, services: Services, settings: OracleSettings
+) -> list[SimulatedMeter]:
+    """Simulated meters publish to the broker; the oracle ingests and attests them."""
     rng = random.Random(2026)  # noqa: S311 - the same homes every run, not a secret
     meters = [new_meter(market.address, rng) for _ in range(SIMULATED_HOMES)]
-    await fund(market.h, market.oracle.pubkey(), ORACLE_FUNDING_LAMPORTS)
-    await register(market.h.client, market.oracle, market.address, meters)
-    key = workdir / "oracle.json"
-    write_keypair(key, market.oracle)
-    with running_mosquitto(workdir / "mosquitto") as broker:
-        oracle_settings = broker.settings(market.address, "nishati").model_copy(
-            update={
-                "rpc_url": settings.rpc_url,
-                "oracle_keypair": key,
-                "database_url": f"sqlite+aiosqlite:///{workdir / 'oracle.db'}",
-                "attest_threshold_wh": 0,
-                "attest_interval_secs": 0.5,
-            }
-        )
-        print(f"mosquitto on 127.0.0.1:{broker.port}; the oracle subscribes to its meters' topics")
-        app = create_app(oracle_settings, chain=chain)
-        async with app.router.lifespan_context(app):
-            services: Services = app.state.services
-            tally = Tally()
-            transport = MqttTransport(
-                oracle_settings, market.address, [m.public_key for m in meters], tally
-            )
-            await transport.connect()
-            times = last_late_morning(await market.now())
-            # The first attested reading of a meter is its baseline; the rest mint the export.
-            for batch in (times[:1], times[1:]):
-                for t in batch:
-                    await transport.send([m.read_at(t) for m in meters])
-                await transport.drain()
-                await attested(services)
-            await transport.close()
-            print(f"{SIMULATED_HOMES} meters published {tally.line()}")
+    await register(
+        market.h.client, market.oracle, market.address, meters, phone_salt=DEMO_PHONE_SALT
+    )
+    tally = Tally()
+    transport = MqttTransport(settings, market.address, [m.public_key for m in meters], tally)
+    await transport.connect()
+    times = last_late_morning(await market.now())
+    # The first attested reading of a meter is its baseline; the rest mint the export.
+    for batch in (times[:1], times[1:]):
+        for t in batch:
+            await transport.send([m.read_at(t) for m in meters])
+        await transport.drain()
+        await attested(services)
+    await transport.close()
+    print(f"{SIMULATED_HOMES} meters published {tally.line()}")
     for m in meters:
-        household = await market.h.client.household(
-            market.h.client.program.household_address(market.address, m.owner)
-        )
+        household = await market.h.client.household(home_address(market, m))
         print(
             f"  home with {m.home.pv_kwp} kWp: {len(times)} readings, counter "
             f"{household.last_counter} on chain, minted {kwh(household.total_exported_wh)}"
         )
+    return meters
+
+
+def home_address(market: OpenMarket, meter: SimulatedMeter) -> Pubkey:
+    return market.h.client.program.household_address(market.address, meter.owner)
+
+
+# The buyers: the last two digits of a phone pick the simulator's outcome (see
+# nishati_daraja_sim.scenarios): 00 pays, 32 cancels the prompt, 11 has too little balance.
+BUYERS = [
+    ("Otieno", "0712345600", 600),
+    ("Akinyi", "0722000100", 700),
+    ("Kamau", "0733000200", 500),
+    ("Njeri", "0744000332", 500),
+    ("Mwangi", "0755000400", 800),
+    ("Chebet", "0766000511", 600),
+    ("Wafula", "0777000600", 550),
+    ("Achieng", "0788000700", 550),
+]
+OFFER_PRICES = [2_200, 2_500, 2_800]  # KES cents per kWh, one per seller
+
+
+async def sellers_offer(
+    market: OpenMarket, meters: list[SimulatedMeter], oracle: httpx.AsyncClient
+) -> list[Offer]:
+    """The three homes that exported most offer half of it; the oracle learns their phones
+    (checked against their chain commitments) so it can pay them."""
+    homes = [(await market.h.client.household(home_address(market, m)), m) for m in meters]
+    homes.sort(key=lambda pair: pair[0].total_exported_wh, reverse=True)
+    offers = []
+    for (home, meter), price in zip(homes, OFFER_PRICES, strict=False):
+        phone = simulated_phone(meter.public_key)
+        answer = await oracle.put(f"/api/v1/households/{home.address}/phone", json={"phone": phone})
+        answer.raise_for_status()
+        created = await market.h.client.offer_create(
+            payer=market.oracle,
+            authority=market.oracle,
+            household=home,
+            wh=home.total_exported_wh // 2,
+            price_cents_per_kwh=price,
+            expires_at=await market.now() + 3_600,
+        )
+        offer = await market.h.client.offer(created.address)
+        offers.append(offer)
+        print(f"home {mask(phone)} offers {kwh(offer.unreserved_wh)} at {kes(price)}/kWh")
+    return offers
+
+
+async def buyers_buy(
+    market: OpenMarket, offers: list[Offer], oracle: httpx.AsyncClient
+) -> list[dict[str, Any]]:
+    """Each neighbour buys from the cheapest offer with enough left, through the API; the
+    simulator prompts their phone and calls back."""
+    opened = []
+    for name, phone, wh in BUYERS:
+        await household(market, phone, DEMO_PHONE_SALT)
+        current = [await market.h.client.offer(o.address) for o in offers]
+        offer = min(
+            (o for o in current if o.unreserved_wh >= wh),
+            key=lambda o: o.price_cents_per_kwh,
+            default=current[0],
+        )
+        answer = await oracle.post(
+            "/api/v1/trades", json={"offer": str(offer.address), "wh": wh, "phone": phone}
+        )
+        if answer.status_code != 201:
+            print(f"{name} could not buy: {answer.json()}")
+            continue
+        trade = answer.json()
+        opened.append({**trade, "name": name, "phone": phone})
+        print(
+            f"{name} ({mask(phone)}) buys {kwh(wh)} for {kes(trade['total_cents'])}: "
+            f"STK Push {trade['checkout_request_id']}"
+        )
+    return opened
+
+
+async def outcomes(oracle: httpx.AsyncClient, opened: list[dict[str, Any]]) -> None:
+    """Waits for every trade to end, then prints each and the day's totals."""
+    deadline = time.monotonic() + 120
+    ended: list[dict[str, Any]] = []
+    for trade in opened:
+        while True:
+            payment = (await oracle.get(f"/api/v1/payments/{trade['trade_id']}")).json()
+            if payment["final"]:
+                ended.append({**trade, **payment})
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"trade {trade['trade_id']} is still {payment['state']}")
+            await asyncio.sleep(0.2)
+    print("the day's trades:")
+    for t in ended:
+        how = (
+            f"paid, receipt {t['mpesa_receipt']}; seller paid KES {t['payout_kes']}"
+            if t["state"] == "payout_confirmed"
+            else f"{t['state']} (M-Pesa result {t['result_code']}): energy back to the offer"
+        )
+        print(f"  {t['name']:<8} {kwh(t['wh'])} {kes(t['total_cents']):>11}  {how}")
+    paid = [t for t in ended if t["state"] == "payout_confirmed"]
+    print(
+        f"summary: {len(paid)} of {len(ended)} trades settled, {kwh(sum(t['wh'] for t in paid))} "
+        f"delivered; buyers paid {kes(sum(t['total_cents'] for t in paid))}, sellers received "
+        f"{kes(100 * sum(t['payout_kes'] for t in paid))}, market fees "
+        f"{kes(sum(t['fee_cents'] for t in paid))}; {len(ended) - len(paid)} cancelled"
+    )
+
+
+@asynccontextmanager
+async def oracle_service(settings: OracleSettings, chain: RpcChain) -> AsyncIterator[FastAPI]:
+    """The oracle app served over HTTP on loopback (the simulator calls it back)."""
+    app = create_app(settings, chain=chain)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=settings.http_port,
+            log_config=None,
+            access_log=False,
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()
+            raise RuntimeError("the oracle did not start")
+        await asyncio.sleep(0.05)
+    try:
+        yield app
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def market_day(market: OpenMarket, chain: RpcChain, settings: ClientSettings) -> None:
+    await fund(market.h, market.oracle.pubkey(), ORACLE_FUNDING_LAMPORTS)
+    with tempfile.TemporaryDirectory(prefix="nishati-demo-") as directory:
+        workdir = Path(directory)
+        key = workdir / "oracle.json"
+        write_keypair(key, market.oracle)
+        port = free_port()
+        async with running_daraja_sim_async(
+            workdir / "daraja-sim.log", callback_delay_secs=0.5
+        ) as sim:
+            with running_mosquitto(workdir / "mosquitto") as broker:
+                payments = simulator_settings(
+                    sim.url, f"http://127.0.0.1:{port}", DEMO_PHONE_SALT, secrets.token_urlsafe(24)
+                )
+                oracle_settings = broker.settings(market.address, "nishati").model_copy(
+                    update={
+                        "rpc_url": settings.rpc_url,
+                        "oracle_keypair": key,
+                        "database_url": oracle_database(workdir),
+                        "attest_threshold_wh": 0,
+                        "attest_interval_secs": 0.5,
+                        "http_port": port,
+                        **OracleSettings.model_validate(payments).model_dump(include=set(payments)),
+                    }
+                )
+                print(
+                    f"mosquitto on 127.0.0.1:{broker.port}, Daraja simulator on {sim.url}, "
+                    f"oracle on http://127.0.0.1:{port}"
+                )
+                async with (
+                    oracle_service(oracle_settings, chain) as app,
+                    httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http,
+                ):
+                    meters = await meters_over_mqtt(market, app.state.services, oracle_settings)
+                    offers = await sellers_offer(market, meters, http)
+                    opened = await buyers_buy(market, offers, http)
+                    await outcomes(http, opened)
 
 
 async def run(settings: ClientSettings) -> None:
@@ -199,9 +331,7 @@ async def run(settings: ClientSettings) -> None:
             harness = Harness(chain, payer, NishatiClient(chain, program_id), None)
             market = await open_market(harness, DEMO_MARKET_ID, demo_config)
             print(describe(await harness.client.market(market.address)))
-            await market_day(market)
-            with tempfile.TemporaryDirectory(prefix="nishati-demo-") as workdir:
-                await meters_over_mqtt(market, chain, settings, Path(workdir))
+            await market_day(market, chain, settings)
         finally:
             await chain.close()
 

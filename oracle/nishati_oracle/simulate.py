@@ -300,10 +300,15 @@ def grid(start: int, end: int, interval: int) -> range:
 # Registration
 
 
+def simulated_phone(meter: Pubkey) -> str:
+    """A made-up Kenyan number per meter, the same every time."""
+    return f"07{int.from_bytes(bytes(meter)[:4], 'little') % 10**8:08d}"
+
+
 def _phone_commitment(meter: Pubkey, salt: bytes | None) -> bytes:
-    """A made-up Kenyan number per meter, committed as the oracle would with its salt (a
-    stand-in hash without one)."""
-    number = f"07{int.from_bytes(bytes(meter)[:4], 'little') % 10**8:08d}"
+    """The meter's number committed as the oracle would with its salt (a stand-in hash
+    without one)."""
+    number = simulated_phone(meter)
     return digest(f"simulated|{number}") if salt is None else commitment(salt, number)
 
 
