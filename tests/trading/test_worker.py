@@ -1,0 +1,296 @@
+"""The desk and the worker in process, on LiteSVM, with M-Pesa faked: the ledger's state
+machine, packing of settlements and cancellations, and recovery from what a crash leaves."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from solders.pubkey import Pubkey
+
+from nishati_client.keys import write_keypair
+from nishati_client.phone import commitment
+from nishati_client.sandbox import Harness, Member, OpenMarket, open_market, set_time
+from nishati_client.trading import Offer
+from nishati_oracle.metrics import Metrics
+from nishati_oracle.settings import OracleSettings
+from nishati_oracle.store import Store
+from nishati_oracle.trading.desk import Order, TradeDesk
+from nishati_oracle.trading.gateway import (
+    Delivery,
+    Payment,
+    PaymentStatus,
+    PayoutOutcome,
+    PayoutResult,
+    PushResult,
+)
+from nishati_oracle.trading.ledger import CallbackKind, Ledger, TradeState
+from nishati_oracle.trading.vault import PhoneVault
+from nishati_oracle.trading.wiring import callback_urls
+from nishati_oracle.trading.worker import CallbackUrls, PaymentWorker
+
+SALT = bytes(range(16, 48))
+KEY = bytes(range(32))
+SELLER_PHONE = "254711000001"
+
+
+@dataclass
+class FakeGateway:
+    """M-Pesa as these tests want it: pushes accepted, query answers set per checkout id."""
+
+    answers: dict[str, int | None] = field(default_factory=dict)
+    payouts: list[str] = field(default_factory=list)
+    ids: itertools.count[int] = field(default_factory=itertools.count)
+
+    async def close(self) -> None:
+        return None
+
+    async def push(
+        self, *, phone: str, amount_kes: int, reference: str, description: str, callback_url: str
+    ) -> PushResult:
+        checkout = f"ws_CO_fake_{next(self.ids)}"
+        self.answers.setdefault(checkout, None)
+        return PushResult(Delivery.accepted, checkout, f"merchant-{checkout}")
+
+    async def query(self, checkout_request_id: str) -> PaymentStatus:
+        return PaymentStatus(self.answers.get(checkout_request_id), "fake")
+
+    async def pay(
+        self,
+        *,
+        conversation_id: str,
+        phone: str,
+        amount_kes: int,
+        remarks: str,
+        result_url: str,
+        timeout_url: str,
+    ) -> PayoutResult:
+        duplicate = conversation_id in self.payouts
+        self.payouts.append(conversation_id)
+        return PayoutResult(Delivery.accepted, duplicate=duplicate)
+
+    async def payout_status(
+        self, *, conversation_id: str, transaction_id: str | None, result_url: str, timeout_url: str
+    ) -> Delivery:
+        return Delivery.accepted
+
+    def parse_payment(self, body: object) -> Payment:
+        assert isinstance(body, dict)
+        return Payment(
+            body["checkout"], body["code"], "fake", body["amount"], body["receipt"], None
+        )
+
+    def parse_payout(self, body: object, timeout: bool) -> PayoutOutcome:
+        raise NotImplementedError
+
+
+@dataclass
+class Desk:
+    market: OpenMarket
+    offer: Offer
+    ledger: Ledger
+    desk: TradeDesk
+    worker: PaymentWorker
+    gateway: FakeGateway
+    vault: PhoneVault
+    database: str
+    numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
+
+    async def buyer(self) -> tuple[Member, str]:
+        phone = f"2547{next(self.numbers):08d}"
+        member = await self.market.register(
+            custodial=True, phone_commitment=commitment(SALT, phone)
+        )
+        # LiteSVM cannot list accounts: the desk learns the phone up front.
+        await self.desk.enrol(member.address, phone)
+        return member, phone
+
+    async def order(self, wh: int = 1_000) -> str:
+        _, phone = await self.buyer()
+        opened = await self.desk.open(Order(self.offer.address, wh, phone))
+        return opened.trade.id
+
+
+@pytest.fixture
+async def desk(litesvm: Harness, database_url: str, tmp_path: Path) -> AsyncIterator[Desk]:
+    assert litesvm.litesvm is not None
+    market = await open_market(litesvm)
+    litesvm.litesvm.fund(market.oracle.pubkey(), 100 * 10**9)
+    key = tmp_path / "oracle.json"
+    write_keypair(key, market.oracle)
+    settings = OracleSettings(
+        market=str(market.address), oracle_keypair=key, database_url=database_url
+    )
+    seller = await market.register(custodial=True, phone_commitment=commitment(SALT, SELLER_PHONE))
+    await market.mint(seller, 100_000)
+    offer = await market.offer(seller, 100_000)
+    store = await Store.open(database_url)
+    ledger = Ledger(store.engine)
+    vault = PhoneVault(KEY, SALT)
+    gateway = FakeGateway()
+    urls: CallbackUrls = callback_urls(settings, "token")
+    worker = PaymentWorker(
+        settings, ledger, litesvm.client, market.oracle, vault, gateway, urls, Metrics()
+    )
+    trade_desk = TradeDesk(
+        settings,
+        ledger,
+        litesvm.client,
+        market.oracle,
+        market.address,
+        vault,
+        gateway,
+        urls.payment,
+        worker.wake,
+    )
+    await trade_desk.enrol(seller.address, SELLER_PHONE)
+    try:
+        yield Desk(market, offer, ledger, trade_desk, worker, gateway, vault, database_url)
+    finally:
+        await store.close()
+
+
+async def state(desk: Desk, trade_id: str) -> TradeState:
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    return trade.state
+
+
+async def test_ready_trades_settle_and_cancel_together(desk: Desk) -> None:
+    paid = [await desk.order() for _ in range(4)]
+    failed = [await desk.order() for _ in range(2)]
+    for trade_id in paid + failed:
+        trade = await desk.ledger.get(trade_id)
+        assert trade is not None
+        assert trade.checkout_request_id is not None
+        desk.gateway.answers[trade.checkout_request_id] = 0 if trade_id in paid else 1032
+        # The callback never came: the worker's query finds out.
+        await desk.ledger.update(trade_id, TradeState.stk_sent, next_check_at=0)
+    await desk.worker.query_payments()
+    await desk.worker.close_on_chain()
+    trades = [await desk.ledger.get(t) for t in paid + failed]
+    assert [t.state for t in trades if t] == [TradeState.settled] * 4 + [TradeState.cancelled] * 2
+    signatures = {t.chain_signature for t in trades if t}
+    # Six closings in as few transactions as fit a packet (settle 8 accounts, cancel 5).
+    assert len(signatures) <= 2
+    offer = await desk.market.h.client.offer(desk.offer.address)
+    assert offer.reserved_wh == 0
+    assert offer.unreserved_wh == 100_000 - 4 * 1_000
+
+
+async def test_a_settled_trade_is_paid_out_once(desk: Desk) -> None:
+    trade_id = await desk.order()
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert trade.checkout_request_id is not None
+    desk.gateway.answers[trade.checkout_request_id] = 0
+    await desk.ledger.update(trade_id, TradeState.stk_sent, next_check_at=0)
+    await desk.worker.query_payments()
+    await desk.worker.close_on_chain()
+    await desk.worker.pay_sellers()
+    await desk.worker.pay_sellers()
+    assert desk.gateway.payouts == [trade_id]
+    assert await state(desk, trade_id) is TradeState.payout_sent
+
+
+async def test_a_callback_is_only_a_hint_the_query_decides(desk: Desk) -> None:
+    trade_id = await desk.order()
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert trade.checkout_request_id is not None
+    # A callback claiming success while Daraja says the payment is still open (forged).
+    body = {"checkout": trade.checkout_request_id, "code": 0, "amount": trade.amount_kes}
+    claimed = json.dumps({**body, "receipt": "FAKE000001"})
+    assert await desk.ledger.store_callback(CallbackKind.stk, "forged", "FAKE000001", claimed)
+    await desk.worker.handle_callbacks()
+    assert await state(desk, trade_id) is TradeState.stk_sent
+    assert len(await desk.ledger.pending_callbacks()) == 1
+    # Daraja's answer: the buyer cancelled. The trade is cancelled, whatever the callback said.
+    desk.gateway.answers[trade.checkout_request_id] = 1032
+    await desk.worker.handle_callbacks()
+    assert await state(desk, trade_id) is TradeState.cancelling
+    assert await desk.ledger.pending_callbacks() == []
+
+
+async def test_compare_and_set(desk: Desk) -> None:
+    trade_id = await desk.order()
+    assert not await desk.ledger.move(trade_id, [TradeState.paid], TradeState.settled)
+    assert await desk.ledger.move(trade_id, [TradeState.stk_sent], TradeState.cancelling)
+    assert not await desk.ledger.move(trade_id, [TradeState.stk_sent], TradeState.paid)
+    states = [h.state for h in await desk.ledger.history(trade_id)]
+    assert states == [
+        TradeState.created,
+        TradeState.opened,
+        TradeState.stk_sent,
+        TradeState.cancelling,
+    ]
+
+
+async def test_callbacks_are_kept_once(desk: Desk) -> None:
+    assert await desk.ledger.store_callback(CallbackKind.stk, "ws_CO_1", "RCPT000001", "{}")
+    # The same CheckoutRequestID again, or the same receipt under another id: duplicates.
+    assert not await desk.ledger.store_callback(CallbackKind.stk, "ws_CO_1", None, "{}")
+    assert not await desk.ledger.store_callback(CallbackKind.stk, "ws_CO_2", "RCPT000001", "{}")
+    # A payout result may share a key with an STK callback: another kind.
+    assert await desk.ledger.store_callback(CallbackKind.payout_result, "ws_CO_1", None, "{}")
+    assert [c.key for c in await desk.ledger.pending_callbacks()] == ["ws_CO_1", "ws_CO_1"]
+
+
+async def test_what_a_crash_leaves_half_done(desk: Desk) -> None:
+    """A trade stored but never opened on chain is rejected; one opened but never offered for
+    payment is cancelled there; one whose settlement landed unrecorded is settled."""
+    client, oracle = desk.market.h.client, desk.market.oracle
+    never_opened, opened_only, landed = [await desk.order() for _ in range(3)]
+    records = {t: await desk.ledger.get(t) for t in (never_opened, opened_only, landed)}
+    on_chain = {
+        t: await client.trade(Pubkey.from_string(r.trade_address))
+        for t, r in records.items()
+        if r is not None
+    }
+    # As if the first's trade_open never landed: its account is gone.
+    cancel = client.program.trade_cancel(caller=oracle.pubkey(), trade=on_chain[never_opened])
+    await desk.market.h.chain.send([cancel], [oracle])
+    for trade_id in (never_opened, opened_only):
+        await desk.ledger.move(trade_id, [TradeState.stk_sent], TradeState.created, next_check_at=0)
+    # The third was paid and settled on chain, but the ledger only got as far as paid.
+    assert await desk.ledger.move(landed, [TradeState.stk_sent], TradeState.paid)
+    settle = client.program.trade_settle(
+        oracle=oracle.pubkey(), trade=on_chain[landed], receipt_hash=bytes(32)
+    )
+    await desk.market.h.chain.send([settle], [oracle])
+    await desk.worker.finish_created()
+    await desk.worker.close_on_chain()
+    assert await state(desk, never_opened) is TradeState.rejected
+    assert await state(desk, opened_only) is TradeState.cancelled
+    assert await state(desk, landed) is TradeState.settled
+
+
+async def test_paid_but_cancelled_by_another_after_the_deadline_is_a_refund(desk: Desk) -> None:
+    trade_id = await desk.order()
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert trade.deadline is not None
+    assert await desk.ledger.move(trade_id, [TradeState.stk_sent], TradeState.paid)
+    set_time(desk.market.h, trade.deadline + 1)
+    on_chain = await desk.market.h.client.trade(Pubkey.from_string(trade.trade_address))
+    stranger = desk.market.h.payer
+    await desk.market.h.chain.send(
+        [desk.market.h.client.program.trade_cancel(caller=stranger.pubkey(), trade=on_chain)],
+        [stranger],
+    )
+    await desk.worker.close_on_chain()
+    assert await state(desk, trade_id) is TradeState.refund_due
+
+
+async def test_phones_are_encrypted_at_rest(desk: Desk) -> None:
+    await desk.order()
+    if not desk.database.startswith("sqlite"):
+        pytest.skip("reads the SQLite file")
+    path = Path(desk.database.split("///", 1)[1])
+    stored = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+    assert SELLER_PHONE.encode() not in stored
+    assert SELLER_PHONE[3:].encode() not in stored
