@@ -1,0 +1,833 @@
+"""How fast the oracle takes Daraja's callbacks, settles paid trades on chain and finishes trades.
+
+Run: ``.venv/bin/python -m bench.trading`` (full size) or ``--quick`` (a few minutes, for CI).
+Needs the built program (``scripts/build-program.sh``) and surfpool.
+
+Everything runs on this machine: the local validator, the Daraja simulator
+(``nishati_daraja_sim``) and the oracle, ``python -m nishati_oracle`` pinned to one core with
+``taskset``; this process, the callback load generator, the validator and the simulator share
+the other core. The oracle pays through the simulator with its default worker settings
+(``NISHATI_PAYMENT_WORKER_INTERVAL_SECS`` 1 s; the worker also wakes on each stored callback).
+Measured, beside issue 6's targets:
+
+1. callback-to-settled latency: real trades, ordered through ``POST /api/v1/trades`` a few a
+   second, each paid by the simulator, which calls back; from the simulator's record of the
+   callback's delivery (``at`` in ``/simulator/callbacks``, taken once the oracle answered) to
+   the trade's ``settled`` entry in ``GET /api/v1/payments/{trade_id}``;
+2. trades per second end to end: many buyers order at once; from the first order until every
+   trade is ``payout_confirmed``, and how many trades each settle transaction carried (trades
+   sharing a ``chain_signature``);
+3. callback acknowledgement latency at a fixed 200 callbacks/s, open loop, from a separate
+   process: each STK callback is due at its time whatever the ones before are doing, and its
+   latency runs from then; Daraja-shaped bodies with fresh CheckoutRequestIDs (unknown to the
+   oracle: it stores and answers them as any other) and some duplicates; then the most
+   callbacks per second a few connections get answered, closed loop.
+
+Phase 3 runs last: the oracle keeps a callback no trade claims for two minutes in case its
+trade's push answer is still on its way, and its worker looks at those first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import random
+import secrets
+import shutil
+import sqlite3
+import string
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection as Pipe
+from pathlib import Path
+from typing import Any
+
+import httpx
+from nishati_daraja_sim.launcher import DarajaSimProcess
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from bench.oracle import (
+    LOAD_CORE,
+    ORACLE_CORE,
+    Connection,
+    Oracle,
+    Row,
+    censored_percentile,
+    percentile,
+    pin,
+    running,
+)
+from nishati_client.chain import RpcChain
+from nishati_client.config import ClientSettings
+from nishati_client.keys import write_keypair
+from nishati_client.localnet import LocalValidator
+from nishati_client.market import MarketConfig
+from nishati_client.program import NishatiClient
+from nishati_client.sandbox import Harness, Member, OpenMarket, fund, open_market
+from nishati_client.trading import Offer
+from nishati_oracle.trading.localday import (
+    as_environment,
+    enrol,
+    household,
+    oracle_database,
+    simulator_settings,
+)
+
+PAYER_LAMPORTS = 100_000 * 10**9
+ORACLE_LAMPORTS = 50_000 * 10**9
+PHONE_SALT = bytes(range(32))
+CALLBACK_TOKEN = "bench-callback-token-0123456789abcdef"  # noqa: S105 (a bench value)
+CALLBACK_PATH = f"/api/v1/payments/callback/{CALLBACK_TOKEN}"
+FEE_BPS = 150
+PRICE = 2_500  # cents per kWh
+BUY_WH = 2_000  # KES 50 a trade
+SELLERS = 4
+PAYMENT_DEADLINE_SECS = 900
+# The simulator: callbacks 0.2 s after a push or payout is accepted (as the trading tests),
+# no "same amount within 2 minutes" refusals.
+SIM_SETTINGS: dict[str, object] = {"callback_delay_secs": 0.2, "same_amount_window_secs": 0}
+# Phase 1 orders this many trades a second, one request each, open loop.
+ORDER_RATE = 2.0
+# Buyers register this many at a time (setup).
+REGISTERING = 8
+FINAL = {"payout_confirmed", "cancelled", "rejected", "payout_failed", "refund_due"}
+SETTLED_OR_LATER = {"settled", "payout_sent"} | FINAL
+
+CALLBACK_RATE = 200
+# Connections the fixed-rate callbacks come over (Daraja's senders), and the closed loop's.
+OPEN_CONNECTIONS = 32
+CLOSED_CONNECTIONS = (1, 8)
+# Every this many callbacks, one repeats an earlier one (Daraja sends some twice).
+DUPLICATE_EVERY = 20
+# Share of the fixed-rate callbacks that report a failure (1032, no CallbackMetadata).
+FAILED_SHARE = 0.1
+# How long after the last callback was due the fixed-rate run waits for answers.
+GRACE_SECS = 10.0
+
+TARGET_ACK_P99_MS = 20.0
+TARGET_SETTLE_P99_SECS = 2.0
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    settle_trades: int
+    burst_trades: int
+    ack_secs: float
+    closed_secs: float
+
+
+FULL = Scale("full", settle_trades=50, burst_trades=100, ack_secs=30.0, closed_secs=10.0)
+QUICK = Scale("quick", settle_trades=20, burst_trades=30, ack_secs=10.0, closed_secs=5.0)
+
+
+# The report (rows as bench.oracle prints them)
+
+
+@dataclass
+class Report:
+    scale: Scale
+    rows: list[Row] = field(default_factory=list)
+    setup: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(
+        self, what: str, measured: str, target: str = "", ok: bool | None = None, note: str = ""
+    ) -> None:
+        verdict = "" if ok is None else ("ok" if ok else "MISSED")
+        self.rows.append(Row(what, measured, target, verdict, note))
+        print(f"  {what}: {measured}" + (f" (target {target}: {verdict})" if verdict else ""))
+
+    def step(self, what: str, value: str) -> None:
+        self.setup.append((what, value))
+        print(f"  setup: {what}: {value}")
+
+    def print(self) -> None:
+        print()
+        print(
+            f"trading benchmark, {self.scale.name} size: the oracle alone on core {ORACLE_CORE}; "
+            f"load, validator and Daraja simulator on core {LOAD_CORE}"
+        )
+        if self.rows:
+            width = max(len(r.what) for r in self.rows)
+            measured = max(len(r.measured) for r in self.rows)
+            target = max(len(r.target) for r in self.rows)
+            print(f"{'':<{width}}  {'measured':>{measured}}  {'target':<{target}}  verdict")
+            for r in self.rows:
+                line = (
+                    f"{r.what:<{width}}  {r.measured:>{measured}}  {r.target:<{target}}  "
+                    f"{r.verdict}"
+                )
+                print(line.rstrip())
+                if r.note:
+                    print(f"    {r.note}")
+        if self.setup:
+            print()
+            print("setup, not counted:")
+            swidth = max(len(w) for w, _ in self.setup)
+            for what, value in self.setup:
+                print(f"  {what:<{swidth}}  {value}")
+        if self.notes:
+            print()
+            for note in self.notes:
+                print(f"- {note}")
+
+
+def ms(secs: float) -> str:
+    return f"{secs * 1e3:,.1f} ms"
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
+# The market day
+
+
+def market_config(oracle: Pubkey) -> MarketConfig:
+    return MarketConfig(
+        oracle_authority=oracle,
+        fee_bps=FEE_BPS,
+        min_price_cents_per_kwh=1_000,
+        max_price_cents_per_kwh=5_000,
+        payment_deadline_secs=PAYMENT_DEADLINE_SECS,
+    )
+
+
+def buyer_phone(i: int) -> str:
+    """A phone of its own ending in 00: the simulator pays, calling back once."""
+    return f"2547{i:06d}00"
+
+
+def seller_phone(i: int) -> str:
+    """Ending in 56: the simulator's B2C pays the seller and sends the result once."""
+    return f"2547{900_000 + i:06d}56"
+
+
+@dataclass
+class Day:
+    market: OpenMarket
+    offers: list[Offer]
+    oracle: Oracle
+    sim: DarajaSimProcess
+    http: httpx.AsyncClient
+    database: Path
+    buyers: list[str] = field(default_factory=list)
+
+    def states(self, trade_ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+        """Trade id -> (state, chain signature), read from the oracle's database (read-only:
+        polling its API would load the core it is measured on)."""
+        wanted = set(trade_ids)
+        with contextlib.closing(sqlite3.connect(f"file:{self.database}?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT id, state, chain_signature FROM trades").fetchall()
+        return {row[0]: (row[1], row[2]) for row in rows if row[0] in wanted}
+
+    async def wait_for(self, trade_ids: Sequence[str], states: set[str], within: float) -> float:
+        """Waits until every trade is in one of ``states``; returns when that was seen (wall)."""
+        deadline = time.monotonic() + within
+        while True:
+            found = self.states(trade_ids)
+            if all(found.get(t, ("", None))[0] in states for t in trade_ids):
+                return time.time()
+            if time.monotonic() > deadline:
+                behind = Counter(s for s, _ in found.values() if s not in states)
+                raise RuntimeError(f"trades still unfinished after {within:g} s: {dict(behind)}")
+            await asyncio.sleep(0.02)
+
+    async def buy(self, phone: str, offer: Offer) -> tuple[float, httpx.Response]:
+        started = time.perf_counter()
+        body = {"offer": str(offer.address), "wh": BUY_WH, "phone": phone}
+        answer = await self.http.post("/api/v1/trades", json=body)
+        return time.perf_counter() - started, answer
+
+    async def payment(self, trade_id: str) -> dict[str, Any]:
+        answer = await self.http.get(f"/api/v1/payments/{trade_id}")
+        answer.raise_for_status()
+        found: dict[str, Any] = answer.json()
+        return found
+
+    async def delivered(self) -> dict[str, float]:
+        """CheckoutRequestID -> when the simulator's first STK callback for it was answered."""
+        async with httpx.AsyncClient(base_url=self.sim.url, timeout=60) as sim:
+            answer = await sim.get("/simulator/callbacks", params={"kind": "stk"})
+            answer.raise_for_status()
+        first: dict[str, float] = {}
+        for record in answer.json():
+            if record["outcome"] == "delivered":
+                first.setdefault(record["reference"], float(record["at"]))
+        return first
+
+
+def entered(payment: dict[str, Any], state: str) -> float | None:
+    """When the trade's history first shows ``state``."""
+    return next((float(h["at"]) for h in payment["history"] if h["state"] == state), None)
+
+
+async def register_buyers(market: OpenMarket, count: int) -> list[str]:
+    """``count`` custodial households, each with its own phone, a few registering at once."""
+    gate = asyncio.Semaphore(REGISTERING)
+
+    async def one(i: int) -> str:
+        async with gate:
+            await household(market, buyer_phone(i), PHONE_SALT)
+        return buyer_phone(i)
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def sellers_with_offers(market: OpenMarket, wh: int) -> list[tuple[Member, str, Offer]]:
+    made = []
+    for i in range(SELLERS):
+        seller = await household(market, seller_phone(i), PHONE_SALT)
+        await market.mint(seller, wh)
+        offer = await market.offer(seller, wh, PRICE, expires_in=3_600)
+        made.append((seller, seller_phone(i), offer))
+    return made
+
+
+# 1. Callback to settled
+
+
+@dataclass
+class Orders:
+    trade_ids: list[str] = field(default_factory=list)
+    checkouts: dict[str, str] = field(default_factory=dict)  # trade id -> CheckoutRequestID
+    latencies: list[float] = field(default_factory=list)
+    refused: Counter[str] = field(default_factory=Counter)
+
+    def take(self, latency: float, answer: httpx.Response) -> None:
+        if answer.status_code != 201:
+            self.refused[f"HTTP {answer.status_code} {answer.text[:80]}"] += 1
+            return
+        opened = answer.json()
+        self.latencies.append(latency)
+        self.trade_ids.append(opened["trade_id"])
+        self.checkouts[opened["trade_id"]] = opened["checkout_request_id"]
+
+    def problems(self) -> str:
+        return "; ".join(f"{n} {why}" for why, n in self.refused.most_common(3))
+
+
+async def settle_latency(report: Report, day: Day, buyers: Sequence[str]) -> None:
+    orders = Orders()
+
+    async def order(i: int, phone: str) -> None:
+        orders.take(*await day.buy(phone, day.offers[i % len(day.offers)]))
+
+    cpu, started = day.oracle.cpu_secs(), time.perf_counter()
+    tasks = []
+    for i, phone in enumerate(buyers):
+        wait = started + i / ORDER_RATE - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        tasks.append(asyncio.create_task(order(i, phone)))
+    await asyncio.gather(*tasks)
+    await day.wait_for(orders.trade_ids, FINAL, within=120 + 2 * len(buyers))
+    busy = (day.oracle.cpu_secs() - cpu) / (time.perf_counter() - started)
+    delivered = await day.delivered()
+    to_settled: list[float] = []
+    to_paid: list[float] = []
+    missing = 0
+    for trade_id in orders.trade_ids:
+        payment = await day.payment(trade_id)
+        at = delivered.get(orders.checkouts[trade_id])
+        settled, paid = entered(payment, "settled"), entered(payment, "paid")
+        if at is None or settled is None or paid is None:
+            missing += 1
+            continue
+        to_settled.append(settled - at)
+        to_paid.append(paid - at)
+    if not to_settled:
+        report.add("callback to settled", "not measured", note=orders.problems())
+        return
+    p50, p99 = percentile(to_settled, 50), percentile(to_settled, 99)
+    report.add(
+        f"callback to settled, {len(to_settled)} trades, {ORDER_RATE:g} orders/s",
+        f"p50 {ms(p50)}, p99 {ms(p99)}",
+        f"p99 < {TARGET_SETTLE_P99_SECS:g} s",
+        p99 < TARGET_SETTLE_P99_SECS,
+        f"of which callback to paid (the worker's STK Query): p50 {ms(percentile(to_paid, 50))}, "
+        f"p99 {ms(percentile(to_paid, 99))}; max {ms(max(to_settled))}; from the simulator's "
+        f"delivery record to the history's settled entry; oracle CPU {busy:.0%}"
+        + (f"; {missing} trades without a callback or settled entry" if missing else "")
+        + (f"; refused orders: {orders.problems()}" if orders.refused else ""),
+    )
+    report.add(
+        "order (POST /api/v1/trades: trade_open on chain + STK Push), one at a time",
+        f"p50 {ms(percentile(orders.latencies, 50))}, p99 {ms(percentile(orders.latencies, 99))}",
+    )
+
+
+# 2. Trades per second
+
+
+async def throughput(report: Report, day: Day, buyers: Sequence[str]) -> None:
+    settles_before = (await day.oracle.metrics(day.http)).get(
+        'nishati_settle_transactions_total{result="confirmed"}', 0.0
+    )
+    orders = Orders()
+    cpu, first = day.oracle.cpu_secs(), time.time()
+    answers = await asyncio.gather(
+        *(day.buy(phone, day.offers[i % len(day.offers)]) for i, phone in enumerate(buyers))
+    )
+    ordered = time.time() - first
+    for latency, answer in answers:
+        orders.take(latency, answer)
+    seen = await day.wait_for(orders.trade_ids, FINAL, within=180 + 2 * len(buyers))
+    busy = (day.oracle.cpu_secs() - cpu) / (seen - first)
+    payments = [await day.payment(t) for t in orders.trade_ids]
+    confirmed = [p for p in payments if p["state"] == "payout_confirmed"]
+    others = Counter(p["state"] for p in payments if p["state"] != "payout_confirmed")
+    done = max((entered(p, "payout_confirmed") or seen for p in confirmed), default=seen)
+    settled = max((entered(p, "settled") or seen for p in confirmed), default=seen)
+    signatures = Counter(p["chain_signature"] for p in confirmed if p["chain_signature"])
+    settles = (await day.oracle.metrics(day.http)).get(
+        'nishati_settle_transactions_total{result="confirmed"}', 0.0
+    ) - settles_before
+    secs = done - first
+    report.add(
+        f"trades end to end, {len(buyers)} buyers at once",
+        f"{len(confirmed) / secs:,.2f} trades/s",
+        note=f"{len(confirmed)} of {len(buyers)} payout_confirmed {secs:,.1f} s after the first "
+        f"order; all settled on chain after {settled - first:,.1f} s; orders answered within "
+        f"{ordered:,.1f} s (p50 {ms(percentile(orders.latencies, 50))}, p99 "
+        f"{ms(percentile(orders.latencies, 99))} each); oracle CPU {busy:.0%}"
+        + (f"; refused orders: {orders.problems()}" if orders.refused else "")
+        + (f"; ended otherwise: {dict(others)}" if others else ""),
+    )
+    if signatures:
+        sizes = sorted(signatures.values(), reverse=True)
+        report.add(
+            "trades per settle transaction",
+            f"{len(confirmed) / len(signatures):,.1f}",
+            note=f"{len(signatures)} settle transactions (sizes {sizes[:12]}"
+            + (" ..." if len(sizes) > 12 else "")
+            + f"); the oracle's metric counts {settles:,.0f} confirmed settle/cancel transactions",
+        )
+
+
+# 3. Callback acknowledgements, from a separate process
+
+
+def callback_body(rng: random.Random, n: int) -> bytes:
+    """An STK callback as Daraja sends it; a fresh CheckoutRequestID, and a receipt when paid."""
+    checkout = f"ws_CO_{time.strftime('%d%m%Y%H%M%S')}{n:09d}{rng.randrange(10**6):06d}"
+    merchant = f"{rng.randrange(10**5)}-{rng.randrange(10**8)}-1"
+    phone = 254700000000 + rng.randrange(10**8)
+    if rng.random() < FAILED_SHARE:
+        callback: dict[str, Any] = {
+            "MerchantRequestID": merchant,
+            "CheckoutRequestID": checkout,
+            "ResultCode": 1032,
+            "ResultDesc": "Request cancelled by user.",
+        }
+    else:
+        receipt = "".join(rng.choices(string.ascii_uppercase + string.digits, k=10))
+        callback = {
+            "MerchantRequestID": merchant,
+            "CheckoutRequestID": checkout,
+            "ResultCode": 0,
+            "ResultDesc": "The service request is processed successfully.",
+            "CallbackMetadata": {
+                "Item": [
+                    {"Name": "Amount", "Value": float(rng.randrange(1, 2_000))},
+                    {"Name": "MpesaReceiptNumber", "Value": receipt},
+                    {"Name": "Balance"},
+                    {"Name": "TransactionDate", "Value": int(time.strftime("%Y%m%d%H%M%S"))},
+                    {"Name": "PhoneNumber", "Value": phone},
+                ]
+            },
+        }
+    return json.dumps({"Body": {"stkCallback": callback}}).encode()
+
+
+def callback_bodies(seed: int, count: int) -> list[bytes]:
+    """``count`` callbacks; every DUPLICATE_EVERY-th repeats one sent a little earlier."""
+    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
+    bodies: list[bytes] = []
+    for n in range(count):
+        if n % DUPLICATE_EVERY == DUPLICATE_EVERY - 1:
+            bodies.append(bodies[rng.randrange(max(0, n - 200), n)])
+        else:
+            bodies.append(callback_body(rng, seed * 10**7 + n))
+    return bodies
+
+
+@dataclass
+class Acks:
+    latencies: list[float] = field(default_factory=list)
+    unanswered: list[float] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)
+    lag: float = 0.0
+    secs: float = 0.0
+
+    def take(self, answer: tuple[int, bytes] | Exception) -> None:
+        if isinstance(answer, Exception):
+            self.statuses[type(answer).__name__] += 1
+            return
+        status, content = answer
+        accepted = status == 200 and json.loads(content).get("ResultCode") == 0
+        self.statuses["accepted" if accepted else f"HTTP {status}"] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "latencies": self.latencies,
+            "unanswered": self.unanswered,
+            "statuses": dict(self.statuses),
+            "lag": self.lag,
+            "secs": self.secs,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Acks:
+        return cls(d["latencies"], d["unanswered"], Counter(d["statuses"]), d["lag"], d["secs"])
+
+
+async def open_loop(url: str, bodies: Sequence[bytes], rate: float) -> Acks:
+    """``bodies`` at ``rate`` a second over OPEN_CONNECTIONS kept connections: each is due at its
+    time, and its latency counts from then (waiting for a free connection included). Those
+    still unanswered GRACE_SECS after the last was due are given up, with the time they had
+    waited (a lower bound)."""
+    acks = Acks()
+    loop = asyncio.get_running_loop()
+    due_now: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
+    waiting: dict[int, float] = {}
+    last = [0.0]
+
+    async def sender() -> None:
+        connection = Connection(url)
+        try:
+            while (item := await due_now.get()) is not None:
+                due, content = item
+                waiting[id(item)] = due
+                try:
+                    answer: tuple[int, bytes] | Exception = await connection.post(
+                        CALLBACK_PATH, content
+                    )
+                except (OSError, asyncio.IncompleteReadError) as error:
+                    answer = error
+                finally:
+                    del waiting[id(item)]
+                last[0] = loop.time()
+                if not isinstance(answer, Exception):
+                    acks.latencies.append(last[0] - due)
+                acks.take(answer)
+        finally:
+            await connection.close()
+
+    senders = [asyncio.create_task(sender()) for _ in range(OPEN_CONNECTIONS)]
+    start = loop.time() + 0.05
+    for i, content in enumerate(bodies):
+        due = start + i / rate
+        wait = due - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        acks.lag = max(acks.lag, loop.time() - due)
+        due_now.put_nowait((due, content))
+    for _ in senders:
+        due_now.put_nowait(None)
+    _, late = await asyncio.wait(senders, timeout=GRACE_SECS)
+    if late:
+        now = loop.time()
+        queued = [item for item in iter(due_now.get_nowait, None) if item is not None]
+        acks.unanswered = [now - due for due in waiting.values()] + [now - q[0] for q in queued]
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+    acks.secs = last[0] - start
+    return acks
+
+
+async def closed_loop(url: str, seed: int, connections: int, secs: float) -> Acks:
+    """``connections`` senders, each posting a fresh callback as soon as its last is answered."""
+    acks = Acks()
+    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
+    loop = asyncio.get_running_loop()
+    counter = iter(range(10**7))
+    end = loop.time() + secs
+
+    async def sender() -> None:
+        connection = Connection(url)
+        try:
+            while loop.time() < end:
+                content = callback_body(rng, seed * 10**7 + next(counter))
+                sent = loop.time()
+                try:
+                    answer: tuple[int, bytes] | Exception = await connection.post(
+                        CALLBACK_PATH, content
+                    )
+                    acks.latencies.append(loop.time() - sent)
+                except (OSError, asyncio.IncompleteReadError) as error:
+                    answer = error
+                acks.take(answer)
+        finally:
+            await connection.close()
+
+    started = loop.time()
+    await asyncio.gather(*(sender() for _ in range(connections)))
+    acks.secs = loop.time() - started
+    return acks
+
+
+def callback_load(pipe: Pipe, url: str, seed: int, rate: float, secs: float) -> None:
+    """The load generator's process: builds its callbacks, says it is ready, and on "open" or
+    ("closed", connections, secs) runs that load and sends back what it saw; None ends it."""
+    bodies = callback_bodies(seed, int(rate * secs))
+    pipe.send("ready")
+    while (command := pipe.recv()) is not None:
+        if command == "open":
+            pipe.send(asyncio.run(open_loop(url, bodies, rate)).as_dict())
+        else:
+            _, connections, closed_secs = command
+            seed += 1
+            pipe.send(asyncio.run(closed_loop(url, seed, connections, closed_secs)).as_dict())
+
+
+class LoadProcess:
+    """:func:`callback_load` in a process of its own (spawned: no copy of this one's loop),
+    on the load core like everything but the oracle; stopped by its PID."""
+
+    def __init__(self, url: str, seed: int, rate: float, secs: float) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.pipe, child = context.Pipe()
+        self.process = context.Process(
+            target=callback_load, args=(child, url, seed, rate, secs), daemon=True
+        )
+        self.process.start()
+        child.close()
+
+    async def ask(self, command: object, within: float) -> Any:
+        if command is not None:
+            self.pipe.send(command)
+        if not await asyncio.to_thread(self.pipe.poll, within):
+            raise RuntimeError(f"the load generator did not answer {command!r}")
+        return self.pipe.recv()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.pipe.send(None)
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(10)
+        self.pipe.close()
+
+
+def histogram_p99(before: dict[str, float], after: dict[str, float], name: str) -> str:
+    """The oracle's own view: the smallest bucket bound holding 99% of the new observations."""
+    count = after.get(f"{name}_count", 0.0) - before.get(f"{name}_count", 0.0)
+    total = after.get(f"{name}_sum", 0.0) - before.get(f"{name}_sum", 0.0)
+    if count <= 0:
+        return "no observations"
+    buckets = sorted(
+        (float(key.split('le="')[1].rstrip('"}')), value - before.get(key, 0.0))
+        for key, value in after.items()
+        if key.startswith(f"{name}_bucket{{")
+    )
+    bound = next((le for le, n in buckets if n >= 0.99 * count), float("inf"))
+    return f"its histogram: mean {ms(total / count)}, p99 <= {ms(bound)} ({count:,.0f} observed)"
+
+
+def callback_backlog(database: Path) -> tuple[int, int]:
+    """(callbacks stored, callbacks the worker has not finished with)."""
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        stored, pending = db.execute(
+            "SELECT count(*), sum(processed_at IS NULL) FROM callbacks"
+        ).fetchone()
+    return int(stored or 0), int(pending or 0)
+
+
+async def acknowledgements(report: Report, scale: Scale, day: Day) -> None:
+    oracle = day.oracle
+    name = "nishati_callback_ack_seconds"
+    load = LoadProcess(oracle.url, secrets.randbelow(1_000), CALLBACK_RATE, scale.ack_secs)
+    try:
+        await load.ask(None, within=120)
+        report.step("load average before the callback phases", load_average())
+        before = await oracle.metrics(day.http)
+        cpu, started = oracle.cpu_secs(), time.perf_counter()
+        acks = Acks.from_dict(await load.ask("open", within=scale.ack_secs + GRACE_SECS + 60))
+        busy = (oracle.cpu_secs() - cpu) / (time.perf_counter() - started)
+        after = await oracle.metrics(day.http)
+        everything = [(t, False) for t in acks.latencies] + [(t, True) for t in acks.unanswered]
+        total = len(everything)
+        p50, p99 = (censored_percentile(everything, p) for p in (50, 99))
+        new = after.get('nishati_callbacks_total{kind="stk",result="new"}', 0) - before.get(
+            'nishati_callbacks_total{kind="stk",result="new"}', 0
+        )
+        duplicate = after.get(
+            'nishati_callbacks_total{kind="stk",result="duplicate"}', 0
+        ) - before.get('nishati_callbacks_total{kind="stk",result="duplicate"}', 0)
+        report.add(
+            f"callback ack at {CALLBACK_RATE}/s, open loop, {scale.ack_secs:g} s",
+            f"p50 {p50}, p99 {p99}",
+            f"p99 < {TARGET_ACK_P99_MS:g} ms",
+            percentile([t for t, _ in everything], 99) * 1e3 < TARGET_ACK_P99_MS,
+            f"{len(acks.latencies):,} of {total:,} answered, "
+            f"{len(acks.latencies) / max(acks.secs, 1e-9):,.0f}/s achieved"
+            + (
+                f" ({len(acks.unanswered):,} given up {GRACE_SECS:g} s after the last was due)"
+                if acks.unanswered
+                else f", max {ms(max(acks.latencies))}"
+            )
+            + f"; answers {dict(acks.statuses)}; the oracle counted {new:,.0f} new, "
+            f"{duplicate:,.0f} duplicates; {histogram_p99(before, after, name)}; "
+            f"oracle CPU {busy:.0%}; over {OPEN_CONNECTIONS} connections from a separate "
+            f"process, at most {ms(acks.lag)} late",
+        )
+        stored, pending = callback_backlog(day.database)
+        report.notes.append(
+            f"after the fixed-rate run the worker had {pending:,} of {stored:,} stored callbacks "
+            "unfinished (unknown CheckoutRequestIDs are kept two minutes for a trade to claim)"
+        )
+        for connections in CLOSED_CONNECTIONS:
+            before = await oracle.metrics(day.http)
+            cpu, started = oracle.cpu_secs(), time.perf_counter()
+            acks = Acks.from_dict(
+                await load.ask(("closed", connections, scale.closed_secs), scale.closed_secs + 60)
+            )
+            busy = (oracle.cpu_secs() - cpu) / (time.perf_counter() - started)
+            after = await oracle.metrics(day.http)
+            answered = len(acks.latencies)
+            report.add(
+                f"callbacks answered, closed loop, {connections} connection"
+                + ("s" if connections > 1 else "")
+                + f", {scale.closed_secs:g} s",
+                f"{answered / acks.secs:,.0f}/s",
+                note=f"latency p50 {ms(percentile(acks.latencies, 50))}, p99 "
+                f"{ms(percentile(acks.latencies, 99))}; answers {dict(acks.statuses)}; "
+                f"{histogram_p99(before, after, name)}; oracle CPU {busy:.0%}",
+            )
+    finally:
+        load.stop()
+
+
+# The run
+
+
+def log_problems(path: Path) -> Counter[str]:
+    """The oracle's warnings and errors (JSON lines), by level and message."""
+    found: Counter[str] = Counter()
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            if "Traceback" in line:
+                found["a traceback"] += 1
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("warning", "error", "critical"):
+            found[f"{entry['level']}: {str(entry.get('event'))[:120]}"] += 1
+    return found
+
+
+async def run(scale: Scale, directory: Path) -> Report:
+    report = Report(scale)
+    print(f"trading benchmark, {scale.name} size; logs and databases in {directory}")
+    report.step("load average at start (1, 5, 15 min)", load_average())
+    # Everything but the oracle shares LOAD_CORE: this process, and what it starts from here.
+    pin(os.getpid(), {LOAD_CORE})
+    settings = ClientSettings()
+    program_id = Pubkey.from_string(settings.program_id)
+    payer = Keypair()
+    started = time.perf_counter()
+    with LocalValidator(settings, {str(payer.pubkey()): PAYER_LAMPORTS}) as validator:
+        report.step("local validator start", f"{time.perf_counter() - started:,.1f} s")
+        chain = RpcChain(validator.rpc_url, program_id, settings.commitment)
+        sim = DarajaSimProcess(settings=SIM_SETTINGS, log_path=directory / "daraja-sim.log")
+        try:
+            started = time.perf_counter()
+            h = Harness(chain, payer, NishatiClient(chain, program_id), None)
+            market = await open_market(h, config=market_config)
+            await fund(h, market.oracle.pubkey(), ORACLE_LAMPORTS)
+            trades = scale.settle_trades + scale.burst_trades
+            per_seller = (trades // SELLERS + 1) * BUY_WH
+            sellers = await sellers_with_offers(market, per_seller)
+            buyers = await register_buyers(market, trades)
+            report.step(
+                f"market, {SELLERS} sellers with offers, {len(buyers)} buyers",
+                f"{time.perf_counter() - started:,.1f} s",
+            )
+            await asyncio.to_thread(sim.start)
+            key = directory / "oracle.json"
+            write_keypair(key, market.oracle)
+            oracle = Oracle({}, directory / "oracle.log")
+            payments = simulator_settings(sim.url, oracle.url, PHONE_SALT, CALLBACK_TOKEN)
+            oracle.env.update(
+                as_environment(
+                    {
+                        "rpc_url": validator.rpc_url,
+                        "market": market.address,
+                        "oracle_keypair": key,
+                        "database_url": oracle_database(directory),
+                        **payments,
+                    }
+                )
+            )
+            with running(oracle):
+                if oracle.cores() != [ORACLE_CORE]:
+                    report.notes.append(f"the oracle's threads may run on cores {oracle.cores()}")
+                async with httpx.AsyncClient(base_url=oracle.url, timeout=60) as http:
+                    for seller, phone, _ in sellers:
+                        await enrol(http, seller, phone)
+                    day = Day(
+                        market,
+                        [offer for _, _, offer in sellers],
+                        oracle,
+                        sim,
+                        http,
+                        directory / "oracle.db",
+                    )
+                    report.step("load average before the trades", load_average())
+                    await settle_latency(report, day, buyers[: scale.settle_trades])
+                    await throughput(report, day, buyers[scale.settle_trades :])
+                    await acknowledgements(report, scale, day)
+                problems = log_problems(oracle.log_path)
+                if problems:
+                    report.notes.append(
+                        "the oracle logged: "
+                        + "; ".join(f"{n} x {what}" for what, n in problems.most_common(5))
+                    )
+        finally:
+            await asyncio.to_thread(sim.stop)
+            await chain.close()
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a short run for CI")
+    parser.add_argument("--keep", action="store_true", help="keep the logs and databases")
+    args = parser.parse_args()
+    if not {ORACLE_CORE, LOAD_CORE} <= os.sched_getaffinity(0):
+        sys.exit(f"bench.trading needs cores {ORACLE_CORE} and {LOAD_CORE}")
+    scale = QUICK if args.quick else FULL
+    started = time.perf_counter()
+    load = os.getloadavg()[0]
+    directory = Path(tempfile.mkdtemp(prefix="nishati-bench-trading-"))
+    try:
+        report = asyncio.run(run(scale, directory))
+    finally:
+        if args.keep:
+            print(f"logs and databases kept in {directory}")
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+    report.notes.append(
+        f"load average {load:.2f} before the run, {os.getloadavg()[0]:.2f} after, on "
+        f"{os.cpu_count()} cores: anything else running shares them"
+    )
+    report.notes.append(f"the whole run took {time.perf_counter() - started:,.0f} s")
+    report.print()
+
+
+if __name__ == "__main__":
+    main()
