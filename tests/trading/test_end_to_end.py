@@ -13,7 +13,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from nishati_client.config import ClientSettings
-from tests.trading.world import FEE_BPS, TradingWorld, trading_world
+from tests.trading.world import FEE_BPS, SELLER_PHONE, TradingWorld, trading_world
 
 pytestmark = pytest.mark.rpc
 
@@ -69,6 +69,11 @@ async def test_a_paid_trade_settles_and_pays_the_seller(world: TradingWorld) -> 
     assert len(mine) == 1
     assert mine[0]["paid"]
     assert mine[0]["amount"] == payment["payout_kes"]
+    # Neither the buyer's nor the seller's number is kept or logged in clear.
+    files = world.database.parent.glob(f"{world.database.name}*")
+    kept = b"".join(f.read_bytes() for f in files) + world.oracle.log_path.read_bytes()
+    for number in (phone, SELLER_PHONE):
+        assert number[3:].encode() not in kept
 
 
 @pytest.mark.parametrize("code", [1032, 1037, 2001, 1, 17, 1019])

@@ -205,7 +205,8 @@ async def test_a_callback_is_only_a_hint_the_query_decides(desk: Desk) -> None:
     # A callback claiming success while Daraja says the payment is still open (forged).
     body = {"checkout": trade.checkout_request_id, "code": 0, "amount": trade.amount_kes}
     claimed = json.dumps({**body, "receipt": "FAKE000001"})
-    assert await desk.ledger.store_callback(CallbackKind.stk, "forged", "FAKE000001", claimed)
+    sealed = desk.vault.encrypt(claimed.encode())
+    assert await desk.ledger.store_callback(CallbackKind.stk, "forged", "FAKE000001", sealed)
     await desk.worker.handle_callbacks()
     assert await state(desk, trade_id) is TradeState.stk_sent
     assert len(await desk.ledger.pending_callbacks()) == 1
@@ -231,12 +232,12 @@ async def test_compare_and_set(desk: Desk) -> None:
 
 
 async def test_callbacks_are_kept_once(desk: Desk) -> None:
-    assert await desk.ledger.store_callback(CallbackKind.stk, "ws_CO_1", "RCPT000001", "{}")
+    assert await desk.ledger.store_callback(CallbackKind.stk, "ws_CO_1", "RCPT000001", b"{}")
     # The same CheckoutRequestID again, or the same receipt under another id: duplicates.
-    assert not await desk.ledger.store_callback(CallbackKind.stk, "ws_CO_1", None, "{}")
-    assert not await desk.ledger.store_callback(CallbackKind.stk, "ws_CO_2", "RCPT000001", "{}")
+    assert not await desk.ledger.store_callback(CallbackKind.stk, "ws_CO_1", None, b"{}")
+    assert not await desk.ledger.store_callback(CallbackKind.stk, "ws_CO_2", "RCPT000001", b"{}")
     # A payout result may share a key with an STK callback: another kind.
-    assert await desk.ledger.store_callback(CallbackKind.payout_result, "ws_CO_1", None, "{}")
+    assert await desk.ledger.store_callback(CallbackKind.payout_result, "ws_CO_1", None, b"{}")
     assert [c.key for c in await desk.ledger.pending_callbacks()] == ["ws_CO_1", "ws_CO_1"]
 
 

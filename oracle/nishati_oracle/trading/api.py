@@ -27,6 +27,7 @@ from nishati_oracle.settings import OracleSettings
 from nishati_oracle.trading.desk import Opened, Order, Refusal, TradeDesk, TradeRefused
 from nishati_oracle.trading.gateway import Gateway
 from nishati_oracle.trading.ledger import FINAL_STATES, CallbackKind, Ledger, TradeState
+from nishati_oracle.trading.vault import PhoneVault
 from nishati_oracle.trading.worker import PaymentWorker
 
 ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
@@ -41,6 +42,7 @@ class Trading:
     desk: TradeDesk
     worker: PaymentWorker
     gateway: Gateway
+    vault: PhoneVault
     token: str
     metrics: Metrics
 
@@ -223,7 +225,7 @@ def router(trading: Callable[[Request], Trading]) -> APIRouter:
             return JSONResponse(
                 {"reason": Refusal.MalformedCallback, "detail": str(e)[:200]}, status_code=400
             )
-        new = await t.ledger.store_callback(kind, key, receipt, raw.decode())
+        new = await t.ledger.store_callback(kind, key, receipt, t.vault.encrypt(raw))
         if new:
             t.worker.wake()
         t.metrics.callbacks.labels(kind, "new" if new else "duplicate").inc()

@@ -23,7 +23,6 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Table,
-    Text,
     UniqueConstraint,
     and_,
     func,
@@ -127,7 +126,7 @@ callbacks = Table(
     Column("kind", String(20), nullable=False),
     Column("key", String(64), nullable=False),
     Column("receipt", String(32), nullable=True, unique=True),
-    Column("body", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),  # encrypted: it holds the payer's phone
     Column("received_at", Float, nullable=False),
     Column("processed_at", Float, nullable=True),
     Column("outcome", String(200), nullable=True),
@@ -204,7 +203,7 @@ class StoredCallback:
     kind: CallbackKind
     key: str
     receipt: str | None
-    body: str
+    body: bytes
     received_at: float
 
 
@@ -324,7 +323,7 @@ class Ledger:
             )
 
     async def store_callback(
-        self, kind: CallbackKind, key: str, receipt: str | None, body: str
+        self, kind: CallbackKind, key: str, receipt: str | None, body: bytes
     ) -> bool:
         """Keeps a callback before anything acts on it; False for a duplicate (same key, or
         same receipt), which is then not stored again."""

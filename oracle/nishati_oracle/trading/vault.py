@@ -1,4 +1,5 @@
-"""Phone numbers at rest: AES-256-GCM encrypted, found by their salted commitment.
+"""Phone numbers at rest: AES-256-GCM encrypted (alone, or inside a stored callback), found by
+their salted commitment.
 
 The database never holds a number in clear. Rows are looked up by the same salted commitment the
 chain's Household keeps (``nishati_client.phone.commitment``), so a phone from a request finds its
@@ -46,9 +47,16 @@ class PhoneVault:
         return commitment(self._salt, phone)
 
     def seal(self, phone: str) -> bytes:
-        """The normalised number, encrypted; the nonce travels in front."""
-        nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, normalise(phone).encode("ascii"), None)
+        """The normalised number, encrypted."""
+        return self.encrypt(normalise(phone).encode("ascii"))
 
     def open(self, sealed: bytes) -> str:
-        return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], None).decode()
+        return self.decrypt(sealed).decode()
+
+    def encrypt(self, data: bytes) -> bytes:
+        """Anything that may hold a phone (a callback as received); the nonce goes in front."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, data, None)
+
+    def decrypt(self, sealed: bytes) -> bytes:
+        return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], None)

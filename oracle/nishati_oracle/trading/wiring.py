@@ -54,4 +54,4 @@ def build_trading(
     desk = TradeDesk(
         settings, ledger, client, oracle, market, vault, gateway, urls.payment, worker.wake
     )
-    return Trading(settings, ledger, desk, worker, gateway, token, metrics)
+    return Trading(settings, ledger, desk, worker, gateway, vault, token, metrics)

@@ -136,7 +136,7 @@ class PaymentWorker:
 
     async def handle_callbacks(self) -> None:
         for callback in await self.ledger.pending_callbacks():
-            body = json.loads(callback.body)
+            body = json.loads(self.vault.decrypt(callback.body))
             if callback.kind is CallbackKind.stk:
                 outcome = await self._on_payment(callback, self.gateway.parse_payment(body))
             else:

@@ -66,7 +66,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(20), nullable=False),
         sa.Column("key", sa.String(64), nullable=False),
         sa.Column("receipt", sa.String(32), nullable=True, unique=True),
-        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("body", sa.LargeBinary, nullable=False),
         sa.Column("received_at", sa.Float, nullable=False),
         sa.Column("processed_at", sa.Float, nullable=True),
         sa.Column("outcome", sa.String(200), nullable=True),
