@@ -26,7 +26,6 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import FastAPI
-from nishati_daraja_sim.launcher import running_daraja_sim_async
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -39,6 +38,7 @@ from nishati_client.phone import mask
 from nishati_client.program import NishatiClient
 from nishati_client.sandbox import Harness, OpenMarket, fund, open_market
 from nishati_client.trading import Offer
+from nishati_daraja_sim.launcher import running_daraja_sim_async
 from nishati_oracle.app import Services, create_app
 from nishati_oracle.broker import free_port, running_mosquitto
 from nishati_oracle.settings import OracleSettings

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
 from nishati_daraja_sim.launcher import DarajaSimProcess, free_port, running_daraja_sim
 from nishati_daraja_sim.settings import (
     SANDBOX_PASSKEY,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 import httpx
-from nishati_daraja_sim.launcher import running_daraja_sim_async
 
+from nishati_daraja_sim.launcher import running_daraja_sim_async
 from tests.daraja_sim.conftest import FAST, Daraja, Receiver
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from nishati_daraja_sim.launcher import DarajaSimProcess
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -25,6 +24,7 @@ from nishati_client.market import MarketConfig
 from nishati_client.program import NishatiClient
 from nishati_client.sandbox import Harness, Member, OpenMarket, fund, open_market
 from nishati_client.trading import Offer
+from nishati_daraja_sim.launcher import DarajaSimProcess
 from nishati_oracle.trading.localday import (
     as_environment,
     enrol,

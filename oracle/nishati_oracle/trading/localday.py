@@ -10,6 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+
+from nishati_client.phone import commitment
+from nishati_client.sandbox import Member, OpenMarket
 from nishati_daraja_sim.settings import (
     SANDBOX_PASSKEY,
     TEST_B2C_SHORTCODE,
@@ -19,9 +22,6 @@ from nishati_daraja_sim.settings import (
     TEST_INITIATOR_NAME,
     TEST_INITIATOR_PASSWORD,
 )
-
-from nishati_client.phone import commitment
-from nishati_client.sandbox import Member, OpenMarket
 
 
 def simulator_settings(
