@@ -132,6 +132,13 @@ class PaymentWorker:
         await self.pay_sellers()
         await self.check_payouts()
 
+    async def _later(self, trade: TradeRecord, wait: float | None = None) -> None:
+        """Looks at the trade again after ``wait`` (by default, backing off with each try)."""
+        wait = backoff(trade.queries) if wait is None else wait
+        await self.ledger.update(
+            trade.id, trade.state, queries=trade.queries + 1, next_check_at=self.clock() + wait
+        )
+
     # 1. Callbacks
 
     async def handle_callbacks(self) -> None:
@@ -282,12 +289,7 @@ class PaymentWorker:
             wait = backoff(trade.queries)
             if trade.give_up_at is not None:
                 wait = max(0.0, min(wait, trade.give_up_at + 1 - self.clock()))
-            await self.ledger.update(
-                trade.id,
-                trade.state,
-                queries=trade.queries + 1,
-                next_check_at=self.clock() + wait,
-            )
+            await self._later(trade, wait)
 
     # 3. Trades a crash left between the ledger and the chain
 
@@ -361,12 +363,7 @@ class PaymentWorker:
             trade = group[0][0]
             self.metrics.settle_batches.labels("failed").inc()
             log.warning("closing trade %s failed: %s", trade.id, e)
-            await self.ledger.update(
-                trade.id,
-                trade.state,
-                queries=trade.queries + 1,
-                next_check_at=self.clock() + backoff(trade.queries),
-            )
+            await self._later(trade)
             return
         self.metrics.settle_batches.labels("confirmed").inc()
         for trade, _ in group:
@@ -442,12 +439,7 @@ class PaymentWorker:
                     f"payout refused: {result.detail}",
                 )
             else:
-                await self.ledger.update(
-                    trade.id,
-                    TradeState.settled,
-                    queries=trade.queries + 1,
-                    next_check_at=self.clock() + backoff(trade.queries),
-                )
+                await self._later(trade)
 
     # 6. Payouts whose result has not come
 
@@ -459,10 +451,6 @@ class PaymentWorker:
                 result_url=self.urls.payout_result,
                 timeout_url=self.urls.payout_timeout,
             )
-            await self.ledger.update(
-                trade.id,
-                TradeState.payout_sent,
-                queries=trade.queries + 1,
-                next_check_at=self.clock()
-                + max(self.settings.payout_status_after_secs, backoff(trade.queries)),
+            await self._later(
+                trade, max(self.settings.payout_status_after_secs, backoff(trade.queries))
             )
