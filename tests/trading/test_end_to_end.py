@@ -69,6 +69,13 @@ async def test_a_paid_trade_settles_and_pays_the_seller(world: TradingWorld) -> 
     assert len(mine) == 1
     assert mine[0]["paid"]
     assert mine[0]["amount"] == payment["payout_kes"]
+    live = await world.http.get(f"/api/v1/stk/{opened['checkout_request_id']}")
+    assert live.json() == {
+        "checkout_request_id": opened["checkout_request_id"],
+        "pending": False,
+        "result_code": 0,
+        "detail": "The service request is processed successfully.",
+    }
     # Neither the buyer's nor the seller's number is kept or logged in clear.
     files = world.database.parent.glob(f"{world.database.name}*")
     kept = b"".join(f.read_bytes() for f in files) + world.oracle.log_path.read_bytes()
