@@ -36,6 +36,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import secrets
 import shutil
 import sqlite3
@@ -51,7 +52,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from nishati_daraja_sim.launcher import DarajaSimProcess
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -74,6 +74,7 @@ from nishati_client.market import MarketConfig
 from nishati_client.program import NishatiClient
 from nishati_client.sandbox import Harness, Member, OpenMarket, fund, open_market
 from nishati_client.trading import Offer
+from nishati_daraja_sim.launcher import DarajaSimProcess
 from nishati_oracle.trading.localday import (
     as_environment,
     enrol,
@@ -87,6 +88,7 @@ ORACLE_LAMPORTS = 50_000 * 10**9
 PHONE_SALT = bytes(range(32))
 CALLBACK_TOKEN = "bench-callback-token-0123456789abcdef"  # noqa: S105 (a bench value)
 CALLBACK_PATH = f"/api/v1/payments/callback/{CALLBACK_TOKEN}"
+PAYOUT_PATH = f"/api/v1/payouts/result/{CALLBACK_TOKEN}"
 FEE_BPS = 150
 PRICE = 2_500  # cents per kWh
 BUY_WH = 2_000  # KES 50 a trade
@@ -112,6 +114,9 @@ DUPLICATE_EVERY = 20
 FAILED_SHARE = 0.1
 # How long after the last callback was due the fixed-rate run waits for answers.
 GRACE_SECS = 10.0
+
+# Trades ordered once the callback load is over, with the unknown callbacks it left kept.
+AFTER_LOAD_TRADES = 3
 
 TARGET_ACK_P99_MS = 20.0
 TARGET_SETTLE_P99_SECS = 2.0
@@ -255,6 +260,14 @@ class Day:
         answer.raise_for_status()
         found: dict[str, Any] = answer.json()
         return found
+
+    async def payout_result(self) -> dict[str, Any]:
+        """A B2C result the simulator delivered, as it sent it."""
+        async with httpx.AsyncClient(base_url=self.sim.url, timeout=60) as sim:
+            answer = await sim.get("/simulator/callbacks", params={"kind": "b2c_result"})
+            answer.raise_for_status()
+        body: dict[str, Any] = next(r["body"] for r in answer.json() if r["outcome"] == "delivered")
+        return body
 
     async def delivered(self) -> dict[str, float]:
         """CheckoutRequestID -> when the simulator's first STK callback for it was answered."""
@@ -451,6 +464,20 @@ def callback_body(rng: random.Random, n: int) -> bytes:
     return json.dumps({"Body": {"stkCallback": callback}}).encode()
 
 
+def payout_bodies(template: dict[str, Any], seed: int, count: int) -> list[bytes]:
+    """B2C results shaped as ``template`` (one the simulator sent), each for a payout of its
+    own that no trade made: the worker finishes each at once ("unmatched")."""
+    bodies = []
+    for n in range(count):
+        result = dict(template["Result"])
+        reference = f"bench{seed:04d}{n:08d}"
+        result["OriginatorConversationID"] = reference
+        result["ConversationID"] = f"AG_{reference}"
+        result["TransactionID"] = f"B{n:09d}"[:10]
+        bodies.append(json.dumps({**template, "Result": result}).encode())
+    return bodies
+
+
 def callback_bodies(seed: int, count: int) -> list[bytes]:
     """``count`` callbacks; every DUPLICATE_EVERY-th repeats one sent a little earlier."""
     rng = random.Random(seed)  # noqa: S311 - test data, not secrets
@@ -493,7 +520,7 @@ class Acks:
         return cls(d["latencies"], d["unanswered"], Counter(d["statuses"]), d["lag"], d["secs"])
 
 
-async def open_loop(url: str, bodies: Sequence[bytes], rate: float) -> Acks:
+async def open_loop(url: str, path: str, bodies: Sequence[bytes], rate: float) -> Acks:
     """``bodies`` at ``rate`` a second over OPEN_CONNECTIONS kept connections: each is due at its
     time, and its latency counts from then (waiting for a free connection included). Those
     still unanswered GRACE_SECS after the last was due are given up, with the time they had
@@ -511,9 +538,7 @@ async def open_loop(url: str, bodies: Sequence[bytes], rate: float) -> Acks:
                 due, content = item
                 waiting[id(item)] = due
                 try:
-                    answer: tuple[int, bytes] | Exception = await connection.post(
-                        CALLBACK_PATH, content
-                    )
+                    answer: tuple[int, bytes] | Exception = await connection.post(path, content)
                 except (OSError, asyncio.IncompleteReadError) as error:
                     answer = error
                 finally:
@@ -579,14 +604,20 @@ async def closed_loop(url: str, seed: int, connections: int, secs: float) -> Ack
     return acks
 
 
-def callback_load(pipe: Pipe, url: str, seed: int, rate: float, secs: float) -> None:
-    """The load generator's process: builds its callbacks, says it is ready, and on "open" or
-    ("closed", connections, secs) runs that load and sends back what it saw; None ends it."""
+def callback_load(
+    pipe: Pipe, url: str, seed: int, rate: float, secs: float, payout: dict[str, Any]
+) -> None:
+    """The load generator's process: builds its callbacks, says it is ready, and on "stk",
+    "payout" (fixed rate) or ("closed", connections, secs) runs that load and sends back what
+    it saw; None ends it."""
     bodies = callback_bodies(seed, int(rate * secs))
+    results = payout_bodies(payout, seed, int(rate * secs))
     pipe.send("ready")
     while (command := pipe.recv()) is not None:
-        if command == "open":
-            pipe.send(asyncio.run(open_loop(url, bodies, rate)).as_dict())
+        if command == "stk":
+            pipe.send(asyncio.run(open_loop(url, CALLBACK_PATH, bodies, rate)).as_dict())
+        elif command == "payout":
+            pipe.send(asyncio.run(open_loop(url, PAYOUT_PATH, results, rate)).as_dict())
         else:
             _, connections, closed_secs = command
             seed += 1
@@ -597,11 +628,13 @@ class LoadProcess:
     """:func:`callback_load` in a process of its own (spawned: no copy of this one's loop),
     on the load core like everything but the oracle; stopped by its PID."""
 
-    def __init__(self, url: str, seed: int, rate: float, secs: float) -> None:
+    def __init__(
+        self, url: str, seed: int, rate: float, secs: float, payout: dict[str, Any]
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self.pipe, child = context.Pipe()
         self.process = context.Process(
-            target=callback_load, args=(child, url, seed, rate, secs), daemon=True
+            target=callback_load, args=(child, url, seed, rate, secs, payout), daemon=True
         )
         self.process.start()
         child.close()
@@ -647,49 +680,65 @@ def callback_backlog(database: Path) -> tuple[int, int]:
     return int(stored or 0), int(pending or 0)
 
 
+async def fixed_rate(
+    report: Report, scale: Scale, day: Day, load: LoadProcess, kind: str, what: str
+) -> None:
+    """One open-loop run of ``kind`` ("stk" or "payout") callbacks at CALLBACK_RATE."""
+    oracle, name = day.oracle, "nishati_callback_ack_seconds"
+    counted = "stk" if kind == "stk" else "payout_result"
+    before = await oracle.metrics(day.http)
+    cpu, started = oracle.cpu_secs(), time.perf_counter()
+    with oracle.profiled(f"callbacks-{kind}-fixed-rate"):
+        acks = Acks.from_dict(await load.ask(kind, within=scale.ack_secs + GRACE_SECS + 60))
+    busy = (oracle.cpu_secs() - cpu) / (time.perf_counter() - started)
+    after = await oracle.metrics(day.http)
+
+    def delta(result: str) -> float:
+        key = f'nishati_callbacks_total{{kind="{counted}",result="{result}"}}'
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    everything = [(t, False) for t in acks.latencies] + [(t, True) for t in acks.unanswered]
+    p50, p99 = (censored_percentile(everything, p) for p in (50, 99))
+    report.add(
+        f"{what} at {CALLBACK_RATE}/s, open loop, {scale.ack_secs:g} s",
+        f"p50 {p50}, p99 {p99}",
+        f"p99 < {TARGET_ACK_P99_MS:g} ms",
+        percentile([t for t, _ in everything], 99) * 1e3 < TARGET_ACK_P99_MS,
+        f"{len(acks.latencies):,} of {len(everything):,} answered, "
+        f"{len(acks.latencies) / max(acks.secs, 1e-9):,.0f}/s achieved"
+        + (
+            f" ({len(acks.unanswered):,} given up {GRACE_SECS:g} s after the last was due)"
+            if acks.unanswered
+            else f", max {ms(max(acks.latencies))}"
+        )
+        + f"; answers {dict(acks.statuses)}; the oracle counted {delta('new'):,.0f} new, "
+        f"{delta('duplicate'):,.0f} duplicates; {histogram_p99(before, after, name)}; "
+        f"oracle CPU {busy:.0%}; over {OPEN_CONNECTIONS} connections from a separate "
+        f"process, at most {ms(acks.lag)} late",
+    )
+    stored, pending = callback_backlog(day.database)
+    report.notes.append(
+        f"after the {kind} fixed-rate run the worker had {pending:,} of {stored:,} stored "
+        "callbacks unfinished (unknown CheckoutRequestIDs are kept two minutes for a trade "
+        "to claim)"
+    )
+
+
 async def acknowledgements(report: Report, scale: Scale, day: Day) -> None:
     oracle = day.oracle
     name = "nishati_callback_ack_seconds"
-    load = LoadProcess(oracle.url, secrets.randbelow(1_000), CALLBACK_RATE, scale.ack_secs)
+    template = await day.payout_result()
+    seed = secrets.randbelow(1_000)
+    load = LoadProcess(oracle.url, seed, CALLBACK_RATE, scale.ack_secs, template)
     try:
         await load.ask(None, within=120)
         report.step("load average before the callback phases", load_average())
-        before = await oracle.metrics(day.http)
-        cpu, started = oracle.cpu_secs(), time.perf_counter()
-        acks = Acks.from_dict(await load.ask("open", within=scale.ack_secs + GRACE_SECS + 60))
-        busy = (oracle.cpu_secs() - cpu) / (time.perf_counter() - started)
-        after = await oracle.metrics(day.http)
-        everything = [(t, False) for t in acks.latencies] + [(t, True) for t in acks.unanswered]
-        total = len(everything)
-        p50, p99 = (censored_percentile(everything, p) for p in (50, 99))
-        new = after.get('nishati_callbacks_total{kind="stk",result="new"}', 0) - before.get(
-            'nishati_callbacks_total{kind="stk",result="new"}', 0
+        # First the B2C results (the worker closes each unknown one at once): the answer path
+        # with a worker that keeps up; then STK callbacks, whose unknown ones the worker keeps.
+        await fixed_rate(
+            report, scale, day, load, "payout", "B2C result ack, unknown payouts (diagnostic)"
         )
-        duplicate = after.get(
-            'nishati_callbacks_total{kind="stk",result="duplicate"}', 0
-        ) - before.get('nishati_callbacks_total{kind="stk",result="duplicate"}', 0)
-        report.add(
-            f"callback ack at {CALLBACK_RATE}/s, open loop, {scale.ack_secs:g} s",
-            f"p50 {p50}, p99 {p99}",
-            f"p99 < {TARGET_ACK_P99_MS:g} ms",
-            percentile([t for t, _ in everything], 99) * 1e3 < TARGET_ACK_P99_MS,
-            f"{len(acks.latencies):,} of {total:,} answered, "
-            f"{len(acks.latencies) / max(acks.secs, 1e-9):,.0f}/s achieved"
-            + (
-                f" ({len(acks.unanswered):,} given up {GRACE_SECS:g} s after the last was due)"
-                if acks.unanswered
-                else f", max {ms(max(acks.latencies))}"
-            )
-            + f"; answers {dict(acks.statuses)}; the oracle counted {new:,.0f} new, "
-            f"{duplicate:,.0f} duplicates; {histogram_p99(before, after, name)}; "
-            f"oracle CPU {busy:.0%}; over {OPEN_CONNECTIONS} connections from a separate "
-            f"process, at most {ms(acks.lag)} late",
-        )
-        stored, pending = callback_backlog(day.database)
-        report.notes.append(
-            f"after the fixed-rate run the worker had {pending:,} of {stored:,} stored callbacks "
-            "unfinished (unknown CheckoutRequestIDs are kept two minutes for a trade to claim)"
-        )
+        await fixed_rate(report, scale, day, load, "stk", "STK callback ack")
         for connections in CLOSED_CONNECTIONS:
             before = await oracle.metrics(day.http)
             cpu, started = oracle.cpu_secs(), time.perf_counter()
@@ -712,6 +761,37 @@ async def acknowledgements(report: Report, scale: Scale, day: Day) -> None:
         load.stop()
 
 
+async def settle_after_load(report: Report, day: Day, buyers: Sequence[str]) -> None:
+    """A few more trades (the buyers again: a new phone each is not needed, the simulator's
+    same-amount rule is off) while the oracle still keeps the load's unknown callbacks."""
+    stored, pending = callback_backlog(day.database)
+    orders = Orders()
+    for i, phone in enumerate(buyers):
+        orders.take(*await day.buy(phone, day.offers[i % len(day.offers)]))
+    try:
+        await day.wait_for(orders.trade_ids, SETTLED_OR_LATER, within=90)
+    except RuntimeError as e:
+        report.add(
+            f"callback to settled, {len(buyers)} trades after the callback load",
+            "not settled within 90 s",
+            note=f"{e}; {pending:,} unknown callbacks were kept when they were ordered",
+        )
+        return
+    delivered = await day.delivered()
+    latencies = []
+    for trade_id in orders.trade_ids:
+        payment = await day.payment(trade_id)
+        at, settled = delivered.get(orders.checkouts[trade_id]), entered(payment, "settled")
+        if at is not None and settled is not None:
+            latencies.append(settled - at)
+    report.add(
+        f"callback to settled, {len(buyers)} trades after the callback load",
+        f"max {ms(max(latencies))}" if latencies else "not measured",
+        note=f"ordered one after another while the worker still kept {pending:,} of the "
+        f"{stored:,} callbacks stored",
+    )
+
+
 # The run
 
 
@@ -726,11 +806,12 @@ def log_problems(path: Path) -> Counter[str]:
                 found["a traceback"] += 1
             continue
         if isinstance(entry, dict) and entry.get("level") in ("warning", "error", "critical"):
-            found[f"{entry['level']}: {str(entry.get('event'))[:120]}"] += 1
+            event = re.sub(r"\S*\d\S*", "<id>", str(entry.get("event")))[:120]
+            found[f"{entry['level']}: {event}"] += 1
     return found
 
 
-async def run(scale: Scale, directory: Path) -> Report:
+async def run(scale: Scale, directory: Path, profiles: Path | None) -> Report:
     report = Report(scale)
     print(f"trading benchmark, {scale.name} size; logs and databases in {directory}")
     report.step("load average at start (1, 5, 15 min)", load_average())
@@ -760,7 +841,7 @@ async def run(scale: Scale, directory: Path) -> Report:
             await asyncio.to_thread(sim.start)
             key = directory / "oracle.json"
             write_keypair(key, market.oracle)
-            oracle = Oracle({}, directory / "oracle.log")
+            oracle = Oracle({}, directory / "oracle.log", profiles)
             payments = simulator_settings(sim.url, oracle.url, PHONE_SALT, CALLBACK_TOKEN)
             oracle.env.update(
                 as_environment(
@@ -791,6 +872,7 @@ async def run(scale: Scale, directory: Path) -> Report:
                     await settle_latency(report, day, buyers[: scale.settle_trades])
                     await throughput(report, day, buyers[scale.settle_trades :])
                     await acknowledgements(report, scale, day)
+                    await settle_after_load(report, day, buyers[-AFTER_LOAD_TRADES:])
                 problems = log_problems(oracle.log_path)
                 if problems:
                     report.notes.append(
@@ -807,7 +889,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run for CI")
     parser.add_argument("--keep", action="store_true", help="keep the logs and databases")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample the oracle with py-spy (pip install py-spy) in the fixed-rate run, into DIR",
+    )
     args = parser.parse_args()
+    if args.profile is not None:
+        if not Path(sys.executable).with_name("py-spy").exists():
+            sys.exit("--profile needs py-spy in the virtual environment: pip install py-spy")
+        args.profile.mkdir(parents=True, exist_ok=True)
     if not {ORACLE_CORE, LOAD_CORE} <= os.sched_getaffinity(0):
         sys.exit(f"bench.trading needs cores {ORACLE_CORE} and {LOAD_CORE}")
     scale = QUICK if args.quick else FULL
@@ -815,7 +907,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     directory = Path(tempfile.mkdtemp(prefix="nishati-bench-trading-"))
     try:
-        report = asyncio.run(run(scale, directory))
+        report = asyncio.run(run(scale, directory, args.profile))
     finally:
         if args.keep:
             print(f"logs and databases kept in {directory}")
