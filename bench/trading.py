@@ -719,8 +719,12 @@ async def fixed_rate(
     stored, pending = callback_backlog(day.database)
     report.notes.append(
         f"after the {kind} fixed-rate run the worker had {pending:,} of {stored:,} stored "
-        "callbacks unfinished (unknown CheckoutRequestIDs are kept two minutes for a trade "
-        "to claim)"
+        "callbacks unfinished"
+        + (
+            " (unknown CheckoutRequestIDs are kept two minutes for a trade to claim)"
+            if kind == "stk"
+            else " (each unknown payout result is closed at its turn: a backlog)"
+        )
     )
 
 
