@@ -206,15 +206,19 @@ async def test_a_callback_is_only_a_hint_the_query_decides(desk: Desk) -> None:
     body = {"checkout": trade.checkout_request_id, "code": 0, "amount": trade.amount_kes}
     claimed = json.dumps({**body, "receipt": "FAKE000001"})
     sealed = desk.vault.encrypt(claimed.encode())
-    assert await desk.ledger.store_callback(CallbackKind.stk, "forged", "FAKE000001", sealed)
+    checkout = trade.checkout_request_id
+    assert await desk.ledger.store_callback(CallbackKind.stk, checkout, "FAKE000001", sealed)
     await desk.worker.handle_callbacks()
     assert await state(desk, trade_id) is TradeState.stk_sent
-    assert len(await desk.ledger.pending_callbacks()) == 1
+    # Kept, and not looked at again every round.
+    assert await desk.ledger.pending_callbacks() == []
+    assert len(await desk.ledger.pending_callbacks(now=float("inf"))) == 1
     # Daraja's answer: the buyer cancelled. The trade is cancelled, whatever the callback said.
-    desk.gateway.answers[trade.checkout_request_id] = 1032
+    desk.gateway.answers[checkout] = 1032
+    await desk.ledger.release_callbacks(checkout)
     await desk.worker.handle_callbacks()
     assert await state(desk, trade_id) is TradeState.cancelling
-    assert await desk.ledger.pending_callbacks() == []
+    assert await desk.ledger.pending_callbacks(now=float("inf")) == []
 
 
 async def test_compare_and_set(desk: Desk) -> None:

@@ -362,6 +362,8 @@ class TradeDesk:
                 next_check_at=self.clock() + self.settings.stk_query_after_secs,
             )
             # A callback may already be waiting for this CheckoutRequestID.
+            if result.checkout_request_id is not None:
+                await self.ledger.release_callbacks(result.checkout_request_id)
             self.wake()
             found = await self.ledger.get(trade.id)
             assert found is not None

@@ -27,6 +27,7 @@ from sqlalchemy import (
     and_,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -129,9 +130,12 @@ callbacks = Table(
     Column("body", LargeBinary, nullable=False),  # encrypted: it holds the payer's phone
     Column("received_at", Float, nullable=False),
     Column("processed_at", Float, nullable=True),
+    # A callback that must wait (its trade not known yet, its payment still open) is looked at
+    # again from then, not every round.
+    Column("retry_at", Float, nullable=True),
     Column("outcome", String(200), nullable=True),
     UniqueConstraint("kind", "key", name="uq_callbacks_kind_key"),
-    Index("ix_callbacks_unprocessed", "processed_at"),
+    Index("ix_callbacks_unprocessed", "processed_at", "retry_at"),
 )
 
 # Phone numbers the oracle may call (buyers) or pay (sellers), by household.
@@ -338,7 +342,11 @@ class Ledger:
             return False
         return True
 
-    async def pending_callbacks(self, limit: int = 256) -> list[StoredCallback]:
+    async def pending_callbacks(
+        self, limit: int = 256, now: float | None = None
+    ) -> list[StoredCallback]:
+        """Unprocessed callbacks due now (all of them with ``now=inf``), oldest first."""
+        now = self.clock() if now is None else now
         query = (
             select(
                 callbacks.c.id,
@@ -348,7 +356,12 @@ class Ledger:
                 callbacks.c.body,
                 callbacks.c.received_at,
             )
-            .where(callbacks.c.processed_at.is_(None))
+            .where(
+                and_(
+                    callbacks.c.processed_at.is_(None),
+                    or_(callbacks.c.retry_at.is_(None), callbacks.c.retry_at <= now),
+                )
+            )
             .order_by(callbacks.c.id)
             .limit(limit)
         )
@@ -364,6 +377,21 @@ class Ledger:
                 update(callbacks)
                 .where(callbacks.c.id == callback_id)
                 .values(processed_at=self.clock(), outcome=outcome[:200])
+            )
+
+    async def callback_later(self, callback_id: int, at: float) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(callbacks).where(callbacks.c.id == callback_id).values(retry_at=at)
+            )
+
+    async def release_callbacks(self, key: str) -> None:
+        """Makes waiting callbacks with this key due now (their trade has just learnt it)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(callbacks)
+                .where(and_(callbacks.c.key == key, callbacks.c.processed_at.is_(None)))
+                .values(retry_at=None)
             )
 
     async def enrol(self, household: str, commitment: bytes, sealed: bytes) -> None:

@@ -58,6 +58,11 @@ log = logging.getLogger(__name__)
 # A callback for a CheckoutRequestID nobody knows may belong to a push whose answer is still on
 # its way (or was lost in a crash): it is kept this long for a trade to claim it.
 ORPHAN_GRACE_SECS = 120.0
+# A callback that has to wait is looked at again after this.
+CALLBACK_RETRY_SECS = 1.0
+# Shortest time between rounds: callbacks arriving together are handled, and their trades
+# settled, together.
+ROUND_GAP_SECS = 0.05
 # Backoff between queries of one payment or payout: doubling, capped.
 MAX_BACKOFF_SECS = 60.0
 
@@ -122,6 +127,7 @@ class PaymentWorker:
             )
             for w in waits:
                 w.cancel()
+            await asyncio.sleep(ROUND_GAP_SECS)
             self._wake.clear()
 
     async def run_once(self) -> None:
@@ -151,7 +157,9 @@ class PaymentWorker:
                     callback,
                     self.gateway.parse_payout(body, callback.kind is CallbackKind.payout_timeout),
                 )
-            if outcome is not None:
+            if outcome is None:
+                await self.ledger.callback_later(callback.id, self.clock() + CALLBACK_RETRY_SECS)
+            else:
                 await self.ledger.callback_done(callback.id, outcome)
 
     async def _on_payment(self, callback: StoredCallback, payment: Payment) -> str | None:

@@ -69,10 +69,11 @@ def upgrade() -> None:
         sa.Column("body", sa.LargeBinary, nullable=False),
         sa.Column("received_at", sa.Float, nullable=False),
         sa.Column("processed_at", sa.Float, nullable=True),
+        sa.Column("retry_at", sa.Float, nullable=True),
         sa.Column("outcome", sa.String(200), nullable=True),
         sa.UniqueConstraint("kind", "key", name="uq_callbacks_kind_key"),
     )
-    op.create_index("ix_callbacks_unprocessed", "callbacks", ["processed_at"])
+    op.create_index("ix_callbacks_unprocessed", "callbacks", ["processed_at", "retry_at"])
     op.create_table(
         "phones",
         sa.Column("household", sa.String(44), primary_key=True),
