@@ -246,6 +246,7 @@ class ReadingPipeline:
 
     async def _write(self) -> None:
         """Commits groups while submits are queued; the next submit starts a new writer."""
+        group: list[_Job] = []
         try:
             while self._queue:
                 group = [self._queue.popleft()]
@@ -266,10 +267,10 @@ class ReadingPipeline:
         finally:
             self._writer = None
             # Cancelled (the loop is closing): nobody is left waiting forever.
-            while self._queue:
-                job = self._queue.popleft()
+            for job in [*group, *self._queue]:
                 if not job.future.done():
                     job.future.set_exception(RuntimeError("the reading writer stopped"))
+            self._queue.clear()
 
     async def _commit(self, group: Sequence[_Job]) -> list[list[Outcome]]:
         """Every reading of the group against its meter's state, then one transaction."""
@@ -328,7 +329,14 @@ class ReadingPipeline:
             answers.append(outcomes)
         if accepted or new_states:
             moved = [working[key] for key in changed]
-            await self.store.accept(list(new_states.values()), accepted, moved)
+            try:
+                await self.store.accept(list(new_states.values()), accepted, moved)
+            except BaseException:
+                # The transaction may have committed before failing (a lost answer): these
+                # meters are read again from the database when next seen, never assumed.
+                for key in working:
+                    self._states.pop(key, None)
+                raise
             self._states.update(working)
         self.groups += 1
         return answers

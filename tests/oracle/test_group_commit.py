@@ -144,3 +144,31 @@ async def test_a_failed_commit_answers_nothing_over_http(
     assert await world.services.store.unattested_count() == 0
     metrics = (await world.http.get("/metrics")).text
     assert "nishati_readings_accepted_total 0.0" in metrics
+
+
+async def test_a_commit_that_lands_but_loses_its_answer_is_a_duplicate_when_sent_again(
+    world: OracleWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = world.services.pipeline
+    member = await world.member()
+    now = await world.market.now()
+    await pipeline.submit([submission(member.meter.read(now))])
+    real = world.services.store.accept
+
+    async def stored_then_lost(
+        new_meters: Sequence[MeterState],
+        accepted: Sequence[StoredReading],
+        states: Sequence[MeterState],
+    ) -> None:
+        await real(new_meters, accepted, states)
+        raise ConnectionError("the answer was lost")
+
+    monkeypatch.setattr(world.services.store, "accept", stored_then_lost)
+    second = member.meter.read(now + 60)
+    with pytest.raises(ConnectionError):
+        await pipeline.submit([submission(second)])
+    monkeypatch.undo()
+    # The meter is read again from the database: its last reading is the one that landed.
+    again = await pipeline.submit([submission(second), submission(member.meter.read(now + 120))])
+    assert [o.status for o in again] == [Status.duplicate, Status.accepted]
+    assert await world.services.store.unattested_count() == 3
