@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
+    bindparam,
     func,
     insert,
     or_,
@@ -276,6 +277,14 @@ class Ledger:
     async def by_checkout(self, checkout_request_id: str) -> TradeRecord | None:
         return await self._one(trades.c.checkout_request_id == checkout_request_id)
 
+    async def by_checkouts(self, checkout_request_ids: Sequence[str]) -> dict[str, TradeRecord]:
+        if not checkout_request_ids:
+            return {}
+        query = select(trades).where(trades.c.checkout_request_id.in_(checkout_request_ids))
+        async with self.engine.connect() as conn:
+            found = [TradeRecord.from_row(row) for row in await conn.execute(query)]
+        return {t.checkout_request_id: t for t in found if t.checkout_request_id is not None}
+
     async def _one(self, where: Any) -> TradeRecord | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(trades).where(where))).first()
@@ -371,19 +380,23 @@ class Ledger:
                 for r in await conn.execute(query)
             ]
 
-    async def callback_done(self, callback_id: int, outcome: str) -> None:
+    async def settle_callbacks(
+        self, done: Sequence[tuple[int, str]], later: Sequence[int], retry_at: float
+    ) -> None:
+        """Marks callbacks handled (with what came of them) or due again at ``retry_at``."""
+        now = self.clock()
         async with self.engine.begin() as conn:
-            await conn.execute(
-                update(callbacks)
-                .where(callbacks.c.id == callback_id)
-                .values(processed_at=self.clock(), outcome=outcome[:200])
-            )
-
-    async def callback_later(self, callback_id: int, at: float) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(callbacks).where(callbacks.c.id == callback_id).values(retry_at=at)
-            )
+            if done:
+                await conn.execute(
+                    update(callbacks)
+                    .where(callbacks.c.id == bindparam("callback_id"))
+                    .values(processed_at=now, outcome=bindparam("result")),
+                    [{"callback_id": i, "result": outcome[:200]} for i, outcome in done],
+                )
+            if later:
+                await conn.execute(
+                    update(callbacks).where(callbacks.c.id.in_(later)).values(retry_at=retry_at)
+                )
 
     async def release_callbacks(self, key: str) -> None:
         """Makes waiting callbacks with this key due now (their trade has just learnt it)."""

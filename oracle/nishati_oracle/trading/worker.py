@@ -85,6 +85,20 @@ def backoff(queries: int) -> float:
     return float(min(MAX_BACKOFF_SECS, 2.0 ** min(queries, 6)))
 
 
+class Unclaimed:
+    """Opened trades still without a CheckoutRequestID, read once per round if needed."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._trades: list[TradeRecord] | None = None
+
+    async def trades(self) -> list[TradeRecord]:
+        if self._trades is None:
+            opened = await self.ledger.due([TradeState.opened], now=float("inf"))
+            self._trades = [t for t in opened if t.checkout_request_id is None]
+        return self._trades
+
+
 class PaymentWorker:
     def __init__(
         self,
@@ -148,25 +162,46 @@ class PaymentWorker:
     # 1. Callbacks
 
     async def handle_callbacks(self) -> None:
-        for callback in await self.ledger.pending_callbacks():
+        """The callbacks due, with their trades looked up together; what they leave to do is
+        recorded in one transaction."""
+        pending = await self.ledger.pending_callbacks()
+        if not pending:
+            return
+        parsed: list[tuple[StoredCallback, Payment | PayoutOutcome]] = []
+        for callback in pending:
             body = json.loads(self.vault.decrypt(callback.body))
             if callback.kind is CallbackKind.stk:
-                outcome = await self._on_payment(callback, self.gateway.parse_payment(body))
+                parsed.append((callback, self.gateway.parse_payment(body)))
             else:
-                outcome = await self._on_payout(
-                    callback,
-                    self.gateway.parse_payout(body, callback.kind is CallbackKind.payout_timeout),
-                )
+                timeout = callback.kind is CallbackKind.payout_timeout
+                parsed.append((callback, self.gateway.parse_payout(body, timeout)))
+        checkouts = [p.checkout_request_id for _, p in parsed if isinstance(p, Payment)]
+        known = await self.ledger.by_checkouts(checkouts)
+        unclaimed = Unclaimed(self.ledger)
+        done: list[tuple[int, str]] = []
+        later: list[int] = []
+        for callback, found in parsed:
+            if isinstance(found, Payment):
+                trade = known.get(found.checkout_request_id)
+                outcome = await self._on_payment(callback, found, trade, unclaimed)
+            else:
+                outcome = await self._on_payout(callback, found)
             if outcome is None:
-                await self.ledger.callback_later(callback.id, self.clock() + CALLBACK_RETRY_SECS)
+                later.append(callback.id)
             else:
-                await self.ledger.callback_done(callback.id, outcome)
+                done.append((callback.id, outcome))
+        await self.ledger.settle_callbacks(done, later, self.clock() + CALLBACK_RETRY_SECS)
 
-    async def _on_payment(self, callback: StoredCallback, payment: Payment) -> str | None:
+    async def _on_payment(
+        self,
+        callback: StoredCallback,
+        payment: Payment,
+        trade: TradeRecord | None,
+        unclaimed: Unclaimed,
+    ) -> str | None:
         """None keeps the callback for a later round."""
-        trade = await self.ledger.by_checkout(payment.checkout_request_id)
         if trade is None:
-            trade = await self._claim(payment)
+            trade = await self._claim(payment, unclaimed)
         if trade is None:
             if self.clock() - callback.received_at < ORPHAN_GRACE_SECS:
                 return None
@@ -183,13 +218,13 @@ class PaymentWorker:
             return None
         return await self._decide(trade, status, payment)
 
-    async def _claim(self, payment: Payment) -> TradeRecord | None:
+    async def _claim(self, payment: Payment, unclaimed: Unclaimed) -> TradeRecord | None:
         """A successful payment for a push whose answer never reached us (a crash or timeout
         mid-request) finds its trade by phone and amount."""
         if payment.result_code != 0 or payment.phone is None or payment.amount_kes is None:
             return None
         phone_hash = self.vault.commitment(payment.phone).hex()
-        for trade in await self.ledger.due([TradeState.opened], now=float("inf")):
+        for trade in await unclaimed.trades():
             if trade.buyer_phone_hash == phone_hash and trade.amount_kes == payment.amount_kes:
                 claimed = await self.ledger.move(
                     trade.id,
