@@ -3,6 +3,7 @@ machine, packing of settlements and cancellations, and recovery from what a cras
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator
@@ -28,6 +29,7 @@ from nishati_oracle.trading.gateway import (
     PayoutResult,
     PushResult,
 )
+from nishati_oracle.trading.inbox import CallbackInbox
 from nishati_oracle.trading.ledger import CallbackKind, Ledger, TradeState
 from nishati_oracle.trading.vault import PhoneVault
 from nishati_oracle.trading.wiring import callback_urls
@@ -299,3 +301,26 @@ async def test_phones_are_encrypted_at_rest(desk: Desk) -> None:
     stored = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
     assert SELLER_PHONE.encode() not in stored
     assert SELLER_PHONE[3:].encode() not in stored
+
+
+async def test_callbacks_stored_together_are_each_new_or_a_duplicate(desk: Desk) -> None:
+    """The inbox's group commit: one transaction, each callback answered for itself."""
+    inbox = CallbackInbox(desk.ledger)
+    assert await inbox.store(CallbackKind.stk, "ws_CO_0", "R0", b"{}")
+    calls = [
+        inbox.store(CallbackKind.stk, "ws_CO_1", "R1", b"{}"),
+        inbox.store(CallbackKind.stk, "ws_CO_0", None, b"{}"),  # kept before
+        inbox.store(CallbackKind.stk, "ws_CO_2", "R2", b"{}"),
+        inbox.store(CallbackKind.stk, "ws_CO_2", "R2", b"{}"),  # twin in the same group
+        inbox.store(CallbackKind.stk, "ws_CO_3", "R1", b"{}"),  # a receipt seen in the group
+        inbox.store(CallbackKind.stk, "ws_CO_4", "R0", b"{}"),  # a receipt kept before
+        inbox.store(CallbackKind.payout_result, "ws_CO_1", None, b"{}"),
+    ]
+    assert await asyncio.gather(*calls) == [True, False, True, False, False, False, True]
+    kept = await desk.ledger.pending_callbacks(now=float("inf"))
+    assert sorted((c.kind, c.key) for c in kept) == [
+        (CallbackKind.payout_result, "ws_CO_1"),
+        (CallbackKind.stk, "ws_CO_0"),
+        (CallbackKind.stk, "ws_CO_1"),
+        (CallbackKind.stk, "ws_CO_2"),
+    ]

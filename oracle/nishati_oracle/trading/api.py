@@ -26,6 +26,7 @@ from nishati_oracle.metrics import Metrics
 from nishati_oracle.settings import OracleSettings
 from nishati_oracle.trading.desk import Opened, Order, Refusal, TradeDesk, TradeRefused
 from nishati_oracle.trading.gateway import Gateway
+from nishati_oracle.trading.inbox import CallbackInbox
 from nishati_oracle.trading.ledger import FINAL_STATES, CallbackKind, Ledger, TradeState
 from nishati_oracle.trading.vault import PhoneVault
 from nishati_oracle.trading.worker import PaymentWorker
@@ -43,6 +44,7 @@ class Trading:
     worker: PaymentWorker
     gateway: Gateway
     vault: PhoneVault
+    inbox: CallbackInbox
     token: str
     metrics: Metrics
 
@@ -225,7 +227,7 @@ def router(trading: Callable[[Request], Trading]) -> APIRouter:
             return JSONResponse(
                 {"reason": Refusal.MalformedCallback, "detail": str(e)[:200]}, status_code=400
             )
-        new = await t.ledger.store_callback(kind, key, receipt, t.vault.encrypt(raw))
+        new = await t.inbox.store(kind, key, receipt, t.vault.encrypt(raw))
         if new:
             t.worker.wake()
         t.metrics.callbacks.labels(kind, "new" if new else "duplicate").inc()

@@ -32,7 +32,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from nishati_oracle.store import metadata
@@ -203,6 +203,14 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
+class NewCallback:
+    kind: CallbackKind
+    key: str
+    receipt: str | None
+    body: bytes
+
+
+@dataclass(frozen=True)
 class StoredCallback:
     id: int
     kind: CallbackKind
@@ -340,16 +348,51 @@ class Ledger:
     ) -> bool:
         """Keeps a callback before anything acts on it; False for a duplicate (same key, or
         same receipt), which is then not stored again."""
-        try:
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    insert(callbacks).values(
-                        kind=kind, key=key, receipt=receipt, body=body, received_at=self.clock()
-                    )
-                )
-        except IntegrityError:
-            return False
-        return True
+        [stored] = await self.store_callbacks([NewCallback(kind, key, receipt, body)])
+        return stored
+
+    async def store_callbacks(self, new: Sequence[NewCallback]) -> list[bool]:
+        """Keeps callbacks in one transaction: for each, whether it was new. A duplicate (its
+        key or receipt already kept, or earlier in ``new``) is not stored again."""
+        first: dict[tuple[str, str], int] = {}
+        receipts: set[str] = set()
+        rows = []
+        now = self.clock()
+        for index, c in enumerate(new):
+            if (c.kind, c.key) in first or (c.receipt is not None and c.receipt in receipts):
+                continue
+            first[(c.kind, c.key)] = index
+            if c.receipt is not None:
+                receipts.add(c.receipt)
+            rows.append(
+                {"kind": c.kind, "key": c.key, "receipt": c.receipt, "body": c.body, "at": now}
+            )
+        stored = [False] * len(new)
+        if not rows:
+            return stored
+        async with self.engine.begin() as conn:
+            # The oracle is the only writer of callbacks, and this its only inserter: rows past
+            # the highest id before are this transaction's.
+            before = (await conn.execute(select(func.max(callbacks.c.id)))).scalar() or 0
+            await conn.execute(self._insert_callback(conn.dialect.name), rows)
+            added = await conn.execute(
+                select(callbacks.c.kind, callbacks.c.key).where(callbacks.c.id > before)
+            )
+            for row in added:
+                stored[first[(str(row.kind), str(row.key))]] = True
+        return stored
+
+    @staticmethod
+    def _insert_callback(dialect: str) -> Any:
+        values: dict[str, Any] = {
+            "kind": bindparam("kind"),
+            "key": bindparam("key"),
+            "receipt": bindparam("receipt"),
+            "body": bindparam("body"),
+            "received_at": bindparam("at"),
+        }
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        return insert(callbacks).values(values).on_conflict_do_nothing()
 
     async def pending_callbacks(
         self, limit: int = 256, now: float | None = None

@@ -17,6 +17,7 @@ from nishati_oracle.store import Store
 from nishati_oracle.trading.api import Trading
 from nishati_oracle.trading.desk import TradeDesk
 from nishati_oracle.trading.gateway import DarajaGateway, daraja_config
+from nishati_oracle.trading.inbox import CallbackInbox
 from nishati_oracle.trading.ledger import Ledger
 from nishati_oracle.trading.vault import PhoneVault
 from nishati_oracle.trading.worker import CallbackUrls, PaymentWorker
@@ -54,4 +55,6 @@ def build_trading(
     desk = TradeDesk(
         settings, ledger, client, oracle, market, vault, gateway, urls.payment, worker.wake
     )
-    return Trading(settings, ledger, desk, worker, gateway, vault, token, metrics)
+    return Trading(
+        settings, ledger, desk, worker, gateway, vault, CallbackInbox(ledger), token, metrics
+    )
