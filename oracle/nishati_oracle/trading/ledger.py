@@ -134,6 +134,7 @@ callbacks = Table(
     # A callback that must wait (its trade not known yet, its payment still open) is looked at
     # again from then, not every round.
     Column("retry_at", Float, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
     Column("outcome", String(200), nullable=True),
     UniqueConstraint("kind", "key", name="uq_callbacks_kind_key"),
     Index("ix_callbacks_unprocessed", "processed_at", "retry_at"),
@@ -218,6 +219,7 @@ class StoredCallback:
     receipt: str | None
     body: bytes
     received_at: float
+    attempts: int
 
 
 TRADE_COLUMNS = [f.name for f in fields(TradeRecord)]
@@ -390,6 +392,7 @@ class Ledger:
             "receipt": bindparam("receipt"),
             "body": bindparam("body"),
             "received_at": bindparam("at"),
+            "attempts": 0,
         }
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         return insert(callbacks).values(values).on_conflict_do_nothing()
@@ -407,6 +410,7 @@ class Ledger:
                 callbacks.c.receipt,
                 callbacks.c.body,
                 callbacks.c.received_at,
+                callbacks.c.attempts,
             )
             .where(
                 and_(
@@ -419,14 +423,22 @@ class Ledger:
         )
         async with self.engine.connect() as conn:
             return [
-                StoredCallback(r.id, CallbackKind(r.kind), r.key, r.receipt, r.body, r.received_at)
+                StoredCallback(
+                    r.id,
+                    CallbackKind(r.kind),
+                    r.key,
+                    r.receipt,
+                    r.body,
+                    r.received_at,
+                    r.attempts,
+                )
                 for r in await conn.execute(query)
             ]
 
     async def settle_callbacks(
-        self, done: Sequence[tuple[int, str]], later: Sequence[int], retry_at: float
+        self, done: Sequence[tuple[int, str]], later: Sequence[tuple[int, float]]
     ) -> None:
-        """Marks callbacks handled (with what came of them) or due again at ``retry_at``."""
+        """Marks callbacks handled (with what came of them), or due again at a time."""
         now = self.clock()
         async with self.engine.begin() as conn:
             if done:
@@ -438,7 +450,10 @@ class Ledger:
                 )
             if later:
                 await conn.execute(
-                    update(callbacks).where(callbacks.c.id.in_(later)).values(retry_at=retry_at)
+                    update(callbacks)
+                    .where(callbacks.c.id == bindparam("callback_id"))
+                    .values(retry_at=bindparam("at"), attempts=callbacks.c.attempts + 1),
+                    [{"callback_id": i, "at": at} for i, at in later],
                 )
 
     async def release_callbacks(self, key: str) -> None:

@@ -58,8 +58,11 @@ log = logging.getLogger(__name__)
 # A callback for a CheckoutRequestID nobody knows may belong to a push whose answer is still on
 # its way (or was lost in a crash): it is kept this long for a trade to claim it.
 ORPHAN_GRACE_SECS = 120.0
-# A callback that has to wait is looked at again after this.
+# A callback that has to wait is looked at again after a second, then less and less often: a
+# flood of callbacks nobody knows must not keep the worker from real ones. (A trade that learns
+# its CheckoutRequestID releases its waiting callback at once.)
 CALLBACK_RETRY_SECS = 1.0
+MAX_CALLBACK_WAIT_SECS = 30.0
 # Shortest time between rounds: callbacks arriving together are handled, and their trades
 # settled, together.
 ROUND_GAP_SECS = 0.05
@@ -179,7 +182,7 @@ class PaymentWorker:
         known = await self.ledger.by_checkouts(checkouts)
         unclaimed = Unclaimed(self.ledger)
         done: list[tuple[int, str]] = []
-        later: list[int] = []
+        later: list[tuple[int, float]] = []
         for callback, found in parsed:
             if isinstance(found, Payment):
                 trade = known.get(found.checkout_request_id)
@@ -187,10 +190,11 @@ class PaymentWorker:
             else:
                 outcome = await self._on_payout(callback, found)
             if outcome is None:
-                later.append(callback.id)
+                wait = min(MAX_CALLBACK_WAIT_SECS, CALLBACK_RETRY_SECS * 2**callback.attempts)
+                later.append((callback.id, self.clock() + wait))
             else:
                 done.append((callback.id, outcome))
-        await self.ledger.settle_callbacks(done, later, self.clock() + CALLBACK_RETRY_SECS)
+        await self.ledger.settle_callbacks(done, later)
 
     async def _on_payment(
         self,

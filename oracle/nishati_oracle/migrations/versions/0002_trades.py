@@ -70,6 +70,7 @@ def upgrade() -> None:
         sa.Column("received_at", sa.Float, nullable=False),
         sa.Column("processed_at", sa.Float, nullable=True),
         sa.Column("retry_at", sa.Float, nullable=True),
+        sa.Column("attempts", sa.Integer, nullable=False),
         sa.Column("outcome", sa.String(200), nullable=True),
         sa.UniqueConstraint("kind", "key", name="uq_callbacks_kind_key"),
     )
