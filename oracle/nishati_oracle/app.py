@@ -182,8 +182,6 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
             )
         return found
 
-    app.include_router(trading_router(trading))
-
     @app.exception_handler(RequestValidationError)
     async def malformed(_: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(
@@ -211,9 +209,10 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
         submissions = [p for p in parsed if isinstance(p, Submission)]
         stored = iter(await s.pipeline.submit(submissions) if submissions else [])
         outcomes = [p if isinstance(p, Outcome) else next(stored) for p in parsed]
-        for outcome in outcomes:
-            if outcome.reason is Reason.MalformedSubmission:
-                s.metrics.rejected.labels(str(outcome.reason)).inc()
+        # The pipeline counts what it refuses; these never reached it.
+        for p in parsed:
+            if isinstance(p, Outcome):
+                s.metrics.rejected.labels(str(p.reason)).inc()
         return _ingest_answer(outcomes)
 
     @app.post("/api/v1/meters/{meter}/attest", status_code=202)
@@ -256,4 +255,6 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
         s.metrics.queue_depth.set(await s.store.unattested_count())
         return Response(generate_latest(s.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    # After the readings routes: the busiest route is matched first.
+    app.include_router(trading_router(trading))
     return app

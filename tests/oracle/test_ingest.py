@@ -117,7 +117,13 @@ async def test_malformed_requests_get_a_4xx_with_a_reason(world: OracleWorld) ->
     response = await world.http.post("/api/v1/readings", json=too_many)
     assert response.status_code == 413
     assert response.json()["reason"] == "BatchTooLarge"
+    short_signature = {**bad_hex, "message": good.message.hex(), "signature": "00" * 10}
+    response = await world.http.post("/api/v1/readings", json=short_signature)
+    assert response.json()["results"][0]["reason"] == "MalformedSubmission"
     assert await world.services.store.unattested_count() == 0
+    # One refused by the route (bad hex), one by the pipeline (short signature): each once.
+    metrics = (await world.http.get("/metrics")).text
+    assert 'nishati_readings_rejected_total{reason="MalformedSubmission"} 2.0' in metrics
 
 
 async def test_a_restart_remembers_the_last_counter(world: OracleWorld) -> None:
