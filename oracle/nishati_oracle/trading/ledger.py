@@ -418,7 +418,8 @@ class Ledger:
                     or_(callbacks.c.retry_at.is_(None), callbacks.c.retry_at <= now),
                 )
             )
-            .order_by(callbacks.c.id)
+            # New ones first: callbacks retried (unknown ones) never hold up a fresh one.
+            .order_by(callbacks.c.attempts, callbacks.c.id)
             .limit(limit)
         )
         async with self.engine.connect() as conn:

@@ -170,31 +170,39 @@ class PaymentWorker:
         pending = await self.ledger.pending_callbacks()
         if not pending:
             return
-        parsed: list[tuple[StoredCallback, Payment | PayoutOutcome]] = []
-        for callback in pending:
-            body = json.loads(self.vault.decrypt(callback.body))
-            if callback.kind is CallbackKind.stk:
-                parsed.append((callback, self.gateway.parse_payment(body)))
-            else:
-                timeout = callback.kind is CallbackKind.payout_timeout
-                parsed.append((callback, self.gateway.parse_payout(body, timeout)))
-        checkouts = [p.checkout_request_id for _, p in parsed if isinstance(p, Payment)]
-        known = await self.ledger.by_checkouts(checkouts)
+        # An STK callback's key is its CheckoutRequestID: its trade is found without opening it.
+        known = await self.ledger.by_checkouts(
+            [c.key for c in pending if c.kind is CallbackKind.stk]
+        )
         unclaimed = Unclaimed(self.ledger)
         done: list[tuple[int, str]] = []
         later: list[tuple[int, float]] = []
-        for callback, found in parsed:
-            if isinstance(found, Payment):
-                trade = known.get(found.checkout_request_id)
-                outcome = await self._on_payment(callback, found, trade, unclaimed)
-            else:
-                outcome = await self._on_payout(callback, found)
+        for callback in pending:
+            outcome = await self._on_callback(callback, known.get(callback.key), unclaimed)
             if outcome is None:
                 wait = min(MAX_CALLBACK_WAIT_SECS, CALLBACK_RETRY_SECS * 2**callback.attempts)
                 later.append((callback.id, self.clock() + wait))
             else:
                 done.append((callback.id, outcome))
         await self.ledger.settle_callbacks(done, later)
+
+    async def _on_callback(
+        self, callback: StoredCallback, trade: TradeRecord | None, unclaimed: Unclaimed
+    ) -> str | None:
+        if callback.kind is not CallbackKind.stk:
+            timeout = callback.kind is CallbackKind.payout_timeout
+            return await self._on_payout(
+                callback, self.gateway.parse_payout(self._body(callback), timeout)
+            )
+        young = self.clock() - callback.received_at < ORPHAN_GRACE_SECS
+        if trade is None and young and not await unclaimed.trades():
+            # Nothing could claim it yet: it waits unopened (cheap, even for a flood of them).
+            return None
+        payment = self.gateway.parse_payment(self._body(callback))
+        return await self._on_payment(callback, payment, trade, unclaimed)
+
+    def _body(self, callback: StoredCallback) -> object:
+        return json.loads(self.vault.decrypt(callback.body))
 
     async def _on_payment(
         self,
