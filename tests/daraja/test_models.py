@@ -18,6 +18,7 @@ from nishati_oracle.daraja import (
     parse_transaction_status_result,
     whole_shillings,
 )
+from nishati_oracle.daraja.models import stk_callback_keys
 
 NAIROBI = dt.timezone(dt.timedelta(hours=3))
 
@@ -276,3 +277,22 @@ def test_transaction_status_result() -> None:
     assert result.amount == 300
     assert result.receipt == "LGR019G3J2"
     assert result.queried_originator_conversation_id == "payout-42"
+
+
+def test_stk_keys_are_read_without_the_full_parse() -> None:
+    assert stk_callback_keys(json.loads(STK_SUCCESS)) == (
+        "ws_CO_191220191020363925",
+        "NLJ7RT61SV",
+    )
+    assert stk_callback_keys(stk(1032, None)) == (
+        stk(1032, None)["Body"]["stkCallback"]["CheckoutRequestID"],
+        None,
+    )
+    malformed: list[dict[str, Any]] = [
+        {},
+        {"Body": {}},
+        {"Body": {"stkCallback": {"CheckoutRequestID": 7}}},
+    ]
+    for body in malformed:
+        with pytest.raises(CallbackInvalid):
+            stk_callback_keys(body)

@@ -80,6 +80,9 @@ class FakeGateway:
     ) -> Delivery:
         return Delivery.accepted
 
+    def payment_keys(self, body: object) -> tuple[str, str | None]:
+        raise NotImplementedError
+
     def parse_payment(self, body: object) -> Payment:
         assert isinstance(body, dict)
         return Payment(

@@ -363,6 +363,27 @@ def _time(value: JsonScalar, fmt: str, name: str) -> datetime:
         raise CallbackInvalid(f"{name} is not a {fmt} time") from None
 
 
+def stk_callback_keys(body: Mapping[str, Any]) -> tuple[str, str | None]:
+    """An STK callback's ``CheckoutRequestID`` and receipt (``None`` unless paid), read without
+    the full parse: enough to store and deduplicate it the moment it arrives."""
+    try:
+        callback = body["Body"]["stkCallback"]
+        key, code = callback["CheckoutRequestID"], callback["ResultCode"]
+    except (KeyError, TypeError):
+        raise CallbackInvalid(
+            "not an STK callback: no Body.stkCallback.CheckoutRequestID"
+        ) from None
+    if not isinstance(key, str) or not key or isinstance(code, bool) or not isinstance(code, int):
+        raise CallbackInvalid("an STK callback needs a CheckoutRequestID and an integer ResultCode")
+    metadata = callback.get("CallbackMetadata")
+    items = metadata.get("Item") if isinstance(metadata, Mapping) else None
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, Mapping) and item.get("Name") == "MpesaReceiptNumber":
+            receipt = item.get("Value")
+            return key, None if receipt is None else str(receipt)
+    return key, None
+
+
 def parse_stk_callback(body: bytes | str | Mapping[str, Any]) -> StkCallback:
     """The STK callback, checked. A successful one must carry Amount, MpesaReceiptNumber and
     TransactionDate; items are found by ``Name`` and unknown ones (``Balance``, often without a

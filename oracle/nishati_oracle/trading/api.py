@@ -217,8 +217,8 @@ def router(trading: Callable[[Request], Trading]) -> APIRouter:
         try:
             body = json.loads(raw)
             if kind is CallbackKind.stk:
-                payment = t.gateway.parse_payment(body)
-                key, receipt = payment.checkout_request_id, payment.receipt
+                # The worker parses it whole; storing it needs only its keys.
+                key, receipt = t.gateway.payment_keys(body)
             else:
                 timeout = kind is CallbackKind.payout_timeout
                 outcome = t.gateway.parse_payout(body, timeout)

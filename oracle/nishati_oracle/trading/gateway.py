@@ -28,6 +28,7 @@ from nishati_oracle.daraja.models import (
     parse_queue_timeout,
     parse_stk_callback,
     parse_transaction_status_result,
+    stk_callback_keys,
 )
 from nishati_oracle.settings import OracleSettings
 
@@ -96,6 +97,10 @@ class PayoutOutcome:
 
 class Gateway(Protocol):
     async def close(self) -> None: ...
+
+    def payment_keys(self, body: object) -> tuple[str, str | None]:
+        """An STK callback's CheckoutRequestID and receipt, cheaply; ValueError if absent."""
+        ...
 
     def parse_payment(self, body: object) -> Payment:
         """An STK callback body; ValueError if it is not one."""
@@ -235,6 +240,9 @@ class DarajaGateway:
             log.warning("transaction status for %s failed: %s", conversation_id, e)
             return Delivery.unknown
         return Delivery.accepted
+
+    def payment_keys(self, body: object) -> tuple[str, str | None]:
+        return stk_callback_keys(_mapping(body))
 
     def parse_payment(self, body: object) -> Payment:
         callback = parse_stk_callback(_mapping(body))

@@ -63,6 +63,7 @@ ORPHAN_GRACE_SECS = 120.0
 # its CheckoutRequestID releases its waiting callback at once.)
 CALLBACK_RETRY_SECS = 1.0
 MAX_CALLBACK_WAIT_SECS = 30.0
+CALLBACKS_PER_ROUND = 64
 # Shortest time between rounds: callbacks arriving together are handled, and their trades
 # settled, together.
 ROUND_GAP_SECS = 0.05
@@ -167,7 +168,7 @@ class PaymentWorker:
     async def handle_callbacks(self) -> None:
         """The callbacks due, with their trades looked up together; what they leave to do is
         recorded in one transaction."""
-        pending = await self.ledger.pending_callbacks()
+        pending = await self.ledger.pending_callbacks(CALLBACKS_PER_ROUND)
         if not pending:
             return
         # An STK callback's key is its CheckoutRequestID: its trade is found without opening it.
@@ -179,6 +180,8 @@ class PaymentWorker:
         later: list[tuple[int, float]] = []
         for callback in pending:
             outcome = await self._on_callback(callback, known.get(callback.key), unclaimed)
+            # Answering callbacks comes first: never hold the event loop for a whole batch.
+            await asyncio.sleep(0)
             if outcome is None:
                 wait = min(MAX_CALLBACK_WAIT_SECS, CALLBACK_RETRY_SECS * 2**callback.attempts)
                 later.append((callback.id, self.clock() + wait))
@@ -198,7 +201,11 @@ class PaymentWorker:
         if trade is None and young and not await unclaimed.trades():
             # Nothing could claim it yet: it waits unopened (cheap, even for a flood of them).
             return None
-        payment = self.gateway.parse_payment(self._body(callback))
+        try:
+            payment = self.gateway.parse_payment(self._body(callback))
+        except ValueError as e:
+            log.warning("STK callback %s is malformed: %s", callback.key, e)
+            return f"malformed: {e}"
         return await self._on_payment(callback, payment, trade, unclaimed)
 
     def _body(self, callback: StoredCallback) -> object:
