@@ -380,6 +380,8 @@ class TradeDesk:
         # No answer: a prompt may be on the buyer's phone. Its callback can still claim the
         # trade; otherwise the worker cancels it at the deadline.
         log.warning("STK Push for trade %s unanswered: %s", trade.id, result.detail)
+        await self.ledger.release_callbacks()
+        self.wake()
         return Opened(trade, None)
 
 

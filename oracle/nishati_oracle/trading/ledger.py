@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from nishati_oracle.store import metadata
 
@@ -457,14 +458,14 @@ class Ledger:
                     [{"callback_id": i, "at": at} for i, at in later],
                 )
 
-    async def release_callbacks(self, key: str) -> None:
-        """Makes waiting callbacks with this key due now (their trade has just learnt it)."""
+    async def release_callbacks(self, key: str | None = None) -> None:
+        """Makes waiting callbacks with this key (all, without one) due now: their trade has
+        just learnt it, or a trade may claim one."""
+        waiting: ColumnElement[bool] = callbacks.c.processed_at.is_(None)
+        if key is not None:
+            waiting = and_(waiting, callbacks.c.key == key)
         async with self.engine.begin() as conn:
-            await conn.execute(
-                update(callbacks)
-                .where(and_(callbacks.c.key == key, callbacks.c.processed_at.is_(None)))
-                .values(retry_at=None)
-            )
+            await conn.execute(update(callbacks).where(waiting).values(retry_at=None))
 
     async def enrol(self, household: str, commitment: bytes, sealed: bytes) -> None:
         """Records (or replaces) the phone of a household."""

@@ -132,6 +132,8 @@ class PaymentWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Rounds until ``stop``; a failing round is logged and tried again next time."""
+        # After a restart, trades may have lost their push's answer: let callbacks find them.
+        await self.ledger.release_callbacks()
         while not stop.is_set():
             try:
                 await self.run_once()
@@ -179,7 +181,14 @@ class PaymentWorker:
         done: list[tuple[int, str]] = []
         later: list[tuple[int, float]] = []
         for callback in pending:
-            outcome = await self._on_callback(callback, known.get(callback.key), unclaimed)
+            trade = known.get(callback.key)
+            if await self._unclaimable(callback, trade, unclaimed):
+                # Nothing could claim it yet: it waits, unopened, until a trade learns its
+                # CheckoutRequestID or loses its push's answer (both release it), or its grace
+                # ends. A flood of callbacks nobody knows costs nothing more.
+                later.append((callback.id, callback.received_at + ORPHAN_GRACE_SECS))
+                continue
+            outcome = await self._on_callback(callback, trade, unclaimed)
             # Answering callbacks comes first: never hold the event loop for a whole batch.
             await asyncio.sleep(0)
             if outcome is None:
@@ -189,6 +198,17 @@ class PaymentWorker:
                 done.append((callback.id, outcome))
         await self.ledger.settle_callbacks(done, later)
 
+    async def _unclaimable(
+        self, callback: StoredCallback, trade: TradeRecord | None, unclaimed: Unclaimed
+    ) -> bool:
+        young = self.clock() - callback.received_at < ORPHAN_GRACE_SECS
+        return (
+            callback.kind is CallbackKind.stk
+            and trade is None
+            and young
+            and not await unclaimed.trades()
+        )
+
     async def _on_callback(
         self, callback: StoredCallback, trade: TradeRecord | None, unclaimed: Unclaimed
     ) -> str | None:
@@ -197,10 +217,6 @@ class PaymentWorker:
             return await self._on_payout(
                 callback, self.gateway.parse_payout(self._body(callback), timeout)
             )
-        young = self.clock() - callback.received_at < ORPHAN_GRACE_SECS
-        if trade is None and young and not await unclaimed.trades():
-            # Nothing could claim it yet: it waits unopened (cheap, even for a flood of them).
-            return None
         try:
             payment = self.gateway.parse_payment(self._body(callback))
         except ValueError as e:
