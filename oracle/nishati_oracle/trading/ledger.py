@@ -285,6 +285,13 @@ class Ledger:
     async def get(self, trade_id: str) -> TradeRecord | None:
         return await self._one(trades.c.id == trade_id)
 
+    async def get_many(self, trade_ids: Sequence[str]) -> dict[str, TradeRecord]:
+        if not trade_ids:
+            return {}
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(trades).where(trades.c.id.in_(trade_ids)))
+            return {t.id: t for t in (TradeRecord.from_row(row) for row in rows)}
+
     async def by_checkout(self, checkout_request_id: str) -> TradeRecord | None:
         return await self._one(trades.c.checkout_request_id == checkout_request_id)
 

@@ -177,6 +177,10 @@ class PaymentWorker:
         known = await self.ledger.by_checkouts(
             [c.key for c in pending if c.kind is CallbackKind.stk]
         )
+        # A payout's key is its trade's id (a status result's is not: those are looked up alone).
+        paying = await self.ledger.get_many(
+            [c.key for c in pending if c.kind is not CallbackKind.stk]
+        )
         unclaimed = Unclaimed(self.ledger)
         done: list[tuple[int, str]] = []
         later: list[tuple[int, float]] = []
@@ -188,7 +192,9 @@ class PaymentWorker:
                 # ends. A flood of callbacks nobody knows costs nothing more.
                 later.append((callback.id, callback.received_at + ORPHAN_GRACE_SECS))
                 continue
-            outcome = await self._on_callback(callback, trade, unclaimed)
+            outcome = await self._on_callback(
+                callback, trade or paying.get(callback.key), unclaimed
+            )
             # Answering callbacks comes first: never hold the event loop for a whole batch.
             await asyncio.sleep(0)
             if outcome is None:
@@ -214,9 +220,10 @@ class PaymentWorker:
     ) -> str | None:
         if callback.kind is not CallbackKind.stk:
             timeout = callback.kind is CallbackKind.payout_timeout
-            return await self._on_payout(
-                callback, self.gateway.parse_payout(self._body(callback), timeout)
-            )
+            outcome = self.gateway.parse_payout(self._body(callback), timeout)
+            if trade is None or trade.id != outcome.conversation_id:
+                trade = await self.ledger.get(outcome.conversation_id)
+            return await self._on_payout(outcome, trade, timeout)
         try:
             payment = self.gateway.parse_payment(self._body(callback))
         except ValueError as e:
@@ -314,15 +321,16 @@ class PaymentWorker:
         )
         return phone_ok and payment.amount_kes == trade.amount_kes
 
-    async def _on_payout(self, callback: StoredCallback, outcome: PayoutOutcome) -> str:
-        # Payouts are sent under the trade's id (so even a result that beats our own record of
-        # the payout finds its trade).
-        trade = await self.ledger.get(outcome.conversation_id)
+    async def _on_payout(
+        self, outcome: PayoutOutcome, trade: TradeRecord | None, timeout: bool
+    ) -> str:
+        """Payouts are sent under the trade's id, so even a result that beats our own record of
+        the payout finds its trade."""
         if trade is None:
             log.error("payout result %s matches no trade", outcome.conversation_id)
             return "unmatched"
         if outcome.result_code is None:
-            if callback.kind is CallbackKind.payout_timeout:
+            if timeout:
                 await self.ledger.update(trade.id, trade.state, next_check_at=self.clock())
                 await self.ledger.note(trade.id, trade.state, "payout queue timeout: asking status")
             return "not final"
