@@ -322,7 +322,7 @@ class PaymentWorker:
         return phone_ok and payment.amount_kes == trade.amount_kes
 
     async def _on_payout(
-        self, outcome: PayoutOutcome, trade: TradeRecord | None, timeout: bool
+        self, outcome: PayoutOutcome, trade: TradeRecord | None, queue_timeout: bool
     ) -> str:
         """Payouts are sent under the trade's id, so even a result that beats our own record of
         the payout finds its trade."""
@@ -330,7 +330,7 @@ class PaymentWorker:
             log.error("payout result %s matches no trade", outcome.conversation_id)
             return "unmatched"
         if outcome.result_code is None:
-            if timeout:
+            if queue_timeout:
                 await self.ledger.update(trade.id, trade.state, next_check_at=self.clock())
                 await self.ledger.note(trade.id, trade.state, "payout queue timeout: asking status")
             return "not final"
