@@ -229,7 +229,7 @@ def router(trading: Callable[[Request], Trading]) -> APIRouter:
             )
         new = await t.inbox.store(kind, key, receipt, t.vault.encrypt(raw))
         if new:
-            t.worker.wake()
+            t.worker.callback_arrived()
         t.metrics.callbacks.labels(kind, "new" if new else "duplicate").inc()
         t.metrics.callback_seconds.observe(time.perf_counter() - started)
         return JSONResponse(ACCEPTED)

@@ -23,6 +23,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -126,17 +127,32 @@ class PaymentWorker:
         self.metrics = metrics
         self.clock = clock
         self._wake = asyncio.Event()
+        self._whole_round = True
 
     def wake(self) -> None:
+        """Something changed for a trade: a whole round soon."""
+        self._whole_round = True
+        self._wake.set()
+
+    def callback_arrived(self) -> None:
+        """A callback was stored: a round for callbacks soon (the rest follows if one of them
+        moves a trade), so a flood of callbacks does not make every round a whole one."""
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Rounds until ``stop``; a failing round is logged and tried again next time."""
         # After a restart, trades may have lost their push's answer: let callbacks find them.
         await self.ledger.release_callbacks()
+        last_whole = -math.inf
         while not stop.is_set():
+            whole = self._whole_round or (
+                time.monotonic() - last_whole >= self.settings.payment_worker_interval_secs
+            )
+            self._whole_round = False
             try:
-                await self.run_once()
+                if await self.handle_callbacks() or whole:
+                    last_whole = time.monotonic()
+                    await self.run_rest()
             except Exception:
                 log.exception("payment round failed; retrying next round")
             waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
@@ -152,6 +168,10 @@ class PaymentWorker:
 
     async def run_once(self) -> None:
         await self.handle_callbacks()
+        await self.run_rest()
+
+    async def run_rest(self) -> None:
+        """Everything but the callbacks."""
         await self.query_payments()
         await self.finish_created()
         await self.close_on_chain()
@@ -167,12 +187,12 @@ class PaymentWorker:
 
     # 1. Callbacks
 
-    async def handle_callbacks(self) -> None:
+    async def handle_callbacks(self) -> int:
         """The callbacks due, with their trades looked up together; what they leave to do is
-        recorded in one transaction."""
+        recorded in one transaction. Returns how many were acted on (not left waiting)."""
         pending = await self.ledger.pending_callbacks(CALLBACKS_PER_ROUND)
         if not pending:
-            return
+            return 0
         # An STK callback's key is its CheckoutRequestID: its trade is found without opening it.
         known = await self.ledger.by_checkouts(
             [c.key for c in pending if c.kind is CallbackKind.stk]
@@ -182,6 +202,7 @@ class PaymentWorker:
             [c.key for c in pending if c.kind is not CallbackKind.stk]
         )
         unclaimed = Unclaimed(self.ledger)
+        touched = 0
         done: list[tuple[int, str]] = []
         later: list[tuple[int, float]] = []
         for callback in pending:
@@ -192,6 +213,7 @@ class PaymentWorker:
                 # ends. A flood of callbacks nobody knows costs nothing more.
                 later.append((callback.id, callback.received_at + ORPHAN_GRACE_SECS))
                 continue
+            touched += 1
             outcome = await self._on_callback(
                 callback, trade or paying.get(callback.key), unclaimed
             )
@@ -203,6 +225,7 @@ class PaymentWorker:
             else:
                 done.append((callback.id, outcome))
         await self.ledger.settle_callbacks(done, later)
+        return touched
 
     async def _unclaimable(
         self, callback: StoredCallback, trade: TradeRecord | None, unclaimed: Unclaimed
