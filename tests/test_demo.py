@@ -20,6 +20,8 @@ def test_demo_runs_a_market_day() -> None:
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
+    # Printed when an assertion below fails: the whole day, not pytest's shortened repr.
+    print(out)
     assert "Market 1" in out
     assert "fee               1.50 % (150 bps)" in out
     assert "price bounds      KES 10.00 to KES 60.00 per kWh" in out

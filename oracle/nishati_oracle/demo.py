@@ -126,7 +126,10 @@ async def meters_over_mqtt(
 ) -> list[SimulatedMeter]:
     """Simulated meters publish to the broker; the oracle ingests and attests them."""
     rng = random.Random(2026)  # noqa: S311 - the same homes every run, not a secret
-    meters = [new_meter(market.address, rng) for _ in range(SIMULATED_HOMES)]
+    # The same homes under the same sky every run, so the day's trades are the same too.
+    meters = [
+        new_meter(market.address, rng, weather=f"demo-home-{n}") for n in range(SIMULATED_HOMES)
+    ]
     await register(
         market.h.client, market.oracle, market.address, meters, phone_salt=DEMO_PHONE_SALT
     )

@@ -222,14 +222,15 @@ class SimulatedMeter:
         return signed
 
 
-def new_meter(market: Pubkey, rng: random.Random) -> SimulatedMeter:
-    """A new meter on a home with 1 to 5 kWp of panels and a household of its own size."""
+def new_meter(market: Pubkey, rng: random.Random, weather: str | None = None) -> SimulatedMeter:
+    """A new meter on a home with 1 to 5 kWp of panels and a household of its own size; its
+    sky varies with ``weather`` (by default, with the meter's key)."""
     key = Ed25519PrivateKey.generate()
     meter = Meter(market, key)
     home = Home(
         pv_kwp=round(rng.uniform(1.0, 5.0), 1),
         load_scale=round(rng.uniform(0.6, 1.5), 2),
-        seed=str(meter.public_key),
+        seed=weather or str(meter.public_key),
     )
     return SimulatedMeter(meter, home, Keypair().pubkey())
 
