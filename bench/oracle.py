@@ -160,7 +160,10 @@ class Row:
 
 @dataclass
 class Report:
-    scale: Scale
+    """Rows against targets, setup steps and notes: printed as they come, then as a table
+    under ``title``. bench.trading prints its numbers the same way."""
+
+    title: str
     rows: list[Row] = field(default_factory=list)
     setup: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -177,25 +180,27 @@ class Report:
         print(f"  setup: {what}: {value}")
 
     def print(self) -> None:
-        width = max(len(r.what) for r in self.rows)
-        measured = max(len(r.measured) for r in self.rows)
-        target = max(len(r.target) for r in self.rows)
         print()
-        print(
-            f"oracle benchmark, {self.scale.name} size: the oracle alone on core {ORACLE_CORE}, "
-            f"load, validator and broker on core {LOAD_CORE}"
-        )
-        print(f"{'':<{width}}  {'measured':>{measured}}  {'target':<{target}}  verdict")
-        for r in self.rows:
-            line = f"{r.what:<{width}}  {r.measured:>{measured}}  {r.target:<{target}}  {r.verdict}"
-            print(line.rstrip())
-            if r.note:
-                print(f"    {r.note}")
-        print()
-        print("setup, not counted:")
-        swidth = max(len(w) for w, _ in self.setup)
-        for what, value in self.setup:
-            print(f"  {what:<{swidth}}  {value}")
+        print(self.title)
+        if self.rows:
+            width = max(len(r.what) for r in self.rows)
+            measured = max(len(r.measured) for r in self.rows)
+            target = max(len(r.target) for r in self.rows)
+            print(f"{'':<{width}}  {'measured':>{measured}}  {'target':<{target}}  verdict")
+            for r in self.rows:
+                line = (
+                    f"{r.what:<{width}}  {r.measured:>{measured}}  {r.target:<{target}}  "
+                    f"{r.verdict}"
+                )
+                print(line.rstrip())
+                if r.note:
+                    print(f"    {r.note}")
+        if self.setup:
+            print()
+            print("setup, not counted:")
+            swidth = max(len(w) for w, _ in self.setup)
+            for what, value in self.setup:
+                print(f"  {what:<{swidth}}  {value}")
         if self.notes:
             print()
             for note in self.notes:
@@ -1062,7 +1067,10 @@ def broker_or_none(directory: Path) -> Iterator[Mosquitto | None]:
 
 
 async def run(scale: Scale, directory: Path, profiles: Path | None) -> Report:
-    report = Report(scale)
+    report = Report(
+        f"oracle benchmark, {scale.name} size: the oracle alone on core {ORACLE_CORE}, "
+        f"load, validator and broker on core {LOAD_CORE}"
+    )
     print(f"oracle benchmark, {scale.name} size; logs and databases in {directory}")
     ceiling = verify_rate(scale.verify_secs)
     report.add(

@@ -60,7 +60,7 @@ from bench.oracle import (
     ORACLE_CORE,
     Connection,
     Oracle,
-    Row,
+    Report,
     censored_percentile,
     percentile,
     pin,
@@ -133,58 +133,6 @@ class Scale:
 
 FULL = Scale("full", settle_trades=50, burst_trades=100, ack_secs=30.0, closed_secs=10.0)
 QUICK = Scale("quick", settle_trades=20, burst_trades=30, ack_secs=10.0, closed_secs=5.0)
-
-
-# The report (rows as bench.oracle prints them)
-
-
-@dataclass
-class Report:
-    scale: Scale
-    rows: list[Row] = field(default_factory=list)
-    setup: list[tuple[str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(
-        self, what: str, measured: str, target: str = "", ok: bool | None = None, note: str = ""
-    ) -> None:
-        verdict = "" if ok is None else ("ok" if ok else "MISSED")
-        self.rows.append(Row(what, measured, target, verdict, note))
-        print(f"  {what}: {measured}" + (f" (target {target}: {verdict})" if verdict else ""))
-
-    def step(self, what: str, value: str) -> None:
-        self.setup.append((what, value))
-        print(f"  setup: {what}: {value}")
-
-    def print(self) -> None:
-        print()
-        print(
-            f"trading benchmark, {self.scale.name} size: the oracle alone on core {ORACLE_CORE}; "
-            f"load, validator and Daraja simulator on core {LOAD_CORE}"
-        )
-        if self.rows:
-            width = max(len(r.what) for r in self.rows)
-            measured = max(len(r.measured) for r in self.rows)
-            target = max(len(r.target) for r in self.rows)
-            print(f"{'':<{width}}  {'measured':>{measured}}  {'target':<{target}}  verdict")
-            for r in self.rows:
-                line = (
-                    f"{r.what:<{width}}  {r.measured:>{measured}}  {r.target:<{target}}  "
-                    f"{r.verdict}"
-                )
-                print(line.rstrip())
-                if r.note:
-                    print(f"    {r.note}")
-        if self.setup:
-            print()
-            print("setup, not counted:")
-            swidth = max(len(w) for w, _ in self.setup)
-            for what, value in self.setup:
-                print(f"  {what:<{swidth}}  {value}")
-        if self.notes:
-            print()
-            for note in self.notes:
-                print(f"- {note}")
 
 
 def ms(secs: float) -> str:
@@ -842,7 +790,10 @@ def log_problems(path: Path) -> Counter[str]:
 
 
 async def run(scale: Scale, directory: Path, profiles: Path | None) -> Report:
-    report = Report(scale)
+    report = Report(
+        f"trading benchmark, {scale.name} size: the oracle alone on core {ORACLE_CORE}; "
+        f"load, validator and Daraja simulator on core {LOAD_CORE}"
+    )
     print(f"trading benchmark, {scale.name} size; logs and databases in {directory}")
     report.step("load average at start (1, 5, 15 min)", load_average())
     # Everything but the oracle shares LOAD_CORE: this process, and what it starts from here.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, model_validator
 
 from nishati_client.config import REPO_ROOT, ClientSettings
 
@@ -96,10 +96,10 @@ class OracleSettings(ClientSettings):
     callback_token: SecretStr | None = Field(
         default=None, description="Secret path segment of callback URLs (random if unset)"
     )
-    callback_allowlist: list[str] = Field(
+    callback_allowlist: list[IPvAnyNetwork] = Field(
         default_factory=list, description="Networks callbacks may come from; empty allows all"
     )
-    trusted_proxies: list[str] = Field(
+    trusted_proxies: list[IPvAnyNetwork] = Field(
         default_factory=list, description="Proxies whose X-Forwarded-For is believed"
     )
     phone_key: SecretStr | None = Field(

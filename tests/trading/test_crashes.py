@@ -17,7 +17,8 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from nishati_client.config import ClientSettings
-from tests.trading.world import FINAL, TradingWorld, trading_world
+from nishati_oracle.trading.ledger import FINAL_STATES
+from tests.trading.world import TradingWorld, trading_world
 
 pytestmark = pytest.mark.rpc
 
@@ -104,7 +105,7 @@ async def test_random_kills_lose_nothing_and_double_nothing(world: TradingWorld)
 
     # No lost trade: every answered order is in the ledger, and every row is final.
     assert set(answered) <= set(rows)
-    assert {state for state, *_ in rows.values()} <= FINAL
+    assert {state for state, *_ in rows.values()} <= FINAL_STATES
 
     # Settled at most once: each buyer (one order each) holds exactly what its trade settled.
     phone_of = dict(answered)
@@ -175,7 +176,7 @@ async def all_final(
                     " FROM trades"
                 )
             }
-        waiting = {t: r[0] for t, r in rows.items() if r[0] not in FINAL}
+        waiting = {t: r[0] for t, r in rows.items() if r[0] not in FINAL_STATES}
         if not waiting:
             return rows
         assert time.monotonic() < deadline, f"not final: {waiting}"

@@ -3,6 +3,7 @@ configurations, the callback caller's address behind proxies, and the money arit
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,7 @@ def request(peer: str, forwarded: str | None = None) -> Request:
 
 
 def test_forwarded_for_is_believed_only_from_a_trusted_proxy() -> None:
-    proxies = ["10.0.0.0/8"]
+    proxies = [ipaddress.ip_network("10.0.0.0/8")]
     # Straight from the internet, the header is whatever the caller wrote.
     assert client_address(request("196.201.214.200", "1.2.3.4"), proxies) == "196.201.214.200"
     # Through our proxy: the nearest hop the proxy saw, not what the caller prepended.

@@ -39,7 +39,6 @@ CALLBACK_TOKEN = "test-callback-token-0123456789abcdef"  # noqa: S105 (a test va
 FEE_BPS = 150
 PRICE = 2_500  # cents per kWh
 SELLER_PHONE = "254700123456"
-FINAL = {"payout_confirmed", "cancelled", "rejected", "payout_failed", "refund_due"}
 
 
 def market_config(deadline_secs: int) -> Any:
@@ -142,7 +141,7 @@ class TradingWorld:
         deadline = time.monotonic() + within_secs
         while True:
             payment = await self.payment(trade_id)
-            if payment["state"] in FINAL:
+            if payment["final"]:
                 return payment
             assert time.monotonic() < deadline, f"still {payment['state']}: {payment['history']}"
             await asyncio.sleep(0.2)

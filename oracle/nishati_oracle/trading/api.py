@@ -12,7 +12,7 @@ import hmac
 import ipaddress
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Annotated, Any, Literal
@@ -135,24 +135,27 @@ def _opened(opened: Opened) -> TradeOut:
     )
 
 
-def client_address(request: Request, trusted_proxies: list[str]) -> str:
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def within(address: str, networks: Sequence[Network]) -> bool:
+    """Whether ``address`` is an IP address in one of ``networks``."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_address(request: Request, trusted_proxies: Sequence[Network]) -> str:
     """The caller's address: the peer, or, when the peer is a trusted proxy, the nearest
     address in ``X-Forwarded-For`` that is not one."""
     peer = request.client.host if request.client else ""
-    proxies = [ipaddress.ip_network(p) for p in trusted_proxies]
-
-    def trusted(address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in net for net in proxies)
-
-    if not trusted(peer):
+    if not within(peer, trusted_proxies):
         return peer
     hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
     for hop in reversed(hops):
-        if not trusted(hop):
+        if not within(hop, trusted_proxies):
             return hop
     return peer
 
@@ -204,14 +207,10 @@ def router(trading: Callable[[Request], Trading]) -> APIRouter:
         t = trading(request)
         if not hmac.compare_digest(token.encode(), t.token.encode()):
             raise HTTPException(403, {"reason": Refusal.CallbackForbidden})
-        if t.settings.callback_allowlist:
-            address = client_address(request, t.settings.trusted_proxies)
-            try:
-                ip = ipaddress.ip_address(address)
-            except ValueError:
-                raise HTTPException(403, {"reason": Refusal.CallbackForbidden}) from None
-            allowed = (ipaddress.ip_network(n) for n in t.settings.callback_allowlist)
-            if not any(ip in net for net in allowed):
+        settings = t.settings
+        if settings.callback_allowlist:
+            address = client_address(request, settings.trusted_proxies)
+            if not within(address, settings.callback_allowlist):
                 raise HTTPException(403, {"reason": Refusal.CallbackForbidden})
         raw = await request.body()
         try:

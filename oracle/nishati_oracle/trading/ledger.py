@@ -26,7 +26,6 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     bindparam,
-    func,
     insert,
     or_,
     select,
@@ -322,16 +321,6 @@ class Ledger:
         async with self.engine.connect() as conn:
             return [TradeRecord.from_row(row) for row in await conn.execute(query)]
 
-    async def unfinished(self) -> list[TradeRecord]:
-        query = select(trades).where(trades.c.state.not_in(list(FINAL_STATES)))
-        async with self.engine.connect() as conn:
-            return [TradeRecord.from_row(row) for row in await conn.execute(query)]
-
-    async def count_by_state(self) -> dict[TradeState, int]:
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(select(trades.c.state, func.count()).group_by(trades.c.state))
-            return {TradeState(row[0]): int(row[1]) for row in rows}
-
     async def history(self, trade_id: str) -> list[HistoryEntry]:
         query = (
             select(trade_history.c.at, trade_history.c.state, trade_history.c.detail)
@@ -381,13 +370,8 @@ class Ledger:
         if not rows:
             return stored
         async with self.engine.begin() as conn:
-            # The oracle is the only writer of callbacks, and this its only inserter: rows past
-            # the highest id before are this transaction's.
-            before = (await conn.execute(select(func.max(callbacks.c.id)))).scalar() or 0
-            await conn.execute(self._insert_callback(conn.dialect.name), rows)
-            added = await conn.execute(
-                select(callbacks.c.kind, callbacks.c.key).where(callbacks.c.id > before)
-            )
+            # One statement: RETURNING names exactly the rows the conflict clause let in.
+            added = await conn.execute(self._insert_callback(conn.dialect.name), rows)
             for row in added:
                 stored[first[(str(row.kind), str(row.key))]] = True
         return stored
@@ -403,7 +387,12 @@ class Ledger:
             "attempts": 0,
         }
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        return insert(callbacks).values(values).on_conflict_do_nothing()
+        return (
+            insert(callbacks)
+            .values(values)
+            .on_conflict_do_nothing()
+            .returning(callbacks.c.kind, callbacks.c.key)
+        )
 
     async def pending_callbacks(
         self, limit: int = 256, now: float | None = None

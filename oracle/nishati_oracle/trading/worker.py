@@ -166,10 +166,6 @@ class PaymentWorker:
             await asyncio.sleep(ROUND_GAP_SECS)
             self._wake.clear()
 
-    async def run_once(self) -> None:
-        await self.handle_callbacks()
-        await self.run_rest()
-
     async def run_rest(self) -> None:
         """Everything but the callbacks."""
         await self.query_payments()
