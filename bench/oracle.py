@@ -68,7 +68,7 @@ from nishati_client.config import ClientSettings
 from nishati_client.keys import write_keypair
 from nishati_client.localnet import LocalValidator
 from nishati_client.program import NishatiClient, NishatiProgram
-from nishati_client.readings import Reading, SignedReading, sign
+from nishati_client.readings import READING_LEN, Reading, SignedReading, sign
 from nishati_client.sandbox import Harness, OpenMarket, digest, fund, open_market
 from nishati_oracle.broker import Mosquitto, running_mosquitto
 from nishati_oracle.simulate import MqttTransport, SimulatedMeter, Tally, new_meter
@@ -226,7 +226,7 @@ def verify_rate(secs: float) -> float:
     key loaded per reading), on one thread."""
     key = Ed25519PrivateKey.generate()
     public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    signed = [(m, key.sign(m)) for m in (os.urandom(69) for _ in range(256))]
+    signed = [(m, key.sign(m)) for m in (os.urandom(READING_LEN) for _ in range(256))]
     done = 0
     started = time.perf_counter()
     while time.perf_counter() - started < secs:
@@ -860,7 +860,8 @@ def legacy_fit(homes: Sequence[Home], market: Pubkey) -> tuple[int, int]:
     best = [0, 0]
     for n in range(1, min(len(homes), 12) + 1):
         pairs = [
-            (sign(Reading(market, 1, 0, 0, 0), h.meter.meter.key), h.household) for h in homes[:n]
+            (sign(Reading.for_market(market, 1, 0, 0, 0), h.meter.meter.key), h.household)
+            for h in homes[:n]
         ]
         ixs = program.attest_readings(oracle=oracle.pubkey(), market=market, readings=pairs)
         for i, policy in enumerate((SendPolicy(), SendPolicy(compute_budget=False))):

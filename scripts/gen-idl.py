@@ -545,7 +545,7 @@ ERRORS = [
     ("EmptyUpdate", "Update sets no field"),
     ("UnsupportedRent", "Rent exemption threshold is not supported"),
     # Appended by the market issue; codes above never change.
-    ("InvalidReadingLength", "Reading is not 69 bytes"),
+    ("InvalidReadingLength", "Reading is not 37 bytes"),
     ("InvalidReadingMagic", "Reading does not start with NSHR"),
     ("UnsupportedReadingVersion", "Reading version is not supported"),
     ("ReadingForAnotherMarket", "Reading is for another market"),

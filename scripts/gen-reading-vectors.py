@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "reading-vectors.json"
 MAGIC = b"NSHR"
-VERSION = 1
+VERSION = 2
+MARKET_TAG_LEN = 8
 MARKET = bytes(range(1, 33))
 OTHER_MARKET = bytes(range(101, 133))
 NOW = 1_790_000_000
@@ -30,9 +31,14 @@ def reading(market: bytes, counter: int, timestamp: int, exported: int, imported
     return (
         MAGIC
         + bytes([VERSION])
-        + market
-        + struct.pack("<QqQQ", counter, timestamp, exported, imported)
+        + market[:MARKET_TAG_LEN]
+        + struct.pack("<IIQQ", counter, timestamp, exported, imported)
     )
+
+
+def reading_v1(market: bytes, counter: int, timestamp: int, exported: int, imported: int) -> bytes:
+    """The 69-byte version 1 layout, which version 2 replaced."""
+    return MAGIC + b"\x01" + market + struct.pack("<QqQQ", counter, timestamp, exported, imported)
 
 
 def main() -> None:
@@ -99,11 +105,31 @@ def main() -> None:
         case("truncated", good[:-1], error="InvalidReadingLength"),
         case("too long", good + b"\x00", error="InvalidReadingLength"),
         case("wrong magic", b"NSHX" + good[4:], error="InvalidReadingMagic"),
-        case("unknown version", good[:4] + b"\x02" + good[5:], error="UnsupportedReadingVersion"),
+        case("unknown version", good[:4] + b"\x03" + good[5:], error="UnsupportedReadingVersion"),
+        case(
+            "version 1 with a version 2 length",
+            good[:4] + b"\x01" + good[5:],
+            error="UnsupportedReadingVersion",
+        ),
+        case(
+            "version 1 layout",
+            reading_v1(MARKET, 42, NOW - 5, 12_480, 3_150),
+            error="InvalidReadingLength",
+        ),
         case(
             "another market",
             reading(OTHER_MARKET, 42, NOW, 12_480, 3_150),
             error="ReadingForAnotherMarket",
+        ),
+        case(
+            "largest counter",
+            reading(MARKET, 2**32 - 1, NOW, 12_480, 3_150),
+            fields={
+                "counter": 2**32 - 1,
+                "timestamp": NOW,
+                "exported_wh": 12_480,
+                "imported_wh": 3_150,
+            },
         ),
         case("replayed counter", reading(MARKET, 41, NOW, 12_480, 3_150), error="ReadingReplayed"),
         case("counter behind", reading(MARKET, 7, NOW, 12_480, 3_150), error="ReadingReplayed"),
@@ -137,7 +163,7 @@ def main() -> None:
 
     document = {
         "description": (
-            "Signed meter readings, version 1 (docs/reading-format.md). Each case is checked "
+            "Signed meter readings, version 2 (docs/reading-format.md). Each case is checked "
             "against `market`, the meter's last accepted reading `last` (null: none yet) and the "
             "clock `now`, for a household whose meter is `registered_meter_public_key`. `error` "
             "is the name the program and the oracle report, null if valid. InvalidSignature is "

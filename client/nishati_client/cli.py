@@ -563,7 +563,7 @@ def reading_sign(
     session = _session(ctx)
     key = ed25519_private_key(load_keypair(meter_keypair))
     when = int(time.time()) if timestamp is None else timestamp
-    reading = Reading(session.market(market), counter, when, exported_wh, imported_wh)
+    reading = Reading.for_market(session.market(market), counter, when, exported_wh, imported_wh)
     signed = sign(reading, key)
     readings = load_readings(out.read_text(encoding="utf-8")) if out.exists() else []
     readings.append(signed)
@@ -579,34 +579,26 @@ def reading_sign(
 # Attestation
 
 
-@dataclass
-class _Batch:
-    market: Pubkey
-    readings: list[tuple[SignedReading, Pubkey]]
-
-
 def _batches(
-    client: NishatiClient, oracle: Keypair, located: Sequence[tuple[SignedReading, Pubkey, Pubkey]]
-) -> list[_Batch]:
-    """Consecutive readings of one market, each meter at most once, as many as one
-    transaction holds."""
+    client: NishatiClient,
+    oracle: Keypair,
+    market: Pubkey,
+    located: Sequence[tuple[SignedReading, Pubkey]],
+) -> list[list[tuple[SignedReading, Pubkey]]]:
+    """Consecutive readings, each meter at most once, as many as one transaction holds."""
     policy = client.chain.policy if isinstance(client.chain, RpcChain) else SendPolicy()
-    batches: list[_Batch] = []
-    for signed, market, household in located:
+    batches: list[list[tuple[SignedReading, Pubkey]]] = []
+    for signed, household in located:
         last = batches[-1] if batches else None
-        if (
-            last is not None
-            and last.market == market
-            and all(s.meter != signed.meter for s, _ in last.readings)
-        ):
-            candidate = [*last.readings, (signed, household)]
+        if last is not None and all(s.meter != signed.meter for s, _ in last):
+            candidate = [*last, (signed, household)]
             ixs = client.program.attest_readings(
                 oracle=oracle.pubkey(), market=market, readings=candidate
             )
             if len(candidate) <= 255 and fits_in_packet(ixs, [oracle], policy):
-                last.readings = candidate
+                last.append((signed, household))
                 continue
-        batches.append(_Batch(market, [(signed, household)]))
+        batches.append([(signed, household)])
     return batches
 
 
@@ -614,10 +606,12 @@ def _batches(
 def attest(
     ctx: typer.Context,
     readings_file: Annotated[Path, typer.Argument(help="Readings file from `reading sign`.")],
+    market: Annotated[str, typer.Option(help="Market address or numeric id.")],
     as_json: Json = False,
 ) -> None:
     """Submit a readings file as the oracle (the signer), batching readings per transaction."""
     session = _session(ctx)
+    market_address = session.market(market)
     try:
         readings = load_readings(readings_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -631,13 +625,14 @@ def attest(
             located = []
             for signed in readings:
                 verify_signature(signed)
-                market = Reading.decode(signed.message).market
-                record_address = client.program.meter_record_address(market, signed.meter)
+                if not Reading.decode(signed.message).is_for(market_address):
+                    raise CliError(f"a reading of meter {signed.meter} is for another market")
+                record_address = client.program.meter_record_address(market_address, signed.meter)
                 record = await _fetch(
                     "registered meter", signed.meter, client.meter_record(record_address)
                 )
-                located.append((signed, market, record.household))
-            batches = _batches(client, oracle, located)
+                located.append((signed, record.household))
+            batches = _batches(client, oracle, market_address, located)
             sent: list[dict[str, Any]] = []
             attested: list[dict[str, Any]] = []
             progress = Progress(
@@ -651,19 +646,19 @@ def attest(
                 task = progress.add_task("attest", total=len(readings))
                 for batch in batches:
                     outcome = await client.meter_attest(
-                        payer=oracle, oracle=oracle, market=batch.market, readings=batch.readings
+                        payer=oracle, oracle=oracle, market=market_address, readings=batch
                     )
                     sent.append(
                         {
                             "signature": outcome.signature,
-                            "readings": len(batch.readings),
+                            "readings": len(batch),
                             "compute_units": outcome.compute_units,
                         }
                     )
                     for event in client.program.events(outcome.logs):
                         if event.name == "MeterAttested":
                             attested.append(plain(event.data))
-                    progress.advance(task, len(batch.readings))
+                    progress.advance(task, len(batch))
             minted = sum(int(a["minted_wh"]) for a in attested)
             data = {"transactions": sent, "attested": attested, "minted_wh": minted}
 

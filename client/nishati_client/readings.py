@@ -23,8 +23,10 @@ from solders.pubkey import Pubkey
 from nishati_client.errors import ERROR_CODES, NishatiClientError
 
 READING_MAGIC = b"NSHR"
-READING_VERSION = 1
-READING_LEN = 69
+READING_VERSION = 2
+READING_LEN = 37
+# A reading names its market by the first bytes of the market's address.
+MARKET_TAG_LEN = 8
 MAX_CLOCK_SKEW_SECS = 300
 SIGNATURE_LEN = 64
 PUBLIC_KEY_LEN = 32
@@ -36,9 +38,9 @@ ED25519_HEADER_LEN = 2
 ED25519_OFFSETS_LEN = 14
 SIGNED_READING_LEN = SIGNATURE_LEN + PUBLIC_KEY_LEN + READING_LEN
 
-# magic, version, market, then counter, timestamp, exported_wh, imported_wh.
-_BODY = struct.Struct("<QqQQ")
-_BODY_OFFSET = len(READING_MAGIC) + 1 + 32
+# magic, version, market tag, then counter, timestamp, exported_wh, imported_wh.
+_BODY = struct.Struct("<IIQQ")
+_BODY_OFFSET = len(READING_MAGIC) + 1 + MARKET_TAG_LEN
 _OFFSETS = struct.Struct("<7H")
 
 
@@ -57,7 +59,7 @@ class ReadingError(NishatiClientError):
 
 
 class InvalidReadingLength(ReadingError):
-    """The message is not 69 bytes."""
+    """The message is not 37 bytes."""
 
 
 class InvalidReadingMagic(ReadingError):
@@ -65,11 +67,11 @@ class InvalidReadingMagic(ReadingError):
 
 
 class UnsupportedReadingVersion(ReadingError):
-    """The message is not version 1."""
+    """The message is not version 2."""
 
 
 class ReadingForAnotherMarket(ReadingError):
-    """The reading names another market."""
+    """The reading's market tag is not the market's."""
 
 
 class InvalidSignature(ReadingError):
@@ -96,20 +98,39 @@ class MeterWentBackwards(ReadingError):
     """A cumulative value is below the last accepted one."""
 
 
+def market_tag(market: Pubkey) -> bytes:
+    """How a reading names ``market``."""
+    return bytes(market)[:MARKET_TAG_LEN]
+
+
 @dataclass(frozen=True)
 class Reading:
     """One meter reading; energy in cumulative Wh, time in Unix seconds."""
 
-    market: Pubkey
+    market_tag: bytes
     counter: int
     timestamp: int
     exported_wh: int
     imported_wh: int
 
+    @classmethod
+    def for_market(
+        cls, market: Pubkey, counter: int, timestamp: int, exported_wh: int, imported_wh: int
+    ) -> Reading:
+        return cls(market_tag(market), counter, timestamp, exported_wh, imported_wh)
+
+    def is_for(self, market: Pubkey) -> bool:
+        return self.market_tag == market_tag(market)
+
     def encode(self) -> bytes:
-        """The 69-byte message a meter signs."""
-        body = _BODY.pack(self.counter, self.timestamp, self.exported_wh, self.imported_wh)
-        return READING_MAGIC + bytes([READING_VERSION]) + bytes(self.market) + body
+        """The 37-byte message a meter signs; :class:`ValueError` when a field does not fit."""
+        if len(self.market_tag) != MARKET_TAG_LEN:
+            raise ValueError(f"market tag is {len(self.market_tag)} bytes, not {MARKET_TAG_LEN}")
+        try:
+            body = _BODY.pack(self.counter, self.timestamp, self.exported_wh, self.imported_wh)
+        except struct.error as e:
+            raise ValueError(f"reading does not fit the format: {e}") from None
+        return READING_MAGIC + bytes([READING_VERSION]) + self.market_tag + body
 
     @classmethod
     def decode(cls, message: bytes) -> Reading:
@@ -121,9 +142,9 @@ class Reading:
         version = message[len(READING_MAGIC)]
         if version != READING_VERSION:
             raise UnsupportedReadingVersion(f"reading version {version} is not supported")
-        market = Pubkey.from_bytes(message[len(READING_MAGIC) + 1 : _BODY_OFFSET])
+        tag = message[len(READING_MAGIC) + 1 : _BODY_OFFSET]
         counter, timestamp, exported_wh, imported_wh = _BODY.unpack(message[_BODY_OFFSET:])
-        return cls(market, counter, timestamp, exported_wh, imported_wh)
+        return cls(tag, counter, timestamp, exported_wh, imported_wh)
 
 
 @dataclass(frozen=True)
@@ -155,7 +176,7 @@ def meter_public_key(private_key: Ed25519PrivateKey) -> Pubkey:
 
 
 def sign(reading: Reading, private_key: Ed25519PrivateKey) -> SignedReading:
-    """Signs a reading as a meter does (pure Ed25519 over the 69-byte message)."""
+    """Signs a reading as a meter does (pure Ed25519 over the 37-byte message)."""
     message = reading.encode()
     return SignedReading(message, private_key.sign(message), meter_public_key(private_key))
 
@@ -172,8 +193,10 @@ def verify_signature(signed: SignedReading) -> None:
 
 def _check_format(message: bytes, market: Pubkey) -> Reading:
     reading = Reading.decode(message)
-    if reading.market != market:
-        raise ReadingForAnotherMarket(f"reading is for market {reading.market}, not {market}")
+    if not reading.is_for(market):
+        raise ReadingForAnotherMarket(
+            f"reading's market tag {reading.market_tag.hex()} is not {market}'s"
+        )
     return reading
 
 

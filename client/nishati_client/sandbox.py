@@ -67,7 +67,9 @@ class Meter:
         self.counter += 1
         self.exported_wh += exported_wh
         self.imported_wh += imported_wh
-        reading = Reading(self.market, self.counter, timestamp, self.exported_wh, self.imported_wh)
+        reading = Reading.for_market(
+            self.market, self.counter, timestamp, self.exported_wh, self.imported_wh
+        )
         return sign(reading, self.key)
 
 

@@ -26,6 +26,7 @@ from solders.pubkey import Pubkey
 from nishati_client.chain import LiteSvmChain, RpcChain, check_program_deployed
 from nishati_client.keys import load_keypair
 from nishati_client.program import NishatiClient
+from nishati_client.readings import READING_LEN
 from nishati_oracle.attest import Attester
 from nishati_oracle.ingest import Outcome, Reason, Status, Submission
 from nishati_oracle.metrics import Metrics
@@ -44,7 +45,10 @@ log = structlog.get_logger()
 class SignedReadingIn(BaseModel):
     """One reading as a meter sent it."""
 
-    message: Annotated[str, Field(description="The 69 signed bytes, hex", max_length=138)]
+    # Room for a message of the wrong length (a version 1 one) to be refused by its reason.
+    message: Annotated[
+        str, Field(description=f"The {READING_LEN} signed bytes, hex", max_length=4 * READING_LEN)
+    ]
     signature: Annotated[str, Field(description="Ed25519 signature, hex", max_length=128)]
     meter: Annotated[str, Field(description="The meter's public key, base58", max_length=44)]
 

@@ -2,7 +2,7 @@
 
 Topics, under ``NISHATI_MQTT_TOPIC_ROOT`` and the market's address::
 
-    <root>/<market>/meters/<meter base58>/readings   signature (64 bytes) ‖ reading (69 bytes)
+    <root>/<market>/meters/<meter base58>/readings   signature (64 bytes) ‖ reading (37 bytes)
     <root>/<market>/meters/<meter base58>/rejected   {"reason": ..., "counter": ..., "detail": ...}
 
 Why it is built the way it is:

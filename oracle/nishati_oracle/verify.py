@@ -214,8 +214,10 @@ class ReadingPipeline:
         try:
             signed = SignedReading(submission.message, submission.signature, submission.meter)
             reading = Reading.decode(submission.message)
-            if reading.market != self.market:
-                return _rejected(Reason.ReadingForAnotherMarket, f"market {reading.market}")
+            if not reading.is_for(self.market):
+                return _rejected(
+                    Reason.ReadingForAnotherMarket, f"market tag {reading.market_tag.hex()}"
+                )
             verify_signature(signed)
         except ReadingError as e:
             return _rejected(Reason(e.name), str(e))

@@ -212,7 +212,7 @@ async def test_a_market_day_through_the_cli(
             "--counter", counter, "--exported-wh", exported, "--timestamp", now,
         )  # fmt: skip
     assert signed["readings"] == 3
-    attested = operator.json("attest", "readings.json", keypair=admin_file)
+    attested = operator.json("attest", "readings.json", "--market", market, keypair=admin_file)
     assert [t["readings"] for t in attested["transactions"]] == [2, 1]
     assert attested["minted_wh"] == 2_500
     assert [(a["household"], a["minted_wh"]) for a in attested["attested"]] == [
@@ -344,7 +344,8 @@ def world(operator: Operator, cli: Cli, localnet: Localnet, rpc_payer: Keypair) 
             "reading", "sign", "--market", market_id, "--meter-keypair", "s.json",
             "--counter", counter, "--exported-wh", wh, "--timestamp", now,
         )  # fmt: skip
-    assert cli.json("-k", admin_file, "attest", "readings.json")["minted_wh"] == 1_000
+    attest = ("-k", admin_file, "attest", "readings.json", "--market", market_id)
+    assert cli.json(*attest)["minted_wh"] == 1_000
     offer = cli.json(
         "-k", seller_file, "offer", "create", seller_hh, "--wh", "1000", "--price-cents", "2000"
     )["offer"]["address"]
@@ -530,12 +531,11 @@ def test_a_tampered_readings_file(cli: Cli, world: World) -> None:
     signature[0] ^= 1
     document["readings"][0]["signature"] = signature.hex()
     Path("tampered.json").write_text(json.dumps(document))
-    assert cli.fails("-k", world.admin_file, "attest", "tampered.json").startswith(
-        "reading is not signed by"
-    )
-    assert cli.fails("-k", world.admin_file, "attest", "absent.json") == (
-        "readings file absent.json does not exist"
-    )
+    attest = ("-k", world.admin_file, "attest", "--market", world.market)
+    assert cli.fails(*attest, "tampered.json").startswith("reading is not signed by")
+    assert cli.fails(*attest, "absent.json") == "readings file absent.json does not exist"
+    elsewhere = ("-k", world.admin_file, "attest", "--market", str(Pubkey.new_unique()))
+    assert cli.fails(*elsewhere, "readings.json").endswith("is for another market")
 
 
 def test_no_command_prints_the_help(cli: Cli) -> None:

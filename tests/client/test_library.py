@@ -66,7 +66,7 @@ def test_a_meter_keypair_signs_readings_under_its_public_key() -> None:
     keypair = Keypair()
     key = ed25519_private_key(keypair)
     assert meter_public_key(key) == keypair.pubkey()
-    signed = sign(Reading(Pubkey.new_unique(), 1, 1_790_000_000, 10, 0), key)
+    signed = sign(Reading.for_market(Pubkey.new_unique(), 1, 1_790_000_000, 10, 0), key)
     verify_signature(signed)
     assert signed.meter == keypair.pubkey()
 
@@ -74,7 +74,9 @@ def test_a_meter_keypair_signs_readings_under_its_public_key() -> None:
 def test_a_readings_file_round_trips() -> None:
     key = ed25519_private_key(Keypair())
     market = Pubkey.new_unique()
-    readings = [sign(Reading(market, n, 1_790_000_000 + n, 100 * n, n), key) for n in (1, 2)]
+    readings = [
+        sign(Reading.for_market(market, n, 1_790_000_000 + n, 100 * n, n), key) for n in (1, 2)
+    ]
     assert load_readings(dump_readings(readings)) == readings
 
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nishati_client.readings import Reading, SignedReading, sign
+from nishati_client.readings import Reading, SignedReading, market_tag, sign
 from nishati_oracle.store import Store
 from tests.oracle.world import OracleWorld
 
@@ -74,7 +74,9 @@ async def test_each_broken_rule_is_refused_with_its_reason(world: OracleWorld) -
         )
         return sign(changed, meter.key)
 
-    other_market = replace(Reading.decode(meter.read(now).message), market=member.address)
+    other_market = replace(
+        Reading.decode(meter.read(now).message), market_tag=market_tag(member.address)
+    )
     meter.counter -= 1
     cases = {
         "ReadingReplayed": signed(counter=1),

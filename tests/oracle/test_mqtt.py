@@ -130,7 +130,7 @@ def test_a_payload_is_the_signature_then_the_reading() -> None:
     signed = meter.read(T0, exported_wh=5)
     prefix = meters_topic("nishati", signed.meter)
     payload = encode_payload(signed)
-    assert len(payload) == PAYLOAD_LEN == 133
+    assert len(payload) == PAYLOAD_LEN == 101
     submission = decode_message(prefix, f"{prefix}/{signed.meter}/readings", payload)
     assert submission == Submission(signed.message, signed.signature, signed.meter)
 
@@ -140,7 +140,7 @@ def test_a_payload_is_the_signature_then_the_reading() -> None:
     [
         ("p/m/meters/not-a-key/readings", PAYLOAD_LEN, "not-a-key", "not a base58 key"),
         ("p/m/meters/{meter}/readings", 10, "{meter}", "payload is 10 bytes"),
-        ("p/m/meters/{meter}/readings", PAYLOAD_LEN + 1, "{meter}", "134 bytes"),
+        ("p/m/meters/{meter}/readings", PAYLOAD_LEN + 1, "{meter}", "102 bytes"),
         ("p/m/meters/a/b/readings", PAYLOAD_LEN, None, "is not p/m/meters/<meter>/readings"),
         ("p/other/meters/{meter}/readings", PAYLOAD_LEN, None, "is not"),
     ],

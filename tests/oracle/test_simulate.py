@@ -104,7 +104,7 @@ def test_readings_are_signed_with_rising_counters_and_totals() -> None:
         verify_signature(s)
         assert s.meter == meter.public_key
     assert [r.counter for r in readings] == list(range(1, 289))
-    assert all(r.market == meter.meter.market for r in readings)
+    assert all(r.is_for(meter.meter.market) for r in readings)
     for before, after in pairwise(readings):
         assert after.timestamp == before.timestamp + 300
         assert after.exported_wh >= before.exported_wh

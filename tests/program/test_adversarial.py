@@ -24,8 +24,10 @@ from nishati_client.household import Household
 from nishati_client.market import MarketUpdate
 from nishati_client.readings import (
     ED25519_PROGRAM_ID,
+    READING_LEN,
     Reading,
     ed25519_instruction,
+    market_tag,
     sign,
 )
 from nishati_client.sandbox import Harness
@@ -232,13 +234,13 @@ async def test_a_stranger_cannot_register_someone_elses_household(world: World) 
 def next_reading(world: World, now: int) -> Reading:
     """The seller's next good reading: one Wh more, at ``now``."""
     meter = world.seller.meter
-    return Reading(
+    return Reading.for_market(
         world.market.address, meter.counter + 1, now, meter.exported_wh + 1, meter.imported_wh
     )
 
 
 def different_market(reading: Reading, _: World) -> Reading:
-    return replace(reading, market=Pubkey.new_unique())
+    return replace(reading, market_tag=market_tag(Pubkey.new_unique()))
 
 
 def replayed_counter(reading: Reading, world: World) -> Reading:
@@ -331,7 +333,7 @@ async def test_signatures_read_from_another_instruction_are_refused(world: World
     start = 2 + 14
     pointer = Instruction(
         ED25519_PROGRAM_ID,
-        bytes([1, 0]) + struct.pack("<7H", start, 1, start + 64, 1, start + 96, 69, 1),
+        bytes([1, 0]) + struct.pack("<7H", start, 1, start + 64, 1, start + 96, READING_LEN, 1),
         [],
     )
     attest = attest_instruction(world, [world.seller.address], 0)

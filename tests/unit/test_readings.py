@@ -14,6 +14,7 @@ from nishati_client.config import REPO_ROOT
 from nishati_client.errors import ERROR_CODES
 from nishati_client.readings import (
     ED25519_PROGRAM_ID,
+    MARKET_TAG_LEN,
     MAX_CLOCK_SKEW_SECS,
     READING_LEN,
     InvalidReadingLength,
@@ -58,7 +59,7 @@ def test_vector(case: dict[str, Any]) -> None:
 
     if case["error"] is None:
         reading = run()
-        assert reading.market == MARKET
+        assert reading.is_for(MARKET)
         fields = {k: getattr(reading, k) for k in case["fields"]}
         assert fields == case["fields"]
         assert reading.encode() == bytes.fromhex(case["message"])
@@ -98,14 +99,14 @@ def test_check_without_signature_accepts_a_valid_message() -> None:
 
 def test_check_follows_the_rule_order_without_signature() -> None:
     # Replayed counter and a timestamp in the future: the counter rule comes first.
-    message = Reading(MARKET, 41, 2_000_000_000, 1, 1).encode()
+    message = Reading.for_market(MARKET, 41, 2_000_000_000, 1, 1).encode()
     with pytest.raises(ReadingError) as refused:
         check(message, MARKET, LastReading(41, 0, 0, 0), now=0)
     assert refused.value.name == "ReadingReplayed"
 
 
 def test_a_custom_skew_is_honoured() -> None:
-    message = Reading(MARKET, 1, 1_010, 0, 0).encode()
+    message = Reading.for_market(MARKET, 1, 1_010, 0, 0).encode()
     check(message, MARKET, None, now=1_000, max_skew=10)
     with pytest.raises(ReadingError) as refused:
         check(message, MARKET, None, now=1_000, max_skew=9)
@@ -115,21 +116,40 @@ def test_a_custom_skew_is_honoured() -> None:
 @pytest.mark.parametrize(
     "reading",
     [
-        Reading(MARKET, 0, 0, 0, 0),
-        Reading(MARKET, 2**64 - 1, -(2**63), 2**64 - 1, 2**64 - 1),
-        Reading(Pubkey.new_unique(), 42, 1_790_000_000, 12_480, 3_150),
+        Reading.for_market(MARKET, 0, 0, 0, 0),
+        Reading.for_market(MARKET, 2**32 - 1, 2**32 - 1, 2**64 - 1, 2**64 - 1),
+        Reading.for_market(Pubkey.new_unique(), 42, 1_790_000_000, 12_480, 3_150),
     ],
     ids=["zeros", "extremes", "typical"],
 )
 def test_encode_decode_round_trip(reading: Reading) -> None:
     message = reading.encode()
     assert len(message) == READING_LEN
-    assert message[:5] == b"NSHR\x01"
+    assert message[:5] == b"NSHR\x02"
     assert Reading.decode(message) == reading
 
 
+@pytest.mark.parametrize(
+    ("counter", "timestamp", "exported_wh"),
+    [(2**32, 0, 0), (-1, 0, 0), (1, 2**32, 0), (1, -1, 0), (1, 0, 2**64)],
+    ids=["counter too big", "negative counter", "after 2106", "before 1970", "export too big"],
+)
+def test_a_reading_that_does_not_fit_the_format_is_refused(
+    counter: int, timestamp: int, exported_wh: int
+) -> None:
+    with pytest.raises(ValueError, match="does not fit"):
+        Reading.for_market(MARKET, counter, timestamp, exported_wh, 0).encode()
+
+
+def test_a_reading_names_its_market_by_the_tag() -> None:
+    reading = Reading.decode(Reading.for_market(MARKET, 1, 0, 0, 0).encode())
+    assert reading.market_tag == bytes(MARKET)[:MARKET_TAG_LEN]
+    assert reading.is_for(MARKET)
+    assert not reading.is_for(Pubkey.new_unique())
+
+
 def test_sign_then_verify() -> None:
-    reading = Reading(MARKET, 42, 1_789_999_995, 12_480, 3_150)
+    reading = Reading.for_market(MARKET, 42, 1_789_999_995, 12_480, 3_150)
     signed = sign(reading, METER_KEY)
     assert signed.meter == REGISTERED_METER
     assert signed.signature == bytes.fromhex(VECTORS["cases"][0]["signature"])
@@ -147,7 +167,7 @@ def test_a_signature_must_be_64_bytes() -> None:
 def readings(count: int) -> list[SignedReading]:
     keys = [Ed25519PrivateKey.from_private_bytes(bytes([i + 1] * 32)) for i in range(count)]
     return [
-        sign(Reading(MARKET, i + 1, 1_790_000_000 + i, 1_000 * i, 10 * i), k)
+        sign(Reading.for_market(MARKET, i + 1, 1_790_000_000 + i, 1_000 * i, 10 * i), k)
         for i, k in enumerate(keys)
     ]
 
@@ -161,19 +181,19 @@ def test_ed25519_instruction_layout(count: int) -> None:
     assert ix.accounts == []
     assert data[0] == count
     assert data[1] == 0
-    assert len(data) == 2 + 14 * count + 165 * count
+    assert len(data) == 2 + 14 * count + 133 * count
     for i, reading in enumerate(signed):
         entry = struct.unpack_from("<7H", data, 2 + 14 * i)
-        start = 2 + 14 * count + 165 * i
-        assert entry == (start, 0xFFFF, start + 64, 0xFFFF, start + 96, 69, 0xFFFF)
+        start = 2 + 14 * count + 133 * i
+        assert entry == (start, 0xFFFF, start + 64, 0xFFFF, start + 96, 37, 0xFFFF)
         assert data[start : start + 64] == reading.signature
         assert data[start + 64 : start + 96] == bytes(reading.meter)
-        assert data[start + 96 : start + 165] == reading.message
+        assert data[start + 96 : start + 133] == reading.message
 
 
 def test_ed25519_instruction_layout_of_one_reading_is_the_documented_one() -> None:
     data = bytes(ed25519_instruction(readings(1)).data)
-    assert data[:16] == bytes.fromhex("01001000ffff5000ffff70004500ffff")
+    assert data[:16] == bytes.fromhex("01001000ffff5000ffff70002500ffff")
 
 
 def test_ed25519_instruction_needs_readings_of_the_format() -> None:
@@ -187,7 +207,7 @@ def test_ed25519_instruction_needs_readings_of_the_format() -> None:
 def test_a_new_meters_first_reading_may_not_predate_the_household() -> None:
     """After a meter change there is no last reading, but time still may not run backwards."""
     market = Pubkey.new_unique()
-    message = Reading(market, 1, 1_000, 0, 0).encode()
+    message = Reading.for_market(market, 1, 1_000, 0, 0).encode()
     with pytest.raises(ReadingOutOfOrder):
         check(message, market, None, now=2_000, not_before=1_001)
     assert check(message, market, None, now=2_000, not_before=1_000).counter == 1

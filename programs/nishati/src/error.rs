@@ -85,8 +85,8 @@ errors! {
     /// The rent sysvar has an exemption threshold this program cannot compute without floats.
     UnsupportedRent = 6018 => "Rent exemption threshold is not supported",
     // Codes below arrived with households, readings, offers and trades.
-    /// A reading is not 69 bytes long.
-    InvalidReadingLength = 6019 => "Reading is not 69 bytes",
+    /// A reading is not 37 bytes long.
+    InvalidReadingLength = 6019 => "Reading is not 37 bytes",
     /// A reading does not start with the `NSHR` domain prefix.
     InvalidReadingMagic = 6020 => "Reading does not start with NSHR",
     /// A reading has a version this program does not know.

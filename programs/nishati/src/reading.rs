@@ -6,9 +6,11 @@ use pinocchio::pubkey::Pubkey;
 
 use crate::error::NishatiError;
 
-pub const READING_LEN: usize = 69;
+pub const READING_LEN: usize = 37;
 pub const MAGIC: &[u8; 4] = b"NSHR";
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
+/// A reading names its market by the first bytes of the market's address.
+pub const MARKET_TAG_LEN: usize = 8;
 /// How far a reading's timestamp may run ahead of the cluster clock: meters keep their own time.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
 
@@ -27,6 +29,12 @@ pub struct Baseline {
     pub counter: u64,
     pub exported_wh: u64,
     pub imported_wh: u64,
+}
+
+fn u32_at(message: &[u8], offset: usize) -> u32 {
+    let mut bytes = [0u8; 4];
+    bytes.copy_from_slice(&message[offset..offset + 4]);
+    u32::from_le_bytes(bytes)
 }
 
 fn u64_at(message: &[u8], offset: usize) -> u64 {
@@ -48,14 +56,14 @@ impl Reading {
         if message[4] != VERSION {
             return Err(NishatiError::UnsupportedReadingVersion);
         }
-        if message[5..37] != market[..] {
+        if message[5..5 + MARKET_TAG_LEN] != market[..MARKET_TAG_LEN] {
             return Err(NishatiError::ReadingForAnotherMarket);
         }
         Ok(Self {
-            counter: u64_at(message, 37),
-            timestamp: u64_at(message, 45) as i64,
-            exported_wh: u64_at(message, 53),
-            imported_wh: u64_at(message, 61),
+            counter: u32_at(message, 13).into(),
+            timestamp: u32_at(message, 17).into(),
+            exported_wh: u64_at(message, 21),
+            imported_wh: u64_at(message, 29),
         })
     }
 
