@@ -2,7 +2,8 @@
 
 Programs, tests and the demo are written against :class:`Chain`; which backend runs them is a
 fixture or a setting. Both backends send through :func:`send_transaction`, one procedure over
-the few :class:`Node` primitives each of them provides:
+the few :class:`Node` primitives each of them provides, for a legacy transaction or, given
+address lookup tables (:mod:`nishati_client.lookup`), a v0 one:
 
 1. Simulate first, with the largest compute-unit limit, so a program error arrives with its logs.
 2. Set the limit to the simulated units plus a margin, and the priority fee (:class:`SendPolicy`).
@@ -34,17 +35,18 @@ from solana.rpc.commitment import Commitment as RpcCommitment
 from solana.rpc.core import RPCException
 from solana.rpc.types import MemcmpOpts, TxOpts
 from solders.account import Account
+from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.clock import Clock
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
-from solders.message import Message
+from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.sysvar import CLOCK
-from solders.transaction import Transaction
+from solders.transaction import Transaction, VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
 from solders.transaction_status import (
     InstructionErrorCustom,
@@ -67,10 +69,13 @@ from nishati_client.errors import (
 logger = logging.getLogger("nishati_client")
 
 T = TypeVar("T")
+AnyTransaction = Transaction | VersionedTransaction
 
-# The runtime's ceiling for one transaction, and the size of a legacy transaction's packet.
+# The runtime's ceiling for one transaction, and the size of a transaction's packet.
 MAX_COMPUTE_UNIT_LIMIT = 1_400_000
 PACKET_DATA_SIZE = 1_232
+# The SlotHashes sysvar keeps this many of the latest slots.
+MAX_SLOT_HASHES = 512
 # What a lamport-per-signature fee is on every cluster today; used to check a payer can pay.
 LAMPORTS_PER_SIGNATURE = 5_000
 
@@ -181,9 +186,13 @@ class Chain(Protocol):
         ...
 
     async def send(
-        self, instructions: Sequence[Instruction], signers: Sequence[Keypair]
+        self,
+        instructions: Sequence[Instruction],
+        signers: Sequence[Keypair],
+        lookup_tables: Sequence[AddressLookupTableAccount] = (),
     ) -> TxOutcome:
-        """Sends one transaction (the first signer pays), raising on failure."""
+        """Sends one transaction (the first signer pays), raising on failure; v0 when given
+        lookup tables, which may hold only addresses usable in the current slot."""
         ...
 
     async def account(self, address: Pubkey) -> Account | None: ...
@@ -211,9 +220,9 @@ class Node(Protocol):
 
     async def latest_blockhash(self) -> RecentBlockhash: ...
 
-    async def simulate(self, tx: Transaction) -> Executed: ...
+    async def simulate(self, tx: AnyTransaction) -> Executed: ...
 
-    async def submit(self, tx: Transaction) -> None:
+    async def submit(self, tx: AnyTransaction) -> None:
         """Hands the signed transaction to the chain, without waiting for it."""
         ...
 
@@ -231,12 +240,22 @@ class Node(Protocol):
     async def recent_priority_fees(self, writable: Sequence[Pubkey]) -> list[int]: ...
 
 
-async def cluster_time(chain: Chain) -> int:
-    """The cluster's Unix time from the Clock sysvar: the ``now`` the program checks against."""
+async def _clock(chain: Chain) -> Clock:
     account = await chain.account(CLOCK)
     if account is None:
         raise AccountNotFound(f"no Clock sysvar at {CLOCK}")
-    return Clock.from_bytes(bytes(account.data)).unix_timestamp
+    return Clock.from_bytes(bytes(account.data))
+
+
+async def cluster_time(chain: Chain) -> int:
+    """The cluster's Unix time from the Clock sysvar: the ``now`` the program checks against."""
+    return (await _clock(chain)).unix_timestamp
+
+
+async def cluster_slot(chain: Chain) -> int:
+    """The slot of the Clock sysvar at the chain's commitment: a transaction sent now is
+    processed in it or a later one."""
+    return (await _clock(chain)).slot
 
 
 async def check_program_deployed(chain: Chain, program_id: Pubkey) -> None:
@@ -272,27 +291,43 @@ def compute_budget_instructions(limit: int, priority_fee: int) -> list[Instructi
 
 
 def _transaction(
-    instructions: Sequence[Instruction], signers: Sequence[Keypair], blockhash: Hash
-) -> Transaction:
-    message = Message.new_with_blockhash(list(instructions), signers[0].pubkey(), blockhash)
-    return Transaction(list(signers), message, blockhash)
+    instructions: Sequence[Instruction],
+    signers: Sequence[Keypair],
+    blockhash: Hash,
+    lookup_tables: Sequence[AddressLookupTableAccount],
+) -> AnyTransaction:
+    """Legacy without lookup tables; v0 with them, naming each account a table holds by a
+    one-byte index instead of its 32-byte key (the rest stay static keys)."""
+    payer = signers[0].pubkey()
+    if not lookup_tables:
+        message = Message.new_with_blockhash(list(instructions), payer, blockhash)
+        return Transaction(list(signers), message, blockhash)
+    compiled = MessageV0.try_compile(payer, list(instructions), list(lookup_tables), blockhash)
+    return VersionedTransaction(compiled, list(signers))
 
 
 def transaction_size(
-    instructions: Sequence[Instruction], signers: Sequence[Keypair], policy: SendPolicy
+    instructions: Sequence[Instruction],
+    signers: Sequence[Keypair],
+    policy: SendPolicy,
+    lookup_tables: Sequence[AddressLookupTableAccount] = (),
 ) -> int:
     """Bytes of the transaction :func:`send_transaction` would build: with its compute-budget
     instructions when the policy adds them (the price counted whenever one may be paid)."""
     budget: list[Instruction] = []
     if policy.compute_budget:
         budget = compute_budget_instructions(MAX_COMPUTE_UNIT_LIMIT, int(policy.may_pay_priority))
-    return len(bytes(_transaction([*instructions, *budget], signers, Hash.default())))
+    tx = _transaction([*instructions, *budget], signers, Hash.default(), lookup_tables)
+    return len(bytes(tx))
 
 
 def fits_in_packet(
-    instructions: Sequence[Instruction], signers: Sequence[Keypair], policy: SendPolicy
+    instructions: Sequence[Instruction],
+    signers: Sequence[Keypair],
+    policy: SendPolicy,
+    lookup_tables: Sequence[AddressLookupTableAccount] = (),
 ) -> bool:
-    return transaction_size(instructions, signers, policy) <= PACKET_DATA_SIZE
+    return transaction_size(instructions, signers, policy, lookup_tables) <= PACKET_DATA_SIZE
 
 
 async def _patiently(node: Node, what: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -311,7 +346,7 @@ async def _patiently(node: Node, what: str, call: Callable[[], Awaitable[T]]) ->
 
 
 async def _submit_until_expired(
-    node: Node, tx: Transaction, blockhash: RecentBlockhash
+    node: Node, tx: AnyTransaction, blockhash: RecentBlockhash
 ) -> Executed | None:
     """Submits ``tx`` (again) until it is found; ``None`` once its blockhash expired and the
     signature is nowhere, so signing again cannot execute it twice."""
@@ -342,13 +377,18 @@ async def _submit_until_expired(
 
 
 async def send_transaction(
-    node: Node, instructions: Sequence[Instruction], signers: Sequence[Keypair]
+    node: Node,
+    instructions: Sequence[Instruction],
+    signers: Sequence[Keypair],
+    lookup_tables: Sequence[AddressLookupTableAccount] = (),
 ) -> TxOutcome:
     """Sends one transaction as the module docstring describes; the first signer pays."""
     policy, program_id = node.policy, node.program_id
     for signing in range(policy.max_signings):
         blockhash = await node.latest_blockhash()
-        budgeted = policy.compute_budget and fits_in_packet(instructions, signers, policy)
+        budgeted = policy.compute_budget and fits_in_packet(
+            instructions, signers, policy, lookup_tables
+        )
         fee = 0
         if budgeted and policy.may_pay_priority:
             writable = {m.pubkey for ix in instructions for m in ix.accounts if m.is_writable}
@@ -356,7 +396,9 @@ async def send_transaction(
         probe = list(instructions)
         if budgeted:
             probe += compute_budget_instructions(MAX_COMPUTE_UNIT_LIMIT, fee)
-        simulated = await node.simulate(_transaction(probe, signers, blockhash.blockhash))
+        simulated = await node.simulate(
+            _transaction(probe, signers, blockhash.blockhash, lookup_tables)
+        )
         sim_logs = simulated.logs or []
         if simulated.err is not None:
             raise_for_error(simulated.err, sim_logs, probe, program_id)
@@ -365,7 +407,7 @@ async def send_transaction(
         if budgeted:
             limit = policy.compute_unit_limit(simulated.compute_units or 0)
             final = [*instructions, *compute_budget_instructions(limit, fee)]
-        tx = _transaction(final, signers, blockhash.blockhash)
+        tx = _transaction(final, signers, blockhash.blockhash, lookup_tables)
         executed = await _submit_until_expired(node, tx, blockhash)
         if executed is not None:
             logs = executed.logs if executed.logs is not None else sim_logs
@@ -418,10 +460,24 @@ class LiteSvmChain:
     def fund(self, address: Pubkey, lamports: int) -> None:
         self.svm.airdrop(address, lamports)
 
+    def next_slot(self) -> None:
+        """Moves to the next slot, as a cluster's time would: the slot left gets a hash in
+        SlotHashes (a lookup table can be created at it), and what was added to lookup tables
+        in it becomes usable."""
+        slot = self.svm.get_clock().slot
+        hashes = self.svm.get_slot_hashes()
+        if not hashes or hashes[0][0] != slot:
+            hashes = [(slot, Hash.new_unique()), *hashes][:MAX_SLOT_HASHES]
+            self.svm.set_slot_hashes(hashes)
+        self.svm.warp_to_slot(slot + 1)
+
     async def send(
-        self, instructions: Sequence[Instruction], signers: Sequence[Keypair]
+        self,
+        instructions: Sequence[Instruction],
+        signers: Sequence[Keypair],
+        lookup_tables: Sequence[AddressLookupTableAccount] = (),
     ) -> TxOutcome:
-        return await send_transaction(self, instructions, signers)
+        return await send_transaction(self, instructions, signers, lookup_tables)
 
     async def account(self, address: Pubkey) -> Account | None:
         account = self.svm.get_account(address)
@@ -433,13 +489,13 @@ class LiteSvmChain:
     async def latest_blockhash(self) -> RecentBlockhash:
         return RecentBlockhash(self.svm.latest_blockhash(), self.svm.get_clock().slot)
 
-    async def simulate(self, tx: Transaction) -> Executed:
+    async def simulate(self, tx: AnyTransaction) -> Executed:
         result = self.svm.simulate_transaction(tx)
         if isinstance(result, FailedTransactionMetadata):
             return _executed(result)
         return _executed(result.meta())
 
-    async def submit(self, tx: Transaction) -> None:
+    async def submit(self, tx: AnyTransaction) -> None:
         # A transaction that was not processed (stale blockhash, already processed) stays out
         # of the history; lookup then reports what did happen.
         self.svm.send_transaction(tx)
@@ -511,9 +567,12 @@ class RpcChain:
             raise RpcError(f"{what}: {error}") from error
 
     async def send(
-        self, instructions: Sequence[Instruction], signers: Sequence[Keypair]
+        self,
+        instructions: Sequence[Instruction],
+        signers: Sequence[Keypair],
+        lookup_tables: Sequence[AddressLookupTableAccount] = (),
     ) -> TxOutcome:
-        return await send_transaction(self, instructions, signers)
+        return await send_transaction(self, instructions, signers, lookup_tables)
 
     async def account(self, address: Pubkey) -> Account | None:
         return (await self._rpc("getAccountInfo", self.client.get_account_info(address))).value
@@ -540,7 +599,7 @@ class RpcChain:
         value = (await self._rpc("getLatestBlockhash", self.client.get_latest_blockhash())).value
         return RecentBlockhash(value.blockhash, value.last_valid_block_height)
 
-    async def simulate(self, tx: Transaction) -> Executed:
+    async def simulate(self, tx: AnyTransaction) -> Executed:
         value = (
             await self._rpc(
                 "simulateTransaction", self.client.simulate_transaction(tx, sig_verify=True)
@@ -548,7 +607,7 @@ class RpcChain:
         ).value
         return Executed(value.err, list(value.logs or []), value.units_consumed)
 
-    async def submit(self, tx: Transaction) -> None:
+    async def submit(self, tx: AnyTransaction) -> None:
         opts = TxOpts(skip_preflight=True, preflight_commitment=self.commitment)
         await self._rpc("sendTransaction", self.client.send_raw_transaction(bytes(tx), opts=opts))
 

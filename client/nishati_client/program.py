@@ -13,6 +13,7 @@ from anchorpy.program.event import EventParser
 from anchorpy.provider import Provider, Wallet
 from solana.rpc.async_api import AsyncClient
 from solders.account import Account
+from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -455,12 +456,14 @@ class NishatiClient:
         oracle: Keypair,
         market: Pubkey,
         readings: Sequence[tuple[SignedReading, Pubkey]],
+        lookup_tables: Sequence[AddressLookupTableAccount] = (),
     ) -> TxOutcome:
-        """Attests (signed reading, household) pairs in one transaction."""
+        """Attests (signed reading, household) pairs in one transaction: v0 with the market's
+        lookup tables (:mod:`nishati_client.lookup`), which fit more readings."""
         instructions = self.program.attest_readings(
             oracle=oracle.pubkey(), market=market, readings=readings
         )
-        return await self.chain.send(instructions, _signers(payer, oracle))
+        return await self.chain.send(instructions, _signers(payer, oracle), lookup_tables)
 
     async def energy_redeem(
         self, *, payer: Keypair, authority: Keypair, market: Pubkey, household: Pubkey, wh: int

@@ -14,16 +14,17 @@ from dataclasses import dataclass, field, replace
 import httpx
 import pytest
 from solders.account import Account
+from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.system_program import TransferParams, transfer
-from solders.transaction import Transaction
 
 from nishati_client.chain import (
     MAX_COMPUTE_UNIT_LIMIT,
     PACKET_DATA_SIZE,
+    AnyTransaction,
     Chain,
     Executed,
     LiteSvmChain,
@@ -74,9 +75,12 @@ class Unreliable:
         return replace(self.inner.policy, retry_delay_secs=0)
 
     async def send(
-        self, instructions: Sequence[Instruction], signers: Sequence[Keypair]
+        self,
+        instructions: Sequence[Instruction],
+        signers: Sequence[Keypair],
+        lookup_tables: Sequence[AddressLookupTableAccount] = (),
     ) -> TxOutcome:
-        return await send_transaction(self, instructions, signers)
+        return await send_transaction(self, instructions, signers, lookup_tables)
 
     async def account(self, address: Pubkey) -> Account | None:
         assert isinstance(self.inner, LiteSvmChain | RpcChain)
@@ -85,10 +89,10 @@ class Unreliable:
     async def latest_blockhash(self) -> RecentBlockhash:
         return await self.inner.latest_blockhash()
 
-    async def simulate(self, tx: Transaction) -> Executed:
+    async def simulate(self, tx: AnyTransaction) -> Executed:
         return await self.inner.simulate(tx)
 
-    async def submit(self, tx: Transaction) -> None:
+    async def submit(self, tx: AnyTransaction) -> None:
         self.submitted.append(tx.signatures[0])
         if self.lose_submissions:
             self.lose_submissions -= 1
@@ -222,7 +226,7 @@ async def test_a_program_error_found_after_a_lost_confirmation_is_raised_by_name
     await fund(litesvm, market.admin.pubkey(), 10**8)
 
     class PausesFirst(Unreliable):
-        async def submit(self, tx: Transaction) -> None:
+        async def submit(self, tx: AnyTransaction) -> None:
             if not self.submitted:
                 await litesvm.client.market_pause(
                     payer=market.admin, admin=market.admin, market=market.address
