@@ -5,6 +5,12 @@ batcher attests a meter's newest stored reading once its unattested export reach
 threshold, or its oldest unattested reading reaches a maximum age, or someone asks (a
 household about to sell). As many readings as fit go into each transaction.
 
+Compact transactions: the batcher keeps the market's address lookup tables
+(:class:`MarketTables`), and sends v0 transactions naming each account a table holds by one
+byte instead of 32. At the end of a round it adds the households it saw that no table holds
+yet, so their next attestation is compact (an account in no table is still named in full).
+Readings are packed table by table, so a transaction looks up one table where it can.
+
 Exactly once: a reading is marked attested only after the chain confirms it. If a send fails or
 its confirmation is lost, the batcher asks the chain (the household's last counter) which
 readings landed before trying again, and the program's counter check refuses any replay anyway.
@@ -15,13 +21,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
+from solders.address_lookup_table_account import (
+    LOOKUP_TABLE_MAX_ADDRESSES,
+    AddressLookupTableAccount,
+)
+from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from nishati_client.chain import SendPolicy, fits_in_packet
+from nishati_client.chain import PACKET_DATA_SIZE, SendPolicy, cluster_slot, fits_in_packet
 from nishati_client.errors import AccountNotFound, NishatiClientError
+from nishati_client.lookup import (
+    LookupTable,
+    attest_accounts,
+    create_lookup_table,
+    extend_lookup_table,
+    fetch_lookup_table,
+    recent_slots,
+)
 from nishati_client.program import NishatiClient
 from nishati_client.readings import SignedReading
 from nishati_oracle.metrics import Metrics
@@ -34,6 +53,175 @@ log = logging.getLogger(__name__)
 ROUND_LIMIT = 512
 # Marks readings the chain will never take: their meter was replaced before they landed.
 SUPERSEDED = "meter-replaced"
+
+
+class MarketTables:
+    """The market's address lookup tables, as the chain holds them: each starts with the
+    accounts every attestation names, then holds households' (:mod:`nishati_client.lookup`).
+
+    Write-ahead: a table's address is stored before the transaction creating it is sent, so a
+    crash never loses track of one. A stored table the chain does not have is created again at
+    its slot while that slot is recent; once it is not, nothing can create that table any more
+    and it is forgotten.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        client: NishatiClient,
+        oracle: Keypair,
+        market: Pubkey,
+        policy: SendPolicy,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.oracle = oracle
+        self.market = market
+        self.policy = policy
+        self.tables: dict[Pubkey, LookupTable] = {}
+        # Each account a table holds, and that table.
+        self._holder: dict[Pubkey, Pubkey] = {}
+        # The slot of every stored table, and of those not seen on chain yet.
+        self._slots: dict[Pubkey, int] | None = None
+        self._unsettled: dict[Pubkey, int] = {}
+        self._fixed = attest_accounts(client.program, market)
+        self._per_household = len(self._accounts([Pubkey.default()]))
+
+    def rank(self, household: Pubkey) -> int:
+        """The position of the table holding ``household``'s accounts; after all if none."""
+        holder = self._holder.get(household)
+        return len(self.tables) if holder is None else list(self.tables).index(holder)
+
+    def lookups(self, households: Iterable[Pubkey], slot: int) -> list[AddressLookupTableAccount]:
+        """What a transaction crediting ``households`` in ``slot`` looks up: each table holding
+        one of them, or else the first (for the market's accounts)."""
+        held = dict.fromkeys(self._holder[h] for h in households if h in self._holder)
+        chosen = list(held) or list(self.tables)[:1]
+        return [self.tables[address].usable(slot) for address in chosen]
+
+    async def settle(self) -> None:
+        """Reads the stored tables from the chain (once; then only those it did not have)."""
+        if self._slots is None:
+            stored = await self.store.lookup_tables(str(self.market))
+            self._slots = {Pubkey.from_string(a): slot for a, slot in stored.items()}
+            self._unsettled = dict(self._slots)
+        if not self._unsettled:
+            return
+        # SlotHashes first: a slot it no longer holds cannot create a table after this read.
+        recent = await recent_slots(self.client.chain)
+        for address, slot in list(self._unsettled.items()):
+            if await self._read(address):
+                continue
+            if slot in recent:
+                log.info("creating lookup table %s again at slot %d", address, slot)
+                await self._send(*self._creation(slot, []))
+            else:
+                log.warning("lookup table %s was never created; forgetting it", address)
+                await self.store.forget_lookup_table(str(address))
+                del self._unsettled[address], self._slots[address]
+
+    async def add(self, households: Iterable[Pubkey]) -> None:
+        """Puts the accounts of ``households`` no table holds yet into a table of the oracle's
+        with room, or a new one, as many to a transaction as fit."""
+        pending = [h for h in dict.fromkeys(households) if h not in self._holder]
+        while pending:
+            table = next(
+                (
+                    t
+                    for t in self.tables.values()
+                    if t.authority == self.oracle.pubkey() and t.room >= self._per_household
+                ),
+                None,
+            )
+            if table is None:
+                count = await self._new_table(pending)
+                if count is None:
+                    return
+            else:
+                count = await self._grow(table, pending)
+            pending = pending[count:]
+
+    async def _new_table(self, households: Sequence[Pubkey]) -> int | None:
+        """Creates a table holding the market's accounts and as many of ``households``' as
+        fit; how many, or ``None`` if it could not (no recent slot is free to create one at,
+        or the chain does not show it yet)."""
+        assert self._slots is not None
+        taken = set(self._slots.values())
+        slot = next((s for s in await recent_slots(self.client.chain) if s not in taken), None)
+        if slot is None:
+            log.warning("no recent slot is free for a new lookup table; households wait")
+            return None
+        room = LOOKUP_TABLE_MAX_ADDRESSES - len(self._fixed)
+        count = self._fitting(households, room, lambda some: self._creation(slot, some)[1])
+        address, instructions = self._creation(slot, households[:count])
+        await self.store.record_lookup_table(str(self.market), str(address), slot)
+        self._slots[address] = self._unsettled[address] = slot
+        await self._send(address, instructions)
+        return count if address in self.tables else None
+
+    def _accounts(self, households: Sequence[Pubkey]) -> list[Pubkey]:
+        """The accounts of ``households`` an attestation names, without the market's."""
+        return attest_accounts(self.client.program, self.market, households)[len(self._fixed) :]
+
+    def _creation(
+        self, slot: int, households: Sequence[Pubkey]
+    ) -> tuple[Pubkey, list[Instruction]]:
+        oracle = self.oracle.pubkey()
+        create, address = create_lookup_table(authority=oracle, payer=oracle, recent_slot=slot)
+        held = [*self._fixed, *self._accounts(households)]
+        extend = extend_lookup_table(table=address, authority=oracle, payer=oracle, addresses=held)
+        return address, [create, extend]
+
+    async def _grow(self, table: LookupTable, households: Sequence[Pubkey]) -> int:
+        """Adds as many of ``households`` to ``table`` as one transaction fits; how many."""
+        oracle = self.oracle.pubkey()
+
+        def extend(some: Sequence[Pubkey]) -> list[Instruction]:
+            accounts = self._accounts(some)
+            return [
+                extend_lookup_table(
+                    table=table.address, authority=oracle, payer=oracle, addresses=accounts
+                )
+            ]
+
+        count = self._fitting(households, table.room, extend)
+        await self._send(table.address, extend(households[:count]))
+        return count
+
+    def _fitting(
+        self,
+        households: Sequence[Pubkey],
+        room: int,
+        instructions: Callable[[Sequence[Pubkey]], list[Instruction]],
+    ) -> int:
+        """How many of ``households`` one transaction of ``instructions`` adds, within the
+        table's ``room`` (in addresses) and the packet."""
+        # Each address takes 32 bytes of the packet at least.
+        most = PACKET_DATA_SIZE // (32 * self._per_household)
+        count = min(len(households), room // self._per_household, most)
+        while count and not fits_in_packet(
+            instructions(households[:count]), [self.oracle], self.policy
+        ):
+            count -= 1
+        return count
+
+    async def _send(self, address: Pubkey, instructions: Sequence[Instruction]) -> None:
+        """Sends a transaction growing the table at ``address``, then reads the table back,
+        also after a failure: it may have landed."""
+        try:
+            await self.client.chain.send(instructions, [self.oracle])
+        finally:
+            await self._read(address)
+
+    async def _read(self, address: Pubkey) -> bool:
+        """Takes in the table at ``address`` as the chain has it; whether it is there."""
+        table = await fetch_lookup_table(self.client.chain, address)
+        if table is None:
+            return False
+        self._unsettled.pop(address, None)
+        self.tables[address] = table
+        self._holder |= dict.fromkeys(table.addresses, address)
+        return True
 
 
 class Attester:
@@ -56,6 +244,7 @@ class Attester:
         self.policy = policy
         self.metrics = metrics
         self.clock = clock
+        self.tables = MarketTables(store, client, oracle, market, policy)
         self._wake = asyncio.Event()
         self._forced: set[str] = set()
 
@@ -83,7 +272,9 @@ class Attester:
                 log.exception("attestation round failed; retrying next round")
 
     async def run_once(self) -> int:
-        """One round: attests every meter that is due; returns how many readings landed."""
+        """One round: attests every meter that is due, then adds the households seen to the
+        lookup tables; returns how many readings landed."""
+        await self._upkeep("reading the lookup tables", self.tables.settle())
         now = self.clock()
         forced, self._forced = self._forced, set()
         due = await self.store.due(
@@ -93,37 +284,56 @@ class Attester:
             forced,
         )
         attested = 0
-        for group in self.pack(due):
-            attested += await self._attest(group)
+        if due:
+            slot = await cluster_slot(self.client.chain) if self.tables.tables else 0
+            for group in self.pack(due, slot):
+                attested += await self._attest(group, slot)
+            households = [Pubkey.from_string(d.household) for d in due]
+            await self._upkeep("adding households to lookup tables", self.tables.add(households))
         self.metrics.queue_depth.set(await self.store.unattested_count())
         return attested
 
-    def pack(self, due: Sequence[Due]) -> list[list[Due]]:
-        """Groups readings greedily into as few transactions as fit the packet size."""
+    async def _upkeep(self, what: str, work: Awaitable[None]) -> None:
+        """Lookup-table upkeep that failed is tried again next round; attestations go on."""
+        try:
+            await work
+        except NishatiClientError as e:
+            log.warning("%s failed: %s; trying again next round", what, e)
+
+    def pack(self, due: Sequence[Due], slot: int) -> list[list[Due]]:
+        """Groups readings greedily into as few transactions as fit the packet size in
+        ``slot``, table by table: those whose households one table holds go together."""
         groups: list[list[Due]] = []
-        for item in due:
-            if groups and self._fits([*groups[-1], item]):
+        for item in sorted(due, key=lambda d: self.tables.rank(Pubkey.from_string(d.household))):
+            if groups and self._fits([*groups[-1], item], slot):
                 groups[-1].append(item)
             else:
                 groups.append([item])
         return groups
 
-    def _fits(self, group: Sequence[Due]) -> bool:
+    def _lookups(self, group: Sequence[Due], slot: int) -> list[AddressLookupTableAccount]:
+        return self.tables.lookups((Pubkey.from_string(d.household) for d in group), slot)
+
+    def _fits(self, group: Sequence[Due], slot: int) -> bool:
         ixs = self.client.program.attest_readings(
             oracle=self.oracle.pubkey(), market=self.market, readings=_signed(group)
         )
-        return fits_in_packet(ixs, [self.oracle], self.policy)
+        return fits_in_packet(ixs, [self.oracle], self.policy, self._lookups(group, slot))
 
-    async def _attest(self, group: Sequence[Due]) -> int:
+    async def _attest(self, group: Sequence[Due], slot: int) -> int:
         started = time.perf_counter()
         try:
             outcome = await self.client.meter_attest(
-                payer=self.oracle, oracle=self.oracle, market=self.market, readings=_signed(group)
+                payer=self.oracle,
+                oracle=self.oracle,
+                market=self.market,
+                readings=_signed(group),
+                lookup_tables=self._lookups(group, slot),
             )
         except NishatiClientError as e:
             self.metrics.attest_batches.labels("failed").inc()
             log.warning("attestation of %d readings failed: %s", len(group), e)
-            return await self._reconcile(group)
+            return await self._reconcile(group, slot)
         self.metrics.attest_seconds.observe(time.perf_counter() - started)
         self.metrics.attest_batches.labels("confirmed").inc()
         await self.store.mark_attested(
@@ -132,7 +342,7 @@ class Attester:
         self.metrics.attested.inc(len(group))
         return len(group)
 
-    async def _reconcile(self, group: Sequence[Due]) -> int:
+    async def _reconcile(self, group: Sequence[Due], slot: int) -> int:
         """After a failure, asks the chain which readings it holds and records those; the rest
         are retried at once one per transaction, so one bad reading holds up no other (and a
         lone failure waits for the next round)."""
@@ -150,7 +360,7 @@ class Attester:
                 await self.store.mark_attested([reading], "reconciled", self.clock())
                 landed += 1
             elif len(group) > 1:
-                landed += await self._attest([due])
+                landed += await self._attest([due], slot)
                 continue
             else:
                 continue

@@ -1,4 +1,5 @@
-"""The oracle's durable state: every verified reading, and each meter's progress.
+"""The oracle's durable state: every verified reading, each meter's progress, and the market's
+address lookup tables.
 
 SQLite (WAL, synchronous=FULL: a commit survives a crash) by default, PostgreSQL by URL; the
 schema is created and upgraded by Alembic (``migrations/``). All access is SQLAlchemy Core;
@@ -80,6 +81,17 @@ readings = Table(
     Column("attest_signature", String(88), nullable=True),
     UniqueConstraint("meter", "counter", name="uq_readings_meter_counter"),
     Index("ix_readings_unattested", "attested_at", "meter"),
+)
+
+
+# The market's address lookup tables, each stored before the transaction creating it is sent:
+# the address derives from the oracle and ``recent_slot``.
+lookup_tables = Table(
+    "lookup_tables",
+    metadata,
+    Column("address", String(44), primary_key=True),
+    Column("market", String(44), nullable=False),
+    Column("recent_slot", BigInteger, nullable=False),
 )
 
 
@@ -395,6 +407,28 @@ class Store:
                 .where(and_(readings.c.meter == meter, readings.c.attested_at.is_(None)))
                 .values(attested_at=at, attest_signature=reason)
             )
+
+    async def record_lookup_table(self, market: str, address: str, recent_slot: int) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                lookup_tables.insert().values(
+                    address=address, market=market, recent_slot=recent_slot
+                )
+            )
+
+    async def lookup_tables(self, market: str) -> dict[str, int]:
+        """The market's tables: address to the slot it derives from, by slot."""
+        query = (
+            select(lookup_tables.c.address, lookup_tables.c.recent_slot)
+            .where(lookup_tables.c.market == market)
+            .order_by(lookup_tables.c.recent_slot)
+        )
+        async with self.engine.connect() as conn:
+            return {row.address: row.recent_slot for row in await conn.execute(query)}
+
+    async def forget_lookup_table(self, address: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(lookup_tables.delete().where(lookup_tables.c.address == address))
 
     async def unattested_count(self) -> int:
         async with self.engine.connect() as conn:
