@@ -17,7 +17,8 @@ validator and the broker share the other core. Measured, beside the issue's targ
 4. request latency at a fixed 500 readings/s, open loop: a request's latency runs from when it
    was due, so an oracle that falls behind is not hidden by a client that waits for it; and
    the same over MQTT, one message a reading as meters send them, until each is stored;
-5. readings attested on chain per second by the oracle's batcher, and readings per transaction;
+5. readings attested on chain per second by the oracle's batcher, and readings per transaction,
+   once its lookup tables hold the households (their first readings put them there, setup);
 6. the oracle's resident memory once it has seen readings from every meter.
 
 Meters are the simulator's (``nishati_oracle.simulate``: a key, a counter, a home's solar and
@@ -57,16 +58,24 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from prometheus_client.parser import text_string_to_metric_families
 from solana.rpc.types import TxOpts
+from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 
-from nishati_client.chain import RpcChain, SendPolicy, fits_in_packet
+from nishati_client.chain import (
+    PACKET_DATA_SIZE,
+    RpcChain,
+    SendPolicy,
+    cluster_slot,
+    fits_in_packet,
+)
 from nishati_client.config import ClientSettings
 from nishati_client.keys import write_keypair
 from nishati_client.localnet import LocalValidator
+from nishati_client.lookup import attest_accounts, fetch_lookup_table
 from nishati_client.program import NishatiClient, NishatiProgram
 from nishati_client.readings import READING_LEN, Reading, SignedReading, sign
 from nishati_client.sandbox import Harness, OpenMarket, digest, fund, open_market
@@ -84,7 +93,6 @@ BACKDATE_SECS = 3 * 3_600
 HTTP_TIMEOUT_SECS = 300.0
 BLOCKHASH_EVERY = 20
 TOPIC_ROOT = "nishati-bench"
-LEGACY_PACKET_BYTES = 1_232
 READINGS_PATH = "/api/v1/readings"
 # Connections the fixed-rate run sends over (meter gateways, each one request at a time).
 GATEWAYS = 64
@@ -804,33 +812,37 @@ def oracle_env(
     return env
 
 
-async def attestation(report: Report, homes: list[Home], env: dict[str, str], logs: Path) -> None:
-    """5: a fresh oracle (threshold 0) attests one reading of each of ``homes``."""
+async def attestation(
+    report: Report, homes: list[Home], env: dict[str, str], logs: Path, chain: RpcChain
+) -> None:
+    """5: a fresh oracle (threshold 0) attests one reading of each of ``homes``, once their
+    first readings (baselines, setup) have put their households in the market's lookup tables."""
     env = env | {"NISHATI_ATTEST_THRESHOLD_WH": "0", "NISHATI_ATTEST_INTERVAL_SECS": "0.2"}
+    market = Pubkey.from_string(env["NISHATI_MARKET"])
     with running(Oracle(env, logs / "oracle-attest.log")) as oracle:
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECS) as client:
-            readings = [home.read() for home in homes]
-            response = await client.post(
-                f"{oracle.url}{READINGS_PATH}", json=json.loads(body(readings))
-            )
-            if response.status_code != 200:
-                raise RuntimeError(f"the oracle refused the readings to attest: {response.text}")
-            accepted = int(response.json()["accepted"])
             started = time.perf_counter()
+            await attest_all(oracle, client, [home.read() for home in homes])
+            tables = await tables_ready(chain, env["NISHATI_DATABASE_URL"], market, len(homes))
+            report.step(
+                f"first reading of {len(homes):,} meters attested, households put in "
+                f"{tables} lookup tables",
+                f"{time.perf_counter() - started:,.1f} s",
+            )
+            before = await oracle.metrics(client)
             cpu = oracle.cpu_secs()
-            attested = 0.0
-            deadline = time.monotonic() + 120 + 2 * len(homes)
-            while attested < accepted and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-                attested = (await oracle.metrics(client)).get("nishati_readings_attested_total", 0)
-            secs = time.perf_counter() - started
+            accepted, attested, secs = await attest_all(
+                oracle, client, [home.read() for home in homes]
+            )
             busy = (oracle.cpu_secs() - cpu) / secs
-            samples = await oracle.metrics(client)
-    confirmed = samples.get('nishati_attest_batches_total{result="confirmed"}', 0)
-    failed = samples.get('nishati_attest_batches_total{result="failed"}', 0)
-    each = samples.get("nishati_attest_seconds_sum", 0) / max(
-        samples.get("nishati_attest_seconds_count", 0), 1
-    )
+            after = await oracle.metrics(client)
+
+    def grew(name: str) -> float:
+        return after.get(name, 0) - before.get(name, 0)
+
+    confirmed = grew('nishati_attest_batches_total{result="confirmed"}')
+    failed = grew('nishati_attest_batches_total{result="failed"}')
+    each = grew("nishati_attest_seconds_sum") / max(grew("nishati_attest_seconds_count"), 1)
     report.add(
         f"attested on chain, one reading of each of {accepted:,} meters",
         f"{attested / secs:,.1f} readings/s",
@@ -840,32 +852,82 @@ async def attestation(report: Report, homes: list[Home], env: dict[str, str], lo
         + ("" if attested >= accepted else f"; only {attested:,.0f} of {accepted:,} attested"),
     )
     per_tx = attested / confirmed if confirmed else 0.0
-    fit = legacy_fit(homes, Pubkey.from_string(env["NISHATI_MARKET"]))
+    with_table, legacy = packet_fit(homes, market)
     report.add(
         "readings per attest transaction",
         f"{per_tx:,.1f}",
         f">= {TARGET_PER_TX}",
         per_tx >= TARGET_PER_TX,
-        f"a legacy transaction (<= {LEGACY_PACKET_BYTES:,} bytes) fits {fit[0]} with the "
-        f"oracle's compute budget, {fit[1]} without: each reading adds its Ed25519 entry "
-        "(offsets, signature, key, message) and two accounts",
+        f"within {PACKET_DATA_SIZE:,} bytes with the oracle's compute budget, a v0 transaction "
+        f"looking its accounts up in one table fits {with_table}, a legacy one {legacy}: each "
+        "reading adds its Ed25519 entry (offsets, signature, key, message) and two accounts, "
+        "a byte each in a table, 32 bytes each outside",
     )
 
 
-def legacy_fit(homes: Sequence[Home], market: Pubkey) -> tuple[int, int]:
+async def attest_all(
+    oracle: Oracle, client: httpx.AsyncClient, readings: list[SignedReading]
+) -> tuple[int, float, float]:
+    """Posts ``readings`` at once and waits until the oracle has attested them: how many it
+    accepted, how many it attested, and the seconds that took."""
+    attested_before = (await oracle.metrics(client)).get("nishati_readings_attested_total", 0)
+    response = await client.post(f"{oracle.url}{READINGS_PATH}", json=json.loads(body(readings)))
+    if response.status_code != 200:
+        raise RuntimeError(f"the oracle refused the readings to attest: {response.text}")
+    accepted = int(response.json()["accepted"])
+    started = time.perf_counter()
+    attested = 0.0
+    deadline = time.monotonic() + 120 + 2 * len(readings)
+    while attested < accepted and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        total = (await oracle.metrics(client)).get("nishati_readings_attested_total", 0)
+        attested = total - attested_before
+    return accepted, attested, time.perf_counter() - started
+
+
+async def tables_ready(chain: RpcChain, database_url: str, market: Pubkey, households: int) -> int:
+    """Waits until the oracle's lookup tables (from its database, read on chain) hold every
+    household's accounts and a slot has passed since they last grew; returns how many."""
+    program = NishatiProgram(chain.program_id)
+    per_table = len(attest_accounts(program, market))
+    per_household = len(attest_accounts(program, market, [Pubkey.default()])) - per_table
+    store = await Store.open(database_url)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            addresses = await store.lookup_tables(str(market))
+            found = [await fetch_lookup_table(chain, Pubkey.from_string(a)) for a in addresses]
+            tables = [t for t in found if t is not None]
+            held = sum(len(t.addresses) - per_table for t in tables)
+            if held >= per_household * households:
+                grown = max(t.state.meta.last_extended_slot for t in tables)
+                if await cluster_slot(chain) > grown:
+                    return len(tables)
+            await asyncio.sleep(0.2)
+    finally:
+        await store.close()
+    raise RuntimeError("the oracle did not put every household in a lookup table")
+
+
+def packet_fit(homes: Sequence[Home], market: Pubkey) -> tuple[int, int]:
     """The most readings an Ed25519 + ``meter_attest`` transaction carries within a packet,
-    with the compute-budget instructions the oracle's sends add and without."""
+    with the compute budget the oracle's sends add: v0 with a table holding every account the
+    attestation names, and legacy."""
     program = NishatiProgram(Pubkey.from_string(ClientSettings().program_id))
     oracle = Keypair()
+    households = [h.household for h in homes[:12]]
+    table = AddressLookupTableAccount(
+        Pubkey.new_unique(), attest_accounts(program, market, households)
+    )
     best = [0, 0]
-    for n in range(1, min(len(homes), 12) + 1):
+    for n in range(1, len(households) + 1):
         pairs = [
             (sign(Reading.for_market(market, 1, 0, 0, 0), h.meter.meter.key), h.household)
             for h in homes[:n]
         ]
         ixs = program.attest_readings(oracle=oracle.pubkey(), market=market, readings=pairs)
-        for i, policy in enumerate((SendPolicy(), SendPolicy(compute_budget=False))):
-            if fits_in_packet(ixs, [oracle], policy):
+        for i, tables in enumerate(([table], [])):
+            if fits_in_packet(ixs, [oracle], SendPolicy(), tables):
                 best[i] = n
     return best[0], best[1]
 
@@ -1108,7 +1170,7 @@ async def run(scale: Scale, directory: Path, profiles: Path | None) -> Report:
             )
             attest_env = {k: v for k, v in env.items() if not k.startswith("NISHATI_MQTT")}
             attest_env["NISHATI_DATABASE_URL"] = f"sqlite+aiosqlite:///{directory / 'attest.db'}"
-            await attestation(report, attesting, attest_env, directory)
+            await attestation(report, attesting, attest_env, directory, chain)
 
             started = time.perf_counter()
             rest, txs = await register(market, scale.meters - len(attesting), chain, rng)
