@@ -294,13 +294,22 @@ class Ledger:
     async def by_checkout(self, checkout_request_id: str) -> TradeRecord | None:
         return await self._one(trades.c.checkout_request_id == checkout_request_id)
 
-    async def by_checkouts(self, checkout_request_ids: Sequence[str]) -> dict[str, TradeRecord]:
-        if not checkout_request_ids:
-            return {}
-        query = select(trades).where(trades.c.checkout_request_id.in_(checkout_request_ids))
+    async def claimants(
+        self, checkout_request_ids: Sequence[str]
+    ) -> tuple[dict[str, TradeRecord], list[TradeRecord]]:
+        """The trades with these CheckoutRequestIDs, and the opened trades still without one
+        (a callback may claim them). One statement, so one snapshot: a trade whose push is
+        answered meanwhile shows in one list or the other, never in neither."""
+        unclaimed = and_(
+            trades.c.state == TradeState.opened, trades.c.checkout_request_id.is_(None)
+        )
+        query = select(trades).where(
+            or_(trades.c.checkout_request_id.in_(checkout_request_ids), unclaimed)
+        )
         async with self.engine.connect() as conn:
             found = [TradeRecord.from_row(row) for row in await conn.execute(query)]
-        return {t.checkout_request_id: t for t in found if t.checkout_request_id is not None}
+        known = {t.checkout_request_id: t for t in found if t.checkout_request_id is not None}
+        return known, [t for t in found if t.checkout_request_id is None]
 
     async def _one(self, where: Any) -> TradeRecord | None:
         async with self.engine.connect() as conn:

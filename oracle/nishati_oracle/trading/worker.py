@@ -90,20 +90,6 @@ def backoff(queries: int) -> float:
     return float(min(MAX_BACKOFF_SECS, 2.0 ** min(queries, 6)))
 
 
-class Unclaimed:
-    """Opened trades still without a CheckoutRequestID, read once per round if needed."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-        self._trades: list[TradeRecord] | None = None
-
-    async def trades(self) -> list[TradeRecord]:
-        if self._trades is None:
-            opened = await self.ledger.due([TradeState.opened], now=float("inf"))
-            self._trades = [t for t in opened if t.checkout_request_id is None]
-        return self._trades
-
-
 class PaymentWorker:
     def __init__(
         self,
@@ -189,21 +175,22 @@ class PaymentWorker:
         pending = await self.ledger.pending_callbacks(CALLBACKS_PER_ROUND)
         if not pending:
             return 0
-        # An STK callback's key is its CheckoutRequestID: its trade is found without opening it.
-        known = await self.ledger.by_checkouts(
-            [c.key for c in pending if c.kind is CallbackKind.stk]
-        )
+        # An STK callback's key is its CheckoutRequestID: its trade is found without opening
+        # it. Read with the trades it could claim, in one snapshot: were the trades waiting
+        # for a push answer read apart, a push answered in between would have its callback
+        # parked for the grace period after the desk's release had already come and gone.
+        stk = [c.key for c in pending if c.kind is CallbackKind.stk]
+        known, unclaimed = await self.ledger.claimants(stk) if stk else ({}, [])
         # A payout's key is its trade's id (a status result's is not: those are looked up alone).
         paying = await self.ledger.get_many(
             [c.key for c in pending if c.kind is not CallbackKind.stk]
         )
-        unclaimed = Unclaimed(self.ledger)
         touched = 0
         done: list[tuple[int, str]] = []
         later: list[tuple[int, float]] = []
         for callback in pending:
             trade = known.get(callback.key)
-            if await self._unclaimable(callback, trade, unclaimed):
+            if self._unclaimable(callback, trade, unclaimed):
                 # Nothing could claim it yet: it waits, unopened, until a trade learns its
                 # CheckoutRequestID or loses its push's answer (both release it), or its grace
                 # ends. A flood of callbacks nobody knows costs nothing more.
@@ -221,21 +208,21 @@ class PaymentWorker:
             else:
                 done.append((callback.id, outcome))
         await self.ledger.settle_callbacks(done, later)
+        if len(pending) == CALLBACKS_PER_ROUND:
+            # More may be due: the next round comes after the gap, not on the next callback or
+            # the interval. Parking a backlog of callbacks nobody knows counts as no work, and a
+            # fresh callback of a real trade is in line behind it.
+            self._wake.set()
         return touched
 
-    async def _unclaimable(
-        self, callback: StoredCallback, trade: TradeRecord | None, unclaimed: Unclaimed
+    def _unclaimable(
+        self, callback: StoredCallback, trade: TradeRecord | None, unclaimed: list[TradeRecord]
     ) -> bool:
         young = self.clock() - callback.received_at < ORPHAN_GRACE_SECS
-        return (
-            callback.kind is CallbackKind.stk
-            and trade is None
-            and young
-            and not await unclaimed.trades()
-        )
+        return callback.kind is CallbackKind.stk and trade is None and young and not unclaimed
 
     async def _on_callback(
-        self, callback: StoredCallback, trade: TradeRecord | None, unclaimed: Unclaimed
+        self, callback: StoredCallback, trade: TradeRecord | None, unclaimed: list[TradeRecord]
     ) -> str | None:
         if callback.kind is not CallbackKind.stk:
             timeout = callback.kind is CallbackKind.payout_timeout
@@ -258,7 +245,7 @@ class PaymentWorker:
         callback: StoredCallback,
         payment: Payment,
         trade: TradeRecord | None,
-        unclaimed: Unclaimed,
+        unclaimed: list[TradeRecord],
     ) -> str | None:
         """None keeps the callback for a later round."""
         if trade is None:
@@ -279,13 +266,13 @@ class PaymentWorker:
             return None
         return await self._decide(trade, status, payment)
 
-    async def _claim(self, payment: Payment, unclaimed: Unclaimed) -> TradeRecord | None:
+    async def _claim(self, payment: Payment, unclaimed: list[TradeRecord]) -> TradeRecord | None:
         """A successful payment for a push whose answer never reached us (a crash or timeout
         mid-request) finds its trade by phone and amount."""
         if payment.result_code != 0 or payment.phone is None or payment.amount_kes is None:
             return None
         phone_hash = self.vault.commitment(payment.phone).hex()
-        for trade in await unclaimed.trades():
+        for trade in unclaimed:
             if trade.buyer_phone_hash == phone_hash and trade.amount_kes == payment.amount_kes:
                 claimed = await self.ledger.move(
                     trade.id,
