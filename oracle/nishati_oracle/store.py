@@ -4,17 +4,18 @@ address lookup tables.
 SQLite (WAL, synchronous=FULL: a commit survives a crash) by default, PostgreSQL by URL; the
 schema is created and upgraded by Alembic (``migrations/``). All access is SQLAlchemy Core;
 on SQLite, the statements that store accepted readings are compiled from it once and run on
-the driver's connection (:class:`_SqliteWriter`).
+the driver's connection (:class:`SqliteWriter`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Callable, Iterable, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -178,13 +179,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
-class _SqliteWriter:
-    """Stores accepted readings in SQLite from a thread of its own: one hand-over per
-    transaction. Through aiosqlite every statement (the pool's ping and reset, begin, each
-    insert, commit) is a hand-over to its thread and back, each waiting for the event loop's
-    thread to let go of the GIL; and SQLAlchemy's execution costs more than SQLite itself for a
-    small transaction. So the three statements are compiled from the Core tables once and run
-    with ``executemany`` on one driver connection, kept by the thread."""
+T = TypeVar("T")
+
+
+class SqliteWriter:
+    """Writes to SQLite from a thread of its own: one hand-over per transaction. Through
+    aiosqlite every statement (the pool's ping and reset, begin, each insert, commit) is a
+    hand-over to its thread and back, each waiting for the event loop's thread to let go of the
+    GIL; and SQLAlchemy's execution costs more than SQLite itself for a small transaction. So
+    the statements are compiled from the Core tables once and run on one driver connection,
+    kept by the thread: accepted readings here, Daraja's callbacks in ``trading.ledger``."""
 
     def __init__(self, url: str) -> None:
         self.engine = create_engine(make_url(url).set(drivername="sqlite+pysqlite"))
@@ -212,18 +216,27 @@ class _SqliteWriter:
             (self._insert_reading, [self._insert_reading.values(vars(r)) for r in accepted]),
             (self._advance, [self._advance.values(_advance_params(s)) for s in states]),
         ]
-        await asyncio.get_running_loop().run_in_executor(self.thread, self._store, rows)
+        await self.run(partial(_execute_many, rows))
 
-    def _store(self, statements: list[tuple[_Positional, list[tuple[Any, ...]]]]) -> None:
+    def compile(self, statement: Any) -> Positional:
+        return _positional(statement, self.engine.dialect)
+
+    async def run(self, work: Callable[[Any], T]) -> T:
+        """``work(cursor)`` on the thread, as one transaction: committed once it returns,
+        rolled back if it raises."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self.thread, self._transaction, work
+        )
+
+    def _transaction(self, work: Callable[[Any], T]) -> T:
         if self._connection is None:
             self._connection = self.engine.raw_connection()
         connection = self._connection
         cursor = connection.cursor()
         try:
-            for statement, rows in statements:
-                if rows:
-                    cursor.executemany(statement.sql, rows)
+            done = work(cursor)
             connection.commit()
+            return done
         except BaseException:
             connection.rollback()
             raise
@@ -242,7 +255,7 @@ class _SqliteWriter:
 
 
 @dataclass(frozen=True)
-class _Positional:
+class Positional:
     """A statement compiled for a positional driver, and the order of its parameters."""
 
     sql: str
@@ -252,19 +265,26 @@ class _Positional:
         return tuple(params[name] for name in self.names)
 
 
-def _positional(statement: Any, dialect: Any) -> _Positional:
+def _positional(statement: Any, dialect: Any) -> Positional:
     compiled = statement.compile(dialect=dialect)
     if compiled.positiontup is None:
         raise ValueError(f"{dialect.name} is not a positional driver")
-    return _Positional(str(compiled), tuple(compiled.positiontup))
+    return Positional(str(compiled), tuple(compiled.positiontup))
+
+
+def _execute_many(statements: list[tuple[Positional, list[tuple[Any, ...]]]], cursor: Any) -> None:
+    for statement, rows in statements:
+        if rows:
+            cursor.executemany(statement.sql, rows)
 
 
 class Store:
     """Async access to the oracle's tables."""
 
-    def __init__(self, engine: AsyncEngine, writer: _SqliteWriter | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, writer: SqliteWriter | None = None) -> None:
         self.engine = engine
-        self._writer = writer
+        # SQLite's writer thread; None on PostgreSQL, whose driver needs no thread.
+        self.writer = writer
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -273,13 +293,13 @@ class Store:
         writer = None
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-            writer = _SqliteWriter(url)
+            writer = SqliteWriter(url)
         await asyncio.to_thread(migrate, url)
         return cls(engine, writer)
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await self._writer.close()
+        if self.writer is not None:
+            await self.writer.close()
         await self.engine.dispose()
 
     async def ping(self) -> None:
@@ -307,8 +327,8 @@ class Store:
     ) -> None:
         """Stores accepted readings and the meters' new last readings in one transaction (one
         statement per table, each with many rows); returns once it is committed."""
-        if self._writer is not None:
-            await self._writer.accept(new_meters, accepted, states)
+        if self.writer is not None:
+            await self.writer.accept(new_meters, accepted, states)
             return
         new_rows = [vars(m) for m in new_meters]
         reading_rows = [vars(r) for r in accepted]

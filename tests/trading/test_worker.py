@@ -134,7 +134,7 @@ async def desk(litesvm: Harness, database_url: str, tmp_path: Path) -> AsyncIter
     await market.mint(seller, 100_000)
     offer = await market.offer(seller, 100_000)
     store = await Store.open(database_url)
-    ledger = Ledger(store.engine)
+    ledger = Ledger(store.engine, store.writer)
     vault = PhoneVault(KEY, SALT)
     gateway = FakeGateway()
     urls: CallbackUrls = callback_urls(settings, "token")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -27,6 +28,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     insert,
+    literal_column,
     or_,
     select,
     update,
@@ -35,7 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from nishati_oracle.store import metadata
+from nishati_oracle.store import Positional, SqliteWriter, metadata
 
 
 class TradeState(StrEnum):
@@ -140,6 +142,38 @@ callbacks = Table(
     Index("ix_callbacks_unprocessed", "processed_at", "retry_at"),
 )
 
+
+def _insert_callback(dialect: str) -> Any:
+    """Each row stored unless its key or receipt is kept already, named if it was."""
+    values: dict[str, Any] = {
+        "kind": bindparam("kind"),
+        "key": bindparam("key"),
+        "receipt": bindparam("receipt"),
+        "body": bindparam("body"),
+        "received_at": bindparam("at"),
+        # Inline: SQLite's writer binds the rows' own parameters only.
+        "attempts": literal_column("0"),
+    }
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(callbacks)
+        .values(values)
+        .on_conflict_do_nothing()
+        .returning(callbacks.c.kind, callbacks.c.key)
+    )
+
+
+def _insert_each(
+    insert: Positional, rows: Sequence[dict[str, Any]], cursor: Any
+) -> list[tuple[str, str]]:
+    """The rows ``insert`` let in, one statement a row: the driver's executemany returns none."""
+    return [
+        (str(kind), str(key))
+        for row in rows
+        for kind, key in cursor.execute(insert.sql, insert.values(row)).fetchall()
+    ]
+
+
 # Phone numbers the oracle may call (buyers) or pay (sellers), by household.
 phones = Table(
     "phones",
@@ -229,12 +263,18 @@ class Ledger:
     def __init__(
         self,
         engine: AsyncEngine,
+        writer: SqliteWriter | None = None,
         clock: Callable[[], float] = time.time,
         observe: Callable[[TradeState], None] = lambda _: None,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.observe = observe
+        self._insert_callbacks = _insert_callback(engine.dialect.name)
+        # On SQLite, callbacks are stored by its writer thread, their insert compiled once.
+        self._on_writer = (
+            None if writer is None else (writer, writer.compile(self._insert_callbacks))
+        )
 
     async def create(self, trade: TradeRecord, detail: str) -> None:
         async with self.engine.begin() as conn:
@@ -378,30 +418,19 @@ class Ledger:
         stored = [False] * len(new)
         if not rows:
             return stored
-        async with self.engine.begin() as conn:
-            # One statement: RETURNING names exactly the rows the conflict clause let in.
-            added = await conn.execute(self._insert_callback(conn.dialect.name), rows)
-            for row in added:
-                stored[first[(str(row.kind), str(row.key))]] = True
+        # RETURNING names exactly the rows the conflict clause let in.
+        if self._on_writer is not None:
+            # Daraja waits for the answer: one hand-over to the writer thread, not one per
+            # statement through aiosqlite (each waiting for the event loop to let go of the GIL).
+            writer, insert = self._on_writer
+            added = await writer.run(partial(_insert_each, insert, rows))
+        else:
+            async with self.engine.begin() as conn:
+                result = await conn.execute(self._insert_callbacks, rows)
+                added = [(str(row.kind), str(row.key)) for row in result]
+        for kind_key in added:
+            stored[first[kind_key]] = True
         return stored
-
-    @staticmethod
-    def _insert_callback(dialect: str) -> Any:
-        values: dict[str, Any] = {
-            "kind": bindparam("kind"),
-            "key": bindparam("key"),
-            "receipt": bindparam("receipt"),
-            "body": bindparam("body"),
-            "received_at": bindparam("at"),
-            "attempts": 0,
-        }
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        return (
-            insert(callbacks)
-            .values(values)
-            .on_conflict_do_nothing()
-            .returning(callbacks.c.kind, callbacks.c.key)
-        )
 
     async def pending_callbacks(
         self, limit: int = 256, now: float | None = None

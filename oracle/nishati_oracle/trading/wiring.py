@@ -49,7 +49,9 @@ def build_trading(
         token = settings.callback_token.get_secret_value()
     urls = callback_urls(settings, token)
     vault = PhoneVault.from_settings(settings, salt_from_settings(settings))
-    ledger = Ledger(store.engine, observe=lambda state: metrics.trades.labels(state).inc())
+    ledger = Ledger(
+        store.engine, store.writer, observe=lambda state: metrics.trades.labels(state).inc()
+    )
     gateway = DarajaGateway(daraja_config(settings))
     worker = PaymentWorker(settings, ledger, client, oracle, vault, gateway, urls, metrics)
     desk = TradeDesk(
