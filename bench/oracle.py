@@ -861,7 +861,7 @@ async def attestation(
         f"within {PACKET_DATA_SIZE:,} bytes with the oracle's compute budget, a v0 transaction "
         f"looking its accounts up in one table fits {with_table}, a legacy one {legacy}: each "
         "reading adds its Ed25519 entry (offsets, signature, key, message) and two accounts, "
-        "a byte each in a table, 32 bytes each outside",
+        "2 bytes each when a table holds them, 33 when it does not",
     )
 
 

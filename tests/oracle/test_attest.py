@@ -59,8 +59,8 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
 def readings_per_transaction(attester: Attester, household: Pubkey) -> int:
     """How many readings one transaction looking up a table that holds every account carries,
     from the reading format's sizes: each reading adds its Ed25519 entry (offsets, signature,
-    key, message) and two one-byte account indexes."""
-    per_reading = ED25519_OFFSETS_LEN + SIGNED_READING_LEN + 2
+    key, message) and two accounts, each an index in the instruction and one in the table's."""
+    per_reading = ED25519_OFFSETS_LEN + SIGNED_READING_LEN + 2 * 2
     reading = SignedReading(bytes(READING_LEN), bytes(SIGNATURE_LEN), Pubkey.default())
     ixs = attester.client.program.attest_readings(
         oracle=attester.oracle.pubkey(), market=attester.market, readings=[(reading, household)]
