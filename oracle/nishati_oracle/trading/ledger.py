@@ -27,6 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     bindparam,
+    exists,
     insert,
     literal_column,
     or_,
@@ -172,6 +173,12 @@ def _insert_each(
         for row in rows
         for kind, key in cursor.execute(insert.sql, insert.values(row)).fetchall()
     ]
+
+
+# A callback's trade: an STK callback's key is its CheckoutRequestID, a payout's its trade id.
+_has_trade = exists().where(
+    or_(trades.c.checkout_request_id == callbacks.c.key, trades.c.id == callbacks.c.key)
+)
 
 
 # Phone numbers the oracle may call (buyers) or pay (sellers), by household.
@@ -453,8 +460,10 @@ class Ledger:
                     or_(callbacks.c.retry_at.is_(None), callbacks.c.retry_at <= now),
                 )
             )
-            # New ones first: callbacks retried (unknown ones) never hold up a fresh one.
-            .order_by(callbacks.c.attempts, callbacks.c.id)
+            # New ones first: callbacks retried (unknown ones) never hold up a fresh one. Then
+            # those with a trade: a backlog of callbacks nobody knows, stored faster than the
+            # worker parks them, never holds up a real trade's.
+            .order_by(callbacks.c.attempts, ~_has_trade, callbacks.c.id)
             .limit(limit)
         )
         async with self.engine.connect() as conn:
