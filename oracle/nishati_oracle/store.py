@@ -3,8 +3,8 @@ address lookup tables.
 
 SQLite (WAL, synchronous=FULL: a commit survives a crash) by default, PostgreSQL by URL; the
 schema is created and upgraded by Alembic (``migrations/``). All access is SQLAlchemy Core;
-on SQLite, the statements that store accepted readings are compiled from it once and run on
-the driver's connection (:class:`SqliteWriter`).
+on SQLite, the statements that store accepted readings (and Daraja's callbacks) are compiled
+from it once and run on the driver's connection (:class:`SqliteWriter`).
 """
 
 from __future__ import annotations
