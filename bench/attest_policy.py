@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import random
 
+from bench.market import readings_per_attestation
+from nishati_client.chain import SendPolicy
 from nishati_oracle.simulate import Home, energy_mwh
 
 READING_INTERVAL_SECS = 300
 DAYS = 7
 START = 1_795_000_000  # a Unix time in late 2026
 LAMPORTS_PER_SIGNATURE = 5_000
-READINGS_PER_TRANSACTION = 3  # the legacy-transaction maximum (bench/market.py)
 POLICIES = [  # (export threshold Wh, maximum age s)
     (500, 6 * 3_600),
     (1_000, 6 * 3_600),
@@ -51,9 +52,13 @@ def main() -> None:
         Home(pv_kwp=round(rng.uniform(1.0, 5.0), 1), load_scale=1.0, seed=f"home-{i}")
         for i in range(20)
     ]
-    per_attestation = LAMPORTS_PER_SIGNATURE + LAMPORTS_PER_SIGNATURE // READINGS_PER_TRANSACTION
+    batch = readings_per_attestation(SendPolicy())
+    per_attestation = LAMPORTS_PER_SIGNATURE + LAMPORTS_PER_SIGNATURE // batch
     print(f"{DAYS} simulated days, {len(homes)} homes of 1-5 kWp, a reading every 5 minutes")
-    print(f"each attestation costs {per_attestation:,} lamports (meter signature + 1/3 of a tx)")
+    print(
+        f"each attestation costs {per_attestation:,} lamports "
+        f"(its meter's signature, and 1/{batch} of a {batch}-reading transaction)"
+    )
     print(f"{'threshold':>10} {'max age':>8} {'attests/day':>12} {'lamports/day':>13}")
     for threshold, max_age in POLICIES:
         per_day = sum(attestations(h, threshold, max_age) for h in homes) / len(homes) / DAYS

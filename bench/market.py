@@ -12,15 +12,25 @@ import asyncio
 import secrets
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from nishati_client.chain import PACKET_DATA_SIZE, LiteSvmChain, RpcChain, transaction_size
+from nishati_client.chain import (
+    PACKET_DATA_SIZE,
+    LiteSvmChain,
+    RpcChain,
+    SendPolicy,
+    transaction_size,
+)
 from nishati_client.config import ClientSettings
+from nishati_client.idl import IDL_PROGRAM_ID
 from nishati_client.localnet import LocalValidator
+from nishati_client.lookup import attest_accounts
 from nishati_client.market import MarketUpdate
-from nishati_client.program import NishatiClient
-from nishati_client.readings import SignedReading
+from nishati_client.program import NishatiClient, NishatiProgram
+from nishati_client.readings import Reading, SignedReading, sign
 from nishati_client.sandbox import (
     Harness,
     Member,
@@ -54,8 +64,10 @@ COMPARABLES = [
 @dataclass
 class Results:
     units: dict[str, int]
-    attest_bytes: dict[int, int]
+    # Readings: bytes as a legacy transaction, and as a v0 one with the market's lookup table.
+    attest_bytes: dict[int, tuple[int, int]]
     max_readings: int
+    max_table_readings: int
     day_lamports: int
     day_fees: dict[str, int]
 
@@ -104,25 +116,19 @@ async def measure(h: Harness) -> Results:
         )
     ).outcome.compute_units
 
-    # Attestation: the cost per reading at 1, 4 and the legacy-transaction maximum.
+    # Attestation: the cost per reading at 1, 4 and the most one transaction holds.
     people = await members(market, 8)
-    attest_bytes: dict[int, int] = {}
-    max_readings = 0
+    attest_bytes: dict[int, tuple[int, int]] = {}
     for n in range(1, len(people) + 1):
         now = await market.now()
         pairs = [(p, p.meter.read(now, exported_wh=500)) for p in people[:n]]
         readings: list[tuple[SignedReading, Pubkey]] = [(s, p.address) for p, s in pairs]
-        ixs = client.program.attest_readings(
-            oracle=oracle.pubkey(), market=market.address, readings=readings
-        )
         # As sent: the JSON-RPC chain adds its compute-budget instructions, LiteSVM none.
-        size = transaction_size(ixs, [oracle], h.chain.policy)
-        attest_bytes[n] = size
-        if size <= PACKET_DATA_SIZE:
-            max_readings = n
+        sizes = attest_sizes(client.program, oracle, market.address, readings, h.chain.policy)
+        attest_bytes[n] = sizes
         # LiteSVM does not enforce the packet limit, so larger batches still measure compute;
         # over JSON-RPC they could not be sent.
-        if h.litesvm is not None or size <= PACKET_DATA_SIZE:
+        if h.litesvm is not None or min(sizes) <= PACKET_DATA_SIZE:
             outcome = await market.attest(*pairs)
             units[f"meter_attest x{n}"] = outcome.compute_units
     await market.mint(seller, 50_000)
@@ -171,8 +177,47 @@ async def measure(h: Harness) -> Results:
     ).compute_units
     units["trade_open + trade_settle"] = units["trade_open"] + units["trade_settle"]
 
-    day_lamports, day_fees = await household_day(h, market, max(max_readings, 1))
-    return Results(units, attest_bytes, max_readings, day_lamports, day_fees)
+    max_readings = most_that_fit({n: legacy for n, (legacy, _) in attest_bytes.items()})
+    max_table_readings = most_that_fit({n: v0 for n, (_, v0) in attest_bytes.items()})
+    day_lamports, day_fees = await household_day(h, market, max(max_table_readings, 1))
+    return Results(units, attest_bytes, max_readings, max_table_readings, day_lamports, day_fees)
+
+
+def attest_sizes(
+    program: NishatiProgram,
+    oracle: Keypair,
+    market: Pubkey,
+    readings: list[tuple[SignedReading, Pubkey]],
+    policy: SendPolicy,
+) -> tuple[int, int]:
+    """Bytes of one attestation as a legacy transaction, and as the oracle sends it: v0, with
+    a lookup table holding every account but its own."""
+    ixs = program.attest_readings(oracle=oracle.pubkey(), market=market, readings=readings)
+    households = [household for _, household in readings]
+    table = AddressLookupTableAccount(
+        Pubkey.new_unique(), attest_accounts(program, market, households)
+    )
+    return (
+        transaction_size(ixs, [oracle], policy),
+        transaction_size(ixs, [oracle], policy, [table]),
+    )
+
+
+def most_that_fit(sizes: dict[int, int]) -> int:
+    return max((n for n, size in sizes.items() if size <= PACKET_DATA_SIZE), default=0)
+
+
+def readings_per_attestation(policy: SendPolicy) -> int:
+    """The most readings one attestation carries as the oracle sends it, computed offline."""
+    program = NishatiProgram(Pubkey.from_string(IDL_PROGRAM_ID))
+    market = Pubkey.new_unique()
+    readings: list[tuple[SignedReading, Pubkey]] = []
+    while True:
+        reading = Reading.for_market(market, 1, 0, 0, 0)
+        candidate = [*readings, (sign(reading, Ed25519PrivateKey.generate()), Pubkey.new_unique())]
+        if attest_sizes(program, Keypair(), market, candidate, policy)[1] > PACKET_DATA_SIZE:
+            return len(readings)
+        readings = candidate
 
 
 async def household_day(h: Harness, market: OpenMarket, batch: int) -> tuple[int, dict[str, int]]:
@@ -245,19 +290,25 @@ def report(columns: dict[str, Results]) -> None:
         row = "".join(cell(columns[n].units.get(key)) for n in names)
         target = TARGETS.get(key)
         print(f"{key:<28}{row}" + (f"   <= {target:,}" if target else ""))
-    for n in (1, 4, first.max_readings):
+    for n in (1, 4, first.max_table_readings):
         key = f"meter_attest x{n}"
         per = "".join(cell(per_reading(columns[c].units.get(key), n)) for c in names)
         print(f"{f'  per reading at {n}':<28}{per}   <= {TARGETS['meter_attest per reading']:,}")
     print()
-    print(f"legacy transaction bytes (limit {PACKET_DATA_SIZE:,}):")
-    for n, size in first.attest_bytes.items():
-        mark = "fits" if size <= PACKET_DATA_SIZE else "too big"
-        print(f"  ed25519 + meter_attest, {n} reading(s): {size:>5,} bytes  {mark}")
+    print(f"ed25519 + meter_attest transaction bytes (limit {PACKET_DATA_SIZE:,}):")
+    print(f"  {'readings':>8} {'legacy':>16} {'v0 + table':>16}")
+    for n, (legacy, v0) in first.attest_bytes.items():
+        cells = [
+            f"{size:>7,} {'fits' if size <= PACKET_DATA_SIZE else 'too big':<8}"
+            for size in (legacy, v0)
+        ]
+        print(f"  {n:>8} {cells[0]} {cells[1]}".rstrip())
     sizes = first.attest_bytes
     print(
-        f"  bytes per extra reading: {sizes[2] - sizes[1]}; most readings per legacy "
-        f"transaction: {first.max_readings}"
+        f"  bytes per extra reading: {sizes[2][0] - sizes[1][0]} legacy, "
+        f"{sizes[2][1] - sizes[1][1]} v0; most readings per transaction: "
+        f"{first.max_readings} legacy, {first.max_table_readings} v0 with the market's table "
+        "(the oracle's way; target 6)"
     )
     print()
     print("a household's day, relayed by the oracle: its balance change per step, lamports")
