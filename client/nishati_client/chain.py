@@ -444,7 +444,9 @@ class LiteSvmChain:
     Nothing competes for compute in-process, so the default policy adds no compute-budget
     instructions: outcomes report the units of the caller's instructions alone (the benchmark's
     numbers). LiteSVM accepts only its latest blockhash and moves to a new one after every
-    submission, so a second submission of a transaction finds its blockhash expired.
+    submission, so a second submission of a transaction finds its blockhash expired. Each
+    submission also ends its slot (:meth:`next_slot`), as a cluster's blocks would, so lookup
+    tables created and extended here become usable as on a cluster.
     """
 
     DEFAULT_POLICY = SendPolicy(compute_budget=False)
@@ -500,6 +502,7 @@ class LiteSvmChain:
         # of the history; lookup then reports what did happen.
         self.svm.send_transaction(tx)
         self.svm.expire_blockhash()
+        self.next_slot()
 
     async def confirm(self, signature: Signature, blockhash: RecentBlockhash) -> Executed | None:
         return await self.lookup(signature)

@@ -71,11 +71,6 @@ def readings_per_transaction(attester: Attester, household: Pubkey) -> int:
     return 1 + (PACKET_DATA_SIZE - one) // per_reading
 
 
-def next_slot(world: OracleWorld) -> None:
-    assert world.market.h.litesvm is not None
-    world.market.h.litesvm.next_slot()
-
-
 async def post_round(world: OracleWorld, members: Sequence[Member], exported_wh: int) -> None:
     """Each member's next reading, 30 s after its last (LiteSVM's clock stands still)."""
     now = await world.market.now()
@@ -97,7 +92,6 @@ async def test_due_readings_are_attested_once(world: OracleWorld) -> None:
         assert (await world.market.household(m)).last_counter == 1
         assert await world.market.balance(m) == 0
     world.settings.attest_threshold_wh = 0
-    next_slot(world)
     assert await attester.run_once() == 4
     for m in members:
         assert (await world.market.household(m)).last_counter == 2
@@ -125,11 +119,15 @@ async def test_with_a_table_readings_land_in_as_few_transactions_as_fit(
     assert table.addresses == attest_accounts(
         attester.client.program, world.market.address, [m.address for m in members]
     )
-    assert await world.services.store.lookup_tables(str(world.market.address)) == {
-        str(table.address): 0
-    }
+    ((address, slot),) = (
+        await world.services.store.lookup_tables(str(world.market.address))
+    ).items()
+    oracle = world.market.oracle.pubkey()
+    assert (address, table.address) == (
+        str(table.address),
+        derive_lookup_table_address(oracle, slot)[0],
+    )
 
-    next_slot(world)
     sent.clear()
     await post_round(world, members, 10)
     assert await attester.run_once() == len(members)
@@ -184,7 +182,6 @@ async def test_a_lost_confirmation_never_mints_twice(
         raise TransactionFailed("confirmation lost")
 
     monkeypatch.setattr(NishatiClient, "meter_attest", lands_then_loses_the_answer)
-    next_slot(world)  # the table made after the baseline now serves the attestation
     attester.request(member.meter.public_key)
     assert await attester.run_once() == 1  # reconciled from the chain, not sent again
     monkeypatch.undo()
@@ -219,7 +216,6 @@ async def test_a_household_registered_later_is_added_and_then_attested_compactly
     first = [await world.member() for _ in range(3)]
     await post_round(world, first, 0)
     await attester.run_once()
-    next_slot(world)
     late = await world.member()
     sent = recorded(monkeypatch)
 
@@ -232,7 +228,6 @@ async def test_a_household_registered_later_is_added_and_then_attested_compactly
     (table,) = attester.tables.tables.values()
     assert table.addresses[-2:] == [late.address, late.energy_account]
 
-    next_slot(world)
     sent.clear()
     await post_round(world, [late], 25)
     assert await attester.run_once() == 1
@@ -248,9 +243,6 @@ async def test_a_full_table_is_followed_by_a_new_one(world: OracleWorld) -> None
     market_accounts = len(attest_accounts(attester.client.program, world.market.address))
     per_table = (LOOKUP_TABLE_MAX_ADDRESSES - market_accounts) // 2
     members = [await world.member() for _ in range(per_table + 3)]
-    # A second table needs a second recent slot to derive its address from.
-    next_slot(world)
-    next_slot(world)
     await post_round(world, members, 0)
 
     assert await attester.run_once() == len(members)
@@ -273,8 +265,7 @@ async def test_tables_outlive_a_restart_and_half_made_ones_are_settled(
     await post_round(world, members, 0)
     await world.services.attester.run_once()
     (table,) = world.services.attester.tables.tables
-    next_slot(world)
-    next_slot(world)
+    (table_slot,) = (await store.lookup_tables(market)).values()
     # Stored before their creation was sent, then the oracle stopped: one at a slot still
     # recent, one at a slot SlotHashes no longer holds (so no create of it can land).
     recent, _ = derive_lookup_table_address(oracle, 1)
@@ -288,10 +279,10 @@ async def test_tables_outlive_a_restart_and_half_made_ones_are_settled(
         sent = recorded(monkeypatch)
         attester: Attester = restarted.state.services.attester
         assert await attester.run_once() == len(members)
-        assert list(attester.tables.tables) == [table, recent]
+        assert set(attester.tables.tables) == {table, recent}
         assert await fetch_lookup_table(litesvm.chain, recent) is not None
         assert await restarted.state.services.store.lookup_tables(market) == {
-            str(table): 0,
+            str(table): table_slot,
             str(recent): 1,
         }
         (attestation,) = sent
