@@ -30,10 +30,10 @@ from nishati_oracle.trading.gateway import (
     PushResult,
 )
 from nishati_oracle.trading.inbox import CallbackInbox
-from nishati_oracle.trading.ledger import CallbackKind, Ledger, TradeState
+from nishati_oracle.trading.ledger import CallbackKind, Ledger, NewCallback, TradeState
 from nishati_oracle.trading.vault import PhoneVault
 from nishati_oracle.trading.wiring import callback_urls
-from nishati_oracle.trading.worker import CallbackUrls, PaymentWorker
+from nishati_oracle.trading.worker import CALLBACKS_PER_ROUND, CallbackUrls, PaymentWorker
 
 SALT = bytes(range(16, 48))
 KEY = bytes(range(32))
@@ -327,3 +327,23 @@ async def test_callbacks_stored_together_are_each_new_or_a_duplicate(desk: Desk)
         (CallbackKind.stk, "ws_CO_1"),
         (CallbackKind.stk, "ws_CO_2"),
     ]
+
+
+async def test_a_flood_of_unknown_callbacks_does_not_hold_up_a_trades(desk: Desk) -> None:
+    """Callbacks nobody knows, stored before a real trade's, are parked after it is acted on."""
+    flood = [
+        NewCallback(CallbackKind.stk, f"ws_CO_unknown_{i}", None, b"{}")
+        for i in range(CALLBACKS_PER_ROUND)
+    ]
+    await desk.ledger.store_callbacks(flood)
+    trade_id = await desk.order()
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert trade.checkout_request_id is not None
+    checkout = trade.checkout_request_id
+    desk.gateway.answers[checkout] = 0
+    body = {"checkout": checkout, "code": 0, "amount": trade.amount_kes, "receipt": "RCPT000009"}
+    sealed = desk.vault.encrypt(json.dumps(body).encode())
+    assert await desk.ledger.store_callback(CallbackKind.stk, checkout, "RCPT000009", sealed)
+    await desk.worker.handle_callbacks()
+    assert await state(desk, trade_id) is TradeState.paid
