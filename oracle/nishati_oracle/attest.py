@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 
 from solders.address_lookup_table_account import (
     LOOKUP_TABLE_MAX_ADDRESSES,
@@ -300,16 +300,21 @@ class Attester:
         except NishatiClientError as e:
             log.warning("%s failed: %s; trying again next round", what, e)
 
-    def pack(self, due: Sequence[Due], slot: int) -> list[list[Due]]:
+    def pack(self, due: Sequence[Due], slot: int) -> Iterator[list[Due]]:
         """Groups readings greedily into as few transactions as fit the packet size in
-        ``slot``, table by table: those whose households one table holds go together."""
-        groups: list[list[Due]] = []
+        ``slot``, table by table: those whose households one table holds go together.
+
+        Each group is handed out as soon as it is full: sizing a candidate transaction takes
+        about 0.4 ms, so packing a whole round at once held the event loop (and every reading
+        and callback waiting on it) for some 200 ms."""
+        group: list[Due] = []
         for item in sorted(due, key=lambda d: self.tables.rank(Pubkey.from_string(d.household))):
-            if groups and self._fits([*groups[-1], item], slot):
-                groups[-1].append(item)
-            else:
-                groups.append([item])
-        return groups
+            if group and not self._fits([*group, item], slot):
+                yield group
+                group = []
+            group.append(item)
+        if group:
+            yield group
 
     def _lookups(self, group: Sequence[Due], slot: int) -> list[AddressLookupTableAccount]:
         return self.tables.lookups((Pubkey.from_string(d.household) for d in group), slot)
