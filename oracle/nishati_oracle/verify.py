@@ -3,10 +3,8 @@ ones only the oracle can make (a known meter, plausible power, duplicates)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -24,6 +22,7 @@ from nishati_client.readings import (
     check_progress,
     verify_signature,
 )
+from nishati_oracle.group_commit import GroupCommit
 from nishati_oracle.ingest import Outcome, Reason, Status, Submission
 from nishati_oracle.metrics import Metrics
 from nishati_oracle.settings import OracleSettings
@@ -144,7 +143,6 @@ class _Job:
     # Chain lookups made before queueing, for meters not yet stored; an error is the chain's.
     found: dict[str, MeterInfo | None | NishatiClientError]
     now: int
-    future: asyncio.Future[list[Outcome]]
 
     @property
     def size(self) -> int:
@@ -156,8 +154,8 @@ class ReadingPipeline:
 
     Each :meth:`submit` first makes the checks that need no meter state (format, market,
     signature) and the lookups that may wait (a meter's stored row, a new meter's chain
-    account), then joins a queue. One writer task takes everything queued (group commit):
-    checks each reading in queue order against its meter's last accepted one (which a reading
+    account), then joins a queue. One writer task takes everything queued
+    (:class:`~nishati_oracle.group_commit.GroupCommit`): checks each reading in queue order against its meter's last accepted one (which a reading
     before it in the group may just have moved), stores the group's accepted readings in one
     transaction, and only then answers every submit of the group. A failed transaction fails
     every submit of its group, and nothing of it is remembered as accepted.
@@ -182,11 +180,14 @@ class ReadingPipeline:
         self.registry = registry
         self.metrics = metrics
         self.chain_clock = chain_clock
-        # A group takes whole submits up to this many readings (always at least one submit).
-        self.max_group_readings = max_group_readings or settings.max_batch_readings
         self._states: dict[str, MeterState] = {}
-        self._queue: deque[_Job] = deque()
-        self._writer: asyncio.Task[None] | None = None
+        # A group takes whole submits up to this many readings (always at least one submit).
+        self._groups = GroupCommit(
+            self._commit,
+            max_group_readings or settings.max_batch_readings,
+            "reading-writer",
+            size=lambda job: job.size,
+        )
         self.groups = 0
 
     async def submit(self, batch: Sequence[Submission]) -> list[Outcome]:
@@ -194,11 +195,7 @@ class ReadingPipeline:
         now = await self.chain_clock.now()
         items = [self._stateless(submission) for submission in batch]
         found = await self._prepare(items)
-        job = _Job(items, found, now, asyncio.get_running_loop().create_future())
-        self._queue.append(job)
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write(), name="reading-writer")
-        outcomes = await job.future
+        outcomes = await self._groups.submit(_Job(items, found, now))
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
         for outcome in outcomes:
             if outcome.status is Status.accepted:
@@ -245,34 +242,6 @@ class ReadingPipeline:
             except NishatiClientError as e:
                 found[item.key] = e
         return found
-
-    async def _write(self) -> None:
-        """Commits groups while submits are queued; the next submit starts a new writer."""
-        group: list[_Job] = []
-        try:
-            while self._queue:
-                group = [self._queue.popleft()]
-                size = group[0].size
-                while self._queue and size + self._queue[0].size <= self.max_group_readings:
-                    size += self._queue[0].size
-                    group.append(self._queue.popleft())
-                try:
-                    answers = await self._commit(group)
-                except Exception as e:
-                    for job in group:
-                        if not job.future.done():
-                            job.future.set_exception(e)
-                    continue
-                for job, outcomes in zip(group, answers, strict=True):
-                    if not job.future.done():
-                        job.future.set_result(outcomes)
-        finally:
-            self._writer = None
-            # Cancelled (the loop is closing): nobody is left waiting forever.
-            for job in [*group, *self._queue]:
-                if not job.future.done():
-                    job.future.set_exception(RuntimeError("the reading writer stopped"))
-            self._queue.clear()
 
     async def _commit(self, group: Sequence[_Job]) -> list[list[Outcome]]:
         """Every reading of the group against its meter's state, then one transaction."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +29,9 @@ from nishati_oracle.trading.gateway import (
     PayoutResult,
     PushResult,
 )
-from nishati_oracle.trading.inbox import CallbackInbox
 from nishati_oracle.trading.ledger import CallbackKind, Ledger, NewCallback, TradeState
 from nishati_oracle.trading.vault import PhoneVault
-from nishati_oracle.trading.wiring import callback_urls
+from nishati_oracle.trading.wiring import callback_inbox, callback_urls
 from nishati_oracle.trading.worker import CALLBACKS_PER_ROUND, CallbackUrls, PaymentWorker
 
 SALT = bytes(range(16, 48))
@@ -308,16 +307,20 @@ async def test_phones_are_encrypted_at_rest(desk: Desk) -> None:
 
 async def test_callbacks_stored_together_are_each_new_or_a_duplicate(desk: Desk) -> None:
     """The inbox's group commit: one transaction, each callback answered for itself."""
-    inbox = CallbackInbox(desk.ledger)
-    assert await inbox.store(CallbackKind.stk, "ws_CO_0", "R0", b"{}")
+    inbox = callback_inbox(desk.ledger)
+
+    def store(kind: CallbackKind, key: str, receipt: str | None) -> Awaitable[bool]:
+        return inbox.submit(NewCallback(kind, key, receipt, b"{}"))
+
+    assert await store(CallbackKind.stk, "ws_CO_0", "R0")
     calls = [
-        inbox.store(CallbackKind.stk, "ws_CO_1", "R1", b"{}"),
-        inbox.store(CallbackKind.stk, "ws_CO_0", None, b"{}"),  # kept before
-        inbox.store(CallbackKind.stk, "ws_CO_2", "R2", b"{}"),
-        inbox.store(CallbackKind.stk, "ws_CO_2", "R2", b"{}"),  # twin in the same group
-        inbox.store(CallbackKind.stk, "ws_CO_3", "R1", b"{}"),  # a receipt seen in the group
-        inbox.store(CallbackKind.stk, "ws_CO_4", "R0", b"{}"),  # a receipt kept before
-        inbox.store(CallbackKind.payout_result, "ws_CO_1", None, b"{}"),
+        store(CallbackKind.stk, "ws_CO_1", "R1"),
+        store(CallbackKind.stk, "ws_CO_0", None),  # kept before
+        store(CallbackKind.stk, "ws_CO_2", "R2"),
+        store(CallbackKind.stk, "ws_CO_2", "R2"),  # twin in the same group
+        store(CallbackKind.stk, "ws_CO_3", "R1"),  # a receipt seen in the group
+        store(CallbackKind.stk, "ws_CO_4", "R0"),  # a receipt kept before
+        store(CallbackKind.payout_result, "ws_CO_1", None),
     ]
     assert await asyncio.gather(*calls) == [True, False, True, False, False, False, True]
     kept = await desk.ledger.pending_callbacks(now=float("inf"))

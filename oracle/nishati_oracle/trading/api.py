@@ -22,12 +22,18 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from solders.pubkey import Pubkey
 
+from nishati_oracle.group_commit import GroupCommit
 from nishati_oracle.metrics import Metrics
 from nishati_oracle.settings import OracleSettings
 from nishati_oracle.trading.desk import Opened, Order, Refusal, TradeDesk, TradeRefused
 from nishati_oracle.trading.gateway import Gateway
-from nishati_oracle.trading.inbox import CallbackInbox
-from nishati_oracle.trading.ledger import FINAL_STATES, CallbackKind, Ledger, TradeState
+from nishati_oracle.trading.ledger import (
+    FINAL_STATES,
+    CallbackKind,
+    Ledger,
+    NewCallback,
+    TradeState,
+)
 from nishati_oracle.trading.vault import PhoneVault
 from nishati_oracle.trading.worker import PaymentWorker
 
@@ -44,7 +50,7 @@ class Trading:
     worker: PaymentWorker
     gateway: Gateway
     vault: PhoneVault
-    inbox: CallbackInbox
+    inbox: GroupCommit[NewCallback, bool]
     token: str
     metrics: Metrics
 
@@ -226,7 +232,7 @@ def router(trading: Callable[[Request], Trading]) -> APIRouter:
             return JSONResponse(
                 {"reason": Refusal.MalformedCallback, "detail": str(e)[:200]}, status_code=400
             )
-        new = await t.inbox.store(kind, key, receipt, t.vault.encrypt(raw))
+        new = await t.inbox.submit(NewCallback(kind, key, receipt, t.vault.encrypt(raw)))
         if new:
             t.worker.callback_arrived()
         t.metrics.callbacks.labels(kind, "new" if new else "duplicate").inc()

@@ -11,18 +11,21 @@ from solders.pubkey import Pubkey
 
 from nishati_client.phone import salt_from_settings
 from nishati_client.program import NishatiClient
+from nishati_oracle.group_commit import GroupCommit
 from nishati_oracle.metrics import Metrics
 from nishati_oracle.settings import OracleSettings
 from nishati_oracle.store import Store
 from nishati_oracle.trading.api import Trading
 from nishati_oracle.trading.desk import TradeDesk
 from nishati_oracle.trading.gateway import DarajaGateway, daraja_config
-from nishati_oracle.trading.inbox import CallbackInbox
-from nishati_oracle.trading.ledger import Ledger
+from nishati_oracle.trading.ledger import Ledger, NewCallback
 from nishati_oracle.trading.vault import PhoneVault
 from nishati_oracle.trading.worker import CallbackUrls, PaymentWorker
 
 log = logging.getLogger(__name__)
+
+# Callbacks stored in one transaction at most.
+CALLBACK_GROUP = 512
 
 
 def callback_urls(settings: OracleSettings, token: str) -> CallbackUrls:
@@ -58,5 +61,10 @@ def build_trading(
         settings, ledger, client, oracle, market, vault, gateway, urls.payment, worker.wake
     )
     return Trading(
-        settings, ledger, desk, worker, gateway, vault, CallbackInbox(ledger), token, metrics
+        settings, ledger, desk, worker, gateway, vault, callback_inbox(ledger), token, metrics
     )
+
+
+def callback_inbox(ledger: Ledger) -> GroupCommit[NewCallback, bool]:
+    """Daraja's callbacks into the ledger, group-committed: for each, whether it was new."""
+    return GroupCommit(ledger.store_callbacks, CALLBACK_GROUP, "callback-writer")
