@@ -155,9 +155,10 @@ class ReadingPipeline:
     Each :meth:`submit` first makes the checks that need no meter state (format, market,
     signature) and the lookups that may wait (a meter's stored row, a new meter's chain
     account), then joins a queue. One writer task takes everything queued
-    (:class:`~nishati_oracle.group_commit.GroupCommit`): checks each reading in queue order against its meter's last accepted one (which a reading
-    before it in the group may just have moved), stores the group's accepted readings in one
-    transaction, and only then answers every submit of the group. A failed transaction fails
+    (:class:`~nishati_oracle.group_commit.GroupCommit`): checks each reading in queue order
+    against its meter's last accepted one (which a reading before it in the group may just
+    have moved), stores the group's accepted readings in one transaction, and only then
+    answers every submit of the group. A failed transaction fails
     every submit of its group, and nothing of it is remembered as accepted.
 
     The last accepted reading of each meter is kept in memory as last committed: only this
