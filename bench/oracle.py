@@ -184,6 +184,22 @@ class Report:
         self.rows.append(Row(what, measured, target, verdict, note))
         print(f"  {what}: {measured}" + (f" (target {target}: {verdict})" if verdict else ""))
 
+    def add_latencies(
+        self,
+        what: str,
+        answered: Sequence[float],
+        given_up: Sequence[float],
+        target_ms: float,
+        note: str,
+    ) -> None:
+        """A latency row: p50 and p99 of the answered requests' seconds and of the given-up
+        ones' (which waited at least that long: counted at that, marked ">"), the p99 against
+        ``target_ms``."""
+        samples = [(t, False) for t in answered] + [(t, True) for t in given_up]
+        p50, p99 = (censored_percentile(samples, p) for p in (50, 99))
+        ok = percentile([t for t, _ in samples], 99) * 1e3 < target_ms
+        self.add(what, f"p50 {p50}, p99 {p99}", f"p99 < {target_ms:g} ms", ok, note)
+
     def step(self, what: str, value: str) -> None:
         self.setup.append((what, value))
         print(f"  setup: {what}: {value}")
@@ -987,17 +1003,14 @@ async def latency(report: Report, scale: Scale, homes: list[Home], oracle: Oracl
         with oracle.profiled(f"latency-{per_post}-per-post"):
             sent = await fixed_rate(oracle, readings, per_post)
         busy = (oracle.cpu_secs() - cpu) / (time.perf_counter() - started)
-        # Given-up requests waited at least this long: they count at that, marked ">".
-        everything = [(t, False) for t in sent.latencies] + [(t, True) for t in sent.unanswered]
-        if not everything:
+        requests = len(sent.latencies) + len(sent.unanswered)
+        if not requests:
             continue
-        p50, p99 = (censored_percentile(everything, p) for p in (50, 99))
-        requests = len(everything)
-        report.add(
+        report.add_latencies(
             f"latency at {TARGET_LATENCY_RATE} readings/s, {per_post} per POST, {secs:g} s",
-            f"p50 {p50}, p99 {p99}",
-            f"p99 < {TARGET_P99_MS:g} ms",
-            percentile([t for t, _ in everything], 99) * 1e3 < TARGET_P99_MS,
+            sent.latencies,
+            sent.unanswered,
+            TARGET_P99_MS,
             f"{len(sent.latencies):,} of {requests:,} requests answered"
             + (
                 f" ({len(sent.unanswered):,} given up {LATENCY_GRACE_SECS:g} s after the last "
@@ -1061,13 +1074,11 @@ async def mqtt(
     with oracle.profiled("mqtt-latency"):
         sent = await mqtt_fixed_rate(broker, market, timed, database)
     busy = (oracle.cpu_secs() - cpu) / (time.perf_counter() - started)
-    everything = [(t, False) for t in sent.latencies] + [(t, True) for t in sent.unanswered]
-    p50, p99 = (censored_percentile(everything, p) for p in (50, 99))
-    report.add(
+    report.add_latencies(
         f"latency at {TARGET_LATENCY_RATE} readings/s over MQTT, a message each, {secs:g} s",
-        f"p50 {p50}, p99 {p99}",
-        f"p99 < {TARGET_P99_MS:g} ms",
-        percentile([t for t, _ in everything], 99) * 1e3 < TARGET_P99_MS,
+        sent.latencies,
+        sent.unanswered,
+        TARGET_P99_MS,
         f"published to stored (when the oracle acknowledges it), seen by polling its "
         f"database every 2 ms; {len(sent.latencies):,} of {count:,} stored"
         + (f", {len(sent.unanswered):,} given up" if sent.unanswered else "")
