@@ -445,7 +445,7 @@ class LiteSvmChain:
     instructions: outcomes report the units of the caller's instructions alone (the benchmark's
     numbers). LiteSVM accepts only its latest blockhash and moves to a new one after every
     submission, so a second submission of a transaction finds its blockhash expired. Each
-    submission also ends its slot (:meth:`next_slot`), as a cluster's blocks would, so lookup
+    submission also ends its slot (:meth:`_end_slot`), as a cluster's blocks would, so lookup
     tables created and extended here become usable as on a cluster.
     """
 
@@ -462,7 +462,7 @@ class LiteSvmChain:
     def fund(self, address: Pubkey, lamports: int) -> None:
         self.svm.airdrop(address, lamports)
 
-    def next_slot(self) -> None:
+    def _end_slot(self) -> None:
         """Moves to the next slot, as a cluster's time would: the slot left gets a hash in
         SlotHashes (a lookup table can be created at it), and what was added to lookup tables
         in it becomes usable."""
@@ -502,7 +502,7 @@ class LiteSvmChain:
         # of the history; lookup then reports what did happen.
         self.svm.send_transaction(tx)
         self.svm.expire_blockhash()
-        self.next_slot()
+        self._end_slot()
 
     async def confirm(self, signature: Signature, blockhash: RecentBlockhash) -> Executed | None:
         return await self.lookup(signature)
