@@ -136,7 +136,8 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
         client = NishatiClient(node, program_id)
         metrics = Metrics()
         registry = MeterRegistry(client, market, settings.meter_cache_secs)
-        pipeline = ReadingPipeline(settings, market, store, registry, metrics, ChainClock(node))
+        clock = ChainClock(node)
+        pipeline = ReadingPipeline(settings, market, store, registry, metrics, clock)
         attester = Attester(settings, store, client, oracle, market, node.policy, metrics)
         services = Services(settings, store, node, client, pipeline, attester, metrics)
         app.state.services = services
@@ -171,6 +172,7 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
             if trading is not None and payments is not None:
                 await payments
                 await trading.close()
+            await clock.close()
             await store.close()
             if isinstance(node, RpcChain) and chain is None:
                 await node.close()

@@ -1,0 +1,133 @@
+"""The oracle's view of the cluster clock: only its first read waits for the chain; later
+reads happen in the background, one at a time, while readings are checked against the clock
+carried forward."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import pytest
+from solders.account import Account
+from solders.address_lookup_table_account import AddressLookupTableAccount
+from solders.clock import Clock
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from solders.sysvar import CLOCK
+
+from nishati_client.chain import SendPolicy, TxOutcome
+from nishati_client.errors import RpcUnavailable
+from nishati_oracle.verify import ChainClock
+
+
+class SlowClockChain:
+    """A chain whose Clock sysvar answers only when ``gate`` is open, with ``unix_timestamp``
+    (or ``failure``); counts the reads it was asked for."""
+
+    def __init__(self, unix_timestamp: int) -> None:
+        self.unix_timestamp = unix_timestamp
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.reads = 0
+        self.failure: Exception | None = None
+
+    @property
+    def policy(self) -> SendPolicy:
+        return SendPolicy()
+
+    async def send(
+        self,
+        instructions: Sequence[Instruction],
+        signers: Sequence[Keypair],
+        lookup_tables: Sequence[AddressLookupTableAccount] = (),
+    ) -> TxOutcome:
+        raise NotImplementedError("the clock only reads")
+
+    async def account(self, address: Pubkey) -> Account | None:
+        assert address == CLOCK
+        self.reads += 1
+        await self.gate.wait()
+        if self.failure is not None:
+            raise self.failure
+        clock = Clock(1, 0, 0, 0, self.unix_timestamp)
+        return Account(1, bytes(clock), Pubkey.default(), False, 0)
+
+
+async def test_concurrent_first_readers_share_one_read_and_wait_for_it() -> None:
+    chain = SlowClockChain(1_000)
+    chain.gate.clear()
+    clock = ChainClock(chain)
+    waiting = [asyncio.create_task(clock.now()) for _ in range(20)]
+    await asyncio.sleep(0.01)
+    assert not any(task.done() for task in waiting)
+    chain.gate.set()
+    assert await asyncio.gather(*waiting) == [1_000] * 20
+    assert chain.reads == 1
+
+
+async def test_a_first_read_that_fails_fails_its_callers() -> None:
+    chain = SlowClockChain(1_000)
+    chain.failure = RpcUnavailable("validator down")
+    clock = ChainClock(chain)
+    with pytest.raises(RpcUnavailable):
+        await clock.now()
+    chain.failure = None
+    assert await clock.now() == 1_000
+
+
+async def test_a_stale_clock_is_read_in_the_background_once() -> None:
+    chain = SlowClockChain(1_000)
+    clock = ChainClock(chain, refresh_secs=0)
+    assert await clock.now() == 1_000
+    chain.gate.clear()
+    chain.unix_timestamp = 2_000
+    # The chain hangs: every caller is answered at once from the carried clock, one read waits.
+    answers = await asyncio.wait_for(asyncio.gather(*(clock.now() for _ in range(50))), 1)
+    assert answers == [1_000] * 50
+    await asyncio.sleep(0)
+    assert chain.reads == 2
+    chain.gate.set()
+    await asyncio.sleep(0.01)
+    assert await clock.now() == 2_000
+    await clock.close()
+
+
+async def test_an_unreachable_chain_carries_the_clock_on_and_is_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    chain = SlowClockChain(1_000)
+    clock = ChainClock(chain, refresh_secs=0, retry_secs=0.05)
+    assert await clock.now() == 1_000
+    chain.failure = RpcUnavailable("validator down")
+    with caplog.at_level(logging.WARNING, logger="nishati_oracle.verify"):
+        assert await clock.now() == 1_000
+        await asyncio.sleep(0.01)
+        # Within the retry delay nothing more is asked of the chain.
+        assert await clock.now() == 1_000
+        assert chain.reads == 2
+    assert "cluster clock unreachable" in caplog.text
+    chain.failure = None
+    chain.unix_timestamp = 3_000
+    await asyncio.sleep(0.06)
+    assert await clock.now() == 1_000  # this call starts the retry
+    await asyncio.sleep(0.01)
+    assert chain.reads == 3
+    assert await clock.now() == 3_000
+    await clock.close()
+
+
+async def test_close_cancels_a_read_in_flight() -> None:
+    chain = SlowClockChain(1_000)
+    clock = ChainClock(chain, refresh_secs=0)
+    await clock.now()
+    chain.gate.clear()
+    await clock.now()
+    await asyncio.sleep(0)
+    await clock.close()
+    assert chain.reads == 2
+    chain.gate.set()
+    await asyncio.sleep(0.01)
+    assert await clock.now() == 1_000
+    await clock.close()
