@@ -177,7 +177,13 @@ class SendPolicy:
         return self.priority_fee_micro_lamports > 0 or self.priority_fee_percentile is not None
 
 
-class Chain(Protocol):
+class AccountReader(Protocol):
+    """A chain to read accounts from: all that reading its clock needs."""
+
+    async def account(self, address: Pubkey) -> Account | None: ...
+
+
+class Chain(AccountReader, Protocol):
     """What the client needs from a chain."""
 
     @property
@@ -194,8 +200,6 @@ class Chain(Protocol):
         """Sends one transaction (the first signer pays), raising on failure; v0 when given
         lookup tables, which may hold only addresses usable in the current slot."""
         ...
-
-    async def account(self, address: Pubkey) -> Account | None: ...
 
 
 @runtime_checkable
@@ -240,19 +244,19 @@ class Node(Protocol):
     async def recent_priority_fees(self, writable: Sequence[Pubkey]) -> list[int]: ...
 
 
-async def _clock(chain: Chain) -> Clock:
+async def _clock(chain: AccountReader) -> Clock:
     account = await chain.account(CLOCK)
     if account is None:
         raise AccountNotFound(f"no Clock sysvar at {CLOCK}")
     return Clock.from_bytes(bytes(account.data))
 
 
-async def cluster_time(chain: Chain) -> int:
+async def cluster_time(chain: AccountReader) -> int:
     """The cluster's Unix time from the Clock sysvar: the ``now`` the program checks against."""
     return (await _clock(chain)).unix_timestamp
 
 
-async def cluster_slot(chain: Chain) -> int:
+async def cluster_slot(chain: AccountReader) -> int:
     """The slot of the Clock sysvar at the chain's commitment: a transaction sent now is
     processed in it or a later one."""
     return (await _clock(chain)).slot

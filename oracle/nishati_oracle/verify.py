@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from solders.pubkey import Pubkey
 
-from nishati_client.chain import Chain, cluster_time
+from nishati_client.chain import AccountReader, cluster_time
 from nishati_client.errors import AccountNotFound, NishatiClientError
 from nishati_client.pda import meter_record_address
 from nishati_client.program import NishatiClient
@@ -89,7 +89,7 @@ class ChainClock:
     submitted meanwhile would wait for it (and send its own)."""
 
     def __init__(
-        self, chain: Chain, refresh_secs: float = 30, retry_secs: float = RETRY_CLOCK_SECS
+        self, chain: AccountReader, refresh_secs: float = 30, retry_secs: float = RETRY_CLOCK_SECS
     ) -> None:
         self.chain = chain
         self.refresh_secs = refresh_secs

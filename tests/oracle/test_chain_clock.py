@@ -6,18 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 
 import pytest
 from solders.account import Account
-from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.clock import Clock
-from solders.instruction import Instruction
-from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.sysvar import CLOCK
 
-from nishati_client.chain import SendPolicy, TxOutcome
 from nishati_client.errors import RpcUnavailable
 from nishati_oracle.verify import ChainClock
 
@@ -32,18 +27,6 @@ class SlowClockChain:
         self.gate.set()
         self.reads = 0
         self.failure: Exception | None = None
-
-    @property
-    def policy(self) -> SendPolicy:
-        return SendPolicy()
-
-    async def send(
-        self,
-        instructions: Sequence[Instruction],
-        signers: Sequence[Keypair],
-        lookup_tables: Sequence[AddressLookupTableAccount] = (),
-    ) -> TxOutcome:
-        raise NotImplementedError("the clock only reads")
 
     async def account(self, address: Pubkey) -> Account | None:
         assert address == CLOCK
