@@ -74,6 +74,8 @@ AnyTransaction = Transaction | VersionedTransaction
 # The runtime's ceiling for one transaction, and the size of a transaction's packet.
 MAX_COMPUTE_UNIT_LIMIT = 1_400_000
 PACKET_DATA_SIZE = 1_232
+# The most addresses one getMultipleAccounts request may name.
+MAX_ACCOUNTS_PER_REQUEST = 100
 # The SlotHashes sysvar keeps this many of the latest slots.
 MAX_SLOT_HASHES = 512
 # What a lamport-per-signature fee is on every cluster today; used to check a payer can pay.
@@ -199,6 +201,10 @@ class Chain(AccountReader, Protocol):
     ) -> TxOutcome:
         """Sends one transaction (the first signer pays), raising on failure; v0 when given
         lookup tables, which may hold only addresses usable in the current slot."""
+        ...
+
+    async def accounts(self, addresses: Sequence[Pubkey]) -> list[Account | None]:
+        """Many accounts at once, in the order asked (``None`` where there is none)."""
         ...
 
 
@@ -490,6 +496,9 @@ class LiteSvmChain:
         # LiteSVM keeps a closed account as an empty one; a cluster has none at the address.
         return None if account is None or account.lamports == 0 else account
 
+    async def accounts(self, addresses: Sequence[Pubkey]) -> list[Account | None]:
+        return [await self.account(address) for address in addresses]
+
     # Node primitives
 
     async def latest_blockhash(self) -> RecentBlockhash:
@@ -583,6 +592,14 @@ class RpcChain:
 
     async def account(self, address: Pubkey) -> Account | None:
         return (await self._rpc("getAccountInfo", self.client.get_account_info(address))).value
+
+    async def accounts(self, addresses: Sequence[Pubkey]) -> list[Account | None]:
+        found: list[Account | None] = []
+        for start in range(0, len(addresses), MAX_ACCOUNTS_PER_REQUEST):
+            chunk = list(addresses[start : start + MAX_ACCOUNTS_PER_REQUEST])
+            request = self.client.get_multiple_accounts(chunk, encoding="base64")
+            found += (await self._rpc("getMultipleAccounts", request)).value
+        return found
 
     async def balance(self, address: Pubkey) -> int:
         return (await self._rpc("getBalance", self.client.get_balance(address))).value

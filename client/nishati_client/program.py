@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from anchorpy.program.common import Event
 from anchorpy.program.context import Context
@@ -30,6 +30,9 @@ from nishati_client.idl import IDL_JSON, idl
 from nishati_client.market import Market, MarketConfig, MarketUpdate
 from nishati_client.readings import SignedReading, ed25519_instruction
 from nishati_client.trading import Offer, Trade
+
+# A decoded account type (Household, Trade, ...).
+DecodedAccount = TypeVar("DecodedAccount")
 
 ACCOUNT_DISCRIMINATORS: dict[str, bytes] = {
     a["name"]: bytes(a["discriminator"]) for a in IDL_JSON["accounts"]
@@ -542,6 +545,21 @@ class NishatiClient:
     async def _decoded(self, name: str, address: Pubkey) -> Any:
         return self.program.decode(name, address, await self.chain.account(address))
 
+    async def _each(
+        self,
+        name: str,
+        decoded: Callable[[Pubkey, Any], DecodedAccount],
+        addresses: Sequence[Pubkey],
+    ) -> list[DecodedAccount | None]:
+        """Accounts ``name`` at ``addresses``, read together; ``None`` where none is."""
+        accounts = await self.chain.accounts(addresses)
+        return [
+            None
+            if account is None
+            else decoded(address, self.program.decode(name, address, account))
+            for address, account in zip(addresses, accounts, strict=True)
+        ]
+
     async def market(self, address: Pubkey) -> Market:
         return Market.from_decoded(address, await self._decoded("Market", address))
 
@@ -551,11 +569,19 @@ class NishatiClient:
     async def meter_record(self, address: Pubkey) -> MeterRecord:
         return MeterRecord.from_decoded(address, await self._decoded("MeterRecord", address))
 
+    async def meter_records(self, addresses: Sequence[Pubkey]) -> list[MeterRecord | None]:
+        """Many MeterRecords in few requests, in the order asked; ``None`` where none is."""
+        return await self._each("MeterRecord", MeterRecord.from_decoded, addresses)
+
     async def offer(self, address: Pubkey) -> Offer:
         return Offer.from_decoded(address, await self._decoded("Offer", address))
 
     async def trade(self, address: Pubkey) -> Trade:
         return Trade.from_decoded(address, await self._decoded("Trade", address))
+
+    async def trades_at(self, addresses: Sequence[Pubkey]) -> list[Trade | None]:
+        """Many Trades in few requests, in the order asked; ``None`` where none is (closed)."""
+        return await self._each("Trade", Trade.from_decoded, addresses)
 
     # Listing (JSON-RPC only: LiteSVM cannot enumerate accounts)
 

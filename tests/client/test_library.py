@@ -11,9 +11,9 @@ import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from nishati_client.chain import RpcChain
+from nishati_client.chain import MAX_ACCOUNTS_PER_REQUEST, RpcChain
 from nishati_client.codec import plain
-from nishati_client.errors import NishatiClientError
+from nishati_client.errors import AccountTypeMismatch, NishatiClientError
 from nishati_client.events import websocket_url
 from nishati_client.keys import KeyFileError, ed25519_private_key, load_keypair, write_keypair
 from nishati_client.program import ACCOUNT_DISCRIMINATORS, NishatiClient, field_offset
@@ -162,6 +162,29 @@ async def test_listing_over_json_rpc(rpc_url: str, rpc_payer: Keypair, program_i
         assert await h.client.trades(other.address) == []
     finally:
         await chain.close()
+
+
+async def test_many_accounts_are_read_together_in_the_order_asked(harness: Harness) -> None:
+    market = await open_market(harness)
+    first, second = await market.register(), await market.register()
+    program = harness.client.program
+    records = [
+        program.meter_record_address(market.address, m.meter.public_key) for m in (first, second)
+    ]
+    # More than one getMultipleAccounts request may name: the answers keep the order asked.
+    asked = [
+        records[0],
+        *(Pubkey.new_unique() for _ in range(MAX_ACCOUNTS_PER_REQUEST)),
+        records[1],
+    ]
+    found = await harness.client.meter_records(asked)
+    assert len(found) == len(asked)
+    assert [r.household for r in found if r is not None] == [first.address, second.address]
+    assert found[0] is not None
+    assert found[-1] is not None
+    assert found[1:-1] == [None] * MAX_ACCOUNTS_PER_REQUEST
+    with pytest.raises(AccountTypeMismatch):
+        await harness.client.meter_records([first.address])
 
 
 @pytest.mark.parametrize(

@@ -86,6 +86,10 @@ class Unreliable:
         assert isinstance(self.inner, LiteSvmChain | RpcChain)
         return await self.inner.account(address)
 
+    async def accounts(self, addresses: Sequence[Pubkey]) -> list[Account | None]:
+        assert isinstance(self.inner, LiteSvmChain | RpcChain)
+        return await self.inner.accounts(addresses)
+
     async def latest_blockhash(self) -> RecentBlockhash:
         return await self.inner.latest_blockhash()
 
