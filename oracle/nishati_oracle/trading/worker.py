@@ -411,10 +411,9 @@ class PaymentWorker:
             return
         chain_now = await cluster_time(self.client.chain)
         closing: list[tuple[TradeRecord, Instruction]] = []
-        for trade in ready:
-            try:
-                on_chain = await self.client.trade(Pubkey.from_string(trade.trade_address))
-            except AccountNotFound:
+        found = await self.client.trades_at([Pubkey.from_string(t.trade_address) for t in ready])
+        for trade, on_chain in zip(ready, found, strict=True):
+            if on_chain is None:
                 await self._closed_already(trade, chain_now)
                 continue
             closing.append((trade, self._close_instruction(trade, on_chain)))
