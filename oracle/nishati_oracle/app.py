@@ -173,6 +173,7 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
                 await payments
                 await trading.close()
             await clock.close()
+            await registry.close()
             await store.close()
             if isinstance(node, RpcChain) and chain is None:
                 await node.close()

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 MAX_STORED_VALUE = 2**63 - 1
 # How soon a failed read of the cluster's clock is tried again.
 RETRY_CLOCK_SECS = 1.0
+# How long the registry lets stale meters gather before reading their records again.
+GATHER_RECHECKS_SECS = 1.0
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,31 @@ class MeterInfo:
 
 
 class MeterRegistry:
-    """Meter key → household, from the chain's MeterRecord and Household accounts, cached."""
+    """Meter key → household, from the chain's MeterRecord and Household accounts, cached.
 
-    def __init__(self, client: NishatiClient, market: Pubkey, ttl_secs: float) -> None:
+    A meter the oracle already keeps state for is not looked up again before its readings
+    are checked: :meth:`registered` answers from memory at once, and a meter not confirmed
+    within ``ttl_secs`` is queued to be read again in the background, up to a hundred
+    MeterRecords a request. A meter its household replaced (its record retired) is refused
+    from then on."""
+
+    def __init__(
+        self,
+        client: NishatiClient,
+        market: Pubkey,
+        ttl_secs: float,
+        gather_secs: float = GATHER_RECHECKS_SECS,
+    ) -> None:
         self.client = client
         self.market = market
         self.ttl_secs = ttl_secs
+        self.gather_secs = gather_secs
         self._cache: dict[Pubkey, tuple[float, MeterInfo | None]] = {}
+        self._confirmed: dict[Pubkey, float] = {}
+        self._retired: set[Pubkey] = set()
+        # Meters to read again, in the order they were found stale (a dict: an ordered set).
+        self._stale: dict[Pubkey, None] = {}
+        self._rechecking: asyncio.Task[None] | None = None
 
     async def lookup(self, meter: Pubkey) -> MeterInfo | None:
         now = time.monotonic()
@@ -62,13 +82,61 @@ class MeterRegistry:
             return cached[1]
         info = await self._fetch(meter)
         self._cache[meter] = (now, info)
+        if info is not None:
+            self._confirmed[meter] = now
         return info
 
-    async def _fetch(self, meter: Pubkey) -> MeterInfo | None:
-        program_id = self.client.program.program_id
-        address, _ = meter_record_address(program_id, self.market, meter)
+    def registered(self, meter: Pubkey) -> bool:
+        """Whether a meter the oracle keeps state for is still registered, as far as it knows:
+        its state says it was, until the chain says its record is retired or gone."""
+        if meter in self._retired:
+            return False
+        confirmed = self._confirmed.get(meter)
+        if confirmed is None or time.monotonic() - confirmed >= self.ttl_secs:
+            self._stale[meter] = None
+            if self._rechecking is None:
+                self._rechecking = asyncio.create_task(self._recheck())
+        return True
+
+    async def close(self) -> None:
+        """Stops reading stale meters again."""
+        if self._rechecking is not None:
+            self._rechecking.cancel()
+            await asyncio.gather(self._rechecking, return_exceptions=True)
+
+    async def _recheck(self) -> None:
+        """Reads the stale meters' records, a request per hundred, until none is left; waits
+        ``gather_secs`` first, so the meters going stale meanwhile share the requests."""
         try:
-            record = await self.client.meter_record(address)
+            while self._stale:
+                await asyncio.sleep(self.gather_secs)
+                meters = list(self._stale)
+                try:
+                    records = await self.client.meter_records(
+                        [self._record_address(m) for m in meters]
+                    )
+                except NishatiClientError as e:
+                    log.warning("could not read %d meter records again: %s", len(meters), e)
+                    continue
+                now = time.monotonic()
+                for meter, record in zip(meters, records, strict=True):
+                    self._stale.pop(meter, None)
+                    if record is None or record.retired:
+                        self._retired.add(meter)
+                        log.info(
+                            "meter %s is no longer registered; its readings are refused", meter
+                        )
+                    else:
+                        self._confirmed[meter] = now
+        finally:
+            self._rechecking = None
+
+    def _record_address(self, meter: Pubkey) -> Pubkey:
+        return meter_record_address(self.client.program.program_id, self.market, meter)[0]
+
+    async def _fetch(self, meter: Pubkey) -> MeterInfo | None:
+        try:
+            record = await self.client.meter_record(self._record_address(meter))
             if record.retired:
                 return None
             household = await self.client.household(record.household)
@@ -391,7 +459,7 @@ class ReadingPipeline:
     ) -> Outcome:
         """The checks against the meter's last accepted reading."""
         reading, submission = item.reading, item.submission
-        if state is None:
+        if state is None or not self.registry.registered(submission.meter):
             return _rejected(Reason.UnknownMeter, f"{submission.meter} is not a registered meter")
         if max(reading.counter, reading.exported_wh, reading.imported_wh) > MAX_STORED_VALUE:
             return Outcome(

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 
+import httpx
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from solders.pubkey import Pubkey
 
+from nishati_client.errors import RpcUnavailable
+from nishati_client.household import MeterRecord
+from nishati_client.program import NishatiClient
 from nishati_client.readings import Reading, SignedReading, market_tag, sign
 from nishati_oracle.store import Store
+from nishati_oracle.verify import MeterRegistry
 from tests.oracle.world import OracleWorld
 
 
@@ -146,3 +155,73 @@ async def test_health_and_readiness(world: OracleWorld) -> None:
     ready = await world.http.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"database": "ok", "chain": "ok"}
+
+
+async def rechecked(registry: MeterRegistry) -> None:
+    """Until the registry has read its stale meters again."""
+    for _ in range(200):
+        if registry._rechecking is None:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the registry never read its stale meters again")
+
+
+def refused_reason(response: httpx.Response) -> str | None:
+    reason: str | None = response.json()["results"][0]["reason"]
+    return reason
+
+
+async def test_a_replaced_meter_is_refused_once_the_chain_says_so(world: OracleWorld) -> None:
+    member = await world.member()
+    now = await world.market.now()
+    assert (await world.post(member.meter.read(now, exported_wh=10))).json()["accepted"] == 1
+    await world.market.h.client.household_set_meter(
+        payer=world.market.h.payer,
+        authority=world.market.admin,
+        household=await world.market.household(member),
+        meter=Pubkey.new_unique(),
+    )
+    registry = world.services.pipeline.registry
+    registry.ttl_secs, registry.gather_secs = 0, 0
+    # Known and confirmed a moment ago: accepted, and the record is read again meanwhile.
+    assert (await world.post(member.meter.read(now + 60, exported_wh=20))).status_code == 200
+    await rechecked(registry)
+    refused = await world.post(member.meter.read(now + 120, exported_wh=30))
+    assert refused.status_code == 422
+    assert refused_reason(refused) == "UnknownMeter"
+    assert await world.services.store.unattested_count() == 2
+
+
+async def test_stale_meters_are_read_again_together_and_kept_while_the_chain_is_down(
+    world: OracleWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    members = [await world.member() for _ in range(4)]
+    now = await world.market.now()
+    await world.post(*(m.meter.read(now) for m in members))
+    registry = world.services.pipeline.registry
+    registry.ttl_secs, registry.gather_secs = 0, 0
+    asked: list[int] = []
+    real = NishatiClient.meter_records
+
+    async def down(self: NishatiClient, addresses: Sequence[Pubkey]) -> list[MeterRecord | None]:
+        asked.append(len(addresses))
+        raise RpcUnavailable("getMultipleAccounts: connection refused")
+
+    monkeypatch.setattr(NishatiClient, "meter_records", down)
+    body = (await world.post(*(m.meter.read(now + 60) for m in members))).json()
+    assert body["accepted"] == 4
+    await asyncio.sleep(0.05)
+    # One request for the four, tried again while the chain is down.
+    assert len(asked) >= 2
+    assert set(asked) == {4}
+
+    async def counted(self: NishatiClient, addresses: Sequence[Pubkey]) -> list[MeterRecord | None]:
+        asked.append(len(addresses))
+        return await real(self, addresses)
+
+    monkeypatch.setattr(NishatiClient, "meter_records", counted)
+    asked.clear()
+    await rechecked(registry)
+    assert asked == [4]
+    body = (await world.post(*(m.meter.read(now + 120) for m in members))).json()
+    assert body["accepted"] == 4
