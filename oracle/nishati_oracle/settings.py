@@ -63,7 +63,9 @@ class OracleSettings(ClientSettings):
     max_power_w: int = Field(
         default=20_000, ge=1, description="Highest export or import power a home can show"
     )
-    meter_cache_secs: int = Field(default=300, ge=0, description="How long a meter lookup lives")
+    meter_cache_secs: int = Field(
+        default=300, ge=0, description="How long a meter's registration is trusted unread"
+    )
 
     attest_threshold_wh: int = Field(
         default=1_000, ge=0, description="Attest a meter once this much export is unattested"
