@@ -566,6 +566,10 @@ class NishatiClient:
     async def household(self, address: Pubkey) -> Household:
         return Household.from_decoded(address, await self._decoded("Household", address))
 
+    async def households_at(self, addresses: Sequence[Pubkey]) -> list[Household | None]:
+        """Many Households in few requests, in the order asked; ``None`` where none is."""
+        return await self._each("Household", Household.from_decoded, addresses)
+
     async def meter_record(self, address: Pubkey) -> MeterRecord:
         return MeterRecord.from_decoded(address, await self._decoded("MeterRecord", address))
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from solders.pubkey import Pubkey
 
 from nishati_client.chain import AccountReader, cluster_time
-from nishati_client.errors import AccountNotFound, NishatiClientError
+from nishati_client.errors import NishatiClientError
 from nishati_client.pda import meter_record_address
 from nishati_client.program import NishatiClient
 from nishati_client.readings import (
@@ -76,15 +76,42 @@ class MeterRegistry:
         self._rechecking: asyncio.Task[None] | None = None
 
     async def lookup(self, meter: Pubkey) -> MeterInfo | None:
+        return (await self.lookup_many([meter]))[meter]
+
+    async def lookup_many(self, meters: Iterable[Pubkey]) -> dict[Pubkey, MeterInfo | None]:
+        """Each meter's household and last reading (``None`` for a meter not registered here);
+        the ones not cached are read together: their records, then their households."""
         now = time.monotonic()
-        cached = self._cache.get(meter)
-        if cached is not None and now - cached[0] < self.ttl_secs:
-            return cached[1]
-        info = await self._fetch(meter)
-        self._cache[meter] = (now, info)
-        if info is not None:
-            self._confirmed[meter] = now
-        return info
+        found: dict[Pubkey, MeterInfo | None] = {}
+        unread: list[Pubkey] = []
+        for meter in dict.fromkeys(meters):
+            cached = self._cache.get(meter)
+            if cached is not None and now - cached[0] < self.ttl_secs:
+                found[meter] = cached[1]
+            else:
+                unread.append(meter)
+        if not unread:
+            return found
+        records = await self.client.meter_records([self._record_address(m) for m in unread])
+        live = {
+            meter: record.household
+            for meter, record in zip(unread, records, strict=True)
+            if record is not None and not record.retired
+        }
+        households = dict(
+            zip(live, await self.client.households_at(list(live.values())), strict=True)
+        )
+        for meter in unread:
+            household = households.get(meter)
+            info = None
+            if household is not None and household.meter == meter:
+                info = MeterInfo(
+                    household.address, household.last_reading, household.last_timestamp
+                )
+                self._confirmed[meter] = now
+            found[meter] = info
+            self._cache[meter] = (now, info)
+        return found
 
     def registered(self, meter: Pubkey) -> bool:
         """Whether a meter the oracle keeps state for is still registered, as far as it knows:
@@ -133,18 +160,6 @@ class MeterRegistry:
 
     def _record_address(self, meter: Pubkey) -> Pubkey:
         return meter_record_address(self.client.program.program_id, self.market, meter)[0]
-
-    async def _fetch(self, meter: Pubkey) -> MeterInfo | None:
-        try:
-            record = await self.client.meter_record(self._record_address(meter))
-            if record.retired:
-                return None
-            household = await self.client.household(record.household)
-        except AccountNotFound:
-            return None
-        if household.meter != meter:
-            return None
-        return MeterInfo(household.address, household.last_reading, household.last_timestamp)
 
 
 class ChainClock:
@@ -341,15 +356,18 @@ class ReadingPipeline:
         for key, state in (await self.store.meter_states(missing)).items():
             # A commit since the query may have moved it further: the newer stays.
             self._states.setdefault(key, state)
-        found: dict[str, MeterInfo | None | NishatiClientError] = {}
-        for item in items:
-            if not isinstance(item, _Checked) or item.key in self._states or item.key in found:
-                continue
-            try:
-                found[item.key] = await self.registry.lookup(item.submission.meter)
-            except NishatiClientError as e:
-                found[item.key] = e
-        return found
+        unknown = [
+            i.submission.meter
+            for i in items
+            if isinstance(i, _Checked) and i.key not in self._states
+        ]
+        if not unknown:
+            return {}
+        try:
+            looked_up = await self.registry.lookup_many(unknown)
+        except NishatiClientError as e:
+            return {str(meter): e for meter in unknown}
+        return {str(meter): info for meter, info in looked_up.items()}
 
     async def _commit(self, group: Sequence[_Job]) -> list[list[Outcome]]:
         """Every reading of the group against its meter's state, then one transaction."""

@@ -192,6 +192,26 @@ async def test_a_replaced_meter_is_refused_once_the_chain_says_so(world: OracleW
     assert await world.services.store.unattested_count() == 2
 
 
+class RecordReads:
+    """``NishatiClient.meter_records`` watched: the addresses each call asked for, and a chain
+    that fails while ``down``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.asked: list[int] = []
+        self.down = False
+        real = NishatiClient.meter_records
+
+        async def meter_records(
+            client: NishatiClient, addresses: Sequence[Pubkey]
+        ) -> list[MeterRecord | None]:
+            self.asked.append(len(addresses))
+            if self.down:
+                raise RpcUnavailable("getMultipleAccounts: connection refused")
+            return await real(client, addresses)
+
+        monkeypatch.setattr(NishatiClient, "meter_records", meter_records)
+
+
 async def test_stale_meters_are_read_again_together_and_kept_while_the_chain_is_down(
     world: OracleWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -200,28 +220,34 @@ async def test_stale_meters_are_read_again_together_and_kept_while_the_chain_is_
     await world.post(*(m.meter.read(now) for m in members))
     registry = world.services.pipeline.registry
     registry.ttl_secs, registry.gather_secs = 0, 0
-    asked: list[int] = []
-    real = NishatiClient.meter_records
-
-    async def down(self: NishatiClient, addresses: Sequence[Pubkey]) -> list[MeterRecord | None]:
-        asked.append(len(addresses))
-        raise RpcUnavailable("getMultipleAccounts: connection refused")
-
-    monkeypatch.setattr(NishatiClient, "meter_records", down)
+    reads = RecordReads(monkeypatch)
+    reads.down = True
     body = (await world.post(*(m.meter.read(now + 60) for m in members))).json()
     assert body["accepted"] == 4
     await asyncio.sleep(0.05)
     # One request for the four, tried again while the chain is down.
-    assert len(asked) >= 2
-    assert set(asked) == {4}
-
-    async def counted(self: NishatiClient, addresses: Sequence[Pubkey]) -> list[MeterRecord | None]:
-        asked.append(len(addresses))
-        return await real(self, addresses)
-
-    monkeypatch.setattr(NishatiClient, "meter_records", counted)
-    asked.clear()
+    assert len(reads.asked) >= 2
+    assert set(reads.asked) == {4}
+    reads.down = False
+    reads.asked.clear()
     await rechecked(registry)
-    assert asked == [4]
+    assert reads.asked == [4]
     body = (await world.post(*(m.meter.read(now + 120) for m in members))).json()
     assert body["accepted"] == 4
+
+
+async def test_new_meters_are_looked_up_together_and_sent_again_when_the_chain_is_down(
+    world: OracleWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    members = [await world.member() for _ in range(3)]
+    now = await world.market.now()
+    readings = [m.meter.read(now, exported_wh=5) for m in members]
+    reads = RecordReads(monkeypatch)
+    reads.down = True
+    refused = await world.post(*readings)
+    assert refused.status_code == 422
+    assert {r["reason"] for r in refused.json()["results"]} == {"ChainUnavailable"}
+    assert await world.services.store.unattested_count() == 0
+    reads.down = False
+    assert (await world.post(*readings)).json()["accepted"] == 3
+    assert reads.asked == [3, 3]  # the three in one request, each time
