@@ -34,3 +34,7 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    if root.level > logging.DEBUG:
+        # httpx logs each request at INFO: a JSON line per RPC call is noise that costs time on
+        # the busy path; its warnings still show.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
