@@ -107,6 +107,9 @@ TARGET_LATENCY_RATE = 500
 TARGET_PER_TX = 6
 TARGET_RSS_MB = 500
 TARGET_METERS = 10_000
+# The oracle's own view of a latency phase: the time its pipeline took to verify and store.
+INGEST_HISTOGRAM = "nishati_ingest_seconds"
+PIPELINE_VIEW = "verify and store, "
 
 
 @dataclass(frozen=True)
@@ -241,6 +244,25 @@ def percentile(values: Sequence[float], p: float) -> float:
     ranked = sorted(values)
     rank = math.ceil(len(ranked) * p / 100)
     return ranked[min(len(ranked), max(rank, 1)) - 1]
+
+
+def ms(secs: float) -> str:
+    return f"{secs * 1e3:,.1f} ms"
+
+
+def histogram_p99(before: dict[str, float], after: dict[str, float], name: str) -> str:
+    """The oracle's own view: the smallest bucket bound holding 99% of the new observations."""
+    count = after.get(f"{name}_count", 0.0) - before.get(f"{name}_count", 0.0)
+    total = after.get(f"{name}_sum", 0.0) - before.get(f"{name}_sum", 0.0)
+    if count <= 0:
+        return "no observations"
+    buckets = sorted(
+        (float(key.split('le="')[1].rstrip('"}')), value - before.get(key, 0.0))
+        for key, value in after.items()
+        if key.startswith(f"{name}_bucket{{")
+    )
+    bound = next((le for le, n in buckets if n >= 0.99 * count), float("inf"))
+    return f"its histogram: mean {ms(total / count)}, p99 <= {ms(bound)} ({count:,.0f} observed)"
 
 
 # 1. The ceiling
@@ -999,10 +1021,13 @@ async def latency(report: Report, scale: Scale, homes: list[Home], oracle: Oracl
     for per_post, secs in scale.latency_runs:
         total = int(TARGET_LATENCY_RATE * secs)
         readings = [homes[i % len(homes)].read() for i in range(total)]
-        cpu, started = oracle.cpu_secs(), time.perf_counter()
-        with oracle.profiled(f"latency-{per_post}-per-post"):
-            sent = await fixed_rate(oracle, readings, per_post)
-        busy = (oracle.cpu_secs() - cpu) / (time.perf_counter() - started)
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECS) as client:
+            before = await oracle.metrics(client)
+            cpu, started = oracle.cpu_secs(), time.perf_counter()
+            with oracle.profiled(f"latency-{per_post}-per-post"):
+                sent = await fixed_rate(oracle, readings, per_post)
+            busy = (oracle.cpu_secs() - cpu) / (time.perf_counter() - started)
+            after = await oracle.metrics(client)
         requests = len(sent.latencies) + len(sent.unanswered)
         if not requests:
             continue
@@ -1019,6 +1044,7 @@ async def latency(report: Report, scale: Scale, homes: list[Home], oracle: Oracl
                 else f", max {max(sent.latencies) * 1e3:,.0f} ms"
             )
             + f"; oracle CPU {busy:.0%}; the sender was at most {sent.lag * 1e3:,.0f} ms late"
+            + f"; {PIPELINE_VIEW}{histogram_p99(before, after, INGEST_HISTOGRAM)}"
             + (f"; refused: {sent.problems()}" if sent.refused else ""),
         )
 
@@ -1070,10 +1096,13 @@ async def mqtt(
     secs = scale.mqtt_latency_secs
     count = int(TARGET_LATENCY_RATE * secs)
     timed = [homes[i % len(homes)].read() for i in range(count)]
-    cpu, started = oracle.cpu_secs(), time.perf_counter()
-    with oracle.profiled("mqtt-latency"):
-        sent = await mqtt_fixed_rate(broker, market, timed, database)
-    busy = (oracle.cpu_secs() - cpu) / (time.perf_counter() - started)
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECS) as client:
+        before = await oracle.metrics(client)
+        cpu, started = oracle.cpu_secs(), time.perf_counter()
+        with oracle.profiled("mqtt-latency"):
+            sent = await mqtt_fixed_rate(broker, market, timed, database)
+        busy = (oracle.cpu_secs() - cpu) / (time.perf_counter() - started)
+        after = await oracle.metrics(client)
     report.add_latencies(
         f"latency at {TARGET_LATENCY_RATE} readings/s over MQTT, a message each, {secs:g} s",
         sent.latencies,
@@ -1083,6 +1112,7 @@ async def mqtt(
         f"database every 2 ms; {len(sent.latencies):,} of {count:,} stored"
         + (f", {len(sent.unanswered):,} given up" if sent.unanswered else "")
         + f"; oracle CPU {busy:.0%}; the publisher was at most {sent.lag * 1e3:,.0f} ms late"
+        + f"; {PIPELINE_VIEW}{histogram_p99(before, after, INGEST_HISTOGRAM)}"
         + (f"; refused: {sent.problems()}" if sent.refused else ""),
     )
 

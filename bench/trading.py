@@ -61,6 +61,8 @@ from bench.oracle import (
     Connection,
     Oracle,
     Report,
+    histogram_p99,
+    ms,
     percentile,
     pin,
     running,
@@ -132,10 +134,6 @@ class Scale:
 
 FULL = Scale("full", settle_trades=50, burst_trades=100, ack_secs=30.0, closed_secs=10.0)
 QUICK = Scale("quick", settle_trades=20, burst_trades=30, ack_secs=10.0, closed_secs=5.0)
-
-
-def ms(secs: float) -> str:
-    return f"{secs * 1e3:,.1f} ms"
 
 
 def load_average() -> str:
@@ -601,21 +599,6 @@ class LoadProcess:
             self.process.terminate()
             self.process.join(10)
         self.pipe.close()
-
-
-def histogram_p99(before: dict[str, float], after: dict[str, float], name: str) -> str:
-    """The oracle's own view: the smallest bucket bound holding 99% of the new observations."""
-    count = after.get(f"{name}_count", 0.0) - before.get(f"{name}_count", 0.0)
-    total = after.get(f"{name}_sum", 0.0) - before.get(f"{name}_sum", 0.0)
-    if count <= 0:
-        return "no observations"
-    buckets = sorted(
-        (float(key.split('le="')[1].rstrip('"}')), value - before.get(key, 0.0))
-        for key, value in after.items()
-        if key.startswith(f"{name}_bucket{{")
-    )
-    bound = next((le for le, n in buckets if n >= 0.99 * count), float("inf"))
-    return f"its histogram: mean {ms(total / count)}, p99 <= {ms(bound)} ({count:,.0f} observed)"
 
 
 def callback_backlog(database: Path) -> tuple[int, int]:
