@@ -1,0 +1,57 @@
+"""SQLite's WAL is copied back into the database by the writer's checkpointer thread, beside
+the commits, never by a commit."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from nishati_oracle import store as store_module
+from nishati_oracle.store import Store
+
+BALLAST = 2**20
+
+
+def add_ballast(cursor: Any) -> None:
+    cursor.execute("CREATE TABLE ballast (data BLOB)")
+    cursor.execute("INSERT INTO ballast VALUES (?)", (bytes(BALLAST),))
+
+
+async def test_the_checkpointer_and_not_a_commit_moves_the_wal_into_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "oracle.db"
+    monkeypatch.setattr(store_module, "CHECKPOINT_EVERY_SECS", 3_600.0)
+    store = await Store.open(f"sqlite+aiosqlite:///{database}")
+    try:
+        async with store.engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one() == 0
+        assert store.writer is not None
+        before = database.stat().st_size
+        await store.writer.run(add_ballast)
+        # Committed, in the WAL only: no commit checkpointed it.
+        assert database.stat().st_size == before
+        assert database.with_name(f"{database.name}-wal").stat().st_size > BALLAST
+    finally:
+        await store.close()
+
+    database = tmp_path / "checkpointed.db"
+    monkeypatch.setattr(store_module, "CHECKPOINT_EVERY_SECS", 0.05)
+    store = await Store.open(f"sqlite+aiosqlite:///{database}")
+    try:
+        assert store.writer is not None
+        before = database.stat().st_size
+        await store.writer.run(add_ballast)
+        for _ in range(100):
+            checkpointed = store.writer.checkpointer.checkpoints
+            if checkpointed and database.stat().st_size > before + BALLAST // 2:
+                break
+            await asyncio.sleep(0.02)
+        assert database.stat().st_size > before + BALLAST // 2
+        assert store.writer.checkpointer.checkpoints >= 1
+    finally:
+        await store.close()
