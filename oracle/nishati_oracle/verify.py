@@ -13,7 +13,6 @@ from solders.pubkey import Pubkey
 
 from nishati_client.chain import AccountReader, cluster_time
 from nishati_client.errors import NishatiClientError
-from nishati_client.pda import meter_record_address
 from nishati_client.program import NishatiClient
 from nishati_client.readings import (
     LastReading,
@@ -92,12 +91,7 @@ class MeterRegistry:
                 unread.append(meter)
         if not unread:
             return found
-        records = await self.client.meter_records([self._record_address(m) for m in unread])
-        live = {
-            meter: record.household
-            for meter, record in zip(unread, records, strict=True)
-            if record is not None and not record.retired
-        }
+        live = await self._live_records(unread)
         households = dict(
             zip(live, await self.client.households_at(list(live.values())), strict=True)
         )
@@ -139,16 +133,14 @@ class MeterRegistry:
                 await asyncio.sleep(self.gather_secs)
                 meters = list(self._stale)
                 try:
-                    records = await self.client.meter_records(
-                        [self._record_address(m) for m in meters]
-                    )
+                    live = await self._live_records(meters)
                 except NishatiClientError as e:
                     log.warning("could not read %d meter records again: %s", len(meters), e)
                     continue
                 now = time.monotonic()
-                for meter, record in zip(meters, records, strict=True):
+                for meter in meters:
                     self._stale.pop(meter, None)
-                    if record is None or record.retired:
+                    if meter not in live:
                         self._retired.add(meter)
                         log.info(
                             "meter %s is no longer registered; its readings are refused", meter
@@ -158,8 +150,16 @@ class MeterRegistry:
         finally:
             self._rechecking = None
 
-    def _record_address(self, meter: Pubkey) -> Pubkey:
-        return meter_record_address(self.client.program.program_id, self.market, meter)[0]
+    async def _live_records(self, meters: Sequence[Pubkey]) -> dict[Pubkey, Pubkey]:
+        """The household of each meter whose MeterRecord exists and is not retired."""
+        program = self.client.program
+        addresses = [program.meter_record_address(self.market, meter) for meter in meters]
+        records = await self.client.meter_records(addresses)
+        return {
+            meter: record.household
+            for meter, record in zip(meters, records, strict=True)
+            if record is not None and not record.retired
+        }
 
 
 class ChainClock:
