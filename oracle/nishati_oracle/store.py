@@ -46,6 +46,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+log = logging.getLogger(__name__)
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 metadata = MetaData()
@@ -172,8 +174,6 @@ def _accept(
     if advances:
         conn.execute(_ADVANCE, advances)
 
-
-log = logging.getLogger(__name__)
 
 # SQLite checkpoints in the commit that takes the WAL past 1,000 pages: with 10,000 meters
 # that commit waits 20-50 ms (random pages written back and fsynced) about every 0.4 s at 500
