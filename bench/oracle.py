@@ -109,7 +109,6 @@ TARGET_RSS_MB = 500
 TARGET_METERS = 10_000
 # The oracle's own view of a latency phase: the time its pipeline took to verify and store.
 INGEST_HISTOGRAM = "nishati_ingest_seconds"
-PIPELINE_VIEW = "verify and store, "
 
 
 @dataclass(frozen=True)
@@ -1017,17 +1016,35 @@ async def http_sustained(report: Report, scale: Scale, homes: list[Home], oracle
         )
 
 
+@dataclass
+class TimedPhase:
+    """What the oracle did during an open-loop phase: its CPU share, and its pipeline's own
+    latency histogram (verify and store), to tell its time from the transport's."""
+
+    busy: float = 0.0
+    pipeline: str = ""
+
+
+@contextlib.asynccontextmanager
+async def timed_phase(oracle: Oracle, name: str) -> AsyncIterator[TimedPhase]:
+    """Profiles the phase as ``name`` (with ``--profile``) and fills in a :class:`TimedPhase`."""
+    phase = TimedPhase()
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECS) as client:
+        before = await oracle.metrics(client)
+        cpu, started = oracle.cpu_secs(), time.perf_counter()
+        with oracle.profiled(name):
+            yield phase
+        phase.busy = (oracle.cpu_secs() - cpu) / (time.perf_counter() - started)
+        after = await oracle.metrics(client)
+    phase.pipeline = f"verify and store, {histogram_p99(before, after, INGEST_HISTOGRAM)}"
+
+
 async def latency(report: Report, scale: Scale, homes: list[Home], oracle: Oracle) -> None:
     for per_post, secs in scale.latency_runs:
         total = int(TARGET_LATENCY_RATE * secs)
         readings = [homes[i % len(homes)].read() for i in range(total)]
-        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECS) as client:
-            before = await oracle.metrics(client)
-            cpu, started = oracle.cpu_secs(), time.perf_counter()
-            with oracle.profiled(f"latency-{per_post}-per-post"):
-                sent = await fixed_rate(oracle, readings, per_post)
-            busy = (oracle.cpu_secs() - cpu) / (time.perf_counter() - started)
-            after = await oracle.metrics(client)
+        async with timed_phase(oracle, f"latency-{per_post}-per-post") as phase:
+            sent = await fixed_rate(oracle, readings, per_post)
         requests = len(sent.latencies) + len(sent.unanswered)
         if not requests:
             continue
@@ -1043,8 +1060,8 @@ async def latency(report: Report, scale: Scale, homes: list[Home], oracle: Oracl
                 if sent.unanswered
                 else f", max {max(sent.latencies) * 1e3:,.0f} ms"
             )
-            + f"; oracle CPU {busy:.0%}; the sender was at most {sent.lag * 1e3:,.0f} ms late"
-            + f"; {PIPELINE_VIEW}{histogram_p99(before, after, INGEST_HISTOGRAM)}"
+            + f"; oracle CPU {phase.busy:.0%}; the sender was at most {sent.lag * 1e3:,.0f} ms late"
+            + f"; {phase.pipeline}"
             + (f"; refused: {sent.problems()}" if sent.refused else ""),
         )
 
@@ -1096,13 +1113,8 @@ async def mqtt(
     secs = scale.mqtt_latency_secs
     count = int(TARGET_LATENCY_RATE * secs)
     timed = [homes[i % len(homes)].read() for i in range(count)]
-    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECS) as client:
-        before = await oracle.metrics(client)
-        cpu, started = oracle.cpu_secs(), time.perf_counter()
-        with oracle.profiled("mqtt-latency"):
-            sent = await mqtt_fixed_rate(broker, market, timed, database)
-        busy = (oracle.cpu_secs() - cpu) / (time.perf_counter() - started)
-        after = await oracle.metrics(client)
+    async with timed_phase(oracle, "mqtt-latency") as phase:
+        sent = await mqtt_fixed_rate(broker, market, timed, database)
     report.add_latencies(
         f"latency at {TARGET_LATENCY_RATE} readings/s over MQTT, a message each, {secs:g} s",
         sent.latencies,
@@ -1111,8 +1123,8 @@ async def mqtt(
         f"published to stored (when the oracle acknowledges it), seen by polling its "
         f"database every 2 ms; {len(sent.latencies):,} of {count:,} stored"
         + (f", {len(sent.unanswered):,} given up" if sent.unanswered else "")
-        + f"; oracle CPU {busy:.0%}; the publisher was at most {sent.lag * 1e3:,.0f} ms late"
-        + f"; {PIPELINE_VIEW}{histogram_p99(before, after, INGEST_HISTOGRAM)}"
+        + f"; oracle CPU {phase.busy:.0%}; the publisher was at most {sent.lag * 1e3:,.0f} ms late"
+        + f"; {phase.pipeline}"
         + (f"; refused: {sent.problems()}" if sent.refused else ""),
     )
 
