@@ -121,6 +121,14 @@ B2C_BY_SUFFIX: dict[str, B2cPlan] = {
     "97": B2cPlan(0, Delivery.normal, queue_timeout=True, paid_despite_timeout=False),
 }
 
+# The endings that pick no scenario in either table: an ordinary payment and payout. Numbers
+# made up for simulated households end in one, so a seller is never refused by chance.
+ORDINARY_SUFFIXES: tuple[str, ...] = tuple(
+    suffix
+    for suffix in (f"{n:02d}" for n in range(100))
+    if suffix not in STK_BY_SUFFIX and suffix not in B2C_BY_SUFFIX
+)
+
 
 class ScenarioRule(BaseModel):
     """A rule set through the control API. Unset fields fall back to the suffix table."""

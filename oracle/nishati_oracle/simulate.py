@@ -51,6 +51,7 @@ from nishati_client.phone import commitment, salt_from_settings
 from nishati_client.program import NishatiClient
 from nishati_client.readings import SignedReading
 from nishati_client.sandbox import Meter, digest
+from nishati_daraja_sim.scenarios import ORDINARY_SUFFIXES
 from nishati_oracle.mqtt import (
     encode_payload,
     meter_segment,
@@ -302,8 +303,11 @@ def grid(start: int, end: int, interval: int) -> range:
 
 
 def simulated_phone(meter: Pubkey) -> str:
-    """A made-up Kenyan number per meter, the same every time."""
-    return f"07{int.from_bytes(bytes(meter)[:4], 'little') % 10**8:08d}"
+    """A made-up Kenyan number per meter, the same every time. The Daraja simulator picks a
+    failure by a number's last two digits, so this one ends in an ordinary pair."""
+    n = int.from_bytes(bytes(meter)[:8], "little")
+    ending = ORDINARY_SUFFIXES[(n // 10**6) % len(ORDINARY_SUFFIXES)]
+    return f"07{n % 10**6:06d}{ending}"
 
 
 def _phone_commitment(meter: Pubkey, salt: bytes | None) -> bytes:

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
+from nishati_client.phone import normalise
 from nishati_client.readings import Reading, SignedReading, verify_signature
 from nishati_client.sandbox import Harness, fund, open_market
+from nishati_daraja_sim.scenarios import B2C_BY_SUFFIX, STK_BY_SUFFIX
 from nishati_oracle.ingest import Reason
 from nishati_oracle.mqtt import MqttIngest
 from nishati_oracle.simulate import (
@@ -37,6 +40,7 @@ from nishati_oracle.simulate import (
     pending,
     register,
     save_meters,
+    simulated_phone,
     solar_w,
 )
 from tests.oracle.mosquitto import Mosquitto
@@ -154,6 +158,18 @@ def test_the_command_creates_meters_and_keeps_them(tmp_path: Path) -> None:
     second = json.loads(keys.read_text())["meters"]
     assert second[:4] == first
     assert len(second) == 6
+
+
+def test_made_up_phones_are_distinct_and_pick_no_simulator_scenario() -> None:
+    """A seller's number ending in, say, 01 made the simulator refuse the payout (2001): a
+    demo trade failed by chance, depending on its meter's random key."""
+    phones = [simulated_phone(Keypair().pubkey()) for _ in range(2_000)]
+    assert len(set(phones)) == len(phones)
+    for phone in phones:
+        assert normalise(phone) == f"254{phone[1:]}"
+        assert phone[-2:] not in STK_BY_SUFFIX
+        assert phone[-2:] not in B2C_BY_SUFFIX
+    assert len({phone[-2:] for phone in phones}) > 50
 
 
 # Sending
