@@ -14,15 +14,18 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic.json_schema import models_json_schema
 from solders.pubkey import Pubkey
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nishati_client.chain import LiteSvmChain, RpcChain, check_program_deployed
 from nishati_client.keys import load_keypair
@@ -97,7 +100,7 @@ def _submission(item: SignedReadingIn) -> Submission | Outcome:
         return Outcome(Status.rejected, Reason.MalformedSubmission, None, str(e))
 
 
-def _ingest_answer(outcomes: list[Outcome]) -> Response:
+def _ingest_answer(outcomes: list[Outcome]) -> tuple[int, bytes]:
     """:class:`IngestOut` as JSON, written directly: a model per reading, validated again on
     the way out, costs more than the rest of a one-reading request's answer."""
     counts = Counter(o.status for o in outcomes)
@@ -115,9 +118,153 @@ def _ingest_answer(outcomes: list[Outcome]) -> Response:
             for o in outcomes
         ],
     }
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     status = 422 if counts[Status.rejected] == len(outcomes) else 200
-    return Response(content, status_code=status, media_type="application/json")
+    return status, _json(body)
+
+
+def _json(body: object) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _refusal(status: int, reason: str, detail: str) -> tuple[int, bytes]:
+    return status, _json({"reason": reason, "detail": detail})
+
+
+READINGS_PATH = "/api/v1/readings"
+# A reading's JSON is under 400 bytes at its fields' length limits; the rest is whitespace room.
+READING_BODY_BYTES = 1_024
+_readings_body: TypeAdapter[ReadingBatchIn | SignedReadingIn] = TypeAdapter(
+    ReadingBatchIn | SignedReadingIn
+)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request's body, or None once it passes ``limit`` bytes (the rest is not read)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def post_readings(s: Services, receive: Receive) -> tuple[int, bytes]:
+    """One reading, or a batch ``{"readings": [...]}``: each is verified and stored before
+    the answer; all refused is a 422, with the reason of each."""
+    limit = s.settings.max_batch_readings
+    too_large = f"at most {limit} readings"
+    body = await _read_body(receive, (limit + 1) * READING_BODY_BYTES)
+    if body is None:
+        return _refusal(413, "BatchTooLarge", too_large)
+    try:
+        posted = _readings_body.validate_json(body)
+    except ValidationError as e:
+        errors = e.errors(include_url=False, include_input=False)[:3]
+        return _refusal(400, Reason.MalformedSubmission, str(errors))
+    items = posted.readings if isinstance(posted, ReadingBatchIn) else [posted]
+    if len(items) > limit:
+        return _refusal(413, "BatchTooLarge", too_large)
+    s.metrics.received.labels("http").inc(len(items))
+    parsed = [_submission(item) for item in items]
+    submissions = [p for p in parsed if isinstance(p, Submission)]
+    stored = iter(await s.pipeline.submit(submissions) if submissions else [])
+    outcomes = [p if isinstance(p, Outcome) else next(stored) for p in parsed]
+    # The pipeline counts what it refuses; these never reached it.
+    for p in parsed:
+        if isinstance(p, Outcome):
+            s.metrics.rejected.labels(str(p.reason)).inc()
+    return _ingest_answer(outcomes)
+
+
+class ReadingsRoute:
+    """``POST /api/v1/readings``, served as ASGI middleware beneath FastAPI's routing: for one
+    reading, FastAPI's routing, dependencies and body validation took three times the CPU of
+    this (165 µs against 54 µs a request, stubbed pipeline), about what verifying it costs.
+    Every other request passes on to the app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != READINGS_PATH:
+            await self.app(scope, receive, send)
+            return
+        headers = [(b"content-type", b"application/json")]
+        if scope["method"] == "POST":
+            services: Services = scope["app"].state.services
+            try:
+                status, content = await post_readings(services, receive)
+            except ClientDisconnect:
+                return
+        else:
+            status, content = 405, _json({"detail": "Method Not Allowed"})
+            headers.append((b"allow", b"POST"))
+        headers.append((b"content-length", b"%d" % len(content)))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+
+def _document_readings(app: FastAPI) -> None:
+    """Puts :class:`ReadingsRoute` in the app's OpenAPI schema, from the same models."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        ref = "#/components/schemas/{model}"
+        _, definitions = models_json_schema(
+            [
+                (SignedReadingIn, "validation"),
+                (ReadingBatchIn, "validation"),
+                (IngestOut, "serialization"),
+            ],
+            ref_template=ref,
+        )
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions["$defs"])
+        answer = {"application/json": {"schema": {"$ref": ref.format(model="IngestOut")}}}
+        schema["paths"][READINGS_PATH] = {
+            "post": {
+                "summary": "Post readings",
+                "description": post_readings.__doc__,
+                "operationId": "post_readings",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "anyOf": [
+                                    {"$ref": ref.format(model="ReadingBatchIn")},
+                                    {"$ref": ref.format(model="SignedReadingIn")},
+                                ]
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "Verified and stored; any refused say why",
+                        "content": answer,
+                    },
+                    "400": {"description": "Not JSON of this shape (MalformedSubmission)"},
+                    "413": {"description": "More readings than the batch limit (BatchTooLarge)"},
+                    "422": {
+                        "description": "Every reading refused, each with its reason",
+                        "content": answer,
+                    },
+                },
+            }
+        }
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None = None) -> FastAPI:
@@ -200,32 +347,6 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
             status_code=400,
         )
 
-    @app.post(
-        "/api/v1/readings",
-        response_model=IngestOut,
-        responses={400: {}, 413: {}, 422: {"model": IngestOut}},
-    )
-    async def post_readings(request: Request, body: ReadingBatchIn | SignedReadingIn) -> Response:
-        """One reading, or a batch ``{"readings": [...]}``: each is verified and stored before
-        the answer; all refused is a 422, with the reason of each."""
-        s = services(request)
-        items = body.readings if isinstance(body, ReadingBatchIn) else [body]
-        if len(items) > s.settings.max_batch_readings:
-            return JSONResponse(
-                {"reason": "BatchTooLarge", "detail": f"at most {s.settings.max_batch_readings}"},
-                status_code=413,
-            )
-        s.metrics.received.labels("http").inc(len(items))
-        parsed = [_submission(item) for item in items]
-        submissions = [p for p in parsed if isinstance(p, Submission)]
-        stored = iter(await s.pipeline.submit(submissions) if submissions else [])
-        outcomes = [p if isinstance(p, Outcome) else next(stored) for p in parsed]
-        # The pipeline counts what it refuses; these never reached it.
-        for p in parsed:
-            if isinstance(p, Outcome):
-                s.metrics.rejected.labels(str(p.reason)).inc()
-        return _ingest_answer(outcomes)
-
     @app.post("/api/v1/meters/{meter}/attest", status_code=202)
     async def attest_now(request: Request, meter: str) -> dict[str, str]:
         """Attests this meter's latest reading at once (a household about to sell)."""
@@ -266,6 +387,7 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
         s.metrics.queue_depth.set(await s.store.unattested_count())
         return Response(generate_latest(s.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    # After the readings routes: the busiest route is matched first.
     app.include_router(trading_router(trading))
+    app.add_middleware(ReadingsRoute)
+    _document_readings(app)
     return app

@@ -52,6 +52,7 @@ from nishati_client.program import NishatiClient
 from nishati_client.readings import SignedReading
 from nishati_client.sandbox import Meter, digest
 from nishati_daraja_sim.scenarios import ORDINARY_SUFFIXES
+from nishati_oracle.app import READINGS_PATH
 from nishati_oracle.mqtt import (
     encode_payload,
     meter_segment,
@@ -408,7 +409,7 @@ class HttpTransport:
         self.tally.sent += len(batch)
         body = {"readings": [reading_json(s) for s in batch]}
         try:
-            response = await self.http.post("/api/v1/readings", json=body)
+            response = await self.http.post(READINGS_PATH, json=body)
             answer: Any = response.json()
         except (httpx.HTTPError, ValueError) as error:
             self.tally.failed += len(batch)

@@ -15,6 +15,7 @@ from nishati_client.errors import RpcUnavailable
 from nishati_client.household import MeterRecord
 from nishati_client.program import NishatiClient
 from nishati_client.readings import Reading, SignedReading, market_tag, sign
+from nishati_oracle.app import READING_BODY_BYTES, READINGS_PATH
 from nishati_oracle.store import Store
 from nishati_oracle.verify import MeterRegistry
 from tests.oracle.world import OracleWorld
@@ -107,12 +108,12 @@ async def test_each_broken_rule_is_refused_with_its_reason(world: OracleWorld) -
 async def test_malformed_requests_get_a_4xx_with_a_reason(world: OracleWorld) -> None:
     member = await world.member()
     good = member.meter.read(await world.market.now())
-    assert (await world.http.post("/api/v1/readings", content=b"{nope")).status_code == 400
-    missing = await world.http.post("/api/v1/readings", json={"message": "00"})
+    assert (await world.http.post(READINGS_PATH, content=b"{nope")).status_code == 400
+    missing = await world.http.post(READINGS_PATH, json={"message": "00"})
     assert missing.status_code == 400
     assert missing.json()["reason"] == "MalformedSubmission"
     bad_hex = {"message": "zz", "signature": good.signature.hex(), "meter": str(good.meter)}
-    response = await world.http.post("/api/v1/readings", json=bad_hex)
+    response = await world.http.post(READINGS_PATH, json=bad_hex)
     assert response.status_code == 422
     assert response.json()["results"][0]["reason"] == "MalformedSubmission"
     short = {
@@ -120,21 +121,51 @@ async def test_malformed_requests_get_a_4xx_with_a_reason(world: OracleWorld) ->
         "signature": good.signature.hex(),
         "meter": str(good.meter),
     }
-    response = await world.http.post("/api/v1/readings", json=short)
+    response = await world.http.post(READINGS_PATH, json=short)
     assert response.json()["results"][0]["reason"] == "InvalidReadingLength"
     unknown = await world.post(sign(Reading.decode(good.message), Ed25519PrivateKey.generate()))
     assert unknown.json()["results"][0]["reason"] == "UnknownMeter"
     too_many = {"readings": [bad_hex] * (world.settings.max_batch_readings + 1)}
-    response = await world.http.post("/api/v1/readings", json=too_many)
+    response = await world.http.post(READINGS_PATH, json=too_many)
     assert response.status_code == 413
     assert response.json()["reason"] == "BatchTooLarge"
     short_signature = {**bad_hex, "message": good.message.hex(), "signature": "00" * 10}
-    response = await world.http.post("/api/v1/readings", json=short_signature)
+    response = await world.http.post(READINGS_PATH, json=short_signature)
     assert response.json()["results"][0]["reason"] == "MalformedSubmission"
     assert await world.services.store.unattested_count() == 0
     # One refused by the route (bad hex), one by the pipeline (short signature): each once.
     metrics = (await world.http.get("/metrics")).text
     assert 'nishati_readings_rejected_total{reason="MalformedSubmission"} 2.0' in metrics
+
+
+async def test_a_body_past_the_batch_limit_is_refused_unread(world: OracleWorld) -> None:
+    """The readings route reads a body only up to what the batch limit can need."""
+    limit = (world.settings.max_batch_readings + 1) * READING_BODY_BYTES
+    padded = b'{"readings": [' + b" " * limit + b"]}"
+    response = await world.http.post(READINGS_PATH, content=padded)
+    assert response.status_code == 413
+    assert response.json() == {
+        "reason": "BatchTooLarge",
+        "detail": f"at most {world.settings.max_batch_readings} readings",
+    }
+    # Just under the limit, the same empty batch is read, and holds nothing to refuse.
+    fits = b'{"readings": [' + b" " * (limit - 100) + b"]}"
+    assert (await world.http.post(READINGS_PATH, content=fits)).json()["accepted"] == 0
+    other = await world.http.get(READINGS_PATH)
+    assert (other.status_code, other.headers["allow"]) == (405, "POST")
+
+
+async def test_the_readings_route_is_in_the_openapi_schema(world: OracleWorld) -> None:
+    schema = (await world.http.get("/openapi.json")).json()
+    post = schema["paths"][READINGS_PATH]["post"]
+    body = post["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
+    assert [ref["$ref"].rsplit("/", 1)[1] for ref in body] == ["ReadingBatchIn", "SignedReadingIn"]
+    assert set(post["responses"]) == {"200", "400", "413", "422"}
+    models = schema["components"]["schemas"]
+    assert models["SignedReadingIn"]["required"] == ["message", "signature", "meter"]
+    assert "results" in models["IngestOut"]["properties"]
+    # The app's own routes are still there.
+    assert "/api/v1/meters/{meter}/attest" in schema["paths"]
 
 
 async def test_a_restart_remembers_the_last_counter(world: OracleWorld) -> None:

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from nishati_client.keys import write_keypair
 from nishati_client.readings import SignedReading
 from nishati_client.sandbox import Harness, Member, OpenMarket, open_market
-from nishati_oracle.app import Services, create_app
+from nishati_oracle.app import READINGS_PATH, Services, create_app
 from nishati_oracle.settings import OracleSettings
 from tests.oracle.postgres import PG_BIN, postgres_server
 
@@ -62,7 +62,7 @@ class OracleWorld:
                 for s in signed
             ]
         }
-        return await self.http.post("/api/v1/readings", json=body)
+        return await self.http.post(READINGS_PATH, json=body)
 
     async def member(self) -> Member:
         return await self.market.register(custodial=True)
