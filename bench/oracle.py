@@ -80,6 +80,7 @@ from nishati_client.lookup import attest_accounts, fetch_lookup_table
 from nishati_client.program import NishatiClient, NishatiProgram
 from nishati_client.readings import READING_LEN, Reading, SignedReading, sign
 from nishati_client.sandbox import Harness, OpenMarket, digest, fund, open_market
+from nishati_oracle.app import READINGS_PATH
 from nishati_oracle.broker import Mosquitto, running_mosquitto
 from nishati_oracle.simulate import MqttTransport, SimulatedMeter, Tally, new_meter
 from nishati_oracle.store import Store
@@ -94,7 +95,6 @@ BACKDATE_SECS = 3 * 3_600
 HTTP_TIMEOUT_SECS = 300.0
 BLOCKHASH_EVERY = 20
 TOPIC_ROOT = "nishati-bench"
-READINGS_PATH = "/api/v1/readings"
 # Connections the fixed-rate run sends over (meter gateways, each one request at a time).
 GATEWAYS = 64
 # How long after the last request was due the fixed-rate run waits for answers.
@@ -109,6 +109,10 @@ TARGET_RSS_MB = 500
 TARGET_METERS = 10_000
 # The oracle's own view of a latency phase: the time its pipeline took to verify and store.
 INGEST_HISTOGRAM = "nishati_ingest_seconds"
+LOOP_LAG_HISTOGRAM = "nishati_event_loop_lag_seconds"
+GC_PAUSE_HISTOGRAM = "nishati_gc_pause_seconds"
+# An event-loop stall this long shows in a request's latency; LATENCY_BUCKETS has this bound.
+STALL_BOUND = "0.02"
 
 
 @dataclass(frozen=True)
@@ -262,6 +266,22 @@ def histogram_p99(before: dict[str, float], after: dict[str, float], name: str) 
     )
     bound = next((le for le, n in buckets if n >= 0.99 * count), float("inf"))
     return f"its histogram: mean {ms(total / count)}, p99 <= {ms(bound)} ({count:,.0f} observed)"
+
+
+def stalls(before: dict[str, float], after: dict[str, float]) -> str:
+    """The oracle's event-loop stalls and garbage-collection pauses between two samples."""
+
+    def grew(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    probes = grew(f"{LOOP_LAG_HISTOGRAM}_count")
+    late = probes - grew(f'{LOOP_LAG_HISTOGRAM}_bucket{{le="{STALL_BOUND}"}}')
+    paused = sum(grew(key) for key in after if key.startswith(f"{GC_PAUSE_HISTOGRAM}_sum"))
+    full = grew(f'{GC_PAUSE_HISTOGRAM}_count{{generation="2"}}')
+    return (
+        f"event loop late by over {float(STALL_BOUND) * 1e3:g} ms at {late:,.0f} of "
+        f"{probes:,.0f} probes; GC paused {ms(paused)} in all, {full:,.0f} full collections"
+    )
 
 
 # 1. The ceiling
@@ -1018,11 +1038,13 @@ async def http_sustained(report: Report, scale: Scale, homes: list[Home], oracle
 
 @dataclass
 class TimedPhase:
-    """What the oracle did during an open-loop phase: its CPU share, and its pipeline's own
-    latency histogram (verify and store), to tell its time from the transport's."""
+    """What the oracle did during an open-loop phase: its CPU share, its pipeline's own
+    latency histogram (verify and store), to tell its time from the transport's, and what
+    stalled its event loop."""
 
     busy: float = 0.0
     pipeline: str = ""
+    stalls: str = ""
 
 
 @contextlib.asynccontextmanager
@@ -1037,6 +1059,7 @@ async def timed_phase(oracle: Oracle, name: str) -> AsyncIterator[TimedPhase]:
         phase.busy = (oracle.cpu_secs() - cpu) / (time.perf_counter() - started)
         after = await oracle.metrics(client)
     phase.pipeline = f"verify and store, {histogram_p99(before, after, INGEST_HISTOGRAM)}"
+    phase.stalls = stalls(before, after)
 
 
 async def latency(report: Report, scale: Scale, homes: list[Home], oracle: Oracle) -> None:
@@ -1061,7 +1084,7 @@ async def latency(report: Report, scale: Scale, homes: list[Home], oracle: Oracl
                 else f", max {max(sent.latencies) * 1e3:,.0f} ms"
             )
             + f"; oracle CPU {phase.busy:.0%}; the sender was at most {sent.lag * 1e3:,.0f} ms late"
-            + f"; {phase.pipeline}"
+            + f"; {phase.pipeline}; {phase.stalls}"
             + (f"; refused: {sent.problems()}" if sent.refused else ""),
         )
 
@@ -1124,7 +1147,7 @@ async def mqtt(
         f"database every 2 ms; {len(sent.latencies):,} of {count:,} stored"
         + (f", {len(sent.unanswered):,} given up" if sent.unanswered else "")
         + f"; oracle CPU {phase.busy:.0%}; the publisher was at most {sent.lag * 1e3:,.0f} ms late"
-        + f"; {phase.pipeline}"
+        + f"; {phase.pipeline}; {phase.stalls}"
         + (f"; refused: {sent.problems()}" if sent.refused else ""),
     )
 

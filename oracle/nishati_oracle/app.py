@@ -35,6 +35,7 @@ from nishati_oracle.attest import Attester
 from nishati_oracle.ingest import Outcome, Reason, Status, Submission
 from nishati_oracle.metrics import Metrics
 from nishati_oracle.mqtt import BatchReport, MqttIngest
+from nishati_oracle.runtime import RuntimeWatch
 from nishati_oracle.settings import OracleSettings, Payments
 from nishati_oracle.store import Store
 from nishati_oracle.trading.api import Trading
@@ -308,6 +309,8 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
         # What startup made lives as long as the app: frozen, a full collection no longer walks
         # it (~200 ms with the chain, database and web libraries loaded: a stall of every answer).
         gc.freeze()
+        watch = RuntimeWatch(metrics)
+        watch.start()
         log.info("oracle started", market=str(market), oracle=str(oracle.pubkey()))
         try:
             yield
@@ -319,6 +322,7 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
             if trading is not None and payments is not None:
                 await payments
                 await trading.close()
+            await watch.close()
             await clock.close()
             await registry.close()
             await store.close()

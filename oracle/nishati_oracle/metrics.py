@@ -40,6 +40,19 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.loop_lag = Histogram(
+            "nishati_event_loop_lag_seconds",
+            "How late the event loop ran a timer (every request waits this on top of its work)",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.gc_pause = Histogram(
+            "nishati_gc_pause_seconds",
+            "Garbage collection pauses by generation (they stop every thread)",
+            ["generation"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "nishati_unattested_readings",
             "Stored readings not yet attested",
