@@ -59,7 +59,7 @@ class SignedReadingIn(BaseModel):
 
 
 class ReadingBatchIn(BaseModel):
-    readings: list[SignedReadingIn]
+    readings: Annotated[list[SignedReadingIn], Field(min_length=1)]
 
 
 class OutcomeOut(BaseModel):

@@ -148,9 +148,11 @@ async def test_a_body_past_the_batch_limit_is_refused_unread(world: OracleWorld)
         "reason": "BatchTooLarge",
         "detail": f"at most {world.settings.max_batch_readings} readings",
     }
-    # Just under the limit, the same empty batch is read, and holds nothing to refuse.
+    # Just under the limit, the same body is read: an empty batch, which is malformed.
     fits = b'{"readings": [' + b" " * (limit - 100) + b"]}"
-    assert (await world.http.post(READINGS_PATH, content=fits)).json()["accepted"] == 0
+    empty = await world.http.post(READINGS_PATH, content=fits)
+    assert (empty.status_code, empty.json()["reason"]) == (400, "MalformedSubmission")
+    assert "at least 1 item" in empty.json()["detail"]
     other = await world.http.get(READINGS_PATH)
     assert (other.status_code, other.headers["allow"]) == (405, "POST")
 
