@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.enums import CallbackAPIVersion, LogLevel, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -60,6 +60,7 @@ from nishati_oracle.ingest import Outcome, Pipeline, Reason, Status, Submission
 from nishati_oracle.settings import OracleSettings
 
 logger = logging.getLogger("nishati_oracle.mqtt")
+paho_logger = logging.getLogger("nishati_oracle.mqtt.paho")
 
 PAYLOAD_LEN = SIGNATURE_LEN + READING_LEN
 QOS = 1
@@ -263,7 +264,7 @@ class MqttIngest:
                 None if password is None else password.get_secret_value(),
             )
         client.reconnect_delay_set(*self._reconnect_delay_secs)
-        client.enable_logger(logging.getLogger("nishati_oracle.mqtt.paho"))
+        client.on_log = self._on_log
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
@@ -305,6 +306,13 @@ class MqttIngest:
             await asyncio.to_thread(client.loop_stop)
         self._subscribed = False
         self._ready.clear()
+
+    def _on_log(self, _client: paho.Client, _userdata: object, level: int, message: str) -> None:
+        """paho's log, on ours. After a disconnect we asked for, paho 2.2's loop thread runs
+        once more and logs "Client is not connected" as an error: that one is dropped."""
+        if self._stopping and message.startswith("Client is not connected"):
+            return
+        paho_logger.log(paho.LOGGING_LEVEL[LogLevel(level)], message)
 
     @property
     def connected(self) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -189,6 +190,15 @@ async def test_readings_arrive_in_order_and_in_batches(scene: Scene) -> None:
     assert all(o.status is Status.accepted for r in reports for o in r.outcomes)
     assert all(latency >= 0 for r in reports for latency in r.latencies_secs)
     assert ingest.connected
+
+
+async def test_a_clean_stop_logs_no_error(scene: Scene, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="nishati_oracle.mqtt.paho")
+    ingest = await scene.oracle(FakePipeline())
+    await ingest.stop()
+    paho_said = [r for r in caplog.records if r.name == "nishati_oracle.mqtt.paho"]
+    assert any("Sending CONNECT" in r.getMessage() for r in paho_said)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_a_reading_is_acknowledged_only_once_stored(scene: Scene) -> None:
