@@ -80,8 +80,8 @@ from nishati_client.lookup import attest_accounts, fetch_lookup_table
 from nishati_client.program import NishatiClient, NishatiProgram
 from nishati_client.readings import READING_LEN, Reading, SignedReading, sign
 from nishati_client.sandbox import Harness, OpenMarket, digest, fund, open_market
-from nishati_oracle.app import READINGS_PATH
 from nishati_oracle.broker import Mosquitto, running_mosquitto
+from nishati_oracle.ingest import READINGS_PATH
 from nishati_oracle.simulate import MqttTransport, SimulatedMeter, Tally, new_meter
 from nishati_oracle.store import Store
 

@@ -32,7 +32,7 @@ from nishati_client.keys import load_keypair
 from nishati_client.program import NishatiClient
 from nishati_client.readings import READING_LEN
 from nishati_oracle.attest import Attester
-from nishati_oracle.ingest import Outcome, Reason, Status, Submission
+from nishati_oracle.ingest import READINGS_PATH, Outcome, Reason, Status, Submission
 from nishati_oracle.metrics import Metrics
 from nishati_oracle.mqtt import BatchReport, MqttIngest
 from nishati_oracle.runtime import RuntimeWatch
@@ -131,7 +131,6 @@ def _refusal(status: int, reason: str, detail: str) -> tuple[int, bytes]:
     return status, _json({"reason": reason, "detail": detail})
 
 
-READINGS_PATH = "/api/v1/readings"
 # A reading's JSON is under 400 bytes at its fields' length limits; the rest is whitespace room.
 READING_BODY_BYTES = 1_024
 _readings_body: TypeAdapter[ReadingBatchIn | SignedReadingIn] = TypeAdapter(

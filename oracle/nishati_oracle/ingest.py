@@ -13,6 +13,9 @@ from typing import Protocol
 
 from solders.pubkey import Pubkey
 
+# Where readings are POSTed; the simulator and the bench send there without loading the app.
+READINGS_PATH = "/api/v1/readings"
+
 
 @dataclass(frozen=True)
 class Submission:

@@ -52,7 +52,7 @@ from nishati_client.program import NishatiClient
 from nishati_client.readings import SignedReading
 from nishati_client.sandbox import Meter, digest
 from nishati_daraja_sim.scenarios import ORDINARY_SUFFIXES
-from nishati_oracle.app import READINGS_PATH
+from nishati_oracle.ingest import READINGS_PATH
 from nishati_oracle.mqtt import (
     encode_payload,
     meter_segment,

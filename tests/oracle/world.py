@@ -16,7 +16,8 @@ from fastapi import FastAPI
 from nishati_client.keys import write_keypair
 from nishati_client.readings import SignedReading
 from nishati_client.sandbox import Harness, Member, OpenMarket, open_market
-from nishati_oracle.app import READINGS_PATH, Services, create_app
+from nishati_oracle.app import Services, create_app
+from nishati_oracle.ingest import READINGS_PATH
 from nishati_oracle.settings import OracleSettings
 from tests.oracle.postgres import PG_BIN, postgres_server
 
