@@ -22,7 +22,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from pydantic.json_schema import models_json_schema
 from solders.pubkey import Pubkey
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -220,15 +219,10 @@ def _document_readings(app: FastAPI) -> None:
             return app.openapi_schema
         schema = generate()
         ref = "#/components/schemas/{model}"
-        _, definitions = models_json_schema(
-            [
-                (SignedReadingIn, "validation"),
-                (ReadingBatchIn, "validation"),
-                (IngestOut, "serialization"),
-            ],
-            ref_template=ref,
-        )
-        schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions["$defs"])
+        body = _readings_body.json_schema(ref_template=ref)
+        out = IngestOut.model_json_schema(ref_template=ref, mode="serialization")
+        models = schema.setdefault("components", {}).setdefault("schemas", {})
+        models |= body.pop("$defs") | out.pop("$defs") | {"IngestOut": out}
         answer = {"application/json": {"schema": {"$ref": ref.format(model="IngestOut")}}}
         schema["paths"][READINGS_PATH] = {
             "post": {
@@ -237,16 +231,7 @@ def _document_readings(app: FastAPI) -> None:
                 "operationId": "post_readings",
                 "requestBody": {
                     "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "anyOf": [
-                                    {"$ref": ref.format(model="ReadingBatchIn")},
-                                    {"$ref": ref.format(model="SignedReadingIn")},
-                                ]
-                            }
-                        }
-                    },
+                    "content": {"application/json": {"schema": body}},
                 },
                 "responses": {
                     "200": {
