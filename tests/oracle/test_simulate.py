@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from nishati_client.phone import normalise
@@ -160,10 +159,12 @@ def test_the_command_creates_meters_and_keeps_them(tmp_path: Path) -> None:
     assert len(second) == 6
 
 
-def test_made_up_phones_are_distinct_and_pick_no_simulator_scenario() -> None:
+def test_made_up_phones_are_spread_and_pick_no_simulator_scenario() -> None:
     """A seller's number ending in, say, 01 made the simulator refuse the payout (2001): a
-    demo trade failed by chance, depending on its meter's random key."""
-    phones = [simulated_phone(Keypair().pubkey()) for _ in range(2_000)]
+    demo trade failed by chance, depending on its meter's random key. The keys here are
+    seeded: about 9e7 numbers remain, so 2,000 random keys share one about 2% of the time."""
+    seeded = random.Random(2026)  # noqa: S311 - reproducible keys, not secrets
+    phones = [simulated_phone(Pubkey(seeded.randbytes(32))) for _ in range(2_000)]
     assert len(set(phones)) == len(phones)
     for phone in phones:
         assert normalise(phone) == f"254{phone[1:]}"
