@@ -82,6 +82,7 @@ from nishati_client.readings import READING_LEN, Reading, SignedReading, sign
 from nishati_client.sandbox import Harness, OpenMarket, digest, fund, open_market
 from nishati_oracle.broker import Mosquitto, running_mosquitto
 from nishati_oracle.ingest import READINGS_PATH
+from nishati_oracle.metrics import INGEST_STEPS, WRITE_STEPS
 from nishati_oracle.simulate import MqttTransport, SimulatedMeter, Tally, new_meter
 from nishati_oracle.store import Store
 
@@ -111,6 +112,10 @@ TARGET_METERS = 10_000
 INGEST_HISTOGRAM = "nishati_ingest_seconds"
 LOOP_LAG_HISTOGRAM = "nishati_event_loop_lag_seconds"
 GC_PAUSE_HISTOGRAM = "nishati_gc_pause_seconds"
+INGEST_STEPS_HISTOGRAM = "nishati_ingest_step_seconds"
+SQLITE_WRITE_HISTOGRAM = "nishati_sqlite_write_seconds"
+CHECKPOINT_HISTOGRAM = "nishati_sqlite_checkpoint_seconds"
+CHECKPOINT_MODES = ("passive", "restart")
 # An event-loop stall this long shows in a request's latency; LATENCY_BUCKETS has this bound.
 STALL_BOUND = "0.02"
 
@@ -253,19 +258,54 @@ def ms(secs: float) -> str:
     return f"{secs * 1e3:,.1f} ms"
 
 
-def histogram_p99(before: dict[str, float], after: dict[str, float], name: str) -> str:
-    """The oracle's own view: the smallest bucket bound holding 99% of the new observations."""
-    count = after.get(f"{name}_count", 0.0) - before.get(f"{name}_count", 0.0)
-    total = after.get(f"{name}_sum", 0.0) - before.get(f"{name}_sum", 0.0)
+def observed(
+    before: dict[str, float], after: dict[str, float], name: str, label: str = ""
+) -> tuple[float, float, float]:
+    """New observations of a histogram (its series with ``label``, e.g. ``step="queued"``)
+    between two samples: how many, their mean, and the smallest bucket bound holding 99%."""
+
+    def grew(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    series = f"{{{label}}}" if label else ""
+    count, total = grew(f"{name}_count{series}"), grew(f"{name}_sum{series}")
     if count <= 0:
-        return "no observations"
+        return 0.0, 0.0, 0.0
+    # Labels are sorted by name, so ``le`` may come before or after ``label``.
     buckets = sorted(
-        (float(key.split('le="')[1].rstrip('"}')), value - before.get(key, 0.0))
-        for key, value in after.items()
-        if key.startswith(f"{name}_bucket{{")
+        (float(key.split('le="')[1].split('"')[0]), grew(key))
+        for key in after
+        if key.startswith(f"{name}_bucket{{") and label in key
     )
-    bound = next((le for le, n in buckets if n >= 0.99 * count), float("inf"))
-    return f"its histogram: mean {ms(total / count)}, p99 <= {ms(bound)} ({count:,.0f} observed)"
+    bound = next((le for le, n in buckets if n >= 0.99 * count), math.inf)
+    return count, total / count, bound
+
+
+def histogram_p99(before: dict[str, float], after: dict[str, float], name: str) -> str:
+    """The oracle's own view of the phase's latency."""
+    count, mean, bound = observed(before, after, name)
+    if not count:
+        return "no observations"
+    return f"its histogram: mean {ms(mean)}, p99 <= {ms(bound)} ({count:,.0f} observed)"
+
+
+def steps(before: dict[str, float], after: dict[str, float]) -> str:
+    """Where the pipeline's time went, by step, and what SQLite's writer and checkpointer did:
+    the mean and the p99's bucket bound of each."""
+
+    def each(name: str, label: str, values: Sequence[str]) -> str:
+        shown = []
+        for value in values:
+            count, mean, bound = observed(before, after, name, f'{label}="{value}"')
+            if count:
+                shown.append(f"{value} {ms(mean)} (p99 <= {ms(bound)}, {count:,.0f})")
+        return ", ".join(shown) or "none"
+
+    return (
+        f"steps: {each(INGEST_STEPS_HISTOGRAM, 'step', INGEST_STEPS)}; "
+        f"SQLite writes: {each(SQLITE_WRITE_HISTOGRAM, 'step', WRITE_STEPS)}; "
+        f"checkpoints: {each(CHECKPOINT_HISTOGRAM, 'mode', CHECKPOINT_MODES)}"
+    )
 
 
 def stalls(before: dict[str, float], after: dict[str, float]) -> str:
@@ -1045,6 +1085,7 @@ class TimedPhase:
     busy: float = 0.0
     pipeline: str = ""
     stalls: str = ""
+    steps: str = ""
 
 
 @contextlib.asynccontextmanager
@@ -1060,6 +1101,7 @@ async def timed_phase(oracle: Oracle, name: str) -> AsyncIterator[TimedPhase]:
         after = await oracle.metrics(client)
     phase.pipeline = f"verify and store, {histogram_p99(before, after, INGEST_HISTOGRAM)}"
     phase.stalls = stalls(before, after)
+    phase.steps = steps(before, after)
 
 
 async def latency(report: Report, scale: Scale, homes: list[Home], oracle: Oracle) -> None:
@@ -1084,7 +1126,7 @@ async def latency(report: Report, scale: Scale, homes: list[Home], oracle: Oracl
                 else f", max {max(sent.latencies) * 1e3:,.0f} ms"
             )
             + f"; oracle CPU {phase.busy:.0%}; the sender was at most {sent.lag * 1e3:,.0f} ms late"
-            + f"; {phase.pipeline}; {phase.stalls}"
+            + f"; {phase.pipeline}; {phase.stalls}; {phase.steps}"
             + (f"; refused: {sent.problems()}" if sent.refused else ""),
         )
 
@@ -1147,7 +1189,7 @@ async def mqtt(
         f"database every 2 ms; {len(sent.latencies):,} of {count:,} stored"
         + (f", {len(sent.unanswered):,} given up" if sent.unanswered else "")
         + f"; oracle CPU {phase.busy:.0%}; the publisher was at most {sent.lag * 1e3:,.0f} ms late"
-        + f"; {phase.pipeline}; {phase.stalls}"
+        + f"; {phase.pipeline}; {phase.stalls}; {phase.steps}"
         + (f"; refused: {sent.problems()}" if sent.refused else ""),
     )
 

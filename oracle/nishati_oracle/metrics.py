@@ -5,6 +5,12 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+# Where a batch's verify-and-store time goes, in order: the checks and lookups before it queues,
+# the wait for the writer, the checks against each meter's last reading, its group's transaction.
+INGEST_STEPS = ("prepare", "queued", "check", "store")
+# A write transaction on SQLite's writer thread, in order: the hand-over to the thread, the
+# statements, the commit (its fsync), the hand-back to the event loop.
+WRITE_STEPS = ("handover", "statements", "commit", "return")
 
 
 class Metrics:
@@ -25,6 +31,27 @@ class Metrics:
         self.ingest_seconds = Histogram(
             "nishati_ingest_seconds",
             "Time to verify and durably store a batch",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.ingest_steps = Histogram(
+            "nishati_ingest_step_seconds",
+            f"A batch's verify-and-store time by step: {', '.join(INGEST_STEPS)}",
+            ["step"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.sqlite_write = Histogram(
+            "nishati_sqlite_write_seconds",
+            f"A write transaction on SQLite's writer thread by step: {', '.join(WRITE_STEPS)}",
+            ["step"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.sqlite_checkpoint = Histogram(
+            "nishati_sqlite_checkpoint_seconds",
+            "SQLite checkpoints by mode (a restart holds off commits while it runs)",
+            ["mode"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )

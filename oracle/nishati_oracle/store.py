@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,6 +48,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from nishati_oracle.metrics import WRITE_STEPS, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -210,9 +214,10 @@ class _Checkpointer:
     waits for no reader or writer), on a thread and connection of its own; and starts the WAL
     over once it holds more than ``WAL_RESTART_FRAMES``."""
 
-    def __init__(self, engine: Any, every_secs: float) -> None:
+    def __init__(self, engine: Any, every_secs: float, metrics: Metrics | None) -> None:
         self.engine = engine
         self.every_secs = every_secs
+        self.metrics = metrics
         self.checkpoints = 0
         self.restarts = 0
         self._stop = threading.Event()
@@ -223,6 +228,10 @@ class _Checkpointer:
         self._stop.set()
         self._thread.join()
 
+    def _observe(self, mode: str, started: float) -> None:
+        if self.metrics is not None:
+            self.metrics.sqlite_checkpoint.labels(mode).observe(time.perf_counter() - started)
+
     def _run(self) -> None:
         connection = None
         try:
@@ -230,10 +239,14 @@ class _Checkpointer:
                 try:
                     connection = connection or self.engine.raw_connection()
                     cursor = connection.cursor()
+                    started = time.perf_counter()
                     _, frames, _ = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self._observe("passive", started)
                     self.checkpoints += 1
                     if frames > WAL_RESTART_FRAMES:
+                        started = time.perf_counter()
                         cursor.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                        self._observe("restart", started)
                         self.restarts += 1
                     cursor.close()
                 except Exception:
@@ -254,12 +267,15 @@ class SqliteWriter:
     the statements are compiled from the Core tables once and run on one driver connection,
     kept by the thread: accepted readings here, Daraja's callbacks in ``trading.ledger``."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, metrics: Metrics | None = None) -> None:
         self.engine = create_engine(make_url(url).set(drivername="sqlite+pysqlite"))
         event.listen(self.engine, "connect", _sqlite_pragmas)
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         self._connection: Any = None  # the driver's, made and used on the thread only
-        self.checkpointer = _Checkpointer(self.engine, CHECKPOINT_EVERY_SECS)
+        self.checkpointer = _Checkpointer(self.engine, CHECKPOINT_EVERY_SECS, metrics)
+        self._steps = (
+            None if metrics is None else [metrics.sqlite_write.labels(step) for step in WRITE_STEPS]
+        )
         dialect = self.engine.dialect
         self._insert_meter = _positional(
             meters.insert().values({c.name: bindparam(c.name) for c in meters.c}), dialect
@@ -289,19 +305,29 @@ class SqliteWriter:
     async def run(self, work: Callable[[Any], T]) -> T:
         """``work(cursor)`` on the thread, as one transaction: committed once it returns,
         rolled back if it raises."""
-        return await asyncio.get_running_loop().run_in_executor(
+        submitted = time.perf_counter()
+        done, *times = await asyncio.get_running_loop().run_in_executor(
             self.thread, self._transaction, work
         )
+        if self._steps is not None:
+            times = [submitted, *times, time.perf_counter()]
+            for step, (start, end) in zip(self._steps, pairwise(times), strict=True):
+                step.observe(end - start)
+        return done
 
-    def _transaction(self, work: Callable[[Any], T]) -> T:
+    def _transaction(self, work: Callable[[Any], T]) -> tuple[T, float, float, float]:
+        """What ``work`` returned, and when it started, when its statements were done and when
+        the commit was (``WRITE_STEPS``)."""
+        started = time.perf_counter()
         if self._connection is None:
             self._connection = self.engine.raw_connection()
         connection = self._connection
         cursor = connection.cursor()
         try:
             done = work(cursor)
+            worked = time.perf_counter()
             connection.commit()
-            return done
+            return done, started, worked, time.perf_counter()
         except BaseException:
             connection.rollback()
             raise
@@ -353,13 +379,14 @@ class Store:
         self.writer = writer
 
     @classmethod
-    async def open(cls, url: str) -> Store:
-        """Connects, and brings the schema to the newest migration."""
+    async def open(cls, url: str, metrics: Metrics | None = None) -> Store:
+        """Connects, and brings the schema to the newest migration; SQLite's writes and
+        checkpoints are timed into ``metrics``."""
         engine = create_async_engine(url, pool_pre_ping=True)
         writer = None
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-            writer = SqliteWriter(url)
+            writer = SqliteWriter(url, metrics)
         await asyncio.to_thread(migrate, url)
         return cls(engine, writer)
 

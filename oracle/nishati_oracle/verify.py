@@ -24,7 +24,7 @@ from nishati_client.readings import (
 )
 from nishati_oracle.group_commit import GroupCommit
 from nishati_oracle.ingest import Outcome, Reason, Status, Submission
-from nishati_oracle.metrics import Metrics
+from nishati_oracle.metrics import INGEST_STEPS, Metrics
 from nishati_oracle.settings import OracleSettings
 from nishati_oracle.store import MeterState, Store, StoredReading
 
@@ -265,6 +265,7 @@ class _Job:
     # Chain lookups made before queueing, for meters not yet stored; an error is the chain's.
     found: dict[str, MeterInfo | None | NishatiClientError]
     now: int
+    queued_at: float
 
     @property
     def size(self) -> int:
@@ -312,13 +313,19 @@ class ReadingPipeline:
             size=lambda job: job.size,
         )
         self.groups = 0
+        steps = metrics.ingest_steps
+        self._prepare_step, self._queued_step, self._check_step, self._store_step = (
+            steps.labels(step) for step in INGEST_STEPS
+        )
 
     async def submit(self, batch: Sequence[Submission]) -> list[Outcome]:
         started = time.perf_counter()
         now = await self.chain_clock.now()
         items = [self._stateless(submission) for submission in batch]
         found = await self._prepare(items)
-        outcomes = await self._groups.submit(_Job(items, found, now))
+        queued_at = time.perf_counter()
+        self._prepare_step.observe(queued_at - started)
+        outcomes = await self._groups.submit(_Job(items, found, now, queued_at))
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
         for outcome in outcomes:
             if outcome.status is Status.accepted:
@@ -371,6 +378,9 @@ class ReadingPipeline:
 
     async def _commit(self, group: Sequence[_Job]) -> list[list[Outcome]]:
         """Every reading of the group against its meter's state, then one transaction."""
+        started = time.perf_counter()
+        for job in group:
+            self._queued_step.observe(started - job.queued_at)
         keys = {i.key for job in group for i in job.items if isinstance(i, _Checked)}
         unloaded = [
             k for k in keys if k not in self._states and not any(k in j.found for j in group)
@@ -424,6 +434,7 @@ class ReadingPipeline:
                 if key not in new_states:
                     changed.add(key)
             answers.append(outcomes)
+        checked = time.perf_counter()
         if accepted or new_states:
             moved = [working[key] for key in changed]
             try:
@@ -435,6 +446,10 @@ class ReadingPipeline:
                     self._states.pop(key, None)
                 raise
             self._states.update(working)
+        stored = time.perf_counter()
+        for _ in group:  # a step per submit, as its own latency had it
+            self._check_step.observe(checked - started)
+            self._store_step.observe(stored - checked)
         self.groups += 1
         return answers
 

@@ -4,6 +4,7 @@ the commits, never by a commit."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from nishati_oracle import store as store_module
+from nishati_oracle.metrics import WRITE_STEPS, Metrics
 from nishati_oracle.store import Store
 
 BALLAST = 2**20
@@ -92,3 +94,34 @@ async def test_the_wal_starts_over_under_a_writer_that_never_pauses(
     assert restarts >= 1
     assert written > 2 * 2**20
     assert wal < written
+
+
+async def test_writes_and_checkpoints_are_timed_by_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a slow write spent its time shows in the metrics: here, in its statements."""
+    monkeypatch.setattr(store_module, "CHECKPOINT_EVERY_SECS", 0.02)
+    metrics = Metrics()
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'oracle.db'}", metrics)
+
+    def slow_statements(cursor: Any) -> None:
+        add_ballast(cursor)
+        time.sleep(0.06)
+
+    def observed(name: str, step: str, le: str = "+Inf") -> float:
+        labels = {("mode" if "checkpoint" in name else "step"): step, "le": le}
+        return metrics.registry.get_sample_value(f"{name}_bucket", labels) or 0.0
+
+    try:
+        assert store.writer is not None
+        await store.writer.run(slow_statements)
+        for _ in range(100):
+            if observed("nishati_sqlite_checkpoint_seconds", "passive"):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await store.close()
+    for step in WRITE_STEPS:
+        assert observed("nishati_sqlite_write_seconds", step) == 1
+    assert observed("nishati_sqlite_write_seconds", "statements", "0.05") == 0
+    assert observed("nishati_sqlite_checkpoint_seconds", "passive") >= 1

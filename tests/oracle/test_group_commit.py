@@ -10,6 +10,7 @@ import pytest
 
 from nishati_client.readings import Reading, SignedReading
 from nishati_oracle.ingest import Status, Submission
+from nishati_oracle.metrics import INGEST_STEPS
 from nishati_oracle.store import MeterState, Store, StoredReading
 from tests.oracle.world import OracleWorld
 
@@ -172,3 +173,37 @@ async def test_a_commit_that_lands_but_loses_its_answer_is_a_duplicate_when_sent
     again = await pipeline.submit([submission(second), submission(member.meter.read(now + 120))])
     assert [o.status for o in again] == [Status.duplicate, Status.accepted]
     assert await world.services.store.unattested_count() == 3
+
+
+async def test_a_submit_behind_a_slow_commit_shows_the_wait_as_queued(
+    world: OracleWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline, metrics = world.services.pipeline, world.services.metrics
+    a, b = await world.member(), await world.member()
+    now = await world.market.now()
+    await pipeline.submit([submission(a.meter.read(now)), submission(b.meter.read(now))])
+    gated = GatedStore(world.services.store)
+    monkeypatch.setattr(world.services.store, "accept", gated.accept)
+
+    def observed(step: str, le: str = "+Inf") -> float:
+        labels = {"step": step, "le": le}
+        return (
+            metrics.registry.get_sample_value("nishati_ingest_step_seconds_bucket", labels) or 0.0
+        )
+
+    before = {(step, le): observed(step, le) for step in INGEST_STEPS for le in ("0.1", "+Inf")}
+
+    def grew(step: str, le: str = "+Inf") -> float:
+        return observed(step, le) - before[step, le]
+
+    first = asyncio.create_task(pipeline.submit([submission(a.meter.read(now + 60))]))
+    await asyncio.wait_for(gated.entered.wait(), 5)
+    behind = asyncio.create_task(pipeline.submit([submission(b.meter.read(now + 60))]))
+    await asyncio.sleep(0.15)
+    gated.gate.set()
+    await asyncio.gather(first, behind)
+    # Each submit observed each step once; the first waited in its store step, the second
+    # queued behind it.
+    assert {step: grew(step) for step in INGEST_STEPS} == dict.fromkeys(INGEST_STEPS, 2)
+    assert grew("queued", "0.1") == 1
+    assert grew("store", "0.1") == 1
