@@ -258,11 +258,20 @@ def ms(secs: float) -> str:
     return f"{secs * 1e3:,.1f} ms"
 
 
+@dataclass(frozen=True)
+class Observed:
+    """New observations of a histogram between two samples."""
+
+    count: float
+    mean: float
+    p99_bound: float  # the smallest bucket bound holding 99% of them
+    stalled: float  # how many took longer than STALL_BOUND
+
+
 def observed(
     before: dict[str, float], after: dict[str, float], name: str, label: str = ""
-) -> tuple[float, float, float]:
-    """New observations of a histogram (its series with ``label``, e.g. ``step="queued"``)
-    between two samples: how many, their mean, and the smallest bucket bound holding 99%."""
+) -> Observed:
+    """New observations of a histogram (its series with ``label``, e.g. ``step="queued"``)."""
 
     def grew(key: str) -> float:
         return after.get(key, 0.0) - before.get(key, 0.0)
@@ -270,7 +279,7 @@ def observed(
     series = f"{{{label}}}" if label else ""
     count, total = grew(f"{name}_count{series}"), grew(f"{name}_sum{series}")
     if count <= 0:
-        return 0.0, 0.0, 0.0
+        return Observed(0.0, 0.0, 0.0, 0.0)
     # Labels are sorted by name, so ``le`` may come before or after ``label``.
     buckets = sorted(
         (float(key.split('le="')[1].split('"')[0]), grew(key))
@@ -278,30 +287,38 @@ def observed(
         if key.startswith(f"{name}_bucket{{") and label in key
     )
     bound = next((le for le, n in buckets if n >= 0.99 * count), math.inf)
-    return count, total / count, bound
+    stalled = count - next((n for le, n in buckets if le == float(STALL_BOUND)), count)
+    return Observed(count, total / count, bound, stalled)
 
 
 def histogram_p99(before: dict[str, float], after: dict[str, float], name: str) -> str:
     """The oracle's own view of the phase's latency."""
-    count, mean, bound = observed(before, after, name)
-    if not count:
+    seen = observed(before, after, name)
+    if not seen.count:
         return "no observations"
-    return f"its histogram: mean {ms(mean)}, p99 <= {ms(bound)} ({count:,.0f} observed)"
+    return (
+        f"its histogram: mean {ms(seen.mean)}, p99 <= {ms(seen.p99_bound)} "
+        f"({seen.count:,.0f} observed)"
+    )
 
 
 def steps(before: dict[str, float], after: dict[str, float]) -> str:
     """Where the pipeline's time went, by step, and what SQLite's writer and checkpointer did:
-    the mean and the p99's bucket bound of each."""
+    the mean, the p99's bucket bound, and how many of how many took over STALL_BOUND."""
 
     def each(name: str, label: str, values: Sequence[str]) -> str:
         shown = []
         for value in values:
-            count, mean, bound = observed(before, after, name, f'{label}="{value}"')
-            if count:
-                shown.append(f"{value} {ms(mean)} (p99 <= {ms(bound)}, {count:,.0f})")
+            seen = observed(before, after, name, f'{label}="{value}"')
+            if seen.count:
+                shown.append(
+                    f"{value} {ms(seen.mean)} (p99 <= {ms(seen.p99_bound)}, "
+                    f"{seen.stalled:,.0f} of {seen.count:,.0f} slow)"
+                )
         return ", ".join(shown) or "none"
 
     return (
+        f"over {float(STALL_BOUND) * 1e3:g} ms is slow; "
         f"steps: {each(INGEST_STEPS_HISTOGRAM, 'step', INGEST_STEPS)}; "
         f"SQLite writes: {each(SQLITE_WRITE_HISTOGRAM, 'step', WRITE_STEPS)}; "
         f"checkpoints: {each(CHECKPOINT_HISTOGRAM, 'mode', CHECKPOINT_MODES)}"
@@ -314,13 +331,12 @@ def stalls(before: dict[str, float], after: dict[str, float]) -> str:
     def grew(key: str) -> float:
         return after.get(key, 0.0) - before.get(key, 0.0)
 
-    probes = grew(f"{LOOP_LAG_HISTOGRAM}_count")
-    late = probes - grew(f'{LOOP_LAG_HISTOGRAM}_bucket{{le="{STALL_BOUND}"}}')
+    lag = observed(before, after, LOOP_LAG_HISTOGRAM)
     paused = sum(grew(key) for key in after if key.startswith(f"{GC_PAUSE_HISTOGRAM}_sum"))
     full = grew(f'{GC_PAUSE_HISTOGRAM}_count{{generation="2"}}')
     return (
-        f"event loop late by over {float(STALL_BOUND) * 1e3:g} ms at {late:,.0f} of "
-        f"{probes:,.0f} probes; GC paused {ms(paused)} in all, {full:,.0f} full collections"
+        f"event loop late by over {float(STALL_BOUND) * 1e3:g} ms at {lag.stalled:,.0f} of "
+        f"{lag.count:,.0f} probes; GC paused {ms(paused)} in all, {full:,.0f} full collections"
     )
 
 
