@@ -265,7 +265,7 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
         node = chain or RpcChain(settings.rpc_url, program_id, settings.commitment)
         await check_program_deployed(node, program_id)
         metrics = Metrics()
-        store = await Store.open(settings.database_url, metrics)
+        store = await Store.open(settings.database_url, metrics, settings.slow_log_secs)
         client = NishatiClient(node, program_id)
         registry = MeterRegistry(client, market, settings.meter_cache_secs)
         clock = ChainClock(node)

@@ -6,8 +6,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 # Where a batch's verify-and-store time goes, in order: the checks and lookups before it queues,
-# the wait for the writer, the checks against each meter's last reading, its group's transaction.
-INGEST_STEPS = ("prepare", "queued", "check", "store")
+# the wait for the writer, the checks against each meter's last reading, its group's transaction,
+# and the wait for the event loop to resume it with the answer.
+INGEST_STEPS = ("prepare", "queued", "check", "store", "answer")
 # A write transaction on SQLite's writer thread, in order: the hand-over to the thread, the
 # statements, the commit (its fsync), the hand-back to the event loop.
 WRITE_STEPS = ("handover", "statements", "commit", "return")

@@ -66,6 +66,12 @@ class OracleSettings(ClientSettings):
     meter_cache_secs: int = Field(
         default=300, ge=0, description="How long a meter's registration is trusted unread"
     )
+    slow_log_secs: float = Field(
+        default=0.05,
+        gt=0,
+        description="A submit, SQLite write or checkpoint slower than this is logged, with where "
+        "its time went",
+    )
 
     attest_threshold_wh: int = Field(
         default=1_000, ge=0, description="Attest a meter once this much export is unattested"

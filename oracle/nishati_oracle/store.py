@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence, Set
@@ -218,10 +219,13 @@ class _Checkpointer:
     waits for no reader or writer), on a thread and connection of its own; and starts the WAL
     over once it holds more than ``WAL_RESTART_FRAMES``."""
 
-    def __init__(self, engine: Any, every_secs: float, metrics: Metrics | None) -> None:
+    def __init__(
+        self, engine: Any, every_secs: float, metrics: Metrics | None, slow_secs: float
+    ) -> None:
         self.engine = engine
         self.every_secs = every_secs
         self.metrics = metrics
+        self.slow_secs = slow_secs
         self.checkpoints = 0
         self.restarts = 0
         self._stop = threading.Event()
@@ -232,9 +236,12 @@ class _Checkpointer:
         self._stop.set()
         self._thread.join()
 
-    def _observe(self, mode: str, started: float) -> None:
+    def _observe(self, mode: str, started: float, frames: int) -> None:
+        took = time.perf_counter() - started
         if self.metrics is not None:
-            self.metrics.sqlite_checkpoint.labels(mode).observe(time.perf_counter() - started)
+            self.metrics.sqlite_checkpoint.labels(mode).observe(took)
+        if took >= self.slow_secs:
+            log.warning("slow SQLite checkpoint: %s, %.1f ms, %d frames", mode, took * 1e3, frames)
 
     def _run(self) -> None:
         connection = None
@@ -245,12 +252,12 @@ class _Checkpointer:
                     cursor = connection.cursor()
                     started = time.perf_counter()
                     _, frames, _ = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    self._observe("passive", started)
+                    self._observe("passive", started, frames)
                     self.checkpoints += 1
                     if frames > WAL_RESTART_FRAMES:
                         started = time.perf_counter()
                         cursor.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
-                        self._observe("restart", started)
+                        self._observe("restart", started, frames)
                         self.restarts += 1
                     cursor.close()
                 except Exception:
@@ -271,12 +278,15 @@ class SqliteWriter:
     the statements are compiled from the Core tables once and run on one driver connection,
     kept by the thread: accepted readings here, Daraja's callbacks in ``trading.ledger``."""
 
-    def __init__(self, url: str, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, url: str, metrics: Metrics | None = None, slow_secs: float = math.inf
+    ) -> None:
         self.engine = create_engine(make_url(url).set(drivername="sqlite+pysqlite"))
         event.listen(self.engine, "connect", _sqlite_pragmas)
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         self._connection: Any = None  # the driver's, made and used on the thread only
-        self.checkpointer = _Checkpointer(self.engine, CHECKPOINT_EVERY_SECS, metrics)
+        self.checkpointer = _Checkpointer(self.engine, CHECKPOINT_EVERY_SECS, metrics, slow_secs)
+        self.slow_secs = slow_secs
         self._steps = (
             None if metrics is None else [metrics.sqlite_write.labels(step) for step in WRITE_STEPS]
         )
@@ -313,10 +323,17 @@ class SqliteWriter:
         done, *times = await asyncio.get_running_loop().run_in_executor(
             self.thread, self._transaction, work
         )
+        times = [submitted, *times, time.perf_counter()]
+        steps = [end - start for start, end in pairwise(times)]
         if self._steps is not None:
-            times = [submitted, *times, time.perf_counter()]
-            for step, (start, end) in zip(self._steps, pairwise(times), strict=True):
-                step.observe(end - start)
+            for histogram, secs in zip(self._steps, steps, strict=True):
+                histogram.observe(secs)
+        if times[-1] - submitted >= self.slow_secs:
+            log.warning(
+                "slow SQLite write: %.1f ms (%s)",
+                (times[-1] - submitted) * 1e3,
+                ", ".join(f"{n} {s * 1e3:.1f}" for n, s in zip(WRITE_STEPS, steps, strict=True)),
+            )
         return done
 
     def _transaction(self, work: Callable[[Any], T]) -> tuple[T, float, float, float]:
@@ -383,14 +400,16 @@ class Store:
         self.writer = writer
 
     @classmethod
-    async def open(cls, url: str, metrics: Metrics | None = None) -> Store:
+    async def open(
+        cls, url: str, metrics: Metrics | None = None, slow_log_secs: float = math.inf
+    ) -> Store:
         """Connects, and brings the schema to the newest migration; SQLite's writes and
-        checkpoints are timed into ``metrics``."""
+        checkpoints are timed into ``metrics``, and logged when slower than ``slow_log_secs``."""
         engine = create_async_engine(url, pool_pre_ping=True)
         writer = None
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-            writer = SqliteWriter(url, metrics)
+            writer = SqliteWriter(url, metrics, slow_log_secs)
         await asyncio.to_thread(migrate, url)
         return cls(engine, writer)
 

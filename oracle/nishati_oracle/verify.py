@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 from solders.pubkey import Pubkey
 
@@ -266,6 +267,12 @@ class _Job:
     found: dict[str, MeterInfo | None | NishatiClientError]
     now: int
     queued_at: float
+    # Set by the writer: when its group's checks started and ended, when its transaction
+    # committed, and how many submits the group took.
+    started_at: float = 0.0
+    checked_at: float = 0.0
+    stored_at: float = 0.0
+    group_size: int = 0
 
     @property
     def size(self) -> int:
@@ -313,20 +320,16 @@ class ReadingPipeline:
             size=lambda job: job.size,
         )
         self.groups = 0
-        steps = metrics.ingest_steps
-        self._prepare_step, self._queued_step, self._check_step, self._store_step = (
-            steps.labels(step) for step in INGEST_STEPS
-        )
+        self._steps = [metrics.ingest_steps.labels(step) for step in INGEST_STEPS]
 
     async def submit(self, batch: Sequence[Submission]) -> list[Outcome]:
         started = time.perf_counter()
         now = await self.chain_clock.now()
         items = [self._stateless(submission) for submission in batch]
         found = await self._prepare(items)
-        queued_at = time.perf_counter()
-        self._prepare_step.observe(queued_at - started)
-        outcomes = await self._groups.submit(_Job(items, found, now, queued_at))
-        self.metrics.ingest_seconds.observe(time.perf_counter() - started)
+        job = _Job(items, found, now, time.perf_counter())
+        outcomes = await self._groups.submit(job)
+        self._observe(job, started)
         for outcome in outcomes:
             if outcome.status is Status.accepted:
                 self.metrics.accepted.inc()
@@ -335,6 +338,24 @@ class ReadingPipeline:
             else:
                 self.metrics.rejected.labels(str(outcome.reason)).inc()
         return outcomes
+
+    def _observe(self, job: _Job, started: float) -> None:
+        """The submit's time, by step; logged when it was slow."""
+        answered = time.perf_counter()
+        took = answered - started
+        self.metrics.ingest_seconds.observe(took)
+        times = (started, job.queued_at, job.started_at, job.checked_at, job.stored_at, answered)
+        steps = [end - start for start, end in pairwise(times)]
+        for histogram, secs in zip(self._steps, steps, strict=True):
+            histogram.observe(secs)
+        if took >= self.settings.slow_log_secs:
+            log.warning(
+                "slow submit: %.1f ms (%s), %d readings, its group %d submits",
+                took * 1e3,
+                ", ".join(f"{n} {s * 1e3:.1f}" for n, s in zip(INGEST_STEPS, steps, strict=True)),
+                len(job.items),
+                job.group_size,
+            )
 
     def _stateless(self, submission: Submission) -> _Checked | Outcome:
         """The checks that need no meter state, in the order the chain makes them."""
@@ -379,8 +400,6 @@ class ReadingPipeline:
     async def _commit(self, group: Sequence[_Job]) -> list[list[Outcome]]:
         """Every reading of the group against its meter's state, then one transaction."""
         started = time.perf_counter()
-        for job in group:
-            self._queued_step.observe(started - job.queued_at)
         keys = {i.key for job in group for i in job.items if isinstance(i, _Checked)}
         unloaded = [
             k for k in keys if k not in self._states and not any(k in j.found for j in group)
@@ -447,9 +466,9 @@ class ReadingPipeline:
                 raise
             self._states.update(working)
         stored = time.perf_counter()
-        for _ in group:  # a step per submit, as its own latency had it
-            self._check_step.observe(checked - started)
-            self._store_step.observe(stored - checked)
+        for job in group:
+            job.started_at, job.checked_at, job.stored_at = started, checked, stored
+            job.group_size = len(group)
         self.groups += 1
         return answers
 

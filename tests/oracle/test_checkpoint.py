@@ -97,12 +97,14 @@ async def test_the_wal_starts_over_under_a_writer_that_never_pauses(
 
 
 async def test_writes_and_checkpoints_are_timed_by_step(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Where a slow write spent its time shows in the metrics: here, in its statements."""
+    """Where a slow write spent its time shows in the metrics and the log: here, in its
+    statements."""
     monkeypatch.setattr(store_module, "CHECKPOINT_EVERY_SECS", 0.02)
     metrics = Metrics()
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'oracle.db'}", metrics)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'oracle.db'}"
+    store = await Store.open(url, metrics, slow_log_secs=0.05)
 
     def slow_statements(cursor: Any) -> None:
         add_ballast(cursor)
@@ -125,3 +127,6 @@ async def test_writes_and_checkpoints_are_timed_by_step(
         assert observed("nishati_sqlite_write_seconds", step) == 1
     assert observed("nishati_sqlite_write_seconds", "statements", "0.05") == 0
     assert observed("nishati_sqlite_checkpoint_seconds", "passive") >= 1
+    [slow] = [r.getMessage() for r in caplog.records if "slow SQLite write" in r.getMessage()]
+    statements = float(slow.split("statements ")[1].split(",")[0])
+    assert statements >= 60

@@ -176,7 +176,7 @@ async def test_a_commit_that_lands_but_loses_its_answer_is_a_duplicate_when_sent
 
 
 async def test_a_submit_behind_a_slow_commit_shows_the_wait_as_queued(
-    world: OracleWorld, monkeypatch: pytest.MonkeyPatch
+    world: OracleWorld, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     pipeline, metrics = world.services.pipeline, world.services.metrics
     a, b = await world.member(), await world.member()
@@ -207,3 +207,6 @@ async def test_a_submit_behind_a_slow_commit_shows_the_wait_as_queued(
     assert {step: grew(step) for step in INGEST_STEPS} == dict.fromkeys(INGEST_STEPS, 2)
     assert grew("queued", "0.1") == 1
     assert grew("store", "0.1") == 1
+    slow = [r.getMessage() for r in caplog.records if r.getMessage().startswith("slow submit")]
+    assert len(slow) == 2
+    assert all(message.endswith("1 readings, its group 1 submits") for message in slow)
