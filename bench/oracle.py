@@ -39,6 +39,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -322,6 +323,28 @@ def steps(before: dict[str, float], after: dict[str, float]) -> str:
         f"steps: {each(INGEST_STEPS_HISTOGRAM, 'step', INGEST_STEPS)}; "
         f"SQLite writes: {each(SQLITE_WRITE_HISTOGRAM, 'step', WRITE_STEPS)}; "
         f"checkpoints: {each(CHECKPOINT_HISTOGRAM, 'mode', CHECKPOINT_MODES)}"
+    )
+
+
+SLOW_LINE = re.compile(
+    r"slow (submit|SQLite write|SQLite checkpoint): (?:\w+, )?[\d.]+ ms(?: \(([^)]*)\))?"
+)
+
+
+def slow_logged(log: str) -> str:
+    """The oracle's slow log (``NISHATI_SLOW_LOG_SECS``): how many submits, SQLite writes and
+    checkpoints were slow, and for each kind the step that took most, how often."""
+    kinds: dict[str, Counter[str]] = {}
+    for kind, steps in SLOW_LINE.findall(log):
+        took = [step.rsplit(" ", 1) for step in steps.split(", ")] if steps else []
+        worst = max(took, key=lambda step: float(step[1]))[0] if took else "-"
+        kinds.setdefault(kind, Counter())[worst] += 1
+    if not kinds:
+        return "nothing logged slow"
+    return "logged slow: " + "; ".join(
+        f"{sum(most.values()):,} {kind}s"
+        + ("" if "-" in most else f" (most in {', '.join(f'{s} {n}' for s, n in most.items())})")
+        for kind, most in kinds.items()
     )
 
 
@@ -1102,6 +1125,7 @@ class TimedPhase:
     pipeline: str = ""
     stalls: str = ""
     steps: str = ""
+    slow: str = ""
 
 
 @contextlib.asynccontextmanager
@@ -1110,6 +1134,7 @@ async def timed_phase(oracle: Oracle, name: str) -> AsyncIterator[TimedPhase]:
     phase = TimedPhase()
     async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECS) as client:
         before = await oracle.metrics(client)
+        logged = oracle.log_path.stat().st_size
         cpu, started = oracle.cpu_secs(), time.perf_counter()
         with oracle.profiled(name):
             yield phase
@@ -1118,6 +1143,9 @@ async def timed_phase(oracle: Oracle, name: str) -> AsyncIterator[TimedPhase]:
     phase.pipeline = f"verify and store, {histogram_p99(before, after, INGEST_HISTOGRAM)}"
     phase.stalls = stalls(before, after)
     phase.steps = steps(before, after)
+    with oracle.log_path.open("rb") as log:
+        log.seek(logged)
+        phase.slow = slow_logged(log.read().decode(errors="replace"))
 
 
 async def latency(report: Report, scale: Scale, homes: list[Home], oracle: Oracle) -> None:
@@ -1142,7 +1170,7 @@ async def latency(report: Report, scale: Scale, homes: list[Home], oracle: Oracl
                 else f", max {max(sent.latencies) * 1e3:,.0f} ms"
             )
             + f"; oracle CPU {phase.busy:.0%}; the sender was at most {sent.lag * 1e3:,.0f} ms late"
-            + f"; {phase.pipeline}; {phase.stalls}; {phase.steps}"
+            + f"; {phase.pipeline}; {phase.stalls}; {phase.steps}; {phase.slow}"
             + (f"; refused: {sent.problems()}" if sent.refused else ""),
         )
 
@@ -1205,7 +1233,7 @@ async def mqtt(
         f"database every 2 ms; {len(sent.latencies):,} of {count:,} stored"
         + (f", {len(sent.unanswered):,} given up" if sent.unanswered else "")
         + f"; oracle CPU {phase.busy:.0%}; the publisher was at most {sent.lag * 1e3:,.0f} ms late"
-        + f"; {phase.pipeline}; {phase.stalls}; {phase.steps}"
+        + f"; {phase.pipeline}; {phase.stalls}; {phase.steps}; {phase.slow}"
         + (f"; refused: {sent.problems()}" if sent.refused else ""),
     )
 
