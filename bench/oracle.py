@@ -116,7 +116,7 @@ GC_PAUSE_HISTOGRAM = "nishati_gc_pause_seconds"
 INGEST_STEPS_HISTOGRAM = "nishati_ingest_step_seconds"
 SQLITE_WRITE_HISTOGRAM = "nishati_sqlite_write_seconds"
 CHECKPOINT_HISTOGRAM = "nishati_sqlite_checkpoint_seconds"
-CHECKPOINT_MODES = ("passive", "restart")
+CHECKPOINT_MODES = ("passive", "finish", "restart")
 # An event-loop stall this long shows in a request's latency; LATENCY_BUCKETS has this bound.
 STALL_BOUND = "0.02"
 

@@ -51,7 +51,7 @@ class Metrics:
         )
         self.sqlite_checkpoint = Histogram(
             "nishati_sqlite_checkpoint_seconds",
-            "SQLite checkpoints by mode (a restart holds off commits while it runs)",
+            "SQLite checkpoints by mode: passive, finish (holds off commits), restart (too)",
             ["mode"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,

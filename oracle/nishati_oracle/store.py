@@ -185,16 +185,16 @@ def _accept(
 # SQLite checkpoints in the commit that takes the WAL past 1,000 pages: with 10,000 meters
 # that commit waits 20-50 ms (random pages written back and fsynced) about every 0.4 s at 500
 # readings/s, and every reading behind it waits too. So no connection here checkpoints on
-# commit; the writer's checkpointer thread does, beside the commits, this often. A commit
-# that meets a checkpoint's fsync still waits, so fewer, larger checkpoints are better: on that
-# 10,000-meter database, 10-reading commits at 500 readings/s had a p99 of 23-27 ms with one a
-# second, 6.5 ms with one every 3 s or 5 s (pages written several times go back once).
-CHECKPOINT_EVERY_SECS = 5.0
-# A writer starts the WAL over only when every frame in it has been checkpointed, and a
-# PASSIVE checkpoint beside a writer that never pauses is always overtaken: under a steady
-# load the WAL grew without bound (2 GB in 50 s replaying the bench's load). Past this many
-# frames (256 MB of 4 KiB pages) a RESTART checkpoint holds the writer back while it copies
-# the last frames, so the WAL starts over; journal_size_limit then gives the space back.
+# commit; the writer's checkpointer thread does, beside the commits, this often, and the writer
+# finishes each between two commits so that the WAL starts over (``_Checkpointer``). Small and
+# often is what keeps commits fast: replaying the bench's load on its 10,000-meter database
+# (single-reading commits at 500/s after a burst), the p99 was 15 ms and none over 50 ms with
+# one every 0.25 s; 33 ms and 125 over 50 ms every second; 150-340 ms every 5 s, where each
+# finish (or the RESTART below) had a few seconds of pages to copy and fsync.
+CHECKPOINT_EVERY_SECS = 0.25
+# Past this many frames (256 MB of 4 KiB pages: a reader kept the WAL from starting over) a
+# RESTART checkpoint holds the writer back while it copies the last frames, so the WAL starts
+# over; journal_size_limit then gives the space back.
 WAL_RESTART_FRAMES = 65_536
 WAL_SIZE_LIMIT_BYTES = 64 * 2**20
 
@@ -214,18 +214,41 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
+def _observe_checkpoint(
+    metrics: Metrics | None, slow_secs: float, mode: str, started: float, frames: int
+) -> None:
+    took = time.perf_counter() - started
+    if metrics is not None:
+        metrics.sqlite_checkpoint.labels(mode).observe(took)
+    if took >= slow_secs:
+        log.warning("slow SQLite checkpoint: %s, %.1f ms, %d frames", mode, took * 1e3, frames)
+
+
 class _Checkpointer:
     """Copies the WAL back into the database every ``every_secs`` (a PASSIVE checkpoint: it
-    waits for no reader or writer), on a thread and connection of its own; and starts the WAL
-    over once it holds more than ``WAL_RESTART_FRAMES``."""
+    waits for no reader or writer), on a thread and connection of its own.
+
+    Commits go on meanwhile, so such a checkpoint never copies the whole WAL, and SQLite starts
+    a WAL over only once all of it is copied: it grew without end, and starting it over took a
+    RESTART checkpoint that held commits off (and a truncation): 300-600 ms without a commit.
+    So ``finish`` is called after each one, to copy the few frames committed meanwhile between
+    two commits (the writer's next transaction then starts the WAL over; the count a checkpoint
+    reports is the WAL's when it began, so it cannot tell). A RESTART remains for a WAL past
+    ``WAL_RESTART_FRAMES`` all the same (a reader kept it)."""
 
     def __init__(
-        self, engine: Any, every_secs: float, metrics: Metrics | None, slow_secs: float
+        self,
+        engine: Any,
+        every_secs: float,
+        metrics: Metrics | None,
+        slow_secs: float,
+        finish: Callable[[], object],
     ) -> None:
         self.engine = engine
         self.every_secs = every_secs
         self.metrics = metrics
         self.slow_secs = slow_secs
+        self.finish = finish
         self.checkpoints = 0
         self.restarts = 0
         self._stop = threading.Event()
@@ -236,13 +259,6 @@ class _Checkpointer:
         self._stop.set()
         self._thread.join()
 
-    def _observe(self, mode: str, started: float, frames: int) -> None:
-        took = time.perf_counter() - started
-        if self.metrics is not None:
-            self.metrics.sqlite_checkpoint.labels(mode).observe(took)
-        if took >= self.slow_secs:
-            log.warning("slow SQLite checkpoint: %s, %.1f ms, %d frames", mode, took * 1e3, frames)
-
     def _run(self) -> None:
         connection = None
         try:
@@ -252,13 +268,17 @@ class _Checkpointer:
                     cursor = connection.cursor()
                     started = time.perf_counter()
                     _, frames, _ = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    self._observe("passive", started, frames)
+                    _observe_checkpoint(self.metrics, self.slow_secs, "passive", started, frames)
                     self.checkpoints += 1
                     if frames > WAL_RESTART_FRAMES:
                         started = time.perf_counter()
                         cursor.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
-                        self._observe("restart", started, frames)
+                        _observe_checkpoint(
+                            self.metrics, self.slow_secs, "restart", started, frames
+                        )
                         self.restarts += 1
+                    else:
+                        self.finish()
                     cursor.close()
                 except Exception:
                     log.exception("SQLite checkpoint failed; trying again")
@@ -285,8 +305,15 @@ class SqliteWriter:
         event.listen(self.engine, "connect", _sqlite_pragmas)
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         self._connection: Any = None  # the driver's, made and used on the thread only
-        self.checkpointer = _Checkpointer(self.engine, CHECKPOINT_EVERY_SECS, metrics, slow_secs)
+        self.metrics = metrics
         self.slow_secs = slow_secs
+        self.checkpointer = _Checkpointer(
+            self.engine,
+            CHECKPOINT_EVERY_SECS,
+            metrics,
+            slow_secs,
+            lambda: self.thread.submit(self._finish_checkpoint),
+        )
         self._steps = (
             None if metrics is None else [metrics.sqlite_write.labels(step) for step in WRITE_STEPS]
         )
@@ -336,13 +363,26 @@ class SqliteWriter:
             )
         return done
 
+    def _finish_checkpoint(self) -> None:
+        """On the thread, between two transactions: copies what the checkpointer left."""
+        cursor = self._connect().cursor()
+        started = time.perf_counter()
+        try:
+            _, frames, _ = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            cursor.close()
+        _observe_checkpoint(self.metrics, self.slow_secs, "finish", started, frames)
+
+    def _connect(self) -> Any:
+        if self._connection is None:
+            self._connection = self.engine.raw_connection()
+        return self._connection
+
     def _transaction(self, work: Callable[[Any], T]) -> tuple[T, float, float, float]:
         """What ``work`` returned, and when it started, when its statements were done and when
         the commit was (``WRITE_STEPS``)."""
         started = time.perf_counter()
-        if self._connection is None:
-            self._connection = self.engine.raw_connection()
-        connection = self._connection
+        connection = self._connect()
         cursor = connection.cursor()
         try:
             done = work(cursor)
