@@ -365,12 +365,17 @@ class SqliteWriter:
 
     def _finish_checkpoint(self) -> None:
         """On the thread, between two transactions: copies what the checkpointer left."""
-        cursor = self._connect().cursor()
         started = time.perf_counter()
         try:
-            _, frames, _ = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        finally:
-            cursor.close()
+            cursor = self._connect().cursor()
+            try:
+                _, frames, _ = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            finally:
+                cursor.close()
+        except Exception:
+            # Nobody waits for this one's result: said here, or never. The next one tries again.
+            log.exception("finishing a SQLite checkpoint failed")
+            return
         _observe_checkpoint(self.metrics, self.slow_secs, "finish", started, frames)
 
     def _connect(self) -> Any:

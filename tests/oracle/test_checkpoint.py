@@ -4,6 +4,7 @@ the commits, never by a commit."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,24 @@ async def test_writes_and_checkpoints_are_timed_by_step(
     [slow] = [r.getMessage() for r in caplog.records if "slow SQLite write" in r.getMessage()]
     statements = float(slow.split("statements ")[1].split(",")[0])
     assert statements >= 60
+
+
+async def test_a_finish_that_fails_is_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nobody waits for a finish's result, so its failure is logged where it happens."""
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'oracle.db'}")
+    try:
+        writer = store.writer
+        assert writer is not None
+
+        def locked() -> Any:
+            raise sqlite3.OperationalError("database is locked")
+
+        monkeypatch.setattr(writer, "_connect", locked)
+        await asyncio.get_running_loop().run_in_executor(writer.thread, writer._finish_checkpoint)
+    finally:
+        monkeypatch.undo()
+        await store.close()
+    assert "finishing a SQLite checkpoint failed" in caplog.text
+    assert "database is locked" in caplog.text
