@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import pairwise
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
@@ -12,6 +15,17 @@ INGEST_STEPS = ("prepare", "queued", "check", "store", "answer")
 # A write transaction on SQLite's writer thread, in order: the hand-over to the thread, the
 # statements, the commit (its fsync), the hand-back to the event loop.
 WRITE_STEPS = ("handover", "statements", "commit", "return")
+
+
+def observe_steps(
+    histograms: Sequence[Histogram] | None, names: Sequence[str], times: Sequence[float]
+) -> str:
+    """Observes the time between each two of ``times`` into the step's histogram (if any), and
+    returns the steps as a slow-log line has them: ``"name 1.2, ..."`` in ms."""
+    steps = [end - start for start, end in pairwise(times)]
+    for histogram, secs in zip(histograms or (), steps, strict=False):
+        histogram.observe(secs)
+    return ", ".join(f"{name} {secs * 1e3:.1f}" for name, secs in zip(names, steps, strict=True))
 
 
 class Metrics:

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from itertools import pairwise
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,7 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from nishati_oracle.metrics import WRITE_STEPS, Metrics
+from nishati_oracle.metrics import WRITE_STEPS, Metrics, observe_steps
 
 log = logging.getLogger(__name__)
 
@@ -350,17 +349,10 @@ class SqliteWriter:
         done, *times = await asyncio.get_running_loop().run_in_executor(
             self.thread, self._transaction, work
         )
-        times = [submitted, *times, time.perf_counter()]
-        steps = [end - start for start, end in pairwise(times)]
-        if self._steps is not None:
-            for histogram, secs in zip(self._steps, steps, strict=True):
-                histogram.observe(secs)
-        if times[-1] - submitted >= self.slow_secs:
-            log.warning(
-                "slow SQLite write: %.1f ms (%s)",
-                (times[-1] - submitted) * 1e3,
-                ", ".join(f"{n} {s * 1e3:.1f}" for n, s in zip(WRITE_STEPS, steps, strict=True)),
-            )
+        answered = time.perf_counter()
+        steps = observe_steps(self._steps, WRITE_STEPS, [submitted, *times, answered])
+        if answered - submitted >= self.slow_secs:
+            log.warning("slow SQLite write: %.1f ms (%s)", (answered - submitted) * 1e3, steps)
         return done
 
     def _finish_checkpoint(self) -> None:

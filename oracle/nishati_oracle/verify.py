@@ -8,7 +8,6 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from itertools import pairwise
 
 from solders.pubkey import Pubkey
 
@@ -25,7 +24,7 @@ from nishati_client.readings import (
 )
 from nishati_oracle.group_commit import GroupCommit
 from nishati_oracle.ingest import Outcome, Reason, Status, Submission
-from nishati_oracle.metrics import INGEST_STEPS, Metrics
+from nishati_oracle.metrics import INGEST_STEPS, Metrics, observe_steps
 from nishati_oracle.settings import OracleSettings
 from nishati_oracle.store import MeterState, Store, StoredReading
 
@@ -345,14 +344,12 @@ class ReadingPipeline:
         took = answered - started
         self.metrics.ingest_seconds.observe(took)
         times = (started, job.queued_at, job.started_at, job.checked_at, job.stored_at, answered)
-        steps = [end - start for start, end in pairwise(times)]
-        for histogram, secs in zip(self._steps, steps, strict=True):
-            histogram.observe(secs)
+        steps = observe_steps(self._steps, INGEST_STEPS, times)
         if took >= self.settings.slow_log_secs:
             log.warning(
                 "slow submit: %.1f ms (%s), %d readings, its group %d submits",
                 took * 1e3,
-                ", ".join(f"{n} {s * 1e3:.1f}" for n, s in zip(INGEST_STEPS, steps, strict=True)),
+                steps,
                 len(job.items),
                 job.group_size,
             )
