@@ -15,7 +15,7 @@ import random
 
 from bench.market import readings_per_attestation
 from nishati_client.chain import SendPolicy
-from nishati_oracle.simulate import Home, energy_mwh
+from nishati_dev.simulate import Home, energy_mwh
 
 READING_INTERVAL_SECS = 300
 DAYS = 7

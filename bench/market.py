@@ -24,14 +24,13 @@ from nishati_client.chain import (
     SendPolicy,
     transaction_size,
 )
-from nishati_client.config import ClientSettings
 from nishati_client.idl import IDL_PROGRAM_ID
-from nishati_client.localnet import LocalValidator
 from nishati_client.lookup import attest_accounts
 from nishati_client.market import MarketUpdate
 from nishati_client.program import NishatiClient, NishatiProgram
 from nishati_client.readings import Reading, SignedReading, sign
-from nishati_client.sandbox import (
+from nishati_dev.localnet import LocalValidator
+from nishati_dev.sandbox import (
     Harness,
     Member,
     OpenMarket,
@@ -41,6 +40,7 @@ from nishati_client.sandbox import (
     lamports,
     open_market,
 )
+from nishati_dev.settings import LocalChainSettings
 
 PAYER_LAMPORTS = 1_000 * 10**9
 TARGETS = {
@@ -262,7 +262,7 @@ async def household_day(h: Harness, market: OpenMarket, batch: int) -> tuple[int
     return sum(costs.values()), costs
 
 
-async def measure_rpc(settings: ClientSettings) -> Results:
+async def measure_rpc(settings: LocalChainSettings) -> Results:
     payer = Keypair()
     program_id = Pubkey.from_string(settings.program_id)
     with LocalValidator(settings, {str(payer.pubkey()): PAYER_LAMPORTS}) as validator:
@@ -328,7 +328,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rpc", action="store_true", help="also measure on surfpool")
     args = parser.parse_args()
-    settings = ClientSettings()
+    settings = LocalChainSettings()
     program_id = Pubkey.from_string(settings.program_id)
     chain = LiteSvmChain(program_id, settings.program_so)
     payer = Keypair()

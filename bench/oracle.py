@@ -21,7 +21,7 @@ validator and the broker share the other core. Measured, beside the issue's targ
    once its lookup tables hold the households (their first readings put them there, setup);
 6. the oracle's resident memory once it has seen readings from every meter.
 
-Meters are the simulator's (``nishati_oracle.simulate``: a key, a counter, a home's solar and
+Meters are the simulator's (``nishati_dev.simulate``: a key, a counter, a home's solar and
 load curves), read a minute apart in the recent past; every reading is signed and encoded
 before its clock starts. Attestation runs first, on a young chain, against an oracle that
 attests everything at once (threshold 0); ingestion runs against a second oracle whose batcher
@@ -74,17 +74,17 @@ from nishati_client.chain import (
     cluster_slot,
     fits_in_packet,
 )
-from nishati_client.config import ClientSettings
 from nishati_client.keys import write_keypair
-from nishati_client.localnet import LocalValidator
 from nishati_client.lookup import attest_accounts, fetch_lookup_table
 from nishati_client.program import NishatiClient, NishatiProgram
 from nishati_client.readings import READING_LEN, Reading, SignedReading, sign
-from nishati_client.sandbox import Harness, OpenMarket, digest, fund, open_market
-from nishati_oracle.broker import Mosquitto, running_mosquitto
-from nishati_oracle.ingest import READINGS_PATH
-from nishati_oracle.metrics import INGEST_STEPS, WRITE_STEPS
-from nishati_oracle.simulate import MqttTransport, SimulatedMeter, Tally, new_meter
+from nishati_dev.broker import Mosquitto, running_mosquitto
+from nishati_dev.localnet import LocalValidator
+from nishati_dev.sandbox import Harness, OpenMarket, digest, fund, open_market
+from nishati_dev.settings import LocalChainSettings
+from nishati_dev.simulate import MqttTransport, SimulatedMeter, Tally, new_meter
+from nishati_oracle.core.metrics import INGEST_STEPS, WRITE_STEPS
+from nishati_oracle.readings.ingest import READINGS_PATH
 from nishati_oracle.store import Store
 
 ORACLE_CORE = 0
@@ -1060,7 +1060,7 @@ def packet_fit(homes: Sequence[Home], market: Pubkey) -> tuple[int, int]:
     """The most readings an Ed25519 + ``meter_attest`` transaction carries within a packet,
     with the compute budget the oracle's sends add: v0 with a table holding every account the
     attestation names, and legacy."""
-    program = NishatiProgram(Pubkey.from_string(ClientSettings().program_id))
+    program = NishatiProgram(Pubkey.from_string(LocalChainSettings().program_id))
     oracle = Keypair()
     households = [h.household for h in homes[:12]]
     table = AddressLookupTableAccount(
@@ -1316,7 +1316,7 @@ async def run(scale: Scale, directory: Path, profiles: Path | None) -> Report:
     )
     # Everything but the oracle shares LOAD_CORE: this process, and what it starts from here.
     pin(os.getpid(), {LOAD_CORE})
-    settings = ClientSettings()
+    settings = LocalChainSettings()
     program_id = Pubkey.from_string(settings.program_id)
     payer = Keypair()
     rng = random.Random(5)  # noqa: S311 - home sizes, not secrets

@@ -4,7 +4,7 @@ Run: ``.venv/bin/python -m bench.trading`` (full size) or ``--quick`` (a few min
 Needs the built program (``scripts/build-program.sh``) and surfpool.
 
 Everything runs on this machine: the local validator, the Daraja simulator
-(``nishati_daraja_sim``) and the oracle, ``python -m nishati_oracle`` pinned to one core with
+(``nishati_dev.daraja_sim``) and the oracle, ``python -m nishati_oracle`` pinned to one core with
 ``taskset``; this process, the callback load generator, the validator and the simulator share
 the other core. The oracle pays through the simulator with its default worker settings
 (``NISHATI_PAYMENT_WORKER_INTERVAL_SECS`` 1 s; the worker also wakes on each stored callback).
@@ -68,21 +68,21 @@ from bench.oracle import (
     running,
 )
 from nishati_client.chain import RpcChain
-from nishati_client.config import ClientSettings
 from nishati_client.keys import write_keypair
-from nishati_client.localnet import LocalValidator
 from nishati_client.market import MarketConfig
 from nishati_client.program import NishatiClient
-from nishati_client.sandbox import Harness, Member, OpenMarket, fund, open_market
 from nishati_client.trading import Offer
-from nishati_daraja_sim.launcher import DarajaSimProcess
-from nishati_oracle.trading.localday import (
+from nishati_dev.daraja_sim.launcher import DarajaSimProcess
+from nishati_dev.localday import (
     as_environment,
     enrol,
     household,
     oracle_database,
     simulator_settings,
 )
+from nishati_dev.localnet import LocalValidator
+from nishati_dev.sandbox import Harness, Member, OpenMarket, fund, open_market
+from nishati_dev.settings import LocalChainSettings
 
 PAYER_LAMPORTS = 100_000 * 10**9
 ORACLE_LAMPORTS = 50_000 * 10**9
@@ -779,7 +779,7 @@ async def run(scale: Scale, directory: Path, profiles: Path | None) -> Report:
     report.step("load average at start (1, 5, 15 min)", load_average())
     # Everything but the oracle shares LOAD_CORE: this process, and what it starts from here.
     pin(os.getpid(), {LOAD_CORE})
-    settings = ClientSettings()
+    settings = LocalChainSettings()
     program_id = Pubkey.from_string(settings.program_id)
     payer = Keypair()
     started = time.perf_counter()

@@ -26,12 +26,12 @@ fi
 
 # The venv is rebuilt only when pyproject.toml changes.
 stamp=.venv/.pyproject.sha256
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml tools/pyproject.toml | sha256sum | cut -d' ' -f1)
 if [[ ! -x .venv/bin/python || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   step "python: creating .venv"
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ".[dev]"
+  .venv/bin/pip install -q -e ".[dev]" -e tools
   echo "$want" >"$stamp"
 fi
 

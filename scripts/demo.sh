@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-program.sh
-exec .venv/bin/python -m nishati_oracle.demo
+exec .venv/bin/python -m nishati_dev.demo

@@ -15,24 +15,24 @@ from solders.pubkey import Pubkey
 from xprocess import ProcessStarter, XProcess
 
 from nishati_client.chain import LiteSvmChain, RpcChain
-from nishati_client.config import ClientSettings
-from nishati_client.localnet import FUND_ENV, READY_PATTERN
 from nishati_client.program import NishatiClient
-from nishati_client.sandbox import Harness
+from nishati_dev.localnet import FUND_ENV, READY_PATTERN
+from nishati_dev.sandbox import Harness
+from nishati_dev.settings import LocalChainSettings
 
 PAYER_LAMPORTS = 100 * 10**9
 
 
 @pytest.fixture(scope="session")
-def settings() -> ClientSettings:
-    settings = ClientSettings()
+def settings() -> LocalChainSettings:
+    settings = LocalChainSettings()
     if not settings.program_so.is_file():
         pytest.exit(f"{settings.program_so} is missing: run scripts/build-program.sh", 2)
     return settings
 
 
 @pytest.fixture(scope="session")
-def program_id(settings: ClientSettings) -> Pubkey:
+def program_id(settings: LocalChainSettings) -> Pubkey:
     return Pubkey.from_string(settings.program_id)
 
 
@@ -60,7 +60,7 @@ def localnet(
 
     class Starter(ProcessStarter):  # type: ignore[misc]
         pattern = READY_PATTERN.pattern
-        args: ClassVar = [sys.executable, "-m", "nishati_client.localnet"]
+        args: ClassVar = [sys.executable, "-m", "nishati_dev.localnet"]
         env: ClassVar = dict(os.environ, **{FUND_ENV: f"{rpc_payer.pubkey()}={PAYER_LAMPORTS}"})
         timeout = 120
         terminate_on_interrupt = True
@@ -80,7 +80,7 @@ def rpc_url(localnet: Localnet) -> str:
 
 
 @pytest.fixture
-def litesvm(settings: ClientSettings, program_id: Pubkey) -> Harness:
+def litesvm(settings: LocalChainSettings, program_id: Pubkey) -> Harness:
     chain = LiteSvmChain(program_id, settings.program_so)
     payer = Keypair()
     chain.fund(payer.pubkey(), PAYER_LAMPORTS)
@@ -89,7 +89,7 @@ def litesvm(settings: ClientSettings, program_id: Pubkey) -> Harness:
 
 @pytest.fixture(params=["litesvm", pytest.param("rpc", marks=pytest.mark.rpc)])
 async def harness(
-    request: pytest.FixtureRequest, settings: ClientSettings, program_id: Pubkey
+    request: pytest.FixtureRequest, settings: LocalChainSettings, program_id: Pubkey
 ) -> AsyncIterator[Harness]:
     """The same test on both chains."""
     if request.param == "litesvm":

@@ -12,7 +12,7 @@ import pytest
 @pytest.mark.rpc
 def test_demo_runs_a_market_day() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "nishati_oracle.demo"],
+        [sys.executable, "-m", "nishati_dev.demo"],
         capture_output=True,
         text=True,
         timeout=300,

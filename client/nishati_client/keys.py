@@ -16,10 +16,18 @@ from nishati_client.errors import NishatiClientError
 
 KEYPAIR_LEN = 64
 SEED_LEN = 32
+# A folder of keys made for tests holds a file of this name; production refuses what is below it.
+TEST_KEYS_MARKER = "NISHATI-TEST-KEYS"
 
 
 class KeyFileError(NishatiClientError):
     """A keypair file is missing, unreadable or not in the Solana CLI's format."""
+
+
+def is_test_key(path: Path) -> bool:
+    """Whether ``path`` lies in a folder marked as holding test keys (by ``TEST_KEYS_MARKER``)."""
+    resolved = path.resolve()
+    return any((folder / TEST_KEYS_MARKER).is_file() for folder in resolved.parents)
 
 
 def load_keypair(path: Path) -> Keypair:

@@ -8,8 +8,8 @@ import uvicorn
 from pydantic import ValidationError
 
 from nishati_oracle.app import create_app
-from nishati_oracle.logs import configure
-from nishati_oracle.settings import OracleSettings
+from nishati_oracle.core.logs import configure
+from nishati_oracle.core.settings import OracleSettings
 
 
 def main() -> None:

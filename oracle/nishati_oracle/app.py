@@ -30,18 +30,18 @@ from nishati_client.chain import LiteSvmChain, RpcChain, check_program_deployed
 from nishati_client.keys import load_keypair
 from nishati_client.program import NishatiClient
 from nishati_client.readings import READING_LEN
-from nishati_oracle.attest import Attester
-from nishati_oracle.ingest import READINGS_PATH, Outcome, Reason, Status, Submission
-from nishati_oracle.metrics import Metrics
-from nishati_oracle.mqtt import BatchReport, MqttIngest
-from nishati_oracle.runtime import RuntimeWatch
-from nishati_oracle.settings import OracleSettings, Payments
+from nishati_oracle.core.metrics import Metrics
+from nishati_oracle.core.runtime import RuntimeWatch
+from nishati_oracle.core.settings import OracleSettings, Payments
+from nishati_oracle.readings.batcher import Attester
+from nishati_oracle.readings.ingest import READINGS_PATH, Outcome, Reason, Status, Submission
+from nishati_oracle.readings.mqtt import BatchReport, MqttIngest
+from nishati_oracle.readings.pipeline import ChainClock, MeterRegistry, ReadingPipeline
 from nishati_oracle.store import Store
 from nishati_oracle.trading.api import Trading
 from nishati_oracle.trading.api import router as trading_router
 from nishati_oracle.trading.desk import Refusal
 from nishati_oracle.trading.wiring import build_trading
-from nishati_oracle.verify import ChainClock, MeterRegistry, ReadingPipeline
 
 log = structlog.get_logger()
 

@@ -49,7 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from nishati_oracle.metrics import WRITE_STEPS, Metrics, observe_steps
+from nishati_oracle.core.metrics import WRITE_STEPS, Metrics, observe_steps
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from solders.system_program import TransferParams, transfer
 
 from nishati_client.chain import RpcChain
 from nishati_client.cli import main
-from nishati_client.config import ClientSettings
 from nishati_client.keys import write_keypair
-from nishati_client.localnet import LocalValidator
 from nishati_client.pda import market_address
+from nishati_dev.localnet import LocalValidator
+from nishati_dev.settings import LocalChainSettings
 from tests.conftest import PAYER_LAMPORTS, Localnet
 
 pytestmark = pytest.mark.rpc
@@ -42,7 +42,7 @@ def rpc_payer() -> Keypair:
 
 
 @pytest.fixture(scope="module")
-def localnet(settings: ClientSettings, rpc_payer: Keypair) -> Iterator[Localnet]:
+def localnet(settings: LocalChainSettings, rpc_payer: Keypair) -> Iterator[Localnet]:
     """A validator of this module's own. Surfpool (1.5, embedded) stops answering after some
     400 transactions (measured: 394 to 441 transfers in a row), and these tests send about 150;
     the session's validator keeps its budget for the other suites."""

@@ -15,7 +15,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from nishati_client.chain import RpcChain
 from nishati_client.events import ProgramEvent, watch
 from nishati_client.program import NishatiClient
-from nishati_client.sandbox import Harness, open_market
+from nishati_dev.sandbox import Harness, open_market
 from tests.conftest import Localnet
 
 pytestmark = pytest.mark.rpc

@@ -26,7 +26,7 @@ from nishati_client.readings import (
     sign,
     verify_signature,
 )
-from nishati_client.sandbox import Harness, fund, open_market
+from nishati_dev.sandbox import Harness, fund, open_market
 
 
 def test_a_keypair_file_round_trips_in_the_solana_cli_format(tmp_path: Path) -> None:

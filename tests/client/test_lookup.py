@@ -29,7 +29,7 @@ from nishati_client.lookup import (
     recent_slots,
 )
 from nishati_client.program import NishatiProgram
-from nishati_client.sandbox import Harness, Meter, fund, open_market
+from nishati_dev.sandbox import Harness, Meter, fund, open_market
 from tests.client.test_sending import unreliable
 
 

@@ -50,7 +50,7 @@ from nishati_client.errors import (
     TransactionUnconfirmed,
 )
 from nishati_client.program import NishatiClient
-from nishati_client.sandbox import Harness, fund, lamports, open_market
+from nishati_dev.sandbox import Harness, fund, lamports, open_market
 
 FAST = SendPolicy(compute_budget=False, retry_delay_secs=0, poll_interval_secs=0.05)
 
@@ -447,7 +447,6 @@ async def test_the_program_is_deployed_or_this_is_the_wrong_cluster(
     # An ordinary account is no program either.
     with pytest.raises(ProgramNotDeployed):
         await check_program_deployed(litesvm.chain, litesvm.payer.pubkey())
-    assert settings.program_so.is_file()
 
 
 async def test_a_failure_outside_the_program_names_the_instruction(litesvm: Harness) -> None:

@@ -20,8 +20,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from nishati_daraja_sim.launcher import DarajaSimProcess, free_port, running_daraja_sim
-from nishati_daraja_sim.settings import (
+from nishati_dev.daraja_sim.launcher import DarajaSimProcess, free_port, running_daraja_sim
+from nishati_dev.daraja_sim.settings import (
     SANDBOX_PASSKEY,
     SANDBOX_SHORTCODE,
     TEST_B2C_SHORTCODE,

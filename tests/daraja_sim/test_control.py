@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 
-from nishati_daraja_sim.launcher import running_daraja_sim_async
+from nishati_dev.daraja_sim.launcher import running_daraja_sim_async
 from tests.daraja_sim.conftest import FAST, Daraja, Receiver
 
 

@@ -1,4 +1,4 @@
-"""A small paho client for tests to talk to the broker of :mod:`nishati_oracle.broker`."""
+"""A small paho client for tests to talk to the broker of :mod:`nishati_dev.broker`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from nishati_oracle.broker import HOST, Mosquitto, running_mosquitto
+from nishati_dev.broker import HOST, Mosquitto, running_mosquitto
 
 __all__ = ["BrokerClient", "Mosquitto", "broker_client", "running_mosquitto"]
 

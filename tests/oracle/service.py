@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from nishati_oracle.broker import free_port
+from nishati_dev.broker import free_port
 
 
 class OracleProcess:

@@ -28,9 +28,9 @@ from nishati_client.readings import (
     SIGNED_READING_LEN,
     SignedReading,
 )
-from nishati_client.sandbox import Harness, Member
+from nishati_dev.sandbox import Harness, Member
 from nishati_oracle.app import create_app
-from nishati_oracle.attest import Attester
+from nishati_oracle.readings.batcher import Attester
 from tests.oracle.world import OracleWorld
 
 

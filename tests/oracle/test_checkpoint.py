@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from nishati_oracle import store as store_module
-from nishati_oracle.metrics import WRITE_STEPS, Metrics
+from nishati_oracle.core.metrics import WRITE_STEPS, Metrics
 from nishati_oracle.store import SqliteWriter, Store
 
 BALLAST = 2**20

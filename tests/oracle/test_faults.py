@@ -21,7 +21,7 @@ from nishati_client.config import ClientSettings
 from nishati_client.keys import write_keypair
 from nishati_client.program import NishatiClient
 from nishati_client.readings import SignedReading
-from nishati_client.sandbox import Harness, Member, OpenMarket, fund, open_market
+from nishati_dev.sandbox import Harness, Member, OpenMarket, fund, open_market
 from tests.oracle.proxy import CuttableProxy
 from tests.oracle.service import OracleProcess
 

@@ -16,9 +16,9 @@ from nishati_client.household import MeterRecord
 from nishati_client.program import NishatiClient
 from nishati_client.readings import Reading, SignedReading, market_tag, sign
 from nishati_oracle.app import READING_BODY_BYTES
-from nishati_oracle.ingest import READINGS_PATH
+from nishati_oracle.readings.ingest import READINGS_PATH
+from nishati_oracle.readings.pipeline import MeterRegistry
 from nishati_oracle.store import Store
-from nishati_oracle.verify import MeterRegistry
 from tests.oracle.world import OracleWorld
 
 

@@ -18,9 +18,9 @@ import pytest
 from solders.pubkey import Pubkey
 
 from nishati_client.readings import Reading, SignedReading
-from nishati_client.sandbox import Meter
-from nishati_oracle.ingest import Outcome, Reason, Status, Submission
-from nishati_oracle.mqtt import (
+from nishati_dev.sandbox import Meter
+from nishati_oracle.readings.ingest import Outcome, Reason, Status, Submission
+from nishati_oracle.readings.mqtt import (
     PAYLOAD_LEN,
     BatchReport,
     MalformedMessage,
@@ -193,10 +193,10 @@ async def test_readings_arrive_in_order_and_in_batches(scene: Scene) -> None:
 
 
 async def test_a_clean_stop_logs_no_error(scene: Scene, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="nishati_oracle.mqtt.paho")
+    caplog.set_level(logging.DEBUG, logger="nishati_oracle.readings.mqtt.paho")
     ingest = await scene.oracle(FakePipeline())
     await ingest.stop()
-    paho_said = [r for r in caplog.records if r.name == "nishati_oracle.mqtt.paho"]
+    paho_said = [r for r in caplog.records if r.name == "nishati_oracle.readings.mqtt.paho"]
     assert any("Sending CONNECT" in r.getMessage() for r in paho_said)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 

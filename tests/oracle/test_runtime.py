@@ -6,8 +6,8 @@ import asyncio
 import gc
 import time
 
-from nishati_oracle.metrics import Metrics
-from nishati_oracle.runtime import LAG_PROBE_SECS, RuntimeWatch
+from nishati_oracle.core.metrics import Metrics
+from nishati_oracle.core.runtime import LAG_PROBE_SECS, RuntimeWatch
 
 
 def sample(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float:

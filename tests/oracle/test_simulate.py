@@ -15,11 +15,9 @@ from solders.pubkey import Pubkey
 
 from nishati_client.phone import normalise
 from nishati_client.readings import Reading, SignedReading, verify_signature
-from nishati_client.sandbox import Harness, fund, open_market
-from nishati_daraja_sim.scenarios import B2C_BY_SUFFIX, STK_BY_SUFFIX
-from nishati_oracle.ingest import Reason
-from nishati_oracle.mqtt import MqttIngest
-from nishati_oracle.simulate import (
+from nishati_dev.daraja_sim.scenarios import B2C_BY_SUFFIX, STK_BY_SUFFIX
+from nishati_dev.sandbox import Harness, fund, open_market
+from nishati_dev.simulate import (
     DAY_SECS,
     NAIROBI_UTC_OFFSET_SECS,
     SUNRISE_SECS,
@@ -42,6 +40,8 @@ from nishati_oracle.simulate import (
     simulated_phone,
     solar_w,
 )
+from nishati_oracle.readings.ingest import Reason
+from nishati_oracle.readings.mqtt import MqttIngest
 from tests.oracle.mosquitto import Mosquitto
 from tests.oracle.test_mqtt import FakePipeline, eventually
 from tests.oracle.world import start_world

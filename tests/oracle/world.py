@@ -15,10 +15,10 @@ from fastapi import FastAPI
 
 from nishati_client.keys import write_keypair
 from nishati_client.readings import SignedReading
-from nishati_client.sandbox import Harness, Member, OpenMarket, open_market
+from nishati_dev.sandbox import Harness, Member, OpenMarket, open_market
 from nishati_oracle.app import Services, create_app
-from nishati_oracle.ingest import READINGS_PATH
-from nishati_oracle.settings import OracleSettings
+from nishati_oracle.core.settings import OracleSettings
+from nishati_oracle.readings.ingest import READINGS_PATH
 from tests.oracle.postgres import PG_BIN, postgres_server
 
 

@@ -1,4 +1,4 @@
-"""Test-only helpers on top of :mod:`nishati_client.sandbox`: state snapshots and refusals."""
+"""Test-only helpers on top of :mod:`nishati_dev.sandbox`: state snapshots and refusals."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from solders.pubkey import Pubkey
 
 from nishati_client.errors import NishatiProgramError
-from nishati_client.sandbox import (
+from nishati_dev.sandbox import (
     MAX_PRICE,
     MIN_PRICE,
     PAYMENT_DEADLINE_SECS,

@@ -30,8 +30,8 @@ from nishati_client.readings import (
     market_tag,
     sign,
 )
-from nishati_client.sandbox import Harness
 from nishati_client.trading import Offer, Trade
+from nishati_dev.sandbox import Harness
 from tests.program.scenario import (
     MAX_PRICE,
     MIN_PRICE,

@@ -7,7 +7,7 @@ from math import ceil
 import pytest
 
 from nishati_client.errors import AccountNotFound, NishatiProgramError
-from nishati_client.sandbox import Harness
+from nishati_dev.sandbox import Harness
 from tests.program.scenario import (
     PAYMENT_DEADLINE_SECS,
     Member,

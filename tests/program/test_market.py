@@ -16,7 +16,7 @@ from solders.system_program import ID as SYSTEM_PROGRAM_ID
 from nishati_client.errors import AccountNotFound, AccountTypeMismatch, NishatiProgramError
 from nishati_client.market import MarketConfig, MarketUpdate
 from nishati_client.pda import market_address
-from nishati_client.sandbox import Harness
+from nishati_dev.sandbox import Harness
 
 CONFIG = MarketConfig(
     oracle_authority=Keypair().pubkey(),

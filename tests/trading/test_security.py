@@ -11,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 from starlette.requests import Request
 
-from nishati_oracle.settings import TEST_KEYS_DIR, OracleSettings, Payments
+from nishati_dev.paths import TEST_KEYS_DIR
+from nishati_oracle.core.settings import OracleSettings, Payments
 from nishati_oracle.trading.api import client_address
 from nishati_oracle.trading.desk import payout_split, total_cents
 from nishati_oracle.trading.vault import PhoneKeyError, PhoneVault

@@ -15,10 +15,10 @@ from solders.pubkey import Pubkey
 
 from nishati_client.keys import write_keypair
 from nishati_client.phone import commitment
-from nishati_client.sandbox import Harness, Member, OpenMarket, open_market, set_time
 from nishati_client.trading import Offer
-from nishati_oracle.metrics import Metrics
-from nishati_oracle.settings import OracleSettings
+from nishati_dev.sandbox import Harness, Member, OpenMarket, open_market, set_time
+from nishati_oracle.core.metrics import Metrics
+from nishati_oracle.core.settings import OracleSettings
 from nishati_oracle.store import Store
 from nishati_oracle.trading.desk import Order, TradeDesk
 from nishati_oracle.trading.gateway import (

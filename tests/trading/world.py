@@ -22,16 +22,16 @@ from nishati_client.config import ClientSettings
 from nishati_client.keys import write_keypair
 from nishati_client.market import MarketConfig
 from nishati_client.program import NishatiClient
-from nishati_client.sandbox import Harness, Member, OpenMarket, fund, open_market
 from nishati_client.trading import Offer
-from nishati_daraja_sim.launcher import DarajaSimProcess
-from nishati_oracle.trading.localday import (
+from nishati_dev.daraja_sim.launcher import DarajaSimProcess
+from nishati_dev.localday import (
     as_environment,
     enrol,
     household,
     oracle_database,
     simulator_settings,
 )
+from nishati_dev.sandbox import Harness, Member, OpenMarket, fund, open_market
 from tests.oracle.service import OracleProcess
 
 PHONE_SALT = bytes(range(32))

@@ -10,7 +10,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from solders.pubkey import Pubkey
 
-from nishati_client.config import REPO_ROOT
 from nishati_client.errors import ERROR_CODES
 from nishati_client.readings import (
     ED25519_PROGRAM_ID,
@@ -31,6 +30,7 @@ from nishati_client.readings import (
     sign,
     verify_signature,
 )
+from nishati_dev.paths import REPO_ROOT
 
 VECTORS: dict[str, Any] = json.loads((REPO_ROOT / "docs" / "reading-vectors.json").read_text())
 MARKET = Pubkey.from_bytes(bytes.fromhex(VECTORS["market"]))

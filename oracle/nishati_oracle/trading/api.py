@@ -22,9 +22,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from solders.pubkey import Pubkey
 
-from nishati_oracle.group_commit import GroupCommit
-from nishati_oracle.metrics import Metrics
-from nishati_oracle.settings import OracleSettings
+from nishati_oracle.core.group_commit import GroupCommit
+from nishati_oracle.core.metrics import Metrics
+from nishati_oracle.core.settings import OracleSettings
 from nishati_oracle.trading.desk import Opened, Order, Refusal, TradeDesk, TradeRefused
 from nishati_oracle.trading.gateway import Gateway
 from nishati_oracle.trading.ledger import (

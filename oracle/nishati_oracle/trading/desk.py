@@ -29,7 +29,7 @@ from nishati_client.market import Market
 from nishati_client.phone import InvalidPhoneNumber, mask, normalise
 from nishati_client.program import NishatiClient
 from nishati_client.trading import Offer, payment_reference
-from nishati_oracle.settings import OracleSettings
+from nishati_oracle.core.settings import OracleSettings
 from nishati_oracle.trading.gateway import Delivery, Gateway
 from nishati_oracle.trading.ledger import Ledger, TradeRecord, TradeState
 from nishati_oracle.trading.vault import PhoneVault

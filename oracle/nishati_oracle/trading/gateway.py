@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from nishati_oracle.core.settings import OracleSettings
 from nishati_oracle.daraja import (
     B2CAlreadySubmitted,
     CallbackInvalid,
@@ -30,7 +31,6 @@ from nishati_oracle.daraja.models import (
     parse_transaction_status_result,
     stk_callback_keys,
 )
-from nishati_oracle.settings import OracleSettings
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import os
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from nishati_client.phone import commitment, normalise
-from nishati_oracle.settings import OracleSettings
+from nishati_oracle.core.settings import OracleSettings
 
 NONCE_BYTES = 12
 

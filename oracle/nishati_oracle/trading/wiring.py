@@ -11,9 +11,9 @@ from solders.pubkey import Pubkey
 
 from nishati_client.phone import salt_from_settings
 from nishati_client.program import NishatiClient
-from nishati_oracle.group_commit import GroupCommit
-from nishati_oracle.metrics import Metrics
-from nishati_oracle.settings import OracleSettings
+from nishati_oracle.core.group_commit import GroupCommit
+from nishati_oracle.core.metrics import Metrics
+from nishati_oracle.core.settings import OracleSettings
 from nishati_oracle.store import Store
 from nishati_oracle.trading.api import Trading
 from nishati_oracle.trading.desk import TradeDesk

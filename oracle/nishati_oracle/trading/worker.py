@@ -36,8 +36,8 @@ from nishati_client.chain import cluster_time, fits_in_packet
 from nishati_client.errors import AccountNotFound, NishatiClientError
 from nishati_client.program import NishatiClient
 from nishati_client.trading import Trade
-from nishati_oracle.metrics import Metrics
-from nishati_oracle.settings import OracleSettings
+from nishati_oracle.core.metrics import Metrics
+from nishati_oracle.core.settings import OracleSettings
 from nishati_oracle.trading.gateway import (
     Delivery,
     Gateway,

@@ -7,7 +7,7 @@ it; eight neighbours buy through the oracle's API and pay by M-Pesa, here the lo
 simulator, whose outcome each buyer's phone picks: most pay, some cancel or run short. Paid
 trades settle on chain and the sellers are paid by B2C less the market fee; failed ones are
 cancelled and the energy goes back to its offer. A summary closes the day.
-Run it with ``scripts/demo.sh`` (which builds first) or ``python -m nishati_oracle.demo``.
+Run it with ``scripts/demo.sh`` (which builds first) or ``python -m nishati_dev.demo``.
 """
 
 from __future__ import annotations
@@ -30,19 +30,18 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from nishati_client.chain import RpcChain
-from nishati_client.config import ClientSettings
 from nishati_client.keys import write_keypair
-from nishati_client.localnet import LocalnetError, LocalValidator
 from nishati_client.market import Market, MarketConfig
 from nishati_client.phone import mask
 from nishati_client.program import NishatiClient
-from nishati_client.sandbox import Harness, OpenMarket, fund, open_market
 from nishati_client.trading import Offer
-from nishati_daraja_sim.launcher import running_daraja_sim_async
-from nishati_oracle.app import Services, create_app
-from nishati_oracle.broker import free_port, running_mosquitto
-from nishati_oracle.settings import OracleSettings
-from nishati_oracle.simulate import (
+from nishati_dev.broker import free_port, running_mosquitto
+from nishati_dev.daraja_sim.launcher import running_daraja_sim_async
+from nishati_dev.localday import household, oracle_database, simulator_settings
+from nishati_dev.localnet import LocalnetError, LocalValidator
+from nishati_dev.sandbox import Harness, OpenMarket, fund, open_market
+from nishati_dev.settings import LocalChainSettings
+from nishati_dev.simulate import (
     MqttTransport,
     SimulatedMeter,
     Tally,
@@ -51,7 +50,8 @@ from nishati_oracle.simulate import (
     register,
     simulated_phone,
 )
-from nishati_oracle.trading.localday import household, oracle_database, simulator_settings
+from nishati_oracle.app import Services, create_app
+from nishati_oracle.core.settings import OracleSettings
 
 DEMO_MARKET_ID = 1
 DEMO_FUNDING_LAMPORTS = 100 * 10**9
@@ -159,7 +159,7 @@ def home_address(market: OpenMarket, meter: SimulatedMeter) -> Pubkey:
 
 
 # The buyers: the last two digits of a phone pick the simulator's outcome (see
-# nishati_daraja_sim.scenarios): 00 pays, 32 cancels the prompt, 11 has too little balance.
+# nishati_dev.daraja_sim.scenarios): 00 pays, 32 cancels the prompt, 11 has too little balance.
 BUYERS = [
     ("Otieno", "0712345600", 600),
     ("Akinyi", "0722000100", 700),
@@ -284,7 +284,7 @@ async def oracle_service(settings: OracleSettings, chain: RpcChain) -> AsyncIter
         await serving
 
 
-async def market_day(market: OpenMarket, chain: RpcChain, settings: ClientSettings) -> None:
+async def market_day(market: OpenMarket, chain: RpcChain, settings: LocalChainSettings) -> None:
     await fund(market.h, market.oracle.pubkey(), ORACLE_FUNDING_LAMPORTS)
     with tempfile.TemporaryDirectory(prefix="nishati-demo-") as directory:
         workdir = Path(directory)
@@ -323,7 +323,7 @@ async def market_day(market: OpenMarket, chain: RpcChain, settings: ClientSettin
                     await outcomes(http, opened)
 
 
-async def run(settings: ClientSettings) -> None:
+async def run(settings: LocalChainSettings) -> None:
     payer = Keypair()
     program_id = Pubkey.from_string(settings.program_id)
     print(f"starting a local {settings.validator} validator with {settings.program_so.name}")
@@ -341,7 +341,7 @@ async def run(settings: ClientSettings) -> None:
 
 def main() -> None:
     try:
-        asyncio.run(run(ClientSettings()))
+        asyncio.run(run(LocalChainSettings()))
     except LocalnetError as e:
         sys.exit(f"demo: {e}")
 

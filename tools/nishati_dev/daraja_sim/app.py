@@ -29,10 +29,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from nishati_daraja_sim.engine import DeliveryRecord, RequestRecord, Simulator
-from nishati_daraja_sim.fields import INVALID_GRANT, DarajaError, invalid
-from nishati_daraja_sim.scenarios import ScenarioRule
-from nishati_daraja_sim.settings import DarajaSimSettings
+from nishati_dev.daraja_sim.engine import DeliveryRecord, RequestRecord, Simulator
+from nishati_dev.daraja_sim.fields import INVALID_GRANT, DarajaError, invalid
+from nishati_dev.daraja_sim.scenarios import ScenarioRule
+from nishati_dev.daraja_sim.settings import DarajaSimSettings
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, str]] | dict[str, str]]
 
@@ -151,7 +151,7 @@ def create_app(settings: DarajaSimSettings) -> FastAPI:
 
     @app.post("/simulator/scenario")
     async def add_rule(request: Request, rule: ScenarioRule) -> Rules:
-        """Adds a rule; see ``nishati_daraja_sim.scenarios`` for how rules are matched."""
+        """Adds a rule; see ``nishati_dev.daraja_sim.scenarios`` for how rules are matched."""
         s = sim(request)
         s.scenarios.add(rule)
         return Rules(rules=s.scenarios.rules())

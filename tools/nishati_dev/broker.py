@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import SecretStr
 from solders.pubkey import Pubkey
 
-from nishati_oracle.settings import OracleSettings
+from nishati_oracle.core.settings import OracleSettings
 
 
 def free_port() -> int:

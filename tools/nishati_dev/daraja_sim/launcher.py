@@ -1,4 +1,4 @@
-"""The simulator as a child process for tests and the demo: ``python -m nishati_daraja_sim`` on
+"""The simulator as a child process for tests and the demo: ``python -m nishati_dev.daraja_sim`` on
 a free loopback port, waited for until it answers, and stopped by its own PID.
 
     with running_daraja_sim(callback_delay_secs=0.05) as sim:
@@ -77,7 +77,7 @@ class DarajaSimProcess:
             self.log_path = Path(name)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "nishati_daraja_sim"],
+                [sys.executable, "-m", "nishati_dev.daraja_sim"],
                 env=self.environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,

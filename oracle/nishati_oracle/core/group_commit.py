@@ -1,7 +1,7 @@
 """Group commit: what arrives while one transaction is being stored shares the next, and nobody
 is answered before their part is durable. One commit (one fsync on SQLite) per group instead of
 per request is what lets one core take thousands of readings and hundreds of callbacks a
-second. Readings (:class:`nishati_oracle.verify.ReadingPipeline`) and Daraja's callbacks
+second. Readings (:class:`nishati_oracle.readings.pipeline.ReadingPipeline`) and Daraja's callbacks
 (``trading.wiring``) both go through it."""
 
 from __future__ import annotations

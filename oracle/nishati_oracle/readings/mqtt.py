@@ -56,11 +56,11 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from solders.pubkey import Pubkey
 
 from nishati_client.readings import READING_LEN, SIGNATURE_LEN, SignedReading
-from nishati_oracle.ingest import Outcome, Pipeline, Reason, Status, Submission
-from nishati_oracle.settings import OracleSettings
+from nishati_oracle.core.settings import OracleSettings
+from nishati_oracle.readings.ingest import Outcome, Pipeline, Reason, Status, Submission
 
-logger = logging.getLogger("nishati_oracle.mqtt")
-paho_logger = logging.getLogger("nishati_oracle.mqtt.paho")
+logger = logging.getLogger("nishati_oracle.readings.mqtt")
+paho_logger = logging.getLogger("nishati_oracle.readings.mqtt.paho")
 
 PAYLOAD_LEN = SIGNATURE_LEN + READING_LEN
 QOS = 1

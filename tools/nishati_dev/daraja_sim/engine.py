@@ -22,12 +22,12 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel
 
-from nishati_daraja_sim.credentials import (
+from nishati_dev.daraja_sim.credentials import (
     SecurityCredentialError,
     load_private_key,
     open_credential,
 )
-from nishati_daraja_sim.fields import (
+from nishati_dev.daraja_sim.fields import (
     IN_PROCESS,
     INVALID_AUTH,
     INVALID_TOKEN,
@@ -47,7 +47,7 @@ from nishati_daraja_sim.fields import (
     timestamp,
     url,
 )
-from nishati_daraja_sim.scenarios import (
+from nishati_dev.daraja_sim.scenarios import (
     B2C_RESULTS,
     STK_RESULTS,
     B2cPlan,
@@ -55,7 +55,7 @@ from nishati_daraja_sim.scenarios import (
     Scenarios,
     StkPlan,
 )
-from nishati_daraja_sim.settings import DarajaSimSettings
+from nishati_dev.daraja_sim.settings import DarajaSimSettings
 
 TRANSACTION_TYPES = ("CustomerPayBillOnline", "CustomerBuyGoodsOnline")
 B2C_COMMANDS = ("BusinessPayment", "SalaryPayment", "PromotionPayment")

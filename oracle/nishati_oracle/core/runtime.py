@@ -10,7 +10,7 @@ import gc
 import time
 from typing import Any
 
-from nishati_oracle.metrics import Metrics
+from nishati_oracle.core.metrics import Metrics
 
 # How often the loop's lateness is sampled: often enough to catch a 20 ms stall in a busy
 # second, rare enough to cost nothing (one timer, one observation).

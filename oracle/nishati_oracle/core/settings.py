@@ -11,9 +11,8 @@ from pathlib import Path
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, model_validator
 
-from nishati_client.config import REPO_ROOT, ClientSettings
-
-TEST_KEYS_DIR = REPO_ROOT / "tests" / "keys"
+from nishati_client.config import ClientSettings
+from nishati_client.keys import is_test_key
 
 
 class Mode(StrEnum):
@@ -34,7 +33,7 @@ DARAJA_URLS = {
     Payments.sandbox: "https://sandbox.safaricom.co.ke",
     Payments.production: "https://api.safaricom.co.ke",
 }
-# The test credentials of the Daraja simulator (``nishati_daraja_sim``), refused in production.
+# The test credentials of the Daraja simulator (``nishati_dev.daraja_sim``), refused in production.
 SIMULATOR_CONSUMER_KEY = "nishati-sim-consumer-key"
 
 
@@ -114,8 +113,7 @@ class OracleSettings(ClientSettings):
         default=None, description="Hex AES-256 key encrypting phone numbers at rest"
     )
     phone_key_file: Path | None = Field(
-        default=TEST_KEYS_DIR / "phone-encryption.key",
-        description="File holding phone_key when it is unset (the test key by default)",
+        default=None, description="File holding phone_key when it is unset"
     )
     stk_query_after_secs: float = Field(
         default=30.0, gt=0, description="Query a payment whose callback has not come by then"
@@ -129,7 +127,7 @@ class OracleSettings(ClientSettings):
     def _production_is_real(self) -> OracleSettings:
         if self.mode is Mode.production:
             for name, path in (("oracle_keypair", self.oracle_keypair), ("keypair", self.keypair)):
-                if path is not None and path.resolve().is_relative_to(TEST_KEYS_DIR):
+                if path is not None and is_test_key(path):
                     raise ValueError(f"{name} is a test key ({path}); production refuses it")
             if self.oracle_keypair is None:
                 raise ValueError("production needs NISHATI_ORACLE_KEYPAIR")
@@ -142,8 +140,7 @@ class OracleSettings(ClientSettings):
         if self.payments is Payments.simulator:
             raise ValueError("production never pays through the Daraja simulator")
         if self.phone_key is None and (
-            self.phone_key_file is None
-            or self.phone_key_file.resolve().is_relative_to(TEST_KEYS_DIR)
+            self.phone_key_file is None or is_test_key(self.phone_key_file)
         ):
             raise ValueError("production needs NISHATI_PHONE_KEY (not the test key)")
         if self.payments is Payments.disabled:
@@ -161,6 +158,9 @@ class OracleSettings(ClientSettings):
         if missing:
             raise ValueError(f"production payments need {', '.join(missing).upper()}")
         assert self.daraja_consumer_key is not None
+        assert self.daraja_certificate is not None
+        if is_test_key(self.daraja_certificate):
+            raise ValueError("production refuses the Daraja simulator's test certificate")
         if self.daraja_consumer_key.get_secret_value() == SIMULATOR_CONSUMER_KEY:
             raise ValueError("production refuses the Daraja simulator's credentials")
         if not self.public_url.startswith("https://"):

@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 
 from nishati_client.phone import commitment
-from nishati_client.sandbox import Member, OpenMarket
-from nishati_daraja_sim.settings import (
+from nishati_dev.daraja_sim.settings import (
     SANDBOX_PASSKEY,
     TEST_B2C_SHORTCODE,
     TEST_CERTIFICATE,
@@ -22,6 +21,7 @@ from nishati_daraja_sim.settings import (
     TEST_INITIATOR_NAME,
     TEST_INITIATOR_PASSWORD,
 )
+from nishati_dev.sandbox import Member, OpenMarket
 
 
 def simulator_settings(

@@ -13,8 +13,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TEST_KEYS_DIR = REPO_ROOT / "tests" / "keys" / "daraja-sim"
+from nishati_dev.paths import TEST_KEYS_DIR as REPO_TEST_KEYS_DIR
+
+TEST_KEYS_DIR = REPO_TEST_KEYS_DIR / "daraja-sim"
 TEST_PRIVATE_KEY = TEST_KEYS_DIR / "test-daraja-private-key.pem"
 TEST_CERTIFICATE = TEST_KEYS_DIR / "test-daraja-certificate.pem"
 

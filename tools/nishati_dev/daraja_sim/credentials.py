@@ -4,7 +4,7 @@
 ``write_test_keys`` made the pair under ``tests/keys/daraja-sim/``; run it again only to
 replace them::
 
-    python -c "from nishati_daraja_sim.credentials import write_test_keys as w; w()"
+    python -c "from nishati_dev.daraja_sim.credentials import write_test_keys as w; w()"
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from nishati_daraja_sim.settings import TEST_KEYS_DIR
+from nishati_dev.daraja_sim.settings import TEST_KEYS_DIR
 
 KEY_BITS = 2048
 CERT_DAYS = 36_500

@@ -22,10 +22,10 @@ from nishati_client.readings import (
     check_progress,
     verify_signature,
 )
-from nishati_oracle.group_commit import GroupCommit
-from nishati_oracle.ingest import Outcome, Reason, Status, Submission
-from nishati_oracle.metrics import INGEST_STEPS, Metrics, observe_steps
-from nishati_oracle.settings import OracleSettings
+from nishati_oracle.core.group_commit import GroupCommit
+from nishati_oracle.core.metrics import INGEST_STEPS, Metrics, observe_steps
+from nishati_oracle.core.settings import OracleSettings
+from nishati_oracle.readings.ingest import Outcome, Reason, Status, Submission
 from nishati_oracle.store import MeterState, Store, StoredReading
 
 log = logging.getLogger(__name__)
@@ -284,7 +284,7 @@ class ReadingPipeline:
     Each :meth:`submit` first makes the checks that need no meter state (format, market,
     signature) and the lookups that may wait (a meter's stored row, a new meter's chain
     account), then joins a queue. One writer task takes everything queued
-    (:class:`~nishati_oracle.group_commit.GroupCommit`): checks each reading in queue order
+    (:class:`~nishati_oracle.core.group_commit.GroupCommit`): checks each reading in queue order
     against its meter's last accepted one (which a reading before it in the group may just
     have moved), stores the group's accepted readings in one transaction, and only then
     answers every submit of the group. A failed transaction fails

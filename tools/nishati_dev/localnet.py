@@ -1,6 +1,6 @@
 """A local JSON-RPC validator with the program deployed, for tests and the demo.
 
-``python -m nishati_client.localnet`` runs one in the foreground and prints
+``python -m nishati_dev.localnet`` runs one in the foreground and prints
 ``READY rpc=<url> ws=<url>`` once it serves; pytest-xprocess and :class:`LocalValidator` both
 start it that way. The validator is surfpool's embedded runtime (npm, offline, loopback only), or
 ``solana-test-validator`` when the settings select it.
@@ -21,7 +21,8 @@ from types import TracebackType
 
 import httpx
 
-from nishati_client.config import REPO_ROOT, ClientSettings, ValidatorKind
+from nishati_dev.paths import REPO_ROOT
+from nishati_dev.settings import LocalChainSettings, ValidatorKind
 
 READY_PATTERN = re.compile(r"READY rpc=(\S+) ws=(\S+)")
 SURFNET_SCRIPT = REPO_ROOT / "scripts" / "surfnet.js"
@@ -42,7 +43,7 @@ def _parse_fund(spec: str) -> dict[str, int]:
     return {address: int(lamports) for address, lamports in pairs}
 
 
-def _run_surfpool(settings: ClientSettings, fund: str) -> None:
+def _run_surfpool(settings: LocalChainSettings, fund: str) -> None:
     env = dict(os.environ, PROGRAMS=f"{settings.program_id}={settings.program_so}", FUND=fund)
     os.execvpe("node", ["node", str(SURFNET_SCRIPT)], env)
 
@@ -52,7 +53,7 @@ def _rpc(url: str, method: str, params: list[object]) -> object:
     return httpx.post(url, json=body, timeout=2).json().get("result")
 
 
-def _run_solana_test_validator(settings: ClientSettings, fund: Mapping[str, int]) -> None:
+def _run_solana_test_validator(settings: LocalChainSettings, fund: Mapping[str, int]) -> None:
     binary = shutil.which("solana-test-validator")
     if binary is None:
         raise LocalnetError("NISHATI_VALIDATOR=solana-test-validator but it is not on PATH")
@@ -96,7 +97,7 @@ def _health(url: str) -> object:
         return None
 
 
-def run(settings: ClientSettings, fund_spec: str) -> None:
+def run(settings: LocalChainSettings, fund_spec: str) -> None:
     """Runs the selected validator in the foreground until it is terminated."""
     if not settings.program_so.is_file():
         raise LocalnetError(
@@ -111,7 +112,7 @@ def run(settings: ClientSettings, fund_spec: str) -> None:
 class LocalValidator:
     """Starts the validator as a child process and stops it (by PID) on exit."""
 
-    def __init__(self, settings: ClientSettings, fund: Mapping[str, int], timeout: float = 90):
+    def __init__(self, settings: LocalChainSettings, fund: Mapping[str, int], timeout: float = 90):
         self.settings = settings
         self.fund = dict(fund)
         self.timeout = timeout
@@ -122,7 +123,7 @@ class LocalValidator:
     def __enter__(self) -> LocalValidator:
         env = dict(os.environ, **{FUND_ENV: _fund_spec(self.fund)})
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "nishati_client.localnet"],
+            [sys.executable, "-m", "nishati_dev.localnet"],
             stdout=subprocess.PIPE,
             text=True,
             env=env,
@@ -156,7 +157,7 @@ class LocalValidator:
 
 def main() -> None:
     try:
-        run(ClientSettings(), os.environ.get(FUND_ENV, ""))
+        run(LocalChainSettings(), os.environ.get(FUND_ENV, ""))
     except LocalnetError as e:
         sys.exit(f"localnet: {e}")
 

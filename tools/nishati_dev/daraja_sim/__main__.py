@@ -1,4 +1,4 @@
-"""``python -m nishati_daraja_sim``: serves the simulator under uvicorn (``DARAJA_SIM_*``)."""
+"""``python -m nishati_dev.daraja_sim``: serves the simulator under uvicorn (``DARAJA_SIM_*``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
-from nishati_daraja_sim.app import create_app
-from nishati_daraja_sim.settings import DarajaSimSettings
+from nishati_dev.daraja_sim.app import create_app
+from nishati_dev.daraja_sim.settings import DarajaSimSettings
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Simulated meters for the demo and the benchmarks: ``python -m nishati_oracle.simulate``.
+"""Simulated meters for the demo and the benchmarks: ``python -m nishati_dev.simulate``.
 
 N meters, each with its own Ed25519 key and counter, measure what a Nairobi home's rooftop PV
 exports and what the home imports, every ``--interval`` seconds of simulated time, and send the
@@ -12,7 +12,7 @@ where it stopped: counters only rise, and energy keeps accruing over the gap. Th
 only registered meters: ``--register`` first registers each new meter's custodial household on
 chain, signed and paid for by the oracle's keypair.
 
-    python -m nishati_oracle.simulate --market <address> --oracle-keypair oracle.json \\
+    python -m nishati_dev.simulate --market <address> --oracle-keypair oracle.json \\
         --register --meters 100 --hours 24 --transport mqtt --rate 1000
 """
 
@@ -50,19 +50,19 @@ from nishati_client.keys import load_keypair
 from nishati_client.phone import commitment, salt_from_settings
 from nishati_client.program import NishatiClient
 from nishati_client.readings import SignedReading
-from nishati_client.sandbox import Meter, digest
-from nishati_daraja_sim.scenarios import ORDINARY_SUFFIXES
-from nishati_oracle.ingest import READINGS_PATH
-from nishati_oracle.mqtt import (
+from nishati_dev.daraja_sim.scenarios import ORDINARY_SUFFIXES
+from nishati_dev.sandbox import Meter, digest
+from nishati_oracle.core.settings import OracleSettings
+from nishati_oracle.readings.ingest import READINGS_PATH
+from nishati_oracle.readings.mqtt import (
     encode_payload,
     meter_segment,
     meters_topic,
     readings_topic,
     rejected_topic,
 )
-from nishati_oracle.settings import OracleSettings
 
-logger = logging.getLogger("nishati_oracle.simulate")
+logger = logging.getLogger("nishati_dev.simulate")
 
 # The curves
 
@@ -192,7 +192,7 @@ def energy_mwh(home: Home, start: int, end: int) -> tuple[int, int]:
 
 @dataclass
 class SimulatedMeter:
-    """A meter on a home: it signs through :class:`nishati_client.sandbox.Meter`; the energy
+    """A meter on a home: it signs through :class:`nishati_dev.sandbox.Meter`; the energy
     it has measured is kept in mWh so rounding to whole Wh never loses any."""
 
     meter: Meter
@@ -640,7 +640,7 @@ async def drive(meters: Sequence[SimulatedMeter], plan: Plan, transport: Transpo
 
 def _parser(settings: OracleSettings) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m nishati_oracle.simulate",
+        prog="python -m nishati_dev.simulate",
         description="Simulated meters sending signed readings to the Nishati oracle.",
     )
     p.add_argument("--meters", type=int, default=10, help="how many meters (default 10)")
