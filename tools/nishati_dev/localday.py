@@ -21,6 +21,7 @@ from nishati_dev.daraja_sim.settings import (
     TEST_INITIATOR_NAME,
     TEST_INITIATOR_PASSWORD,
 )
+from nishati_dev.paths import PHONE_KEY_FILE
 from nishati_dev.sandbox import Member, OpenMarket
 
 
@@ -42,6 +43,7 @@ def simulator_settings(
         "daraja_certificate": TEST_CERTIFICATE,
         "callback_token": callback_token,
         "public_url": public_url,
+        "phone_key_file": PHONE_KEY_FILE,
     }
 
 
