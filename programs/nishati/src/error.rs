@@ -84,7 +84,7 @@ errors! {
     EmptyUpdate = 6017 => "Update sets no field",
     /// The rent sysvar has an exemption threshold this program cannot compute without floats.
     UnsupportedRent = 6018 => "Rent exemption threshold is not supported",
-    // Codes below arrived with households, readings, offers and trades.
+    // Households, readings, offers and trades.
     /// A reading is not 37 bytes long.
     InvalidReadingLength = 6019 => "Reading is not 37 bytes",
     /// A reading does not start with the `NSHR` domain prefix.
