@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -68,6 +69,7 @@ from bench.oracle import (
     running,
 )
 from nishati_client.chain import RpcChain
+from nishati_client.config import ClientSettings
 from nishati_client.keys import write_keypair
 from nishati_client.market import MarketConfig
 from nishati_client.program import NishatiClient
@@ -78,11 +80,12 @@ from nishati_dev.localday import (
     enrol,
     household,
     oracle_database,
-    simulator_settings,
+    simulator_payments,
 )
 from nishati_dev.localnet import LocalValidator
 from nishati_dev.sandbox import Harness, Member, OpenMarket, fund, open_market
 from nishati_dev.settings import LocalChainSettings
+from nishati_oracle.core.settings import OracleSettings, StorageSettings
 
 PAYER_LAMPORTS = 100_000 * 10**9
 ORACLE_LAMPORTS = 50_000 * 10**9
@@ -804,18 +807,16 @@ async def run(scale: Scale, directory: Path, profiles: Path | None) -> Report:
             key = directory / "oracle.json"
             write_keypair(key, market.oracle)
             oracle = Oracle({}, directory / "oracle.log", profiles)
-            payments = simulator_settings(sim.url, oracle.url, PHONE_SALT, CALLBACK_TOKEN)
-            oracle.env.update(
-                as_environment(
-                    {
-                        "rpc_url": validator.rpc_url,
-                        "market": market.address,
-                        "oracle_keypair": key,
-                        "database_url": oracle_database(directory),
-                        **payments,
-                    }
-                )
+            oracle_settings = OracleSettings(
+                market=str(market.address),
+                oracle_keypair=key,
+                chain=ClientSettings(
+                    rpc_url=validator.rpc_url, phone_salt=SecretStr(PHONE_SALT.hex())
+                ),
+                storage=StorageSettings(database_url=oracle_database(directory)),
+                payments=simulator_payments(sim.url, oracle.url, CALLBACK_TOKEN),
             )
+            oracle.env.update(as_environment(oracle_settings))
             with running(oracle):
                 if oracle.cores() != [ORACLE_CORE]:
                     report.notes.append(f"the oracle's threads may run on cores {oracle.cores()}")

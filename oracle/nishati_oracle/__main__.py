@@ -22,8 +22,8 @@ def main() -> None:
         sys.exit("nishati-oracle: set NISHATI_MARKET and NISHATI_ORACLE_KEYPAIR")
     uvicorn.run(
         create_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
+        host=settings.http.host,
+        port=settings.http.port,
         log_config=None,
         access_log=False,
     )

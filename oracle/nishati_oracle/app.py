@@ -157,7 +157,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 async def post_readings(s: Services, receive: Receive) -> tuple[int, bytes]:
     """One reading, or a batch ``{"readings": [...]}``: each is verified and stored before
     the answer; all refused is a 422, with the reason of each."""
-    limit = s.settings.max_batch_readings
+    limit = s.settings.readings.max_batch_readings
     too_large = f"at most {limit} readings"
     body = await _read_body(receive, (limit + 1) * READING_BODY_BYTES)
     if body is None:
@@ -259,22 +259,24 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.market is None or settings.oracle_keypair is None:
             raise RuntimeError("set NISHATI_MARKET and NISHATI_ORACLE_KEYPAIR")
-        program_id = Pubkey.from_string(settings.program_id)
+        program_id = Pubkey.from_string(settings.chain.program_id)
         market = Pubkey.from_string(settings.market)
         oracle = load_keypair(settings.oracle_keypair)
-        node = chain or RpcChain(settings.rpc_url, program_id, settings.commitment)
+        node = chain or RpcChain(settings.chain.rpc_url, program_id, settings.chain.commitment)
         await check_program_deployed(node, program_id)
         metrics = Metrics()
-        store = await Store.open(settings.database_url, metrics, settings.slow_log_secs)
+        store = await Store.open(
+            settings.storage.database_url, metrics, settings.storage.slow_log_secs
+        )
         client = NishatiClient(node, program_id)
-        registry = MeterRegistry(client, market, settings.meter_cache_secs)
+        registry = MeterRegistry(client, market, settings.readings.meter_cache_secs)
         clock = ChainClock(node)
         pipeline = ReadingPipeline(settings, market, store, registry, metrics, clock)
         attester = Attester(settings, store, client, oracle, market, node.policy, metrics)
         services = Services(settings, store, node, client, pipeline, attester, metrics)
         app.state.services = services
         mqtt: MqttIngest | None = None
-        if settings.mqtt_enabled:
+        if settings.mqtt.enabled:
 
             def observe(report: BatchReport) -> None:
                 metrics.received.labels("mqtt").inc(report.received)
@@ -286,7 +288,7 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
         batcher = asyncio.create_task(attester.run(stop))
         trading: Trading | None = None
         payments: asyncio.Task[None] | None = None
-        if settings.payments is not Payments.disabled:
+        if settings.payments.provider is not Payments.disabled:
             trading = build_trading(settings, store, client, oracle, market, metrics)
             app.state.trading = trading
             payments = asyncio.create_task(trading.worker.run(stop))
@@ -364,7 +366,7 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
             checks["chain"] = "ok"
         except Exception as e:
             checks["chain"] = f"down: {type(e).__name__}"
-        if s.settings.mqtt_enabled:
+        if s.settings.mqtt.enabled:
             checks["broker"] = "ok" if s.mqtt_connected and s.mqtt_connected() else "down"
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse(checks, status_code=200 if ready else 503)

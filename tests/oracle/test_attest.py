@@ -92,7 +92,7 @@ async def test_due_readings_are_attested_once(world: OracleWorld) -> None:
     for m in members:
         assert (await world.market.household(m)).last_counter == 1
         assert await world.market.balance(m) == 0
-    world.settings.attest_threshold_wh = 0
+    world.settings.readings.attest_threshold_wh = 0
     assert await attester.run_once() == 4
     for m in members:
         assert (await world.market.household(m)).last_counter == 2
@@ -104,7 +104,7 @@ async def test_due_readings_are_attested_once(world: OracleWorld) -> None:
 async def test_with_a_table_readings_land_in_as_few_transactions_as_fit(
     world: OracleWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world.settings.attest_threshold_wh = 0
+    world.settings.readings.attest_threshold_wh = 0
     attester = world.services.attester
     per_tx = readings_per_transaction(attester, Pubkey.new_unique())
     assert per_tx >= 5
@@ -145,7 +145,7 @@ async def test_with_a_table_readings_land_in_as_few_transactions_as_fit(
 
 
 async def test_the_threshold_and_the_age_decide_when(world: OracleWorld) -> None:
-    world.settings.attest_threshold_wh = 500
+    world.settings.readings.attest_threshold_wh = 500
     member = await world.member()
     now = await world.market.now()
     await world.post(member.meter.read(now))
@@ -160,7 +160,7 @@ async def test_the_threshold_and_the_age_decide_when(world: OracleWorld) -> None
     attester.request(member.meter.public_key)
     assert await attester.run_once() == 1
     assert await world.market.balance(member) == 605
-    world.settings.attest_max_age_secs = 0
+    world.settings.readings.attest_max_age_secs = 0
     await world.post(member.meter.read(now + 295, exported_wh=1))
     assert await attester.run_once() == 1
 
@@ -245,7 +245,7 @@ async def test_a_replaced_meter_stops_being_retried(world: OracleWorld) -> None:
 async def test_a_household_registered_later_is_added_and_then_attested_compactly(
     world: OracleWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world.settings.attest_threshold_wh = 0
+    world.settings.readings.attest_threshold_wh = 0
     attester = world.services.attester
     first = [await world.member() for _ in range(3)]
     await post_round(world, first, 0)
@@ -272,7 +272,7 @@ async def test_a_household_registered_later_is_added_and_then_attested_compactly
 
 
 async def test_a_full_table_is_followed_by_a_new_one(world: OracleWorld) -> None:
-    world.settings.attest_threshold_wh = 0
+    world.settings.readings.attest_threshold_wh = 0
     attester = world.services.attester
     market_accounts = len(attest_accounts(attester.client.program, world.market.address))
     per_table = (LOOKUP_TABLE_MAX_ADDRESSES - market_accounts) // 2
@@ -292,7 +292,7 @@ async def test_a_full_table_is_followed_by_a_new_one(world: OracleWorld) -> None
 async def test_tables_outlive_a_restart_and_half_made_ones_are_settled(
     world: OracleWorld, litesvm: Harness, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    world.settings.attest_threshold_wh = 0
+    world.settings.readings.attest_threshold_wh = 0
     store, oracle = world.services.store, world.market.oracle.pubkey()
     market = str(world.market.address)
     members = [await world.member() for _ in range(4)]

@@ -126,7 +126,7 @@ async def test_malformed_requests_get_a_4xx_with_a_reason(world: OracleWorld) ->
     assert response.json()["results"][0]["reason"] == "InvalidReadingLength"
     unknown = await world.post(sign(Reading.decode(good.message), Ed25519PrivateKey.generate()))
     assert unknown.json()["results"][0]["reason"] == "UnknownMeter"
-    too_many = {"readings": [bad_hex] * (world.settings.max_batch_readings + 1)}
+    too_many = {"readings": [bad_hex] * (world.settings.readings.max_batch_readings + 1)}
     response = await world.http.post(READINGS_PATH, json=too_many)
     assert response.status_code == 413
     assert response.json()["reason"] == "BatchTooLarge"
@@ -141,13 +141,13 @@ async def test_malformed_requests_get_a_4xx_with_a_reason(world: OracleWorld) ->
 
 async def test_a_body_past_the_batch_limit_is_refused_unread(world: OracleWorld) -> None:
     """The readings route reads a body only up to what the batch limit can need."""
-    limit = (world.settings.max_batch_readings + 1) * READING_BODY_BYTES
+    limit = (world.settings.readings.max_batch_readings + 1) * READING_BODY_BYTES
     padded = b'{"readings": [' + b" " * limit + b"]}"
     response = await world.http.post(READINGS_PATH, content=padded)
     assert response.status_code == 413
     assert response.json() == {
         "reason": "BatchTooLarge",
-        "detail": f"at most {world.settings.max_batch_readings} readings",
+        "detail": f"at most {world.settings.readings.max_batch_readings} readings",
     }
     # Just under the limit, the same body is read: an empty batch, which is malformed.
     fits = b'{"readings": [' + b" " * (limit - 100) + b"]}"
@@ -176,7 +176,7 @@ async def test_a_restart_remembers_the_last_counter(world: OracleWorld) -> None:
     now = await world.market.now()
     first = member.meter.read(now, exported_wh=100)
     assert (await world.post(first)).json()["accepted"] == 1
-    reopened = await Store.open(world.settings.database_url)
+    reopened = await Store.open(world.settings.storage.database_url)
     try:
         states = await reopened.meter_states([str(member.meter.public_key)])
     finally:

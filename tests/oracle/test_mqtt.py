@@ -359,7 +359,7 @@ async def test_the_ingest_is_not_ready_while_the_broker_is_down(own_mosquitto: M
 
 async def test_a_wrong_password_never_connects(mosquitto: Mosquitto) -> None:
     settings = mosquitto.settings(Pubkey.new_unique(), "wrong")
-    settings.mqtt_password = None
+    settings.mqtt.password = None
     ingest = MqttIngest(settings, FakePipeline(), reconnect_delay_secs=(1, 1))
     await ingest.start()
     try:

@@ -17,7 +17,7 @@ from nishati_client.keys import write_keypair
 from nishati_client.readings import SignedReading
 from nishati_dev.sandbox import Harness, Member, OpenMarket, open_market
 from nishati_oracle.app import Services, create_app
-from nishati_oracle.core.settings import OracleSettings
+from nishati_oracle.core.settings import OracleSettings, ReadingSettings, StorageSettings
 from nishati_oracle.readings.ingest import READINGS_PATH
 from tests.oracle.postgres import PG_BIN, postgres_server
 
@@ -79,9 +79,9 @@ async def start_world(litesvm: Harness, database_url: str, tmp_path: Path) -> Or
     settings = OracleSettings(
         market=str(market.address),
         oracle_keypair=key_file,
-        database_url=database_url,
+        storage=StorageSettings(database_url=database_url),
         # Tests drive the batcher by hand (run_once); its own rounds wait an hour.
-        attest_interval_secs=3_600,
+        readings=ReadingSettings(attest_interval_secs=3_600),
     )
     app = create_app(settings, chain=litesvm.litesvm)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://oracle")

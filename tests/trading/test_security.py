@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pydantic import ValidationError
 from starlette.requests import Request
 
 from nishati_dev.paths import TEST_KEYS_DIR
-from nishati_oracle.core.settings import OracleSettings, Payments
+from nishati_oracle.core.settings import OracleSettings, Payments, PaymentSettings
 from nishati_oracle.trading.api import client_address
 from nishati_oracle.trading.desk import payout_split, total_cents
 from nishati_oracle.trading.vault import PhoneKeyError, PhoneVault
@@ -40,14 +39,23 @@ def keypair(tmp_path: Path) -> str:
     return str(path)
 
 
-def production(keypair: str, **changes: Any) -> OracleSettings:
-    fields = {**PRODUCTION, "oracle_keypair": keypair, **changes}
-    return OracleSettings(**{k: v for k, v in fields.items() if v is not None})
+def production(
+    monkeypatch: pytest.MonkeyPatch, keypair: str, **changes: str | None
+) -> OracleSettings:
+    """Production settings from the environment, as an operator sets them (None: unset)."""
+    for name, value in {**PRODUCTION, "oracle_keypair": keypair, **changes}.items():
+        if value is None:
+            monkeypatch.delenv(f"NISHATI_{name.upper()}", raising=False)
+        else:
+            monkeypatch.setenv(f"NISHATI_{name.upper()}", value)
+    return OracleSettings()
 
 
-def test_production_with_real_credentials_starts(keypair: str) -> None:
-    settings = production(keypair)
-    assert settings.daraja_base_url == "https://api.safaricom.co.ke"
+def test_production_with_real_credentials_starts(
+    monkeypatch: pytest.MonkeyPatch, keypair: str
+) -> None:
+    settings = production(monkeypatch, keypair)
+    assert settings.payments.daraja_base_url == "https://api.safaricom.co.ke"
 
 
 @pytest.mark.parametrize(
@@ -66,17 +74,19 @@ def test_production_with_real_credentials_starts(keypair: str) -> None:
         ({"public_url": "http://oracle.example.co.ke"}, "https"),
     ],
 )
-def test_production_refuses(keypair: str, changes: dict[str, Any], message: str) -> None:
+def test_production_refuses(
+    monkeypatch: pytest.MonkeyPatch, keypair: str, changes: dict[str, str | None], message: str
+) -> None:
     with pytest.raises(ValidationError, match=message):
-        production(keypair, **changes)
+        production(monkeypatch, keypair, **changes)
 
 
 def test_the_simulator_is_only_used_when_named() -> None:
     with pytest.raises(ValueError, match="NISHATI_DARAJA_URL"):
-        _ = OracleSettings(payments=Payments.simulator).daraja_base_url
+        _ = PaymentSettings(provider=Payments.simulator).daraja_base_url
     with pytest.raises(ValueError, match="disabled"):
-        _ = OracleSettings().daraja_base_url
-    sandbox = OracleSettings(payments=Payments.sandbox)
+        _ = PaymentSettings().daraja_base_url
+    sandbox = PaymentSettings(provider=Payments.sandbox)
     assert sandbox.daraja_base_url == "https://sandbox.safaricom.co.ke"
 
 

@@ -18,7 +18,7 @@ from nishati_client.phone import commitment
 from nishati_client.trading import Offer
 from nishati_dev.sandbox import Harness, Member, OpenMarket, open_market, set_time
 from nishati_oracle.core.metrics import Metrics
-from nishati_oracle.core.settings import OracleSettings
+from nishati_oracle.core.settings import OracleSettings, StorageSettings
 from nishati_oracle.store import Store
 from nishati_oracle.trading.desk import Order, TradeDesk
 from nishati_oracle.trading.gateway import (
@@ -127,7 +127,9 @@ async def desk(litesvm: Harness, database_url: str, tmp_path: Path) -> AsyncIter
     key = tmp_path / "oracle.json"
     write_keypair(key, market.oracle)
     settings = OracleSettings(
-        market=str(market.address), oracle_keypair=key, database_url=database_url
+        market=str(market.address),
+        oracle_keypair=key,
+        storage=StorageSettings(database_url=database_url),
     )
     seller = await market.register(custodial=True, phone_commitment=commitment(SALT, SELLER_PHONE))
     await market.mint(seller, 100_000)

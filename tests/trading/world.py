@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -29,9 +30,10 @@ from nishati_dev.localday import (
     enrol,
     household,
     oracle_database,
-    simulator_settings,
+    simulator_payments,
 )
 from nishati_dev.sandbox import Harness, Member, OpenMarket, fund, open_market
+from nishati_oracle.core.settings import OracleSettings, StorageSettings
 from tests.oracle.service import OracleProcess
 
 PHONE_SALT = bytes(range(32))
@@ -59,19 +61,21 @@ def oracle_env(
 ) -> dict[str, str]:
     key = tmp_path / "oracle.json"
     write_keypair(key, market.oracle)
-    payments = simulator_settings(sim_url, public_url, PHONE_SALT, CALLBACK_TOKEN)
-    return as_environment(
-        {
-            "rpc_url": rpc_url,
-            "market": market.address,
-            "oracle_keypair": key,
-            "database_url": oracle_database(tmp_path),
-            **payments,
+    payments = simulator_payments(sim_url, public_url, CALLBACK_TOKEN).model_copy(
+        update={
             "stk_query_after_secs": 3,
             "payment_worker_interval_secs": 0.2,
             "payout_status_after_secs": 3,
         }
     )
+    settings = OracleSettings(
+        market=str(market.address),
+        oracle_keypair=key,
+        chain=ClientSettings(rpc_url=rpc_url, phone_salt=SecretStr(PHONE_SALT.hex())),
+        storage=StorageSettings(database_url=oracle_database(tmp_path)),
+        payments=payments,
+    )
+    return as_environment(settings)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import SecretStr
 from solders.pubkey import Pubkey
 
-from nishati_oracle.core.settings import OracleSettings
+from nishati_oracle.core.settings import MqttSettings, OracleSettings
 
 
 def free_port() -> int:
@@ -128,12 +128,14 @@ class Mosquitto:
         """Oracle settings pointing at this broker."""
         return OracleSettings(
             market=str(market),
-            mqtt_enabled=True,
-            mqtt_host=HOST,
-            mqtt_port=self.port,
-            mqtt_username=self.username,
-            mqtt_password=SecretStr(self.password),
-            mqtt_topic_root=topic_root,
+            mqtt=MqttSettings(
+                enabled=True,
+                host=HOST,
+                port=self.port,
+                username=self.username,
+                password=SecretStr(self.password),
+                topic_root=topic_root,
+            ),
         )
 
 

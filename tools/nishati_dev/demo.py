@@ -26,10 +26,12 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from pydantic import SecretStr
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from nishati_client.chain import RpcChain
+from nishati_client.config import ClientSettings
 from nishati_client.keys import write_keypair
 from nishati_client.market import Market, MarketConfig
 from nishati_client.phone import mask
@@ -37,7 +39,7 @@ from nishati_client.program import NishatiClient
 from nishati_client.trading import Offer
 from nishati_dev.broker import free_port, running_mosquitto
 from nishati_dev.daraja_sim.launcher import running_daraja_sim_async
-from nishati_dev.localday import household, oracle_database, simulator_settings
+from nishati_dev.localday import household, oracle_database, simulator_payments
 from nishati_dev.localnet import LocalnetError, LocalValidator
 from nishati_dev.sandbox import Harness, OpenMarket, fund, open_market
 from nishati_dev.settings import LocalChainSettings
@@ -51,7 +53,12 @@ from nishati_dev.simulate import (
     simulated_phone,
 )
 from nishati_oracle.app import Services, create_app
-from nishati_oracle.core.settings import OracleSettings
+from nishati_oracle.core.settings import (
+    HttpSettings,
+    OracleSettings,
+    ReadingSettings,
+    StorageSettings,
+)
 
 DEMO_MARKET_ID = 1
 DEMO_FUNDING_LAMPORTS = 100 * 10**9
@@ -266,7 +273,7 @@ async def oracle_service(settings: OracleSettings, chain: RpcChain) -> AsyncIter
         uvicorn.Config(
             app,
             host="127.0.0.1",
-            port=settings.http_port,
+            port=settings.http.port,
             log_config=None,
             access_log=False,
         )
@@ -295,19 +302,19 @@ async def market_day(market: OpenMarket, chain: RpcChain, settings: LocalChainSe
             workdir / "daraja-sim.log", callback_delay_secs=0.5
         ) as sim:
             with running_mosquitto(workdir / "mosquitto") as broker:
-                payments = simulator_settings(
-                    sim.url, f"http://127.0.0.1:{port}", DEMO_PHONE_SALT, secrets.token_urlsafe(24)
-                )
-                oracle_settings = broker.settings(market.address, "nishati").model_copy(
-                    update={
-                        "rpc_url": settings.rpc_url,
-                        "oracle_keypair": key,
-                        "database_url": oracle_database(workdir),
-                        "attest_threshold_wh": 0,
-                        "attest_interval_secs": 0.5,
-                        "http_port": port,
-                        **OracleSettings.model_validate(payments).model_dump(include=set(payments)),
-                    }
+                oracle_settings = OracleSettings(
+                    market=str(market.address),
+                    oracle_keypair=key,
+                    chain=ClientSettings(
+                        rpc_url=settings.rpc_url, phone_salt=SecretStr(DEMO_PHONE_SALT.hex())
+                    ),
+                    http=HttpSettings(port=port),
+                    readings=ReadingSettings(attest_threshold_wh=0, attest_interval_secs=0.5),
+                    mqtt=broker.settings(market.address, "nishati").mqtt,
+                    payments=simulator_payments(
+                        sim.url, f"http://127.0.0.1:{port}", secrets.token_urlsafe(24)
+                    ),
+                    storage=StorageSettings(database_url=oracle_database(workdir)),
                 )
                 print(
                     f"mosquitto on 127.0.0.1:{broker.port}, Daraja simulator on {sim.url}, "

@@ -7,9 +7,12 @@ which production mode refuses.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
 
 from nishati_client.phone import commitment
 from nishati_dev.daraja_sim.settings import (
@@ -23,33 +26,50 @@ from nishati_dev.daraja_sim.settings import (
 )
 from nishati_dev.paths import PHONE_KEY_FILE
 from nishati_dev.sandbox import Member, OpenMarket
+from nishati_oracle.core.settings import (
+    DarajaSettings,
+    Payments,
+    PaymentSettings,
+    environment_name,
+)
 
 
-def simulator_settings(
-    sim_url: str, public_url: str, phone_salt: bytes, callback_token: str
-) -> dict[str, object]:
-    """OracleSettings fields that pay through the simulator at ``sim_url`` and take its
-    callbacks at ``public_url``."""
-    return {
-        "phone_salt": phone_salt.hex(),
-        "payments": "simulator",
-        "daraja_url": sim_url,
-        "daraja_consumer_key": TEST_CONSUMER_KEY,
-        "daraja_consumer_secret": TEST_CONSUMER_SECRET,
-        "daraja_passkey": SANDBOX_PASSKEY,
-        "daraja_b2c_shortcode": TEST_B2C_SHORTCODE,
-        "daraja_initiator_name": TEST_INITIATOR_NAME,
-        "daraja_initiator_password": TEST_INITIATOR_PASSWORD,
-        "daraja_certificate": TEST_CERTIFICATE,
-        "callback_token": callback_token,
-        "public_url": public_url,
-        "phone_key_file": PHONE_KEY_FILE,
-    }
+def simulator_payments(sim_url: str, public_url: str, callback_token: str) -> PaymentSettings:
+    """Payments through the simulator at ``sim_url``, with its test credentials and the test
+    phone key, taking its callbacks at ``public_url``."""
+    return PaymentSettings(
+        provider=Payments.simulator,
+        daraja=DarajaSettings(
+            url=sim_url,
+            consumer_key=SecretStr(TEST_CONSUMER_KEY),
+            consumer_secret=SecretStr(TEST_CONSUMER_SECRET),
+            passkey=SecretStr(SANDBOX_PASSKEY),
+            b2c_shortcode=TEST_B2C_SHORTCODE,
+            initiator_name=TEST_INITIATOR_NAME,
+            initiator_password=SecretStr(TEST_INITIATOR_PASSWORD),
+            certificate=TEST_CERTIFICATE,
+        ),
+        callback_token=SecretStr(callback_token),
+        public_url=public_url,
+        phone_key_file=PHONE_KEY_FILE,
+    )
 
 
-def as_environment(settings: dict[str, object]) -> dict[str, str]:
-    """The same settings as ``NISHATI_*`` environment variables, for an oracle process."""
-    return {f"NISHATI_{name.upper()}": str(value) for name, value in settings.items()}
+def as_environment(settings: BaseSettings) -> dict[str, str]:
+    """The fields set on these settings and their groups as ``NISHATI_*`` environment
+    variables, for an oracle process."""
+    env: dict[str, str] = {}
+    for name in sorted(settings.model_fields_set):
+        value = getattr(settings, name)
+        if isinstance(value, BaseSettings):
+            env.update(as_environment(value))
+        elif value is not None:
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, list):
+                value = json.dumps([str(item) for item in value])
+            env[environment_name(type(settings), name)] = str(value)
+    return env
 
 
 async def household(market: OpenMarket, phone: str, salt: bytes) -> Member:

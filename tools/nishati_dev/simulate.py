@@ -449,7 +449,7 @@ class MqttTransport:
         window: int = 1_000,
         settle_secs: float = 1.0,
     ) -> None:
-        self.root = settings.mqtt_topic_root
+        self.root = settings.mqtt.topic_root
         self.market = market
         self.tally = tally
         self.window = window
@@ -464,10 +464,10 @@ class MqttTransport:
             client_id=f"nishati-simulator-{os.getpid()}-{random.getrandbits(32):08x}",
             protocol=MQTTProtocolVersion.MQTTv5,
         )
-        if settings.mqtt_username is not None:
-            password = settings.mqtt_password
+        if settings.mqtt.username is not None:
+            password = settings.mqtt.password
             self._client.username_pw_set(
-                settings.mqtt_username, None if password is None else password.get_secret_value()
+                settings.mqtt.username, None if password is None else password.get_secret_value()
             )
         # paho rescans every queued message on each PUBACK once it limits what is in flight;
         # unlimited there, and bounded by `window` in send(), it keeps up with the broker.
@@ -481,14 +481,14 @@ class MqttTransport:
         """Connects and subscribes to the dead letters; raises ``TimeoutError`` if the broker
         does not let it within ``timeout_secs``."""
         self._loop = asyncio.get_running_loop()
-        self._client.connect_async(self._settings.mqtt_host, self._settings.mqtt_port)
+        self._client.connect_async(self._settings.mqtt.host, self._settings.mqtt.port)
         self._client.loop_start()
         try:
             await asyncio.wait_for(self._ready.wait(), timeout_secs)
         except TimeoutError:
             await self.close()
             raise TimeoutError(
-                f"no MQTT connection to {self._settings.mqtt_host}:{self._settings.mqtt_port}"
+                f"no MQTT connection to {self._settings.mqtt.host}:{self._settings.mqtt.port}"
             ) from None
 
     def _on_connect(
@@ -648,9 +648,9 @@ def _parser(settings: OracleSettings) -> argparse.ArgumentParser:
     p.add_argument("--market", default=settings.market, help="market address (NISHATI_MARKET)")
     p.add_argument("--register", action="store_true", help="register new meters' households")
     p.add_argument("--oracle-keypair", type=Path, default=settings.oracle_keypair)
-    p.add_argument("--url", default=settings.rpc_url, help="Solana RPC (NISHATI_RPC_URL)")
+    p.add_argument("--url", default=settings.chain.rpc_url, help="Solana RPC (NISHATI_RPC_URL)")
     p.add_argument("--transport", choices=["http", "mqtt"], default="http")
-    p.add_argument("--oracle-url", default=f"http://{settings.http_host}:{settings.http_port}")
+    p.add_argument("--oracle-url", default=f"http://{settings.http.host}:{settings.http.port}")
     p.add_argument("--interval", type=int, default=300, help="seconds between readings")
     p.add_argument("--hours", type=float, default=24.0, help="simulated hours (0: none)")
     p.add_argument("--start", type=int, help="Unix time of the first reading (now - hours)")
@@ -696,8 +696,10 @@ async def run(args: argparse.Namespace, settings: OracleSettings) -> int:
             print("--register needs --oracle-keypair (or NISHATI_ORACLE_KEYPAIR)", file=sys.stderr)
             return 2
         oracle = load_keypair(args.oracle_keypair)
-        chain = RpcChain(args.url, Pubkey.from_string(settings.program_id), settings.commitment)
-        salt = salt_from_settings(settings) if settings.phone_salt is not None else None
+        chain = RpcChain(
+            args.url, Pubkey.from_string(settings.chain.program_id), settings.chain.commitment
+        )
+        salt = salt_from_settings(settings.chain) if settings.chain.phone_salt is not None else None
         done = 0
 
         def registered(_: SimulatedMeter) -> None:

@@ -1,7 +1,10 @@
 """The oracle's settings, from the environment (prefix ``NISHATI_``) or ``.env``.
 
-One class for the whole service; it extends the client's settings (RPC, program, keys), so one
-environment configures both.
+Grouped by domain: ``chain`` (the client's settings: RPC, program, keys), ``http``,
+``readings``, ``mqtt``, ``payments`` (with its ``daraja`` group) and ``storage``. Each group
+reads its own variables, so one environment configures the client and the oracle alike; a
+group's variables are its prefix and the field's name in capitals (``NISHATI_MQTT_HOST``,
+``NISHATI_DARAJA_SHORTCODE``), and ``environment_name`` spells them.
 """
 
 from __future__ import annotations
@@ -10,6 +13,13 @@ from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from nishati_client.config import ClientSettings
 from nishati_client.keys import is_test_key
@@ -37,41 +47,42 @@ DARAJA_URLS = {
 SIMULATOR_CONSUMER_KEY = "nishati-sim-consumer-key"
 
 
-class OracleSettings(ClientSettings):
-    mode: Mode = Field(default=Mode.development, description="production refuses test keys")
-    market: str | None = Field(default=None, description="Market account the oracle serves")
-    oracle_keypair: Path | None = Field(
-        default=None, description="Solana CLI keypair of the market's oracle authority"
-    )
-    database_url: str = Field(
-        default="sqlite+aiosqlite:///nishati-oracle.db",
-        description="SQLite (WAL) by default; postgresql+asyncpg://... for PostgreSQL",
-    )
-    http_host: str = "127.0.0.1"
-    http_port: int = 8080
-    max_batch_readings: int = Field(default=1_000, ge=1, description="Per HTTP request")
+class EnvSettings(BaseSettings):
+    """What every group shares: the ``NISHATI_`` prefix and ``.env``."""
 
-    mqtt_enabled: bool = False
-    mqtt_host: str = "127.0.0.1"
-    mqtt_port: int = 1883
-    mqtt_username: str | None = None
-    mqtt_password: SecretStr | None = None
-    mqtt_topic_root: str = Field(default="nishati", description="Topics: <root>/<market>/...")
+    model_config = SettingsConfigDict(
+        env_prefix="NISHATI_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
-    max_clock_skew_secs: int = Field(default=300, ge=0)
+
+def environment_name(group: type[BaseSettings], field: str) -> str:
+    """The environment variable that sets ``field`` of ``group``."""
+    alias = group.model_fields[field].validation_alias
+    if isinstance(alias, str):
+        return alias.upper()
+    return f"{group.model_config.get('env_prefix', '')}{field}".upper()
+
+
+class HttpSettings(EnvSettings):
+    model_config = SettingsConfigDict(env_prefix="NISHATI_HTTP_")
+
+    host: str = Field(default="127.0.0.1", description="Address the HTTP API listens on")
+    port: int = Field(default=8080, ge=0, le=65_535, description="Port the HTTP API listens on")
+
+
+class ReadingSettings(EnvSettings):
+    max_batch_readings: int = Field(
+        default=1_000, ge=1, description="Most readings one HTTP request may carry"
+    )
+    max_clock_skew_secs: int = Field(
+        default=300, ge=0, description="How far a reading's time may be from the chain's clock"
+    )
     max_power_w: int = Field(
         default=20_000, ge=1, description="Highest export or import power a home can show"
     )
     meter_cache_secs: int = Field(
         default=300, ge=0, description="How long a meter's registration is trusted unread"
     )
-    slow_log_secs: float = Field(
-        default=0.05,
-        gt=0,
-        description="A submit, SQLite write or checkpoint slower than this is logged, with where "
-        "its time went",
-    )
-
     attest_threshold_wh: int = Field(
         default=1_000, ge=0, description="Attest a meter once this much export is unattested"
     )
@@ -80,22 +91,51 @@ class OracleSettings(ClientSettings):
     )
     attest_interval_secs: float = Field(default=2.0, gt=0, description="Batcher wake-up period")
 
-    payments: Payments = Field(
-        default=Payments.disabled, description="disabled, simulator, sandbox or production"
-    )
-    daraja_url: str | None = Field(
+
+class MqttSettings(EnvSettings):
+    model_config = SettingsConfigDict(env_prefix="NISHATI_MQTT_")
+
+    enabled: bool = Field(default=False, description="Take readings from an MQTT broker too")
+    host: str = Field(default="127.0.0.1", description="MQTT broker address")
+    port: int = Field(default=1883, ge=0, le=65_535, description="MQTT broker port")
+    username: str | None = Field(default=None, description="MQTT user name")
+    password: SecretStr | None = Field(default=None, description="MQTT password")
+    topic_root: str = Field(default="nishati", description="Topics: <root>/<market>/...")
+
+
+class DarajaSettings(EnvSettings):
+    model_config = SettingsConfigDict(env_prefix="NISHATI_DARAJA_")
+
+    url: str | None = Field(
         default=None, description="Daraja base URL; the simulator's address when payments=simulator"
     )
-    daraja_consumer_key: SecretStr | None = None
-    daraja_consumer_secret: SecretStr | None = None
-    daraja_shortcode: str = Field(default="174379", description="Paybill or till (STK Push)")
-    daraja_passkey: SecretStr | None = None
-    daraja_transaction_type: str = "CustomerPayBillOnline"
-    daraja_b2c_shortcode: str = Field(default="600000", description="Shortcode paying sellers")
-    daraja_initiator_name: str = "nishati"
-    daraja_initiator_password: SecretStr | None = None
-    daraja_certificate: Path | None = Field(
+    consumer_key: SecretStr | None = Field(default=None, description="Daraja app consumer key")
+    consumer_secret: SecretStr | None = Field(
+        default=None, description="Daraja app consumer secret"
+    )
+    shortcode: str = Field(default="174379", description="Paybill or till (STK Push)")
+    passkey: SecretStr | None = Field(default=None, description="Lipa na M-Pesa Online passkey")
+    transaction_type: str = Field(
+        default="CustomerPayBillOnline", description="STK Push TransactionType"
+    )
+    b2c_shortcode: str = Field(default="600000", description="Shortcode paying sellers")
+    initiator_name: str = Field(default="nishati", description="B2C initiator (API operator)")
+    initiator_password: SecretStr | None = Field(
+        default=None, description="B2C initiator's password, encrypted into SecurityCredential"
+    )
+    certificate: Path | None = Field(
         default=None, description="PEM certificate that encrypts the B2C SecurityCredential"
+    )
+
+
+class PaymentSettings(EnvSettings):
+    provider: Payments = Field(
+        default=Payments.disabled,
+        validation_alias="NISHATI_PAYMENTS",
+        description="disabled, simulator, sandbox or production",
+    )
+    daraja: DarajaSettings = Field(
+        default_factory=DarajaSettings, description="The Daraja API (NISHATI_DARAJA_*)"
     )
     public_url: str = Field(
         default="http://127.0.0.1:8080", description="Base URL Daraja calls back on"
@@ -121,12 +161,83 @@ class OracleSettings(ClientSettings):
     payout_status_after_secs: float = Field(
         default=60.0, gt=0, description="Ask Transaction Status when no B2C result came by then"
     )
-    payment_worker_interval_secs: float = Field(default=1.0, gt=0)
+    payment_worker_interval_secs: float = Field(
+        default=1.0, gt=0, description="Payment worker wake-up period"
+    )
+
+    @property
+    def daraja_base_url(self) -> str:
+        """The Daraja the settings select; the simulator only when chosen by name."""
+        if self.provider is Payments.simulator:
+            if self.daraja.url is None:
+                raise ValueError("payments=simulator needs NISHATI_DARAJA_URL")
+            return self.daraja.url
+        if self.provider is Payments.disabled:
+            raise ValueError("payments are disabled (NISHATI_PAYMENTS)")
+        return self.daraja.url or DARAJA_URLS[self.provider]
+
+
+class StorageSettings(EnvSettings):
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///nishati-oracle.db",
+        description="SQLite (WAL) by default; postgresql+asyncpg://... for PostgreSQL",
+    )
+    slow_log_secs: float = Field(
+        default=0.05,
+        gt=0,
+        description="A submit, SQLite write or checkpoint slower than this is logged, with where "
+        "its time went",
+    )
+
+
+class ServiceSettings(EnvSettings):
+    """The oracle's own fields, beside its groups."""
+
+    mode: Mode = Field(default=Mode.development, description="production refuses test keys")
+    market: str | None = Field(default=None, description="Market account the oracle serves")
+    oracle_keypair: Path | None = Field(
+        default=None, description="Solana CLI keypair of the market's oracle authority"
+    )
+
+
+class OracleSettings(ServiceSettings):
+    chain: ClientSettings = Field(
+        default_factory=ClientSettings, description="The chain: RPC, program, keys (the client's)"
+    )
+    http: HttpSettings = Field(default_factory=HttpSettings, description="The HTTP API")
+    readings: ReadingSettings = Field(
+        default_factory=ReadingSettings, description="Accepting and attesting readings"
+    )
+    mqtt: MqttSettings = Field(default_factory=MqttSettings, description="Readings over MQTT")
+    payments: PaymentSettings = Field(
+        default_factory=PaymentSettings, description="M-Pesa payments and payouts"
+    )
+    storage: StorageSettings = Field(
+        default_factory=StorageSettings, description="The oracle's database"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Each group reads its own variables; here the environment sets only the service's own
+        # fields (NISHATI_PAYMENTS is the payments provider, not the payments group as JSON).
+        return (
+            init_settings,
+            EnvSettingsSource(ServiceSettings),
+            DotEnvSettingsSource(ServiceSettings),
+        )
 
     @model_validator(mode="after")
     def _production_is_real(self) -> OracleSettings:
         if self.mode is Mode.production:
-            for name, path in (("oracle_keypair", self.oracle_keypair), ("keypair", self.keypair)):
+            keys = (("oracle_keypair", self.oracle_keypair), ("keypair", self.chain.keypair))
+            for name, path in keys:
                 if path is not None and is_test_key(path):
                     raise ValueError(f"{name} is a test key ({path}); production refuses it")
             if self.oracle_keypair is None:
@@ -137,42 +248,32 @@ class OracleSettings(ClientSettings):
         return self
 
     def _production_payments(self) -> None:
-        if self.payments is Payments.simulator:
+        payments, daraja = self.payments, self.payments.daraja
+        if payments.provider is Payments.simulator:
             raise ValueError("production never pays through the Daraja simulator")
-        if self.phone_key is None and (
-            self.phone_key_file is None or is_test_key(self.phone_key_file)
+        if payments.phone_key is None and (
+            payments.phone_key_file is None or is_test_key(payments.phone_key_file)
         ):
             raise ValueError("production needs NISHATI_PHONE_KEY (not the test key)")
-        if self.payments is Payments.disabled:
+        if payments.provider is Payments.disabled:
             return
         required = {
-            "daraja_consumer_key": self.daraja_consumer_key,
-            "daraja_consumer_secret": self.daraja_consumer_secret,
-            "daraja_passkey": self.daraja_passkey,
-            "daraja_initiator_password": self.daraja_initiator_password,
-            "daraja_certificate": self.daraja_certificate,
-            "callback_token": self.callback_token,
-            "phone_salt": self.phone_salt,
+            environment_name(DarajaSettings, "consumer_key"): daraja.consumer_key,
+            environment_name(DarajaSettings, "consumer_secret"): daraja.consumer_secret,
+            environment_name(DarajaSettings, "passkey"): daraja.passkey,
+            environment_name(DarajaSettings, "initiator_password"): daraja.initiator_password,
+            environment_name(DarajaSettings, "certificate"): daraja.certificate,
+            environment_name(PaymentSettings, "callback_token"): payments.callback_token,
+            environment_name(ClientSettings, "phone_salt"): self.chain.phone_salt,
         }
         missing = [name for name, value in required.items() if value is None]
         if missing:
-            raise ValueError(f"production payments need {', '.join(missing).upper()}")
-        assert self.daraja_consumer_key is not None
-        assert self.daraja_certificate is not None
-        if is_test_key(self.daraja_certificate):
+            raise ValueError(f"production payments need {', '.join(missing)}")
+        assert daraja.consumer_key is not None
+        assert daraja.certificate is not None
+        if is_test_key(daraja.certificate):
             raise ValueError("production refuses the Daraja simulator's test certificate")
-        if self.daraja_consumer_key.get_secret_value() == SIMULATOR_CONSUMER_KEY:
+        if daraja.consumer_key.get_secret_value() == SIMULATOR_CONSUMER_KEY:
             raise ValueError("production refuses the Daraja simulator's credentials")
-        if not self.public_url.startswith("https://"):
+        if not payments.public_url.startswith("https://"):
             raise ValueError("production callbacks need an https:// NISHATI_PUBLIC_URL")
-
-    @property
-    def daraja_base_url(self) -> str:
-        """The Daraja the settings select; the simulator only when chosen by name."""
-        if self.payments is Payments.simulator:
-            if self.daraja_url is None:
-                raise ValueError("payments=simulator needs NISHATI_DARAJA_URL")
-            return self.daraja_url
-        if self.payments is Payments.disabled:
-            raise ValueError("payments are disabled (NISHATI_PAYMENTS)")
-        return self.daraja_url or DARAJA_URLS[self.payments]

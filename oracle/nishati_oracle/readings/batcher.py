@@ -259,7 +259,9 @@ class Attester:
         while not stop.is_set():
             waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
             await asyncio.wait(
-                waits, timeout=self.settings.attest_interval_secs, return_when="FIRST_COMPLETED"
+                waits,
+                timeout=self.settings.readings.attest_interval_secs,
+                return_when="FIRST_COMPLETED",
             )
             for w in waits:
                 w.cancel()
@@ -278,8 +280,8 @@ class Attester:
         now = self.clock()
         forced, self._forced = self._forced, set()
         due = await self.store.due(
-            self.settings.attest_threshold_wh,
-            now - self.settings.attest_max_age_secs,
+            self.settings.readings.attest_threshold_wh,
+            now - self.settings.readings.attest_max_age_secs,
             ROUND_LIMIT,
             forced,
         )

@@ -211,10 +211,10 @@ class MqttIngest:
         if settings.market is None:
             raise ValueError("MQTT ingestion needs NISHATI_MARKET")
         self.market = Pubkey.from_string(settings.market)
-        self.prefix = meters_topic(settings.mqtt_topic_root, self.market)
-        self.subscription = readings_topic(settings.mqtt_topic_root, self.market, "+")
+        self.prefix = meters_topic(settings.mqtt.topic_root, self.market)
+        self.subscription = readings_topic(settings.mqtt.topic_root, self.market, "+")
         self.client_id = client_id or f"nishati-oracle-{self.market}"
-        self.max_batch = max_batch or settings.max_batch_readings
+        self.max_batch = max_batch or settings.readings.max_batch_readings
         # Twice a batch: the next batch gathers while the last one is being stored.
         self.receive_maximum = min(receive_maximum or 2 * self.max_batch, MAX_RECEIVE_MAXIMUM)
         self.stats = MqttStats()
@@ -257,10 +257,10 @@ class MqttIngest:
             protocol=MQTTProtocolVersion.MQTTv5,
             manual_ack=True,
         )
-        if self._settings.mqtt_username is not None:
-            password = self._settings.mqtt_password
+        if self._settings.mqtt.username is not None:
+            password = self._settings.mqtt.password
             client.username_pw_set(
-                self._settings.mqtt_username,
+                self._settings.mqtt.username,
                 None if password is None else password.get_secret_value(),
             )
         client.reconnect_delay_set(*self._reconnect_delay_secs)
@@ -273,8 +273,8 @@ class MqttIngest:
         properties.SessionExpiryInterval = self._session_expiry_secs
         properties.ReceiveMaximum = self.receive_maximum
         client.connect_async(
-            self._settings.mqtt_host,
-            self._settings.mqtt_port,
+            self._settings.mqtt.host,
+            self._settings.mqtt.port,
             keepalive=KEEPALIVE_SECS,
             clean_start=False,
             properties=properties,
@@ -284,8 +284,8 @@ class MqttIngest:
         logger.info(
             "MQTT ingest for %s at %s:%d as %s",
             self.subscription,
-            self._settings.mqtt_host,
-            self._settings.mqtt_port,
+            self._settings.mqtt.host,
+            self._settings.mqtt.port,
             self.client_id,
         )
 
@@ -515,7 +515,7 @@ class MqttIngest:
         logger.debug("rejected %s: %s %s", inbound.topic, outcome.reason, outcome.detail)
         if segment is None or self._client is None:
             return
-        topic = rejected_topic(self._settings.mqtt_topic_root, self.market, segment)
+        topic = rejected_topic(self._settings.mqtt.topic_root, self.market, segment)
         self._client.publish(topic, dead_letter(outcome), qos=QOS)
         self.stats.dead_letters += 1
 

@@ -314,7 +314,7 @@ class ReadingPipeline:
         # A group takes whole submits up to this many readings (always at least one submit).
         self._groups = GroupCommit(
             self._commit,
-            max_group_readings or settings.max_batch_readings,
+            max_group_readings or settings.readings.max_batch_readings,
             "reading-writer",
             size=lambda job: job.size,
         )
@@ -345,7 +345,7 @@ class ReadingPipeline:
         self.metrics.ingest_seconds.observe(took)
         times = (started, job.queued_at, job.started_at, job.checked_at, job.stored_at, answered)
         steps = observe_steps(self._steps, INGEST_STEPS, times)
-        if took >= self.settings.slow_log_secs:
+        if took >= self.settings.storage.slow_log_secs:
             log.warning(
                 "slow submit: %.1f ms (%s), %d readings, its group %d submits",
                 took * 1e3,
@@ -526,7 +526,7 @@ class ReadingPipeline:
                 reading,
                 _last(state),
                 now,
-                max_skew=self.settings.max_clock_skew_secs,
+                max_skew=self.settings.readings.max_clock_skew_secs,
                 not_before=state.last_timestamp,
             )
         except ReadingError as e:
@@ -534,7 +534,7 @@ class ReadingPipeline:
         if state.has_last and not self._plausible(reading, state):
             return _rejected(
                 Reason.ImplausiblePower,
-                f"more than {self.settings.max_power_w} W since the last reading",
+                f"more than {self.settings.readings.max_power_w} W since the last reading",
             )
         return Outcome(Status.accepted, None, reading.counter)
 
@@ -546,7 +546,7 @@ class ReadingPipeline:
             reading.exported_wh - state.last_exported_wh,
             reading.imported_wh - state.last_imported_wh,
         )
-        return energy * 3_600 <= self.settings.max_power_w * elapsed
+        return energy * 3_600 <= self.settings.readings.max_power_w * elapsed
 
 
 def _rejected(reason: Reason, detail: str) -> Outcome:

@@ -214,9 +214,9 @@ def router(trading: Callable[[Request], Trading]) -> APIRouter:
         if not hmac.compare_digest(token.encode(), t.token.encode()):
             raise HTTPException(403, {"reason": Refusal.CallbackForbidden})
         settings = t.settings
-        if settings.callback_allowlist:
-            address = client_address(request, settings.trusted_proxies)
-            if not within(address, settings.callback_allowlist):
+        if settings.payments.callback_allowlist:
+            address = client_address(request, settings.payments.trusted_proxies)
+            if not within(address, settings.payments.callback_allowlist):
                 raise HTTPException(403, {"reason": Refusal.CallbackForbidden})
         raw = await request.body()
         try:

@@ -359,7 +359,7 @@ class TradeDesk:
                 f"STK Push {result.checkout_request_id}",
                 checkout_request_id=result.checkout_request_id,
                 merchant_request_id=result.merchant_request_id,
-                next_check_at=self.clock() + self.settings.stk_query_after_secs,
+                next_check_at=self.clock() + self.settings.payments.stk_query_after_secs,
             )
             # A callback may already be waiting for this CheckoutRequestID.
             if result.checkout_request_id is not None:

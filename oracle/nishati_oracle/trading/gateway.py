@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from nishati_oracle.core.settings import OracleSettings
+from nishati_oracle.core.settings import DarajaSettings, OracleSettings, environment_name
 from nishati_oracle.daraja import (
     B2CAlreadySubmitted,
     CallbackInvalid,
@@ -135,27 +135,28 @@ class Gateway(Protocol):
 
 def daraja_config(settings: OracleSettings) -> DarajaConfig:
     """The Daraja client's configuration from the oracle's settings."""
+    daraja = settings.payments.daraja
     missing = [
-        name
-        for name in ("daraja_consumer_key", "daraja_consumer_secret", "daraja_passkey")
-        if getattr(settings, name) is None
+        environment_name(DarajaSettings, name)
+        for name in ("consumer_key", "consumer_secret", "passkey")
+        if getattr(daraja, name) is None
     ]
     if missing:
-        raise DarajaConfigError(f"payments need {', '.join(missing).upper()}")
-    assert settings.daraja_consumer_key is not None
-    assert settings.daraja_consumer_secret is not None
-    assert settings.daraja_passkey is not None
+        raise DarajaConfigError(f"payments need {', '.join(missing)}")
+    assert daraja.consumer_key is not None
+    assert daraja.consumer_secret is not None
+    assert daraja.passkey is not None
     return DarajaConfig(
-        base_url=settings.daraja_base_url,
-        consumer_key=settings.daraja_consumer_key,
-        consumer_secret=settings.daraja_consumer_secret,
-        shortcode=settings.daraja_shortcode,
-        passkey=settings.daraja_passkey,
-        transaction_type=TransactionType(settings.daraja_transaction_type),
-        initiator_name=settings.daraja_initiator_name,
-        initiator_password=settings.daraja_initiator_password,
-        certificate=settings.daraja_certificate,
-        b2c_shortcode=settings.daraja_b2c_shortcode,
+        base_url=settings.payments.daraja_base_url,
+        consumer_key=daraja.consumer_key,
+        consumer_secret=daraja.consumer_secret,
+        shortcode=daraja.shortcode,
+        passkey=daraja.passkey,
+        transaction_type=TransactionType(daraja.transaction_type),
+        initiator_name=daraja.initiator_name,
+        initiator_password=daraja.initiator_password,
+        certificate=daraja.certificate,
+        b2c_shortcode=daraja.b2c_shortcode,
     )
 
 

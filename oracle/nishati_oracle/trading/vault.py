@@ -31,10 +31,10 @@ class PhoneVault:
 
     @classmethod
     def from_settings(cls, settings: OracleSettings, salt: bytes) -> PhoneVault:
-        if settings.phone_key is not None:
-            text = settings.phone_key.get_secret_value()
-        elif settings.phone_key_file is not None:
-            text = settings.phone_key_file.read_text()
+        if settings.payments.phone_key is not None:
+            text = settings.payments.phone_key.get_secret_value()
+        elif settings.payments.phone_key_file is not None:
+            text = settings.payments.phone_key_file.read_text()
         else:
             raise PhoneKeyError("set NISHATI_PHONE_KEY or NISHATI_PHONE_KEY_FILE")
         try:

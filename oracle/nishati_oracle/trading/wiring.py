@@ -29,7 +29,7 @@ CALLBACK_GROUP = 512
 
 
 def callback_urls(settings: OracleSettings, token: str) -> CallbackUrls:
-    base = settings.public_url.rstrip("/")
+    base = settings.payments.public_url.rstrip("/")
     return CallbackUrls(
         payment=f"{base}/api/v1/payments/callback/{token}",
         payout_result=f"{base}/api/v1/payouts/result/{token}",
@@ -45,13 +45,13 @@ def build_trading(
     market: Pubkey,
     metrics: Metrics,
 ) -> Trading:
-    if settings.callback_token is None:
+    if settings.payments.callback_token is None:
         token = secrets.token_urlsafe(32)
         log.warning("NISHATI_CALLBACK_TOKEN unset: callbacks to an earlier run will be refused")
     else:
-        token = settings.callback_token.get_secret_value()
+        token = settings.payments.callback_token.get_secret_value()
     urls = callback_urls(settings, token)
-    vault = PhoneVault.from_settings(settings, salt_from_settings(settings))
+    vault = PhoneVault.from_settings(settings, salt_from_settings(settings.chain))
     ledger = Ledger(
         store.engine, store.writer, observe=lambda state: metrics.trades.labels(state).inc()
     )

@@ -132,7 +132,7 @@ class PaymentWorker:
         last_whole = -math.inf
         while not stop.is_set():
             whole = self._whole_round or (
-                time.monotonic() - last_whole >= self.settings.payment_worker_interval_secs
+                time.monotonic() - last_whole >= self.settings.payments.payment_worker_interval_secs
             )
             self._whole_round = False
             try:
@@ -144,7 +144,7 @@ class PaymentWorker:
             waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
             await asyncio.wait(
                 waits,
-                timeout=self.settings.payment_worker_interval_secs,
+                timeout=self.settings.payments.payment_worker_interval_secs,
                 return_when="FIRST_COMPLETED",
             )
             for w in waits:
@@ -520,7 +520,7 @@ class PaymentWorker:
                     TradeState.payout_sent,
                     f"{detail}: KES {trade.payout_kes}, fee {trade.fee_cents} cents",
                     payout_conversation_id=trade.id,
-                    next_check_at=self.clock() + self.settings.payout_status_after_secs,
+                    next_check_at=self.clock() + self.settings.payments.payout_status_after_secs,
                 )
             elif result.delivery is Delivery.refused:
                 await self.ledger.move(
@@ -543,5 +543,5 @@ class PaymentWorker:
                 timeout_url=self.urls.payout_timeout,
             )
             await self._later(
-                trade, max(self.settings.payout_status_after_secs, backoff(trade.queries))
+                trade, max(self.settings.payments.payout_status_after_secs, backoff(trade.queries))
             )
