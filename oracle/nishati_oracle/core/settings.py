@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -126,6 +127,14 @@ class DarajaSettings(EnvSettings):
     certificate: Path | None = Field(
         default=None, description="PEM certificate that encrypts the B2C SecurityCredential"
     )
+
+    def missing_credentials(self) -> list[str]:
+        """The variables of the credentials every Daraja request needs that are unset."""
+        return [
+            environment_name(DarajaSettings, name)
+            for name in ("consumer_key", "consumer_secret", "passkey")
+            if getattr(self, name) is None
+        ]
 
 
 class PaymentSettings(EnvSettings):
@@ -277,3 +286,111 @@ class OracleSettings(ServiceSettings):
             raise ValueError("production refuses the Daraja simulator's credentials")
         if not payments.public_url.startswith("https://"):
             raise ValueError("production callbacks need an https:// NISHATI_PUBLIC_URL")
+
+    def serving_problems(self) -> list[str]:
+        """What stops the service from starting with these settings, one line each."""
+        problems = [
+            f"{environment_name(ServiceSettings, name)} is not set"
+            for name in ("market", "oracle_keypair")
+            if getattr(self, name) is None
+        ]
+        payments = self.payments
+        if payments.provider is Payments.disabled:
+            return problems
+        try:
+            _ = payments.daraja_base_url
+        except ValueError as error:
+            problems.append(str(error))
+        problems += [
+            f"payments={payments.provider} needs {name}"
+            for name in payments.daraja.missing_credentials()
+        ]
+        if payments.phone_key is None and payments.phone_key_file is None:
+            key, key_file = (
+                environment_name(PaymentSettings, name) for name in ("phone_key", "phone_key_file")
+            )
+            problems.append(f"payments={payments.provider} needs {key} or {key_file}")
+        return problems
+
+
+class SettingsError(Exception):
+    """Settings the environment gets wrong, one line per problem, each naming its variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def load_settings() -> OracleSettings:
+    """The settings from the environment, every group read even when another is wrong, so that
+    SettingsError lists every problem at once."""
+    problems: list[str] = []
+    groups: dict[str, Any] = {}
+    try:
+        ServiceSettings()
+    except ValidationError as error:
+        problems += describe(error)
+    for name, field in OracleSettings.model_fields.items():
+        group = field.annotation
+        if isinstance(group, type) and issubclass(group, BaseSettings):
+            try:
+                groups[name] = group()
+            except ValidationError as error:
+                problems += describe(error)
+    if problems:
+        raise SettingsError(problems)
+    try:
+        return OracleSettings(**groups)
+    except ValidationError as error:
+        raise SettingsError(describe(error)) from None
+
+
+def describe(error: ValidationError) -> list[str]:
+    """One line per problem of a settings error, naming the environment variable (never the
+    value, which may be a secret)."""
+    group = _GROUPS.get(error.title)
+    lines = []
+    for problem in error.errors():
+        message = problem["msg"].removeprefix("Value error, ")
+        variable = None if group is None else _variable(group, problem["loc"])
+        lines.append(message if variable is None else f"{variable}: {message}")
+    return lines
+
+
+def _variable(group: type[BaseSettings], loc: tuple[int | str, ...]) -> str | None:
+    """The variable an error's location points at, through the groups it names."""
+    for part in loc:
+        name = _field_named(group, part)
+        if name is None:
+            return None
+        annotation = group.model_fields[name].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseSettings)):
+            return environment_name(group, name)
+        group = annotation
+    return None
+
+
+def _field_named(group: type[BaseSettings], part: int | str) -> str | None:
+    if not isinstance(part, str):
+        return None
+    for name, field in group.model_fields.items():
+        alias = field.validation_alias
+        if part == name or (isinstance(alias, str) and part.lower() == alias.lower()):
+            return name
+    return None
+
+
+_GROUPS: dict[str, type[BaseSettings]] = {
+    group.__name__: group
+    for group in (
+        OracleSettings,
+        ServiceSettings,
+        ClientSettings,
+        HttpSettings,
+        ReadingSettings,
+        MqttSettings,
+        PaymentSettings,
+        DarajaSettings,
+        StorageSettings,
+    )
+}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from nishati_oracle.core.settings import DarajaSettings, OracleSettings, environment_name
+from nishati_oracle.core.settings import OracleSettings
 from nishati_oracle.daraja import (
     B2CAlreadySubmitted,
     CallbackInvalid,
@@ -136,11 +136,7 @@ class Gateway(Protocol):
 def daraja_config(settings: OracleSettings) -> DarajaConfig:
     """The Daraja client's configuration from the oracle's settings."""
     daraja = settings.payments.daraja
-    missing = [
-        environment_name(DarajaSettings, name)
-        for name in ("consumer_key", "consumer_secret", "passkey")
-        if getattr(daraja, name) is None
-    ]
+    missing = daraja.missing_credentials()
     if missing:
         raise DarajaConfigError(f"payments need {', '.join(missing)}")
     assert daraja.consumer_key is not None
