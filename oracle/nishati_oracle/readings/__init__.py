@@ -1,0 +1,7 @@
+"""Meter readings, from the meter to the chain: signed by the meter, verified and stored by the
+oracle, attested on chain in batches.
+
+``ingest`` says what every way in hands the pipeline and gets back; ``mqtt`` is the way in over
+MQTT; ``pipeline`` verifies each batch and stores the accepted readings before answering;
+``batcher`` attests stored readings on chain.
+"""
