@@ -85,7 +85,7 @@ from nishati_dev.settings import LocalChainSettings
 from nishati_dev.simulate import MqttTransport, SimulatedMeter, Tally, new_meter
 from nishati_oracle.core.metrics import INGEST_STEPS, WRITE_STEPS
 from nishati_oracle.readings.ingest import READINGS_PATH
-from nishati_oracle.store import Store
+from nishati_oracle.readings.store import Store
 
 ORACLE_CORE = 0
 LOAD_CORE = 1

@@ -37,7 +37,7 @@ from nishati_oracle.readings.batcher import Attester
 from nishati_oracle.readings.ingest import READINGS_PATH, Outcome, Reason, Status, Submission
 from nishati_oracle.readings.mqtt import BatchReport, MqttIngest
 from nishati_oracle.readings.pipeline import ChainClock, MeterRegistry, ReadingPipeline
-from nishati_oracle.store import Store
+from nishati_oracle.readings.store import Store
 from nishati_oracle.trading.api import Trading
 from nishati_oracle.trading.api import router as trading_router
 from nishati_oracle.trading.desk import Refusal

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from nishati_oracle import store as store_module
 from nishati_oracle.core.metrics import WRITE_STEPS, Metrics
-from nishati_oracle.store import SqliteWriter, Store
+from nishati_oracle.readings.store import Store
+from nishati_oracle.storage import checkpoint
+from nishati_oracle.storage.writer import SqliteWriter
 
 BALLAST = 2**20
 
@@ -28,7 +29,7 @@ async def test_the_checkpointer_and_not_a_commit_moves_the_wal_into_the_database
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = tmp_path / "oracle.db"
-    monkeypatch.setattr(store_module, "CHECKPOINT_EVERY_SECS", 3_600.0)
+    monkeypatch.setattr(checkpoint, "CHECKPOINT_EVERY_SECS", 3_600.0)
     store = await Store.open(f"sqlite+aiosqlite:///{database}")
     try:
         async with store.engine.connect() as conn:
@@ -43,7 +44,7 @@ async def test_the_checkpointer_and_not_a_commit_moves_the_wal_into_the_database
         await store.close()
 
     database = tmp_path / "checkpointed.db"
-    monkeypatch.setattr(store_module, "CHECKPOINT_EVERY_SECS", 0.05)
+    monkeypatch.setattr(checkpoint, "CHECKPOINT_EVERY_SECS", 0.05)
     store = await Store.open(f"sqlite+aiosqlite:///{database}")
     try:
         assert store.writer is not None
@@ -89,7 +90,7 @@ async def test_the_writer_finishes_each_checkpoint_so_the_wal_starts_over(
     starts a WAL over only once all of it is copied: replaying the bench's load, it grew to
     2 GB in 50 s, and then a RESTART stalled commits for 300-600 ms. The writer copies what
     each checkpoint left, between two commits, and no RESTART is needed."""
-    monkeypatch.setattr(store_module, "CHECKPOINT_EVERY_SECS", 0.02)
+    monkeypatch.setattr(checkpoint, "CHECKPOINT_EVERY_SECS", 0.02)
     wal, written, restarts = await wal_after_steady_writes(tmp_path / "oracle.db", 2.0)
     assert restarts == 0
     assert written > 2 * 2**20
@@ -101,9 +102,9 @@ async def test_a_wal_that_does_not_start_over_is_restarted(
 ) -> None:
     """A reader can keep the WAL from starting over (here: the writer never finishes a
     checkpoint); past WAL_RESTART_FRAMES a RESTART checkpoint starts it over all the same."""
-    monkeypatch.setattr(store_module, "CHECKPOINT_EVERY_SECS", 0.02)
-    monkeypatch.setattr(store_module, "WAL_SIZE_LIMIT_BYTES", 2**20)
-    monkeypatch.setattr(store_module, "WAL_RESTART_FRAMES", 128)
+    monkeypatch.setattr(checkpoint, "CHECKPOINT_EVERY_SECS", 0.02)
+    monkeypatch.setattr(checkpoint, "WAL_SIZE_LIMIT_BYTES", 2**20)
+    monkeypatch.setattr(checkpoint, "WAL_RESTART_FRAMES", 128)
     monkeypatch.setattr(SqliteWriter, "_finish_checkpoint", lambda _: None)
     wal, written, restarts = await wal_after_steady_writes(tmp_path / "oracle.db", 2.0)
     assert restarts >= 1
@@ -116,7 +117,7 @@ async def test_writes_and_checkpoints_are_timed_by_step(
 ) -> None:
     """Where a slow write spent its time shows in the metrics and the log: here, in its
     statements."""
-    monkeypatch.setattr(store_module, "CHECKPOINT_EVERY_SECS", 0.02)
+    monkeypatch.setattr(checkpoint, "CHECKPOINT_EVERY_SECS", 0.02)
     metrics = Metrics()
     url = f"sqlite+aiosqlite:///{tmp_path / 'oracle.db'}"
     store = await Store.open(url, metrics, slow_log_secs=0.05)

@@ -11,7 +11,7 @@ import pytest
 from nishati_client.readings import Reading, SignedReading
 from nishati_oracle.core.metrics import INGEST_STEPS
 from nishati_oracle.readings.ingest import Status, Submission
-from nishati_oracle.store import MeterState, Store, StoredReading
+from nishati_oracle.readings.store import MeterState, Store, StoredReading
 from tests.oracle.world import OracleWorld
 
 

@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 
-import nishati_oracle.trading.ledger  # noqa: F401 - its tables join the shared metadata
-from nishati_oracle.store import Store, metadata
+from nishati_oracle.readings.store import Store
+from nishati_oracle.storage.schema import metadata
 
 
 async def test_the_migrated_schema_is_the_one_the_code_declares(database_url: str) -> None:

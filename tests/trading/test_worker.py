@@ -19,7 +19,7 @@ from nishati_client.trading import Offer
 from nishati_dev.sandbox import Harness, Member, OpenMarket, open_market, set_time
 from nishati_oracle.core.metrics import Metrics
 from nishati_oracle.core.settings import OracleSettings, StorageSettings
-from nishati_oracle.store import Store
+from nishati_oracle.readings.store import Store
 from nishati_oracle.trading.desk import Order, TradeDesk
 from nishati_oracle.trading.gateway import (
     Delivery,

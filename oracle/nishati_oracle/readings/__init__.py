@@ -3,5 +3,6 @@ oracle, attested on chain in batches.
 
 ``ingest`` says what every way in hands the pipeline and gets back; ``mqtt`` is the way in over
 MQTT; ``pipeline`` verifies each batch and stores the accepted readings before answering;
-``batcher`` attests stored readings on chain.
+``store`` holds each meter's progress and every accepted reading; ``batcher`` attests stored
+readings on chain.
 """

@@ -45,7 +45,7 @@ from nishati_client.program import NishatiClient
 from nishati_client.readings import SignedReading
 from nishati_oracle.core.metrics import Metrics
 from nishati_oracle.core.settings import OracleSettings
-from nishati_oracle.store import Due, Store
+from nishati_oracle.readings.store import Due, Store
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from nishati_oracle.core.group_commit import GroupCommit
 from nishati_oracle.core.metrics import INGEST_STEPS, Metrics, observe_steps
 from nishati_oracle.core.settings import OracleSettings
 from nishati_oracle.readings.ingest import Outcome, Reason, Status, Submission
-from nishati_oracle.store import MeterState, Store, StoredReading
+from nishati_oracle.readings.store import MeterState, Store, StoredReading
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ exactly as it came, and the phone directory (numbers encrypted, found by commitm
 
 Every state change is a compare-and-set (``UPDATE ... WHERE state IN (...)``) written together
 with its history row, so two workers, a replayed callback or a restart can never move a trade
-twice. Same engine and migrations as the readings (``nishati_oracle.store``).
+twice. Tables in ``storage.schema``, on the same engine as the readings.
 """
 
 from __future__ import annotations
@@ -16,15 +16,6 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
-    Float,
-    Index,
-    Integer,
-    LargeBinary,
-    String,
-    Table,
-    UniqueConstraint,
     and_,
     bindparam,
     exists,
@@ -38,7 +29,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from nishati_oracle.store import Positional, SqliteWriter, metadata
+from nishati_oracle.storage.schema import callbacks, phones, trade_history, trades
+from nishati_oracle.storage.writer import Positional, SqliteWriter
 
 
 class TradeState(StrEnum):
@@ -76,74 +68,6 @@ class CallbackKind(StrEnum):
     payout_timeout = "payout_timeout"
 
 
-trades = Table(
-    "trades",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("state", String(20), nullable=False),
-    Column("market", String(44), nullable=False),
-    Column("offer", String(44), nullable=False),
-    Column("seller", String(44), nullable=False),
-    Column("buyer", String(44), nullable=False),
-    Column("trade_address", String(44), nullable=False),
-    Column("payment_ref_hash", LargeBinary(32), nullable=False),
-    Column("wh", BigInteger, nullable=False),
-    Column("price_cents_per_kwh", BigInteger, nullable=False),
-    Column("total_cents", BigInteger, nullable=False),
-    Column("fee_cents", BigInteger, nullable=False),
-    Column("payout_kes", BigInteger, nullable=False),
-    Column("buyer_phone", LargeBinary, nullable=False),
-    Column("buyer_phone_hash", String(64), nullable=False),
-    Column("seller_phone", LargeBinary, nullable=False),
-    Column("deadline", BigInteger, nullable=True),
-    Column("give_up_at", Float, nullable=True),
-    Column("merchant_request_id", String(64), nullable=True),
-    Column("checkout_request_id", String(64), nullable=True, unique=True),
-    Column("mpesa_receipt", String(32), nullable=True, unique=True),
-    Column("result_code", Integer, nullable=True),
-    Column("result_desc", String(200), nullable=True),
-    Column("chain_signature", String(88), nullable=True),
-    Column("payout_conversation_id", String(64), nullable=True),
-    Column("payout_receipt", String(32), nullable=True),
-    Column("queries", Integer, nullable=False, default=0),
-    Column("next_check_at", Float, nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("updated_at", Float, nullable=False),
-    Index("ix_trades_state", "state", "next_check_at"),
-)
-
-trade_history = Table(
-    "trade_history",
-    metadata,
-    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
-    Column("trade_id", String(32), nullable=False, index=True),
-    Column("at", Float, nullable=False),
-    Column("state", String(20), nullable=False),
-    Column("detail", String(300), nullable=True),
-)
-
-# Each callback as Daraja sent it, stored before it is acted on. A second one with the same key
-# (CheckoutRequestID or OriginatorConversationID) or the same receipt is a duplicate.
-callbacks = Table(
-    "callbacks",
-    metadata,
-    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
-    Column("kind", String(20), nullable=False),
-    Column("key", String(64), nullable=False),
-    Column("receipt", String(32), nullable=True, unique=True),
-    Column("body", LargeBinary, nullable=False),  # encrypted: it holds the payer's phone
-    Column("received_at", Float, nullable=False),
-    Column("processed_at", Float, nullable=True),
-    # A callback that must wait (its trade not known yet, its payment still open) is looked at
-    # again from then, not every round.
-    Column("retry_at", Float, nullable=True),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("outcome", String(200), nullable=True),
-    UniqueConstraint("kind", "key", name="uq_callbacks_kind_key"),
-    Index("ix_callbacks_unprocessed", "processed_at", "retry_at"),
-)
-
-
 def _insert_callback(dialect: str) -> Any:
     """Each row stored unless its key or receipt is kept already, named if it was."""
     values: dict[str, Any] = {
@@ -178,17 +102,6 @@ def _insert_each(
 # A callback's trade: an STK callback's key is its CheckoutRequestID, a payout's its trade id.
 _has_trade = exists().where(
     or_(trades.c.checkout_request_id == callbacks.c.key, trades.c.id == callbacks.c.key)
-)
-
-
-# Phone numbers the oracle may call (buyers) or pay (sellers), by household.
-phones = Table(
-    "phones",
-    metadata,
-    Column("household", String(44), primary_key=True),
-    Column("commitment", String(64), nullable=False, unique=True),
-    Column("sealed", LargeBinary, nullable=False),
-    Column("updated_at", Float, nullable=False),
 )
 
 

@@ -14,7 +14,7 @@ from nishati_client.program import NishatiClient
 from nishati_oracle.core.group_commit import GroupCommit
 from nishati_oracle.core.metrics import Metrics
 from nishati_oracle.core.settings import OracleSettings
-from nishati_oracle.store import Store
+from nishati_oracle.readings.store import Store
 from nishati_oracle.trading.api import Trading
 from nishati_oracle.trading.desk import TradeDesk
 from nishati_oracle.trading.gateway import DarajaGateway, daraja_config

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from nishati_oracle.store import metadata
+from nishati_oracle.storage.schema import metadata
 
 
 def _run(connection: Connection) -> None:

@@ -1,0 +1,300 @@
+"""The readings' side of the database: each meter's progress, every verified reading (exactly
+as its meter signed it), and the market's address lookup tables. Tables in
+``storage.schema``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence, Set
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from sqlalchemy import and_, bindparam, case, func, or_, select, text, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from nishati_oracle.core.metrics import Metrics
+from nishati_oracle.storage.database import close_database, open_database
+from nishati_oracle.storage.schema import lookup_tables, meters, readings
+from nishati_oracle.storage.writer import Positional, SqliteWriter, execute_many
+
+
+@dataclass
+class MeterState:
+    """A meter's row: where its next reading must start from, and what the chain has."""
+
+    meter: str
+    household: str
+    has_last: bool
+    last_counter: int
+    last_timestamp: int
+    last_exported_wh: int
+    last_imported_wh: int
+    attested_counter: int | None = None
+    attested_exported_wh: int | None = None
+
+
+@dataclass(frozen=True)
+class StoredReading:
+    meter: str
+    counter: int
+    timestamp: int
+    exported_wh: int
+    imported_wh: int
+    message: bytes
+    signature: bytes
+    received_at: float
+
+
+@dataclass(frozen=True)
+class Due:
+    """A meter whose latest reading should be attested, and why."""
+
+    meter: str
+    household: str
+    reading: StoredReading
+
+
+# A meter's new last reading; executed with one parameter set per meter (``_advance_params``).
+_ADVANCE = (
+    update(meters)
+    .where(meters.c.meter == bindparam("b_meter"))
+    .values(
+        has_last=bindparam("b_has_last"),
+        last_counter=bindparam("b_last_counter"),
+        last_timestamp=bindparam("b_last_timestamp"),
+        last_exported_wh=bindparam("b_last_exported_wh"),
+        last_imported_wh=bindparam("b_last_imported_wh"),
+    )
+)
+
+
+def _advance_params(state: MeterState) -> dict[str, Any]:
+    return {
+        "b_meter": state.meter,
+        "b_has_last": state.has_last,
+        "b_last_counter": state.last_counter,
+        "b_last_timestamp": state.last_timestamp,
+        "b_last_exported_wh": state.last_exported_wh,
+        "b_last_imported_wh": state.last_imported_wh,
+    }
+
+
+def _accept(
+    conn: Connection,
+    new_meters: list[dict[str, Any]],
+    accepted: list[dict[str, Any]],
+    advances: list[dict[str, Any]],
+) -> None:
+    if new_meters:
+        conn.execute(meters.insert(), new_meters)
+    if accepted:
+        conn.execute(readings.insert(), accepted)
+    if advances:
+        conn.execute(_ADVANCE, advances)
+
+
+@dataclass(frozen=True)
+class _AcceptStatements:
+    """:meth:`Store.accept`'s statements, compiled for SQLite's writer."""
+
+    insert_meter: Positional
+    insert_reading: Positional
+    advance: Positional
+
+    @classmethod
+    def compile(cls, writer: SqliteWriter) -> _AcceptStatements:
+        fields = list(StoredReading.__dataclass_fields__)
+        return cls(
+            writer.compile(meters.insert().values({c.name: bindparam(c.name) for c in meters.c})),
+            writer.compile(readings.insert().values({name: bindparam(name) for name in fields})),
+            writer.compile(_ADVANCE),
+        )
+
+    def rows(
+        self,
+        new_meters: Sequence[MeterState],
+        accepted: Sequence[StoredReading],
+        states: Sequence[MeterState],
+    ) -> list[tuple[Positional, list[tuple[Any, ...]]]]:
+        return [
+            (self.insert_meter, [self.insert_meter.values(vars(m)) for m in new_meters]),
+            (self.insert_reading, [self.insert_reading.values(vars(r)) for r in accepted]),
+            (self.advance, [self.advance.values(_advance_params(s)) for s in states]),
+        ]
+
+
+class Store:
+    """Async access to the readings' tables. :meth:`open` opens the database for the whole
+    oracle: its ``engine`` and ``writer`` serve the trades' ledger too."""
+
+    def __init__(self, engine: AsyncEngine, writer: SqliteWriter | None = None) -> None:
+        self.engine = engine
+        # SQLite's writer thread; None on PostgreSQL, whose driver needs no thread.
+        self.writer = writer
+        # On SQLite, accepted readings are stored by the writer thread, their statements
+        # compiled once.
+        self._on_writer = None if writer is None else (writer, _AcceptStatements.compile(writer))
+
+    @classmethod
+    async def open(
+        cls, url: str, metrics: Metrics | None = None, slow_log_secs: float = math.inf
+    ) -> Store:
+        """Connects, and brings the schema to the newest migration; SQLite's writes and
+        checkpoints are timed into ``metrics``, and logged when slower than ``slow_log_secs``."""
+        return cls(*await open_database(url, metrics, slow_log_secs))
+
+    async def close(self) -> None:
+        await close_database(self.engine, self.writer)
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def meter_states(self, keys: Iterable[str]) -> dict[str, MeterState]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(meters).where(meters.c.meter.in_(list(keys))))
+            return {row.meter: MeterState(**row._asdict()) for row in rows}
+
+    async def stored(self, meter: str, counter: int) -> StoredReading | None:
+        query = select(*(readings.c[name] for name in StoredReading.__dataclass_fields__)).where(
+            and_(readings.c.meter == meter, readings.c.counter == counter)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else StoredReading(**row._asdict())
+
+    async def accept(
+        self,
+        new_meters: Sequence[MeterState],
+        accepted: Sequence[StoredReading],
+        states: Sequence[MeterState],
+    ) -> None:
+        """Stores accepted readings and the meters' new last readings in one transaction (one
+        statement per table, each with many rows); returns once it is committed."""
+        if self._on_writer is not None:
+            writer, statements = self._on_writer
+            await writer.run(partial(execute_many, statements.rows(new_meters, accepted, states)))
+            return
+        new_rows = [vars(m) for m in new_meters]
+        reading_rows = [vars(r) for r in accepted]
+        advances = [_advance_params(s) for s in states]
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_accept, new_rows, reading_rows, advances)
+
+    async def due(
+        self, threshold_wh: int, oldest_before: float, limit: int, forced: Set[str] = frozenset()
+    ) -> list[Due]:
+        """Meters to attest now, oldest first: never attested yet, unattested export at or
+        past the threshold, an unattested reading older than ``oldest_before``, or ``forced``.
+        Each comes with its latest reading (its first, for a meter the chain has never seen).
+
+        Readings are attested (or closed) as a prefix of a meter's counters, so its unattested
+        ones run from the first found in ``ix_readings_unattested`` to its last accepted. The
+        query costs a few index seeks a meter, however many readings wait: grouping every
+        unattested reading took 1.2 s at 10,000 meters and 268,000 readings."""
+        first = (
+            select(func.min(readings.c.counter))
+            .where(and_(readings.c.attested_at.is_(None), readings.c.meter == meters.c.meter))
+            .scalar_subquery()
+        )
+        pending = select(meters, first.label("first")).subquery()
+        oldest = readings.alias("oldest")
+        latest = readings.alias("latest")
+        never_attested = pending.c.attested_counter.is_(None)
+        query = (
+            select(pending.c.household, latest)
+            .join(
+                oldest, and_(oldest.c.meter == pending.c.meter, oldest.c.counter == pending.c.first)
+            )
+            .join(
+                latest,
+                and_(
+                    latest.c.meter == pending.c.meter,
+                    # A meter the chain has never seen starts from the first reading the oracle
+                    # accepted (its baseline), so no export after that goes unminted.
+                    latest.c.counter
+                    == case((never_attested, pending.c.first), else_=pending.c.last_counter),
+                ),
+            )
+            .where(
+                or_(
+                    never_attested,
+                    latest.c.exported_wh - pending.c.attested_exported_wh >= threshold_wh,
+                    oldest.c.received_at <= oldest_before,
+                    pending.c.meter.in_(list(forced)),
+                )
+            )
+            .order_by(oldest.c.received_at)
+            .limit(limit)
+        )
+        names = StoredReading.__dataclass_fields__
+        async with self.engine.connect() as conn:
+            return [
+                Due(row.meter, row.household, StoredReading(**{n: getattr(row, n) for n in names}))
+                for row in await conn.execute(query)
+            ]
+
+    async def mark_attested(
+        self, attested: Sequence[StoredReading], signature: str, at: float
+    ) -> None:
+        """Records that the chain holds these readings (and, cumulatively, all before them)."""
+        async with self.engine.begin() as conn:
+            for reading in attested:
+                await conn.execute(
+                    update(readings)
+                    .where(
+                        and_(
+                            readings.c.meter == reading.meter,
+                            readings.c.counter <= reading.counter,
+                            readings.c.attested_at.is_(None),
+                        )
+                    )
+                    .values(attested_at=at, attest_signature=signature)
+                )
+                await conn.execute(
+                    update(meters)
+                    .where(meters.c.meter == reading.meter)
+                    .values(
+                        attested_counter=reading.counter,
+                        attested_exported_wh=reading.exported_wh,
+                    )
+                )
+
+    async def close_meter(self, meter: str, reason: str, at: float) -> None:
+        """Stops attesting a meter's readings: the chain will never take them (its meter was
+        replaced). They stay stored, marked with ``reason``."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(readings)
+                .where(and_(readings.c.meter == meter, readings.c.attested_at.is_(None)))
+                .values(attested_at=at, attest_signature=reason)
+            )
+
+    async def record_lookup_table(self, market: str, address: str, recent_slot: int) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                lookup_tables.insert().values(
+                    address=address, market=market, recent_slot=recent_slot
+                )
+            )
+
+    async def lookup_tables(self, market: str) -> dict[str, int]:
+        """The market's tables: address to the slot it derives from, by slot."""
+        query = (
+            select(lookup_tables.c.address, lookup_tables.c.recent_slot)
+            .where(lookup_tables.c.market == market)
+            .order_by(lookup_tables.c.recent_slot)
+        )
+        async with self.engine.connect() as conn:
+            return {row.address: row.recent_slot for row in await conn.execute(query)}
+
+    async def forget_lookup_table(self, address: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(lookup_tables.delete().where(lookup_tables.c.address == address))
+
+    async def unattested_count(self) -> int:
+        async with self.engine.connect() as conn:
+            query = select(func.count()).where(readings.c.attested_at.is_(None))
+            return int((await conn.execute(query.select_from(readings))).scalar_one())

@@ -1,0 +1,52 @@
+"""Opening the oracle's database: one engine for readings and trades alike, its schema brought to
+the newest migration first.
+
+SQLite (WAL, synchronous=FULL: a commit survives a crash) by default, PostgreSQL by URL. All
+access is SQLAlchemy Core; on SQLite, the busiest writes go through :class:`SqliteWriter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from nishati_oracle.core.metrics import Metrics
+from nishati_oracle.storage.checkpoint import sqlite_pragmas
+from nishati_oracle.storage.writer import SqliteWriter
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+async def open_database(
+    url: str, metrics: Metrics | None = None, slow_log_secs: float = math.inf
+) -> tuple[AsyncEngine, SqliteWriter | None]:
+    """Connects, and brings the schema to the newest migration. On SQLite, also starts its
+    writer thread (``None`` on PostgreSQL, whose driver needs no thread), whose writes and
+    checkpoints are timed into ``metrics`` and logged when slower than ``slow_log_secs``."""
+    engine = create_async_engine(url, pool_pre_ping=True)
+    writer = None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
+        writer = SqliteWriter(url, metrics, slow_log_secs)
+    await asyncio.to_thread(migrate, url)
+    return engine, writer
+
+
+async def close_database(engine: AsyncEngine, writer: SqliteWriter | None) -> None:
+    if writer is not None:
+        await writer.close()
+    await engine.dispose()
+
+
+def migrate(url: str) -> None:
+    """Runs Alembic to the newest schema (blocking; Alembic drives its own event loop)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, "head")

@@ -1,0 +1,159 @@
+"""The oracle's database schema: every table, readings' and trades' alike, on one ``metadata``.
+
+Alembic's migrations (``migrations/versions``) build exactly this schema, on SQLite and
+PostgreSQL; ``tests/oracle/test_migrations.py`` holds the two to each other.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# Auto-incremented ids: SQLite only auto-increments an INTEGER PRIMARY KEY.
+AUTO_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+# Readings (``readings.store``): each meter's progress, every accepted reading, the market's
+# address lookup tables.
+
+# One row per meter the oracle has seen: the last reading it accepted (its next reading must
+# follow it) and the last reading the chain has attested.
+meters = Table(
+    "meters",
+    metadata,
+    Column("meter", String(44), primary_key=True),
+    Column("household", String(44), nullable=False),
+    Column("has_last", Boolean, nullable=False),
+    Column("last_counter", BigInteger, nullable=False),
+    Column("last_timestamp", BigInteger, nullable=False),
+    Column("last_exported_wh", BigInteger, nullable=False),
+    Column("last_imported_wh", BigInteger, nullable=False),
+    Column("attested_counter", BigInteger, nullable=True),
+    Column("attested_exported_wh", BigInteger, nullable=True),
+)
+
+# Every accepted reading, exactly as the meter signed it.
+readings = Table(
+    "readings",
+    metadata,
+    Column("id", AUTO_ID, primary_key=True),
+    Column("meter", String(44), nullable=False),
+    Column("counter", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("exported_wh", BigInteger, nullable=False),
+    Column("imported_wh", BigInteger, nullable=False),
+    Column("message", LargeBinary, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("attested_at", Float, nullable=True),
+    Column("attest_signature", String(88), nullable=True),
+    UniqueConstraint("meter", "counter", name="uq_readings_meter_counter"),
+    # With the counter in it, a meter's first unattested reading is one index seek (``due``).
+    Index("ix_readings_unattested", "attested_at", "meter", "counter"),
+)
+
+# The market's address lookup tables, each stored before the transaction creating it is sent:
+# the address derives from the oracle and ``recent_slot``.
+lookup_tables = Table(
+    "lookup_tables",
+    metadata,
+    Column("address", String(44), primary_key=True),
+    Column("market", String(44), nullable=False),
+    Column("recent_slot", BigInteger, nullable=False),
+)
+
+
+# Trades (``trading.ledger``): each trade's state and history, every Daraja callback as received,
+# the phone directory.
+
+# One row per trade: its state, its amounts, both phones (encrypted), what Daraja and the chain
+# answered, and when the worker looks at it next.
+trades = Table(
+    "trades",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("state", String(20), nullable=False),
+    Column("market", String(44), nullable=False),
+    Column("offer", String(44), nullable=False),
+    Column("seller", String(44), nullable=False),
+    Column("buyer", String(44), nullable=False),
+    Column("trade_address", String(44), nullable=False),
+    Column("payment_ref_hash", LargeBinary(32), nullable=False),
+    Column("wh", BigInteger, nullable=False),
+    Column("price_cents_per_kwh", BigInteger, nullable=False),
+    Column("total_cents", BigInteger, nullable=False),
+    Column("fee_cents", BigInteger, nullable=False),
+    Column("payout_kes", BigInteger, nullable=False),
+    Column("buyer_phone", LargeBinary, nullable=False),
+    Column("buyer_phone_hash", String(64), nullable=False),
+    Column("seller_phone", LargeBinary, nullable=False),
+    Column("deadline", BigInteger, nullable=True),
+    Column("give_up_at", Float, nullable=True),
+    Column("merchant_request_id", String(64), nullable=True),
+    Column("checkout_request_id", String(64), nullable=True, unique=True),
+    Column("mpesa_receipt", String(32), nullable=True, unique=True),
+    Column("result_code", Integer, nullable=True),
+    Column("result_desc", String(200), nullable=True),
+    Column("chain_signature", String(88), nullable=True),
+    Column("payout_conversation_id", String(64), nullable=True),
+    Column("payout_receipt", String(32), nullable=True),
+    Column("queries", Integer, nullable=False, default=0),
+    Column("next_check_at", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_trades_state", "state", "next_check_at"),
+)
+
+# Every state a trade went through, and why.
+trade_history = Table(
+    "trade_history",
+    metadata,
+    Column("id", AUTO_ID, primary_key=True),
+    Column("trade_id", String(32), nullable=False, index=True),
+    Column("at", Float, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("detail", String(300), nullable=True),
+)
+
+# Each callback as Daraja sent it, stored before it is acted on. A second one with the same key
+# (CheckoutRequestID or OriginatorConversationID) or the same receipt is a duplicate.
+callbacks = Table(
+    "callbacks",
+    metadata,
+    Column("id", AUTO_ID, primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("receipt", String(32), nullable=True, unique=True),
+    Column("body", LargeBinary, nullable=False),  # encrypted: it holds the payer's phone
+    Column("received_at", Float, nullable=False),
+    Column("processed_at", Float, nullable=True),
+    # A callback that must wait (its trade not known yet, its payment still open) is looked at
+    # again from then, not every round.
+    Column("retry_at", Float, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("outcome", String(200), nullable=True),
+    UniqueConstraint("kind", "key", name="uq_callbacks_kind_key"),
+    Index("ix_callbacks_unprocessed", "processed_at", "retry_at"),
+)
+
+# Phone numbers the oracle may call (buyers) or pay (sellers), by household.
+phones = Table(
+    "phones",
+    metadata,
+    Column("household", String(44), primary_key=True),
+    Column("commitment", String(64), nullable=False, unique=True),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
