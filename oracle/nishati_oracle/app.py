@@ -34,9 +34,11 @@ from nishati_oracle.core.metrics import Metrics
 from nishati_oracle.core.runtime import RuntimeWatch
 from nishati_oracle.core.settings import OracleSettings, Payments
 from nishati_oracle.readings.batcher import Attester
+from nishati_oracle.readings.clock import ChainClock
 from nishati_oracle.readings.ingest import READINGS_PATH, Outcome, Reason, Status, Submission
 from nishati_oracle.readings.mqtt import BatchReport, MqttIngest
-from nishati_oracle.readings.pipeline import ChainClock, MeterRegistry, ReadingPipeline
+from nishati_oracle.readings.pipeline import ReadingPipeline
+from nishati_oracle.readings.registry import MeterRegistry
 from nishati_oracle.readings.store import Store
 from nishati_oracle.trading.api import Trading
 from nishati_oracle.trading.api import router as trading_router

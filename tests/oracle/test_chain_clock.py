@@ -14,7 +14,7 @@ from solders.pubkey import Pubkey
 from solders.sysvar import CLOCK
 
 from nishati_client.errors import RpcUnavailable
-from nishati_oracle.readings.pipeline import ChainClock
+from nishati_oracle.readings.clock import ChainClock
 
 
 class SlowClockChain:
@@ -84,7 +84,7 @@ async def test_an_unreachable_chain_carries_the_clock_on_and_is_retried(
     clock = ChainClock(chain, refresh_secs=0, retry_secs=0.05)
     assert await clock.now() == 1_000
     chain.failure = RpcUnavailable("validator down")
-    with caplog.at_level(logging.WARNING, logger="nishati_oracle.readings.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="nishati_oracle.readings.clock"):
         assert await clock.now() == 1_000
         await asyncio.sleep(0.01)
         # Within the retry delay nothing more is asked of the chain.

@@ -3,17 +3,14 @@ ones only the oracle can make (a known meter, plausible power, duplicates)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from solders.pubkey import Pubkey
 
-from nishati_client.chain import AccountReader, cluster_time
 from nishati_client.errors import NishatiClientError
-from nishati_client.program import NishatiClient
 from nishati_client.readings import (
     LastReading,
     Reading,
@@ -25,204 +22,15 @@ from nishati_client.readings import (
 from nishati_oracle.core.group_commit import GroupCommit
 from nishati_oracle.core.metrics import INGEST_STEPS, Metrics, observe_steps
 from nishati_oracle.core.settings import OracleSettings
+from nishati_oracle.readings.clock import ChainClock
 from nishati_oracle.readings.ingest import Outcome, Reason, Status, Submission
+from nishati_oracle.readings.registry import MeterInfo, MeterRegistry
 from nishati_oracle.readings.store import MeterState, Store, StoredReading
 
 log = logging.getLogger(__name__)
 
 # The store keeps counters and Wh in signed 64-bit columns; no real meter comes near this.
 MAX_STORED_VALUE = 2**63 - 1
-# How soon a failed read of the cluster's clock is tried again.
-RETRY_CLOCK_SECS = 1.0
-# How long the registry lets stale meters gather before reading their records again.
-GATHER_RECHECKS_SECS = 1.0
-
-
-@dataclass(frozen=True)
-class MeterInfo:
-    """What the chain says of a meter: its household and that meter's last accepted reading."""
-
-    household: Pubkey
-    last: LastReading | None
-    last_timestamp: int
-
-
-class MeterRegistry:
-    """Meter key → household, from the chain's MeterRecord and Household accounts, cached.
-
-    A meter the oracle already keeps state for is not looked up again before its readings
-    are checked: :meth:`registered` answers from memory at once, and a meter not confirmed
-    within ``ttl_secs`` is queued to be read again in the background, up to a hundred
-    MeterRecords a request. A meter its household replaced (its record retired) is refused
-    from then on."""
-
-    def __init__(
-        self,
-        client: NishatiClient,
-        market: Pubkey,
-        ttl_secs: float,
-        gather_secs: float = GATHER_RECHECKS_SECS,
-    ) -> None:
-        self.client = client
-        self.market = market
-        self.ttl_secs = ttl_secs
-        self.gather_secs = gather_secs
-        self._cache: dict[Pubkey, tuple[float, MeterInfo | None]] = {}
-        self._confirmed: dict[Pubkey, float] = {}
-        self._retired: set[Pubkey] = set()
-        # Meters to read again, in the order they were found stale (a dict: an ordered set).
-        self._stale: dict[Pubkey, None] = {}
-        self._rechecking: asyncio.Task[None] | None = None
-
-    async def lookup(self, meter: Pubkey) -> MeterInfo | None:
-        return (await self.lookup_many([meter]))[meter]
-
-    async def lookup_many(self, meters: Iterable[Pubkey]) -> dict[Pubkey, MeterInfo | None]:
-        """Each meter's household and last reading (``None`` for a meter not registered here);
-        the ones not cached are read together: their records, then their households."""
-        now = time.monotonic()
-        found: dict[Pubkey, MeterInfo | None] = {}
-        unread: list[Pubkey] = []
-        for meter in dict.fromkeys(meters):
-            cached = self._cache.get(meter)
-            if cached is not None and now - cached[0] < self.ttl_secs:
-                found[meter] = cached[1]
-            else:
-                unread.append(meter)
-        if not unread:
-            return found
-        live = await self._live_records(unread)
-        households = dict(
-            zip(live, await self.client.households_at(list(live.values())), strict=True)
-        )
-        for meter in unread:
-            household = households.get(meter)
-            info = None
-            if household is not None and household.meter == meter:
-                info = MeterInfo(
-                    household.address, household.last_reading, household.last_timestamp
-                )
-                self._confirmed[meter] = now
-            found[meter] = info
-            self._cache[meter] = (now, info)
-        return found
-
-    def registered(self, meter: Pubkey) -> bool:
-        """Whether a meter the oracle keeps state for is still registered, as far as it knows:
-        its state says it was, until the chain says its record is retired or gone."""
-        if meter in self._retired:
-            return False
-        confirmed = self._confirmed.get(meter)
-        if confirmed is None or time.monotonic() - confirmed >= self.ttl_secs:
-            self._stale[meter] = None
-            if self._rechecking is None:
-                self._rechecking = asyncio.create_task(self._recheck())
-        return True
-
-    async def close(self) -> None:
-        """Stops reading stale meters again."""
-        if self._rechecking is not None:
-            self._rechecking.cancel()
-            await asyncio.gather(self._rechecking, return_exceptions=True)
-
-    async def _recheck(self) -> None:
-        """Reads the stale meters' records, a request per hundred, until none is left; waits
-        ``gather_secs`` first, so the meters going stale meanwhile share the requests."""
-        try:
-            while self._stale:
-                await asyncio.sleep(self.gather_secs)
-                meters = list(self._stale)
-                try:
-                    live = await self._live_records(meters)
-                except NishatiClientError as e:
-                    log.warning("could not read %d meter records again: %s", len(meters), e)
-                    continue
-                now = time.monotonic()
-                for meter in meters:
-                    self._stale.pop(meter, None)
-                    if meter not in live:
-                        self._retired.add(meter)
-                        log.info(
-                            "meter %s is no longer registered; its readings are refused", meter
-                        )
-                    else:
-                        self._confirmed[meter] = now
-        finally:
-            self._rechecking = None
-
-    async def _live_records(self, meters: Sequence[Pubkey]) -> dict[Pubkey, Pubkey]:
-        """The household of each meter whose MeterRecord exists and is not retired."""
-        program = self.client.program
-        addresses = [program.meter_record_address(self.market, meter) for meter in meters]
-        records = await self.client.meter_records(addresses)
-        return {
-            meter: record.household
-            for meter, record in zip(meters, records, strict=True)
-            if record is not None and not record.retired
-        }
-
-
-class ChainClock:
-    """The cluster's clock, as the program sees it: read from the Clock sysvar now and then
-    and carried forward on the local monotonic clock in between. Checking skew against it
-    (not the oracle's wall clock) accepts exactly the readings the chain will accept.
-
-    Only the first reading waits for the chain. Later reads run in the background, one at a
-    time: on a busy validator one takes a hundred milliseconds or more, and every reading
-    submitted meanwhile would wait for it (and send its own)."""
-
-    def __init__(
-        self, chain: AccountReader, refresh_secs: float = 30, retry_secs: float = RETRY_CLOCK_SECS
-    ) -> None:
-        self.chain = chain
-        self.refresh_secs = refresh_secs
-        self.retry_secs = retry_secs
-        self._read_at: float | None = None
-        self._cluster_time = 0
-        self._next_read = 0.0
-        self._reading: asyncio.Task[None] | None = None
-
-    async def now(self) -> int:
-        """The cluster's time; while the chain is unreachable, the last reading carried on."""
-        if self._read_at is None:
-            # Nothing to carry forward yet: wait for the chain, and fail with it. Shielded, so
-            # one caller giving up does not cancel the read the others wait for.
-            await asyncio.shield(self._read())
-        elif time.monotonic() >= self._next_read:
-            self._read()
-        assert self._read_at is not None
-        return self._cluster_time + int(time.monotonic() - self._read_at)
-
-    async def close(self) -> None:
-        """Cancels a read still in flight."""
-        if self._reading is not None:
-            self._reading.cancel()
-            await asyncio.gather(self._reading, return_exceptions=True)
-
-    def _read(self) -> asyncio.Task[None]:
-        """The read in flight, or a new one."""
-        if self._reading is None:
-            self._reading = asyncio.create_task(self._read_clock())
-            self._reading.add_done_callback(self._done)
-        return self._reading
-
-    async def _read_clock(self) -> None:
-        self._next_read = time.monotonic() + self.retry_secs
-        self._cluster_time = await cluster_time(self.chain)
-        self._read_at = time.monotonic()
-        self._next_read = self._read_at + self.refresh_secs
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._reading = None
-        if task.cancelled():
-            return
-        error = task.exception()  # retrieved here; a first read's callers raise it themselves
-        if error is None or self._read_at is None:
-            return
-        if isinstance(error, NishatiClientError):
-            log.warning("cluster clock unreachable; carrying the last reading forward: %s", error)
-        else:
-            log.error("reading the cluster clock failed", exc_info=error)
 
 
 def _state_from_chain(meter: Pubkey, info: MeterInfo) -> MeterState:
