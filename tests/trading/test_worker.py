@@ -176,8 +176,8 @@ async def test_ready_trades_settle_and_cancel_together(desk: Desk) -> None:
         desk.gateway.answers[trade.checkout_request_id] = 0 if trade_id in paid else 1032
         # The callback never came: the worker's query finds out.
         await desk.ledger.update(trade_id, TradeState.stk_sent, next_check_at=0)
-    await desk.worker.query_payments()
-    await desk.worker.close_on_chain()
+    await desk.worker.confirmations.query_payments()
+    await desk.worker.settlements.close_on_chain()
     trades = [await desk.ledger.get(t) for t in paid + failed]
     assert [t.state for t in trades if t] == [TradeState.settled] * 4 + [TradeState.cancelled] * 2
     signatures = {t.chain_signature for t in trades if t}
@@ -195,10 +195,10 @@ async def test_a_settled_trade_is_paid_out_once(desk: Desk) -> None:
     assert trade.checkout_request_id is not None
     desk.gateway.answers[trade.checkout_request_id] = 0
     await desk.ledger.update(trade_id, TradeState.stk_sent, next_check_at=0)
-    await desk.worker.query_payments()
-    await desk.worker.close_on_chain()
-    await desk.worker.pay_sellers()
-    await desk.worker.pay_sellers()
+    await desk.worker.confirmations.query_payments()
+    await desk.worker.settlements.close_on_chain()
+    await desk.worker.payouts.pay_sellers()
+    await desk.worker.payouts.pay_sellers()
     assert desk.gateway.payouts == [trade_id]
     assert await state(desk, trade_id) is TradeState.payout_sent
 
@@ -273,8 +273,8 @@ async def test_what_a_crash_leaves_half_done(desk: Desk) -> None:
         oracle=oracle.pubkey(), trade=on_chain[landed], receipt_hash=bytes(32)
     )
     await desk.market.h.chain.send([settle], [oracle])
-    await desk.worker.finish_created()
-    await desk.worker.close_on_chain()
+    await desk.worker.settlements.finish_created()
+    await desk.worker.settlements.close_on_chain()
     assert await state(desk, never_opened) is TradeState.rejected
     assert await state(desk, opened_only) is TradeState.cancelled
     assert await state(desk, landed) is TradeState.settled
@@ -293,7 +293,7 @@ async def test_paid_but_cancelled_by_another_after_the_deadline_is_a_refund(desk
         [desk.market.h.client.program.trade_cancel(caller=stranger.pubkey(), trade=on_chain)],
         [stranger],
     )
-    await desk.worker.close_on_chain()
+    await desk.worker.settlements.close_on_chain()
     assert await state(desk, trade_id) is TradeState.refund_due
 
 

@@ -62,6 +62,15 @@ FINAL_STATES = frozenset(
 )
 
 
+# Backoff between checks of one trade (its payment, its close on chain, its payout): doubling,
+# capped.
+MAX_BACKOFF_SECS = 60.0
+
+
+def backoff(checks: int) -> float:
+    return float(min(MAX_BACKOFF_SECS, 2.0 ** min(checks, 6)))
+
+
 class CallbackKind(StrEnum):
     stk = "stk"
     payout_result = "payout_result"
@@ -240,6 +249,14 @@ class Ledger:
                 .values(updated_at=self.clock(), **values)
             )
         return changed.rowcount == 1
+
+    async def check_later(self, trade: TradeRecord, now: float, wait: float | None = None) -> None:
+        """Makes the trade due again ``wait`` after ``now`` (by default, backing off with each
+        check), counting one more check."""
+        wait = backoff(trade.queries) if wait is None else wait
+        await self.update(
+            trade.id, trade.state, queries=trade.queries + 1, next_check_at=now + wait
+        )
 
     async def get(self, trade_id: str) -> TradeRecord | None:
         return await self._one(trades.c.id == trade_id)
