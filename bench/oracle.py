@@ -39,7 +39,6 @@ import json
 import math
 import os
 import random
-import re
 import shutil
 import signal
 import socket
@@ -326,18 +325,30 @@ def steps(before: dict[str, float], after: dict[str, float]) -> str:
     )
 
 
-SLOW_LINE = re.compile(
-    r"slow (submit|SQLite write|SQLite checkpoint): (?:\w+, )?[\d.]+ ms(?: \(([^)]*)\))?"
-)
+# The oracle's slow-log events (JSON lines), by the name the bench gives each kind.
+SLOW_EVENTS = {
+    "slow submit": "submit",
+    "slow sqlite write": "SQLite write",
+    "slow sqlite checkpoint": "SQLite checkpoint",
+}
 
 
 def slow_logged(log: str) -> str:
     """The oracle's slow log (``NISHATI_SLOW_LOG_SECS``): how many submits, SQLite writes and
     checkpoints were slow, and for each kind the step that took most, how often."""
     kinds: dict[str, Counter[str]] = {}
-    for kind, steps in SLOW_LINE.findall(log):
-        took = [step.rsplit(" ", 1) for step in steps.split(", ")] if steps else []
-        worst = max(took, key=lambda step: float(step[1]))[0] if took else "-"
+    for line in log.splitlines():
+        if '"slow ' not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        kind = SLOW_EVENTS.get(str(entry.get("event"))) if isinstance(entry, dict) else None
+        if kind is None:
+            continue
+        steps: dict[str, float] = entry.get("steps") or {}
+        worst = max(steps, key=lambda step: steps[step]) if steps else "-"
         kinds.setdefault(kind, Counter())[worst] += 1
     if not kinds:
         return "nothing logged slow"

@@ -5,13 +5,13 @@ carried forward."""
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import pytest
 from solders.account import Account
 from solders.clock import Clock
 from solders.pubkey import Pubkey
 from solders.sysvar import CLOCK
+from structlog.testing import capture_logs
 
 from nishati_client.errors import RpcUnavailable
 from nishati_oracle.readings.clock import ChainClock
@@ -77,20 +77,20 @@ async def test_a_stale_clock_is_read_in_the_background_once() -> None:
     await clock.close()
 
 
-async def test_an_unreachable_chain_carries_the_clock_on_and_is_retried(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+async def test_an_unreachable_chain_carries_the_clock_on_and_is_retried() -> None:
     chain = SlowClockChain(1_000)
     clock = ChainClock(chain, refresh_secs=0, retry_secs=0.05)
     assert await clock.now() == 1_000
     chain.failure = RpcUnavailable("validator down")
-    with caplog.at_level(logging.WARNING, logger="nishati_oracle.readings.clock"):
+    with capture_logs() as logged:
         assert await clock.now() == 1_000
         await asyncio.sleep(0.01)
         # Within the retry delay nothing more is asked of the chain.
         assert await clock.now() == 1_000
         assert chain.reads == 2
-    assert "cluster clock unreachable" in caplog.text
+    [unreachable] = [e for e in logged if e["event"].startswith("cluster clock unreachable")]
+    assert unreachable["log_level"] == "warning"
+    assert "validator down" in unreachable["error"]
     chain.failure = None
     chain.unix_timestamp = 3_000
     await asyncio.sleep(0.06)

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from sqlalchemy import text
+from structlog.testing import capture_logs
 
 from nishati_oracle.core.metrics import WRITE_STEPS, Metrics
 from nishati_oracle.readings.store import Store
@@ -113,7 +115,7 @@ async def test_a_wal_that_does_not_start_over_is_restarted(
 
 
 async def test_writes_and_checkpoints_are_timed_by_step(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where a slow write spent its time shows in the metrics and the log: here, in its
     statements."""
@@ -132,7 +134,8 @@ async def test_writes_and_checkpoints_are_timed_by_step(
 
     try:
         assert store.writer is not None
-        await store.writer.run(slow_statements)
+        with capture_logs() as logged:
+            await store.writer.run(slow_statements)
         for _ in range(100):
             if observed("nishati_sqlite_checkpoint_seconds", "passive"):
                 break
@@ -143,13 +146,13 @@ async def test_writes_and_checkpoints_are_timed_by_step(
         assert observed("nishati_sqlite_write_seconds", step) == 1
     assert observed("nishati_sqlite_write_seconds", "statements", "0.05") == 0
     assert observed("nishati_sqlite_checkpoint_seconds", "passive") >= 1
-    [slow] = [r.getMessage() for r in caplog.records if "slow SQLite write" in r.getMessage()]
-    statements = float(slow.split("statements ")[1].split(",")[0])
-    assert statements >= 60
+    [slow] = [e for e in logged if e["event"] == "slow sqlite write"]
+    assert list(slow["steps"]) == list(WRITE_STEPS)
+    assert slow["steps"]["statements"] >= 60
 
 
 async def test_a_finish_that_fails_is_logged(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Nobody waits for a finish's result, so its failure is logged where it happens."""
     store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'oracle.db'}")
@@ -161,9 +164,14 @@ async def test_a_finish_that_fails_is_logged(
             raise sqlite3.OperationalError("database is locked")
 
         monkeypatch.setattr(writer, "_connect", locked)
-        await asyncio.get_running_loop().run_in_executor(writer.thread, writer._finish_checkpoint)
+        # The traceback as the JSON log renders it.
+        with capture_logs([structlog.processors.format_exc_info]) as logged:
+            await asyncio.get_running_loop().run_in_executor(
+                writer.thread, writer._finish_checkpoint
+            )
     finally:
         monkeypatch.undo()
         await store.close()
-    assert "finishing a SQLite checkpoint failed" in caplog.text
-    assert "database is locked" in caplog.text
+    [failed] = [e for e in logged if e["event"] == "finishing a sqlite checkpoint failed"]
+    assert failed["log_level"] == "error"
+    assert "database is locked" in failed["exception"]

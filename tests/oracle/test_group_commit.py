@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 import pytest
+from structlog.testing import capture_logs
 
 from nishati_client.readings import Reading, SignedReading
 from nishati_oracle.core.metrics import INGEST_STEPS
@@ -176,7 +177,7 @@ async def test_a_commit_that_lands_but_loses_its_answer_is_a_duplicate_when_sent
 
 
 async def test_a_submit_behind_a_slow_commit_shows_the_wait_as_queued(
-    world: OracleWorld, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    world: OracleWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pipeline, metrics = world.services.pipeline, world.services.metrics
     a, b = await world.member(), await world.member()
@@ -196,17 +197,19 @@ async def test_a_submit_behind_a_slow_commit_shows_the_wait_as_queued(
     def grew(step: str, le: str = "+Inf") -> float:
         return observed(step, le) - before[step, le]
 
-    first = asyncio.create_task(pipeline.submit([submission(a.meter.read(now + 60))]))
-    await asyncio.wait_for(gated.entered.wait(), 5)
-    behind = asyncio.create_task(pipeline.submit([submission(b.meter.read(now + 60))]))
-    await asyncio.sleep(0.15)
-    gated.gate.set()
-    await asyncio.gather(first, behind)
+    with capture_logs() as logged:
+        first = asyncio.create_task(pipeline.submit([submission(a.meter.read(now + 60))]))
+        await asyncio.wait_for(gated.entered.wait(), 5)
+        behind = asyncio.create_task(pipeline.submit([submission(b.meter.read(now + 60))]))
+        await asyncio.sleep(0.15)
+        gated.gate.set()
+        await asyncio.gather(first, behind)
     # Each submit observed each step once; the first waited in its store step, the second
     # queued behind it.
     assert {step: grew(step) for step in INGEST_STEPS} == dict.fromkeys(INGEST_STEPS, 2)
     assert grew("queued", "0.1") == 1
     assert grew("store", "0.1") == 1
-    slow = [r.getMessage() for r in caplog.records if r.getMessage().startswith("slow submit")]
+    slow = [e for e in logged if e["event"] == "slow submit"]
     assert len(slow) == 2
-    assert all(message.endswith("1 readings, its group 1 submits") for message in slow)
+    assert all(list(e["steps"]) == list(INGEST_STEPS) for e in slow)
+    assert all(e["readings"] == 1 and e["group_submits"] == 1 for e in slow)

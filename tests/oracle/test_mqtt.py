@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from solders.pubkey import Pubkey
+from structlog.testing import capture_logs
 
 from nishati_client.readings import Reading, SignedReading
 from nishati_dev.sandbox import Meter
@@ -194,11 +195,14 @@ async def test_readings_arrive_in_order_and_in_batches(scene: Scene) -> None:
 
 async def test_a_clean_stop_logs_no_error(scene: Scene, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="nishati_oracle.readings.mqtt.paho")
-    ingest = await scene.oracle(FakePipeline())
-    await ingest.stop()
+    with capture_logs() as logged:
+        ingest = await scene.oracle(FakePipeline())
+        await ingest.stop()
     paho_said = [r for r in caplog.records if r.name == "nishati_oracle.readings.mqtt.paho"]
     assert any("Sending CONNECT" in r.getMessage() for r in paho_said)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert any(e["event"] == "connected to the broker" for e in logged)
+    assert [e for e in logged if e["log_level"] in ("error", "critical")] == []
 
 
 async def test_a_reading_is_acknowledged_only_once_stored(scene: Scene) -> None:

@@ -19,13 +19,13 @@ WRITE_STEPS = ("handover", "statements", "commit", "return")
 
 def observe_steps(
     histograms: Sequence[Histogram] | None, names: Sequence[str], times: Sequence[float]
-) -> str:
+) -> dict[str, float]:
     """Observes the time between each two of ``times`` into the step's histogram (if any), and
-    returns the steps as a slow-log line has them: ``"name 1.2, ..."`` in ms."""
+    returns the steps as a slow-log line has them: each step's milliseconds, to a tenth."""
     steps = [end - start for start, end in pairwise(times)]
     for histogram, secs in zip(histograms or (), steps, strict=False):
         histogram.observe(secs)
-    return ", ".join(f"{name} {secs * 1e3:.1f}" for name, secs in zip(names, steps, strict=True))
+    return {name: round(secs * 1e3, 1) for name, secs in zip(names, steps, strict=True)}
 
 
 class Metrics:

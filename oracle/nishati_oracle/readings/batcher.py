@@ -19,10 +19,10 @@ readings landed before trying again, and the program's counter check refuses any
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 
+import structlog
 from solders.address_lookup_table_account import (
     LOOKUP_TABLE_MAX_ADDRESSES,
     AddressLookupTableAccount,
@@ -47,7 +47,7 @@ from nishati_oracle.core.metrics import Metrics
 from nishati_oracle.core.settings import OracleSettings
 from nishati_oracle.readings.store import Due, Store
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # Meters looked at per round; the rest wait for the next round.
 ROUND_LIMIT = 512
@@ -78,6 +78,7 @@ class MarketTables:
         self.oracle = oracle
         self.market = market
         self.policy = policy
+        self.log = log.bind(market=str(market))
         self.tables: dict[Pubkey, LookupTable] = {}
         # Each account a table holds, and that table.
         self._holder: dict[Pubkey, Pubkey] = {}
@@ -113,10 +114,10 @@ class MarketTables:
             if await self._read(address):
                 continue
             if slot in recent:
-                log.info("creating lookup table %s again at slot %d", address, slot)
+                self.log.info("creating lookup table again", table=str(address), slot=slot)
                 await self._send(*self._creation(slot, []))
             else:
-                log.warning("lookup table %s was never created; forgetting it", address)
+                self.log.warning("lookup table never created, forgetting it", table=str(address))
                 await self.store.forget_lookup_table(str(address))
                 del self._unsettled[address], self._slots[address]
 
@@ -149,7 +150,10 @@ class MarketTables:
         taken = set(self._slots.values())
         slot = next((s for s in await recent_slots(self.client.chain) if s not in taken), None)
         if slot is None:
-            log.warning("no recent slot is free for a new lookup table; households wait")
+            self.log.warning(
+                "no recent slot free for a new lookup table, households wait",
+                households=len(households),
+            )
             return None
         room = LOOKUP_TABLE_MAX_ADDRESSES - len(self._fixed)
         count = self._fitting(households, room, lambda some: self._creation(slot, some)[1])
@@ -244,6 +248,7 @@ class Attester:
         self.policy = policy
         self.metrics = metrics
         self.clock = clock
+        self.log = log.bind(market=str(market))
         self.tables = MarketTables(store, client, oracle, market, policy)
         self._wake = asyncio.Event()
         self._forced: set[str] = set()
@@ -271,7 +276,7 @@ class Attester:
             try:
                 await self.run_once()
             except Exception:
-                log.exception("attestation round failed; retrying next round")
+                self.log.exception("attestation round failed, retrying next round")
 
     async def run_once(self) -> int:
         """One round: attests every meter that is due, then adds the households seen to the
@@ -300,7 +305,9 @@ class Attester:
         try:
             await work
         except NishatiClientError as e:
-            log.warning("%s failed: %s; trying again next round", what, e)
+            self.log.warning(
+                "lookup table upkeep failed, trying again next round", step=what, error=str(e)
+            )
 
     def pack(self, due: Sequence[Due], slot: int) -> Iterator[list[Due]]:
         """Groups readings greedily into as few transactions as fit the packet size in
@@ -339,7 +346,7 @@ class Attester:
             )
         except NishatiClientError as e:
             self.metrics.attest_batches.labels("failed").inc()
-            log.warning("attestation of %d readings failed: %s", len(group), e)
+            self.log.warning("attestation failed", readings=len(group), error=str(e))
             return await self._reconcile(group, slot)
         self.metrics.attest_seconds.observe(time.perf_counter() - started)
         self.metrics.attest_batches.labels("confirmed").inc()

@@ -4,13 +4,14 @@ timestamp against."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
+
+import structlog
 
 from nishati_client.chain import AccountReader, cluster_time
 from nishati_client.errors import NishatiClientError
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # How soon a failed read of the cluster's clock is tried again.
 RETRY_CLOCK_SECS = 1.0
@@ -74,6 +75,6 @@ class ChainClock:
         if error is None or self._read_at is None:
             return
         if isinstance(error, NishatiClientError):
-            log.warning("cluster clock unreachable; carrying the last reading forward: %s", error)
+            log.warning("cluster clock unreachable, carrying the last reading on", error=str(error))
         else:
             log.error("reading the cluster clock failed", exc_info=error)

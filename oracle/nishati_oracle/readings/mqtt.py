@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as paho
+import structlog
 from paho.mqtt.enums import CallbackAPIVersion, LogLevel, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -59,8 +60,10 @@ from nishati_client.readings import READING_LEN, SIGNATURE_LEN, SignedReading
 from nishati_oracle.core.settings import OracleSettings
 from nishati_oracle.readings.ingest import Outcome, Pipeline, Reason, Status, Submission
 
-logger = logging.getLogger("nishati_oracle.readings.mqtt")
-paho_logger = logging.getLogger("nishati_oracle.readings.mqtt.paho")
+log = structlog.get_logger(__name__)
+# paho's own messages, forwarded by ``_on_log`` to a standard logger: paho logs a line or two for
+# every message, on its thread, and a standard logger drops those below its level at no cost.
+paho_logger = logging.getLogger(f"{__name__}.paho")
 
 PAYLOAD_LEN = SIGNATURE_LEN + READING_LEN
 QOS = 1
@@ -281,12 +284,12 @@ class MqttIngest:
         )
         self._client = client
         client.loop_start()
-        logger.info(
-            "MQTT ingest for %s at %s:%d as %s",
-            self.subscription,
-            self._settings.mqtt.host,
-            self._settings.mqtt.port,
-            self.client_id,
+        log.info(
+            "mqtt ingest started",
+            subscription=self.subscription,
+            host=self._settings.mqtt.host,
+            port=self._settings.mqtt.port,
+            client_id=self.client_id,
         )
 
     async def stop(self) -> None:
@@ -356,14 +359,14 @@ class MqttIngest:
         properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
-            logger.error("broker refused the connection: %s", reason_code)
+            log.error("broker refused the connection", reason=str(reason_code))
             return
         self._epoch += 1
         self.stats.connects += 1
         # Retained readings (a meter may set the flag) come once, not on every reconnect.
         options = SubscribeOptions(QOS, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
         _, self._subscribe_mid = client.subscribe(self.subscription, options=options)
-        logger.info("connected to the broker (session present: %s)", flags.session_present)
+        log.info("connected to the broker", session_present=flags.session_present)
 
     def _on_subscribe(
         self,
@@ -377,7 +380,11 @@ class MqttIngest:
             return
         failed = [code for code in reason_codes if code.is_failure]
         if failed:
-            logger.error("broker refused the subscription to %s: %s", self.subscription, failed)
+            log.error(
+                "broker refused the subscription",
+                subscription=self.subscription,
+                reasons=[str(code) for code in failed],
+            )
             return
         self._subscribed = True
         self._to_loop(self._ready.set)
@@ -394,7 +401,7 @@ class MqttIngest:
         self._to_loop(self._ready.clear)
         self.stats.disconnects += 1
         if not self._stopping:
-            logger.warning("disconnected from the broker (%s); reconnecting", reason_code)
+            log.warning("disconnected from the broker, reconnecting", reason=str(reason_code))
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         try:
@@ -421,7 +428,7 @@ class MqttIngest:
 
     def _consumer_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            logger.critical("MQTT ingest stopped", exc_info=task.exception())
+            log.critical("mqtt ingest stopped", exc_info=task.exception())
 
     async def _consume(self) -> None:
         while not self._stopping:
@@ -473,7 +480,7 @@ class MqttIngest:
             try:
                 self._observe(report)
             except Exception:  # metrics must never stop ingestion
-                logger.exception("the MQTT batch observer failed")
+                log.exception("mqtt batch observer failed")
 
     async def _submit(self, submissions: list[Submission]) -> list[Outcome] | None:
         """The pipeline's outcomes, retrying with backoff while it fails (a message must not be
@@ -485,7 +492,7 @@ class MqttIngest:
                 outcomes = await self._pipeline.submit(submissions)
             except Exception:
                 self.stats.submit_failures += 1
-                logger.exception("storing %d MQTT readings failed; retrying", len(submissions))
+                log.exception("storing mqtt readings failed, retrying", readings=len(submissions))
                 if self._stopping:
                     return None
                 await asyncio.sleep(delay)
@@ -512,7 +519,13 @@ class MqttIngest:
 
     def _dead_letter(self, inbound: _Inbound, outcome: Outcome) -> None:
         segment = meter_segment(self.prefix, inbound.topic)
-        logger.debug("rejected %s: %s %s", inbound.topic, outcome.reason, outcome.detail)
+        log.debug(
+            "reading rejected",
+            meter=segment,
+            topic=inbound.topic,
+            reason=str(outcome.reason),
+            detail=outcome.detail,
+        )
         if segment is None or self._client is None:
             return
         topic = rejected_topic(self._settings.mqtt.topic_root, self.market, segment)

@@ -3,11 +3,11 @@ ones only the oracle can make (a known meter, plausible power, duplicates)."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import structlog
 from solders.pubkey import Pubkey
 
 from nishati_client.errors import NishatiClientError
@@ -27,7 +27,7 @@ from nishati_oracle.readings.ingest import Outcome, Reason, Status, Submission
 from nishati_oracle.readings.registry import MeterInfo, MeterRegistry
 from nishati_oracle.readings.store import MeterState, Store, StoredReading
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # The store keeps counters and Wh in signed 64-bit columns; no real meter comes near this.
 MAX_STORED_VALUE = 2**63 - 1
@@ -155,11 +155,11 @@ class ReadingPipeline:
         steps = observe_steps(self._steps, INGEST_STEPS, times)
         if took >= self.settings.storage.slow_log_secs:
             log.warning(
-                "slow submit: %.1f ms (%s), %d readings, its group %d submits",
-                took * 1e3,
-                steps,
-                len(job.items),
-                job.group_size,
+                "slow submit",
+                ms=round(took * 1e3, 1),
+                steps=steps,
+                readings=len(job.items),
+                group_submits=job.group_size,
             )
 
     def _stateless(self, submission: Submission) -> _Checked | Outcome:

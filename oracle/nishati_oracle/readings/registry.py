@@ -4,18 +4,18 @@ a meter it has not seen and for whether a meter it keeps state for is still regi
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import structlog
 from solders.pubkey import Pubkey
 
 from nishati_client.errors import NishatiClientError
 from nishati_client.program import NishatiClient
 from nishati_client.readings import LastReading
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # How long the registry lets stale meters gather before reading their records again.
 GATHER_RECHECKS_SECS = 1.0
@@ -118,7 +118,7 @@ class MeterRegistry:
                 try:
                     live = await self._live_records(meters)
                 except NishatiClientError as e:
-                    log.warning("could not read %d meter records again: %s", len(meters), e)
+                    log.warning("rereading meter records failed", meters=len(meters), error=str(e))
                     continue
                 now = time.monotonic()
                 for meter in meters:
@@ -126,7 +126,7 @@ class MeterRegistry:
                     if meter not in live:
                         self._retired.add(meter)
                         log.info(
-                            "meter %s is no longer registered; its readings are refused", meter
+                            "meter no longer registered, refusing its readings", meter=str(meter)
                         )
                     else:
                         self._confirmed[meter] = now

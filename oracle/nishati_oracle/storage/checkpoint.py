@@ -3,15 +3,16 @@ that copies the log back into the database beside the commits, never in one."""
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import structlog
+
 from nishati_oracle.core.metrics import Metrics
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # SQLite checkpoints in the commit that takes the WAL past 1,000 pages: with 10,000 meters
 # that commit waits 20-50 ms (random pages written back and fsynced) about every 0.4 s at 500
@@ -54,7 +55,7 @@ def observe_checkpoint(
     if metrics is not None:
         metrics.sqlite_checkpoint.labels(mode).observe(took)
     if took >= slow_secs:
-        log.warning("slow SQLite checkpoint: %s, %.1f ms, %d frames", mode, took * 1e3, frames)
+        log.warning("slow sqlite checkpoint", mode=mode, ms=round(took * 1e3, 1), frames=frames)
 
 
 class Checkpointer:
@@ -111,7 +112,7 @@ class Checkpointer:
                         self.finish()
                     cursor.close()
                 except Exception:
-                    log.exception("SQLite checkpoint failed; trying again")
+                    log.exception("sqlite checkpoint failed, trying again")
         finally:
             if connection is not None:
                 connection.close()

@@ -4,7 +4,6 @@ thread of their own, as statements compiled once from the Core tables."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import time
 from collections.abc import Callable
@@ -12,13 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import structlog
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import make_url
 
 from nishati_oracle.core.metrics import WRITE_STEPS, Metrics, observe_steps
 from nishati_oracle.storage.checkpoint import Checkpointer, observe_checkpoint, sqlite_pragmas
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -82,7 +82,7 @@ class SqliteWriter:
         answered = time.perf_counter()
         steps = observe_steps(self._steps, WRITE_STEPS, [submitted, *times, answered])
         if answered - submitted >= self.slow_secs:
-            log.warning("slow SQLite write: %.1f ms (%s)", (answered - submitted) * 1e3, steps)
+            log.warning("slow sqlite write", ms=round((answered - submitted) * 1e3, 1), steps=steps)
         return done
 
     def _finish_checkpoint(self) -> None:
@@ -96,7 +96,7 @@ class SqliteWriter:
                 cursor.close()
         except Exception:
             # Nobody waits for this one's result: said here, or never. The next one tries again.
-            log.exception("finishing a SQLite checkpoint failed")
+            log.exception("finishing a sqlite checkpoint failed")
             return
         observe_checkpoint(self.metrics, self.slow_secs, "finish", started, frames)
 

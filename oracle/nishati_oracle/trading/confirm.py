@@ -7,8 +7,9 @@ Payments whose callback has not come are queried on a backoff, and given up on a
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
+
+import structlog
 
 from nishati_oracle.trading.gateway import Gateway, Payment, PaymentStatus
 from nishati_oracle.trading.ledger import (
@@ -21,7 +22,7 @@ from nishati_oracle.trading.ledger import (
 )
 from nishati_oracle.trading.vault import PhoneVault
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # A callback for a CheckoutRequestID nobody knows may belong to a push whose answer is still on
 # its way (or was lost in a crash): it is kept this long for a trade to claim it.
@@ -62,7 +63,8 @@ class Confirmations:
                 return None
             if payment.result_code == 0:
                 log.error(
-                    "payment %s matches no trade: refund by hand", payment.checkout_request_id
+                    "payment matches no trade, refund by hand",
+                    checkout_request_id=payment.checkout_request_id,
                 )
             return "unmatched"
         if trade.state not in (TradeState.opened, TradeState.stk_sent):

@@ -8,13 +8,13 @@ match (even one that comes back before the push request itself returns).
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+import structlog
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -34,7 +34,7 @@ from nishati_oracle.trading.gateway import Delivery, Gateway
 from nishati_oracle.trading.ledger import Ledger, TradeRecord, TradeState
 from nishati_oracle.trading.vault import PhoneVault
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # M-Pesa's limits: STK Push takes 1 to 250,000 shillings, B2C pays at least 10.
 MAX_STK_KES = 250_000
@@ -379,7 +379,9 @@ class TradeDesk:
             raise TradeRefused(Refusal.PaymentRequestRefused, result.detail, trade.id)
         # No answer: a prompt may be on the buyer's phone. Its callback can still claim the
         # trade; otherwise the worker cancels it at the deadline.
-        log.warning("STK Push for trade %s unanswered: %s", trade.id, result.detail)
+        log.warning(
+            "stk push unanswered", trade_id=trade.id, market=trade.market, detail=result.detail
+        )
         await self.ledger.release_callbacks()
         self.wake()
         return Opened(trade, None)

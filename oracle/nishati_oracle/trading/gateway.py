@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
+
+import structlog
 
 from nishati_oracle.core.settings import OracleSettings
 from nishati_oracle.daraja import (
@@ -32,7 +33,7 @@ from nishati_oracle.daraja.models import (
     stk_callback_keys,
 )
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 class Delivery(StrEnum):
@@ -234,7 +235,7 @@ class DarajaGateway:
                 transaction_id=transaction_id,
             )
         except DarajaError as e:
-            log.warning("transaction status for %s failed: %s", conversation_id, e)
+            log.warning("transaction status failed", trade_id=conversation_id, error=str(e))
             return Delivery.unknown
         return Delivery.accepted
 

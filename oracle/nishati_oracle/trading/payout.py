@@ -8,15 +8,16 @@ Status, whose answer comes back to the result URL.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
+
+import structlog
 
 from nishati_oracle.core.settings import OracleSettings
 from nishati_oracle.trading.gateway import Delivery, Gateway, PayoutOutcome
 from nishati_oracle.trading.ledger import Ledger, TradeRecord, TradeState, backoff
 from nishati_oracle.trading.vault import PhoneVault
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 class Payouts:
@@ -46,7 +47,7 @@ class Payouts:
     ) -> str:
         """What came of a B2C result (or queue timeout) callback."""
         if trade is None:
-            log.error("payout result %s matches no trade", outcome.conversation_id)
+            log.error("payout result matches no trade", trade_id=outcome.conversation_id)
             return "unmatched"
         if outcome.result_code is None:
             if queue_timeout:

@@ -9,9 +9,9 @@ and a trade whose account is gone is asked of the chain instead of closed again.
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Callable, Sequence
 
+import structlog
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -23,7 +23,7 @@ from nishati_client.trading import Trade
 from nishati_oracle.core.metrics import Metrics
 from nishati_oracle.trading.ledger import Ledger, TradeRecord, TradeState
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 def receipt_hash(trade: TradeRecord) -> bytes:
@@ -119,7 +119,9 @@ class Settlements:
                 return
             trade = group[0][0]
             self.metrics.settle_batches.labels("failed").inc()
-            log.warning("closing trade %s failed: %s", trade.id, e)
+            log.warning(
+                "closing trade failed", trade_id=trade.id, market=trade.market, error=str(e)
+            )
             await self.ledger.check_later(trade, self.clock())
             return
         self.metrics.settle_batches.labels("confirmed").inc()
@@ -158,7 +160,12 @@ class Settlements:
                 trade.id, [TradeState.paid], TradeState.settled, "settled on chain", queries=0
             )
         else:
-            log.error("trade %s was paid but closed on chain after its deadline", trade.id)
+            log.error(
+                "paid trade closed on chain after its deadline, refund the buyer",
+                trade_id=trade.id,
+                market=trade.market,
+                household=trade.buyer,
+            )
             await self.ledger.move(
                 trade.id,
                 [TradeState.paid],

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
 from solders.keypair import Keypair
 
 from nishati_client.program import NishatiClient
@@ -41,7 +41,7 @@ from nishati_oracle.trading.payout import Payouts
 from nishati_oracle.trading.settle import Settlements
 from nishati_oracle.trading.vault import PhoneVault
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # A callback that has to wait is looked at again after a second, then less and less often: a
 # flood of callbacks nobody knows must not keep the worker from real ones. (A trade that learns
@@ -115,7 +115,7 @@ class PaymentWorker:
                     last_whole = time.monotonic()
                     await self.run_rest()
             except Exception:
-                log.exception("payment round failed; retrying next round")
+                log.exception("payment round failed, retrying next round")
             waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
             await asyncio.wait(
                 waits,
@@ -193,7 +193,7 @@ class PaymentWorker:
         try:
             payment = self.gateway.parse_payment(self._body(callback))
         except ValueError as e:
-            log.warning("STK callback %s is malformed: %s", callback.key, e)
+            log.warning("stk callback malformed", checkout_request_id=callback.key, error=str(e))
             return f"malformed: {e}"
         return await self.confirmations.on_callback(callback, payment, trade, unclaimed)
 
