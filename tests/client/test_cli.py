@@ -96,6 +96,8 @@ def operator(
 ) -> Operator:
     env = {
         "PATH": os.environ.get("PATH", ""),
+        # The code under test, when it is not the installed one.
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
         "HOME": str(tmp_path),
         "NISHATI_RPC_URL": localnet.rpc_url,
         "NISHATI_WS_URL": localnet.ws_url,

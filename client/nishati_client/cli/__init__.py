@@ -1,0 +1,114 @@
+"""``nishati``: run a market from a terminal or a script, over JSON-RPC.
+
+Connection and signer come from flags before the command or from the environment:
+``--url``/``NISHATI_RPC_URL``, ``--ws-url``/``NISHATI_WS_URL`` (for ``events watch``),
+``--keypair``/``NISHATI_KEYPAIR`` (a Solana CLI keypair file: it signs, and pays the fees),
+``--program-id``/``NISHATI_PROGRAM_ID``. Every command prints rich tables, or with ``--json``
+one JSON document with stable keys (integers for money and energy: KES cents, Wh, lamports).
+A failure is one line on stderr (``nishati: error: ...``) and a non-zero exit code;
+``NISHATI_DEBUG=1`` adds the traceback of an unexpected one.
+
+Each command group has a module of its own; :mod:`.session` holds what they share.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError  # not re-exported by typer
+
+from nishati_client.cli import events, household, market, readings, trading
+from nishati_client.cli.session import CliError, Session
+from nishati_client.config import ClientSettings
+from nishati_client.errors import NishatiClientError, NishatiProgramError, TransactionFailed
+
+app = typer.Typer(
+    name="nishati",
+    help="Nishati: a peer-to-peer solar energy market on Solana.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for group, name in [
+    (market.app, "market"),
+    (household.app, "household"),
+    (readings.meter_app, "meter"),
+    (readings.reading_app, "reading"),
+    (trading.offer_app, "offer"),
+    (trading.trade_app, "trade"),
+    (events.app, "events"),
+]:
+    app.add_typer(group, name=name, no_args_is_help=True)
+app.command("attest")(readings.attest)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None, typer.Option("--url", "-u", help="JSON-RPC URL (env NISHATI_RPC_URL).")
+    ] = None,
+    ws_url: Annotated[
+        str | None, typer.Option("--ws-url", help="Websocket URL (env NISHATI_WS_URL).")
+    ] = None,
+    keypair: Annotated[
+        Path | None,
+        typer.Option("--keypair", "-k", help="Signer and fee payer (env NISHATI_KEYPAIR)."),
+    ] = None,
+    program_id: Annotated[
+        str | None, typer.Option("--program-id", help="Program (env NISHATI_PROGRAM_ID).")
+    ] = None,
+) -> None:
+    """Nishati: a peer-to-peer solar energy market on Solana."""
+    settings = ClientSettings()
+    updates = {"rpc_url": url, "ws_url": ws_url, "program_id": program_id, "keypair": keypair}
+    settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
+    ctx.obj = Session(settings, settings.keypair)
+
+
+def _failure(error: BaseException) -> str:
+    """One line for an error a user can meet."""
+    if isinstance(error, NishatiProgramError):
+        return f"the program refused: {error}"
+    if isinstance(error, TransactionFailed):
+        text = " ".join([error.reason, *error.logs])
+        if any(sign in text for sign in ("insufficient lamports", "InsufficientFunds")):
+            return f"too little SOL for this transaction's fees and rent ({error.reason})"
+        if "AccountNotFound" in error.reason:
+            return "the fee payer has no SOL on this cluster"
+        return f"transaction failed: {error.reason}"
+    return str(error)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    first_line = message.strip().splitlines()[0] if message.strip() else "failed"
+    sys.stderr.write(f"nishati: error: {first_line}\n")
+    raise SystemExit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The console script: typer in non-standalone mode, every error as one line."""
+    command = typer.main.get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = command.main(args=args, prog_name="nishati", standalone_mode=False)
+    except NoArgsIsHelpError as error:
+        error.show()
+        raise SystemExit(2) from None
+    except ClickException as error:
+        _fail(error.format_message(), error.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
+    except (CliError, NishatiClientError) as error:
+        _fail(_failure(error))
+    except Exception as error:
+        if os.environ.get("NISHATI_DEBUG"):
+            raise
+        _fail(f"unexpected {type(error).__name__}: {error} (NISHATI_DEBUG=1 shows where)")
+    if isinstance(code, int) and code:
+        raise SystemExit(code)

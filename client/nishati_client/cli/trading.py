@@ -1,0 +1,232 @@
+"""``nishati offer`` and ``nishati trade``: energy on offer, and its trades until settled or
+cancelled."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+
+import typer
+from solders.pubkey import Pubkey
+
+from nishati_client.chain import cluster_time
+from nishati_client.cli.output import emit, fields, kes, rows, stdout
+from nishati_client.cli.params import HouseholdArg, Json, MarketArg, pubkey
+from nishati_client.cli.session import Session, fetch, in_session
+from nishati_client.trading import Offer, Trade
+
+offer_app = typer.Typer(help="Offers of energy: create, list, cancel.")
+trade_app = typer.Typer(help="Trades: open, show, list, settle, cancel.")
+
+OfferArg = Annotated[Pubkey, typer.Argument(parser=pubkey, help="Offer address.")]
+TradeArg = Annotated[Pubkey, typer.Argument(parser=pubkey, help="Trade address.")]
+Wh = Annotated[int, typer.Option("--wh", min=1, help="Energy in Wh.")]
+
+
+def _digest(text: str) -> bytes:
+    """The 32-byte hash of a payment reference or receipt as the chain keeps it."""
+    return hashlib.sha256(text.encode()).digest()
+
+
+def _offer_rows(o: Offer) -> list[tuple[str, object]]:
+    return [
+        ("address", o.address),
+        ("seller", o.seller),
+        ("offer id", o.offer_id),
+        ("price", f"{kes(o.price_cents_per_kwh)} per kWh"),
+        ("available", f"{o.unreserved_wh:,} Wh"),
+        ("reserved", f"{o.reserved_wh:,} Wh"),
+        ("expires at", o.expires_at),
+        ("cancelled", "yes" if o.cancelled else "no"),
+    ]
+
+
+@offer_app.command("create")
+@in_session
+async def offer_create(
+    session: Session,
+    household: HouseholdArg,
+    wh: Wh,
+    price_cents: Annotated[int, typer.Option(min=1, help="KES cents per kWh.")],
+    expires_in: Annotated[int, typer.Option(min=1, help="Seconds from now.")] = 86_400,
+    as_json: Json = False,
+) -> None:
+    """Offer a household's energy (signer: its owner, or the oracle if custodial)."""
+    client = await session.connect(paying=True)
+    seller = await fetch("household", household, client.household(household))
+    signer = session.signer
+    created = await client.offer_create(
+        payer=signer,
+        authority=signer,
+        household=seller,
+        wh=wh,
+        price_cents_per_kwh=price_cents,
+        expires_at=await cluster_time(client.chain) + expires_in,
+    )
+    offer = await client.offer(created.address)
+    data = {"offer": offer, "signature": created.outcome.signature}
+    emit(as_json, data, lambda: fields("Offer", _offer_rows(offer)))
+
+
+@offer_app.command("list")
+@in_session
+async def offer_list(
+    session: Session,
+    market: MarketArg,
+    seller: Annotated[
+        Pubkey | None, typer.Option(parser=pubkey, help="Only this household's.")
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """List a market's offers."""
+    client = await session.connect()
+    offers = await client.offers(session.market(market), seller)
+    records = [
+        (o.address, o.seller, o.price_cents_per_kwh, o.unreserved_wh, o.reserved_wh) for o in offers
+    ]
+    columns = ["offer", "seller", "cents/kWh", "available Wh", "reserved Wh"]
+    emit(as_json, {"offers": offers}, lambda: rows(f"{len(records)} offers", columns, records))
+
+
+@offer_app.command("cancel")
+@in_session
+async def offer_cancel(session: Session, offer: OfferArg, as_json: Json = False) -> None:
+    """Withdraw an offer's unreserved energy; it closes once no trade is pending."""
+    client = await session.connect(paying=True)
+    current = await fetch("offer", offer, client.offer(offer))
+    signer = session.signer
+    outcome = await client.offer_cancel(payer=signer, caller=signer, offer=current)
+    [event] = [e for e in client.program.events(outcome.logs) if e.name == "OfferCancelled"]
+    data = {
+        "offer": offer,
+        "signature": outcome.signature,
+        "returned_wh": event.data.returned_wh,
+        "closed": event.data.closed,
+    }
+    emit(
+        as_json,
+        data,
+        lambda: stdout.print(
+            f"offer {offer}: {event.data.returned_wh:,} Wh returned"
+            + (", closed" if event.data.closed else ", open until its trades end")
+        ),
+    )
+
+
+def _trade_rows(t: Trade) -> list[tuple[str, object]]:
+    return [
+        ("address", t.address),
+        ("offer", t.offer),
+        ("buyer", t.buyer),
+        ("energy", f"{t.wh:,} Wh"),
+        ("price", f"{kes(t.price_cents_per_kwh)} per kWh"),
+        ("total", kes(t.total_cents)),
+        ("deadline", t.deadline),
+    ]
+
+
+@trade_app.command("open")
+@in_session
+async def trade_open(
+    session: Session,
+    offer: OfferArg,
+    buyer: Annotated[Pubkey, typer.Option(parser=pubkey, help="Buyer household.")],
+    wh: Wh,
+    payment_ref: Annotated[
+        str, typer.Option(help="Payment reference; the chain keeps its SHA-256.")
+    ],
+    as_json: Json = False,
+) -> None:
+    """Reserve energy of an offer for a buyer (signer: the buyer's owner, or the oracle)."""
+    client = await session.connect(paying=True)
+    current = await fetch("offer", offer, client.offer(offer))
+    await fetch("household", buyer, client.household(buyer))
+    signer = session.signer
+    created = await client.trade_open(
+        payer=signer,
+        authority=signer,
+        market=current.market,
+        offer=offer,
+        buyer=buyer,
+        wh=wh,
+        payment_ref_hash=_digest(payment_ref),
+    )
+    trade = await client.trade(created.address)
+    data = {"trade": trade, "signature": created.outcome.signature}
+    emit(as_json, data, lambda: fields("Trade", _trade_rows(trade)))
+
+
+@trade_app.command("show")
+@in_session
+async def trade_show(session: Session, trade: TradeArg, as_json: Json = False) -> None:
+    """Show an open trade."""
+    client = await session.connect()
+    found = await fetch("open trade", trade, client.trade(trade))
+    emit(as_json, {"trade": found}, lambda: fields("Trade", _trade_rows(found)))
+
+
+@trade_app.command("list")
+@in_session
+async def trade_list(
+    session: Session,
+    market: MarketArg,
+    offer: Annotated[Pubkey | None, typer.Option(parser=pubkey)] = None,
+    buyer: Annotated[Pubkey | None, typer.Option(parser=pubkey)] = None,
+    as_json: Json = False,
+) -> None:
+    """List a market's open trades."""
+    client = await session.connect()
+    trades = await client.trades(session.market(market), offer, buyer)
+    records = [(t.address, t.offer, t.buyer, t.wh, t.total_cents) for t in trades]
+    columns = ["trade", "offer", "buyer", "Wh", "KES cents"]
+    emit(as_json, {"trades": trades}, lambda: rows(f"{len(records)} trades", columns, records))
+
+
+@trade_app.command("settle")
+@in_session
+async def trade_settle(
+    session: Session,
+    trade: TradeArg,
+    receipt: Annotated[str, typer.Option(help="M-Pesa receipt; the chain keeps its SHA-256.")],
+    as_json: Json = False,
+) -> None:
+    """Release a paid trade's energy to its buyer (signer: the oracle)."""
+    client = await session.connect(paying=True)
+    current = await fetch("open trade", trade, client.trade(trade))
+    oracle = session.signer
+    outcome = await client.trade_settle(
+        payer=oracle, oracle=oracle, trade=current, receipt_hash=_digest(receipt)
+    )
+    buyer_wh = await client.energy_balance(current.buyer_energy_account)
+    data = {
+        "trade": trade,
+        "signature": outcome.signature,
+        "buyer": current.buyer,
+        "wh": current.wh,
+        "total_cents": current.total_cents,
+        "buyer_energy_wh": buyer_wh,
+    }
+    emit(
+        as_json,
+        data,
+        lambda: stdout.print(
+            f"trade {trade} settled: {current.wh:,} Wh to {current.buyer} "
+            f"for {kes(current.total_cents)}; buyer now holds {buyer_wh:,} Wh"
+        ),
+    )
+
+
+@trade_app.command("cancel")
+@in_session
+async def trade_cancel(session: Session, trade: TradeArg, as_json: Json = False) -> None:
+    """Cancel an unpaid trade (the oracle any time, anyone after its deadline)."""
+    client = await session.connect(paying=True)
+    current = await fetch("open trade", trade, client.trade(trade))
+    signer = session.signer
+    outcome = await client.trade_cancel(payer=signer, caller=signer, trade=current)
+    data = {"trade": trade, "signature": outcome.signature, "returned_wh": current.wh}
+    emit(
+        as_json,
+        data,
+        lambda: stdout.print(f"trade {trade} cancelled: {current.wh:,} Wh back on offer"),
+    )
