@@ -9,8 +9,11 @@ NishatiClientError
 ├── ProgramNotDeployed: the program is not on the cluster (the wrong cluster)
 ├── AccountNotFound
 ├── AccountTypeMismatch
-├── ReadingError (readings): a meter reading broke a rule of the format
-└── InvalidPhoneNumber (phone)
+├── KeyFileError (keys): a keypair file is missing, unreadable or malformed
+├── ReadingError (readings): a meter reading broke a rule, one subclass per rule
+├── ReadingsFileError (readings): not a readings file
+├── InvalidPhoneNumber (phone)
+└── InvalidPhoneSalt (phone)
 """
 
 from __future__ import annotations
