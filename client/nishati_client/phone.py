@@ -14,8 +14,9 @@ import re
 from nishati_client.config import ClientSettings
 from nishati_client.errors import NishatiClientError
 
-# 07XXXXXXXX and 01XXXXXXXX at home, 2547.../2541... (with or without "+") in international form.
-_MOBILE = re.compile(r"(?:\+?254|0)([17]\d{8})")
+# 07XXXXXXXX and 01XXXXXXXX at home, 2547.../2541... (with or without "+") in international form;
+# ASCII digits only (``\d`` would match Arabic-Indic and full-width ones too).
+_MOBILE = re.compile(r"(?:\+?254|0)([17][0-9]{8})")
 _SEPARATORS = re.compile(r"[ \-]")
 MIN_SALT_BYTES = 16
 FORMATS = "07XXXXXXXX, 01XXXXXXXX, +2547XXXXXXXX or 2547XXXXXXXX"
@@ -30,10 +31,16 @@ class InvalidPhoneSalt(NishatiClientError, ValueError):
 
 
 def normalise(phone: str) -> str:
-    """The number as ``254XXXXXXXXX``; spaces and dashes between digits are ignored. The error
-    does not repeat the input, which may be a real number."""
-    match = _MOBILE.fullmatch(_SEPARATORS.sub("", phone.strip()))
+    """The number as ``254XXXXXXXXX``; spaces and dashes between digits are ignored, and digits
+    other than 0-9 (Arabic-Indic, full-width, superscript) refused. The error does not repeat
+    the input, which may be a real number."""
+    compact = _SEPARATORS.sub("", phone.strip())
+    match = _MOBILE.fullmatch(compact)
     if match is None:
+        if any(char.isdigit() and not char.isascii() for char in compact):
+            raise InvalidPhoneNumber(
+                f"not a Kenyan mobile number: use the digits 0-9, as {FORMATS}"
+            )
         raise InvalidPhoneNumber(f"not a Kenyan mobile number: use {FORMATS}")
     return "254" + match.group(1)
 

@@ -1,8 +1,8 @@
 """The ``nishati`` command against the local JSON-RPC validator.
 
 The scenario runs the installed console script as a user would, one process per step; the other
-commands and the bad-input cases call :func:`nishati_client.cli.main` in-process (the same code,
-without a Python start-up per case).
+commands and the bad-input cases call :func:`nishati_client.cli.main` in-process (the ``cli``
+fixture: the same code, without a Python start-up per case).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 
 from nishati_client.chain import RpcChain
-from nishati_client.cli import main
 from nishati_client.keys import write_keypair
 from nishati_client.pda import market_address
 from nishati_dev.localnet import LocalValidator
 from nishati_dev.settings import LocalChainSettings
+from tests.client.support import Cli
 from tests.conftest import PAYER_LAMPORTS, Localnet
 
 pytestmark = pytest.mark.rpc
@@ -262,43 +262,6 @@ async def test_a_market_day_through_the_cli(
     assert events[-1]["data"]["wh"] == 1_234
     assert events[-1]["data"]["receipt_hash"] == hashlib.sha256(b"SGR7X2K9QP").hexdigest()
     assert all(e["data"]["market"] == market for e in events if "market" in e["data"])
-
-
-class Cli:
-    """In-process runs with captured output."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self.capsys = capsys
-
-    def __call__(self, *argv: str | Path) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        try:
-            main([str(arg) for arg in argv])
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        out, err = self.capsys.readouterr()
-        return code, out, err
-
-    def json(self, *argv: str | Path) -> Any:
-        code, out, err = self(*argv, "--json")
-        assert code == 0, err
-        return json.loads(out)
-
-    def fails(self, *argv: str | Path, code: int = 1) -> str:
-        """The one-line error of a failing run."""
-        actual, out, err = self(*argv)
-        assert actual == code, (out, err)
-        assert "Traceback" not in err
-        lines = err.strip().splitlines()
-        assert len(lines) == 1, err
-        assert lines[0].startswith("nishati: error: ")
-        return lines[0].removeprefix("nishati: error: ")
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(capsys)
 
 
 @dataclass

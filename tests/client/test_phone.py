@@ -17,6 +17,7 @@ from nishati_client.phone import (
     normalise,
     salt_from_settings,
 )
+from tests.client.support import OTHER_DIGITS, written_in
 
 SALT = bytes.fromhex("00112233445566778899aabbccddeeff")
 
@@ -55,6 +56,27 @@ def test_anything_else_is_refused_without_repeating_it(written: str) -> None:
         "not a Kenyan mobile number: use 07XXXXXXXX, 01XXXXXXXX, +2547XXXXXXXX or 2547XXXXXXXX"
     )
     assert isinstance(refused.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        *(written_in(script, "0712345678") for script in OTHER_DIGITS),
+        "+" + written_in("full-width", "254") + "712345678",  # only the country code
+        "07123456" + written_in("arabic-indic", "78"),  # only the last two
+    ],
+)
+def test_digits_other_than_0_to_9_are_refused(written: str) -> None:
+    """``\\d`` matches them; the normal form, its hash and the chain take ASCII only."""
+    with pytest.raises(InvalidPhoneNumber) as refused:
+        normalise(written)
+    assert str(refused.value) == (
+        "not a Kenyan mobile number: use the digits 0-9, as 07XXXXXXXX, 01XXXXXXXX, "
+        "+2547XXXXXXXX or 2547XXXXXXXX"
+    )
+    with pytest.raises(InvalidPhoneNumber):
+        commitment(SALT, written)
+    assert mask(written) == "****"
 
 
 def test_the_commitment_is_sha256_of_salt_and_normal_form() -> None:

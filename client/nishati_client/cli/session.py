@@ -71,6 +71,8 @@ class Session:
         """A market by address or by numeric id."""
         ref = ref.strip()
         if ref.isdigit():
+            if not ref.isascii():
+                raise CliError(f"market id {ref!r} is not written in the digits 0-9")
             if int(ref) >= 2**64:
                 raise CliError(f"market id {ref} does not fit in 64 bits")
             return market_address(self.program_id, int(ref))[0]
