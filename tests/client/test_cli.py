@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -379,6 +380,19 @@ def test_human_output_is_a_table(cli: Cli, world: World) -> None:
     assert "Household" in out
     assert "custodial" in out
     assert "0 Wh" in out
+
+
+def test_people_read_times_as_dates_and_scripts_as_unix_seconds(
+    cli: Cli, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # a table as wide as its addresses: no cell folds
+    [offer] = cli.json("offer", "list", world.market)["offers"]
+    assert isinstance(offer["expires_at"], int)
+    expires = datetime.fromtimestamp(offer["expires_at"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    code, out, _ = cli("offer", "list", world.market)
+    assert code == 0
+    assert expires in out
+    assert str(offer["expires_at"]) not in out
 
 
 # Bad input: one line on stderr, a non-zero exit, never a traceback.

@@ -1,4 +1,5 @@
-"""The ``nishati`` command where no cluster is needed: what it refuses before connecting."""
+"""The ``nishati`` command where no cluster is needed: what it refuses before connecting, and
+how it prints."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
+from nishati_client.cli.output import details, utc
 from nishati_client.keys import write_keypair
 from tests.client.support import OTHER_DIGITS, Cli, written_in
 
@@ -52,3 +54,13 @@ def test_a_market_id_in_other_digits_is_refused(cli: Cli, script: str, market_id
 def test_an_amount_in_other_digits_is_a_usage_error(cli: Cli, script: str) -> None:
     message = cli.fails(*sign("--market", "1", "--counter", written_in(script, "12")), code=2)
     assert message.startswith("Invalid value for '--counter': Input should be a valid integer")
+
+
+def test_unix_times_print_as_iso_utc_dates() -> None:
+    assert utc(1_796_276_400) == "2026-12-03T05:40:00Z"
+    assert utc(0) == "1970-01-01T00:00:00Z"  # LiteSVM's clock starts there
+    assert utc(2**63 - 1) == str(2**63 - 1)  # beyond any calendar: the number itself
+    event = {"offer": "Offer1", "wh": 2_000, "expires_at": 1_796_276_400, "created_at": 0}
+    assert details(event) == (
+        "offer=Offer1, wh=2000, expires_at=2026-12-03T05:40:00Z, created_at=1970-01-01T00:00:00Z"
+    )

@@ -3,8 +3,9 @@
 Connection and signer come from flags before the command or from the environment:
 ``--url``/``NISHATI_RPC_URL``, ``--ws-url``/``NISHATI_WS_URL`` (for ``events watch``),
 ``--keypair``/``NISHATI_KEYPAIR`` (a Solana CLI keypair file: it signs, and pays the fees),
-``--program-id``/``NISHATI_PROGRAM_ID``. Every command prints rich tables, or with ``--json``
-one JSON document with stable keys (integers for money and energy: KES cents, Wh, lamports).
+``--program-id``/``NISHATI_PROGRAM_ID``. Every command prints rich tables (times as ISO-8601
+UTC dates), or with ``--json`` one JSON document with stable keys (integers for money and energy:
+KES cents, Wh, lamports; and for times: Unix seconds).
 A failure is one line on stderr (``nishati: error: ...``) and a non-zero exit code;
 ``NISHATI_DEBUG=1`` adds the traceback of an unexpected one.
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from nishati_client.cli.output import stderr, stdout
+from nishati_client.cli.output import details, stderr, stdout
 from nishati_client.cli.params import Json
 from nishati_client.cli.session import Session, in_session
 from nishati_client.codec import plain
@@ -41,8 +41,7 @@ async def events_watch(
             sys.stdout.write("\n")
             sys.stdout.flush()
         else:
-            details = ", ".join(f"{k}={v}" for k, v in data.items())
-            stdout.print(f"[bold]{event.name}[/bold] {details}")
+            stdout.print(f"[bold]{event.name}[/bold] {details(data)}")
         seen += 1
         if count is not None and seen >= count:
             return

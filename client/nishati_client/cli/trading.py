@@ -10,7 +10,7 @@ import typer
 from solders.pubkey import Pubkey
 
 from nishati_client.chain import cluster_time
-from nishati_client.cli.output import emit, fields, kes, rows, stdout
+from nishati_client.cli.output import emit, fields, kes, rows, stdout, utc
 from nishati_client.cli.params import HouseholdArg, Json, MarketArg, pubkey
 from nishati_client.cli.session import Session, fetch, in_session
 from nishati_client.trading import Offer, Trade
@@ -36,7 +36,7 @@ def _offer_rows(o: Offer) -> list[tuple[str, object]]:
         ("price", f"{kes(o.price_cents_per_kwh)} per kWh"),
         ("available", f"{o.unreserved_wh:,} Wh"),
         ("reserved", f"{o.reserved_wh:,} Wh"),
-        ("expires at", o.expires_at),
+        ("expires at", utc(o.expires_at)),
         ("cancelled", "yes" if o.cancelled else "no"),
     ]
 
@@ -82,9 +82,17 @@ async def offer_list(
     client = await session.connect()
     offers = await client.offers(session.market(market), seller)
     records = [
-        (o.address, o.seller, o.price_cents_per_kwh, o.unreserved_wh, o.reserved_wh) for o in offers
+        (
+            o.address,
+            o.seller,
+            o.price_cents_per_kwh,
+            o.unreserved_wh,
+            o.reserved_wh,
+            utc(o.expires_at),
+        )
+        for o in offers
     ]
-    columns = ["offer", "seller", "cents/kWh", "available Wh", "reserved Wh"]
+    columns = ["offer", "seller", "cents/kWh", "available Wh", "reserved Wh", "expires at"]
     emit(as_json, {"offers": offers}, lambda: rows(f"{len(records)} offers", columns, records))
 
 
@@ -121,7 +129,7 @@ def _trade_rows(t: Trade) -> list[tuple[str, object]]:
         ("energy", f"{t.wh:,} Wh"),
         ("price", f"{kes(t.price_cents_per_kwh)} per kWh"),
         ("total", kes(t.total_cents)),
-        ("deadline", t.deadline),
+        ("deadline", utc(t.deadline)),
     ]
 
 
@@ -177,8 +185,8 @@ async def trade_list(
     """List a market's open trades."""
     client = await session.connect()
     trades = await client.trades(session.market(market), offer, buyer)
-    records = [(t.address, t.offer, t.buyer, t.wh, t.total_cents) for t in trades]
-    columns = ["trade", "offer", "buyer", "Wh", "KES cents"]
+    records = [(t.address, t.offer, t.buyer, t.wh, t.total_cents, utc(t.deadline)) for t in trades]
+    columns = ["trade", "offer", "buyer", "Wh", "KES cents", "deadline"]
     emit(as_json, {"trades": trades}, lambda: rows(f"{len(records)} trades", columns, records))
 
 
