@@ -604,6 +604,18 @@ class RpcChain:
     async def balance(self, address: Pubkey) -> int:
         return (await self._rpc("getBalance", self.client.get_balance(address))).value
 
+    async def airdrop(self, address: Pubkey, lamports: int) -> Signature:
+        """``lamports`` from the cluster's faucet (``requestAirdrop``), confirmed at the chain's
+        commitment. Local and test clusters have a faucet; others answer :class:`RpcError`."""
+        request = self.client.request_airdrop(address, lamports, self.commitment)
+        signature = (await self._rpc("requestAirdrop", request)).value
+        executed = await self.confirm(signature, None)
+        if executed is not None and executed.err is not None:
+            raise TransactionFailed(
+                f"airdrop {signature} failed: {executed.err}", executed.logs or []
+            )
+        return signature
+
     async def program_accounts(
         self, matching: Sequence[tuple[int, bytes]]
     ) -> list[tuple[Pubkey, Account]]:

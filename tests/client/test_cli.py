@@ -395,6 +395,23 @@ def test_people_read_times_as_dates_and_scripts_as_unix_seconds(
     assert str(offer["expires_at"]) not in out
 
 
+def test_funding_a_wallet_on_the_local_chain(
+    cli: Cli, operator: Operator, localnet: Localnet
+) -> None:
+    path, keypair = operator.keypair("wallet")
+    funded = cli.json("wallet", "fund", path, "--sol", "2")
+    assert (funded["wallet"], funded["lamports"]) == (str(keypair.pubkey()), 2 * 10**9)
+    assert funded["balance_lamports"] == 2 * 10**9
+    created = cli.json("-k", path, "market", "init", "--market-id", str(secrets.randbits(63)))
+    assert created["market"]["admin"] == str(keypair.pubkey())  # it paid for the market
+
+    address = str(Pubkey.new_unique())
+    assert cli.json("wallet", "fund", address, "--sol", "0.5")["balance_lamports"] == 5 * 10**8
+    code, out, _ = cli("wallet", "fund", address, "--sol", "0.25")
+    assert code == 0
+    assert " ".join(out.split()) == f"{address} funded with 0.25 SOL: it holds 0.75 SOL"
+
+
 # Bad input: one line on stderr, a non-zero exit, never a traceback.
 
 

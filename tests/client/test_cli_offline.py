@@ -3,7 +3,11 @@ how it prints."""
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from solders.keypair import Keypair
@@ -64,3 +68,85 @@ def test_unix_times_print_as_iso_utc_dates() -> None:
     assert details(event) == (
         "offer=Offer1, wh=2000, expires_at=2026-12-03T05:40:00Z, created_at=1970-01-01T00:00:00Z"
     )
+
+
+@pytest.mark.parametrize(
+    "amount", ["0", "0.0", "-1", "1.0000000001", "1e3", "two", written_in("arabic-indic", "2")]
+)
+def test_an_amount_of_sol_that_is_not_one(cli: Cli, amount: str) -> None:
+    message = cli.fails("wallet", "fund", str(Pubkey.new_unique()), "--sol", amount, code=2)
+    assert message == (
+        f"Invalid value for '--sol': {amount!r} is not an amount of SOL above 0 "
+        "(e.g. 2 or 0.5, at most 9 decimals)"
+    )
+
+
+def test_a_wallet_that_is_neither_a_key_nor_a_file(cli: Cli) -> None:
+    message = cli.fails("wallet", "fund", "nobody")
+    assert message == "wallet 'nobody' is neither a public key nor a keypair file"
+
+
+def test_funding_where_no_rpc_answers(cli: Cli) -> None:
+    message = cli.fails("wallet", "fund", str(Pubkey.new_unique()))
+    assert message.startswith("no Solana JSON-RPC answers at http://127.0.0.1:9 (")
+
+
+class Mainnet(BaseHTTPRequestHandler):
+    """A JSON-RPC node without a faucet: it answers getBalance, and refuses requestAirdrop as
+    ``refusal`` says (a JSON-RPC error, or an HTTP status)."""
+
+    refusal: ClassVar[dict[str, Any] | int]
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request["id"]}
+        if request["method"] == "getBalance":
+            reply["result"] = {"context": {"slot": 1}, "value": 0}
+        elif isinstance(self.refusal, int):
+            self.send_error(self.refusal)
+            return
+        else:
+            reply["error"] = self.refusal
+        body = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.mark.parametrize(
+    ("refusal", "reason", "why"),
+    [
+        (
+            {"code": -32601, "message": "Method not found"},
+            "Method not found",
+            "gives no SOL (requestAirdrop: ",
+        ),
+        (403, "HTTP 403 Forbidden", "gives no SOL (requestAirdrop: "),
+        (429, "HTTP 429 Too Many Requests", "gave no SOL this time (requestAirdrop: "),
+    ],
+)
+def test_a_cluster_that_refuses_an_airdrop(
+    cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
+    refusal: dict[str, Any] | int,
+    reason: str,
+    why: str,
+) -> None:
+    handler = type("Refusing", (Mainnet,), {"refusal": refusal})
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setenv("NISHATI_RPC_URL", url)
+        message = cli.fails("wallet", "fund", str(Pubkey.new_unique()), "--sol", "2")
+        server.shutdown()
+    assert message.startswith(f"{url} {why}")
+    assert reason in message
+    if refusal == 429:
+        assert message.endswith("): faucets limit how often")
+    else:
+        assert message.endswith("): only local and test clusters have a faucet")

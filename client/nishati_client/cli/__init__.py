@@ -23,7 +23,7 @@ from typing import Annotated, NoReturn
 import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # not re-exported by typer
 
-from nishati_client.cli import events, household, market, readings, trading
+from nishati_client.cli import events, household, market, readings, trading, wallet
 from nishati_client.cli.session import CliError, Session
 from nishati_client.config import ClientSettings
 from nishati_client.errors import NishatiClientError, NishatiProgramError, TransactionFailed
@@ -43,6 +43,7 @@ for group, name in [
     (trading.offer_app, "offer"),
     (trading.trade_app, "trade"),
     (events.app, "events"),
+    (wallet.app, "wallet"),
 ]:
     app.add_typer(group, name=name, no_args_is_help=True)
 app.command("attest")(readings.attest)

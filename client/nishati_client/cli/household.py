@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -10,10 +9,9 @@ from solders.pubkey import Pubkey
 
 from nishati_client import phone as phones
 from nishati_client.cli.output import emit, fields, rows
-from nishati_client.cli.params import HouseholdArg, Json, MarketArg, pubkey
-from nishati_client.cli.session import CliError, Session, fetch, in_session
+from nishati_client.cli.params import HouseholdArg, Json, MarketArg, key_of, pubkey
+from nishati_client.cli.session import Session, fetch, in_session
 from nishati_client.household import Household
-from nishati_client.keys import load_keypair
 from nishati_client.program import NishatiClient
 
 app = typer.Typer(help="Households: register, show, list, change meter.")
@@ -21,17 +19,6 @@ app = typer.Typer(help="Households: register, show, list, change meter.")
 MeterOpt = Annotated[
     str, typer.Option("--meter", help="Meter public key, or the meter's keypair file.")
 ]
-
-
-def _meter_key(value: str) -> Pubkey:
-    """A meter public key, or the public key of a meter keypair file."""
-    path = Path(value)
-    if path.suffix == ".json" or path.exists():
-        return load_keypair(path).pubkey()
-    try:
-        return Pubkey.from_string(value)
-    except ValueError:
-        raise CliError(f"--meter {value!r} is neither a public key nor a keypair file") from None
 
 
 def _household_rows(h: Household, energy_wh: int) -> list[tuple[str, object]]:
@@ -76,7 +63,7 @@ async def household_register(
 
     The chain keeps only a salted hash of the phone number (NISHATI_PHONE_SALT, hex)."""
     commitment = phones.commitment(phones.salt_from_settings(session.settings), phone)
-    meter_key = _meter_key(meter)
+    meter_key = key_of(meter, "--meter")
     client = await session.connect(paying=True)
     signer = session.signer
     created = await client.household_register(
@@ -123,7 +110,7 @@ async def household_set_meter(
     session: Session, household: HouseholdArg, meter: MeterOpt, as_json: Json = False
 ) -> None:
     """Replace a household's meter (signer: its owner, or the market admin)."""
-    meter_key = _meter_key(meter)
+    meter_key = key_of(meter, "--meter")
     client = await session.connect(paying=True)
     current = await fetch("household", household, client.household(household))
     signer = session.signer

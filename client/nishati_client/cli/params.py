@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from solders.pubkey import Pubkey
+
+from nishati_client.cli.session import CliError
+from nishati_client.keys import load_keypair
 
 
 def pubkey(text: str) -> Pubkey:
@@ -14,6 +18,17 @@ def pubkey(text: str) -> Pubkey:
         return Pubkey.from_string(text.strip())
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not a base58 public key") from None
+
+
+def key_of(value: str, what: str) -> Pubkey:
+    """A public key, or the public key of a keypair file (``what`` names it in the error)."""
+    path = Path(value)
+    if path.suffix == ".json" or path.exists():
+        return load_keypair(path).pubkey()
+    try:
+        return Pubkey.from_string(value)
+    except ValueError:
+        raise CliError(f"{what} {value!r} is neither a public key nor a keypair file") from None
 
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
