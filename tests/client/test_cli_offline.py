@@ -10,9 +10,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import typer
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from typer._click.core import Command  # typer's own click, not re-exported
+from typer.core import TyperGroup
 
+from nishati_client.cli import app
 from nishati_client.cli.output import details, utc
 from nishati_client.keys import write_keypair
 from tests.client.support import OTHER_DIGITS, Cli, written_in
@@ -150,3 +154,33 @@ def test_a_cluster_that_refuses_an_airdrop(
         assert message.endswith("): faucets limit how often")
     else:
         assert message.endswith("): only local and test clusters have a faucet")
+
+
+def commands(group: TyperGroup, path: str = "nishati") -> list[tuple[str, Command]]:
+    """Every command and group under ``group``, by its command line."""
+    found: list[tuple[str, Command]] = [(path, group)]
+    for name, command in group.commands.items():
+        if isinstance(command, TyperGroup):
+            found += commands(command, f"{path} {name}")
+        else:
+            found.append((f"{path} {name}", command))
+    return found
+
+
+def test_every_command_and_option_says_what_it_is() -> None:
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    listed = commands(root)
+    assert len(listed) > 25
+    for line, command in listed:
+        assert command.help, f"{line} has no help"
+        for param in command.params:
+            if param.name != "help":
+                assert getattr(param, "help", None), f"{line} {param.name} has no help"
+
+
+@pytest.mark.parametrize("group", ["", "market", "household", "offer", "trade", "wallet"])
+def test_help_prints_and_exits_cleanly(cli: Cli, group: str) -> None:
+    code, out, err = cli(*group.split(), "--help")
+    assert (code, err) == (0, "")
+    assert f"Usage: nishati {group}".rstrip() in out

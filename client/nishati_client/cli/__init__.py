@@ -30,7 +30,13 @@ from nishati_client.errors import NishatiClientError, NishatiProgramError, Trans
 
 app = typer.Typer(
     name="nishati",
-    help="Nishati: a peer-to-peer solar energy market on Solana.",
+    help=(
+        "Nishati: a peer-to-peer solar energy market on Solana.\n\n"
+        "The options go before the command; each can come from its NISHATI_ variable instead. "
+        "Commands print tables, or one JSON document with --json after the command (integers: "
+        "KES cents, Wh, lamports, Unix seconds). A failure is one line on stderr and a "
+        "non-zero exit."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -53,20 +59,34 @@ app.command("attest")(readings.attest)
 def root(
     ctx: typer.Context,
     url: Annotated[
-        str | None, typer.Option("--url", "-u", help="JSON-RPC URL (env NISHATI_RPC_URL).")
+        str | None,
+        typer.Option("--url", "-u", help="The cluster's JSON-RPC URL (env NISHATI_RPC_URL)."),
     ] = None,
     ws_url: Annotated[
-        str | None, typer.Option("--ws-url", help="Websocket URL (env NISHATI_WS_URL).")
+        str | None,
+        typer.Option(
+            "--ws-url",
+            help="Its websocket URL, for events watch (env NISHATI_WS_URL; default: the "
+            "JSON-RPC URL's port plus one).",
+        ),
     ] = None,
     keypair: Annotated[
         Path | None,
-        typer.Option("--keypair", "-k", help="Signer and fee payer (env NISHATI_KEYPAIR)."),
+        typer.Option(
+            "--keypair",
+            "-k",
+            help="Keypair file (Solana CLI format) that signs and pays the fees "
+            "(env NISHATI_KEYPAIR).",
+        ),
     ] = None,
     program_id: Annotated[
-        str | None, typer.Option("--program-id", help="Program (env NISHATI_PROGRAM_ID).")
+        str | None,
+        typer.Option(
+            "--program-id", help="The Nishati program's address (env NISHATI_PROGRAM_ID)."
+        ),
     ] = None,
 ) -> None:
-    """Nishati: a peer-to-peer solar energy market on Solana."""
+    """The connection and the signer every command uses."""
     settings = ClientSettings()
     updates = {"rpc_url": url, "ws_url": ws_url, "program_id": program_id, "keypair": keypair}
     settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})

@@ -14,14 +14,16 @@ from nishati_client.cli.session import Session, in_session
 from nishati_client.codec import plain
 from nishati_client.events import watch, websocket_url
 
-app = typer.Typer(help="Program events.")
+app = typer.Typer(help="Program events: follow them live.")
 
 
 @app.command("watch")
 @in_session
 async def events_watch(
     session: Session,
-    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many.")] = None,
+    count: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many (default: until Ctrl-C).")
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Follow the program's events as they are confirmed (JSON lines with --json)."""

@@ -16,6 +16,13 @@ from nishati_client.program import NishatiClient
 
 app = typer.Typer(help="Markets: initialise, show, update, pause, resume.")
 
+ORACLE = "Oracle authority: settles trades and attests readings"
+FEE = "Market fee in basis points (150 = 1.5 %), kept back from each payout"
+MIN_PRICE = "Lowest price an offer may ask, KES cents per kWh"
+MAX_PRICE = "Highest price an offer may ask, KES cents per kWh"
+DEADLINE = "Seconds a buyer has to pay a trade; after them anyone may cancel it"
+UNCHANGED = " (unchanged if not given)."
+
 
 def _market_rows(market: Market, supply_wh: int) -> list[tuple[str, object]]:
     c = market.config
@@ -49,14 +56,17 @@ async def _show_market(
 @in_session
 async def market_init(
     session: Session,
-    market_id: Annotated[int, typer.Option(min=0, max=2**64 - 1, help="Numeric id.")],
+    market_id: Annotated[
+        int,
+        typer.Option(min=0, max=2**64 - 1, help="The market's numeric id; its address follows."),
+    ],
     oracle: Annotated[
-        Pubkey | None, typer.Option(parser=pubkey, help="Oracle authority (default: the signer).")
+        Pubkey | None, typer.Option(parser=pubkey, help=f"{ORACLE} (default: the signer).")
     ] = None,
-    fee_bps: Annotated[int, typer.Option(min=0, help="Market fee, basis points.")] = 150,
-    min_price_cents: Annotated[int, typer.Option(min=1, help="KES cents per kWh.")] = 1_000,
-    max_price_cents: Annotated[int, typer.Option(min=1, help="KES cents per kWh.")] = 6_000,
-    payment_deadline_secs: Annotated[int, typer.Option(min=1)] = 900,
+    fee_bps: Annotated[int, typer.Option(min=0, help=f"{FEE}.")] = 150,
+    min_price_cents: Annotated[int, typer.Option(min=1, help=f"{MIN_PRICE}.")] = 1_000,
+    max_price_cents: Annotated[int, typer.Option(min=1, help=f"{MAX_PRICE}.")] = 6_000,
+    payment_deadline_secs: Annotated[int, typer.Option(min=1, help=f"{DEADLINE}.")] = 900,
     as_json: Json = False,
 ) -> None:
     """Initialise a market; the signer becomes its admin."""
@@ -85,11 +95,13 @@ async def market_show(session: Session, market: MarketArg, as_json: Json = False
 async def market_update(
     session: Session,
     market: MarketArg,
-    oracle: Annotated[Pubkey | None, typer.Option(parser=pubkey)] = None,
-    fee_bps: Annotated[int | None, typer.Option(min=0)] = None,
-    min_price_cents: Annotated[int | None, typer.Option(min=1)] = None,
-    max_price_cents: Annotated[int | None, typer.Option(min=1)] = None,
-    payment_deadline_secs: Annotated[int | None, typer.Option(min=1)] = None,
+    oracle: Annotated[Pubkey | None, typer.Option(parser=pubkey, help=ORACLE + UNCHANGED)] = None,
+    fee_bps: Annotated[int | None, typer.Option(min=0, help=FEE + UNCHANGED)] = None,
+    min_price_cents: Annotated[int | None, typer.Option(min=1, help=MIN_PRICE + UNCHANGED)] = None,
+    max_price_cents: Annotated[int | None, typer.Option(min=1, help=MAX_PRICE + UNCHANGED)] = None,
+    payment_deadline_secs: Annotated[
+        int | None, typer.Option(min=1, help=DEADLINE + UNCHANGED)
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Change a market's settings (admin only); unnamed ones stay."""

@@ -29,8 +29,8 @@ from nishati_client.readings import (
     verify_signature,
 )
 
-meter_app = typer.Typer(help="Meter keys.")
-reading_app = typer.Typer(help="Signed meter readings.")
+meter_app = typer.Typer(help="Meter keys: make one for a meter, or for a meter you simulate.")
+reading_app = typer.Typer(help="Signed meter readings: sign one as a meter does.")
 
 MarketOpt = Annotated[str, typer.Option(help="Market address or numeric id.")]
 
@@ -54,11 +54,18 @@ def reading_sign(
     session: Session,
     market: MarketOpt,
     meter_keypair: Annotated[Path, typer.Option(help="The meter's keypair file.")],
-    counter: Annotated[int, typer.Option(min=1, max=2**64 - 1, help="Above the last one.")],
-    exported_wh: Annotated[int, typer.Option(min=0, max=2**64 - 1, help="Cumulative Wh.")],
-    imported_wh: Annotated[int, typer.Option(min=0, max=2**64 - 1, help="Cumulative Wh.")] = 0,
+    counter: Annotated[
+        int, typer.Option(min=1, max=2**64 - 1, help="The reading's number, above the last one.")
+    ],
+    exported_wh: Annotated[
+        int, typer.Option(min=0, max=2**64 - 1, help="Energy sent to the grid so far, Wh.")
+    ],
+    imported_wh: Annotated[
+        int, typer.Option(min=0, max=2**64 - 1, help="Energy taken from the grid so far, Wh.")
+    ] = 0,
     timestamp: Annotated[
-        int | None, typer.Option(min=0, help="Unix seconds (default: the local clock).")
+        int | None,
+        typer.Option(min=0, help="When the meter read, Unix seconds (default: the local clock)."),
     ] = None,
     out: Annotated[Path, typer.Option(help="Readings file; appended to if it exists.")] = Path(
         "readings.json"

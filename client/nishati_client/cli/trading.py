@@ -20,7 +20,6 @@ trade_app = typer.Typer(help="Trades: open, show, list, settle, cancel.")
 
 OfferArg = Annotated[Pubkey, typer.Argument(parser=pubkey, help="Offer address.")]
 TradeArg = Annotated[Pubkey, typer.Argument(parser=pubkey, help="Trade address.")]
-Wh = Annotated[int, typer.Option("--wh", min=1, help="Energy in Wh.")]
 
 
 def _digest(text: str) -> bytes:
@@ -46,9 +45,13 @@ def _offer_rows(o: Offer) -> list[tuple[str, object]]:
 async def offer_create(
     session: Session,
     household: HouseholdArg,
-    wh: Wh,
-    price_cents: Annotated[int, typer.Option(min=1, help="KES cents per kWh.")],
-    expires_in: Annotated[int, typer.Option(min=1, help="Seconds from now.")] = 86_400,
+    wh: Annotated[int, typer.Option(min=1, help="Energy to offer from its balance, Wh.")],
+    price_cents: Annotated[
+        int, typer.Option(min=1, help="Price, KES cents per kWh, within the market's bounds.")
+    ],
+    expires_in: Annotated[
+        int, typer.Option(min=1, help="Seconds the offer stands, from the cluster's clock.")
+    ] = 86_400,
     as_json: Json = False,
 ) -> None:
     """Offer a household's energy (signer: its owner, or the oracle if custodial)."""
@@ -74,7 +77,7 @@ async def offer_list(
     session: Session,
     market: MarketArg,
     seller: Annotated[
-        Pubkey | None, typer.Option(parser=pubkey, help="Only this household's.")
+        Pubkey | None, typer.Option(parser=pubkey, help="Only this seller household's offers.")
     ] = None,
     as_json: Json = False,
 ) -> None:
@@ -138,10 +141,14 @@ def _trade_rows(t: Trade) -> list[tuple[str, object]]:
 async def trade_open(
     session: Session,
     offer: OfferArg,
-    buyer: Annotated[Pubkey, typer.Option(parser=pubkey, help="Buyer household.")],
-    wh: Wh,
+    buyer: Annotated[Pubkey, typer.Option(parser=pubkey, help="The buyer's household.")],
+    wh: Annotated[int, typer.Option(min=1, help="Energy to reserve for the buyer, Wh.")],
     payment_ref: Annotated[
-        str, typer.Option(help="Payment reference; the chain keeps its SHA-256.")
+        str,
+        typer.Option(
+            help="The payment's reference (e.g. M-Pesa's CheckoutRequestID); the chain keeps "
+            "its SHA-256."
+        ),
     ],
     as_json: Json = False,
 ) -> None:
@@ -178,8 +185,12 @@ async def trade_show(session: Session, trade: TradeArg, as_json: Json = False) -
 async def trade_list(
     session: Session,
     market: MarketArg,
-    offer: Annotated[Pubkey | None, typer.Option(parser=pubkey)] = None,
-    buyer: Annotated[Pubkey | None, typer.Option(parser=pubkey)] = None,
+    offer: Annotated[
+        Pubkey | None, typer.Option(parser=pubkey, help="Only this offer's trades.")
+    ] = None,
+    buyer: Annotated[
+        Pubkey | None, typer.Option(parser=pubkey, help="Only this buyer household's trades.")
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """List a market's open trades."""
