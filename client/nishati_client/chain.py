@@ -21,7 +21,6 @@ address lookup tables (:mod:`nishati_client.lookup`), a v0 one:
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import based58
 import httpx
+import structlog
 from solana.exceptions import SolanaRpcException
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment as RpcCommitment
@@ -66,7 +66,7 @@ from nishati_client.errors import (
     program_error,
 )
 
-logger = logging.getLogger("nishati_client")
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 AnyTransaction = Transaction | VersionedTransaction
@@ -350,7 +350,13 @@ async def _patiently(node: Node, what: str, call: Callable[[], Awaitable[T]]) ->
         except RpcUnavailable as error:
             if attempt + 1 == node.policy.max_submissions:
                 raise TransactionUnconfirmed(f"{what}: {error}") from error
-            logger.warning("%s: %s; retrying", what, error)
+            log.warning(
+                "rpc retried",
+                call=what,
+                error=str(error),
+                attempt=attempt + 1,
+                attempts=node.policy.max_submissions,
+            )
             await asyncio.sleep(delay * 2**attempt)
     raise AssertionError("unreachable")
 
@@ -368,7 +374,7 @@ async def _submit_until_expired(
             if executed is not None:
                 return executed
         except RpcUnavailable as error:
-            logger.warning("%s: %s; looking the signature up", signature, error)
+            log.warning("submission unconfirmed", signature=str(signature), error=str(error))
         what = f"status of {signature}"
         executed = await _patiently(node, what, lambda: node.lookup(signature))
         if executed is not None:
@@ -430,11 +436,11 @@ async def send_transaction(
                 units if units is not None else simulated.compute_units or 0,
                 limit,
             )
-        logger.warning(
-            "%s expired unseen; signing again (%d of %d)",
-            tx.signatures[0],
-            signing + 2,
-            policy.max_signings,
+        log.warning(
+            "transaction expired unseen",
+            signature=str(tx.signatures[0]),
+            signing=signing + 2,
+            signings=policy.max_signings,
         )
     raise TransactionUnconfirmed(
         f"the transaction did not land with any of {policy.max_signings} blockhashes"

@@ -10,13 +10,13 @@ with ``getSignaturesForAddress`` if they matter). Failed transactions emit nothi
 from __future__ import annotations
 
 import asyncio
-import logging
 import warnings
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import structlog
 from solana.rpc.commitment import Commitment as RpcCommitment
 from solders.rpc.config import RpcTransactionLogsFilterMentions
 from solders.rpc.responses import LogsNotification
@@ -31,7 +31,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "websockets.legacy is deprecated", DeprecationWarning)
     from solana.rpc.websocket_api import connect
 
-logger = logging.getLogger("nishati_client")
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ async def watch(
             async with connect(ws_url) as socket:
                 await socket.logs_subscribe(mentions, commitment=RpcCommitment(commitment.value))
                 await socket.recv()  # the subscription's id
-                logger.info("following %s events at %s", program.program_id, ws_url)
+                log.info("events followed", program=str(program.program_id), ws_url=ws_url)
                 if on_subscribed is not None:
                     on_subscribed()
                 delay = reconnect_delay_secs
@@ -83,8 +83,10 @@ async def watch(
                         for event in _decoded(program, message):
                             yield event
         except (OSError, WebSocketException, TimeoutError) as error:
-            logger.warning("event socket %s: %s", ws_url, error or type(error).__name__)
-        logger.warning("event socket %s closed; reconnecting in %.1f s", ws_url, delay)
+            log.warning(
+                "event socket failed", ws_url=ws_url, error=str(error) or type(error).__name__
+            )
+        log.warning("event socket closed", ws_url=ws_url, reconnect_in_secs=delay)
         await asyncio.sleep(delay)
         delay = min(delay * 2, max_reconnect_delay_secs)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import structlog
 import typer
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -184,3 +185,19 @@ def test_help_prints_and_exits_cleanly(cli: Cli, group: str) -> None:
     code, out, err = cli(*group.split(), "--help")
     assert (code, err) == (0, "")
     assert f"Usage: nishati {group}".rstrip() in out
+
+
+def test_log_lines_go_through_logging_with_their_fields(
+    cli: Cli, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not onto stdout, where the output goes; without a handler, logging writes warnings to
+    stderr."""
+    code, _, _ = cli("meter", "keygen", "other.json", "--json")
+    assert code == 0
+    structlog.get_logger("nishati_client.chain").warning("rpc retried", call="getBalance")
+    structlog.get_logger("nishati_client.events").info("events followed")  # below WARNING
+    assert cli.capsys.readouterr().out == ""
+    [record] = caplog.records
+    assert (record.name, record.levelname) == ("nishati_client.chain", "WARNING")
+    assert "rpc retried" in record.getMessage()
+    assert "call=getBalance" in record.getMessage()

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from structlog.testing import capture_logs
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -19,6 +20,8 @@ from nishati_dev.sandbox import Harness, open_market
 from tests.conftest import Localnet
 
 pytestmark = pytest.mark.rpc
+
+RECONNECT_DELAY_SECS = 0.05
 
 
 class DroppingProxy:
@@ -82,7 +85,7 @@ async def following(
     events: asyncio.Queue[ProgramEvent] = asyncio.Queue()
 
     async def follow() -> None:
-        async for event in watch(ws_url, client.program, reconnect_delay_secs=0.05):
+        async for event in watch(ws_url, client.program, reconnect_delay_secs=RECONNECT_DELAY_SECS):
             await events.put(event)
 
     task = asyncio.create_task(follow())
@@ -103,19 +106,31 @@ async def test_watch_follows_events_through_a_dropped_socket(
     try:
         async with serve(proxy.relay, "127.0.0.1", 0) as server:
             port = next(iter(server.sockets)).getsockname()[1]
-            async with following(f"ws://127.0.0.1:{port}", h.client) as events:
-                await proxy.subscribed(1)
-                market = await open_market(h)
-                initialized = await next_event(events, "MarketInitialized", market.address)
-                assert initialized.data.admin == market.admin.pubkey()
-                assert initialized.slot > 0
+            ws_url = f"ws://127.0.0.1:{port}"
+            with capture_logs() as logs:
+                async with following(ws_url, h.client) as events:
+                    await proxy.subscribed(1)
+                    market = await open_market(h)
+                    initialized = await next_event(events, "MarketInitialized", market.address)
+                    assert initialized.data.admin == market.admin.pubkey()
+                    assert initialized.slot > 0
 
-                proxy.drop()
-                await proxy.subscribed(2)
-                outcome = await h.client.market_pause(
-                    payer=h.payer, admin=market.admin, market=market.address
-                )
-                paused = await next_event(events, "MarketPaused", market.address)
-                assert paused.signature == outcome.signature
+                    proxy.drop()
+                    await proxy.subscribed(2)
+                    outcome = await h.client.market_pause(
+                        payer=h.payer, admin=market.admin, market=market.address
+                    )
+                    paused = await next_event(events, "MarketPaused", market.address)
+                    assert paused.signature == outcome.signature
+            # Each subscription and the drop between them, with their fields.
+            followed: dict[str, object] = {"event": "events followed", "log_level": "info"}
+            followed |= {"program": str(program_id), "ws_url": ws_url}
+            closed: dict[str, object] = {"event": "event socket closed", "log_level": "warning"}
+            closed |= {"ws_url": ws_url, "reconnect_in_secs": RECONNECT_DELAY_SECS}
+            assert [e for e in logs if e["event"] != "event socket failed"] == [
+                followed,
+                closed,
+                followed,
+            ]
     finally:
         await chain.close()

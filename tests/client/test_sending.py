@@ -20,6 +20,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.system_program import TransferParams, transfer
+from structlog.testing import capture_logs
 
 from nishati_client.chain import (
     MAX_COMPUTE_UNIT_LIMIT,
@@ -219,6 +220,29 @@ async def test_a_transient_status_error_is_retried(litesvm: Harness) -> None:
 
     assert await lamports(litesvm, recipient) == 2_000_000
     assert chain.submitted == [outcome.signature]
+
+
+async def test_each_retry_is_logged_with_its_fields(litesvm: Harness) -> None:
+    chain, _ = unreliable(litesvm, lose_confirmations=1, lose_lookups=1)
+    with capture_logs() as logs:
+        outcome = await pay(chain, litesvm.payer, Pubkey.new_unique(), 1_000_000)
+    signature = str(outcome.signature)
+    assert logs == [
+        {
+            "event": "submission unconfirmed",
+            "log_level": "warning",
+            "signature": signature,
+            "error": "getSignatureStatuses: ReadTimeout",
+        },
+        {
+            "event": "rpc retried",
+            "log_level": "warning",
+            "call": f"status of {signature}",
+            "error": "getSignatureStatuses: HTTP 503 Service Unavailable",
+            "attempt": 1,
+            "attempts": chain.policy.max_submissions,
+        },
+    ]
 
 
 async def test_a_program_error_found_after_a_lost_confirmation_is_raised_by_name(

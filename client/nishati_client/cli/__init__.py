@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import structlog
 import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # not re-exported by typer
 
@@ -113,8 +114,25 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise SystemExit(code)
 
 
+def _logs_through_logging() -> None:
+    """The client's log lines (an RPC retried, an event socket reopened) go through the standard
+    library's logging: warnings on stderr, never on stdout with the output (structlog alone
+    prints there). An application that configured structlog keeps its configuration."""
+    if not structlog.is_configured():
+        structlog.configure(
+            processors=[
+                structlog.stdlib.filter_by_level,
+                structlog.processors.add_log_level,
+                structlog.dev.ConsoleRenderer(colors=False),
+            ],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger,
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The console script: typer in non-standalone mode, every error as one line."""
+    _logs_through_logging()
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
