@@ -1,9 +1,9 @@
 """Nishati client: the one way Python talks to the Nishati program.
 
 What a library user needs is importable from here (``from nishati_client import NishatiClient,
-RpcChain``); its modules hold the rest. Each name loads with its module on first use, so that
-importing the package stays as cheap as an empty module, where importing them all would load the
-Solana stack (over half a second).
+RpcChain``); its modules hold the rest. Each name is imported the first time it is asked for,
+so that importing the package stays as cheap as an empty module, where importing them all would
+load the Solana stack (over half a second).
 """
 
 # No `from __future__ import annotations`: it would bind a public name in the package.
@@ -141,74 +141,35 @@ __all__ = [
     "write_keypair",
 ]
 
-# Where each exported name lives: a module's name stands for the module itself (``phone``,
-# whose normalise, mask and commitment read best with the module's name in front).
-_HOMES = {
-    "chain": ("Chain", "LiteSvmChain", "RpcChain", "SendPolicy", "TxOutcome", "cluster_time"),
-    "config": ("ClientSettings", "Commitment"),
-    "errors": (
-        "AccountNotFound",
-        "AccountTypeMismatch",
-        "NishatiClientError",
-        "NishatiProgramError",
-        "ProgramNotDeployed",
-        "RpcError",
-        "RpcUnavailable",
-        "TransactionFailed",
-        "TransactionUnconfirmed",
-    ),
-    "events": ("ProgramEvent", "watch", "websocket_url"),
-    "household": ("Household", "MeterRecord"),
-    "keys": ("KeyFileError", "ed25519_private_key", "load_keypair", "write_keypair"),
-    "market": ("Market", "MarketConfig", "MarketUpdate"),
-    "pda": (
-        "energy_account_address",
-        "energy_mint_address",
-        "escrow_address",
-        "household_address",
-        "market_address",
-        "meter_record_address",
-        "offer_address",
-        "trade_address",
-    ),
-    "phone": ("InvalidPhoneNumber", "InvalidPhoneSalt", "phone"),
-    "program": ("Created", "NishatiClient", "NishatiProgram"),
-    "readings": (
-        "InvalidReadingLength",
-        "InvalidReadingMagic",
-        "InvalidSignature",
-        "LastReading",
-        "MeterMismatch",
-        "MeterWentBackwards",
-        "Reading",
-        "ReadingError",
-        "ReadingForAnotherMarket",
-        "ReadingFromTheFuture",
-        "ReadingOutOfOrder",
-        "ReadingReplayed",
-        "ReadingsFileError",
-        "SignedReading",
-        "UnsupportedReadingVersion",
-        "dump_readings",
-        "load_readings",
-        "meter_public_key",
-        "sign",
-        "verify_signature",
-    ),
-    "trading": ("Offer", "Trade", "payment_reference"),
-}
-_HOME_OF = {name: home for home, names in _HOMES.items() for name in names}
+# The modules the exported names come from, in the order ``__getattr__`` looks in them.
+_HOMES = (
+    "chain",
+    "config",
+    "errors",
+    "events",
+    "household",
+    "keys",
+    "market",
+    "pda",
+    "phone",
+    "program",
+    "readings",
+    "trading",
+)
 
 
 def __getattr__(name: str) -> object:
     """An exported name, imported from its module the first time it is asked for."""
-    home = _HOME_OF.get(name)
-    if home is None:
+    if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(f"{__name__}.{home}")
-    value = module if name == home else getattr(module, name)
-    globals()[name] = value
-    return value
+    if name in _HOMES:
+        return importlib.import_module(f"{__name__}.{name}")
+    for home in _HOMES:
+        module = vars(importlib.import_module(f"{__name__}.{home}"))
+        if name in module:
+            globals()[name] = module[name]
+            return module[name]
+    raise AssertionError(f"{name} is in __all__ but in none of {_HOMES}")
 
 
 def __dir__() -> list[str]:

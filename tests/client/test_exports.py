@@ -44,19 +44,8 @@ def test_all_is_sorted() -> None:
     assert nishati_client.__all__ == sorted(nishati_client.__all__)
 
 
-def test_every_exported_name_is_importable_from_the_package() -> None:
-    namespace: dict[str, object] = {}
-    exec(f"from nishati_client import {', '.join(nishati_client.__all__)}", namespace)  # noqa: S102
-    for name in nishati_client.__all__:
-        home = nishati_client._HOME_OF[name]
-        module = importlib.import_module(f"nishati_client.{home}")
-        assert namespace[name] is (module if name == home else vars(module)[name]), name
-    assert sorted(nishati_client._HOME_OF) == nishati_client.__all__
-
-
-def test_what_type_checkers_see_is_what_the_package_exports() -> None:
-    """The names imported for type checkers, and from which module, are those ``__getattr__``
-    finds at run time."""
+def type_checker_imports() -> dict[str, str]:
+    """The names ``__init__`` imports for type checkers, each with the module it names."""
     tree = ast.parse(INIT.read_text())
     [block] = [node for node in tree.body if isinstance(node, ast.If)]
     assert ast.unparse(block.test) == "typing.TYPE_CHECKING"
@@ -66,8 +55,24 @@ def test_what_type_checkers_see_is_what_the_package_exports() -> None:
         for alias in node.names:
             # ``from nishati_client import phone`` imports a module of the package.
             module = alias.name if node.module == "nishati_client" else str(node.module)
-            imported[alias.asname or alias.name] = module.removeprefix("nishati_client.")
-    assert imported == nishati_client._HOME_OF
+            imported[alias.asname or alias.name] = module
+    return imported
+
+
+def test_every_exported_name_is_what_type_checkers_see() -> None:
+    """Imported from the package, each name is the very object (class, function or module)
+    its module defines, the one type checkers are shown."""
+    imported = type_checker_imports()
+    assert sorted(imported) == nishati_client.__all__
+    namespace: dict[str, object] = {}
+    exec(f"from nishati_client import {', '.join(nishati_client.__all__)}", namespace)  # noqa: S102
+    for name, home in imported.items():
+        value = namespace[name]
+        if isinstance(value, ModuleType):
+            assert value.__name__ == f"nishati_client.{home}"
+        else:
+            assert getattr(value, "__module__", None) == home, name
+            assert value is vars(importlib.import_module(home))[name]
 
 
 def test_every_public_name_of_the_package_is_in_all() -> None:
