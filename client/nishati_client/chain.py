@@ -250,6 +250,18 @@ class Node(Protocol):
     async def recent_priority_fees(self, writable: Sequence[Pubkey]) -> list[int]: ...
 
 
+class SendsTransactions:
+    """:meth:`Chain.send` for a :class:`Node`: :func:`send_transaction` over its primitives."""
+
+    async def send(
+        self: Node,
+        instructions: Sequence[Instruction],
+        signers: Sequence[Keypair],
+        lookup_tables: Sequence[AddressLookupTableAccount] = (),
+    ) -> TxOutcome:
+        return await send_transaction(self, instructions, signers, lookup_tables)
+
+
 async def _clock(chain: AccountReader) -> Clock:
     account = await chain.account(CLOCK)
     if account is None:
@@ -454,7 +466,7 @@ def _executed(result: TransactionMetadata | FailedTransactionMetadata) -> Execut
     return Executed(None, list(result.logs()), result.compute_units_consumed())
 
 
-class LiteSvmChain:
+class LiteSvmChain(SendsTransactions):
     """The program in an in-process LiteSVM, for fast tests and the embedded demo.
 
     Nothing competes for compute in-process, so the default policy adds no compute-budget
@@ -488,14 +500,6 @@ class LiteSvmChain:
             hashes = [(slot, Hash.new_unique()), *hashes][:MAX_SLOT_HASHES]
             self.svm.set_slot_hashes(hashes)
         self.svm.warp_to_slot(slot + 1)
-
-    async def send(
-        self,
-        instructions: Sequence[Instruction],
-        signers: Sequence[Keypair],
-        lookup_tables: Sequence[AddressLookupTableAccount] = (),
-    ) -> TxOutcome:
-        return await send_transaction(self, instructions, signers, lookup_tables)
 
     async def account(self, address: Pubkey) -> Account | None:
         account = self.svm.get_account(address)
@@ -552,7 +556,7 @@ def rpc_error(what: str, error: BaseException) -> RpcError:
     return RpcError(f"{what}: {cause}")
 
 
-class RpcChain:
+class RpcChain(SendsTransactions):
     """A JSON-RPC node. Each send is simulated first so a program error arrives with its logs."""
 
     def __init__(
@@ -587,14 +591,6 @@ class RpcChain:
             raise rpc_error(what, error) from error
         except RPCException as error:
             raise RpcError(f"{what}: {error}") from error
-
-    async def send(
-        self,
-        instructions: Sequence[Instruction],
-        signers: Sequence[Keypair],
-        lookup_tables: Sequence[AddressLookupTableAccount] = (),
-    ) -> TxOutcome:
-        return await send_transaction(self, instructions, signers, lookup_tables)
 
     async def account(self, address: Pubkey) -> Account | None:
         return (await self._rpc("getAccountInfo", self.client.get_account_info(address))).value

@@ -14,50 +14,48 @@ from dataclasses import dataclass, field, replace
 import httpx
 import pytest
 from solders.account import Account
-from solders.address_lookup_table_account import AddressLookupTableAccount
-from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.system_program import TransferParams, transfer
 from structlog.testing import capture_logs
 
+from nishati_client import (
+    Chain,
+    ClientSettings,
+    LiteSvmChain,
+    NishatiClient,
+    NishatiProgramError,
+    ProgramNotDeployed,
+    RpcChain,
+    RpcError,
+    RpcUnavailable,
+    SendPolicy,
+    TransactionFailed,
+    TransactionUnconfirmed,
+    TxOutcome,
+)
 from nishati_client.chain import (
     MAX_COMPUTE_UNIT_LIMIT,
     PACKET_DATA_SIZE,
     AnyTransaction,
-    Chain,
     Executed,
-    LiteSvmChain,
     Node,
     RecentBlockhash,
-    RpcChain,
-    SendPolicy,
-    TxOutcome,
+    SendsTransactions,
     check_program_deployed,
     fits_in_packet,
     rpc_error,
-    send_transaction,
     transaction_size,
 )
-from nishati_client.config import ClientSettings
-from nishati_client.errors import (
-    ERROR_CODES,
-    NishatiProgramError,
-    ProgramNotDeployed,
-    RpcError,
-    RpcUnavailable,
-    TransactionFailed,
-    TransactionUnconfirmed,
-)
-from nishati_client.program import NishatiClient
+from nishati_client.errors import ERROR_CODES
 from nishati_dev.sandbox import Harness, fund, lamports, open_market
 
 FAST = SendPolicy(compute_budget=False, retry_delay_secs=0, poll_interval_secs=0.05)
 
 
 @dataclass
-class Unreliable:
+class Unreliable(SendsTransactions):
     """A chain that executes what it is given but loses what the test asks it to lose."""
 
     inner: Node
@@ -74,14 +72,6 @@ class Unreliable:
     @property
     def policy(self) -> SendPolicy:
         return replace(self.inner.policy, retry_delay_secs=0)
-
-    async def send(
-        self,
-        instructions: Sequence[Instruction],
-        signers: Sequence[Keypair],
-        lookup_tables: Sequence[AddressLookupTableAccount] = (),
-    ) -> TxOutcome:
-        return await send_transaction(self, instructions, signers, lookup_tables)
 
     async def account(self, address: Pubkey) -> Account | None:
         assert isinstance(self.inner, LiteSvmChain | RpcChain)
