@@ -3,9 +3,9 @@ hands it to a command and runs the command's coroutine.
 
 A command is a plain or ``async`` function whose first parameter is the :class:`Session`; its
 other parameters are typer's. ``await session.connect()`` gives it the program on the cluster,
-checked to answer (and, with ``paying``, that the signer can pay a fee), and closed when the
-command ends. Errors propagate to :func:`nishati_client.cli.main`, which turns each into one
-line and an exit code.
+checked to answer (and, with ``paying``, that the signer can pay a fee), ``session.chain()`` the
+cluster's JSON-RPC alone; both are closed when the command ends. Errors propagate to
+:func:`nishati_client.cli.main`, which turns each into one line and an exit code.
 """
 
 from __future__ import annotations
