@@ -1,4 +1,10 @@
-"""Structured logging: one JSON object per line (or readable lines on a terminal)."""
+"""Structured logging: one JSON object per line (or readable lines on a terminal).
+
+An exception logged (``log.exception(...)``, or a standard library record with ``exc_info``, as
+uvicorn writes for a failed request) carries its whole stack: in JSON as the ``exception``
+field's text, on a terminal as a formatted traceback. Neither shows local variables, which may
+hold phone numbers.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +17,22 @@ import structlog
 def configure(level: str = "INFO", json: bool | None = None) -> None:
     """Routes structlog and the standard library's loggers through one renderer."""
     json = not sys.stderr.isatty() if json is None else json
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    )
+    renderer: structlog.typing.Processor
+    if json:
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        formatter = structlog.dev.RichTracebackFormatter(show_locals=False)
+        renderer = structlog.dev.ConsoleRenderer(exception_formatter=formatter)
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
     ]
+    if json:
+        # The traceback as text while the exception is still at hand; the renderer would write
+        # the bare traceback object's repr.
+        shared.append(structlog.processors.format_exc_info)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
