@@ -15,7 +15,7 @@ from nishati_client.errors import RpcUnavailable
 from nishati_client.household import MeterRecord
 from nishati_client.program import NishatiClient
 from nishati_client.readings import Reading, SignedReading, market_tag, sign
-from nishati_oracle.app import READING_BODY_BYTES
+from nishati_oracle.readings.http import READING_BODY_BYTES
 from nishati_oracle.readings.ingest import READINGS_PATH
 from nishati_oracle.readings.registry import MeterRegistry
 from nishati_oracle.readings.store import Store

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,9 +17,10 @@ from fastapi import FastAPI
 from nishati_client.keys import write_keypair
 from nishati_client.readings import SignedReading
 from nishati_dev.sandbox import Harness, Member, OpenMarket, open_market
-from nishati_oracle.app import Services, create_app
+from nishati_oracle.app import create_app
 from nishati_oracle.core.settings import OracleSettings, ReadingSettings, StorageSettings
 from nishati_oracle.readings.ingest import READINGS_PATH
+from nishati_oracle.services import Services
 from tests.oracle.postgres import PG_BIN, postgres_server
 
 
@@ -69,7 +71,10 @@ class OracleWorld:
         return await self.market.register(custodial=True)
 
 
-async def start_world(litesvm: Harness, database_url: str, tmp_path: Path) -> OracleWorld:
+async def start_world(
+    litesvm: Harness, database_url: str, tmp_path: Path, **changes: Any
+) -> OracleWorld:
+    """The app serving a new market; ``changes`` to its settings."""
     assert litesvm.litesvm is not None
     market = await open_market(litesvm)
     # The oracle pays for its attestations.
@@ -82,6 +87,7 @@ async def start_world(litesvm: Harness, database_url: str, tmp_path: Path) -> Or
         storage=StorageSettings(database_url=database_url),
         # Tests drive the batcher by hand (run_once); its own rounds wait an hour.
         readings=ReadingSettings(attest_interval_secs=3_600),
+        **changes,
     )
     app = create_app(settings, chain=litesvm.litesvm)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://oracle")

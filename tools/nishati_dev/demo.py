@@ -52,13 +52,14 @@ from nishati_dev.simulate import (
     register,
     simulated_phone,
 )
-from nishati_oracle.app import Services, create_app
+from nishati_oracle.app import create_app
 from nishati_oracle.core.settings import (
     HttpSettings,
     OracleSettings,
     ReadingSettings,
     StorageSettings,
 )
+from nishati_oracle.services import Services
 
 DEMO_MARKET_ID = 1
 DEMO_FUNDING_LAMPORTS = 100 * 10**9

@@ -12,56 +12,39 @@ import hmac
 import ipaddress
 import json
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from decimal import ROUND_DOWN, Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 from solders.pubkey import Pubkey
 
-from nishati_oracle.core.group_commit import GroupCommit
-from nishati_oracle.core.metrics import Metrics
-from nishati_oracle.core.settings import OracleSettings
-from nishati_oracle.trading.desk import Opened, Order, Refusal, TradeDesk, TradeRefused
-from nishati_oracle.trading.gateway import Gateway
-from nishati_oracle.trading.ledger import (
-    FINAL_STATES,
-    CallbackKind,
-    Ledger,
-    NewCallback,
-    TradeState,
-)
-from nishati_oracle.trading.vault import PhoneVault
-from nishati_oracle.trading.worker import PaymentWorker
+from nishati_client.phone import FORMATS
+from nishati_oracle.http.deps import RawBody, TradingDep
+from nishati_oracle.http.errors import MALFORMED, TOO_LARGE, error_response, responses
+from nishati_oracle.http.limits import capped
+from nishati_oracle.trading.desk import Opened, Order, Refusal, TradeRefused
+from nishati_oracle.trading.ledger import FINAL_STATES, CallbackKind, NewCallback, TradeState
+from nishati_oracle.trading.wiring import Trading
 
-ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
-
-
-@dataclass
-class Trading:
-    """What the lifespan builds for trading and the routes use."""
-
-    settings: OracleSettings
-    ledger: Ledger
-    desk: TradeDesk
-    worker: PaymentWorker
-    gateway: Gateway
-    vault: PhoneVault
-    inbox: GroupCommit[NewCallback, bool]
-    token: str
-    metrics: Metrics
-
-    async def close(self) -> None:
-        await self.gateway.close()
+# The characters a phone may be written with: anything else (digits of another script too) is
+# malformed. Whether they make a number is the desk's check (InvalidPhone).
+Phone = Annotated[
+    str,
+    Field(
+        description=f"M-Pesa phone: {FORMATS}; spaces and dashes allowed",
+        max_length=20,
+        pattern=r"^[0-9+ -]*$",
+    ),
+]
 
 
 class TradeIn(BaseModel):
     offer: Annotated[str, Field(description="Offer account, base58", max_length=44)]
     wh: Annotated[int, Field(description="Energy to buy, Wh", gt=0)]
-    phone: Annotated[str, Field(description="Buyer's M-Pesa phone", max_length=20)]
+    phone: Annotated[Phone, Field(description="Buyer's M-Pesa phone")]
 
 
 class LegacyTradeIn(BaseModel):
@@ -70,8 +53,8 @@ class LegacyTradeIn(BaseModel):
     type: Literal["BUY"]
     amount: Annotated[Decimal, Field(description="kWh", gt=0, max_digits=18)]
     price: Annotated[Decimal, Field(description="Highest KES per kWh", gt=0, max_digits=18)]
-    phone: Annotated[str, Field(max_length=20)]
-    seller_phone: Annotated[str, Field(max_length=20)]
+    phone: Annotated[Phone, Field(description="Buyer's M-Pesa phone")]
+    seller_phone: Annotated[Phone, Field(description="The seller's M-Pesa phone")]
 
 
 class TradeOut(BaseModel):
@@ -116,14 +99,29 @@ class StkStatusOut(BaseModel):
 
 
 class PhoneIn(BaseModel):
-    phone: Annotated[str, Field(max_length=20)]
+    phone: Phone
 
 
-def refusal(error: TradeRefused) -> JSONResponse:
-    body: dict[str, Any] = {"reason": error.reason, "detail": error.detail}
-    if error.trade_id is not None:
-        body["trade_id"] = error.trade_id
-    return JSONResponse(body, status_code=error.status_code)
+class CallbackAck(BaseModel):
+    """What Daraja is answered once a callback is stored (it retries on anything else)."""
+
+    ResultCode: Literal[0]
+    ResultDesc: Literal["Accepted"]
+
+
+async def refused(_: Request, error: Exception) -> Response:
+    """A refusal of the desk's (or of a route's) in the one error shape, with its trade if one
+    was stored."""
+    assert isinstance(error, TradeRefused)
+    stored = None if error.trade_id is None else {"trade_id": error.trade_id}
+    return error_response(error.status_code, error.reason, error.detail, stored)
+
+
+def _address(text: str, reason: Refusal, what: str) -> Pubkey:
+    try:
+        return Pubkey.from_string(text)
+    except ValueError:
+        raise TradeRefused(reason, f"{what} is not a base58 address") from None
 
 
 def _opened(opened: Opened) -> TradeOut:
@@ -166,143 +164,218 @@ def client_address(request: Request, trusted_proxies: Sequence[Network]) -> str:
     return peer
 
 
-def router(trading: Callable[[Request], Trading]) -> APIRouter:
-    api = APIRouter(tags=["trading"])
+# Routes by what they take, each kind's bodies capped: orders and enrolment small JSON bodies
+# (under 300 bytes), Daraja's callbacks larger ones (a few KB), lookups none.
+ORDER_BODY_BYTES = 16 * 1024
+CALLBACK_BODY_BYTES = 64 * 1024
+orders = APIRouter(
+    tags=["trading"],
+    route_class=capped(ORDER_BODY_BYTES),
+    responses=responses({**MALFORMED, **TOO_LARGE}),
+)
+lookups = APIRouter(tags=["trading"])
+callbacks = APIRouter(
+    tags=["Daraja callbacks"],
+    route_class=capped(CALLBACK_BODY_BYTES),
+    responses=responses(TOO_LARGE),
+)
 
-    @api.post("/api/v1/trades", status_code=201, response_model=TradeOut)
-    async def open_trade(request: Request, order: TradeIn) -> TradeOut | JSONResponse:
-        """Buys ``wh`` from an offer for a phone: opens the trade on chain and sends the STK
-        Push; the payment's progress is at ``GET /api/v1/payments/{trade_id}``."""
-        t = trading(request)
-        try:
-            offer = Pubkey.from_string(order.offer)
-        except ValueError:
-            return refusal(TradeRefused(Refusal.UnknownOffer, "offer is not a base58 address"))
-        try:
-            return _opened(await t.desk.open(Order(offer, order.wh, order.phone)))
-        except TradeRefused as e:
-            return refusal(e)
+ORDER_REFUSALS = {
+    404: "UnknownOffer, UnknownBuyer",
+    409: "OfferClosed, NotEnoughEnergy, BuyerNotCustodial, SellerPhoneUnknown, ChainRefused",
+    422: "InvalidPhone, AmountTooLarge, PayoutBelowMinimum",
+    502: "PaymentRequestRefused: Daraja refused the STK Push (the trade is being cancelled)",
+    503: "PaymentsDisabled, ChainUnavailable",
+}
 
-    @api.post("/api/execute_trade", status_code=201, response_model=TradeOut)
-    async def execute_trade(request: Request, order: LegacyTradeIn) -> TradeOut | JSONResponse:
-        """The original platform's shape: ``amount`` kWh at most ``price`` KES/kWh from the
-        seller with ``seller_phone``, bought from that seller's cheapest fitting offer."""
-        t = trading(request)
-        wh = int((order.amount * 1000).to_integral_value(ROUND_DOWN))
-        price = int((order.price * 100).to_integral_value(ROUND_DOWN))
-        try:
-            if wh == 0:
-                raise TradeRefused(Refusal.AmountRoundsToZero, "less than 1 Wh")
-            config = (await t.desk.market_state()).config
-            low, high = config.min_price_cents_per_kwh, config.max_price_cents_per_kwh
-            if not low <= price <= high:
-                raise TradeRefused(
-                    Refusal.PriceOutOfBounds,
-                    f"price must be KES {low / 100:.2f} to {high / 100:.2f} per kWh",
-                )
-            seller = await t.desk.household_by_phone(order.seller_phone)
-            if seller is None:
-                raise TradeRefused(Refusal.UnknownSeller, "no household has the seller's phone")
-            offer = await t.desk.best_offer(seller, wh, price)
-            return _opened(await t.desk.open(Order(offer.address, wh, order.phone)))
-        except TradeRefused as e:
-            return refusal(e)
 
-    async def take_callback(request: Request, token: str, kind: CallbackKind) -> JSONResponse:
-        started = time.perf_counter()
-        t = trading(request)
-        if not hmac.compare_digest(token.encode(), t.token.encode()):
-            raise HTTPException(403, {"reason": Refusal.CallbackForbidden})
-        settings = t.settings
-        if settings.payments.callback_allowlist:
-            address = client_address(request, settings.payments.trusted_proxies)
-            if not within(address, settings.payments.callback_allowlist):
-                raise HTTPException(403, {"reason": Refusal.CallbackForbidden})
-        raw = await request.body()
-        try:
-            body = json.loads(raw)
-            if kind is CallbackKind.stk:
-                # The worker parses it whole; storing it needs only its keys.
-                key, receipt = t.gateway.payment_keys(body)
-            else:
-                timeout = kind is CallbackKind.payout_timeout
-                outcome = t.gateway.parse_payout(body, timeout)
-                key, receipt = outcome.key, None
-        except (ValueError, ValidationError, KeyError, TypeError) as e:
-            return JSONResponse(
-                {"reason": Refusal.MalformedCallback, "detail": str(e)[:200]}, status_code=400
-            )
-        new = await t.inbox.submit(NewCallback(kind, key, receipt, t.vault.encrypt(raw)))
-        if new:
-            t.worker.callback_arrived()
-        t.metrics.callbacks.labels(kind, "new" if new else "duplicate").inc()
-        t.metrics.callback_seconds.observe(time.perf_counter() - started)
-        return JSONResponse(ACCEPTED)
+@orders.post(
+    "/api/v1/trades",
+    status_code=201,
+    response_model=TradeOut,
+    responses=responses(ORDER_REFUSALS),
+)
+async def open_trade(trading: TradingDep, order: TradeIn) -> TradeOut:
+    """Buys ``wh`` from an offer for a phone: opens the trade on chain and sends the STK
+    Push; the payment's progress is at ``GET /api/v1/payments/{trade_id}``."""
+    offer = _address(order.offer, Refusal.UnknownOffer, "offer")
+    return _opened(await trading.desk.open(Order(offer, order.wh, order.phone)))
 
-    @api.post("/api/v1/payments/callback/{token}")
-    async def payment_callback(request: Request, token: str) -> JSONResponse:
-        """Daraja's STK Push result: stored, answered, acted on after."""
-        return await take_callback(request, token, CallbackKind.stk)
 
-    @api.post("/api/v1/payouts/result/{token}")
-    async def payout_result(request: Request, token: str) -> JSONResponse:
-        """Daraja's B2C result (or transaction status result) for a seller payout."""
-        return await take_callback(request, token, CallbackKind.payout_result)
-
-    @api.post("/api/v1/payouts/timeout/{token}")
-    async def payout_timeout(request: Request, token: str) -> JSONResponse:
-        """Daraja's B2C queue timeout: not a failure; the payout's status is asked for."""
-        return await take_callback(request, token, CallbackKind.payout_timeout)
-
-    @api.get("/api/v1/payments/{trade_id}", response_model=PaymentOut)
-    async def payment(request: Request, trade_id: str) -> PaymentOut | JSONResponse:
-        t = trading(request)
-        trade = await t.ledger.get(trade_id)
-        if trade is None:
-            return refusal(TradeRefused(Refusal.UnknownTrade, f"no trade {trade_id}"))
-        history = [HistoryOut(**vars(h)) for h in await t.ledger.history(trade_id)]
-        return PaymentOut(
-            trade_id=trade.id,
-            state=trade.state,
-            final=trade.state in FINAL_STATES,
-            wh=trade.wh,
-            total_cents=trade.total_cents,
-            amount_kes=trade.amount_kes,
-            fee_cents=trade.fee_cents,
-            payout_kes=trade.payout_kes,
-            checkout_request_id=trade.checkout_request_id,
-            mpesa_receipt=trade.mpesa_receipt,
-            result_code=trade.result_code,
-            chain_signature=trade.chain_signature,
-            history=history,
+@orders.post(
+    "/api/execute_trade",
+    status_code=201,
+    response_model=TradeOut,
+    responses=responses(
+        {
+            **ORDER_REFUSALS,
+            404: f"UnknownSeller, {ORDER_REFUSALS[404]}",
+            409: f"NoMatchingOffer, {ORDER_REFUSALS[409]}",
+            422: f"PriceOutOfBounds, AmountRoundsToZero, {ORDER_REFUSALS[422]}",
+        }
+    ),
+)
+async def execute_trade(trading: TradingDep, order: LegacyTradeIn) -> TradeOut:
+    """The original platform's shape: ``amount`` kWh at most ``price`` KES/kWh from the
+    seller with ``seller_phone``, bought from that seller's cheapest fitting offer."""
+    wh = int((order.amount * 1000).to_integral_value(ROUND_DOWN))
+    price = int((order.price * 100).to_integral_value(ROUND_DOWN))
+    if wh == 0:
+        raise TradeRefused(Refusal.AmountRoundsToZero, "less than 1 Wh")
+    config = (await trading.desk.market_state()).config
+    low, high = config.min_price_cents_per_kwh, config.max_price_cents_per_kwh
+    if not low <= price <= high:
+        raise TradeRefused(
+            Refusal.PriceOutOfBounds,
+            f"price must be KES {low / 100:.2f} to {high / 100:.2f} per kWh",
         )
+    seller = await trading.desk.household_by_phone(order.seller_phone)
+    if seller is None:
+        raise TradeRefused(Refusal.UnknownSeller, "no household has the seller's phone")
+    offer = await trading.desk.best_offer(seller, wh, price)
+    return _opened(await trading.desk.open(Order(offer.address, wh, order.phone)))
 
-    @api.get("/api/v1/stk/{checkout_request_id}", response_model=StkStatusOut)
-    async def stk_status(request: Request, checkout_request_id: str) -> StkStatusOut | JSONResponse:
-        """Asks Daraja now (STK Query) about one of our payments."""
-        t = trading(request)
-        if await t.ledger.by_checkout(checkout_request_id) is None:
-            return refusal(TradeRefused(Refusal.UnknownTrade, "no trade has that checkout id"))
-        status = await t.gateway.query(checkout_request_id)
-        return StkStatusOut(
-            checkout_request_id=checkout_request_id,
-            pending=status.pending,
-            result_code=status.result_code,
-            detail=status.detail,
-        )
 
-    @api.put("/api/v1/households/{household}/phone", status_code=204, response_class=Response)
-    async def enrol(request: Request, household: str, body: PhoneIn) -> Response:
-        """Tells the oracle a household's phone (checked against the chain's commitment), so
-        it can ask it to pay and pay it for what it sells."""
-        try:
-            address = Pubkey.from_string(household)
-        except ValueError:
-            return refusal(TradeRefused(Refusal.UnknownBuyer, "not a base58 address"))
-        try:
-            await trading(request).desk.enrol(address, body.phone)
-        except TradeRefused as e:
-            return refusal(e)
-        return Response(status_code=204)
+@orders.put(
+    "/api/v1/households/{household}/phone",
+    status_code=204,
+    response_class=Response,
+    responses=responses(
+        {
+            404: "UnknownBuyer: no household at that address in this market",
+            422: "PhoneMismatch, InvalidPhone",
+            503: "PaymentsDisabled, ChainUnavailable",
+        }
+    ),
+)
+async def enrol(trading: TradingDep, household: str, body: PhoneIn) -> Response:
+    """Tells the oracle a household's phone (checked against the chain's commitment), so
+    it can ask it to pay and pay it for what it sells."""
+    address = _address(household, Refusal.UnknownBuyer, "the household")
+    await trading.desk.enrol(address, body.phone)
+    return Response(status_code=204)
 
-    return api
+
+@lookups.get(
+    "/api/v1/payments/{trade_id}",
+    response_model=PaymentOut,
+    responses=responses({404: "UnknownTrade", 503: "PaymentsDisabled"}),
+)
+async def payment(trading: TradingDep, trade_id: str) -> PaymentOut:
+    """A trade's payment: its state, amounts, M-Pesa and chain references, and history."""
+    trade = await trading.ledger.get(trade_id)
+    if trade is None:
+        raise TradeRefused(Refusal.UnknownTrade, "no trade has that id")
+    history = [HistoryOut(**vars(h)) for h in await trading.ledger.history(trade_id)]
+    return PaymentOut(
+        trade_id=trade.id,
+        state=trade.state,
+        final=trade.state in FINAL_STATES,
+        wh=trade.wh,
+        total_cents=trade.total_cents,
+        amount_kes=trade.amount_kes,
+        fee_cents=trade.fee_cents,
+        payout_kes=trade.payout_kes,
+        checkout_request_id=trade.checkout_request_id,
+        mpesa_receipt=trade.mpesa_receipt,
+        result_code=trade.result_code,
+        chain_signature=trade.chain_signature,
+        history=history,
+    )
+
+
+@lookups.get(
+    "/api/v1/stk/{checkout_request_id}",
+    response_model=StkStatusOut,
+    responses=responses({404: "UnknownTrade", 503: "PaymentsDisabled"}),
+)
+async def stk_status(trading: TradingDep, checkout_request_id: str) -> StkStatusOut:
+    """Asks Daraja now (STK Query) about one of our payments."""
+    if await trading.ledger.by_checkout(checkout_request_id) is None:
+        raise TradeRefused(Refusal.UnknownTrade, "no trade has that checkout id")
+    status = await trading.gateway.query(checkout_request_id)
+    return StkStatusOut(
+        checkout_request_id=checkout_request_id,
+        pending=status.pending,
+        result_code=status.result_code,
+        detail=status.detail,
+    )
+
+
+CALLBACK_REFUSALS = responses(
+    {
+        400: "MalformedCallback: not JSON, or not a callback of this kind",
+        403: "CallbackForbidden: a wrong token, or a caller outside the allowlist",
+        503: "PaymentsDisabled",
+    }
+)
+# Daraja posts a JSON object; what it must hold is checked on arrival (400 if not).
+CALLBACK_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+ACCEPTED = CallbackAck(ResultCode=0, ResultDesc="Accepted")
+
+
+async def _take(
+    trading: Trading, request: Request, raw: bytes, token: str, kind: CallbackKind
+) -> CallbackAck:
+    started = time.perf_counter()
+    if not hmac.compare_digest(token.encode(), trading.token.encode()):
+        raise TradeRefused(Refusal.CallbackForbidden, "not a callback address of this oracle")
+    settings = trading.settings
+    if settings.payments.callback_allowlist:
+        address = client_address(request, settings.payments.trusted_proxies)
+        if not within(address, settings.payments.callback_allowlist):
+            raise TradeRefused(Refusal.CallbackForbidden, "callbacks are not taken from there")
+    try:
+        body = json.loads(raw)
+        if kind is CallbackKind.stk:
+            # The worker parses it whole; storing it needs only its keys.
+            key, receipt = trading.gateway.payment_keys(body)
+        else:
+            timeout = kind is CallbackKind.payout_timeout
+            outcome = trading.gateway.parse_payout(body, timeout)
+            key, receipt = outcome.key, None
+    except RecursionError:
+        raise TradeRefused(Refusal.MalformedCallback, "nested too deeply") from None
+    except (ValueError, ValidationError, KeyError, TypeError) as e:
+        raise TradeRefused(Refusal.MalformedCallback, str(e)) from None
+    new = await trading.inbox.submit(NewCallback(kind, key, receipt, trading.vault.encrypt(raw)))
+    if new:
+        trading.worker.callback_arrived()
+    trading.metrics.callbacks.labels(kind, "new" if new else "duplicate").inc()
+    trading.metrics.callback_seconds.observe(time.perf_counter() - started)
+    return ACCEPTED
+
+
+@callbacks.post(
+    "/api/v1/payments/callback/{token}", responses=CALLBACK_REFUSALS, openapi_extra=CALLBACK_BODY
+)
+async def payment_callback(
+    trading: TradingDep, request: Request, token: str, raw: RawBody
+) -> CallbackAck:
+    """Daraja's STK Push result: stored, answered, acted on after."""
+    return await _take(trading, request, raw, token, CallbackKind.stk)
+
+
+@callbacks.post(
+    "/api/v1/payouts/result/{token}", responses=CALLBACK_REFUSALS, openapi_extra=CALLBACK_BODY
+)
+async def payout_result(
+    trading: TradingDep, request: Request, token: str, raw: RawBody
+) -> CallbackAck:
+    """Daraja's B2C result (or transaction status result) for a seller payout."""
+    return await _take(trading, request, raw, token, CallbackKind.payout_result)
+
+
+@callbacks.post(
+    "/api/v1/payouts/timeout/{token}", responses=CALLBACK_REFUSALS, openapi_extra=CALLBACK_BODY
+)
+async def payout_timeout(
+    trading: TradingDep, request: Request, token: str, raw: RawBody
+) -> CallbackAck:
+    """Daraja's B2C queue timeout: not a failure; the payout's status is asked for."""
+    return await _take(trading, request, raw, token, CallbackKind.payout_timeout)

@@ -88,6 +88,7 @@ STATUS = {
     Refusal.ChainUnavailable: 503,
     Refusal.PaymentRequestRefused: 502,
     Refusal.CallbackForbidden: 403,
+    Refusal.MalformedCallback: 400,
 }
 
 

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
+from dataclasses import dataclass
 
+import structlog
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -15,17 +16,34 @@ from nishati_oracle.core.group_commit import GroupCommit
 from nishati_oracle.core.metrics import Metrics
 from nishati_oracle.core.settings import OracleSettings
 from nishati_oracle.readings.store import Store
-from nishati_oracle.trading.api import Trading
 from nishati_oracle.trading.desk import TradeDesk
-from nishati_oracle.trading.gateway import DarajaGateway, daraja_config
+from nishati_oracle.trading.gateway import DarajaGateway, Gateway, daraja_config
 from nishati_oracle.trading.ledger import Ledger, NewCallback
 from nishati_oracle.trading.vault import PhoneVault
 from nishati_oracle.trading.worker import CallbackUrls, PaymentWorker
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # Callbacks stored in one transaction at most.
 CALLBACK_GROUP = 512
+
+
+@dataclass
+class Trading:
+    """What the lifespan builds for trading and the routes use."""
+
+    settings: OracleSettings
+    ledger: Ledger
+    desk: TradeDesk
+    worker: PaymentWorker
+    gateway: Gateway
+    vault: PhoneVault
+    inbox: GroupCommit[NewCallback, bool]
+    token: str
+    metrics: Metrics
+
+    async def close(self) -> None:
+        await self.gateway.close()
 
 
 def callback_urls(settings: OracleSettings, token: str) -> CallbackUrls:
@@ -47,7 +65,11 @@ def build_trading(
 ) -> Trading:
     if settings.payments.callback_token is None:
         token = secrets.token_urlsafe(32)
-        log.warning("NISHATI_CALLBACK_TOKEN unset: callbacks to an earlier run will be refused")
+        log.warning(
+            "callback token unset",
+            setting="NISHATI_CALLBACK_TOKEN",
+            effect="callbacks to an earlier run will be refused",
+        )
     else:
         token = settings.payments.callback_token.get_secret_value()
     urls = callback_urls(settings, token)

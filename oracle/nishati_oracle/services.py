@@ -1,0 +1,111 @@
+"""What the oracle runs while it serves: made once at startup, closed in reverse at shutdown.
+
+:func:`start` enters each resource into one :class:`~contextlib.AsyncExitStack` as it is made,
+so whatever was made is closed even when a later step fails, and closing runs in the reverse
+of making: the MQTT intake stops first, then the batcher and the payment worker finish, then
+the clients, the store and the chain close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Coroutine
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from solders.pubkey import Pubkey
+
+from nishati_client.chain import LiteSvmChain, RpcChain, check_program_deployed
+from nishati_client.keys import load_keypair
+from nishati_client.program import NishatiClient
+from nishati_oracle.core.metrics import Metrics
+from nishati_oracle.core.runtime import RuntimeWatch
+from nishati_oracle.core.settings import OracleSettings, Payments
+from nishati_oracle.readings.batcher import Attester
+from nishati_oracle.readings.clock import ChainClock
+from nishati_oracle.readings.mqtt import BatchReport, MqttIngest
+from nishati_oracle.readings.pipeline import ReadingPipeline
+from nishati_oracle.readings.registry import MeterRegistry
+from nishati_oracle.readings.store import Store
+from nishati_oracle.trading.wiring import Trading, build_trading
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Services:
+    """What the lifespan builds and the routes use."""
+
+    settings: OracleSettings
+    store: Store
+    chain: RpcChain | LiteSvmChain
+    client: NishatiClient
+    pipeline: ReadingPipeline
+    attester: Attester
+    metrics: Metrics
+    # None while payments are disabled.
+    trading: Trading | None
+    # None while MQTT is disabled.
+    mqtt: MqttIngest | None
+
+
+async def start(
+    settings: OracleSettings, chain: RpcChain | LiteSvmChain | None, stack: AsyncExitStack
+) -> Services:
+    """The oracle's services, running; ``stack`` closes them. ``chain`` is a test's (the app
+    closes only a chain it made)."""
+    if settings.market is None or settings.oracle_keypair is None:
+        raise RuntimeError("set NISHATI_MARKET and NISHATI_ORACLE_KEYPAIR")
+    program_id = Pubkey.from_string(settings.chain.program_id)
+    market = Pubkey.from_string(settings.market)
+    oracle = load_keypair(settings.oracle_keypair)
+    stack.callback(log.info, "oracle stopped")
+    if chain is None:
+        chain = RpcChain(settings.chain.rpc_url, program_id, settings.chain.commitment)
+        stack.push_async_callback(chain.close)
+    await check_program_deployed(chain, program_id)
+    metrics = Metrics()
+    store = await Store.open(settings.storage.database_url, metrics, settings.storage.slow_log_secs)
+    stack.push_async_callback(store.close)
+    client = NishatiClient(chain, program_id)
+    registry = MeterRegistry(client, market, settings.readings.meter_cache_secs)
+    stack.push_async_callback(registry.close)
+    clock = ChainClock(chain)
+    stack.push_async_callback(clock.close)
+    watch = RuntimeWatch(metrics)
+    watch.start()
+    stack.push_async_callback(watch.close)
+    pipeline = ReadingPipeline(settings, market, store, registry, metrics, clock)
+    attester = Attester(settings, store, client, oracle, market, chain.policy, metrics)
+    trading: Trading | None = None
+    if settings.payments.provider is not Payments.disabled:
+        trading = build_trading(settings, store, client, oracle, market, metrics)
+        stack.push_async_callback(trading.close)
+    stop = asyncio.Event()
+    work: list[Coroutine[Any, Any, None]] = [attester.run(stop)]
+    if trading is not None:
+        work.append(trading.worker.run(stop))
+    tasks = [asyncio.create_task(w) for w in work]
+
+    async def finish() -> None:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+    stack.push_async_callback(finish)
+    mqtt: MqttIngest | None = None
+    if settings.mqtt.enabled:
+
+        def observe(report: BatchReport) -> None:
+            metrics.received.labels("mqtt").inc(report.received)
+
+        mqtt = MqttIngest(settings, pipeline, observe=observe)
+        await mqtt.start()
+        stack.push_async_callback(mqtt.stop)
+    # What startup made lives as long as the app: frozen, a full collection no longer walks
+    # it (~200 ms with the chain, database and web libraries loaded: a stall of every answer).
+    gc.freeze()
+    log.info("oracle started", market=str(market), oracle=str(oracle.pubkey()))
+    return Services(settings, store, chain, client, pipeline, attester, metrics, trading, mqtt)
