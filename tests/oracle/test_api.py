@@ -17,25 +17,15 @@ import pytest
 import structlog
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from pydantic import SecretStr
 from solders.keypair import Keypair
 from starlette.routing import Mount, Route
 
-from nishati_client.config import ClientSettings
 from nishati_client.errors import RpcUnavailable
-from nishati_dev.localday import simulator_payments
 from nishati_dev.sandbox import Harness
 from nishati_oracle.core.logs import configure
 from nishati_oracle.http.errors import DETAIL_CHARS
-from tests.oracle.world import OracleWorld, start_world
+from tests.oracle.world import CALLBACK_TOKEN, IN_PROCESS_TRADING, OracleWorld, start_world
 
-PHONE_SALT = bytes(range(32))
-CALLBACK_TOKEN = "test-callback-token-0123456789abcdef"  # noqa: S105 (a test value)
-# Payments through a Daraja that is never reached: nothing sent here gets past the checks.
-TRADING = {
-    "chain": ClientSettings(phone_salt=SecretStr(PHONE_SALT.hex())),
-    "payments": simulator_payments("http://127.0.0.1:9", "http://oracle", CALLBACK_TOKEN),
-}
 # An error answer is small whatever was sent.
 MAX_ERROR_BYTES = 2_048
 # Bigger than any route's cap (the readings route's is about 1 MB).
@@ -59,7 +49,7 @@ UNICODE_PHONES = [
 async def api(litesvm: Harness, tmp_path: Path) -> AsyncIterator[OracleWorld]:
     """The whole app, trading included, on SQLite."""
     database = f"sqlite+aiosqlite:///{tmp_path / 'oracle.db'}"
-    started = await start_world(litesvm, database, tmp_path, **TRADING)
+    started = await start_world(litesvm, database, tmp_path, **IN_PROCESS_TRADING)
     transport = httpx.ASGITransport(app=started.app, raise_app_exceptions=False)
     started.http = httpx.AsyncClient(transport=transport, base_url="http://oracle")
     async with started.app.router.lifespan_context(started.app), started.http:

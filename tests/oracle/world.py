@@ -13,9 +13,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 
+from nishati_client.config import ClientSettings
 from nishati_client.keys import write_keypair
 from nishati_client.readings import SignedReading
+from nishati_dev.localday import simulator_payments
 from nishati_dev.sandbox import Harness, Member, OpenMarket, open_market
 from nishati_oracle.app import create_app
 from nishati_oracle.core.settings import OracleSettings, ReadingSettings, StorageSettings
@@ -42,6 +45,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         [str(PG_BIN / "createdb"), "-h", host, "-p", port, "-U", "nishati", name], check=True
     )
     return base.rsplit("/", 1)[0] + "/" + name
+
+
+PHONE_SALT = bytes(range(32))
+CALLBACK_TOKEN = "test-callback-token-0123456789abcdef"  # noqa: S105 (a test value)
+# Trading in-process, paying through a Daraja that is never reached: no request a test sends
+# gets past the checks to a payment.
+IN_PROCESS_TRADING: dict[str, Any] = {
+    "chain": ClientSettings(phone_salt=SecretStr(PHONE_SALT.hex())),
+    "payments": simulator_payments("http://127.0.0.1:9", "http://oracle", CALLBACK_TOKEN),
+}
 
 
 @dataclass
