@@ -35,7 +35,8 @@ from collections.abc import Mapping
 
 from nishati_client.phone import InvalidPhoneNumber, mask
 
-# Anything that looks like a Kenyan mobile number, anywhere in a message.
+# Anything that looks like a Kenyan mobile number, anywhere in a message. `\d` (digits of any
+# script) on purpose: the match is only masked, never read as a number, and masking more is safe.
 _PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?254|0)[17]\d{8}(?!\d)")
 
 INVALID_FIELD = "400.002.02"
