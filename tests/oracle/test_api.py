@@ -152,6 +152,10 @@ async def test_every_route_answers_bad_input_with_a_small_4xx_in_the_one_shape(
         in_the_one_shape(answer, f"{method} {template} (oversized)")
         if body_route:
             assert answer.status_code == 413, f"{method} {template}: {answer.status_code}"
+        other = next(m for m in ("PATCH", "DELETE", "PUT") if (m, template) not in covered)
+        answer = await api.http.request(other, path, json={})
+        in_the_one_shape(answer, f"{other} {template}")
+        assert answer.status_code == 405, f"{other} {template}: {answer.status_code}"
         # Unicode digits where the path takes a parameter.
         if "{" in template:
             for phone in UNICODE_PHONES:
@@ -263,6 +267,7 @@ async def test_docs_load_nothing_from_the_internet(api: OracleWorld) -> None:
     assert page.status_code == 200
     assert "https://" not in page.text
     assert "http://" not in page.text
+    assert '"validatorUrl": null' in page.text
     assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
     assert len(assets) >= 3, assets
     for asset in assets:

@@ -27,4 +27,6 @@ def install(app: FastAPI) -> None:
             swagger_js_url=f"{assets}/swagger-ui-bundle.js",
             swagger_css_url=f"{assets}/swagger-ui.css",
             swagger_favicon_url=f"{assets}/favicon-32x32.png",
+            # Swagger UI would otherwise send the schema to swagger.io's online validator.
+            swagger_ui_parameters={"validatorUrl": None},
         )
