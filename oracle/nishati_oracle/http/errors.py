@@ -155,15 +155,22 @@ async def _invalid_phone(_: Request, error: Exception) -> Response:
     return error_response(422, HttpReason.InvalidPhone, str(error))
 
 
+def _route(request: Request) -> str:
+    """The route's path template for logs: a path itself may hold a secret (a callback's
+    token)."""
+    route = request.scope.get("route")
+    return str(getattr(route, "path", request.url.path))
+
+
 async def _chain_unavailable(request: Request, error: Exception) -> Response:
     # The error's text may name the RPC endpoint; it goes to the log, not to the caller.
-    log.warning("chain unavailable", path=request.url.path, error=str(error))
+    log.warning("chain unavailable", route=_route(request), error=str(error))
     return error_response(503, HttpReason.ChainUnavailable, "the chain did not answer; try again")
 
 
 async def _internal(request: Request, error: Exception) -> Response:
     # Logged here with the route; the server logs the exception again as it passes.
-    log.error("request failed", method=request.method, path=request.url.path, exc_info=error)
+    log.error("request failed", method=request.method, route=_route(request), exc_info=error)
     return error_response(500, HttpReason.InternalError, "the oracle failed; the error is logged")
 
 
