@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 from nishati_client.errors import RpcUnavailable
 from nishati_dev.sandbox import Harness
 from nishati_oracle.core.logs import configure
+from nishati_oracle.core.settings import HttpSettings
 from nishati_oracle.http.errors import DETAIL_CHARS
 from tests.oracle.world import CALLBACK_TOKEN, IN_PROCESS_TRADING, OracleWorld, start_world
 
@@ -162,6 +163,24 @@ async def test_every_route_answers_bad_input_with_a_small_4xx_in_the_one_shape(
                 odd = re.sub(r"\{(?!token)[^}]+\}", phone, template.replace("{token}", "x"))
                 answer = await api.http.request(method, odd, json={})
                 in_the_one_shape(answer, f"{method} {odd}")
+
+
+async def test_each_kind_of_route_has_its_cap_from_the_settings(
+    litesvm: Harness, tmp_path: Path
+) -> None:
+    caps = HttpSettings(order_body_bytes=100, callback_body_bytes=200)
+    database = f"sqlite+aiosqlite:///{tmp_path / 'oracle.db'}"
+    world = await start_world(litesvm, database, tmp_path, **IN_PROCESS_TRADING, http=caps)
+    order = b'{"offer": "x", "wh": 1, "phone": "0712345678"}'
+    callback = f"/api/v1/payments/callback/{CALLBACK_TOKEN}"
+    async with world.app.router.lifespan_context(world.app), world.http:
+        json_body = {"content-type": "application/json"}
+        for path, cap, refused in [("/api/v1/trades", 100, 404), (callback, 200, 400)]:
+            fits = await world.http.post(path, content=order.ljust(cap), headers=json_body)
+            assert fits.status_code == refused, fits.text
+            over = await world.http.post(path, content=order.ljust(cap + 1), headers=json_body)
+            assert (over.status_code, over.json()["reason"]) == (413, "BodyTooLarge")
+            assert f"{cap} bytes" in over.json()["detail"]
 
 
 async def test_unknown_routes_and_methods_answer_in_the_one_shape(api: OracleWorld) -> None:

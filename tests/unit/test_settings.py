@@ -82,6 +82,7 @@ def test_every_variable_keeps_its_name() -> None:
         "NISHATI_PHONE_KEY", "NISHATI_PHONE_KEY_FILE", "NISHATI_STK_QUERY_AFTER_SECS",
         "NISHATI_PAYOUT_STATUS_AFTER_SECS", "NISHATI_PAYMENT_WORKER_INTERVAL_SECS",
         "NISHATI_DATABASE_URL", "NISHATI_SLOW_LOG_SECS",
+        "NISHATI_HTTP_ORDER_BODY_BYTES", "NISHATI_HTTP_CALLBACK_BODY_BYTES",
     }  # fmt: skip
     # The groups themselves are no variables: NISHATI_DARAJA is the Daraja group.
     assert names - {"NISHATI_DARAJA"} == flat

@@ -69,6 +69,14 @@ class HttpSettings(EnvSettings):
 
     host: str = Field(default="127.0.0.1", description="Address the HTTP API listens on")
     port: int = Field(default=8080, ge=0, le=65_535, description="Port the HTTP API listens on")
+    # An order or an enrolment is under 300 bytes, a Daraja callback a few KB; the readings
+    # route's cap follows from NISHATI_MAX_BATCH_READINGS.
+    order_body_bytes: int = Field(
+        default=16 * 1024, ge=1, description="Largest body of an order or a phone enrolment"
+    )
+    callback_body_bytes: int = Field(
+        default=64 * 1024, ge=1, description="Largest body of a Daraja callback"
+    )
 
 
 class ReadingSettings(EnvSettings):

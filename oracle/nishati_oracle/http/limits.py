@@ -1,7 +1,7 @@
-"""Request bodies capped by kind of route: a router takes ``route_class=capped(max_bytes)`` and
-a body over the cap is a 413 BodyTooLarge, told before reading when ``Content-Length`` says so,
-else as soon as the cap is passed (the rest is never read). A route that reads no body needs no
-cap: the server reads nothing the app does not ask for.
+"""Request bodies capped by kind of route: a router takes ``route_class=capped(cap)``, ``cap``
+picking its kind's setting, and a body over the cap is a 413 BodyTooLarge, told before reading
+when ``Content-Length`` says so, else as soon as the cap is passed (the rest is never read). A
+route that reads no body needs no cap: the server reads nothing the app does not ask for.
 
 Starlette's own limit (``max_body_size``) answers a declared-too-large body in plain text
 whatever the app answers; this one raises, so the answer is in the one error shape.
@@ -14,6 +14,9 @@ from typing import Any
 
 from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
+
+from nishati_oracle.core.settings import HttpSettings
+from nishati_oracle.http.deps import services
 
 
 class CappedRequest(Request):
@@ -43,15 +46,16 @@ class CappedRequest(Request):
         return self._capped
 
 
-def capped(max_bytes: int) -> type[APIRoute]:
-    """A route class whose requests' bodies are capped at ``max_bytes``."""
+def capped(cap: Callable[[HttpSettings], int]) -> type[APIRoute]:
+    """A route class whose requests' bodies are capped at ``cap`` of the app's HTTP settings."""
 
     class CappedRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
 
             async def capped_handler(request: Request) -> Response:
-                return await handler(CappedRequest(request, max_bytes))
+                limit = cap(services(request).settings.http)
+                return await handler(CappedRequest(request, limit))
 
             return capped_handler
 

@@ -164,19 +164,17 @@ def client_address(request: Request, trusted_proxies: Sequence[Network]) -> str:
     return peer
 
 
-# Routes by what they take, each kind's bodies capped: orders and enrolment small JSON bodies
-# (under 300 bytes), Daraja's callbacks larger ones (a few KB), lookups none.
-ORDER_BODY_BYTES = 16 * 1024
-CALLBACK_BODY_BYTES = 64 * 1024
+# Routes by what they take, each kind's bodies capped by its setting: orders and enrolment
+# small JSON bodies, Daraja's callbacks larger ones, lookups none.
 orders = APIRouter(
     tags=["trading"],
-    route_class=capped(ORDER_BODY_BYTES),
+    route_class=capped(lambda http: http.order_body_bytes),
     responses=responses({**MALFORMED, **TOO_LARGE}),
 )
 lookups = APIRouter(tags=["trading"])
 callbacks = APIRouter(
     tags=["Daraja callbacks"],
-    route_class=capped(CALLBACK_BODY_BYTES),
+    route_class=capped(lambda http: http.callback_body_bytes),
     responses=responses(TOO_LARGE),
 )
 
