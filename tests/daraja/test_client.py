@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import padding
+from structlog.testing import capture_logs
 
 from nishati_client.phone import InvalidPhoneNumber
 from nishati_oracle.daraja import (
@@ -307,6 +308,45 @@ async def test_spike_arrest_backs_off_then_succeeds() -> None:
     assert sleeps.delays == [1.0, 2.0]
     # Each resend is the same request: the same timestamp and password.
     assert len({b["Password"] for b in fake.bodies(PUSH)}) == 1
+
+
+async def test_calls_log_bound_fields_and_only_a_masked_phone() -> None:
+    fake = FakeDaraja()
+    fake.script(
+        PUSH,
+        error_body("500.003.02", "Spike arrest violation"),
+        httpx.Response(200, json=STK_ACCEPTED),
+    )
+    fake.script(B2C, httpx.ReadTimeout("slow"), httpx.Response(200, json=B2C_ACCEPTED))
+    with capture_logs() as logged:
+        async with make_client(fake, cfg=config(certificate=CERT.pem), sleeps=Sleeps()) as client:
+            await client.stk_push(**push_kwargs())
+            await client.b2c_payment(**b2c_kwargs())
+    assert [{k: v for k, v in e.items() if k != "log_level"} for e in logged] == [
+        {"event": "daraja spike arrest, retrying", "operation": "STK Push", "attempt": 1},
+        {
+            "event": "stk push accepted",
+            "operation": "STK Push",
+            "checkout_request_id": "ws_CO_191220191020363925",
+            "amount_kes": 120,
+            "phone": "2547****4149",
+        },
+        {
+            "event": "daraja transport failure, retrying",
+            "operation": "B2C",
+            "originator_conversation_id": "payout-42",
+            "attempt": 1,
+            "error": "ReadTimeout",
+        },
+        {
+            "event": "b2c accepted",
+            "operation": "B2C",
+            "originator_conversation_id": "payout-42",
+            "amount_kes": 250,
+            "phone": "2547****4149",
+        },
+    ]
+    assert SANDBOX_MSISDN not in repr(logged)
 
 
 async def test_spike_arrest_that_persists_is_raised() -> None:

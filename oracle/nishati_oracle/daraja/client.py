@@ -15,7 +15,6 @@ Retries follow one rule: a request is sent again only when that cannot pay or ch
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -23,6 +22,8 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+import structlog
+from structlog.typing import FilteringBoundLogger
 
 from nishati_client.phone import InvalidPhoneNumber, mask, normalise
 from nishati_oracle.daraja.config import PRODUCTION_URL, DarajaConfig
@@ -61,7 +62,7 @@ from nishati_oracle.daraja.models import (
 )
 from nishati_oracle.daraja.token import TokenCache, parse_token_reply
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 TOKEN_PATH = "/oauth/v1/generate"  # noqa: S105 - a path, not a secret
 STK_PUSH_PATH = "/mpesa/stkpush/v1/processrequest"
@@ -211,10 +212,11 @@ class DarajaClient:
             customer_message=str(data.get("CustomerMessage", "")),
         )
         log.info(
-            "STK Push accepted: %s KES %d to %s",
-            accepted.checkout_request_id,
-            amount,
-            mask(msisdn),
+            "stk push accepted",
+            operation="STK Push",
+            checkout_request_id=accepted.checkout_request_id,
+            amount_kes=amount,
+            phone=mask(msisdn),
         )
         return accepted
 
@@ -293,10 +295,20 @@ class DarajaClient:
             code = self._response_code(data)
         except DarajaApiError as e:
             if "duplicate" in e.error_message.lower():
-                log.info("B2C %s already submitted", originator_conversation_id)
+                log.info(
+                    "b2c already submitted",
+                    operation="B2C",
+                    originator_conversation_id=originator_conversation_id,
+                )
                 return B2CAlreadySubmitted(originator_conversation_id, e.error_message)
             raise
-        log.info("B2C %s accepted: KES %d to %s", originator_conversation_id, amount, mask(msisdn))
+        log.info(
+            "b2c accepted",
+            operation="B2C",
+            originator_conversation_id=originator_conversation_id,
+            amount_kes=amount,
+            phone=mask(msisdn),
+        )
         return B2CAccepted(
             originator_conversation_id=str(
                 data.get("OriginatorConversationID", originator_conversation_id)
@@ -417,10 +429,11 @@ class DarajaClient:
         path: str,
         *,
         resend_after_send: bool,
+        events: FilteringBoundLogger,
         **kwargs: Any,
     ) -> httpx.Response:
         """One HTTP exchange, retried on connection failures (nothing sent) and, when
-        ``resend_after_send``, on any transport failure."""
+        ``resend_after_send``, on any transport failure; ``events`` logs the retries."""
         url = self.config.root + path
         attempt = 0
         while True:
@@ -428,19 +441,19 @@ class DarajaClient:
             try:
                 return await self._http.request(method, url, timeout=self._timeout, **kwargs)
             except _NOT_SENT as e:
+                failure = type(e).__name__
                 if attempt >= self.config.max_attempts:
-                    raise DarajaUnavailable(
-                        f"{op}: cannot connect to Daraja ({type(e).__name__})"
-                    ) from e
+                    raise DarajaUnavailable(f"{op}: cannot connect to Daraja ({failure})") from e
             except httpx.TransportError as e:
+                failure = type(e).__name__
                 if not resend_after_send:
                     raise DarajaOutcomeUnknown(
-                        f"{op}: no answer ({type(e).__name__}); it may have been received, "
+                        f"{op}: no answer ({failure}); it may have been received, "
                         "so it was not resent"
                     ) from e
                 if attempt >= self.config.max_attempts:
-                    raise DarajaUnavailable(f"{op}: no answer ({type(e).__name__})") from e
-            log.warning("%s: retrying after a transport failure (attempt %d)", op, attempt)
+                    raise DarajaUnavailable(f"{op}: no answer ({failure})") from e
+            events.warning("daraja transport failure, retrying", attempt=attempt, error=failure)
             await self._sleep(self._backoff(attempt))
 
     @staticmethod
@@ -463,6 +476,7 @@ class DarajaClient:
                 "GET",
                 TOKEN_PATH,
                 resend_after_send=True,
+                events=log.bind(operation="OAuth"),
                 params={"grant_type": "client_credentials"},
                 auth=auth,
             )
@@ -494,6 +508,9 @@ class DarajaClient:
         before any processing; for ``resend_after_send`` calls also after a 5xx without an
         error body."""
         config = self.config
+        events = log.bind(operation=op)
+        if (key := body.get("OriginatorConversationID")) is not None:
+            events = events.bind(originator_conversation_id=key)
         renewed = False
         retries = 0
         while True:
@@ -503,6 +520,7 @@ class DarajaClient:
                 "POST",
                 path,
                 resend_after_send=resend_after_send,
+                events=events,
                 json=body,
                 headers={"Authorization": f"Bearer {token}"},
             )
@@ -515,11 +533,11 @@ class DarajaClient:
                     continue
                 if isinstance(error, SpikeArrest) and retries + 1 < config.max_attempts:
                     retries += 1
-                    log.warning("%s: spike arrest, retrying (attempt %d)", op, retries)
+                    events.warning("daraja spike arrest, retrying", attempt=retries)
                     await self._sleep(self._backoff(retries))
                     continue
                 if error.error_code != IN_PROCESS:
-                    log.warning("%s refused: %s", op, error)
+                    events.warning("daraja refused", error_code=error.error_code, error=str(error))
                 raise error
             if response.is_success and data is not None:
                 return data
