@@ -39,6 +39,7 @@ from nishati_oracle.daraja import (
     TransactionType,
     UnexpectedResponse,
 )
+from tests.client.support import written_in
 from tests.daraja.fake import (
     FIXED_TIMESTAMP,
     INITIATOR_PASSWORD,
@@ -483,6 +484,21 @@ async def test_stk_query_completed_with_int_result_code(raw: object, code: int) 
     assert result.result == ResultCode(code)
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"ResponseCode": "0", "ResultCode": written_in("arabic-indic", "1032")},
+        {"ResponseCode": written_in("full-width", "0"), "ResultCode": 0},
+    ],
+)
+async def test_stk_query_codes_in_other_digits_are_unexpected(reply: dict[str, object]) -> None:
+    fake = FakeDaraja()
+    fake.script(QUERY, httpx.Response(200, json={"CheckoutRequestID": "ws_CO_1", **reply}))
+    async with make_client(fake) as client:
+        with pytest.raises(UnexpectedResponse, match="Code"):
+            await client.stk_query("ws_CO_1")
+
+
 async def test_stk_query_is_resent_after_a_read_timeout() -> None:
     fake = FakeDaraja()
     fake.script(
@@ -682,6 +698,11 @@ def test_config_refuses_nonsense() -> None:
         config(base_url="sandbox.safaricom.co.ke")
     with pytest.raises(DarajaConfigError):
         config(shortcode="17437x")
+    for digits in (written_in("arabic-indic", "174379"), written_in("full-width", "174379")):
+        with pytest.raises(DarajaConfigError, match="0-9"):
+            config(shortcode=digits)
+        with pytest.raises(DarajaConfigError, match="0-9"):
+            config(b2c_shortcode=digits)
     with pytest.raises(DarajaConfigError):
         config(max_attempts=0)
 

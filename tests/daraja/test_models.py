@@ -19,8 +19,12 @@ from nishati_oracle.daraja import (
     whole_shillings,
 )
 from nishati_oracle.daraja.models import stk_callback_keys
+from tests.client.support import written_in
 
 NAIROBI = dt.timezone(dt.timedelta(hours=3))
+# Digits other than 0-9, which ``str.isdigit``, ``int``, ``Decimal`` and ``strptime`` all read.
+ARABIC_INDIC_10 = written_in("arabic-indic", "10")
+FULL_WIDTH_10 = written_in("full-width", "10")
 
 # Daraja's published example, byte for byte as the gateway writes it (note ``1.00``).
 STK_SUCCESS = b"""{"Body":{"stkCallback":{"MerchantRequestID":"29115-34620561-1",
@@ -156,7 +160,7 @@ def test_result_codes_are_named() -> None:
 
 def test_whole_shillings() -> None:
     assert whole_shillings(Decimal("250000.00")) == 250_000
-    for bad in (True, None, 1.5, Decimal("NaN"), "abc", [1]):
+    for bad in (True, None, 1.5, Decimal("NaN"), "abc", [1], ARABIC_INDIC_10, FULL_WIDTH_10):
         with pytest.raises(CallbackInvalid):
             whole_shillings(bad)
 
@@ -232,6 +236,56 @@ def test_b2c_bad_completion_time_is_refused() -> None:
 def test_b2c_success_without_amount_is_refused() -> None:
     raw = B2C_SUCCESS.replace(b'{"Key":"TransactionAmount","Value":10},', b"")
     with pytest.raises(CallbackInvalid):
+        parse_b2c_result(raw)
+
+
+@pytest.mark.parametrize("digits", [ARABIC_INDIC_10, FULL_WIDTH_10])
+def test_stk_amount_in_other_digits_is_refused(digits: str) -> None:
+    items: list[dict[str, Any]] = [
+        {"Name": "Amount", "Value": digits},
+        {"Name": "MpesaReceiptNumber", "Value": "NLJ7RT61SV"},
+        {"Name": "TransactionDate", "Value": 20191219102115},
+    ]
+    with pytest.raises(CallbackInvalid, match="amount"):
+        parse_stk_callback(stk(0, items))
+
+
+# One digit of another script in a date; strptime reads it as that digit.
+@pytest.mark.parametrize(
+    "date",
+    [
+        "2019121" + written_in("arabic-indic", "9") + "102115",
+        "2019121910211" + written_in("full-width", "5"),
+    ],
+)
+def test_stk_transaction_date_in_other_digits_is_refused(date: str) -> None:
+    items: list[dict[str, Any]] = [
+        {"Name": "Amount", "Value": 10},
+        {"Name": "MpesaReceiptNumber", "Value": "NLJ7RT61SV"},
+        {"Name": "TransactionDate", "Value": date},
+    ]
+    with pytest.raises(CallbackInvalid, match="TransactionDate"):
+        parse_stk_callback(stk(0, items))
+
+
+@pytest.mark.parametrize("code", [ARABIC_INDIC_10, FULL_WIDTH_10, "²"])
+def test_result_code_in_other_digits_is_refused(code: str) -> None:
+    body = json.loads(B2C_SUCCESS)
+    body["Result"]["ResultCode"] = code
+    with pytest.raises(CallbackInvalid, match="ResultCode"):
+        parse_b2c_result(body)
+    with pytest.raises(CallbackInvalid, match="ResultCode"):
+        parse_transaction_status_result(body)
+    stk_body = stk(0, None)
+    stk_body["Body"]["stkCallback"]["ResultCode"] = code
+    with pytest.raises(CallbackInvalid, match="ResultCode"):
+        parse_stk_callback(stk_body)
+
+
+def test_b2c_completion_time_in_other_digits_is_refused() -> None:
+    date = "1" + written_in("arabic-indic", "9") + ".12.2019"
+    raw = B2C_SUCCESS.replace(b"19.12.2019", date.encode())
+    with pytest.raises(CallbackInvalid, match="TransactionCompletedDateTime"):
         parse_b2c_result(raw)
 
 

@@ -8,6 +8,8 @@ import httpx
 import pytest
 
 from nishati_oracle.daraja import AuthenticationFailed, InvalidToken, UnexpectedResponse
+from nishati_oracle.daraja.token import parse_token_reply
+from tests.client.support import written_in
 from tests.daraja.fake import (
     STK_ACCEPTED,
     Clock,
@@ -134,6 +136,14 @@ async def test_malformed_token_reply(reply: dict[str, object]) -> None:
     async with make_client(fake) as client:
         with pytest.raises(UnexpectedResponse):
             await client.stk_query("ws_CO_1")
+
+
+@pytest.mark.parametrize(
+    "expires_in", [written_in(script, "3599") for script in ("arabic-indic", "full-width")] + ["²"]
+)
+def test_expiry_in_other_digits_is_unexpected(expires_in: str) -> None:
+    with pytest.raises(UnexpectedResponse, match="expires_in"):
+        parse_token_reply({"access_token": "t", "expires_in": expires_in})
 
 
 async def test_short_lived_token_is_renewed_halfway() -> None:

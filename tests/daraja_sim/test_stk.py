@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from tests.client.support import written_in
 from tests.daraja_sim.conftest import SANDBOX_PHONE, Daraja, Receiver, error
 
 
@@ -77,6 +78,12 @@ def test_unknown_shortcode_is_refused(daraja: Daraja, receiver: Receiver) -> Non
         ({"CallBackURL": None}, "CallBackURL"),
         ({"Timestamp": "2024-01-01 12:00"}, "Timestamp"),
         ({"Timestamp": "20241301120000"}, "Timestamp"),
+        # Digits other than 0-9: Arabic-Indic and full-width.
+        ({"phone": "2547" + written_in("arabic-indic", "08374149")}, "PartyA"),
+        ({"PhoneNumber": "2547" + written_in("full-width", "08374149")}, "PhoneNumber"),
+        ({"BusinessShortCode": written_in("arabic-indic", "174379")}, "BusinessShortCode"),
+        ({"Timestamp": written_in("full-width", "20240101120000")}, "Timestamp"),
+        ({"Amount": written_in("arabic-indic", "12")}, "Amount"),
     ],
 )
 def test_invalid_fields_are_bad_requests(

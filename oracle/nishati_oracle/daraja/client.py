@@ -59,6 +59,7 @@ from nishati_oracle.daraja.models import (
     StkQueryCompleted,
     StkQueryPending,
     StkQueryResult,
+    ascii_digits,
 )
 from nishati_oracle.daraja.token import TokenCache, parse_token_reply
 
@@ -244,7 +245,7 @@ class DarajaClient:
         self._response_code(data)
         raw = data.get("ResultCode")
         if isinstance(raw, bool) or not (
-            isinstance(raw, int) or (isinstance(raw, str) and raw.strip().isdigit())
+            isinstance(raw, int) or (isinstance(raw, str) and ascii_digits(raw.strip()))
         ):
             raise UnexpectedResponse("STK Query: the reply has no numeric ResultCode")
         return StkQueryCompleted(
@@ -410,7 +411,7 @@ class DarajaClient:
         raises :class:`RequestRejected`."""
         raw = data.get("ResponseCode")
         text = str(raw).strip() if raw is not None and not isinstance(raw, bool) else ""
-        if not text.isdigit():
+        if not ascii_digits(text):
             raise UnexpectedResponse("the reply has no ResponseCode")
         code = int(text)
         if code != 0:

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from nishati_oracle.daraja.errors import DarajaConfigError
+from nishati_oracle.daraja.models import ascii_digits
 
 SANDBOX_URL = "https://sandbox.safaricom.co.ke"
 PRODUCTION_URL = "https://api.safaricom.co.ke"
@@ -66,8 +67,8 @@ class DarajaConfig:
             ("b2c_shortcode", self.b2c_shortcode),
         )
         for name, code in codes:
-            if code is not None and not code.isdigit():
-                raise DarajaConfigError(f"{name} must be digits")
+            if code is not None and not ascii_digits(code):
+                raise DarajaConfigError(f"{name} must be the digits 0-9")
         if self.max_attempts < 1:
             raise DarajaConfigError("max_attempts must be at least 1")
         if self.token_refresh_margin_secs < 0:

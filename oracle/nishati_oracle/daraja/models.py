@@ -59,6 +59,13 @@ _MEANINGS: Final[dict[ResultCode, str]] = {
 }
 
 
+def ascii_digits(text: str) -> bool:
+    """Whether ``text`` is one or more of the digits 0-9. ``str.isdigit`` alone also takes
+    Arabic-Indic, full-width and superscript digits, which ``int`` reads as numbers (or, for
+    superscripts, refuses with a ``ValueError``); a number Daraja sends is written in 0-9."""
+    return text.isascii() and text.isdigit()
+
+
 def result_code(code: int) -> ResultCode | None:
     """The named code, or ``None`` for one this module does not know."""
     try:
@@ -204,9 +211,13 @@ class _ResultWire(_Wire):
     @classmethod
     def _digits_are_ints(cls, value: int | str) -> int | str:
         """Numeric codes as ints, whichever way they were written; others (``SFC_IC0003``)
-        stay text."""
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
+        stay text. A number in digits other than 0-9 is refused, not kept as a text code."""
+        if isinstance(value, str):
+            number = value.strip().removeprefix("-")
+            if ascii_digits(number):
+                return int(value)
+            if number.isdigit():
+                raise ValueError("a numeric code must be written in the digits 0-9")
         return value
 
     def values(self) -> dict[str, JsonScalar]:
@@ -306,6 +317,9 @@ def whole_shillings(value: object) -> int:
             raise CallbackInvalid("an amount is not a whole number of shillings")
         return int(value)
     if isinstance(value, str):
+        # ``Decimal`` reads digits of any script; Daraja writes amounts in 0-9.
+        if not value.isascii():
+            raise CallbackInvalid("an amount is not a number")
         try:
             value = Decimal(value.strip())
         except InvalidOperation:
@@ -350,13 +364,16 @@ def _digits(value: JsonScalar, name: str) -> str:
         value = int(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+    if isinstance(value, bool) or not isinstance(value, int | str) or not ascii_digits(str(value)):
         raise CallbackInvalid(f"{name} is missing or not a number")
     return str(value)
 
 
 def _time(value: JsonScalar, fmt: str, name: str) -> datetime:
     text = _digits(value, name) if "%d." not in fmt else _text(value, name)
+    # ``strptime`` reads digits of any script.
+    if not text.isascii():
+        raise CallbackInvalid(f"{name} is not a {fmt} time")
     try:
         return parse_nairobi_time(text, fmt)
     except ValueError:

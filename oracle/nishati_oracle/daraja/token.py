@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from nishati_oracle.daraja.errors import UnexpectedResponse
+from nishati_oracle.daraja.models import ascii_digits
 
 TokenFetch = Callable[[], Awaitable[tuple[str, int]]]
 
@@ -25,7 +26,7 @@ def parse_token_reply(body: Mapping[str, object]) -> tuple[str, int]:
     expires = body.get("expires_in")
     if not isinstance(token, str) or not token:
         raise UnexpectedResponse("the OAuth reply has no access_token")
-    if isinstance(expires, str) and expires.strip().isdigit():
+    if isinstance(expires, str) and ascii_digits(expires.strip()):
         expires = int(expires)
     if isinstance(expires, bool) or not isinstance(expires, int) or expires <= 0:
         raise UnexpectedResponse("the OAuth reply has no positive expires_in")

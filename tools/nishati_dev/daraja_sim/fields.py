@@ -21,9 +21,10 @@ INVALID_GRANT = "400.008.02"
 IN_PROCESS = "500.001.1001"
 SPIKE_ARREST = "500.003.02"
 
-MSISDN = re.compile(r"254[17]\d{8}")
-SHORTCODE = re.compile(r"\d{5,9}")
-TIMESTAMP = re.compile(r"\d{14}")
+# [0-9], not \d: \d also matches Arabic-Indic and full-width digits, which Daraja refuses.
+MSISDN = re.compile(r"254[17][0-9]{8}")
+SHORTCODE = re.compile(r"[0-9]{5,9}")
+TIMESTAMP = re.compile(r"[0-9]{14}")
 # Daraja's documented advice: CallBackURLs with these words are refused.
 BLOCKED_URL_WORDS = ("m-pesa", "safaricom", "exe", "exec", "cmd", "sql", "query")
 
