@@ -18,6 +18,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 from starlette.routing import Mount, Route
 
 from nishati_client.errors import RpcUnavailable
@@ -242,6 +243,27 @@ async def test_a_chain_that_is_down_is_a_503(
     )
     assert (answer.status_code, answer.json()["reason"]) == (503, "ChainUnavailable"), answer.text
     assert "connection refused" not in answer.text
+
+
+async def test_a_household_gone_from_the_chain_is_a_409(
+    api: OracleWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seller = await api.member()
+    await api.market.mint(seller, 10_000)
+    offer = await api.market.offer(seller, 10_000)
+    assert api.services.trading is not None
+    desk = api.services.trading.desk
+    gone = Keypair().pubkey()
+
+    async def directory(_: str) -> Pubkey:
+        # The directory still names the buyer's household; the chain no longer holds it.
+        return gone
+
+    monkeypatch.setattr(desk, "household_by_phone", directory)
+    order = {"offer": str(offer.address), "wh": 2_000, "phone": "0712345678"}
+    answer = await api.http.post("/api/v1/trades", json=order)
+    assert (answer.status_code, answer.json()["reason"]) == (409, "AccountNotFound"), answer.text
+    assert str(gone) in answer.json()["detail"]
 
 
 async def test_deeply_nested_callbacks_are_malformed(api: OracleWorld) -> None:

@@ -14,7 +14,8 @@ The statuses:
 - 403 not allowed (CallbackForbidden)
 - 404 no such route (NotFound) or no such thing (UnknownTrade, UnknownOffer, ...)
 - 405 the route takes other methods (MethodNotAllowed; ``Allow`` lists them)
-- 409 refused by the state of things (NotEnoughEnergy, OfferClosed, ...)
+- 409 refused by the state of things (NotEnoughEnergy, OfferClosed, ...; AccountNotFound: an
+  account the request needs, a household the directory named, is no longer on chain)
 - 413 the body is over its route's cap (BodyTooLarge; BatchTooLarge for readings)
 - 422 well-formed but refused by a rule (InvalidPhone, PriceOutOfBounds, ...)
 - 500 a fault of the oracle's, logged with its traceback (InternalError)
@@ -38,7 +39,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from nishati_client.errors import RpcError, TransactionUnconfirmed
+from nishati_client.errors import AccountNotFound, RpcError, TransactionUnconfirmed
 from nishati_client.phone import InvalidPhoneNumber
 
 log = structlog.get_logger(__name__)
@@ -56,6 +57,7 @@ class HttpReason(StrEnum):
     MethodNotAllowed = "MethodNotAllowed"
     BodyTooLarge = "BodyTooLarge"
     InvalidPhone = "InvalidPhone"
+    AccountNotFound = "AccountNotFound"
     ChainUnavailable = "ChainUnavailable"
     NotReady = "NotReady"
     InternalError = "InternalError"
@@ -168,6 +170,11 @@ async def _chain_unavailable(request: Request, error: Exception) -> Response:
     return error_response(503, HttpReason.ChainUnavailable, "the chain did not answer; try again")
 
 
+async def _account_not_found(_: Request, error: Exception) -> Response:
+    # The text names the account by its address, which is public.
+    return error_response(409, HttpReason.AccountNotFound, str(error))
+
+
 async def _internal(request: Request, error: Exception) -> Response:
     # Logged here with the route; the server logs the exception again as it passes.
     log.error("request failed", method=request.method, route=_route(request), exc_info=error)
@@ -179,6 +186,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _malformed)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(InvalidPhoneNumber, _invalid_phone)
+    app.add_exception_handler(AccountNotFound, _account_not_found)
     app.add_exception_handler(RpcError, _chain_unavailable)
     app.add_exception_handler(TransactionUnconfirmed, _chain_unavailable)
     app.add_exception_handler(Exception, _internal)

@@ -180,7 +180,8 @@ callbacks = APIRouter(
 
 ORDER_REFUSALS = {
     404: "UnknownOffer, UnknownBuyer",
-    409: "OfferClosed, NotEnoughEnergy, BuyerNotCustodial, SellerPhoneUnknown, ChainRefused",
+    409: "OfferClosed, NotEnoughEnergy, BuyerNotCustodial, SellerPhoneUnknown, ChainRefused, "
+    "AccountNotFound: the buyer's household is no longer on chain",
     422: "InvalidPhone, AmountTooLarge, PayoutBelowMinimum",
     502: "PaymentRequestRefused: Daraja refused the STK Push (the trade is being cancelled)",
     503: "PaymentsDisabled, ChainUnavailable",
