@@ -51,6 +51,8 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
     app.include_router(trading_api.callbacks)
     docs.install(app)
     app.add_middleware(readings_http.ReadingsRoute)
+    # Added last, so outermost: it answers for the readings route too.
+    app.add_middleware(errors.Failures)
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -4,10 +4,12 @@ each route answers, /docs needs no internet, and a failure is logged with its st
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import re
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import structlog
+import uvicorn
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from solders.keypair import Keypair
@@ -354,6 +357,33 @@ async def test_a_failure_is_a_500_in_the_one_shape_logged_with_its_stack(
     assert "in deep_inside" in failed["exception"]
     assert "ZeroDivisionError: a bug" in failed["exception"]
     assert "<traceback object" not in json_log.getvalue()
+
+
+async def test_a_failure_under_uvicorn_is_logged_once(
+    api: OracleWorld, json_log: io.StringIO
+) -> None:
+    async def broken() -> None:
+        raise ZeroDivisionError("a bug")
+
+    api.app.add_api_route("/broken", broken)
+    # Listening already: the request waits in the socket's backlog until uvicorn takes it.
+    listening = socket.create_server(("127.0.0.1", 0))
+    host, port = listening.getsockname()[:2]
+    # As the oracle's main runs it; the lifespan is the fixture's.
+    config = uvicorn.Config(api.app, lifespan="off", log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[listening]))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as http:
+            answer = await http.get("/broken")
+    finally:
+        server.should_exit = True
+        await serving
+    assert (answer.status_code, answer.json()["reason"]) == (500, "InternalError")
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    (failed,) = [line for line in lines if line["level"] in ("error", "critical")]
+    assert (failed["event"], failed["route"]) == ("request failed", "/broken")
+    assert "ZeroDivisionError: a bug" in failed["exception"]
 
 
 def test_a_standard_library_record_keeps_its_stack(json_log: io.StringIO) -> None:

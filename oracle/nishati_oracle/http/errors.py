@@ -18,7 +18,7 @@ The statuses:
   account the request needs, a household the directory named, is no longer on chain)
 - 413 the body is over its route's cap (BodyTooLarge; BatchTooLarge for readings)
 - 422 well-formed but refused by a rule (InvalidPhone, PriceOutOfBounds, ...)
-- 500 a fault of the oracle's, logged with its traceback (InternalError)
+- 500 a fault of the oracle's, logged once with its route and traceback (InternalError)
 - 502 a service the oracle relies on refused (PaymentRequestRefused)
 - 503 a service the oracle needs is down or not configured (ChainUnavailable, PaymentsDisabled,
   NotReady: ``/readyz`` adds each of its checks beside ``reason`` and ``detail``)
@@ -38,6 +38,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nishati_client.errors import AccountNotFound, RpcError, TransactionUnconfirmed
 from nishati_client.phone import InvalidPhoneNumber
@@ -175,18 +176,55 @@ async def _account_not_found(_: Request, error: Exception) -> Response:
     return error_response(409, HttpReason.AccountNotFound, str(error))
 
 
-async def _internal(request: Request, error: Exception) -> Response:
-    # Logged here with the route; the server logs the exception again as it passes.
+def _failed(request: Request, error: Exception) -> Response:
+    """The answer to an exception no handler took, logged here, once, with the route and the
+    stack."""
     log.error("request failed", method=request.method, route=_route(request), exc_info=error)
     return error_response(500, HttpReason.InternalError, "the oracle failed; the error is logged")
 
 
+class Failures:
+    """Answers (in the one shape) what no exception handler took. Starlette's own last resort,
+    ``ServerErrorMiddleware``, answers and then raises the exception again for the server, which
+    logs it a second time; this answers and does not. It is the outermost of the app's
+    middleware, so the readings route (served beneath the routing) is inside it too. An
+    exception after the answer has started cannot be answered: it goes on to the server, which
+    logs it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as error:
+            if started:
+                raise
+            await _failed(Request(scope), error)(scope, receive, send)
+
+
+async def _unanswered(_: Request, error: Exception) -> Response:
+    # What escaped :class:`Failures` (a fault of the layers around it): the server logs it.
+    return error_response(500, HttpReason.InternalError, "the oracle failed; the error is logged")
+
+
 def install(app: FastAPI) -> None:
-    """The handlers of the errors any route may meet; each domain adds its refusals'."""
+    """The handlers of the errors any route may meet; each domain adds its refusals'. The app
+    adds :class:`Failures` last, around everything else."""
     app.add_exception_handler(RequestValidationError, _malformed)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(InvalidPhoneNumber, _invalid_phone)
     app.add_exception_handler(AccountNotFound, _account_not_found)
     app.add_exception_handler(RpcError, _chain_unavailable)
     app.add_exception_handler(TransactionUnconfirmed, _chain_unavailable)
-    app.add_exception_handler(Exception, _internal)
+    app.add_exception_handler(Exception, _unanswered)
