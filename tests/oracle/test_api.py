@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.routing import Mount, Route
 
 from nishati_client.errors import RpcUnavailable
@@ -29,6 +32,7 @@ from nishati_dev.sandbox import Harness
 from nishati_oracle.core.logs import configure
 from nishati_oracle.core.settings import HttpSettings
 from nishati_oracle.http.errors import DETAIL_CHARS
+from nishati_oracle.readings.ingest import READINGS_PATH
 from tests.oracle.world import CALLBACK_TOKEN, IN_PROCESS_TRADING, OracleWorld, start_world
 
 # An error answer is small whatever was sent.
@@ -267,6 +271,43 @@ async def test_a_household_gone_from_the_chain_is_a_409(
     answer = await api.http.post("/api/v1/trades", json=order)
     assert (answer.status_code, answer.json()["reason"]) == (409, "AccountNotFound"), answer.text
     assert str(gone) in answer.json()["detail"]
+
+
+async def test_a_database_that_is_down_or_locked_is_a_503_logged_with_its_stack(
+    api: OracleWorld, monkeypatch: pytest.MonkeyPatch, json_log: io.StringIO
+) -> None:
+    assert api.services.trading is not None
+    trading = api.services.trading
+    # A PostgreSQL server that is not there: asyncpg's refused connection, as it comes.
+    nowhere = create_async_engine("postgresql+asyncpg://nishati@127.0.0.1:9/nishati")
+    monkeypatch.setattr(trading.ledger, "engine", nowhere)
+
+    async def locked(*_: object) -> None:
+        raise OperationalError("INSERT", None, sqlite3.OperationalError("database is locked"))
+
+    monkeypatch.setattr(trading.inbox, "submit", locked)
+    monkeypatch.setattr(api.services.pipeline, "submit", locked)
+    member = await api.member()
+    now = await api.market.now()
+    try:
+        answers = {
+            "/api/v1/payments/{trade_id}": await api.http.get("/api/v1/payments/abc"),
+            "/api/v1/payments/callback/{token}": await api.http.post(
+                f"/api/v1/payments/callback/{CALLBACK_TOKEN}",
+                json={"Body": {"stkCallback": {"CheckoutRequestID": "ws_CO_1", "ResultCode": 1}}},
+            ),
+            READINGS_PATH: await api.post(member.meter.read(now)),
+        }
+    finally:
+        await nowhere.dispose()
+    for route, answer in answers.items():
+        assert answer.status_code == 503, (route, answer.text)
+        assert answer.json()["reason"] == "StorageUnavailable", route
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    logged = {line["route"]: line for line in lines if line["event"] == "storage unavailable"}
+    assert set(logged) == set(answers)
+    assert "ConnectionRefusedError" in logged["/api/v1/payments/{trade_id}"]["exception"]
+    assert "database is locked" in logged[READINGS_PATH]["exception"]
 
 
 async def test_deeply_nested_callbacks_are_malformed(api: OracleWorld) -> None:

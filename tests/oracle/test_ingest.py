@@ -163,7 +163,7 @@ async def test_the_readings_route_is_in_the_openapi_schema(world: OracleWorld) -
     post = schema["paths"][READINGS_PATH]["post"]
     body = post["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
     assert [ref["$ref"].rsplit("/", 1)[1] for ref in body] == ["ReadingBatchIn", "SignedReadingIn"]
-    assert set(post["responses"]) == {"200", "400", "413", "422"}
+    assert set(post["responses"]) == {"200", "400", "413", "422", "503"}
     models = schema["components"]["schemas"]
     assert models["SignedReadingIn"]["required"] == ["message", "signature", "meter"]
     assert "results" in models["IngestOut"]["properties"]

@@ -21,7 +21,8 @@ The statuses:
 - 500 a fault of the oracle's, logged once with its route and traceback (InternalError)
 - 502 a service the oracle relies on refused (PaymentRequestRefused)
 - 503 a service the oracle needs is down or not configured (ChainUnavailable, PaymentsDisabled,
-  NotReady: ``/readyz`` adds each of its checks beside ``reason`` and ``detail``)
+  StorageUnavailable: the database is down or locked, logged with its traceback; NotReady:
+  ``/readyz`` adds each of its checks beside ``reason`` and ``detail``)
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nishati_client.errors import AccountNotFound, RpcError, TransactionUnconfirmed
 from nishati_client.phone import InvalidPhoneNumber
+from nishati_oracle.storage import database
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +62,7 @@ class HttpReason(StrEnum):
     InvalidPhone = "InvalidPhone"
     AccountNotFound = "AccountNotFound"
     ChainUnavailable = "ChainUnavailable"
+    StorageUnavailable = "StorageUnavailable"
     NotReady = "NotReady"
     InternalError = "InternalError"
 
@@ -114,6 +117,8 @@ def responses(described: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
 # The statuses the HTTP layer gives on any route, before the route's own.
 MALFORMED = {400: "Not of this route's shape: not JSON, wrong types, too deeply nested"}
 TOO_LARGE = {413: "The body is over this route's cap (BodyTooLarge)"}
+# The reason any route that reads or writes the database may give with a 503.
+STORAGE_UNAVAILABLE = "StorageUnavailable: the database is down or locked"
 
 
 def without_validation_errors(schema: dict[str, Any]) -> dict[str, Any]:
@@ -178,8 +183,14 @@ async def _account_not_found(_: Request, error: Exception) -> Response:
 
 def _failed(request: Request, error: Exception) -> Response:
     """The answer to an exception no handler took, logged here, once, with the route and the
-    stack."""
-    log.error("request failed", method=request.method, route=_route(request), exc_info=error)
+    stack: a database that is down or locked is a 503, anything else the oracle's fault."""
+    where = {"method": request.method, "route": _route(request)}
+    if database.unavailable(error):
+        log.error("storage unavailable", **where, exc_info=error)
+        return error_response(
+            503, HttpReason.StorageUnavailable, "the database did not answer; try again"
+        )
+    log.error("request failed", **where, exc_info=error)
     return error_response(500, HttpReason.InternalError, "the oracle failed; the error is logged")
 
 

@@ -8,7 +8,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from nishati_client.chain import check_program_deployed
 from nishati_oracle.http.deps import ServicesDep
-from nishati_oracle.http.errors import HttpReason, error_response, responses
+from nishati_oracle.http.errors import (
+    STORAGE_UNAVAILABLE,
+    HttpReason,
+    error_response,
+    responses,
+)
 
 router = APIRouter(tags=["operations"])
 
@@ -49,7 +54,10 @@ async def readyz(services: ServicesDep) -> Response:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"},
+        **responses({503: STORAGE_UNAVAILABLE}),
+    },
 )
 async def metrics(services: ServicesDep) -> Response:
     services.metrics.queue_depth.set(await services.store.unattested_count())

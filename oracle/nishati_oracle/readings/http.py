@@ -23,6 +23,7 @@ from nishati_client.readings import READING_LEN
 from nishati_oracle.http.deps import ServicesDep
 from nishati_oracle.http.errors import (
     MALFORMED,
+    STORAGE_UNAVAILABLE,
     ErrorOut,
     HttpReason,
     describe,
@@ -227,6 +228,7 @@ def document_readings(schema: dict[str, Any]) -> dict[str, Any]:
                     f"shape's reason is theirs if they share one, else {READINGS_REFUSED}",
                     "content": {"application/json": {"schema": {"allOf": [error_ref, out_ref]}}},
                 },
+                "503": {"description": STORAGE_UNAVAILABLE, "content": error},
             },
         }
     }

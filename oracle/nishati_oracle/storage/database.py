@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+import traceback
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from nishati_oracle.core.metrics import Metrics
@@ -21,6 +24,12 @@ from nishati_oracle.storage.checkpoint import sqlite_pragmas
 from nishati_oracle.storage.writer import SqliteWriter
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# SQLSTATE classes of a server that cannot serve now, not of a wrong statement: connection
+# exception, insufficient resources, operator intervention, system error.
+UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
+# The modules an OSError comes out of when it is the database's: asyncpg raises its connect's
+# OSError (refused, timed out) as it is, through SQLAlchemy's pool.
+_DRIVER_MODULES = ("asyncpg.", "sqlalchemy.")
 
 
 async def open_database(
@@ -42,6 +51,27 @@ async def close_database(engine: AsyncEngine, writer: SqliteWriter | None) -> No
     if writer is not None:
         await writer.close()
     await engine.dispose()
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database is down, locked or out of reach, rather than that a
+    statement is wrong: SQLAlchemy's ``OperationalError`` (SQLite's "database is locked", a file
+    it cannot open) and ``InterfaceError``, a connection found broken, a pool that gave no
+    connection in time, a PostgreSQL refusal of the classes above, or an ``OSError`` raised
+    from within the driver."""
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    if isinstance(error, DBAPIError):
+        state = getattr(error.orig, "sqlstate", None)
+        return error.connection_invalidated or (
+            isinstance(state, str) and state[:2] in UNAVAILABLE_SQLSTATE_CLASSES
+        )
+    if isinstance(error, OSError):
+        return any(
+            frame.f_globals.get("__name__", "").startswith(_DRIVER_MODULES)
+            for frame, _ in traceback.walk_tb(error.__traceback__)
+        )
+    return False
 
 
 def migrate(url: str) -> None:

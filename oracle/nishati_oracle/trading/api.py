@@ -23,7 +23,13 @@ from solders.pubkey import Pubkey
 
 from nishati_client.phone import FORMATS
 from nishati_oracle.http.deps import RawBody, TradingDep
-from nishati_oracle.http.errors import MALFORMED, TOO_LARGE, error_response, responses
+from nishati_oracle.http.errors import (
+    MALFORMED,
+    STORAGE_UNAVAILABLE,
+    TOO_LARGE,
+    error_response,
+    responses,
+)
 from nishati_oracle.http.limits import capped
 from nishati_oracle.trading.desk import Opened, Order, Refusal, TradeRefused
 from nishati_oracle.trading.ledger import FINAL_STATES, CallbackKind, NewCallback, TradeState
@@ -184,8 +190,10 @@ ORDER_REFUSALS = {
     "AccountNotFound: the buyer's household is no longer on chain",
     422: "InvalidPhone, AmountTooLarge, PayoutBelowMinimum",
     502: "PaymentRequestRefused: Daraja refused the STK Push (the trade is being cancelled)",
-    503: "PaymentsDisabled, ChainUnavailable",
+    503: f"PaymentsDisabled, ChainUnavailable, {STORAGE_UNAVAILABLE}",
 }
+# What a route that only reads and writes the oracle's database may answer with a 503.
+LEDGER_UNAVAILABLE = {503: f"PaymentsDisabled, {STORAGE_UNAVAILABLE}"}
 
 
 @orders.post(
@@ -243,7 +251,7 @@ async def execute_trade(trading: TradingDep, order: LegacyTradeIn) -> TradeOut:
         {
             404: "UnknownBuyer: no household at that address in this market",
             422: "PhoneMismatch, InvalidPhone",
-            503: "PaymentsDisabled, ChainUnavailable",
+            503: ORDER_REFUSALS[503],
         }
     ),
 )
@@ -258,7 +266,7 @@ async def enrol(trading: TradingDep, household: str, body: PhoneIn) -> Response:
 @lookups.get(
     "/api/v1/payments/{trade_id}",
     response_model=PaymentOut,
-    responses=responses({404: "UnknownTrade", 503: "PaymentsDisabled"}),
+    responses=responses({404: "UnknownTrade", **LEDGER_UNAVAILABLE}),
 )
 async def payment(trading: TradingDep, trade_id: str) -> PaymentOut:
     """A trade's payment: its state, amounts, M-Pesa and chain references, and history."""
@@ -286,7 +294,7 @@ async def payment(trading: TradingDep, trade_id: str) -> PaymentOut:
 @lookups.get(
     "/api/v1/stk/{checkout_request_id}",
     response_model=StkStatusOut,
-    responses=responses({404: "UnknownTrade", 503: "PaymentsDisabled"}),
+    responses=responses({404: "UnknownTrade", **LEDGER_UNAVAILABLE}),
 )
 async def stk_status(trading: TradingDep, checkout_request_id: str) -> StkStatusOut:
     """Asks Daraja now (STK Query) about one of our payments."""
@@ -305,7 +313,7 @@ CALLBACK_REFUSALS = responses(
     {
         400: "MalformedCallback: not JSON, or not a callback of this kind",
         403: "CallbackForbidden: a wrong token, or a caller outside the allowlist",
-        503: "PaymentsDisabled",
+        **LEDGER_UNAVAILABLE,
     }
 )
 # Daraja posts a JSON object; what it must hold is checked on arrival (400 if not).
