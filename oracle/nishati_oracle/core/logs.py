@@ -34,7 +34,14 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
         # the bare traceback object's repr.
         shared.append(structlog.processors.format_exc_info)
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[
+            # First: a call below the level is dropped before any other work (the time stamp,
+            # the context), as cheaply as the standard library drops it. Not in ``shared``:
+            # the standard library's records arrive already filtered, and without a logger.
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
