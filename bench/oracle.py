@@ -77,7 +77,7 @@ from nishati_client.keys import write_keypair
 from nishati_client.lookup import attest_accounts, fetch_lookup_table
 from nishati_client.program import NishatiClient, NishatiProgram
 from nishati_client.readings import READING_LEN, Reading, SignedReading, sign
-from nishati_dev.broker import Mosquitto, running_mosquitto
+from nishati_dev.broker import Mosquitto
 from nishati_dev.localnet import LocalValidator
 from nishati_dev.sandbox import Harness, OpenMarket, digest, fund, open_market
 from nishati_dev.settings import LocalChainSettings
@@ -962,7 +962,7 @@ def oracle_env(
         env |= {
             "NISHATI_MQTT_ENABLED": "true",
             "NISHATI_MQTT_HOST": "127.0.0.1",
-            "NISHATI_MQTT_PORT": str(broker.port),
+            "NISHATI_MQTT_PORT": str(broker.port_number),
             "NISHATI_MQTT_USERNAME": broker.username,
             "NISHATI_MQTT_PASSWORD": broker.password,
             "NISHATI_MQTT_TOPIC_ROOT": TOPIC_ROOT,
@@ -1307,7 +1307,7 @@ async def ingestion(
 @contextlib.contextmanager
 def broker_or_none(directory: Path) -> Iterator[Mosquitto | None]:
     try:
-        with running_mosquitto(directory) as broker:
+        with Mosquitto(directory) as broker:
             yield broker
     except FileNotFoundError:
         yield None

@@ -74,7 +74,6 @@ from nishati_client.keys import write_keypair
 from nishati_client.market import MarketConfig
 from nishati_client.program import NishatiClient
 from nishati_client.trading import Offer
-from nishati_dev.daraja_sim.launcher import DarajaSimProcess
 from nishati_dev.localday import (
     as_environment,
     enrol,
@@ -83,6 +82,7 @@ from nishati_dev.localday import (
     simulator_payments,
 )
 from nishati_dev.localnet import LocalValidator
+from nishati_dev.processes import DarajaSimService
 from nishati_dev.sandbox import Harness, Member, OpenMarket, fund, open_market
 from nishati_dev.settings import LocalChainSettings
 from nishati_oracle.core.settings import OracleSettings, StorageSettings
@@ -172,7 +172,7 @@ class Day:
     market: OpenMarket
     offers: list[Offer]
     oracle: Oracle
-    sim: DarajaSimProcess
+    sim: DarajaSimService
     http: httpx.AsyncClient
     database: Path
     buyers: list[str] = field(default_factory=list)
@@ -789,7 +789,7 @@ async def run(scale: Scale, directory: Path, profiles: Path | None) -> Report:
     with LocalValidator(settings, {str(payer.pubkey()): PAYER_LAMPORTS}) as validator:
         report.step("local validator start", f"{time.perf_counter() - started:,.1f} s")
         chain = RpcChain(validator.rpc_url, program_id, settings.commitment)
-        sim = DarajaSimProcess(settings=SIM_SETTINGS, log_path=directory / "daraja-sim.log")
+        sim = DarajaSimService(SIM_SETTINGS, directory / "daraja-sim.log")
         try:
             started = time.perf_counter()
             h = Harness(chain, payer, NishatiClient(chain, program_id), None)

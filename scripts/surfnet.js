@@ -4,9 +4,14 @@
 // Environment:
 //   PROGRAMS  "<program id>=<path to .so>,..."   deployed before READY
 //   FUND      "<pubkey>=<lamports>,..."          accounts credited before READY
+//   RPC_PORT  JSON-RPC on this port and its websocket on the next (surfpool itself always
+//             takes free ports; these forward to them); unset: surfpool's own ports
 // Prints `READY rpc=<url> ws=<url>` once serving, and stops cleanly on SIGTERM or SIGINT.
 "use strict";
+const net = require("node:net");
 const { Surfnet } = require("@solana/surfpool-linux-x64-gnu");
+
+const HOST = "127.0.0.1";
 
 function pairs(name) {
   return (process.env[name] || "")
@@ -19,24 +24,57 @@ function pairs(name) {
     });
 }
 
-const started = Date.now();
-const surfnet = Surfnet.startWithConfig({ offline: true, blockProductionMode: "transaction" });
-for (const [programId, soPath] of pairs("PROGRAMS")) {
-  surfnet.deploy({ programId, soPath });
-  console.log(`deployed ${programId} from ${soPath}`);
+// A TCP forwarder from HOST:port to the URL's port: HTTP and websockets pass through unchanged.
+function forward(port, url) {
+  const target = Number(new URL(url).port);
+  const server = net.createServer((client) => {
+    const upstream = net.connect(target, HOST);
+    client.pipe(upstream).pipe(client);
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", () => client.destroy());
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, HOST, () => resolve(server));
+  });
 }
-for (const [address, lamports] of pairs("FUND")) {
-  surfnet.fundSol(address, Number(BigInt(lamports)));
-  console.log(`funded ${address} with ${lamports} lamports`);
-}
-// The SDK queues an event per slot and transaction until someone drains them; undrained,
-// surfpool 1.5 stops answering after about a thousand (minutes idle, or a few hundred sends).
-setInterval(() => surfnet.drainEvents(), 100);
-console.log(`READY rpc=${surfnet.rpcUrl} ws=${surfnet.wsUrl} startup_ms=${Date.now() - started}`);
 
-function stop() {
-  surfnet.stop();
-  process.exit(0);
+async function main() {
+  const started = Date.now();
+  const surfnet = Surfnet.startWithConfig({ offline: true, blockProductionMode: "transaction" });
+  const servers = [];
+  function stop(code) {
+    for (const server of servers) server.close();
+    surfnet.stop();
+    process.exit(code);
+  }
+  process.on("SIGTERM", () => stop(0));
+  process.on("SIGINT", () => stop(0));
+  for (const [programId, soPath] of pairs("PROGRAMS")) {
+    surfnet.deploy({ programId, soPath });
+    console.log(`deployed ${programId} from ${soPath}`);
+  }
+  for (const [address, lamports] of pairs("FUND")) {
+    surfnet.fundSol(address, Number(BigInt(lamports)));
+    console.log(`funded ${address} with ${lamports} lamports`);
+  }
+  // The SDK queues an event per slot and transaction until someone drains them; undrained,
+  // surfpool 1.5 stops answering after about a thousand (minutes idle, or a few hundred sends).
+  setInterval(() => surfnet.drainEvents(), 100);
+  let rpcUrl = surfnet.rpcUrl;
+  let wsUrl = surfnet.wsUrl;
+  if (process.env.RPC_PORT) {
+    const port = Number(process.env.RPC_PORT);
+    try {
+      servers.push(await forward(port, surfnet.rpcUrl), await forward(port + 1, surfnet.wsUrl));
+    } catch (error) {
+      console.error(`cannot listen on ${HOST}:${port} and ${port + 1}: ${error.message}`);
+      stop(1);
+    }
+    rpcUrl = `http://${HOST}:${port}`;
+    wsUrl = `ws://${HOST}:${port + 1}`;
+  }
+  console.log(`READY rpc=${rpcUrl} ws=${wsUrl} startup_ms=${Date.now() - started}`);
 }
-process.on("SIGTERM", stop);
-process.on("SIGINT", stop);
+
+main();

@@ -20,7 +20,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from nishati_dev.daraja_sim.launcher import DarajaSimProcess, free_port, running_daraja_sim
 from nishati_dev.daraja_sim.settings import (
     SANDBOX_PASSKEY,
     SANDBOX_SHORTCODE,
@@ -30,6 +29,7 @@ from nishati_dev.daraja_sim.settings import (
     TEST_INITIATOR_NAME,
     TEST_INITIATOR_PASSWORD,
 )
+from nishati_dev.processes import DarajaSimService, free_port
 
 FAST = {"callback_delay_secs": 0.05, "long_delay_secs": 0.6, "duplicate_gap_secs": 0.02}
 SANDBOX_PHONE = "254708374149"
@@ -111,8 +111,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="session")
-def sim_process() -> Iterator[DarajaSimProcess]:
-    with running_daraja_sim(**FAST) as sim:
+def sim_process() -> Iterator[DarajaSimService]:
+    with DarajaSimService(FAST) as sim:
         yield sim
 
 
@@ -258,7 +258,7 @@ class Daraja:
 
 
 @pytest.fixture
-def daraja(sim_process: DarajaSimProcess, receiver: Receiver) -> Iterator[Daraja]:
+def daraja(sim_process: DarajaSimService, receiver: Receiver) -> Iterator[Daraja]:
     """The session's simulator, reset for each test (tokens survive resets)."""
     client = Daraja(sim_process.url)
     assert client.http.post("/simulator/reset").status_code == 200

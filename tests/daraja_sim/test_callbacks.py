@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from nishati_dev.daraja_sim.launcher import free_port
+from nishati_dev.processes import free_port
 from tests.daraja_sim.conftest import SANDBOX_PHONE, Daraja, Receiver, items
 
 

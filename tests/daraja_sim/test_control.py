@@ -6,12 +6,12 @@ import uuid
 
 import httpx
 
-from nishati_dev.daraja_sim.launcher import running_daraja_sim_async
+from nishati_dev.processes import DarajaSimService
 from tests.daraja_sim.conftest import FAST, Daraja, Receiver
 
 
 async def test_async_launcher_starts_and_stops_by_pid() -> None:
-    async with running_daraja_sim_async(**FAST) as sim:
+    async with DarajaSimService(FAST) as sim:
         assert sim.process is not None
         process = sim.process
         async with httpx.AsyncClient() as client:

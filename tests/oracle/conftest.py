@@ -8,20 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.oracle.mosquitto import Mosquitto, running_mosquitto
+from nishati_dev.broker import Mosquitto
 
 
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     """A broker shared by the session; tests keep apart by topic root and client id."""
-    with running_mosquitto(tmp_path_factory.mktemp("mosquitto")) as broker:
+    with Mosquitto(tmp_path_factory.mktemp("mosquitto")) as broker:
         yield broker
 
 
 @pytest.fixture
 def own_mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     """A broker for one test, which may restart or stop it."""
-    with running_mosquitto(tmp_path / "mosquitto") as broker:
+    with Mosquitto(tmp_path / "mosquitto") as broker:
         yield broker
 
 

@@ -14,9 +14,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from nishati_dev.broker import HOST, Mosquitto, running_mosquitto
-
-__all__ = ["BrokerClient", "Mosquitto", "broker_client", "running_mosquitto"]
+from nishati_dev.broker import Mosquitto
+from nishati_dev.processes import HOST
 
 
 @contextmanager
@@ -58,7 +57,7 @@ class BrokerClient:
 
     def connect(self, subscriptions: tuple[str, ...]) -> None:
         """Connects and subscribes, waiting for each SUBACK (nothing here needs the loop)."""
-        self._client.connect(HOST, self.broker.port)
+        self._client.connect(HOST, self.broker.port_number)
         self._client.loop_start()
         for topic in subscriptions:
             _, mid = self._client.subscribe(topic, qos=1)

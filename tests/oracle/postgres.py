@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from nishati_dev.broker import free_port
+from nishati_dev.processes import free_port
 
 PG_BIN = Path(os.environ.get("NISHATI_PG_BIN", "/usr/lib/postgresql/15/bin"))
 

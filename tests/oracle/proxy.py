@@ -12,7 +12,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any
 
-from nishati_dev.broker import free_port
+from nishati_dev.processes import free_port
 
 
 class CuttableProxy:

@@ -21,9 +21,9 @@ from nishati_client.config import ClientSettings
 from nishati_client.keys import write_keypair
 from nishati_client.program import NishatiClient
 from nishati_client.readings import SignedReading
+from nishati_dev.processes import OracleService
 from nishati_dev.sandbox import Harness, Member, OpenMarket, fund, open_market
 from tests.oracle.proxy import CuttableProxy
-from tests.oracle.service import OracleProcess
 
 pytestmark = pytest.mark.rpc
 MEMBERS = 9
@@ -74,15 +74,15 @@ async def setup(
 
 
 @pytest.fixture
-def oracle(setup: Setup, tmp_path: Path) -> Iterator[OracleProcess]:
-    process = OracleProcess(setup.env, tmp_path / "oracle.log")
+def oracle(setup: Setup, tmp_path: Path) -> Iterator[OracleService]:
+    process = OracleService(setup.env, tmp_path / "oracle.log")
     try:
         yield process
     finally:
         process.stop()
 
 
-def post(oracle: OracleProcess, readings: list[SignedReading]) -> dict[str, int]:
+def post(oracle: OracleService, readings: list[SignedReading]) -> dict[str, int]:
     body = {
         "readings": [
             {"message": r.message.hex(), "signature": r.signature.hex(), "meter": str(r.meter)}
@@ -93,7 +93,7 @@ def post(oracle: OracleProcess, readings: list[SignedReading]) -> dict[str, int]
     return answer
 
 
-async def drained(oracle: OracleProcess, within_secs: float) -> None:
+async def drained(oracle: OracleService, within_secs: float) -> None:
     """Waits until the oracle has attested everything. Blocking calls run in a thread: the
     chain proxy of the outage test serves from this event loop."""
     deadline = time.monotonic() + within_secs
@@ -113,7 +113,7 @@ async def assert_on_chain_exactly_once(setup: Setup) -> None:
 
 
 async def test_killed_mid_batch_then_restarted_attests_each_reading_once(
-    setup: Setup, oracle: OracleProcess
+    setup: Setup, oracle: OracleService
 ) -> None:
     oracle.start()
     for round_ in range(4):
@@ -135,7 +135,7 @@ async def test_the_queue_holds_while_the_chain_is_away_then_drains(
     assert target.port is not None
     proxy = CuttableProxy(target.hostname, target.port)
     proxy.start()
-    oracle = OracleProcess(
+    oracle = OracleService(
         {**setup.env, "NISHATI_RPC_URL": f"http://127.0.0.1:{proxy.port}"}, tmp_path / "o.log"
     )
     try:

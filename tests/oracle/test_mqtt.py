@@ -19,6 +19,7 @@ from solders.pubkey import Pubkey
 from structlog.testing import capture_logs
 
 from nishati_client.readings import Reading, SignedReading
+from nishati_dev.broker import Mosquitto
 from nishati_dev.sandbox import Meter
 from nishati_oracle.readings.ingest import Outcome, Reason, Status, Submission
 from nishati_oracle.readings.mqtt import (
@@ -33,7 +34,7 @@ from nishati_oracle.readings.mqtt import (
     readings_topic,
     rejected_topic,
 )
-from tests.oracle.mosquitto import Mosquitto, broker_client
+from tests.oracle.mosquitto import broker_client
 
 T0 = 1_790_000_000
 

@@ -15,6 +15,7 @@ from solders.pubkey import Pubkey
 
 from nishati_client.phone import normalise
 from nishati_client.readings import Reading, SignedReading, verify_signature
+from nishati_dev.broker import Mosquitto
 from nishati_dev.daraja_sim.scenarios import B2C_BY_SUFFIX, STK_BY_SUFFIX
 from nishati_dev.sandbox import Harness, fund, open_market
 from nishati_dev.simulate import (
@@ -42,7 +43,6 @@ from nishati_dev.simulate import (
 )
 from nishati_oracle.readings.ingest import Reason
 from nishati_oracle.readings.mqtt import MqttIngest
-from tests.oracle.mosquitto import Mosquitto
 from tests.oracle.test_mqtt import FakePipeline, eventually
 from tests.oracle.world import start_world
 

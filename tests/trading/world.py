@@ -24,7 +24,6 @@ from nishati_client.keys import write_keypair
 from nishati_client.market import MarketConfig
 from nishati_client.program import NishatiClient
 from nishati_client.trading import Offer
-from nishati_dev.daraja_sim.launcher import DarajaSimProcess
 from nishati_dev.localday import (
     as_environment,
     enrol,
@@ -32,9 +31,9 @@ from nishati_dev.localday import (
     oracle_database,
     simulator_payments,
 )
+from nishati_dev.processes import DarajaSimService, OracleService, free_port
 from nishati_dev.sandbox import Harness, Member, OpenMarket, fund, open_market
 from nishati_oracle.core.settings import OracleSettings, StorageSettings
-from tests.oracle.service import OracleProcess
 
 PHONE_SALT = bytes(range(32))
 CALLBACK_TOKEN = "test-callback-token-0123456789abcdef"  # noqa: S105 (a test value)
@@ -83,8 +82,8 @@ class TradingWorld:
     market: OpenMarket
     seller: Member
     offer: Offer
-    oracle: OracleProcess
-    sim: DarajaSimProcess
+    oracle: OracleService
+    sim: DarajaSimService
     http: httpx.AsyncClient
     database: Path
     buyers: dict[str, Member] = field(default_factory=dict)
@@ -171,11 +170,11 @@ async def trading_world(
     program_id = Pubkey.from_string(settings.program_id)
     chain = RpcChain(rpc_url, program_id, settings.commitment)
     h = Harness(chain, rpc_payer, NishatiClient(chain, program_id), None)
-    sim = DarajaSimProcess(
-        settings={"callback_delay_secs": 0.2, "same_amount_window_secs": 0, **(sim_settings or {})},
-        log_path=tmp_path / "daraja-sim.log",
+    sim = DarajaSimService(
+        {"callback_delay_secs": 0.2, "same_amount_window_secs": 0, **(sim_settings or {})},
+        tmp_path / "daraja-sim.log",
     )
-    oracle: OracleProcess | None = None
+    oracle: OracleService | None = None
     try:
         market = await open_market(h, config=market_config(deadline_secs))
         await fund(h, market.oracle.pubkey(), 20 * 10**9)
@@ -183,8 +182,9 @@ async def trading_world(
         await market.mint(seller, offer_wh)
         offer = await market.offer(seller, offer_wh, PRICE, expires_in=3_600)
         sim.start()
-        oracle = OracleProcess({}, tmp_path / "oracle.log")
-        oracle.env.update(oracle_env(rpc_url, market, sim.url, oracle.url, tmp_path))
+        port = free_port()
+        env = oracle_env(rpc_url, market, sim.url, f"http://127.0.0.1:{port}", tmp_path)
+        oracle = OracleService(env, tmp_path / "oracle.log", port=port)
         oracle.start()
         async with httpx.AsyncClient(base_url=oracle.url, timeout=30) as http:
             await enrol(http, seller, SELLER_PHONE)

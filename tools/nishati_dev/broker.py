@@ -1,66 +1,50 @@
-"""Debian's Mosquitto, run for the demo and the tests: on loopback only, on a free port, with a
-password file and no anonymous clients (as a deployment would meet it), persistence off, and
-started and stopped by its own PID, so it can be restarted to show ingestion recovering."""
+"""Debian's Mosquitto, run for the stack, the demo and the tests: on loopback only, on a free port
+unless given one, with a password file and no anonymous clients (as a deployment would meet it),
+persistence off, and started and stopped by its own PID, so it can be restarted to show
+ingestion recovering."""
 
 from __future__ import annotations
 
 import getpass
 import secrets
-import socket
 import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import SecretStr
 from solders.pubkey import Pubkey
 
+from nishati_dev.processes import HOST, Service, free_port
 from nishati_oracle.core.settings import MqttSettings, OracleSettings
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now, on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 MOSQUITTO_PASSWD = Path("/usr/bin/mosquitto_passwd")
-HOST = "127.0.0.1"
-START_TIMEOUT_SECS = 10.0
-STOP_TIMEOUT_SECS = 10.0
+USERNAME = "nishati-oracle"
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
+class Mosquitto(Service):
+    """One broker in ``directory``: its config, password file and log live there. Its port is
+    chosen once: a restarted broker listens where its clients reconnect."""
 
-
-@dataclass
-class Mosquitto:
-    """One broker in ``directory``: its config, password file and log live there."""
-
-    directory: Path
-    # Chosen once: a restarted broker listens where its clients reconnect.
-    port: int = field(default_factory=free_port)
-    username: str = "nishati-oracle"
-    password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
-    process: subprocess.Popen[bytes] | None = None
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.directory = directory
+        self.username = USERNAME
+        self.password = secrets.token_urlsafe(16)
+        super().__init__(
+            "mosquitto",
+            [MOSQUITTO, "-c", self.config],
+            log_path=directory / "mosquitto.log",
+            port=port or free_port(),
+            start_timeout_secs=10.0,
+            stop_timeout_secs=10.0,
+        )
 
     @property
     def config(self) -> Path:
         return self.directory / "mosquitto.conf"
 
     @property
-    def log(self) -> Path:
-        return self.directory / "mosquitto.log"
+    def mqtt_url(self) -> str:
+        return f"mqtt://{HOST}:{self.port_number}"
 
     def _write_config(self) -> None:
         passwords = self.directory / "passwords"
@@ -71,7 +55,7 @@ class Mosquitto:
             capture_output=True,
         )
         lines = [
-            f"listener {self.port} {HOST}",
+            f"listener {self.port_number} {HOST}",
             "allow_anonymous false",
             f"password_file {passwords}",
             "persistence false",
@@ -88,62 +72,24 @@ class Mosquitto:
         self.config.write_text("\n".join(lines) + "\n")
 
     def start(self) -> None:
-        """Starts the broker and waits until it accepts connections."""
-        if self.process is not None:
-            raise RuntimeError("mosquitto is already running")
+        """Writes its config and starts it; ready once it accepts connections."""
         if not MOSQUITTO.is_file():
             raise FileNotFoundError(f"{MOSQUITTO} is missing: scripts/bootstrap.sh installs it")
         self.directory.mkdir(parents=True, exist_ok=True)
         self._write_config()
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [MOSQUITTO, "-c", self.config], stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + START_TIMEOUT_SECS
-        while not _listening(self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"mosquitto did not start:\n{self.log.read_text()[-2000:]}")
-            time.sleep(0.02)
+        super().start()
 
-    def stop(self) -> None:
-        """Stops the broker by its PID (SIGTERM, then SIGKILL) and waits for it."""
-        process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(STOP_TIMEOUT_SECS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-    def restart(self) -> None:
-        """A new broker process on the same port: every session and queued message is gone."""
-        self.stop()
-        self.start()
+    def mqtt_settings(self, topic_root: str) -> MqttSettings:
+        """The oracle's MQTT settings for this broker."""
+        return MqttSettings(
+            enabled=True,
+            host=HOST,
+            port=self.port_number,
+            username=self.username,
+            password=SecretStr(self.password),
+            topic_root=topic_root,
+        )
 
     def settings(self, market: Pubkey, topic_root: str) -> OracleSettings:
         """Oracle settings pointing at this broker."""
-        return OracleSettings(
-            market=str(market),
-            mqtt=MqttSettings(
-                enabled=True,
-                host=HOST,
-                port=self.port,
-                username=self.username,
-                password=SecretStr(self.password),
-                topic_root=topic_root,
-            ),
-        )
-
-
-@contextmanager
-def running_mosquitto(directory: Path) -> Iterator[Mosquitto]:
-    broker = Mosquitto(directory)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
+        return OracleSettings(market=str(market), mqtt=self.mqtt_settings(topic_root))

@@ -1,9 +1,10 @@
 """The local market demo: a day in a Nairobi estate's solar market, all on this machine.
 
-A market opens on the embedded defaults on a local validator. Six homes with rooftop solar
-report a late morning's signed readings through a Mosquitto broker to the oracle, which
+A market opens on the embedded defaults on the local stack (``nishati_dev.stack``: a local
+validator, Mosquitto, the Daraja simulator and the oracle, on free ports). Six homes with
+rooftop solar report a late morning's signed readings through the broker to the oracle, which
 verifies, stores and attests them, minting their exported energy. Three of them offer part of
-it; eight neighbours buy through the oracle's API and pay by M-Pesa, here the local Daraja
+it; eight neighbours buy through the oracle's API and pay by M-Pesa, here the Daraja
 simulator, whose outcome each buyer's phone picks: most pay, some cancel or run short. Paid
 trades settle on chain and the sellers are paid by B2C less the market fee; failed ones are
 cancelled and the energy goes back to its offer. A summary closes the day.
@@ -12,36 +13,25 @@ Run it with ``scripts/demo.sh`` (which builds first) or ``python -m nishati_dev.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
-import secrets
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
-from fastapi import FastAPI
-from pydantic import SecretStr
-from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from nishati_client.chain import RpcChain
-from nishati_client.config import ClientSettings
-from nishati_client.keys import write_keypair
-from nishati_client.market import Market, MarketConfig
 from nishati_client.phone import mask
-from nishati_client.program import NishatiClient
 from nishati_client.trading import Offer
-from nishati_dev.broker import free_port, running_mosquitto
-from nishati_dev.daraja_sim.launcher import running_daraja_sim_async
-from nishati_dev.localday import household, oracle_database, simulator_payments
-from nishati_dev.localnet import LocalnetError, LocalValidator
-from nishati_dev.sandbox import Harness, OpenMarket, fund, open_market
+from nishati_dev.localday import LOCAL_PHONE_SALT, describe, household, kes, kwh
+from nishati_dev.localnet import LocalnetError
+from nishati_dev.processes import OracleService, ServiceError
+from nishati_dev.sandbox import OpenMarket
 from nishati_dev.settings import LocalChainSettings
 from nishati_dev.simulate import (
     MqttTransport,
@@ -52,58 +42,9 @@ from nishati_dev.simulate import (
     register,
     simulated_phone,
 )
-from nishati_oracle.app import create_app
-from nishati_oracle.core.settings import (
-    HttpSettings,
-    OracleSettings,
-    ReadingSettings,
-    StorageSettings,
-)
-from nishati_oracle.services import Services
+from nishati_dev.stack import Stack, local_stack
 
 DEMO_MARKET_ID = 1
-DEMO_FUNDING_LAMPORTS = 100 * 10**9
-ORACLE_FUNDING_LAMPORTS = 5 * 10**9
-# The demo's phone salt: a fixed, public value (production's is a secret setting).
-DEMO_PHONE_SALT = bytes.fromhex("6e6973686174692d64656d6f2d73616c742d3230323621")
-
-
-def demo_config(oracle: Pubkey) -> MarketConfig:
-    """A market as an estate might run it: 1.5 % fee, KES 10 to 60 per kWh, 15 min to pay."""
-    return MarketConfig(
-        oracle_authority=oracle,
-        fee_bps=150,
-        min_price_cents_per_kwh=1_000,
-        max_price_cents_per_kwh=6_000,
-        payment_deadline_secs=900,
-    )
-
-
-def kes(cents: int) -> str:
-    return f"KES {cents // 100:,}.{cents % 100:02d}"
-
-
-def kwh(wh: int) -> str:
-    return f"{wh // 1000:,}.{wh % 1000:03d} kWh"
-
-
-def describe(market: Market) -> str:
-    c = market.config
-    rows = [
-        ("address", str(market.address)),
-        ("admin", str(market.admin)),
-        ("oracle authority", str(c.oracle_authority)),
-        ("energy mint", str(market.energy_mint)),
-        ("fee", f"{c.fee_bps // 100}.{c.fee_bps % 100:02d} % ({c.fee_bps} bps)"),
-        (
-            "price bounds",
-            f"{kes(c.min_price_cents_per_kwh)} to {kes(c.max_price_cents_per_kwh)} per kWh",
-        ),
-        ("payment deadline", f"{c.payment_deadline_secs} s"),
-        ("paused", "yes" if market.paused else "no"),
-    ]
-    lines = [f"Market {market.market_id}"] + [f"  {name:<18}{value}" for name, value in rows]
-    return "\n".join(lines)
 
 
 SIMULATED_HOMES = 6
@@ -120,29 +61,30 @@ def last_late_morning(now: int) -> range:
     return grid(start, start + 2 * 3_600, READING_INTERVAL_SECS)
 
 
-async def attested(services: Services, within_secs: float = 60) -> None:
+async def attested(oracle: OracleService, within_secs: float = 60) -> None:
     """Waits until the oracle's batcher has attested every stored reading."""
     deadline = time.monotonic() + within_secs
-    while await services.store.unattested_count() > 0:
+    while await asyncio.to_thread(oracle.unattested) > 0:
         if time.monotonic() > deadline:
             raise TimeoutError("the oracle did not attest the readings in time")
         await asyncio.sleep(0.2)
 
 
-async def meters_over_mqtt(
-    market: OpenMarket, services: Services, settings: OracleSettings
-) -> list[SimulatedMeter]:
+async def meters_over_mqtt(stack: Stack) -> list[SimulatedMeter]:
     """Simulated meters publish to the broker; the oracle ingests and attests them."""
+    market = stack.market
     rng = random.Random(2026)  # noqa: S311 - the same homes every run, not a secret
     # The same homes under the same sky every run, so the day's trades are the same too.
     meters = [
         new_meter(market.address, rng, weather=f"demo-home-{n}") for n in range(SIMULATED_HOMES)
     ]
     await register(
-        market.h.client, market.oracle, market.address, meters, phone_salt=DEMO_PHONE_SALT
+        market.h.client, market.oracle, market.address, meters, phone_salt=LOCAL_PHONE_SALT
     )
     tally = Tally()
-    transport = MqttTransport(settings, market.address, [m.public_key for m in meters], tally)
+    transport = MqttTransport(
+        stack.oracle_settings, market.address, [m.public_key for m in meters], tally
+    )
     await transport.connect()
     times = last_late_morning(await market.now())
     # The first attested reading of a meter is its baseline; the rest mint the export.
@@ -150,7 +92,7 @@ async def meters_over_mqtt(
         for t in batch:
             await transport.send([m.read_at(t) for m in meters])
         await transport.drain()
-        await attested(services)
+        await attested(stack.oracle)
     await transport.close()
     print(f"{SIMULATED_HOMES} meters published {tally.line()}")
     for m in meters:
@@ -214,7 +156,7 @@ async def buyers_buy(
     simulator prompts their phone and calls back."""
     opened = []
     for name, phone, wh in BUYERS:
-        await household(market, phone, DEMO_PHONE_SALT)
+        await household(market, phone, LOCAL_PHONE_SALT)
         current = [await market.h.client.offer(o.address) for o in offers]
         offer = min(
             (o for o in current if o.unreserved_wh >= wh),
@@ -266,91 +208,34 @@ async def outcomes(oracle: httpx.AsyncClient, opened: list[dict[str, Any]]) -> N
     )
 
 
-@asynccontextmanager
-async def oracle_service(settings: OracleSettings, chain: RpcChain) -> AsyncIterator[FastAPI]:
-    """The oracle app served over HTTP on loopback (the simulator calls it back)."""
-    app = create_app(settings, chain=chain)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=settings.http.port,
-            log_config=None,
-            access_log=False,
-        )
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-            raise RuntimeError("the oracle did not start")
-        await asyncio.sleep(0.05)
-    try:
-        yield app
-    finally:
-        server.should_exit = True
-        await serving
-
-
-async def market_day(market: OpenMarket, chain: RpcChain, settings: LocalChainSettings) -> None:
-    await fund(market.h, market.oracle.pubkey(), ORACLE_FUNDING_LAMPORTS)
-    with tempfile.TemporaryDirectory(prefix="nishati-demo-") as directory:
-        workdir = Path(directory)
-        key = workdir / "oracle.json"
-        write_keypair(key, market.oracle)
-        port = free_port()
-        async with running_daraja_sim_async(
-            workdir / "daraja-sim.log", callback_delay_secs=0.5
-        ) as sim:
-            with running_mosquitto(workdir / "mosquitto") as broker:
-                oracle_settings = OracleSettings(
-                    market=str(market.address),
-                    oracle_keypair=key,
-                    chain=ClientSettings(
-                        rpc_url=settings.rpc_url, phone_salt=SecretStr(DEMO_PHONE_SALT.hex())
-                    ),
-                    http=HttpSettings(port=port),
-                    readings=ReadingSettings(attest_threshold_wh=0, attest_interval_secs=0.5),
-                    mqtt=broker.settings(market.address, "nishati").mqtt,
-                    payments=simulator_payments(
-                        sim.url, f"http://127.0.0.1:{port}", secrets.token_urlsafe(24)
-                    ),
-                    storage=StorageSettings(database_url=oracle_database(workdir)),
-                )
-                print(
-                    f"mosquitto on 127.0.0.1:{broker.port}, Daraja simulator on {sim.url}, "
-                    f"oracle on http://127.0.0.1:{port}"
-                )
-                async with (
-                    oracle_service(oracle_settings, chain) as app,
-                    httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http,
-                ):
-                    meters = await meters_over_mqtt(market, app.state.services, oracle_settings)
-                    offers = await sellers_offer(market, meters, http)
-                    opened = await buyers_buy(market, offers, http)
-                    await outcomes(http, opened)
-
-
 async def run(settings: LocalChainSettings) -> None:
-    payer = Keypair()
     program_id = Pubkey.from_string(settings.program_id)
     print(f"starting a local {settings.validator} validator with {settings.program_so.name}")
-    with LocalValidator(settings, {str(payer.pubkey()): DEMO_FUNDING_LAMPORTS}) as validator:
-        print(f"validator ready at {validator.rpc_url}; program {program_id}")
-        chain = RpcChain(validator.rpc_url, program_id, settings.commitment)
-        try:
-            harness = Harness(chain, payer, NishatiClient(chain, program_id), None)
-            market = await open_market(harness, DEMO_MARKET_ID, demo_config)
-            print(describe(await harness.client.market(market.address)))
-            await market_day(market, chain, settings)
-        finally:
-            await chain.close()
+    with tempfile.TemporaryDirectory(prefix="nishati-demo-") as directory:
+        async with local_stack(
+            Path(directory),
+            settings,
+            market_id=DEMO_MARKET_ID,
+            sim_settings={"callback_delay_secs": 0.5},
+        ) as stack:
+            print(f"validator ready at {stack.validator.rpc_url}; program {program_id}")
+            print(describe(await stack.market.h.client.market(stack.market.address)))
+            print(
+                f"mosquitto on 127.0.0.1:{stack.broker.port}, Daraja simulator on "
+                f"{stack.sim.url}, oracle on {stack.oracle.url}"
+            )
+            async with httpx.AsyncClient(base_url=stack.oracle.url, timeout=30) as http:
+                meters = await meters_over_mqtt(stack)
+                offers = await sellers_offer(stack.market, meters, http)
+                opened = await buyers_buy(stack.market, offers, http)
+                await outcomes(http, opened)
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    argparse.ArgumentParser(prog="python -m nishati_dev.demo", description=__doc__).parse_args(argv)
     try:
         asyncio.run(run(LocalChainSettings()))
-    except LocalnetError as e:
+    except (LocalnetError, ServiceError) as e:
         sys.exit(f"demo: {e}")
 
 

@@ -1,8 +1,9 @@
-"""Trading on one machine, for the demo, the benchmarks and the tests: the oracle's settings for
-paying through the local Daraja simulator, and households whose phones the oracle knows.
+"""Trading on one machine, for the stack, the demo, the benchmarks and the tests: the oracle's
+settings for paying through the local Daraja simulator, households whose phones the oracle knows,
+and the market the stack and the demo open.
 
-Nothing here is for production: the settings carry the simulator's published test credentials,
-which production mode refuses.
+Nothing here is for production: the settings carry the simulator's published test credentials
+and the test phone key, which production mode refuses.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
+from solders.pubkey import Pubkey
 
+from nishati_client.market import Market, MarketConfig
 from nishati_client.phone import commitment
 from nishati_dev.daraja_sim.settings import (
     SANDBOX_PASSKEY,
@@ -25,13 +28,16 @@ from nishati_dev.daraja_sim.settings import (
     TEST_INITIATOR_PASSWORD,
 )
 from nishati_dev.paths import PHONE_KEY_FILE
-from nishati_dev.sandbox import Member, OpenMarket
+from nishati_dev.sandbox import Member, Meter, OpenMarket
 from nishati_oracle.core.settings import (
     DarajaSettings,
     Payments,
     PaymentSettings,
     environment_name,
 )
+
+# The phone salt of the stack and the demo: a fixed, public value (production's is a secret).
+LOCAL_PHONE_SALT = bytes.fromhex("6e6973686174692d64656d6f2d73616c742d3230323621")
 
 
 def simulator_payments(sim_url: str, public_url: str, callback_token: str) -> PaymentSettings:
@@ -72,9 +78,13 @@ def as_environment(settings: BaseSettings) -> dict[str, str]:
     return env
 
 
-async def household(market: OpenMarket, phone: str, salt: bytes) -> Member:
+async def household(
+    market: OpenMarket, phone: str, salt: bytes, meter: Meter | None = None
+) -> Member:
     """A custodial household whose chain commitment is this phone's."""
-    return await market.register(custodial=True, phone_commitment=commitment(salt, phone))
+    return await market.register(
+        custodial=True, meter=meter, phone_commitment=commitment(salt, phone)
+    )
 
 
 async def enrol(oracle: httpx.AsyncClient, member: Member, phone: str) -> None:
@@ -86,3 +96,41 @@ async def enrol(oracle: httpx.AsyncClient, member: Member, phone: str) -> None:
 
 def oracle_database(directory: Path) -> str:
     return f"sqlite+aiosqlite:///{directory / 'oracle.db'}"
+
+
+def local_market_config(oracle: Pubkey) -> MarketConfig:
+    """A market as an estate might run it: 1.5 % fee, KES 10 to 60 per kWh, 15 min to pay."""
+    return MarketConfig(
+        oracle_authority=oracle,
+        fee_bps=150,
+        min_price_cents_per_kwh=1_000,
+        max_price_cents_per_kwh=6_000,
+        payment_deadline_secs=900,
+    )
+
+
+def kes(cents: int) -> str:
+    return f"KES {cents // 100:,}.{cents % 100:02d}"
+
+
+def kwh(wh: int) -> str:
+    return f"{wh // 1000:,}.{wh % 1000:03d} kWh"
+
+
+def describe(market: Market) -> str:
+    c = market.config
+    rows = [
+        ("address", str(market.address)),
+        ("admin", str(market.admin)),
+        ("oracle authority", str(c.oracle_authority)),
+        ("energy mint", str(market.energy_mint)),
+        ("fee", f"{c.fee_bps // 100}.{c.fee_bps % 100:02d} % ({c.fee_bps} bps)"),
+        (
+            "price bounds",
+            f"{kes(c.min_price_cents_per_kwh)} to {kes(c.max_price_cents_per_kwh)} per kWh",
+        ),
+        ("payment deadline", f"{c.payment_deadline_secs} s"),
+        ("paused", "yes" if market.paused else "no"),
+    ]
+    lines = [f"Market {market.market_id}"] + [f"  {name:<18}{value}" for name, value in rows]
+    return "\n".join(lines)

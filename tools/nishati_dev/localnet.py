@@ -1,13 +1,15 @@
-"""A local JSON-RPC validator with the program deployed, for tests and the demo.
+"""A local JSON-RPC validator with the program deployed, for the stack, the tests and the demo.
 
 ``python -m nishati_dev.localnet`` runs one in the foreground and prints
-``READY rpc=<url> ws=<url>`` once it serves; pytest-xprocess and :class:`LocalValidator` both
-start it that way. The validator is surfpool's embedded runtime (npm, offline, loopback only), or
-``solana-test-validator`` when the settings select it.
+``READY rpc=<url> ws=<url>`` once it serves; :class:`LocalValidator` starts it that way as a
+child process. The validator is surfpool's embedded runtime (npm, offline, loopback only), or
+``solana-test-validator`` when the settings select it. Its JSON-RPC port is
+``NISHATI_LOCALNET_RPC_PORT`` (the websocket's the next), or free ports when unset.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -16,18 +18,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
-from types import TracebackType
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import httpx
 
 from nishati_dev.paths import REPO_ROOT
+from nishati_dev.processes import Service, ServiceError, logged
 from nishati_dev.settings import LocalChainSettings, ValidatorKind
 
 READY_PATTERN = re.compile(r"READY rpc=(\S+) ws=(\S+)")
 SURFNET_SCRIPT = REPO_ROOT / "scripts" / "surfnet.js"
 # Environment variable carrying "<pubkey>=<lamports>,..." accounts to fund before READY.
 FUND_ENV = "NISHATI_LOCALNET_FUND"
+PORT_ENV = "NISHATI_LOCALNET_RPC_PORT"
+SOLANA_TEST_VALIDATOR_PORT = 8899
 
 
 class LocalnetError(RuntimeError):
@@ -45,6 +50,8 @@ def _parse_fund(spec: str) -> dict[str, int]:
 
 def _run_surfpool(settings: LocalChainSettings, fund: str) -> None:
     env = dict(os.environ, PROGRAMS=f"{settings.program_id}={settings.program_so}", FUND=fund)
+    if settings.localnet_rpc_port is not None:
+        env["RPC_PORT"] = str(settings.localnet_rpc_port)
     os.execvpe("node", ["node", str(SURFNET_SCRIPT)], env)
 
 
@@ -57,7 +64,7 @@ def _run_solana_test_validator(settings: LocalChainSettings, fund: Mapping[str, 
     binary = shutil.which("solana-test-validator")
     if binary is None:
         raise LocalnetError("NISHATI_VALIDATOR=solana-test-validator but it is not on PATH")
-    port = 8899
+    port = settings.localnet_rpc_port or SOLANA_TEST_VALIDATOR_PORT
     ledger = tempfile.mkdtemp(prefix="nishati-ledger-")
     child = subprocess.Popen(
         [
@@ -109,53 +116,62 @@ def run(settings: LocalChainSettings, fund_spec: str) -> None:
         _run_solana_test_validator(settings, _parse_fund(fund_spec))
 
 
-class LocalValidator:
-    """Starts the validator as a child process and stops it (by PID) on exit."""
+class LocalValidator(Service):
+    """``python -m nishati_dev.localnet`` as a child process, ``fund`` (address: lamports)
+    credited before it is ready; its endpoints are read from its READY line."""
 
-    def __init__(self, settings: LocalChainSettings, fund: Mapping[str, int], timeout: float = 90):
-        self.settings = settings
-        self.fund = dict(fund)
-        self.timeout = timeout
-        self.rpc_url = ""
-        self.ws_url = ""
-        self._process: subprocess.Popen[str] | None = None
-
-    def __enter__(self) -> LocalValidator:
-        env = dict(os.environ, **{FUND_ENV: _fund_spec(self.fund)})
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "nishati_dev.localnet"],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        assert self._process.stdout is not None
-        deadline = time.monotonic() + self.timeout
-        for line in self._process.stdout:
-            match = READY_PATTERN.search(line)
-            if match:
-                self.rpc_url, self.ws_url = match.groups()
-                return self
-            if time.monotonic() > deadline:
-                break
-        self.__exit__(None, None, None)
-        raise LocalnetError("the local validator exited or never reported READY")
-
-    def __exit__(
+    def __init__(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        settings: LocalChainSettings,
+        fund: Mapping[str, int],
+        log_path: Path | None = None,
+        timeout: float = 120,
     ) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        env = {
+            FUND_ENV: _fund_spec(fund),
+            "NISHATI_PROGRAM_ID": settings.program_id,
+            "NISHATI_PROGRAM_SO": str(settings.program_so),
+            "NISHATI_VALIDATOR": settings.validator.value,
+        }
+        if settings.localnet_rpc_port is not None:
+            env[PORT_ENV] = str(settings.localnet_rpc_port)
+        super().__init__(
+            "local validator",
+            [sys.executable, "-m", "nishati_dev.localnet"],
+            log_path=log_path,
+            port=settings.localnet_rpc_port,
+            env=env,
+            ready=logged(READY_PATTERN),
+            start_timeout_secs=timeout,
+            stop_timeout_secs=10.0,
+        )
+        self.settings = settings
+
+    def _endpoints(self) -> tuple[str, str]:
+        found = READY_PATTERN.findall(self.log())
+        if not found:
+            raise ServiceError("the local validator has not reported READY")
+        rpc_url, ws_url = found[-1]
+        return rpc_url, ws_url
+
+    @property
+    def rpc_url(self) -> str:
+        return self._endpoints()[0]
+
+    @property
+    def ws_url(self) -> str:
+        return self._endpoints()[1]
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m nishati_dev.localnet",
+        description="A local JSON-RPC validator with the Nishati program deployed, in the "
+        "foreground until Ctrl-C. It prints READY rpc=<url> ws=<url> once it serves. Settings: "
+        f"NISHATI_PROGRAM_SO, NISHATI_VALIDATOR, {PORT_ENV}, {FUND_ENV} "
+        "(<pubkey>=<lamports>,...); docs/settings.md lists them.",
+    )
+    parser.parse_args(argv)
     try:
         run(LocalChainSettings(), os.environ.get(FUND_ENV, ""))
     except LocalnetError as e:

@@ -24,3 +24,10 @@ class LocalChainSettings(ClientSettings):
         default=ValidatorKind.surfpool,
         description="Local validator; solana-test-validator must be on PATH",
     )
+    localnet_rpc_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65_534,
+        description="JSON-RPC port of the local validator, its websocket on the next; free "
+        "ports when unset (solana-test-validator: 8899)",
+    )
