@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 
-from bench.market import readings_per_attestation
+from bench.sizes import readings_per_attestation
 from nishati_client.chain import SendPolicy
 from nishati_dev.simulate import Home, energy_mwh
 

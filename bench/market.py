@@ -1,5 +1,5 @@
 """What the market costs on chain: compute units per instruction, readings per transaction,
-and lamports for a household's day. Targets from the market issue are checked and printed.
+and lamports for a household's day, each checked against its target.
 
 Run: ``.venv/bin/python -m bench.market`` (LiteSVM, solders 0.26, classic SPL Token);
 ``--rpc`` adds a column measured on the local surfpool validator (agave 4.1 runtime).
@@ -12,23 +12,18 @@ import asyncio
 import secrets
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
+from bench.sizes import attest_sizes, most_that_fit
 from nishati_client.chain import (
     PACKET_DATA_SIZE,
     LiteSvmChain,
     RpcChain,
-    SendPolicy,
-    transaction_size,
 )
-from nishati_client.idl import IDL_PROGRAM_ID
-from nishati_client.lookup import attest_accounts
 from nishati_client.market import MarketUpdate
-from nishati_client.program import NishatiClient, NishatiProgram
-from nishati_client.readings import Reading, SignedReading, sign
+from nishati_client.program import NishatiClient
+from nishati_client.readings import SignedReading
 from nishati_dev.localnet import LocalValidator
 from nishati_dev.sandbox import (
     Harness,
@@ -181,43 +176,6 @@ async def measure(h: Harness) -> Results:
     max_table_readings = most_that_fit({n: v0 for n, (_, v0) in attest_bytes.items()})
     day_lamports, day_fees = await household_day(h, market, max(max_table_readings, 1))
     return Results(units, attest_bytes, max_readings, max_table_readings, day_lamports, day_fees)
-
-
-def attest_sizes(
-    program: NishatiProgram,
-    oracle: Keypair,
-    market: Pubkey,
-    readings: list[tuple[SignedReading, Pubkey]],
-    policy: SendPolicy,
-) -> tuple[int, int]:
-    """Bytes of one attestation as a legacy transaction, and as the oracle sends it: v0, with
-    a lookup table holding every account but its own."""
-    ixs = program.attest_readings(oracle=oracle.pubkey(), market=market, readings=readings)
-    households = [household for _, household in readings]
-    table = AddressLookupTableAccount(
-        Pubkey.new_unique(), attest_accounts(program, market, households)
-    )
-    return (
-        transaction_size(ixs, [oracle], policy),
-        transaction_size(ixs, [oracle], policy, [table]),
-    )
-
-
-def most_that_fit(sizes: dict[int, int]) -> int:
-    return max((n for n, size in sizes.items() if size <= PACKET_DATA_SIZE), default=0)
-
-
-def readings_per_attestation(policy: SendPolicy) -> int:
-    """The most readings one attestation carries as the oracle sends it, computed offline."""
-    program = NishatiProgram(Pubkey.from_string(IDL_PROGRAM_ID))
-    market = Pubkey.new_unique()
-    readings: list[tuple[SignedReading, Pubkey]] = []
-    while True:
-        reading = Reading.for_market(market, 1, 0, 0, 0)
-        candidate = [*readings, (sign(reading, Ed25519PrivateKey.generate()), Pubkey.new_unique())]
-        if attest_sizes(program, Keypair(), market, candidate, policy)[1] > PACKET_DATA_SIZE:
-            return len(readings)
-        readings = candidate
 
 
 async def household_day(h: Harness, market: OpenMarket, batch: int) -> tuple[int, dict[str, int]]:

@@ -6,7 +6,7 @@ surfpool, and Debian's mosquitto.
 
 The oracle runs as its own process, ``python -m nishati_oracle``, pinned to one core with
 ``taskset``; this process (the meters, the HTTP senders, the MQTT publisher), the local
-validator and the broker share the other core. Measured, beside the issue's targets:
+validator and the broker share the other core. Measured, beside their targets:
 
 1. the bare Ed25519 verify rate of ``cryptography``, one thread: the ceiling of any ingest path;
 2. readings per second stored over HTTP batches (several senders, each with its share of the
@@ -31,21 +31,14 @@ meter's first reading (the oracle looks a new meter up on chain), are setup, pri
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import json
-import math
 import os
 import random
-import shutil
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -54,18 +47,27 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil  # type: ignore[import-untyped]  # no types-psutil in the venv
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from prometheus_client.parser import text_string_to_metric_families
 from solana.rpc.types import TxOpts
-from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 
+from bench.harness import (
+    LOAD_CORE,
+    ORACLE_CORE,
+    BenchOracle,
+    Connection,
+    arguments,
+    bench_main,
+    pin,
+    sampling_rss,
+)
+from bench.sizes import attest_sizes, most_that_fit
+from bench.stats import STALL_BOUND, Report, histogram_p99, ms, observed, per_sec
 from nishati_client.chain import (
     PACKET_DATA_SIZE,
     RpcChain,
@@ -86,8 +88,6 @@ from nishati_oracle.core.metrics import INGEST_STEPS, WRITE_STEPS
 from nishati_oracle.readings.ingest import READINGS_PATH
 from nishati_oracle.readings.store import Store
 
-ORACLE_CORE = 0
-LOAD_CORE = 1
 PAYER_LAMPORTS = 100_000 * 10**9
 ORACLE_LAMPORTS = 50_000 * 10**9
 # Each meter reads once a minute, from this long before the cluster's clock (never the future).
@@ -116,8 +116,6 @@ INGEST_STEPS_HISTOGRAM = "nishati_ingest_step_seconds"
 SQLITE_WRITE_HISTOGRAM = "nishati_sqlite_write_seconds"
 CHECKPOINT_HISTOGRAM = "nishati_sqlite_checkpoint_seconds"
 CHECKPOINT_MODES = ("passive", "finish", "restart")
-# An event-loop stall this long shows in a request's latency; LATENCY_BUCKETS has this bound.
-STALL_BOUND = "0.02"
 
 
 @dataclass(frozen=True)
@@ -164,142 +162,6 @@ QUICK = Scale(
     mqtt_latency_secs=5.0,
     attest_readings=30,
 )
-
-
-# The report
-
-
-@dataclass
-class Row:
-    what: str
-    measured: str
-    target: str
-    verdict: str
-    note: str
-
-
-@dataclass
-class Report:
-    """Rows against targets, setup steps and notes: printed as they come, then as a table
-    under ``title``. bench.trading prints its numbers the same way."""
-
-    title: str
-    rows: list[Row] = field(default_factory=list)
-    setup: list[tuple[str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(
-        self, what: str, measured: str, target: str = "", ok: bool | None = None, note: str = ""
-    ) -> None:
-        verdict = "" if ok is None else ("ok" if ok else "MISSED")
-        self.rows.append(Row(what, measured, target, verdict, note))
-        print(f"  {what}: {measured}" + (f" (target {target}: {verdict})" if verdict else ""))
-
-    def add_latencies(
-        self,
-        what: str,
-        answered: Sequence[float],
-        given_up: Sequence[float],
-        target_ms: float,
-        note: str,
-    ) -> None:
-        """A latency row: p50 and p99 of the answered requests' seconds and of the given-up
-        ones' (which waited at least that long: counted at that, marked ">"), the p99 against
-        ``target_ms``."""
-        samples = [(t, False) for t in answered] + [(t, True) for t in given_up]
-        p50, p99 = (censored_percentile(samples, p) for p in (50, 99))
-        ok = percentile([t for t, _ in samples], 99) * 1e3 < target_ms
-        self.add(what, f"p50 {p50}, p99 {p99}", f"p99 < {target_ms:g} ms", ok, note)
-
-    def step(self, what: str, value: str) -> None:
-        self.setup.append((what, value))
-        print(f"  setup: {what}: {value}")
-
-    def print(self) -> None:
-        print()
-        print(self.title)
-        if self.rows:
-            width = max(len(r.what) for r in self.rows)
-            measured = max(len(r.measured) for r in self.rows)
-            target = max(len(r.target) for r in self.rows)
-            print(f"{'':<{width}}  {'measured':>{measured}}  {'target':<{target}}  verdict")
-            for r in self.rows:
-                line = (
-                    f"{r.what:<{width}}  {r.measured:>{measured}}  {r.target:<{target}}  "
-                    f"{r.verdict}"
-                )
-                print(line.rstrip())
-                if r.note:
-                    print(f"    {r.note}")
-        if self.setup:
-            print()
-            print("setup, not counted:")
-            swidth = max(len(w) for w, _ in self.setup)
-            for what, value in self.setup:
-                print(f"  {what:<{swidth}}  {value}")
-        if self.notes:
-            print()
-            for note in self.notes:
-                print(f"- {note}")
-
-
-def per_sec(count: float, secs: float) -> str:
-    return f"{count / secs:,.0f}/s" if secs > 0 else "-"
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """The nearest-rank percentile."""
-    ranked = sorted(values)
-    rank = math.ceil(len(ranked) * p / 100)
-    return ranked[min(len(ranked), max(rank, 1)) - 1]
-
-
-def ms(secs: float) -> str:
-    return f"{secs * 1e3:,.1f} ms"
-
-
-@dataclass(frozen=True)
-class Observed:
-    """New observations of a histogram between two samples."""
-
-    count: float
-    mean: float
-    p99_bound: float  # the smallest bucket bound holding 99% of them
-    stalled: float  # how many took longer than STALL_BOUND
-
-
-def observed(
-    before: dict[str, float], after: dict[str, float], name: str, label: str = ""
-) -> Observed:
-    """New observations of a histogram (its series with ``label``, e.g. ``step="queued"``)."""
-
-    def grew(key: str) -> float:
-        return after.get(key, 0.0) - before.get(key, 0.0)
-
-    series = f"{{{label}}}" if label else ""
-    count, total = grew(f"{name}_count{series}"), grew(f"{name}_sum{series}")
-    if count <= 0:
-        return Observed(0.0, 0.0, 0.0, 0.0)
-    # Labels are sorted by name, so ``le`` may come before or after ``label``.
-    buckets = sorted(
-        (float(key.split('le="')[1].split('"')[0]), grew(key))
-        for key in after
-        if key.startswith(f"{name}_bucket{{") and label in key
-    )
-    bound = next((le for le, n in buckets if n >= 0.99 * count), math.inf)
-    stalled = count - next((n for le, n in buckets if le == float(STALL_BOUND)), count)
-    return Observed(count, total / count, bound, stalled)
-
-
-def histogram_p99(before: dict[str, float], after: dict[str, float], name: str) -> str:
-    """The oracle's own view of the phase's latency."""
-    seen = observed(before, after, name)
-    if not seen.count:
-        return "no observations"
-    return (
-        f"its histogram: mean {ms(seen.mean)}, p99 <= {ms(seen.p99_bound)} "
-        f"({seen.count:,.0f} observed)"
-    )
 
 
 def steps(before: dict[str, float], after: dict[str, float]) -> str:
@@ -501,147 +363,6 @@ async def register(
     return homes, len(groups)
 
 
-# Processes and cores
-
-
-def pin(pid: int, cores: set[int]) -> None:
-    """Moves every thread of ``pid`` to ``cores`` (threads it starts later inherit them)."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(ProcessLookupError, FileNotFoundError):
-            os.sched_setaffinity(int(task.name), cores)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Oracle:
-    """``taskset -c 0 python -m nishati_oracle``, configured by the environment and stopped by
-    its PID (``taskset`` execs Python: the PID is the oracle's)."""
-
-    def __init__(self, env: dict[str, str], log_path: Path, profiles: Path | None = None) -> None:
-        self.profiles = profiles
-        self.port = free_port()
-        self.env = dict(os.environ, **env, NISHATI_HTTP_PORT=str(self.port))
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-        self.peak_rss = 0
-
-    def start(self, timeout: float = 90) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                ["taskset", "-c", str(ORACLE_CORE), sys.executable, "-m", "nishati_oracle"],
-                env=self.env,
-                stdout=log,
-                stderr=log,
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the oracle exited: {self.log_path.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the oracle did not start")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-    @contextlib.contextmanager
-    def profiled(self, name: str) -> Iterator[None]:
-        """Samples the oracle with py-spy while the block runs, into ``<profiles>/<name>.txt``
-        (collapsed stacks), if profiling was asked for."""
-        if self.profiles is None or self.process is None:
-            yield
-            return
-        spy = Path(sys.executable).with_name("py-spy")
-        command = [str(spy), "record", "--pid", str(self.process.pid), "--format", "raw"]
-        command += ["--rate", "200", "--nolineno", "--output", str(self.profiles / f"{name}.txt")]
-        sampler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            yield
-        finally:
-            sampler.send_signal(signal.SIGINT)
-            try:
-                sampler.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                sampler.kill()
-                sampler.wait()
-
-    @property
-    def ps(self) -> psutil.Process:
-        assert self.process is not None
-        return psutil.Process(self.process.pid)
-
-    def rss(self) -> int:
-        value: int = self.ps.memory_info().rss
-        self.peak_rss = max(self.peak_rss, value)
-        return value
-
-    def cpu_secs(self) -> float:
-        times = self.ps.cpu_times()
-        return float(times.user + times.system)
-
-    def cores(self) -> list[int]:
-        """The cores any thread of the oracle may run on."""
-        cores: set[int] = set()
-        for thread in self.ps.threads():
-            cores.update(os.sched_getaffinity(thread.id))
-        return sorted(cores)
-
-    async def metrics(self, client: httpx.AsyncClient) -> dict[str, float]:
-        """Every sample of /metrics, by name and labels (``name{k="v"}``)."""
-        text = (await client.get(f"{self.url}/metrics", timeout=60)).text
-        samples: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-                samples[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
-        return samples
-
-
-@contextlib.contextmanager
-def running(oracle: Oracle) -> Iterator[Oracle]:
-    oracle.start()
-    try:
-        yield oracle
-    finally:
-        oracle.stop()
-
-
-@contextlib.asynccontextmanager
-async def sampling_rss(oracle: Oracle, every_secs: float = 0.5) -> AsyncIterator[None]:
-    """Keeps ``oracle.peak_rss`` up to date while the block runs."""
-
-    async def sample() -> None:
-        while True:
-            with contextlib.suppress(psutil.Error):
-                oracle.rss()
-            await asyncio.sleep(every_secs)
-
-    task = asyncio.create_task(sample())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 # 2. HTTP batches
 
 
@@ -677,61 +398,8 @@ class Sent:
         return ", ".join(f"{n:,} {why}" for why, n in self.refused.most_common(4))
 
 
-class Connection:
-    """One keep-alive HTTP/1.1 connection, as a meter gateway holds. A few lines of asyncio
-    rather than httpx, whose pool rescans every waiting request for each one it assigns and
-    so, thousands of requests deep, becomes the bottleneck it should be measuring."""
-
-    def __init__(self, url: str) -> None:
-        host, port = url.removeprefix("http://").split(":")
-        self.host, self.port = host, int(port)
-        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-
-    async def close(self) -> None:
-        streams, self.streams = self.streams, None
-        if streams is not None:
-            streams[1].close()
-            with contextlib.suppress(OSError):
-                await streams[1].wait_closed()
-
-    async def post(self, path: str, content: bytes) -> tuple[int, bytes]:
-        """The status and body of the answer. A kept connection the server has closed since
-        (uvicorn closes idle ones after 5 s) is opened again, and the request sent again."""
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(content)}\r\n\r\n"
-        ).encode()
-        while True:
-            fresh = self.streams is None
-            if self.streams is None:
-                self.streams = await asyncio.open_connection(self.host, self.port)
-            reader, writer = self.streams
-            try:
-                writer.write(head + content)
-                await writer.drain()
-                status_line = await reader.readline()
-                if not status_line:
-                    raise ConnectionResetError("closed by the server")
-                length, close = 0, False
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                    elif name.strip().lower() == b"connection":
-                        close = value.strip().lower() == b"close"
-                data = await reader.readexactly(length)
-            except (OSError, asyncio.IncompleteReadError):
-                await self.close()
-                if fresh:
-                    raise
-                continue
-            if close:
-                await self.close()
-            return int(status_line.split()[1]), data
-
-
 async def post_batches(
-    oracle: Oracle, readings: list[list[SignedReading]], per_post: int, senders: int
+    oracle: BenchOracle, readings: list[list[SignedReading]], per_post: int, senders: int
 ) -> tuple[Sent, float]:
     """Every round's readings in POSTs of ``per_post`` from ``senders`` concurrent senders, each
     on its own connection with its share of the meters; returns the answers and the seconds."""
@@ -771,7 +439,7 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-async def fixed_rate(oracle: Oracle, readings: list[SignedReading], per_post: int) -> Sent:
+async def fixed_rate(oracle: BenchOracle, readings: list[SignedReading], per_post: int) -> Sent:
     """POSTs of ``per_post`` readings at TARGET_LATENCY_RATE readings/s over GATEWAYS kept
     connections, open loop: each request is due at its time whatever the ones before are doing,
     and its latency counts from then (waiting for a free connection included). Requests still
@@ -936,7 +604,9 @@ async def mqtt_fixed_rate(
         await transport.close()
 
 
-async def broker_up(oracle: Oracle, client: httpx.AsyncClient, within_secs: float = 20) -> bool:
+async def broker_up(
+    oracle: BenchOracle, client: httpx.AsyncClient, within_secs: float = 20
+) -> bool:
     """Whether the oracle reports its broker connection ready."""
     deadline = time.monotonic() + within_secs
     while time.monotonic() < deadline:
@@ -977,7 +647,7 @@ async def attestation(
     first readings (baselines, setup) have put their households in the market's lookup tables."""
     env = env | {"NISHATI_ATTEST_THRESHOLD_WH": "0", "NISHATI_ATTEST_INTERVAL_SECS": "0.2"}
     market = Pubkey.from_string(env["NISHATI_MARKET"])
-    with running(Oracle(env, logs / "oracle-attest.log")) as oracle:
+    with BenchOracle(env, logs / "oracle-attest.log") as oracle:
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECS) as client:
             started = time.perf_counter()
             await attest_all(oracle, client, [home.read() for home in homes])
@@ -1024,7 +694,7 @@ async def attestation(
 
 
 async def attest_all(
-    oracle: Oracle, client: httpx.AsyncClient, readings: list[SignedReading]
+    oracle: BenchOracle, client: httpx.AsyncClient, readings: list[SignedReading]
 ) -> tuple[int, float, float]:
     """Posts ``readings`` at once and waits until the oracle has attested them: how many it
     accepted, how many it attested, and the seconds that took."""
@@ -1073,24 +743,28 @@ def packet_fit(homes: Sequence[Home], market: Pubkey) -> tuple[int, int]:
     attestation names, and legacy."""
     program = NishatiProgram(Pubkey.from_string(LocalChainSettings().program_id))
     oracle = Keypair()
-    households = [h.household for h in homes[:12]]
-    table = AddressLookupTableAccount(
-        Pubkey.new_unique(), attest_accounts(program, market, households)
+    sizes = {
+        n: attest_sizes(
+            program,
+            oracle,
+            market,
+            [
+                (sign(Reading.for_market(market, 1, 0, 0, 0), h.meter.meter.key), h.household)
+                for h in homes[:n]
+            ],
+            SendPolicy(),
+        )
+        for n in range(1, min(len(homes), 12) + 1)
+    }
+    return (
+        most_that_fit({n: v0 for n, (_, v0) in sizes.items()}),
+        most_that_fit({n: legacy for n, (legacy, _) in sizes.items()}),
     )
-    best = [0, 0]
-    for n in range(1, len(households) + 1):
-        pairs = [
-            (sign(Reading.for_market(market, 1, 0, 0, 0), h.meter.meter.key), h.household)
-            for h in homes[:n]
-        ]
-        ixs = program.attest_readings(oracle=oracle.pubkey(), market=market, readings=pairs)
-        for i, tables in enumerate(([table], [])):
-            if fits_in_packet(ixs, [oracle], SendPolicy(), tables):
-                best[i] = n
-    return best[0], best[1]
 
 
-async def first_contact(report: Report, scale: Scale, homes: list[Home], oracle: Oracle) -> None:
+async def first_contact(
+    report: Report, scale: Scale, homes: list[Home], oracle: BenchOracle
+) -> None:
     """Each meter's first reading: the oracle looks the meter up on chain (setup)."""
     cpu = oracle.cpu_secs()
     sent, secs = await post_batches(oracle, rounds(homes, 1), scale.first_contact_batch, 4)
@@ -1102,7 +776,9 @@ async def first_contact(report: Report, scale: Scale, homes: list[Home], oracle:
     )
 
 
-async def http_sustained(report: Report, scale: Scale, homes: list[Home], oracle: Oracle) -> None:
+async def http_sustained(
+    report: Report, scale: Scale, homes: list[Home], oracle: BenchOracle
+) -> None:
     for per_post, count, senders in scale.http_runs:
         started = time.perf_counter()
         readings = rounds(homes[: scale.single_posts] if per_post == 1 else homes, count)
@@ -1140,7 +816,7 @@ class TimedPhase:
 
 
 @contextlib.asynccontextmanager
-async def timed_phase(oracle: Oracle, name: str) -> AsyncIterator[TimedPhase]:
+async def timed_phase(oracle: BenchOracle, name: str) -> AsyncIterator[TimedPhase]:
     """Profiles the phase as ``name`` (with ``--profile``) and fills in a :class:`TimedPhase`."""
     phase = TimedPhase()
     async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECS) as client:
@@ -1159,7 +835,7 @@ async def timed_phase(oracle: Oracle, name: str) -> AsyncIterator[TimedPhase]:
         phase.slow = slow_logged(log.read().decode(errors="replace"))
 
 
-async def latency(report: Report, scale: Scale, homes: list[Home], oracle: Oracle) -> None:
+async def latency(report: Report, scale: Scale, homes: list[Home], oracle: BenchOracle) -> None:
     for per_post, secs in scale.latency_runs:
         total = int(TARGET_LATENCY_RATE * secs)
         readings = [homes[i % len(homes)].read() for i in range(total)]
@@ -1186,22 +862,11 @@ async def latency(report: Report, scale: Scale, homes: list[Home], oracle: Oracl
         )
 
 
-def censored_percentile(samples: Sequence[tuple[float, bool]], p: float) -> str:
-    """The nearest-rank percentile of (seconds, given up) samples, in ms. A given-up request's
-    time is only a lower bound of its latency, so a percentile at or past the shortest of them
-    is one too, marked ">"."""
-    ranked = sorted(samples)
-    rank = math.ceil(len(ranked) * p / 100)
-    value = ranked[min(len(ranked), max(rank, 1)) - 1][0]
-    bound = min((t for t, given_up in samples if given_up), default=math.inf)
-    return f"{'>' if value >= bound else ''}{value * 1e3:,.1f} ms"
-
-
 async def mqtt(
     report: Report,
     scale: Scale,
     homes: list[Home],
-    oracle: Oracle,
+    oracle: BenchOracle,
     broker: Mosquitto | None,
     database: Path,
     market: Pubkey,
@@ -1277,10 +942,10 @@ async def ingestion(
 ) -> None:
     database = Path(env["NISHATI_DATABASE_URL"].removeprefix("sqlite+aiosqlite:///"))
     # The batcher sleeps: one round at start (nothing to do), then a day's interval.
-    oracle = Oracle(
+    oracle = BenchOracle(
         env | {"NISHATI_ATTEST_INTERVAL_SECS": "86400"}, logs / "oracle-ingest.log", profiles
     )
-    with running(oracle):
+    with oracle:
         if oracle.cores() != [ORACLE_CORE]:
             report.notes.append(f"the oracle's threads may run on cores {oracle.cores()}")
         report.step("oracle RSS at start", f"{oracle.rss() / 2**20:,.0f} MB")
@@ -1372,40 +1037,13 @@ async def run(scale: Scale, directory: Path, profiles: Path | None) -> Report:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a short run for CI")
+    parser = arguments(__doc__ or "", "each ingest phase")
     parser.add_argument("--meters", type=int, help="registered meters (full 10,000, quick 1,000)")
-    parser.add_argument("--keep", action="store_true", help="keep the logs and databases")
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        metavar="DIR",
-        help="sample the oracle with py-spy (pip install py-spy) in each ingest phase, into DIR",
-    )
     args = parser.parse_args()
-    if args.profile is not None:
-        if not Path(sys.executable).with_name("py-spy").exists():
-            sys.exit("--profile needs py-spy in the virtual environment: pip install py-spy")
-        args.profile.mkdir(parents=True, exist_ok=True)
-    if not {ORACLE_CORE, LOAD_CORE} <= os.sched_getaffinity(0):
-        sys.exit(f"bench.oracle needs cores {ORACLE_CORE} and {LOAD_CORE}")
     scale = QUICK if args.quick else FULL
     if args.meters is not None:
         scale = replace(scale, meters=max(args.meters, scale.attest_readings))
-    started = time.perf_counter()
-    load = os.getloadavg()[0]
-    directory = Path(tempfile.mkdtemp(prefix="nishati-bench-oracle-"))
-    try:
-        report = asyncio.run(run(scale, directory, args.profile))
-    finally:
-        if not args.keep:
-            shutil.rmtree(directory, ignore_errors=True)
-    report.notes.append(
-        f"load average {load:.2f} before the run, {os.getloadavg()[0]:.2f} after, on "
-        f"{os.cpu_count()} cores: anything else running shares them"
-    )
-    report.notes.append(f"the whole run took {time.perf_counter() - started:,.0f} s")
-    report.print()
+    bench_main("oracle", args, functools.partial(run, scale))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ Everything runs on this machine: the local validator, the Daraja simulator
 ``taskset``; this process, the callback load generator, the validator and the simulator share
 the other core. The oracle pays through the simulator with its default worker settings
 (``NISHATI_PAYMENT_WORKER_INTERVAL_SECS`` 1 s; the worker also wakes on each stored callback).
-Measured, beside issue 6's targets:
+Measured, beside their targets:
 
 1. callback-to-settled latency: real trades, ordered through ``POST /api/v1/trades`` a few a
    second, each paid by the simulator, which calls back; from the simulator's record of the
@@ -29,20 +29,17 @@ trade's push answer is still on its way, and its worker looks at those first.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import multiprocessing
 import os
 import random
 import re
 import secrets
-import shutil
 import sqlite3
 import string
-import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -56,18 +53,17 @@ from pydantic import SecretStr
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from bench.oracle import (
+from bench.harness import (
     LOAD_CORE,
     ORACLE_CORE,
+    BenchOracle,
     Connection,
-    Oracle,
-    Report,
-    histogram_p99,
-    ms,
-    percentile,
+    arguments,
+    bench_main,
+    load_average,
     pin,
-    running,
 )
+from bench.stats import Report, histogram_p99, ms, percentile
 from nishati_client.chain import RpcChain
 from nishati_client.config import ClientSettings
 from nishati_client.keys import write_keypair
@@ -139,11 +135,6 @@ FULL = Scale("full", settle_trades=50, burst_trades=100, ack_secs=30.0, closed_s
 QUICK = Scale("quick", settle_trades=20, burst_trades=30, ack_secs=10.0, closed_secs=5.0)
 
 
-def load_average() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f}, {five:.2f}, {fifteen:.2f}"
-
-
 # The market day
 
 
@@ -171,7 +162,7 @@ def seller_phone(i: int) -> str:
 class Day:
     market: OpenMarket
     offers: list[Offer]
-    oracle: Oracle
+    oracle: BenchOracle
     sim: DarajaSimService
     http: httpx.AsyncClient
     database: Path
@@ -806,7 +797,7 @@ async def run(scale: Scale, directory: Path, profiles: Path | None) -> Report:
             await asyncio.to_thread(sim.start)
             key = directory / "oracle.json"
             write_keypair(key, market.oracle)
-            oracle = Oracle({}, directory / "oracle.log", profiles)
+            oracle = BenchOracle({}, directory / "oracle.log", profiles)
             oracle_settings = OracleSettings(
                 market=str(market.address),
                 oracle_keypair=key,
@@ -817,7 +808,7 @@ async def run(scale: Scale, directory: Path, profiles: Path | None) -> Report:
                 payments=simulator_payments(sim.url, oracle.url, CALLBACK_TOKEN),
             )
             oracle.env.update(as_environment(oracle_settings))
-            with running(oracle):
+            with oracle:
                 if oracle.cores() != [ORACLE_CORE]:
                     report.notes.append(f"the oracle's threads may run on cores {oracle.cores()}")
                 async with httpx.AsyncClient(base_url=oracle.url, timeout=60) as http:
@@ -849,39 +840,9 @@ async def run(scale: Scale, directory: Path, profiles: Path | None) -> Report:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a short run for CI")
-    parser.add_argument("--keep", action="store_true", help="keep the logs and databases")
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        metavar="DIR",
-        help="sample the oracle with py-spy (pip install py-spy) in the fixed-rate run, into DIR",
-    )
-    args = parser.parse_args()
-    if args.profile is not None:
-        if not Path(sys.executable).with_name("py-spy").exists():
-            sys.exit("--profile needs py-spy in the virtual environment: pip install py-spy")
-        args.profile.mkdir(parents=True, exist_ok=True)
-    if not {ORACLE_CORE, LOAD_CORE} <= os.sched_getaffinity(0):
-        sys.exit(f"bench.trading needs cores {ORACLE_CORE} and {LOAD_CORE}")
+    args = arguments(__doc__ or "", "the fixed-rate run").parse_args()
     scale = QUICK if args.quick else FULL
-    started = time.perf_counter()
-    load = os.getloadavg()[0]
-    directory = Path(tempfile.mkdtemp(prefix="nishati-bench-trading-"))
-    try:
-        report = asyncio.run(run(scale, directory, args.profile))
-    finally:
-        if args.keep:
-            print(f"logs and databases kept in {directory}")
-        else:
-            shutil.rmtree(directory, ignore_errors=True)
-    report.notes.append(
-        f"load average {load:.2f} before the run, {os.getloadavg()[0]:.2f} after, on "
-        f"{os.cpu_count()} cores: anything else running shares them"
-    )
-    report.notes.append(f"the whole run took {time.perf_counter() - started:,.0f} s")
-    report.print()
+    bench_main("trading", args, functools.partial(run, scale))
 
 
 if __name__ == "__main__":

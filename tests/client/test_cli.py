@@ -32,7 +32,7 @@ from nishati_client.pda import market_address
 from nishati_dev.localnet import LocalValidator
 from nishati_dev.settings import LocalChainSettings
 from tests.client.support import Cli
-from tests.conftest import PAYER_LAMPORTS, Localnet
+from tests.harness.chain import PAYER_LAMPORTS, Localnet
 
 pytestmark = pytest.mark.rpc
 

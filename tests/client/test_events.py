@@ -17,7 +17,7 @@ from nishati_client.chain import RpcChain
 from nishati_client.events import ProgramEvent, watch
 from nishati_client.program import NishatiClient
 from nishati_dev.sandbox import Harness, open_market
-from tests.conftest import Localnet
+from tests.harness.chain import Localnet
 
 pytestmark = pytest.mark.rpc
 

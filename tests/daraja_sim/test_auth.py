@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from tests.daraja_sim.conftest import Daraja, Receiver, error
+from tests.harness.daraja_sim import Daraja, Receiver, error
 
 
 def test_token_is_issued_with_expires_in_as_a_string(daraja: Daraja) -> None:

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.daraja_sim.conftest import SANDBOX_PHONE, Daraja, Receiver, error, parameters, seal
+from tests.harness.daraja_sim import SANDBOX_PHONE, Daraja, Receiver, error, parameters, seal
 
 
 def _ids() -> tuple[str, str]:

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from nishati_dev.processes import free_port
-from tests.daraja_sim.conftest import SANDBOX_PHONE, Daraja, Receiver, items
+from tests.harness.daraja_sim import SANDBOX_PHONE, Daraja, Receiver, items
 
 
 def _path() -> str:

@@ -7,7 +7,7 @@ import uuid
 import httpx
 
 from nishati_dev.processes import DarajaSimService
-from tests.daraja_sim.conftest import FAST, Daraja, Receiver
+from tests.harness.daraja_sim import FAST, Daraja, Receiver
 
 
 async def test_async_launcher_starts_and_stops_by_pid() -> None:

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from tests.client.support import written_in
-from tests.daraja_sim.conftest import SANDBOX_PHONE, Daraja, Receiver, error
+from tests.harness.daraja_sim import SANDBOX_PHONE, Daraja, Receiver, error
 
 
 def _path() -> str:

@@ -33,7 +33,7 @@ from nishati_oracle.core.logs import configure
 from nishati_oracle.core.settings import HttpSettings
 from nishati_oracle.http.errors import DETAIL_CHARS
 from nishati_oracle.readings.ingest import READINGS_PATH
-from tests.oracle.world import CALLBACK_TOKEN, IN_PROCESS_TRADING, OracleWorld, start_world
+from tests.harness.oracle import CALLBACK_TOKEN, IN_PROCESS_TRADING, OracleWorld, start_world
 
 # An error answer is small whatever was sent.
 MAX_ERROR_BYTES = 2_048

@@ -31,7 +31,7 @@ from nishati_client.readings import (
 from nishati_dev.sandbox import Harness, Member
 from nishati_oracle.app import create_app
 from nishati_oracle.readings.batcher import Attester
-from tests.oracle.world import OracleWorld
+from tests.harness.oracle import OracleWorld
 
 
 @dataclass

@@ -13,7 +13,7 @@ from nishati_client.readings import Reading, SignedReading
 from nishati_oracle.core.metrics import INGEST_STEPS
 from nishati_oracle.readings.ingest import Status, Submission
 from nishati_oracle.readings.store import MeterState, Store, StoredReading
-from tests.oracle.world import OracleWorld
+from tests.harness.oracle import OracleWorld
 
 
 def submission(signed: SignedReading) -> Submission:

@@ -19,7 +19,7 @@ from nishati_oracle.readings.http import READING_BODY_BYTES
 from nishati_oracle.readings.ingest import READINGS_PATH
 from nishati_oracle.readings.registry import MeterRegistry
 from nishati_oracle.readings.store import Store
-from tests.oracle.world import OracleWorld
+from tests.harness.oracle import OracleWorld
 
 
 async def test_a_signed_reading_is_accepted_and_stored(world: OracleWorld) -> None:

@@ -34,7 +34,7 @@ from nishati_oracle.readings.mqtt import (
     readings_topic,
     rejected_topic,
 )
-from tests.oracle.mosquitto import broker_client
+from tests.harness.broker import broker_client
 
 T0 = 1_790_000_000
 

@@ -31,8 +31,8 @@ from nishati_dev.sandbox import Harness
 from nishati_dev.settings import LocalChainSettings
 from nishati_oracle.app import create_app
 from nishati_oracle.core.settings import OracleSettings
-from tests.conftest import PAYER_LAMPORTS
-from tests.oracle.world import CALLBACK_TOKEN, IN_PROCESS_TRADING, start_world
+from tests.harness.chain import PAYER_LAMPORTS
+from tests.harness.oracle import CALLBACK_TOKEN, IN_PROCESS_TRADING, start_world
 
 # Per operation, half valid and half not.
 EXAMPLES = 25

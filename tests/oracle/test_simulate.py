@@ -43,8 +43,8 @@ from nishati_dev.simulate import (
 )
 from nishati_oracle.readings.ingest import Reason
 from nishati_oracle.readings.mqtt import MqttIngest
+from tests.harness.oracle import start_world
 from tests.oracle.test_mqtt import FakePipeline, eventually
-from tests.oracle.world import start_world
 
 # Local midnight in Nairobi, some day in 2026.
 MIDNIGHT = 1_790_000_000 - (1_790_000_000 + NAIROBI_UTC_OFFSET_SECS) % DAY_SECS

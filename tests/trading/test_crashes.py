@@ -18,7 +18,7 @@ from solders.pubkey import Pubkey
 
 from nishati_client.config import ClientSettings
 from nishati_oracle.trading.ledger import FINAL_STATES
-from tests.trading.world import TradingWorld, trading_world
+from tests.harness.trading import TradingWorld, trading_world
 
 pytestmark = pytest.mark.rpc
 

@@ -13,7 +13,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from nishati_client.config import ClientSettings
-from tests.trading.world import FEE_BPS, SELLER_PHONE, TradingWorld, trading_world
+from tests.harness.trading import FEE_BPS, SELLER_PHONE, TradingWorld, trading_world
 
 pytestmark = pytest.mark.rpc
 

@@ -23,7 +23,6 @@ import asyncio
 import functools
 import hashlib
 import json
-import logging
 import math
 import os
 import random
@@ -38,6 +37,7 @@ from typing import Any, Protocol
 
 import httpx
 import paho.mqtt.client as paho
+import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
@@ -52,6 +52,7 @@ from nishati_client.program import NishatiClient
 from nishati_client.readings import SignedReading
 from nishati_dev.daraja_sim.scenarios import ORDINARY_SUFFIXES
 from nishati_dev.sandbox import Meter, digest
+from nishati_oracle.core.logs import configure
 from nishati_oracle.core.settings import OracleSettings
 from nishati_oracle.readings.ingest import READINGS_PATH
 from nishati_oracle.readings.mqtt import (
@@ -62,7 +63,7 @@ from nishati_oracle.readings.mqtt import (
     rejected_topic,
 )
 
-logger = logging.getLogger("nishati_dev.simulate")
+log = structlog.get_logger(__name__)
 
 # The curves
 
@@ -413,7 +414,7 @@ class HttpTransport:
             answer: Any = response.json()
         except (httpx.HTTPError, ValueError) as error:
             self.tally.failed += len(batch)
-            logger.warning("POST /api/v1/readings failed: %s", error)
+            log.warning("readings post failed", readings=len(batch), error=str(error))
             return
         results = answer.get("results") if isinstance(answer, dict) else None
         if isinstance(results, list):
@@ -429,7 +430,12 @@ class HttpTransport:
             self.tally.rejected[str(answer["reason"])] += len(batch)
         else:
             self.tally.failed += len(batch)
-            logger.warning("POST /api/v1/readings: HTTP %d %s", response.status_code, answer)
+            log.warning(
+                "readings post refused",
+                readings=len(batch),
+                status=response.status_code,
+                answer=str(answer)[:200],
+            )
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -500,7 +506,7 @@ class MqttTransport:
         properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
-            logger.error("broker refused the simulator: %s", reason_code)
+            log.error("broker refused the simulator", reason=str(reason_code))
             return
         topic = rejected_topic(self.root, self.market, "+")
         _, self._subscribe_mid = client.subscribe(topic, qos=1)
@@ -771,7 +777,7 @@ async def run(args: argparse.Namespace, settings: OracleSettings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure("WARNING")
     settings = OracleSettings()
     args = _parser(settings).parse_args(argv)
     return asyncio.run(run(args, settings))

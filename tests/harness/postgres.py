@@ -10,12 +10,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from nishati_dev.processes import free_port
+from nishati_dev.processes import HOST, Service, free_port
 
 PG_BIN = Path(os.environ.get("NISHATI_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -43,43 +42,22 @@ def postgres_server() -> Iterator[str]:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    server = subprocess.Popen(
-        _as_server_user(
-            [
-                str(PG_BIN / "postgres"),
-                "-D",
-                str(data),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-k",
-                str(root),
-                "-c",
-                "fsync=on",
-            ]
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+
+    def accepting(_: Service) -> bool:
+        check = [str(PG_BIN / "pg_isready"), "-h", HOST, "-p", str(port)]
+        return subprocess.run(check, stdout=subprocess.DEVNULL).returncode == 0
+
+    serve = ["-D", str(data), "-h", HOST, "-p", str(port), "-k", str(root), "-c", "fsync=on"]
+    server = Service(
+        "postgres",
+        _as_server_user([str(PG_BIN / "postgres"), *serve]),
+        log_path=root / "postgres.log",
+        port=port,
+        ready=accepting,
+        start_timeout_secs=30.0,
     )
     try:
-        deadline = time.monotonic() + 30
-        while (
-            subprocess.run(
-                [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-                stdout=subprocess.DEVNULL,
-            ).returncode
-            != 0
-        ):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("PostgreSQL did not start")
-            time.sleep(0.2)
-        yield f"postgresql+asyncpg://nishati@127.0.0.1:{port}/postgres"
+        with server:
+            yield f"postgresql+asyncpg://nishati@{HOST}:{port}/postgres"
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
         shutil.rmtree(root, ignore_errors=True)

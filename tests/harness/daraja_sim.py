@@ -1,4 +1,5 @@
-"""The simulator as a real process, a callback receiver, and a small Daraja caller for the tests.
+"""The Daraja simulator as a real process for the session (``sim_process``), reset for each test
+(``daraja``), a callback receiver, and a small Daraja caller.
 
 The caller here is written for the tests from Daraja's documentation; it is not the oracle's
 Daraja client, so the two cannot share a misreading.

@@ -1,5 +1,5 @@
-"""Fixtures for the oracle's core: its databases (SQLite and PostgreSQL) and a running app
-serving a market on LiteSVM. Registered in conftest.py."""
+"""The oracle's core as fixtures: its databases (SQLite, and PostgreSQL from
+:mod:`tests.harness.postgres`) and the app serving a market on LiteSVM (``world``)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from nishati_oracle.app import create_app
 from nishati_oracle.core.settings import OracleSettings, ReadingSettings, StorageSettings
 from nishati_oracle.readings.ingest import READINGS_PATH
 from nishati_oracle.services import Services
-from tests.oracle.postgres import PG_BIN, postgres_server
+from tests.harness.postgres import PG_BIN, postgres_server
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""A small paho client for tests to talk to the broker of :mod:`nishati_dev.broker`."""
+"""Brokers for the tests (:class:`nishati_dev.broker.Mosquitto`): one for the session and one a
+test may restart or stop, and a small paho client for a test to talk to either."""
 
 from __future__ import annotations
 
@@ -8,14 +9,30 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from nishati_dev.broker import Mosquitto
 from nishati_dev.processes import HOST
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """A broker shared by the session; tests keep apart by topic root and client id."""
+    with Mosquitto(tmp_path_factory.mktemp("mosquitto")) as broker:
+        yield broker
+
+
+@pytest.fixture
+def own_mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A broker for one test, which may restart or stop it."""
+    with Mosquitto(tmp_path / "mosquitto") as broker:
+        yield broker
 
 
 @contextmanager
