@@ -18,7 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,85 @@ class Connection:
             if close:
                 await self.close()
             return int(status_line.split()[1]), data
+
+
+Answer = tuple[int, bytes] | Exception
+
+
+@dataclass
+class OpenLoop:
+    """What an open-loop run saw: each answered request's latency from when it was due, the
+    time each given-up one had waited, how late the sender was at most, and the seconds from
+    the first due time to the last answer."""
+
+    latencies: list[float] = field(default_factory=list)
+    unanswered: list[float] = field(default_factory=list)
+    lag: float = 0.0
+    secs: float = 0.0
+
+
+async def open_loop(
+    url: str,
+    path: str,
+    bodies: Sequence[bytes],
+    interval: float,
+    connections: int,
+    grace_secs: float,
+    take: Callable[[int, Answer], None],
+) -> OpenLoop:
+    """``bodies`` POSTed to ``path``, one due every ``interval`` seconds, over ``connections``
+    kept connections, open loop: each request is due at its time whatever the ones before are
+    doing, and its latency counts from then (waiting for a free connection included).
+    ``take(i, answer)`` sees the answer to ``bodies[i]``, or the error that took its place.
+    Requests still unanswered ``grace_secs`` after the last was due are given up, and counted
+    in ``unanswered`` with the time they had waited (a lower bound of their latency)."""
+    run = OpenLoop()
+    loop = asyncio.get_running_loop()
+    due_now: asyncio.Queue[tuple[float, int] | None] = asyncio.Queue()
+    waiting: dict[int, float] = {}
+    last = 0.0
+
+    async def sender() -> None:
+        nonlocal last
+        connection = Connection(url)
+        try:
+            while (item := await due_now.get()) is not None:
+                due, i = item
+                waiting[id(item)] = due
+                try:
+                    answer: Answer = await connection.post(path, bodies[i])
+                except (OSError, asyncio.IncompleteReadError) as error:
+                    answer = error
+                finally:
+                    del waiting[id(item)]
+                last = loop.time()
+                if not isinstance(answer, Exception):
+                    run.latencies.append(last - due)
+                take(i, answer)
+        finally:
+            await connection.close()
+
+    senders = [asyncio.create_task(sender()) for _ in range(connections)]
+    start = loop.time() + 0.05
+    for i in range(len(bodies)):
+        due = start + i * interval
+        wait = due - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        run.lag = max(run.lag, loop.time() - due)
+        due_now.put_nowait((due, i))
+    for _ in senders:
+        due_now.put_nowait(None)
+    _, late = await asyncio.wait(senders, timeout=grace_secs)
+    if late:
+        now = loop.time()
+        queued = [item for item in iter(due_now.get_nowait, None) if item is not None]
+        run.unanswered = [now - due for due in waiting.values()] + [now - q[0] for q in queued]
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+    run.secs = last - start
+    return run
 
 
 # A bench's run: (its work directory, where py-spy profiles go or None) -> its report.

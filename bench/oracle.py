@@ -63,6 +63,7 @@ from bench.harness import (
     Connection,
     arguments,
     bench_main,
+    open_loop,
     pin,
     sampling_rss,
 )
@@ -441,60 +442,24 @@ def settle_heap() -> None:
 
 async def fixed_rate(oracle: BenchOracle, readings: list[SignedReading], per_post: int) -> Sent:
     """POSTs of ``per_post`` readings at TARGET_LATENCY_RATE readings/s over GATEWAYS kept
-    connections, open loop: each request is due at its time whatever the ones before are doing,
-    and its latency counts from then (waiting for a free connection included). Requests still
-    unanswered LATENCY_GRACE_SECS after the last was due are given up, and counted in
-    ``unanswered`` with the time they had waited (a lower bound of their latency)."""
-    bodies = [
-        (body(readings[i : i + per_post]), len(readings[i : i + per_post]))
-        for i in range(0, len(readings), per_post)
-    ]
-    interval = per_post / TARGET_LATENCY_RATE
+    connections, open loop (:func:`bench.harness.open_loop`); requests still unanswered
+    LATENCY_GRACE_SECS after the last was due are given up."""
+    chunks = [readings[i : i + per_post] for i in range(0, len(readings), per_post)]
     sent = Sent()
-    loop = asyncio.get_running_loop()
     settle_heap()
-    due_now: asyncio.Queue[tuple[float, bytes, int] | None] = asyncio.Queue()
-    waiting: dict[int, float] = {}
-
-    async def gateway() -> None:
-        connection = Connection(oracle.url)
-        try:
-            while (item := await due_now.get()) is not None:
-                due, content, count = item
-                waiting[id(item)] = due
-                try:
-                    answer = await connection.post(READINGS_PATH, content)
-                except (OSError, asyncio.IncompleteReadError) as error:
-                    sent.take(error, count)
-                    continue
-                finally:
-                    del waiting[id(item)]
-                sent.latencies.append(loop.time() - due)
-                sent.take(answer, count)
-        finally:
-            await connection.close()
-
-    gateways = [asyncio.create_task(gateway()) for _ in range(GATEWAYS)]
-    start = loop.time() + 0.05
-    for i, (content, count) in enumerate(bodies):
-        due = start + i * interval
-        wait = due - loop.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        sent.lag = max(sent.lag, loop.time() - due)
-        due_now.put_nowait((due, content, count))
-    for _ in gateways:
-        due_now.put_nowait(None)
-    _, late = await asyncio.wait(gateways, timeout=LATENCY_GRACE_SECS)
-    if late:
-        now = loop.time()
-        queued = [item for item in iter(due_now.get_nowait, None) if item is not None]
-        sent.unanswered = [now - due for due in waiting.values()] + [now - q[0] for q in queued]
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+    run = await open_loop(
+        oracle.url,
+        READINGS_PATH,
+        [body(chunk) for chunk in chunks],
+        per_post / TARGET_LATENCY_RATE,
+        GATEWAYS,
+        LATENCY_GRACE_SECS,
+        lambda i, answer: sent.take(answer, len(chunks[i])),
+    )
+    sent.latencies, sent.unanswered, sent.lag = run.latencies, run.unanswered, run.lag
+    if run.unanswered:
         # Let the oracle finish what it holds before the next phase.
-        await asyncio.sleep(len(waiting) * 0.02 + 1)
+        await asyncio.sleep(1)
     return sent
 
 

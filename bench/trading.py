@@ -61,6 +61,7 @@ from bench.harness import (
     arguments,
     bench_main,
     load_average,
+    open_loop,
     pin,
 )
 from bench.stats import Report, histogram_p99, ms, percentile
@@ -459,56 +460,20 @@ class Acks:
         return cls(d["latencies"], d["unanswered"], Counter(d["statuses"]), d["lag"], d["secs"])
 
 
-async def open_loop(url: str, path: str, bodies: Sequence[bytes], rate: float) -> Acks:
-    """``bodies`` at ``rate`` a second over OPEN_CONNECTIONS kept connections: each is due at its
-    time, and its latency counts from then (waiting for a free connection included). Those
-    still unanswered GRACE_SECS after the last was due are given up, with the time they had
-    waited (a lower bound)."""
+async def acks_at_rate(url: str, path: str, bodies: Sequence[bytes], rate: float) -> Acks:
+    """``bodies`` at ``rate`` a second over OPEN_CONNECTIONS kept connections, open loop
+    (:func:`bench.harness.open_loop`); those still unanswered GRACE_SECS after the last was due
+    are given up."""
     acks = Acks()
-    loop = asyncio.get_running_loop()
-    due_now: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
-    waiting: dict[int, float] = {}
-    last = [0.0]
-
-    async def sender() -> None:
-        connection = Connection(url)
-        try:
-            while (item := await due_now.get()) is not None:
-                due, content = item
-                waiting[id(item)] = due
-                try:
-                    answer: tuple[int, bytes] | Exception = await connection.post(path, content)
-                except (OSError, asyncio.IncompleteReadError) as error:
-                    answer = error
-                finally:
-                    del waiting[id(item)]
-                last[0] = loop.time()
-                if not isinstance(answer, Exception):
-                    acks.latencies.append(last[0] - due)
-                acks.take(answer)
-        finally:
-            await connection.close()
-
-    senders = [asyncio.create_task(sender()) for _ in range(OPEN_CONNECTIONS)]
-    start = loop.time() + 0.05
-    for i, content in enumerate(bodies):
-        due = start + i / rate
-        wait = due - loop.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        acks.lag = max(acks.lag, loop.time() - due)
-        due_now.put_nowait((due, content))
-    for _ in senders:
-        due_now.put_nowait(None)
-    _, late = await asyncio.wait(senders, timeout=GRACE_SECS)
-    if late:
-        now = loop.time()
-        queued = [item for item in iter(due_now.get_nowait, None) if item is not None]
-        acks.unanswered = [now - due for due in waiting.values()] + [now - q[0] for q in queued]
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
-    acks.secs = last[0] - start
+    run = await open_loop(
+        url, path, bodies, 1 / rate, OPEN_CONNECTIONS, GRACE_SECS, lambda _, a: acks.take(a)
+    )
+    acks.latencies, acks.unanswered, acks.lag, acks.secs = (
+        run.latencies,
+        run.unanswered,
+        run.lag,
+        run.secs,
+    )
     return acks
 
 
@@ -554,9 +519,9 @@ def callback_load(
     pipe.send("ready")
     while (command := pipe.recv()) is not None:
         if command == "stk":
-            pipe.send(asyncio.run(open_loop(url, CALLBACK_PATH, bodies, rate)).as_dict())
+            pipe.send(asyncio.run(acks_at_rate(url, CALLBACK_PATH, bodies, rate)).as_dict())
         elif command == "payout":
-            pipe.send(asyncio.run(open_loop(url, PAYOUT_PATH, results, rate)).as_dict())
+            pipe.send(asyncio.run(acks_at_rate(url, PAYOUT_PATH, results, rate)).as_dict())
         else:
             _, connections, closed_secs = command
             seed += 1
