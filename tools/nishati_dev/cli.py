@@ -13,12 +13,13 @@ COMMANDS = {
     "localnet": ("nishati_dev.localnet", "a local validator with the program deployed"),
     "daraja-sim": ("nishati_dev.daraja_sim.__main__", "the Daraja (M-Pesa) simulator"),
     "simulate": ("nishati_dev.simulate", "simulated meters sending signed readings"),
+    "settings-doc": ("nishati_dev.settings_doc", "write docs/settings.md from the settings"),
 }
 
 
 def usage() -> str:
     lines = ["usage: nishati-dev COMMAND [--help | options]", "", "commands:"]
-    lines += [f"  {name:<12}{what}" for name, (_, what) in COMMANDS.items()]
+    lines += [f"  {name:<14}{what}" for name, (_, what) in COMMANDS.items()]
     return "\n".join(lines)
 
 

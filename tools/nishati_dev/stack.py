@@ -89,7 +89,7 @@ WATCH_SECS = 1.0
 class StackSettings(BaseSettings):
     """nishati-dev stack's own settings (prefix NISHATI_STACK_); the options win."""
 
-    model_config = SettingsConfigDict(env_prefix="NISHATI_STACK_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="NISHATI_STACK_", env_file=".env", extra="ignore")
 
     rpc_port: int = Field(
         default=8899, ge=0, le=65_534, description="Validator JSON-RPC; its websocket the next"

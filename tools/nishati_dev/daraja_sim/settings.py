@@ -32,18 +32,27 @@ class DarajaSimSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DARAJA_SIM_", extra="ignore")
 
     host: str = Field(default="127.0.0.1", description="Loopback only: this is a test service")
-    port: int = Field(default=8089, ge=0, le=65_535)
+    port: int = Field(default=8089, ge=0, le=65_535, description="Port; 0 for any free one")
 
-    consumer_key: str = TEST_CONSUMER_KEY
-    consumer_secret: SecretStr = SecretStr(TEST_CONSUMER_SECRET)
+    consumer_key: str = Field(
+        default=TEST_CONSUMER_KEY, description="Consumer key OAuth accepts (basic auth user)"
+    )
+    consumer_secret: SecretStr = Field(
+        default=SecretStr(TEST_CONSUMER_SECRET), description="Its consumer secret"
+    )
     token_lifetime_secs: float = Field(default=3_600.0, gt=0, description="Access token life")
 
     shortcode: str = Field(default=SANDBOX_SHORTCODE, description="STK Push BusinessShortCode")
-    passkey: SecretStr = SecretStr(SANDBOX_PASSKEY)
+    passkey: SecretStr = Field(
+        default=SecretStr(SANDBOX_PASSKEY), description="STK Push passkey the Password is made of"
+    )
 
     b2c_shortcode: str = Field(default=TEST_B2C_SHORTCODE, description="B2C PartyA")
-    initiator_name: str = TEST_INITIATOR_NAME
-    initiator_password: SecretStr = SecretStr(TEST_INITIATOR_PASSWORD)
+    initiator_name: str = Field(default=TEST_INITIATOR_NAME, description="B2C InitiatorName")
+    initiator_password: SecretStr = Field(
+        default=SecretStr(TEST_INITIATOR_PASSWORD),
+        description="The initiator's password, sealed in SecurityCredential",
+    )
     private_key_path: Path = Field(
         default=TEST_PRIVATE_KEY, description="PEM RSA key that SecurityCredential is sealed to"
     )
@@ -68,7 +77,7 @@ class DarajaSimSettings(BaseSettings):
         description="A paid STK amount repeated to the same phone within this ends in 17; 0: off",
     )
     rate_limit_per_sec: int | None = Field(
-        default=None, ge=1, description="Spike arrest over the Daraja APIs; None: off"
+        default=None, ge=1, description="Spike arrest over the Daraja APIs; unset: off"
     )
     block_callback_words: bool = Field(
         default=True, description="Refuse CallBackURLs with words Daraja documents as blocked"
