@@ -12,14 +12,20 @@ from nishati_oracle.trading.desk import Refusal, TradeRefused
 from nishati_oracle.trading.wiring import Trading
 
 
-def services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
 
 
-def trading(request: Request) -> Trading:
+# The dependencies are coroutines: FastAPI runs a plain function dependency in its thread pool,
+# a thread hop on every request.
+async def services(request: Request) -> Services:
+    return services_of(request)
+
+
+async def trading(request: Request) -> Trading:
     """Trading's services; a 503 PaymentsDisabled while payments are off."""
-    found = services(request).trading
+    found = services_of(request).trading
     if found is None:
         raise TradeRefused(Refusal.PaymentsDisabled, "payments are disabled: set NISHATI_PAYMENTS")
     return found

@@ -16,7 +16,7 @@ from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 
 from nishati_oracle.core.settings import HttpSettings
-from nishati_oracle.http.deps import services
+from nishati_oracle.http.deps import services_of
 
 
 class CappedRequest(Request):
@@ -54,7 +54,7 @@ def capped(cap: Callable[[HttpSettings], int]) -> type[APIRoute]:
             handler = super().get_route_handler()
 
             async def capped_handler(request: Request) -> Response:
-                limit = cap(services(request).settings.http)
+                limit = cap(services_of(request).settings.http)
                 return await handler(CappedRequest(request, limit))
 
             return capped_handler
