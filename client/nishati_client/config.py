@@ -22,7 +22,9 @@ class ClientSettings(BaseSettings):
 
     rpc_url: str = Field(default="http://127.0.0.1:8899", description="Solana JSON-RPC endpoint")
     program_id: str = Field(default=IDL_PROGRAM_ID, description="Nishati program address")
-    commitment: Commitment = Commitment.confirmed
+    commitment: Commitment = Field(
+        default=Commitment.confirmed, description="How settled a transaction must be to count"
+    )
     ws_url: str | None = Field(
         default=None, description="RPC websocket endpoint; derived from rpc_url when unset"
     )
@@ -33,7 +35,18 @@ class ClientSettings(BaseSettings):
         default=None, description="Hex salt of phone commitments: a secret, never logged"
     )
     # How transactions are budgeted and priced: see nishati_client.chain.SendPolicy.
-    compute_unit_margin_percent: int = Field(default=10, ge=0)
-    priority_fee_micro_lamports: int = Field(default=0, ge=0)
-    priority_fee_percentile: int | None = Field(default=None, ge=0, le=100)
-    max_priority_fee_micro_lamports: int = Field(default=1_000_000, ge=0)
+    compute_unit_margin_percent: int = Field(
+        default=10, ge=0, description="Compute-unit limit: the simulated units plus this share"
+    )
+    priority_fee_micro_lamports: int = Field(
+        default=0, ge=0, description="Priority fee per compute unit, when no percentile is set"
+    )
+    priority_fee_percentile: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Pay this percentile of the node's recent priority fees instead",
+    )
+    max_priority_fee_micro_lamports: int = Field(
+        default=1_000_000, ge=0, description="Highest priority fee per compute unit ever paid"
+    )
