@@ -273,6 +273,26 @@ async def test_a_household_gone_from_the_chain_is_a_409(
     assert str(gone) in answer.json()["detail"]
 
 
+async def test_a_household_address_holding_another_account_is_a_409(
+    api: OracleWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seller = await api.member()
+    await api.market.mint(seller, 10_000)
+    offer = await api.market.offer(seller, 10_000)
+    assert api.services.trading is not None
+    desk = api.services.trading.desk
+
+    async def directory(_: str) -> Pubkey:
+        # The directory names an address that holds an offer, not a household.
+        return offer.address
+
+    monkeypatch.setattr(desk, "household_by_phone", directory)
+    order = {"offer": str(offer.address), "wh": 2_000, "phone": "0712345678"}
+    answer = await api.http.post("/api/v1/trades", json=order)
+    refusal = (answer.status_code, answer.json()["reason"])
+    assert refusal == (409, "AccountTypeMismatch"), answer.text
+
+
 async def test_a_database_that_is_down_or_locked_is_a_503_logged_with_its_stack(
     api: OracleWorld, monkeypatch: pytest.MonkeyPatch, json_log: io.StringIO
 ) -> None:

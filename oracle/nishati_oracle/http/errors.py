@@ -15,7 +15,8 @@ The statuses:
 - 404 no such route (NotFound) or no such thing (UnknownTrade, UnknownOffer, ...)
 - 405 the route takes other methods (MethodNotAllowed; ``Allow`` lists them)
 - 409 refused by the state of things (NotEnoughEnergy, OfferClosed, ...; AccountNotFound: an
-  account the request needs, a household the directory named, is no longer on chain)
+  account the request needs, a household the directory named, is no longer on chain;
+  AccountTypeMismatch: the account at that address is not the program's, or of another type)
 - 413 the body is over its route's cap (BodyTooLarge; BatchTooLarge for readings)
 - 422 well-formed but refused by a rule (InvalidPhone, PriceOutOfBounds, ...)
 - 500 a fault of the oracle's, logged once with its route and traceback (InternalError)
@@ -41,7 +42,12 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nishati_client.errors import AccountNotFound, RpcError, TransactionUnconfirmed
+from nishati_client.errors import (
+    AccountNotFound,
+    AccountTypeMismatch,
+    RpcError,
+    TransactionUnconfirmed,
+)
 from nishati_client.phone import InvalidPhoneNumber
 from nishati_oracle.storage import database
 
@@ -61,6 +67,7 @@ class HttpReason(StrEnum):
     BodyTooLarge = "BodyTooLarge"
     InvalidPhone = "InvalidPhone"
     AccountNotFound = "AccountNotFound"
+    AccountTypeMismatch = "AccountTypeMismatch"
     ChainUnavailable = "ChainUnavailable"
     StorageUnavailable = "StorageUnavailable"
     NotReady = "NotReady"
@@ -181,6 +188,10 @@ async def _account_not_found(_: Request, error: Exception) -> Response:
     return error_response(409, HttpReason.AccountNotFound, str(error))
 
 
+async def _account_type_mismatch(_: Request, error: Exception) -> Response:
+    return error_response(409, HttpReason.AccountTypeMismatch, str(error))
+
+
 def _failed(request: Request, error: Exception) -> Response:
     """The answer to an exception no handler took, logged here, once, with the route and the
     stack: a database that is down or locked is a 503, anything else the oracle's fault."""
@@ -236,6 +247,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(InvalidPhoneNumber, _invalid_phone)
     app.add_exception_handler(AccountNotFound, _account_not_found)
+    app.add_exception_handler(AccountTypeMismatch, _account_type_mismatch)
     app.add_exception_handler(RpcError, _chain_unavailable)
     app.add_exception_handler(TransactionUnconfirmed, _chain_unavailable)
     app.add_exception_handler(Exception, _unanswered)

@@ -187,7 +187,8 @@ callbacks = APIRouter(
 ORDER_REFUSALS = {
     404: "UnknownOffer, UnknownBuyer",
     409: "OfferClosed, NotEnoughEnergy, BuyerNotCustodial, SellerPhoneUnknown, ChainRefused, "
-    "AccountNotFound: the buyer's household is no longer on chain",
+    "AccountNotFound: the buyer's household is no longer on chain, "
+    "AccountTypeMismatch: the account at the buyer's address is not a household",
     422: "InvalidPhone, AmountTooLarge, PayoutBelowMinimum",
     502: "PaymentRequestRefused: Daraja refused the STK Push (the trade is being cancelled)",
     503: f"PaymentsDisabled, ChainUnavailable, {STORAGE_UNAVAILABLE}",
