@@ -25,6 +25,7 @@ import httpx
 import structlog
 from structlog.typing import FilteringBoundLogger
 
+from nishati_client.digits import ascii_digits
 from nishati_client.phone import InvalidPhoneNumber, mask, normalise
 from nishati_oracle.daraja.config import PRODUCTION_URL, DarajaConfig
 from nishati_oracle.daraja.credentials import nairobi_timestamp, security_credential, stk_password
@@ -59,7 +60,6 @@ from nishati_oracle.daraja.models import (
     StkQueryCompleted,
     StkQueryPending,
     StkQueryResult,
-    ascii_digits,
 )
 from nishati_oracle.daraja.token import TokenCache, parse_token_reply
 

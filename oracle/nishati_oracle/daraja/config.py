@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from nishati_client.digits import ascii_digits
 from nishati_oracle.daraja.errors import DarajaConfigError
-from nishati_oracle.daraja.models import ascii_digits
 
 SANDBOX_URL = "https://sandbox.safaricom.co.ke"
 PRODUCTION_URL = "https://api.safaricom.co.ke"

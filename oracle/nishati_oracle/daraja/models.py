@@ -18,6 +18,7 @@ from typing import Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from nishati_client.digits import ascii_digits
 from nishati_client.phone import InvalidPhoneNumber, normalise
 from nishati_oracle.daraja.credentials import parse_nairobi_time
 from nishati_oracle.daraja.errors import CallbackInvalid
@@ -57,13 +58,6 @@ _MEANINGS: Final[dict[ResultCode, str]] = {
     ResultCode.wrong_pin: "wrong PIN (in B2C results: invalid initiator information)",
     ResultCode.wrong_transaction_type: "the TransactionType does not match the shortcode",
 }
-
-
-def ascii_digits(text: str) -> bool:
-    """Whether ``text`` is one or more of the digits 0-9. ``str.isdigit`` alone also takes
-    Arabic-Indic, full-width and superscript digits, which ``int`` reads as numbers (or, for
-    superscripts, refuses with a ``ValueError``); a number Daraja sends is written in 0-9."""
-    return text.isascii() and text.isdigit()
 
 
 def result_code(code: int) -> ResultCode | None:

@@ -7,8 +7,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from nishati_client.digits import ascii_digits
 from nishati_oracle.daraja.errors import UnexpectedResponse
-from nishati_oracle.daraja.models import ascii_digits
 
 TokenFetch = Callable[[], Awaitable[tuple[str, int]]]
 

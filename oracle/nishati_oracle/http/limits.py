@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 
+from nishati_client.digits import ascii_digits
 from nishati_oracle.core.settings import HttpSettings
 from nishati_oracle.http.deps import services_of
 
@@ -33,7 +34,7 @@ class CappedRequest(Request):
     async def body(self) -> bytes:
         if self._capped is None:
             declared = self.headers.get("content-length", "")
-            if declared.isascii() and declared.isdigit() and int(declared) > self.max_bytes:
+            if ascii_digits(declared) and int(declared) > self.max_bytes:
                 raise self._too_large()
             chunks: list[bytes] = []
             size = 0

@@ -20,7 +20,7 @@ from nishati_client.readings import (
     verify_signature,
 )
 from nishati_oracle.core.group_commit import GroupCommit
-from nishati_oracle.core.metrics import INGEST_STEPS, Metrics, observe_steps
+from nishati_oracle.core.metrics import INGEST_STEPS, Metrics, observe_steps, steps_ms
 from nishati_oracle.core.settings import OracleSettings
 from nishati_oracle.readings.clock import ChainClock
 from nishati_oracle.readings.ingest import Outcome, Reason, Status, Submission
@@ -152,12 +152,12 @@ class ReadingPipeline:
         took = answered - started
         self.metrics.ingest_seconds.observe(took)
         times = (started, job.queued_at, job.started_at, job.checked_at, job.stored_at, answered)
-        steps = observe_steps(self._steps, INGEST_STEPS, times)
+        steps = observe_steps(self._steps, times)
         if took >= self.settings.storage.slow_log_secs:
             log.warning(
                 "slow submit",
                 ms=round(took * 1e3, 1),
-                steps=steps,
+                steps=steps_ms(INGEST_STEPS, steps),
                 readings=len(job.items),
                 group_submits=job.group_size,
             )

@@ -15,7 +15,7 @@ import structlog
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import make_url
 
-from nishati_oracle.core.metrics import WRITE_STEPS, Metrics, observe_steps
+from nishati_oracle.core.metrics import WRITE_STEPS, Metrics, observe_steps, steps_ms
 from nishati_oracle.storage.checkpoint import Checkpointer, observe_checkpoint, sqlite_pragmas
 
 log = structlog.get_logger(__name__)
@@ -80,9 +80,13 @@ class SqliteWriter:
             self.thread, self._transaction, work
         )
         answered = time.perf_counter()
-        steps = observe_steps(self._steps, WRITE_STEPS, [submitted, *times, answered])
+        steps = observe_steps(self._steps, [submitted, *times, answered])
         if answered - submitted >= self.slow_secs:
-            log.warning("slow sqlite write", ms=round((answered - submitted) * 1e3, 1), steps=steps)
+            log.warning(
+                "slow sqlite write",
+                ms=round((answered - submitted) * 1e3, 1),
+                steps=steps_ms(WRITE_STEPS, steps),
+            )
         return done
 
     def _finish_checkpoint(self) -> None:

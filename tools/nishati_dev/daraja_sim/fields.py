@@ -12,6 +12,8 @@ import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
+from nishati_client.digits import ascii_digits
+
 NAIROBI = datetime.timezone(datetime.timedelta(hours=3), "EAT")  # Kenya keeps no summer time
 
 INVALID_FIELD = "400.002.02"
@@ -102,7 +104,7 @@ def amount(body: dict[str, Any], *, low: int, high: int) -> int:
         raise invalid("Amount")
     if isinstance(value, int):
         shillings = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit():
+    elif isinstance(value, str) and ascii_digits(value):
         shillings = int(value)
     else:
         raise invalid("Amount")
