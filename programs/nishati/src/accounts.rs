@@ -3,7 +3,7 @@
 use pinocchio::{
     account_info::AccountInfo,
     program_error::ProgramError,
-    pubkey::{pubkey_eq, Pubkey},
+    pubkey::Pubkey,
     sysvars::{rent::Rent, Sysvar},
     ProgramResult,
 };
@@ -34,24 +34,6 @@ pub fn writable(account: &AccountInfo) -> Result<(), NishatiError> {
         Ok(())
     } else {
         Err(NishatiError::AccountNotWritable)
-    }
-}
-
-#[inline(always)]
-pub fn system_program(account: &AccountInfo) -> Result<(), NishatiError> {
-    if pubkey_eq(account.key(), &pinocchio_system::ID) {
-        Ok(())
-    } else {
-        Err(NishatiError::InvalidSystemProgram)
-    }
-}
-
-#[inline(always)]
-pub fn token_program(account: &AccountInfo) -> Result<(), NishatiError> {
-    if pubkey_eq(account.key(), &pinocchio_token::ID) {
-        Ok(())
-    } else {
-        Err(NishatiError::InvalidTokenProgram)
     }
 }
 

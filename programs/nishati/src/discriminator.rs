@@ -14,14 +14,6 @@ pub const fn sighash(preimage: &[u8]) -> Discriminator {
     [h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]
 }
 
-/// `sighash("global:<name>")` for an instruction named in snake_case.
-#[macro_export]
-macro_rules! instruction_discriminator {
-    ($name:literal) => {
-        $crate::discriminator::sighash(concat!("global:", $name).as_bytes())
-    };
-}
-
 /// `sighash("account:<Name>")` for an account type.
 #[macro_export]
 macro_rules! account_discriminator {

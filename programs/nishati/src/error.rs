@@ -167,6 +167,44 @@ errors! {
     OfferNotExpired = 6058 => "Only the seller may cancel an offer before it expires",
     /// After a change, the escrow balance differs from reserved plus unreserved energy.
     EscrowInvariantViolated = 6059 => "Escrow balance is not reserved plus unreserved energy",
+    // Market integrity: installers, meter proofs, mint bounds, trade addresses and settlement.
+    /// One account was passed in two roles that must be different accounts.
+    DuplicateAccount = 6060 => "The same account is passed in two roles that must differ",
+    /// The installer record is not the PDA of (market, installer).
+    InvalidInstallerAddress = 6061 => "Installer record is not the PDA of its seeds",
+    /// The installer has no record in this market (never added, or removed).
+    InstallerNotApproved = 6062 => "Installer is not approved by this market",
+    /// `installer_add` for an installer the market already approves.
+    InstallerAlreadyApproved = 6063 => "Installer is already approved by this market",
+    /// The meter's signed registration message is not the one for this market, household and key.
+    InvalidMeterRegistration = 6064 => "Meter registration message is not the expected one",
+    /// A reading is dated before the chain time its meter was registered.
+    ReadingBeforeMeterRegistered = 6065 => "Reading is dated before its meter was registered",
+    /// A reading mints more than the market's export limit over the chain time since the meter's
+    /// last attestation.
+    ExportAboveMeterLimit = 6066 => "Minted energy is above the export limit over the chain time since the last attestation",
+    /// Minting this would pass the market's daily mint cap.
+    MintCeilingReached = 6067 => "The market's daily mint cap is reached",
+    /// The export limit is outside 1 W to 1 MW.
+    InvalidMaxExport = 6068 => "Meter export limit must be between 1 and 1000000 watts",
+    /// The daily mint cap is zero.
+    InvalidMintCap = 6069 => "Daily mint cap must be greater than zero",
+    /// The cancel grace is outside 60 s to 86,400 s.
+    InvalidCancelGrace = 6070 => "Cancel grace must be between 60 and 86400 seconds",
+    /// The open trade limit per buyer is zero.
+    InvalidOpenTradeLimit = 6071 => "Open trade limit must be at least 1",
+    /// `trade_open` named a trade index other than the offer's next one (another trade took it).
+    StaleTradeIndex = 6072 => "Trade index is not the offer's next trade index",
+    /// The buyer household already holds the market's limit of pending trades.
+    TooManyOpenTrades = 6073 => "Buyer household holds the market's limit of open trades",
+    /// The trade's buyer is not the buyer the oracle's settlement names.
+    SettlementBuyerMismatch = 6074 => "Trade's buyer is not the one the settlement names",
+    /// The trade's Wh or total is not what the oracle's settlement names.
+    SettlementAmountMismatch = 6075 => "Trade's Wh or total is not what the settlement names",
+    /// Someone other than the oracle tried to cancel a trade in the grace after its deadline.
+    TradeInGracePeriod = 6076 => "Only the oracle may cancel a trade in the grace period after its deadline",
+    /// A trade closed for a buyer whose open trade count is already zero.
+    OpenTradeCountCorrupt = 6077 => "Household's open trade count is already zero",
 }
 
 impl From<NishatiError> for ProgramError {

@@ -129,12 +129,22 @@ events! {
     MarketUpdated { market: Pubkey, admin: Pubkey, old: MarketConfig, new: MarketConfig }
     MarketPaused { market: Pubkey, admin: Pubkey }
     MarketResumed { market: Pubkey, admin: Pubkey }
-    HouseholdRegistered { market: Pubkey, household: Pubkey, owner: Pubkey, meter: Pubkey, custodial: bool }
-    MeterChanged { household: Pubkey, old_meter: Pubkey, new_meter: Pubkey }
+    InstallerAdded { market: Pubkey, installer: Pubkey, admin: Pubkey }
+    InstallerRemoved { market: Pubkey, installer: Pubkey, admin: Pubkey }
+    HouseholdRegistered {
+        market: Pubkey, household: Pubkey, owner: Pubkey, meter: Pubkey, installer: Pubkey,
+        custodial: bool,
+    }
+    MeterChanged { household: Pubkey, old_meter: Pubkey, new_meter: Pubkey, installer: Pubkey }
     /// One accepted reading; `minted_wh` is 0 for a meter's first (baseline) reading.
     MeterAttested {
         household: Pubkey, meter: Pubkey, counter: u64, timestamp: i64,
         exported_wh: u64, imported_wh: u64, minted_wh: u64,
+    }
+    /// An attestation that would pass the daily mint cap; logged by the refused transaction.
+    MintCeilingHit {
+        market: Pubkey, household: Pubkey, day: i64, minted_today_wh: u64,
+        daily_mint_cap_wh: u64, refused_wh: u64,
     }
     OfferCreated {
         offer: Pubkey, seller: Pubkey, offer_id: u64, wh: u64, price_cents_per_kwh: u64,
@@ -144,7 +154,7 @@ events! {
     OfferCancelled { offer: Pubkey, seller: Pubkey, returned_wh: u64, closed: bool }
     TradeOpened {
         trade: Pubkey, offer: Pubkey, buyer: Pubkey, seller: Pubkey, wh: u64, total_cents: u64,
-        deadline: i64, payment_ref_hash: [u8; 32],
+        deadline: i64, payment_ref_hash: [u8; 32], trade_index: u64,
     }
     /// The payment's receipt hash lives here: the trade account closes.
     TradeSettled {
@@ -167,6 +177,10 @@ mod tests {
             min_price_cents_per_kwh: 1_000,
             max_price_cents_per_kwh: 5_000,
             payment_deadline_secs: 600,
+            cancel_grace_secs: 600,
+            max_export_watts: 10_000,
+            daily_mint_cap_wh: 1_000_000,
+            max_open_trades_per_buyer: 4,
         };
         let event = MarketUpdated { market: [1; 32], admin: [2; 32], old: config, new: config };
         let encoded = event.encode();

@@ -21,7 +21,7 @@ use pinocchio::{
     ProgramResult,
 };
 
-use crate::{error::NishatiError, instructions::*};
+use crate::error::NishatiError;
 
 pinocchio_pubkey::declare_id!("Nsh27qSPs4i4mV5fyntqJsoNr9aXoLxkQeFfvvHUnJQ");
 
@@ -32,41 +32,18 @@ mod entrypoint {
     pinocchio::nostd_panic_handler!();
 }
 
-/// Routes on the 8-byte discriminator and logs a failure as Anchor does.
+/// Routes on the 8-byte discriminator (the instruction table in `instructions`) and logs a
+/// failure as Anchor does.
 pub fn process_instruction(
     program_id: &Pubkey,
     accounts: &[AccountInfo],
     data: &[u8],
 ) -> ProgramResult {
-    let result = dispatch(program_id, accounts, data);
+    let result = instructions::dispatch(program_id, accounts, data);
     if let Err(ProgramError::Custom(code)) = result {
         if let Some(error) = NishatiError::from_code(code) {
             sol_log(error.log_line());
         }
     }
     result
-}
-
-#[inline(always)]
-fn dispatch(program_id: &Pubkey, accounts: &[AccountInfo], data: &[u8]) -> ProgramResult {
-    let Some((discriminator, args)) = data.split_first_chunk::<8>() else {
-        return Err(NishatiError::UnknownInstruction.into());
-    };
-    let ctx = Context { program_id, accounts, data: args };
-    match *discriminator {
-        market_initialize::DISCRIMINATOR => market_initialize::process(&ctx),
-        market_update::DISCRIMINATOR => market_update::process(&ctx),
-        market_pause::PAUSE_DISCRIMINATOR => market_pause::process(&ctx, true),
-        market_pause::RESUME_DISCRIMINATOR => market_pause::process(&ctx, false),
-        household_register::DISCRIMINATOR => household_register::process(&ctx),
-        household_set_meter::DISCRIMINATOR => household_set_meter::process(&ctx),
-        meter_attest::DISCRIMINATOR => meter_attest::process(&ctx),
-        offer_create::DISCRIMINATOR => offer_create::process(&ctx),
-        offer_cancel::DISCRIMINATOR => offer_cancel::process(&ctx),
-        trade_open::DISCRIMINATOR => trade_open::process(&ctx),
-        trade_settle::DISCRIMINATOR => trade_settle::process(&ctx),
-        trade_cancel::DISCRIMINATOR => trade_cancel::process(&ctx),
-        energy_redeem::DISCRIMINATOR => energy_redeem::process(&ctx),
-        _ => Err(NishatiError::UnknownInstruction.into()),
-    }
 }

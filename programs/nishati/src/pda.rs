@@ -28,6 +28,7 @@ pub const METER_SEED: &[u8] = b"meter";
 pub const OFFER_SEED: &[u8] = b"offer";
 pub const ESCROW_SEED: &[u8] = b"escrow";
 pub const TRADE_SEED: &[u8] = b"trade";
+pub const INSTALLER_SEED: &[u8] = b"installer";
 
 /// Checks that `key` is the PDA of `seeds` with the bump stored when the account was created.
 ///

@@ -1,8 +1,12 @@
-//! Signed meter readings (docs/reading-format.md) and the Ed25519 instruction that carries them.
+//! Signed meter readings and meter registrations (docs/reading-format.md), and the Ed25519
+//! instruction that carries their signatures.
 //!
 //! Pure logic with no syscalls, so the shared test vectors run against it on the host.
 
-use pinocchio::pubkey::Pubkey;
+use pinocchio::{
+    account_info::AccountInfo, program_error::ProgramError, pubkey::Pubkey,
+    sysvars::instructions::Instructions,
+};
 
 use crate::error::NishatiError;
 
@@ -13,6 +17,62 @@ pub const VERSION: u8 = 2;
 pub const MARKET_TAG_LEN: usize = 8;
 /// How far a reading's timestamp may run ahead of the cluster clock: meters keep their own time.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
+
+/// The message a meter signs to prove it holds its key when it is registered: `NSHM`, version,
+/// then the market, household and meter key it binds.
+pub mod registration {
+    use pinocchio::pubkey::Pubkey;
+
+    use crate::error::NishatiError;
+
+    pub const MAGIC: &[u8; 4] = b"NSHM";
+    pub const VERSION: u8 = 1;
+    pub const LEN: usize = 4 + 1 + 32 * 3;
+
+    /// Checks that `message` is the registration of `meter` to `household` in `market`.
+    #[inline(always)]
+    pub fn check(
+        message: &[u8],
+        market: &Pubkey,
+        household: &Pubkey,
+        meter: &Pubkey,
+    ) -> Result<(), NishatiError> {
+        let valid = message.len() == LEN
+            && message[..4] == MAGIC[..]
+            && message[4] == VERSION
+            && message[5..37] == market[..]
+            && message[37..69] == household[..]
+            && message[69..101] == meter[..];
+        valid.then_some(()).ok_or(NishatiError::InvalidMeterRegistration)
+    }
+}
+
+/// Checks the meter's proof that it holds `meter`: the Ed25519 instruction at `index` carries
+/// one signature by `meter` over its registration to `household` in `market`.
+#[inline(always)]
+pub fn check_meter_proof(
+    instructions_sysvar: &AccountInfo,
+    index: u8,
+    market: &AccountInfo,
+    household: &AccountInfo,
+    meter: &Pubkey,
+) -> Result<(), ProgramError> {
+    if *meter == [0; 32] {
+        return Err(NishatiError::InvalidMeterKey.into());
+    }
+    let sysvar = Instructions::try_from(instructions_sysvar)?;
+    let instruction = ed25519::instruction(&sysvar, index as usize)?;
+    let data = instruction.get_instruction_data();
+    if ed25519::count(data, registration::LEN)? != 1 {
+        return Err(NishatiError::InvalidEd25519Instruction.into());
+    }
+    let signed = ed25519::signed(data, registration::LEN, 1, 0)?;
+    if signed.public_key != meter {
+        return Err(NishatiError::InvalidMeterRegistration.into());
+    }
+    registration::check(signed.message, market.key(), household.key(), meter)?;
+    Ok(())
+}
 
 /// A reading's values, after its framing and market are checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,35 +157,68 @@ impl Reading {
     }
 }
 
-/// The Ed25519 program instruction's layout for `n` readings: a 2-byte header, `n` 14-byte
-/// offset entries, then `n` × (signature, public key, reading).
+/// The Ed25519 program instruction's layout for `n` messages of `message_len` bytes (readings,
+/// or one registration): a 2-byte header, `n` 14-byte offset entries, then `n` × (signature,
+/// public key, message).
 pub mod ed25519 {
-    use super::READING_LEN;
+    use pinocchio::{
+        pubkey::{pubkey_eq, Pubkey},
+        sysvars::instructions::{Instructions, IntrospectedInstruction},
+    };
+
     use crate::error::NishatiError;
 
     pub const HEADER_LEN: usize = 2;
     pub const OFFSETS_LEN: usize = 14;
     pub const SIGNATURE_LEN: usize = 64;
     pub const PUBLIC_KEY_LEN: usize = 32;
-    pub const ENTRY_LEN: usize = SIGNATURE_LEN + PUBLIC_KEY_LEN + READING_LEN;
     /// "This instruction" in an offsets entry.
     pub const CURRENT_INSTRUCTION: u16 = u16::MAX;
+    pub const PROGRAM_ID: Pubkey =
+        pinocchio_pubkey::pubkey!("Ed25519SigVerify111111111111111111111111111");
 
-    /// One reading's signature, meter key and message, each proven to be where the offsets
-    /// say inside this same instruction's data.
-    pub struct SignedReading<'a> {
+    /// Bytes of one signed message's entry.
+    pub const fn entry_len(message_len: usize) -> usize {
+        SIGNATURE_LEN + PUBLIC_KEY_LEN + message_len
+    }
+
+    /// One message's signature key and bytes, each proven to be where the offsets say inside
+    /// this same instruction's data.
+    pub struct SignedMessage<'a> {
         pub public_key: &'a [u8; 32],
         pub message: &'a [u8],
     }
 
-    /// Number of readings, after checking the header and the total size.
+    /// The Ed25519-program instruction at `index` of this transaction, which must come before
+    /// the current instruction (so it ran, and its signatures held).
     #[inline(always)]
-    pub fn count(data: &[u8]) -> Result<usize, NishatiError> {
+    pub fn instruction<T>(
+        sysvar: &Instructions<T>,
+        index: usize,
+    ) -> Result<IntrospectedInstruction<'_>, NishatiError>
+    where
+        T: core::ops::Deref<Target = [u8]>,
+    {
+        if index >= sysvar.load_current_index() as usize {
+            return Err(NishatiError::MissingEd25519Instruction);
+        }
+        let instruction = sysvar
+            .load_instruction_at(index)
+            .map_err(|_| NishatiError::MissingEd25519Instruction)?;
+        if !pubkey_eq(instruction.get_program_id(), &PROGRAM_ID) {
+            return Err(NishatiError::MissingEd25519Instruction);
+        }
+        Ok(instruction)
+    }
+
+    /// Number of messages, after checking the header and the total size.
+    #[inline(always)]
+    pub fn count(data: &[u8], message_len: usize) -> Result<usize, NishatiError> {
         let [n, 0, ..] = *data else {
             return Err(NishatiError::InvalidEd25519Instruction);
         };
         let n = n as usize;
-        if n == 0 || data.len() != HEADER_LEN + n * (OFFSETS_LEN + ENTRY_LEN) {
+        if n == 0 || data.len() != HEADER_LEN + n * (OFFSETS_LEN + entry_len(message_len)) {
             return Err(NishatiError::InvalidEd25519Instruction);
         }
         Ok(n)
@@ -135,11 +228,16 @@ pub mod ed25519 {
         u16::from_le_bytes([data[offset], data[offset + 1]])
     }
 
-    /// Reading `i` of `n`, refusing any offsets but the exact ones this layout gives: a
+    /// Message `i` of `n`, refusing any offsets but the exact ones this layout gives: a
     /// signature the Ed25519 program checked over other bytes must never pass for this one.
     #[inline(always)]
-    pub fn reading(data: &[u8], n: usize, i: usize) -> Result<SignedReading<'_>, NishatiError> {
-        let entry = HEADER_LEN + n * OFFSETS_LEN + i * ENTRY_LEN;
+    pub fn signed(
+        data: &[u8],
+        message_len: usize,
+        n: usize,
+        i: usize,
+    ) -> Result<SignedMessage<'_>, NishatiError> {
+        let entry = HEADER_LEN + n * OFFSETS_LEN + i * entry_len(message_len);
         let signature = entry;
         let public_key = signature + SIGNATURE_LEN;
         let message = public_key + PUBLIC_KEY_LEN;
@@ -149,7 +247,7 @@ pub mod ed25519 {
             public_key,
             CURRENT_INSTRUCTION as usize,
             message,
-            READING_LEN,
+            message_len,
             CURRENT_INSTRUCTION as usize,
         ];
         let offsets = HEADER_LEN + i * OFFSETS_LEN;
@@ -161,7 +259,7 @@ pub mod ed25519 {
         let public_key: &[u8; 32] = data[public_key..message]
             .try_into()
             .map_err(|_| NishatiError::InvalidEd25519Instruction)?;
-        Ok(SignedReading { public_key, message: &data[message..message + READING_LEN] })
+        Ok(SignedMessage { public_key, message: &data[message..message + message_len] })
     }
 }
 
@@ -178,35 +276,58 @@ mod tests {
     }
 
     #[test]
+    fn registration_binds_market_household_and_key() {
+        let (market, household, meter) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        let mut message = [0u8; registration::LEN];
+        message[..4].copy_from_slice(registration::MAGIC);
+        message[4] = registration::VERSION;
+        message[5..37].copy_from_slice(&market);
+        message[37..69].copy_from_slice(&household);
+        message[69..].copy_from_slice(&meter);
+        assert_eq!(registration::check(&message, &market, &household, &meter), Ok(()));
+        let refused = Err(NishatiError::InvalidMeterRegistration);
+        assert_eq!(registration::check(&message, &market, &[9; 32], &meter), refused);
+        assert_eq!(registration::check(&message, &market, &household, &[9; 32]), refused);
+        assert_eq!(registration::check(&message[..100], &market, &household, &meter), refused);
+        message[4] = 2;
+        assert_eq!(registration::check(&message, &market, &household, &meter), refused);
+    }
+
+    #[test]
     fn ed25519_layout_is_exact() {
         let n = 2;
-        let mut data = [0u8; HEADER + 2 * (ed25519::OFFSETS_LEN + ed25519::ENTRY_LEN)];
+        const ENTRY: usize = ed25519::entry_len(READING_LEN);
+        let mut data = [0u8; HEADER + 2 * (ed25519::OFFSETS_LEN + ENTRY)];
         const HEADER: usize = ed25519::HEADER_LEN;
         data[0] = n as u8;
         for i in 0..n {
-            let entry = HEADER + n * ed25519::OFFSETS_LEN + i * ed25519::ENTRY_LEN;
+            let entry = HEADER + n * ed25519::OFFSETS_LEN + i * ENTRY;
             let fields = [entry, 0xFFFF, entry + 64, 0xFFFF, entry + 96, READING_LEN, 0xFFFF];
             for (k, v) in fields.iter().enumerate() {
                 let at = HEADER + i * ed25519::OFFSETS_LEN + 2 * k;
                 data[at..at + 2].copy_from_slice(&(*v as u16).to_le_bytes());
             }
         }
-        assert_eq!(ed25519::count(&data), Ok(2));
-        assert!(ed25519::reading(&data, 2, 1).is_ok());
+        assert_eq!(ed25519::count(&data, READING_LEN), Ok(2));
+        assert_eq!(
+            ed25519::count(&data, registration::LEN).err(),
+            Some(NishatiError::InvalidEd25519Instruction)
+        );
+        assert!(ed25519::signed(&data, READING_LEN, 2, 1).is_ok());
         // A message offset pointing one byte off is refused.
         data[HEADER + ed25519::OFFSETS_LEN + 8] += 1;
         assert_eq!(
-            ed25519::reading(&data, 2, 1).err(),
+            ed25519::signed(&data, READING_LEN, 2, 1).err(),
             Some(NishatiError::InvalidEd25519Instruction)
         );
         // So is an instruction index other than "this instruction".
         data[HEADER + 2] = 0;
         assert_eq!(
-            ed25519::reading(&data, 2, 0).err(),
+            ed25519::signed(&data, READING_LEN, 2, 0).err(),
             Some(NishatiError::InvalidEd25519Instruction)
         );
         assert_eq!(
-            ed25519::count(&data[..data.len() - 1]),
+            ed25519::count(&data[..data.len() - 1], READING_LEN),
             Err(NishatiError::InvalidEd25519Instruction)
         );
     }

@@ -1,15 +1,16 @@
-//! Holds `idl/nishati.json` to the program: discriminators, account lists, account sizes and
-//! field offsets, event sizes, argument sizes and error codes. Any disagreement fails here.
+//! Holds `idl/nishati.json` to the program: the instruction table's names, discriminators,
+//! account flags and argument types, account sizes and field offsets, event sizes and error
+//! codes. Any disagreement fails here.
 
-use core::mem::{offset_of, size_of};
+use core::mem::size_of;
 
 use nishati::{
-    discriminator::Discriminator,
     error::NishatiError,
     events,
-    instructions::*,
+    instructions::{InstructionSpec, ALL},
     state::{
         household::Household,
+        installer::InstallerRecord,
         market::{Market, MarketConfig},
         meter_record::MeterRecord,
         offer::Offer,
@@ -76,59 +77,103 @@ fn struct_fields(idl: &Value, name: &str) -> Vec<(String, usize)> {
         .collect()
 }
 
-fn check_instruction(idl: &Value, name: &str, disc: [u8; 8], accounts: &[AccountSpec]) {
-    let ix = find(&idl["instructions"], name);
-    assert_eq!(discriminator(ix), disc, "{name} discriminator");
-    let listed: Vec<AccountSpec> = ix["accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            let name: &'static str = a["name"].as_str().unwrap().to_owned().leak();
-            (name, a["writable"] == true, a["signer"] == true)
-        })
-        .collect();
-    assert_eq!(listed, accounts, "{name} accounts");
+/// An IDL type as the program's `Arg::IDL_TYPE` spells it.
+fn type_name(ty: &Value) -> String {
+    if let Some(name) = ty.as_str() {
+        return name.to_owned();
+    }
+    if let Some(array) = ty.get("array") {
+        return format!("[{}; {}]", type_name(&array[0]), array[1]);
+    }
+    if let Some(defined) = ty.get("defined") {
+        return defined["name"].as_str().unwrap().to_owned();
+    }
+    if let Some(inner) = ty.get("option") {
+        return format!("option<{}>", type_name(inner));
+    }
+    panic!("unsupported IDL type {ty}")
+}
+
+/// Every way the IDL's instructions differ from the program's table, as messages.
+fn instruction_mismatches(idl: &Value, table: &[InstructionSpec]) -> Vec<String> {
+    let listed = idl["instructions"].as_array().unwrap();
+    let mut mismatches = Vec::new();
+    let names: Vec<&str> = listed.iter().map(|ix| ix["name"].as_str().unwrap()).collect();
+    let table_names: Vec<&str> = table.iter().map(|spec| spec.name).collect();
+    if names != table_names {
+        mismatches.push(format!("instructions: IDL {names:?}, program {table_names:?}"));
+    }
+    for spec in table {
+        let Some(ix) = listed.iter().find(|ix| ix["name"] == spec.name) else {
+            mismatches.push(format!("{} is not in the IDL", spec.name));
+            continue;
+        };
+        if discriminator(ix) != spec.discriminator {
+            mismatches.push(format!("{} discriminator", spec.name));
+        }
+        let accounts: Vec<(String, bool, bool)> = ix["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (a["name"].as_str().unwrap().to_owned(), a["writable"] == true, a["signer"] == true)
+            })
+            .collect();
+        let program: Vec<(String, bool, bool)> =
+            spec.accounts.iter().map(|(n, w, s)| ((*n).to_owned(), *w, *s)).collect();
+        if accounts != program {
+            mismatches
+                .push(format!("{} accounts: IDL {accounts:?}, program {program:?}", spec.name));
+        }
+        let args: Vec<(String, String)> = ix["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["name"].as_str().unwrap().to_owned(), type_name(&a["type"])))
+            .collect();
+        let program: Vec<(String, String)> =
+            spec.args.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect();
+        if args != program {
+            mismatches.push(format!("{} args: IDL {args:?}, program {program:?}", spec.name));
+        }
+    }
+    mismatches
 }
 
 #[test]
 fn instructions_match() {
     let idl = idl();
-    let program: [(&str, Discriminator, &[AccountSpec]); 13] = [
-        ("market_initialize", market_initialize::DISCRIMINATOR, market_initialize::ACCOUNTS),
-        ("market_update", market_update::DISCRIMINATOR, market_update::ACCOUNTS),
-        ("market_pause", market_pause::PAUSE_DISCRIMINATOR, market_pause::ACCOUNTS),
-        ("market_resume", market_pause::RESUME_DISCRIMINATOR, market_pause::ACCOUNTS),
-        ("household_register", household_register::DISCRIMINATOR, household_register::ACCOUNTS),
-        ("household_set_meter", household_set_meter::DISCRIMINATOR, household_set_meter::ACCOUNTS),
-        ("meter_attest", meter_attest::DISCRIMINATOR, meter_attest::ACCOUNTS),
-        ("offer_create", offer_create::DISCRIMINATOR, offer_create::ACCOUNTS),
-        ("offer_cancel", offer_cancel::DISCRIMINATOR, offer_cancel::ACCOUNTS),
-        ("trade_open", trade_open::DISCRIMINATOR, trade_open::ACCOUNTS),
-        ("trade_settle", trade_settle::DISCRIMINATOR, trade_settle::ACCOUNTS),
-        ("trade_cancel", trade_cancel::DISCRIMINATOR, trade_cancel::ACCOUNTS),
-        ("energy_redeem", energy_redeem::DISCRIMINATOR, energy_redeem::ACCOUNTS),
-    ];
-    assert_eq!(idl["instructions"].as_array().unwrap().len(), program.len(), "instruction count");
-    for (name, disc, accounts) in program {
-        check_instruction(&idl, name, disc, accounts);
-    }
+    assert_eq!(instruction_mismatches(&idl, ALL), Vec::<String>::new());
     let config = serde_json::json!({"defined": {"name": "MarketConfig"}});
     assert_eq!(type_size(&idl, &config), MarketConfig::LEN);
 }
 
-/// Checks an account type's discriminator, field order, offsets and size against the IDL;
-/// `offsets` lists the Rust struct's fields after the discriminator.
-fn check_account<T: AccountData>(idl: &Value, name: &str, offsets: &[(&str, usize)]) {
+#[test]
+fn an_instruction_the_idl_lacks_or_describes_otherwise_fails_the_check() {
+    let mut idl = idl();
+    let removed = idl["instructions"].as_array_mut().unwrap().remove(3);
+    let mismatches = instruction_mismatches(&idl, ALL);
+    let name = removed["name"].as_str().unwrap();
+    assert!(mismatches.iter().any(|m| m == &format!("{name} is not in the IDL")), "{mismatches:?}");
+
+    let mut idl = self::idl();
+    idl["instructions"][0]["accounts"][0]["signer"] = Value::Bool(false);
+    idl["instructions"][1]["args"][0]["type"] = Value::from("u64");
+    let mismatches = instruction_mismatches(&idl, ALL);
+    assert_eq!(mismatches.len(), 2, "{mismatches:?}");
+}
+
+/// Checks an account type's discriminator, field order, offsets and size against the IDL.
+fn check_account<T: AccountData>(idl: &Value, name: &str) {
     assert_eq!(
         discriminator(find(&idl["accounts"], name)),
         T::DISCRIMINATOR,
         "{name} discriminator"
     );
     let fields = struct_fields(idl, name);
-    assert_eq!(fields.len(), offsets.len(), "{name} field count");
+    assert_eq!(fields.len(), T::FIELDS.len(), "{name} field count");
     let mut offset = 8;
-    for ((field, size), (rust_field, rust_offset)) in fields.iter().zip(offsets) {
+    for ((field, size), (rust_field, rust_offset)) in fields.iter().zip(T::FIELDS) {
         assert_eq!(field, rust_field, "{name} field order");
         assert_eq!(offset, *rust_offset, "offset of {name}.{field}");
         offset += size;
@@ -137,51 +182,16 @@ fn check_account<T: AccountData>(idl: &Value, name: &str, offsets: &[(&str, usiz
     assert_eq!(T::LEN, size_of::<T>());
 }
 
-macro_rules! offsets {
-    ($ty:ty: $($field:ident),* $(,)?) => {
-        &[$((stringify!($field), offset_of!($ty, $field))),*]
-    };
-}
-
 #[test]
 fn account_layouts_match() {
     let idl = idl();
-    assert_eq!(idl["accounts"].as_array().unwrap().len(), 5, "account types");
-    check_account::<Market>(
-        &idl,
-        "Market",
-        offsets!(Market:
-        admin, oracle_authority, market_id, min_price_cents_per_kwh, max_price_cents_per_kwh,
-        payment_deadline_secs, fee_bps, paused, bump, energy_mint, mint_bump, reserved),
-    );
-    check_account::<Household>(
-        &idl,
-        "Household",
-        offsets!(Household:
-        market, owner, meter, phone_commitment, energy_account, last_counter, last_timestamp,
-        meter_exported_wh, meter_imported_wh, total_exported_wh, total_imported_wh, redeemed_wh,
-        next_offer_id, bump, energy_bump, custodial, has_baseline, reserved),
-    );
-    check_account::<MeterRecord>(
-        &idl,
-        "MeterRecord",
-        offsets!(MeterRecord:
-        household, bump, retired, reserved),
-    );
-    check_account::<Offer>(
-        &idl,
-        "Offer",
-        offsets!(Offer:
-        market, seller, escrow, rent_payer, offer_id, price_cents_per_kwh, unreserved_wh,
-        reserved_wh, expires_at, created_at, bump, escrow_bump, cancelled, reserved),
-    );
-    check_account::<Trade>(
-        &idl,
-        "Trade",
-        offsets!(Trade:
-        market, offer, buyer, buyer_energy_account, rent_payer, payment_ref_hash, wh,
-        price_cents_per_kwh, total_cents, created_at, deadline, bump, reserved),
-    );
+    assert_eq!(idl["accounts"].as_array().unwrap().len(), 6, "account types");
+    check_account::<Market>(&idl, "Market");
+    check_account::<Household>(&idl, "Household");
+    check_account::<MeterRecord>(&idl, "MeterRecord");
+    check_account::<InstallerRecord>(&idl, "InstallerRecord");
+    check_account::<Offer>(&idl, "Offer");
+    check_account::<Trade>(&idl, "Trade");
 }
 
 #[test]

@@ -5,40 +5,33 @@ use pinocchio_token::instructions::Burn;
 
 use crate::{
     accounts,
-    args::ArgReader,
-    discriminator::Discriminator,
     error::NishatiError,
     events::EnergyRedeemed,
-    instruction_discriminator,
-    instructions::{AccountSpec, Context},
+    instructions::Ix,
     pda::{self, HOUSEHOLD_SEED},
     state::{household::Household, market::Market},
 };
 
-pub const DISCRIMINATOR: Discriminator = instruction_discriminator!("energy_redeem");
+crate::accounts! {
+    pub struct EnergyRedeemAccounts {
+        authority: Signer,
+        market: ReadOnly,
+        household: Writable,
+        energy_account: Writable,
+        energy_mint: Writable,
+        token_program: TokenProgram,
+    }
+}
 
-pub const ACCOUNTS: &[AccountSpec] = &[
-    ("authority", false, true),
-    ("market", false, false),
-    ("household", true, false),
-    ("energy_account", true, false),
-    ("energy_mint", true, false),
-    ("token_program", false, false),
-];
+crate::args! {
+    pub struct EnergyRedeem { wh: u64 }
+}
 
-/// Args: `wh: u64`.
-pub fn process(ctx: &Context) -> ProgramResult {
-    let Context { program_id, accounts, data } = *ctx;
-    let [authority, market, household, energy_account, energy_mint, token_program, ..] = accounts
-    else {
-        return Err(NishatiError::NotEnoughAccounts.into());
-    };
-    let mut args = ArgReader::new(data);
-    let wh = args.u64()?;
-    args.finish()?;
-    accounts::writable(energy_account)?;
-    accounts::writable(energy_mint)?;
-    accounts::token_program(token_program)?;
+pub fn process(ix: &Ix<EnergyRedeemAccounts, EnergyRedeem>) -> ProgramResult {
+    let EnergyRedeemAccounts { authority, market, household, energy_account, energy_mint, .. } =
+        ix.accounts;
+    let wh = ix.args.wh;
+    let program_id = ix.program_id;
     if wh == 0 {
         return Err(NishatiError::ZeroAmount.into());
     }

@@ -1,73 +1,82 @@
-//! `household_register`: a household, its energy token account and its meter record.
+//! `household_register`: a household, its energy token account and its meter record, for a
+//! meter an approved installer vouches for and whose key the meter proves it holds.
 
-use pinocchio::ProgramResult;
+use pinocchio::{pubkey::Pubkey, ProgramResult};
 
 use crate::{
-    accounts::{self, NewPda},
-    args::ArgReader,
-    discriminator::Discriminator,
+    accounts::NewPda,
+    args::Hash,
     error::NishatiError,
     events::HouseholdRegistered,
-    instruction_discriminator,
-    instructions::{AccountSpec, Context},
+    instructions::{now, Ix},
     pda::{self, ENERGY_SEED, HOUSEHOLD_SEED},
-    state::{household::Household, market::Market, meter_record::NewMeterRecord, AccountData},
+    reading::check_meter_proof,
+    state::{
+        household::Household, installer::InstallerRecord, market::Market,
+        meter_record::NewMeterRecord, AccountData,
+    },
 };
 
-pub const DISCRIMINATOR: Discriminator = instruction_discriminator!("household_register");
+crate::accounts! {
+    pub struct HouseholdRegisterAccounts {
+        payer: Payer,
+        owner: Signer,
+        authority: Signer,
+        installer: Signer,
+        market: ReadOnly,
+        installer_record: ReadOnly,
+        household: Writable,
+        energy_account: Writable,
+        meter_record: Writable,
+        energy_mint: ReadOnly,
+        instructions_sysvar: InstructionsSysvar,
+        token_program: TokenProgram,
+        system_program: SystemProgram,
+    }
+}
 
-pub const ACCOUNTS: &[AccountSpec] = &[
-    ("payer", true, true),
-    ("authority", false, true),
-    ("market", false, false),
-    ("household", true, false),
-    ("energy_account", true, false),
-    ("meter_record", true, false),
-    ("energy_mint", false, false),
-    ("token_program", false, false),
-    ("system_program", false, false),
-];
+crate::args! {
+    pub struct HouseholdRegister { meter: Pubkey, phone_commitment: Hash, ed25519_instruction_index: u8 }
+}
 
-/// Args: `owner: Pubkey`, `meter: Pubkey`, `phone_commitment: [u8; 32]`.
-pub fn process(ctx: &Context) -> ProgramResult {
-    let Context { program_id, accounts, data } = *ctx;
-    let [payer, authority, market, household, energy_account, meter_record, energy_mint, token_program, system_program, ..] =
-        accounts
-    else {
-        return Err(NishatiError::NotEnoughAccounts.into());
-    };
-    accounts::signer(payer)?;
-    accounts::writable(payer)?;
-    accounts::signer(authority)?;
-    accounts::writable(household)?;
-    accounts::writable(energy_account)?;
-    accounts::writable(meter_record)?;
-    accounts::token_program(token_program)?;
-    accounts::system_program(system_program)?;
-
-    let mut args = ArgReader::new(data);
-    let owner = args.pubkey()?;
-    let meter = args.pubkey()?;
-    let phone_commitment = args.pubkey()?;
-    args.finish()?;
+pub fn process(ix: &Ix<HouseholdRegisterAccounts, HouseholdRegister>) -> ProgramResult {
+    let HouseholdRegisterAccounts {
+        payer,
+        owner,
+        authority,
+        installer,
+        market,
+        installer_record,
+        household,
+        energy_account,
+        meter_record,
+        energy_mint,
+        instructions_sysvar,
+        ..
+    } = ix.accounts;
+    let HouseholdRegister { meter, phone_commitment, ed25519_instruction_index } = ix.args;
+    let program_id = ix.program_id;
 
     let oracle_authority = {
         let state = Market::load(market, program_id)?;
         state.check_mint(energy_mint)?;
         state.oracle_authority
     };
-    // A household with a wallet registers itself; the oracle registers one without.
-    let custodial = if *authority.key() == owner {
-        0
+    // The owner always signs, so nobody registers a household at someone else's address; the
+    // oracle signs beside it for a household without a wallet.
+    let custodial = if authority.key() == owner.key() {
+        false
     } else if *authority.key() == oracle_authority {
-        1
+        true
     } else {
         return Err(NishatiError::NotHouseholdAuthority.into());
     };
+    InstallerRecord::check_approved(installer_record, installer, program_id, market.key())?;
 
-    let household_seeds: [&[u8]; 3] = [HOUSEHOLD_SEED, market.key(), &owner];
+    let household_seeds: [&[u8]; 3] = [HOUSEHOLD_SEED, market.key(), owner.key()];
     let bump =
         pda::find(&household_seeds, program_id, household, NishatiError::InvalidHouseholdAddress)?;
+    check_meter_proof(instructions_sysvar, ed25519_instruction_index, market, household, &meter)?;
     let energy_seeds: [&[u8]; 2] = [ENERGY_SEED, household.key()];
     let energy_bump =
         pda::find(&energy_seeds, program_id, energy_account, NishatiError::InvalidEnergyAccount)?;
@@ -88,20 +97,21 @@ pub fn process(ctx: &Context) -> ProgramResult {
         let mut data = household.try_borrow_mut_data()?;
         let state = Household::init_bytes(&mut data)?;
         state.market = *market.key();
-        state.owner = owner;
-        state.meter = meter;
-        state.phone_commitment = phone_commitment;
+        state.owner = *owner.key();
+        state.phone_commitment = phone_commitment.0;
         state.energy_account = *energy_account.key();
         state.bump = bump;
         state.energy_bump = energy_bump;
-        state.custodial = custodial;
+        state.set_custodial(custodial);
+        state.install_meter(&meter, installer.key(), now()?);
     }
     HouseholdRegistered {
         market: *market.key(),
         household: *household.key(),
-        owner,
+        owner: *owner.key(),
         meter,
-        custodial: custodial == 1,
+        installer: *installer.key(),
+        custodial,
     }
     .emit();
     Ok(())

@@ -1,92 +1,101 @@
-//! `household_set_meter`: the admin or the owner swaps a household's meter.
+//! `household_set_meter`: the admin, the owner or (custodial) the oracle swaps a household's
+//! meter, with an approved installer and the new meter's proof that it holds its key.
 
-use pinocchio::ProgramResult;
+use pinocchio::{pubkey::Pubkey, ProgramResult};
 
 use crate::{
-    accounts::{self},
-    args::ArgReader,
-    discriminator::Discriminator,
     error::NishatiError,
     events::MeterChanged,
-    instruction_discriminator,
-    instructions::{AccountSpec, Context},
+    instructions::{now, Ix},
     pda::{self, METER_SEED},
+    reading::check_meter_proof,
     state::{
         self,
         household::Household,
+        installer::InstallerRecord,
         market::Market,
         meter_record::{MeterRecord, NewMeterRecord},
     },
 };
 
-pub const DISCRIMINATOR: Discriminator = instruction_discriminator!("household_set_meter");
+crate::accounts! {
+    pub struct HouseholdSetMeterAccounts {
+        payer: Payer,
+        authority: Signer,
+        installer: Signer,
+        market: ReadOnly,
+        installer_record: ReadOnly,
+        household: Writable,
+        old_meter_record: Writable,
+        new_meter_record: Writable,
+        instructions_sysvar: InstructionsSysvar,
+        system_program: SystemProgram,
+    }
+}
 
-pub const ACCOUNTS: &[AccountSpec] = &[
-    ("payer", true, true),
-    ("authority", false, true),
-    ("market", false, false),
-    ("household", true, false),
-    ("old_meter_record", true, false),
-    ("new_meter_record", true, false),
-    ("system_program", false, false),
-];
+crate::args! {
+    pub struct HouseholdSetMeter { meter: Pubkey, ed25519_instruction_index: u8 }
+}
 
-/// Args: `meter: Pubkey`.
-pub fn process(ctx: &Context) -> ProgramResult {
-    let Context { program_id, accounts, data } = *ctx;
-    let [payer, authority, market, household, old_record, new_record, system_program, ..] =
-        accounts
-    else {
-        return Err(NishatiError::NotEnoughAccounts.into());
-    };
-    accounts::signer(payer)?;
-    accounts::writable(payer)?;
-    accounts::signer(authority)?;
-    accounts::writable(new_record)?;
-    accounts::system_program(system_program)?;
+pub fn process(ix: &Ix<HouseholdSetMeterAccounts, HouseholdSetMeter>) -> ProgramResult {
+    let HouseholdSetMeterAccounts {
+        payer,
+        authority,
+        installer,
+        market,
+        installer_record,
+        household,
+        old_meter_record,
+        new_meter_record,
+        instructions_sysvar,
+        ..
+    } = ix.accounts;
+    let HouseholdSetMeter { meter, ed25519_instruction_index } = ix.args;
+    let program_id = ix.program_id;
 
-    let mut args = ArgReader::new(data);
-    let meter = args.pubkey()?;
-    args.finish()?;
-
-    let admin = Market::load(market, program_id)?.admin;
+    let market_state = *Market::load(market, program_id)?;
+    InstallerRecord::check_approved(installer_record, installer, program_id, market.key())?;
     let mut home = Household::load_mut(household, program_id, market.key())?;
-    if *authority.key() != admin && *authority.key() != home.owner {
+    let may_change = *authority.key() == market_state.admin
+        || home.check_authority(authority, &market_state).is_ok();
+    if !may_change {
         return Err(NishatiError::NotHouseholdAuthority.into());
     }
+    check_meter_proof(instructions_sysvar, ed25519_instruction_index, market, household, &meter)?;
     let old_meter = home.meter;
     {
-        let mut record = state::load_mut::<MeterRecord>(old_record, program_id)?;
+        let mut record = state::load_mut::<MeterRecord>(old_meter_record, program_id)?;
         pda::check(
             &[METER_SEED, market.key(), &old_meter],
             record.bump,
             program_id,
-            old_record.key(),
+            old_meter_record.key(),
             NishatiError::InvalidMeterRecordAddress,
         )?;
         if record.household != *household.key() {
             return Err(NishatiError::InvalidMeterRecordAddress.into());
         }
-        record.retired = 1;
+        record.retire();
     }
 
     NewMeterRecord {
         payer,
-        record: new_record,
+        record: new_meter_record,
         market: market.key(),
         meter: &meter,
         household: household.key(),
     }
     .create(program_id)?;
 
-    // The new meter counts from its own zero: its first reading is a fresh baseline. The
-    // household's last timestamp stays, so time never runs backwards for it.
-    home.meter = meter;
-    home.has_baseline = 0;
-    home.last_counter = 0;
-    home.meter_exported_wh = 0;
-    home.meter_imported_wh = 0;
+    // The household's last meter timestamp stays, so time never runs backwards for it.
+    home.install_meter(&meter, installer.key(), now()?);
 
-    MeterChanged { household: *household.key(), old_meter, new_meter: meter }.emit();
+    MeterChanged {
+        household: *household.key(),
+        old_meter,
+        new_meter: meter,
+        installer: *installer.key(),
+    }
+    .emit();
     Ok(())
 }

@@ -4,32 +4,38 @@
 use pinocchio::ProgramResult;
 
 use crate::{
-    args::ArgReader,
-    discriminator::Discriminator,
+    args::NoArgs,
     error::NishatiError,
     events::{MarketPaused, MarketResumed},
-    instruction_discriminator,
-    instructions::{AccountSpec, Context},
+    instructions::Ix,
     state::market::Market,
 };
 
-pub const PAUSE_DISCRIMINATOR: Discriminator = instruction_discriminator!("market_pause");
-pub const RESUME_DISCRIMINATOR: Discriminator = instruction_discriminator!("market_resume");
+crate::accounts! {
+    /// The accounts of the admin's market instructions.
+    pub struct AdminAccounts {
+        admin: Signer,
+        market: Writable,
+    }
+}
 
-pub const ACCOUNTS: &[AccountSpec] = &[("admin", false, true), ("market", true, false)];
+pub fn pause(ix: &Ix<AdminAccounts, NoArgs>) -> ProgramResult {
+    set_paused(ix, true)
+}
 
-pub fn process(ctx: &Context, pause: bool) -> ProgramResult {
-    let Context { program_id, accounts, data } = *ctx;
-    let [admin, market, ..] = accounts else {
-        return Err(NishatiError::NotEnoughAccounts.into());
-    };
-    ArgReader::new(data).finish()?;
-    let mut state = Market::load_mut(market, program_id)?;
+pub fn resume(ix: &Ix<AdminAccounts, NoArgs>) -> ProgramResult {
+    set_paused(ix, false)
+}
+
+#[inline(always)]
+fn set_paused(ix: &Ix<AdminAccounts, NoArgs>, pause: bool) -> ProgramResult {
+    let AdminAccounts { admin, market } = ix.accounts;
+    let mut state = Market::load_mut(market, ix.program_id)?;
     state.check_admin(admin)?;
-    match (pause, state.paused) {
-        (true, 1) => return Err(NishatiError::MarketPaused.into()),
-        (false, 0) => return Err(NishatiError::MarketNotPaused.into()),
-        _ => state.paused = pause as u8,
+    match (pause, state.is_paused()) {
+        (true, true) => return Err(NishatiError::MarketPaused.into()),
+        (false, false) => return Err(NishatiError::MarketNotPaused.into()),
+        _ => state.set_paused(pause),
     }
     if pause {
         MarketPaused { market: *market.key(), admin: *admin.key() }.emit();

@@ -3,81 +3,69 @@
 use pinocchio::{pubkey::Pubkey, ProgramResult};
 
 use crate::{
-    args::ArgReader,
-    discriminator::Discriminator,
+    args::{Arg, ArgReader},
     error::NishatiError,
     events::MarketUpdated,
-    instruction_discriminator,
-    instructions::{AccountSpec, Context},
+    instructions::{market_pause::AdminAccounts, Ix},
     state::market::{Market, MarketConfig},
 };
 
-pub const DISCRIMINATOR: Discriminator = instruction_discriminator!("market_update");
-
-pub const ACCOUNTS: &[AccountSpec] = &[("admin", false, true), ("market", true, false)];
-
-/// The fields to change; `None` keeps the current value.
-#[derive(Default)]
-pub struct MarketUpdateArgs {
-    pub oracle_authority: Option<Pubkey>,
-    pub fee_bps: Option<u16>,
-    pub min_price_cents_per_kwh: Option<u64>,
-    pub max_price_cents_per_kwh: Option<u64>,
-    pub payment_deadline_secs: Option<u64>,
-}
-
-impl MarketUpdateArgs {
-    #[inline(always)]
-    pub fn read(data: &[u8]) -> Result<Self, NishatiError> {
-        let mut args = ArgReader::new(data);
-        let parsed = Self {
-            oracle_authority: args.option(|a| a.pubkey())?,
-            fee_bps: args.option(|a| a.u16())?,
-            min_price_cents_per_kwh: args.option(|a| a.u64())?,
-            max_price_cents_per_kwh: args.option(|a| a.u64())?,
-            payment_deadline_secs: args.option(|a| a.u64())?,
-        };
-        args.finish()?;
-        Ok(parsed)
-    }
-
-    /// `old` with every given field replaced; an update that sets nothing is refused.
-    pub fn apply(&self, old: &MarketConfig) -> Result<MarketConfig, NishatiError> {
-        if self.oracle_authority.is_none()
-            && self.fee_bps.is_none()
-            && self.min_price_cents_per_kwh.is_none()
-            && self.max_price_cents_per_kwh.is_none()
-            && self.payment_deadline_secs.is_none()
-        {
-            return Err(NishatiError::EmptyUpdate);
+/// Declares `MarketUpdateArgs` with an `Option` of each `MarketConfig` field, read in the
+/// config's order, so the two can never list different fields.
+macro_rules! market_update_args {
+    ($($field:ident: $ty:ty),* $(,)?) => {
+        /// The fields to change; `None` keeps the current value.
+        #[derive(Clone, Copy, Debug, Default)]
+        pub struct MarketUpdateArgs {
+            $(pub $field: Option<$ty>,)*
         }
-        let new = MarketConfig {
-            oracle_authority: self.oracle_authority.unwrap_or(old.oracle_authority),
-            fee_bps: self.fee_bps.unwrap_or(old.fee_bps),
-            min_price_cents_per_kwh: self
-                .min_price_cents_per_kwh
-                .unwrap_or(old.min_price_cents_per_kwh),
-            max_price_cents_per_kwh: self
-                .max_price_cents_per_kwh
-                .unwrap_or(old.max_price_cents_per_kwh),
-            payment_deadline_secs: self.payment_deadline_secs.unwrap_or(old.payment_deadline_secs),
-        };
-        new.validate()?;
-        Ok(new)
-    }
+
+        impl Arg for MarketUpdateArgs {
+            const IDL_TYPE: &'static str = "MarketUpdateArgs";
+
+            #[inline(always)]
+            fn read(args: &mut ArgReader) -> Result<Self, NishatiError> {
+                Ok(Self { $($field: <Option<$ty>>::read(args)?,)* })
+            }
+        }
+
+        impl MarketUpdateArgs {
+            /// `old` with every given field replaced; an update that sets nothing is refused.
+            pub fn apply(&self, old: &MarketConfig) -> Result<MarketConfig, NishatiError> {
+                if true $(&& self.$field.is_none())* {
+                    return Err(NishatiError::EmptyUpdate);
+                }
+                let new = MarketConfig { $($field: self.$field.unwrap_or(old.$field),)* };
+                new.validate()?;
+                Ok(new)
+            }
+        }
+    };
 }
 
-pub fn process(ctx: &Context) -> ProgramResult {
-    let Context { program_id, accounts, data } = *ctx;
-    let [admin, market, ..] = accounts else {
-        return Err(NishatiError::NotEnoughAccounts.into());
-    };
-    let update = MarketUpdateArgs::read(data)?;
-    let mut state = Market::load_mut(market, program_id)?;
+market_update_args! {
+    oracle_authority: Pubkey,
+    fee_bps: u16,
+    min_price_cents_per_kwh: u64,
+    max_price_cents_per_kwh: u64,
+    payment_deadline_secs: u64,
+    cancel_grace_secs: u64,
+    max_export_watts: u64,
+    daily_mint_cap_wh: u64,
+    max_open_trades_per_buyer: u16,
+}
+
+crate::args! {
+    pub struct MarketUpdate { args: MarketUpdateArgs }
+}
+
+pub fn process(ix: &Ix<AdminAccounts, MarketUpdate>) -> ProgramResult {
+    let AdminAccounts { admin, market } = ix.accounts;
+    let mut state = Market::load_mut(market, ix.program_id)?;
     state.check_admin(admin)?;
 
     let old = state.config();
-    let new = update.apply(&old)?;
+    let new = ix.args.args.apply(&old)?;
     state.set_config(&new);
 
     MarketUpdated { market: *market.key(), admin: *admin.key(), old, new }.emit();
@@ -87,6 +75,7 @@ pub fn process(ctx: &Context) -> ProgramResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::InstructionArgs;
 
     #[test]
     fn apply_keeps_unset_fields_and_refuses_empty_updates() {
@@ -96,6 +85,10 @@ mod tests {
             min_price_cents_per_kwh: 1_000,
             max_price_cents_per_kwh: 2_000,
             payment_deadline_secs: 600,
+            cancel_grace_secs: 600,
+            max_export_watts: 10_000,
+            daily_mint_cap_wh: 1_000_000,
+            max_open_trades_per_buyer: 4,
         };
         assert_eq!(MarketUpdateArgs::default().apply(&old), Err(NishatiError::EmptyUpdate));
         let fee = MarketUpdateArgs { fee_bps: Some(250), ..Default::default() };
@@ -103,16 +96,18 @@ mod tests {
         let reversed =
             MarketUpdateArgs { min_price_cents_per_kwh: Some(2_001), ..Default::default() };
         assert_eq!(reversed.apply(&old), Err(NishatiError::PriceBoundsReversed));
+        let cap = MarketUpdateArgs { daily_mint_cap_wh: Some(0), ..Default::default() };
+        assert_eq!(cap.apply(&old), Err(NishatiError::InvalidMintCap));
     }
 
     #[test]
     fn read_decodes_options() {
-        let mut data = [0u8; 5 + 2];
+        let mut data = [0u8; 9 + 2];
         data[1] = 1;
         data[2..4].copy_from_slice(&300u16.to_le_bytes());
-        let args = MarketUpdateArgs::read(&data).unwrap();
+        let args = MarketUpdate::parse(&data).unwrap().args;
         assert_eq!(args.fee_bps, Some(300));
         assert!(args.oracle_authority.is_none() && args.payment_deadline_secs.is_none());
-        assert!(MarketUpdateArgs::read(&data[..6]).is_err());
+        assert!(MarketUpdate::parse(&data[..10]).is_err());
     }
 }

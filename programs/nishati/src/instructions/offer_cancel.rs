@@ -5,41 +5,39 @@ use pinocchio_token::instructions::{CloseAccount, Transfer};
 
 use crate::{
     accounts,
-    args::ArgReader,
-    discriminator::Discriminator,
+    args::NoArgs,
     error::NishatiError,
     events::OfferCancelled,
-    instruction_discriminator,
-    instructions::{now, AccountSpec, Context},
+    instructions::{now, Ix},
     pda::{self, OFFER_SEED},
     state::{household::Household, market::Market, offer::Offer},
 };
 
-pub const DISCRIMINATOR: Discriminator = instruction_discriminator!("offer_cancel");
+crate::accounts! {
+    pub struct OfferCancelAccounts {
+        caller: Signer,
+        market: ReadOnly,
+        household: ReadOnly,
+        energy_account: Writable,
+        offer: Writable,
+        escrow: Writable,
+        rent_receiver: Writable,
+        token_program: TokenProgram,
+    }
+}
 
-pub const ACCOUNTS: &[AccountSpec] = &[
-    ("caller", false, true),
-    ("market", false, false),
-    ("household", false, false),
-    ("energy_account", true, false),
-    ("offer", true, false),
-    ("escrow", true, false),
-    ("rent_receiver", true, false),
-    ("token_program", false, false),
-];
-
-pub fn process(ctx: &Context) -> ProgramResult {
-    let Context { program_id, accounts, data } = *ctx;
-    let [caller, market, household, energy_account, offer, escrow, rent_receiver, token_program, ..] =
-        accounts
-    else {
-        return Err(NishatiError::NotEnoughAccounts.into());
-    };
-    ArgReader::new(data).finish()?;
-    accounts::signer(caller)?;
-    accounts::writable(energy_account)?;
-    accounts::writable(escrow)?;
-    accounts::token_program(token_program)?;
+pub fn process(ix: &Ix<OfferCancelAccounts, NoArgs>) -> ProgramResult {
+    let OfferCancelAccounts {
+        caller,
+        market,
+        household,
+        energy_account,
+        offer,
+        escrow,
+        rent_receiver,
+        ..
+    } = ix.accounts;
+    let program_id = ix.program_id;
 
     let market_state = Market::load(market, program_id)?;
     let home = Household::read(household, program_id, market.key())?;
@@ -60,7 +58,7 @@ pub fn process(ctx: &Context) -> ProgramResult {
         }
         let returned = state.unreserved_wh;
         state.unreserved_wh = 0;
-        state.cancelled = 1;
+        state.set_cancelled();
         (*state, returned)
     };
     drop(market_state);

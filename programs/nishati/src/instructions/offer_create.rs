@@ -5,52 +5,46 @@ use pinocchio_token::instructions::Transfer;
 
 use crate::{
     accounts::{self, NewPda},
-    args::ArgReader,
-    discriminator::Discriminator,
     error::NishatiError,
     events::OfferCreated,
-    instruction_discriminator,
-    instructions::{now, AccountSpec, Context},
+    instructions::{now, Ix},
     pda::{self, ESCROW_SEED, HOUSEHOLD_SEED, OFFER_SEED},
     state::{household::Household, market::Market, offer::Offer, AccountData},
 };
 
-pub const DISCRIMINATOR: Discriminator = instruction_discriminator!("offer_create");
+crate::accounts! {
+    pub struct OfferCreateAccounts {
+        payer: Payer,
+        authority: Signer,
+        market: ReadOnly,
+        household: Writable,
+        energy_account: Writable,
+        offer: Writable,
+        escrow: Writable,
+        energy_mint: ReadOnly,
+        token_program: TokenProgram,
+        system_program: SystemProgram,
+    }
+}
 
-pub const ACCOUNTS: &[AccountSpec] = &[
-    ("payer", true, true),
-    ("authority", false, true),
-    ("market", false, false),
-    ("household", true, false),
-    ("energy_account", true, false),
-    ("offer", true, false),
-    ("escrow", true, false),
-    ("energy_mint", false, false),
-    ("token_program", false, false),
-    ("system_program", false, false),
-];
+crate::args! {
+    pub struct OfferCreate { wh: u64, price_cents_per_kwh: u64, expires_at: i64 }
+}
 
-/// Args: `wh: u64`, `price_cents_per_kwh: u64`, `expires_at: i64`.
-pub fn process(ctx: &Context) -> ProgramResult {
-    let Context { program_id, accounts, data } = *ctx;
-    let [payer, authority, market, household, energy_account, offer, escrow, energy_mint, token_program, system_program, ..] =
-        accounts
-    else {
-        return Err(NishatiError::NotEnoughAccounts.into());
-    };
-    accounts::signer(payer)?;
-    accounts::writable(payer)?;
-    accounts::writable(energy_account)?;
-    accounts::writable(offer)?;
-    accounts::writable(escrow)?;
-    accounts::token_program(token_program)?;
-    accounts::system_program(system_program)?;
-
-    let mut args = ArgReader::new(data);
-    let wh = args.u64()?;
-    let price = args.u64()?;
-    let expires_at = args.u64()? as i64;
-    args.finish()?;
+pub fn process(ix: &Ix<OfferCreateAccounts, OfferCreate>) -> ProgramResult {
+    let OfferCreateAccounts {
+        payer,
+        authority,
+        market,
+        household,
+        energy_account,
+        offer,
+        escrow,
+        energy_mint,
+        ..
+    } = ix.accounts;
+    let OfferCreate { wh, price_cents_per_kwh: price, expires_at } = ix.args;
+    let program_id = ix.program_id;
     let now = now()?;
 
     let market_state = Market::load(market, program_id)?;

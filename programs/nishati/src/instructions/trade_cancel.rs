@@ -4,44 +4,57 @@ use pinocchio::ProgramResult;
 
 use crate::{
     accounts,
-    args::ArgReader,
-    discriminator::Discriminator,
+    args::NoArgs,
     error::NishatiError,
     events::TradeCancelled,
-    instruction_discriminator,
-    instructions::{now, AccountSpec, Context},
-    state::{market::Market, offer::Offer, trade::Trade},
+    instructions::{now, Ix},
+    state::{household::Household, market::Market, offer::Offer, trade::Trade},
 };
 
-pub const DISCRIMINATOR: Discriminator = instruction_discriminator!("trade_cancel");
+crate::accounts! {
+    pub struct TradeCancelAccounts {
+        caller: Signer,
+        market: ReadOnly,
+        offer: Writable,
+        trade: Writable,
+        buyer: Writable,
+        rent_receiver: Writable,
+    }
+}
 
-pub const ACCOUNTS: &[AccountSpec] = &[
-    ("caller", false, true),
-    ("market", false, false),
-    ("offer", true, false),
-    ("trade", true, false),
-    ("rent_receiver", true, false),
-];
+/// The oracle knows when a payment failed and may cancel at any time. Anyone else waits out
+/// the deadline and then the market's grace, in which the oracle settles a payment that came in
+/// late, so a paid trade is settled, not raced.
+pub fn process(ix: &Ix<TradeCancelAccounts, NoArgs>) -> ProgramResult {
+    let TradeCancelAccounts { caller, market, offer, trade, buyer, rent_receiver } = ix.accounts;
+    let program_id = ix.program_id;
 
-pub fn process(ctx: &Context) -> ProgramResult {
-    let Context { program_id, accounts, data } = *ctx;
-    let [caller, market, offer, trade, rent_receiver, ..] = accounts else {
-        return Err(NishatiError::NotEnoughAccounts.into());
+    let (oracle, grace) = {
+        let state = Market::load(market, program_id)?;
+        (state.oracle_authority, state.cancel_grace_secs)
     };
-    ArgReader::new(data).finish()?;
-    accounts::signer(caller)?;
-    accounts::writable(trade)?;
-
-    let oracle = Market::load(market, program_id)?.oracle_authority;
     let pending = Trade::read(trade, program_id, offer.key())?;
-    let after_deadline = now()? > pending.deadline;
-    // The oracle knows when a payment failed; anyone else must wait out the deadline.
-    if *caller.key() != oracle && !after_deadline {
-        return Err(NishatiError::TradeDeadlineNotReached.into());
+    let now = now()?;
+    let after_deadline = now > pending.deadline;
+    if *caller.key() != oracle {
+        if !after_deadline {
+            return Err(NishatiError::TradeDeadlineNotReached.into());
+        }
+        let grace_ends = i64::try_from(grace)
+            .ok()
+            .and_then(|g| pending.deadline.checked_add(g))
+            .ok_or(NishatiError::ArithmeticOverflow)?;
+        if now <= grace_ends {
+            return Err(NishatiError::TradeInGracePeriod.into());
+        }
+    }
+    if pending.buyer != *buyer.key() {
+        return Err(NishatiError::InvalidHouseholdAddress.into());
     }
     if pending.rent_payer != *rent_receiver.key() {
         return Err(NishatiError::InvalidRentReceiver.into());
     }
+    Household::load_mut(buyer, program_id, market.key())?.close_trade()?;
     {
         let mut state = Offer::load_mut(offer, program_id, market.key())?;
         state.reserved_wh = state

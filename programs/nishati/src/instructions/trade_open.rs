@@ -3,50 +3,48 @@
 use pinocchio::ProgramResult;
 
 use crate::{
-    accounts::{self, NewPda},
-    args::ArgReader,
-    discriminator::Discriminator,
+    accounts::NewPda,
+    args::Hash,
     error::NishatiError,
     events::TradeOpened,
-    instruction_discriminator,
-    instructions::{now, AccountSpec, Context},
+    instructions::{now, Ix},
     pda::{self, TRADE_SEED},
     state::{household::Household, market::Market, offer::Offer, trade::Trade, AccountData},
 };
 
-pub const DISCRIMINATOR: Discriminator = instruction_discriminator!("trade_open");
+crate::accounts! {
+    pub struct TradeOpenAccounts {
+        payer: Payer,
+        authority: Signer,
+        market: ReadOnly,
+        offer: Writable,
+        buyer: Writable,
+        trade: Writable,
+        system_program: SystemProgram,
+    }
+}
 
-pub const ACCOUNTS: &[AccountSpec] = &[
-    ("payer", true, true),
-    ("authority", false, true),
-    ("market", false, false),
-    ("offer", true, false),
-    ("buyer", false, false),
-    ("trade", true, false),
-    ("system_program", false, false),
-];
+crate::args! {
+    pub struct TradeOpen { wh: u64, payment_ref_hash: Hash, trade_index: u64, trade_bump: u8 }
+}
 
-/// Args: `wh: u64`, `payment_ref_hash: [u8; 32]`.
-pub fn process(ctx: &Context) -> ProgramResult {
-    let Context { program_id, accounts, data } = *ctx;
-    let [payer, authority, market, offer, buyer, trade, system_program, ..] = accounts else {
-        return Err(NishatiError::NotEnoughAccounts.into());
-    };
-    accounts::signer(payer)?;
-    accounts::writable(payer)?;
-    accounts::writable(trade)?;
-    accounts::system_program(system_program)?;
-
-    let mut args = ArgReader::new(data);
-    let wh = args.u64()?;
-    let payment_ref_hash = args.pubkey()?;
-    args.finish()?;
+/// The trade's address is `["trade", offer, trade_index]` with the offer's next index, so a
+/// closed trade's address never comes back; its bump comes with the instruction and costs one
+/// hash to check, whatever it is.
+pub fn process(ix: &Ix<TradeOpenAccounts, TradeOpen>) -> ProgramResult {
+    let TradeOpenAccounts { payer, authority, market, offer, buyer, trade, .. } = ix.accounts;
+    let TradeOpen { wh, payment_ref_hash, trade_index, trade_bump } = ix.args;
+    let program_id = ix.program_id;
     let now = now()?;
 
     let market_state = Market::load(market, program_id)?;
     market_state.check_open()?;
-    let buyer_home = Household::read(buyer, program_id, market.key())?;
-    buyer_home.check_authority(authority, &market_state)?;
+    let buyer_energy_account = {
+        let mut home = Household::load_mut(buyer, program_id, market.key())?;
+        home.check_authority(authority, &market_state)?;
+        home.open_trade(&market_state)?;
+        home.energy_account
+    };
     let deadline = i64::try_from(market_state.payment_deadline_secs)
         .ok()
         .and_then(|secs| now.checked_add(secs))
@@ -55,7 +53,7 @@ pub fn process(ctx: &Context) -> ProgramResult {
 
     let (price, seller) = {
         let mut state = Offer::load_mut(offer, program_id, market.key())?;
-        if state.cancelled == 1 {
+        if state.is_cancelled() {
             return Err(NishatiError::OfferCancelled.into());
         }
         if now > state.expires_at {
@@ -70,30 +68,38 @@ pub fn process(ctx: &Context) -> ProgramResult {
         if wh > state.unreserved_wh {
             return Err(NishatiError::NotEnoughOfferedEnergy.into());
         }
+        if trade_index != state.next_trade_index {
+            return Err(NishatiError::StaleTradeIndex.into());
+        }
+        state.next_trade_index =
+            trade_index.checked_add(1).ok_or(NishatiError::ArithmeticOverflow)?;
         state.unreserved_wh -= wh;
         state.reserved_wh += wh;
         (state.price_cents_per_kwh, state.seller)
     };
     let total_cents = Trade::total_cents(wh, price)?;
 
-    let seeds: [&[u8]; 3] = [TRADE_SEED, offer.key(), &payment_ref_hash];
-    let bump = pda::find(&seeds, program_id, trade, NishatiError::InvalidTradeAddress)?;
-    NewPda { payer, account: trade, seeds: &seeds, bump }.create(Trade::LEN as u64, program_id)?;
+    let index_bytes = trade_index.to_le_bytes();
+    let seeds: [&[u8]; 3] = [TRADE_SEED, offer.key(), &index_bytes];
+    pda::check(&seeds, trade_bump, program_id, trade.key(), NishatiError::InvalidTradeAddress)?;
+    NewPda { payer, account: trade, seeds: &seeds, bump: trade_bump }
+        .create(Trade::LEN as u64, program_id)?;
 
     let mut data = trade.try_borrow_mut_data()?;
     let state = Trade::init_bytes(&mut data)?;
     state.market = *market.key();
     state.offer = *offer.key();
     state.buyer = *buyer.key();
-    state.buyer_energy_account = buyer_home.energy_account;
+    state.buyer_energy_account = buyer_energy_account;
     state.rent_payer = *payer.key();
-    state.payment_ref_hash = payment_ref_hash;
+    state.payment_ref_hash = payment_ref_hash.0;
+    state.trade_index = trade_index;
     state.wh = wh;
     state.price_cents_per_kwh = price;
     state.total_cents = total_cents;
     state.created_at = now;
     state.deadline = deadline;
-    state.bump = bump;
+    state.bump = trade_bump;
 
     TradeOpened {
         trade: *trade.key(),
@@ -103,7 +109,8 @@ pub fn process(ctx: &Context) -> ProgramResult {
         wh,
         total_cents,
         deadline,
-        payment_ref_hash,
+        payment_ref_hash: payment_ref_hash.0,
+        trade_index,
     }
     .emit();
     Ok(())

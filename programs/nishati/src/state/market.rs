@@ -10,7 +10,7 @@ use pinocchio::{
 
 use crate::{
     account_discriminator, accounts,
-    args::ArgReader,
+    args::{Arg, ArgReader},
     discriminator::Discriminator,
     error::NishatiError,
     events::EventWriter,
@@ -24,6 +24,16 @@ pub const MAX_FEE_BPS: u16 = 10_000;
 pub const MIN_PAYMENT_DEADLINE_SECS: u64 = 60;
 /// Longest payment window: a day, so escrowed energy is never locked for long.
 pub const MAX_PAYMENT_DEADLINE_SECS: u64 = 86_400;
+/// The cancel grace's bounds: long enough for a late M-Pesa callback, short enough that energy
+/// of an unpaid trade comes back the same day.
+pub const MIN_CANCEL_GRACE_SECS: u64 = 60;
+pub const MAX_CANCEL_GRACE_SECS: u64 = 86_400;
+/// Highest export limit a market may set: a megawatt, far above any rooftop.
+pub const MAX_EXPORT_WATTS_LIMIT: u64 = 1_000_000;
+/// Seconds in a day of the chain clock, the period of the daily mint cap.
+pub const SECS_PER_DAY: i64 = 86_400;
+/// Seconds per hour: Wh = W × s / 3600.
+pub const SECS_PER_HOUR: u64 = 3_600;
 
 /// The settings an admin chooses, at initialisation and on update.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,22 +43,34 @@ pub struct MarketConfig {
     pub min_price_cents_per_kwh: u64,
     pub max_price_cents_per_kwh: u64,
     pub payment_deadline_secs: u64,
+    pub cancel_grace_secs: u64,
+    pub max_export_watts: u64,
+    pub daily_mint_cap_wh: u64,
+    pub max_open_trades_per_buyer: u16,
 }
 
-impl MarketConfig {
-    /// Borsh size: 32 + 2 + 8 + 8 + 8.
-    pub const LEN: usize = 58;
+impl Arg for MarketConfig {
+    const IDL_TYPE: &'static str = "MarketConfig";
 
     #[inline(always)]
-    pub fn read(args: &mut ArgReader) -> Result<Self, NishatiError> {
+    fn read(args: &mut ArgReader) -> Result<Self, NishatiError> {
         Ok(Self {
             oracle_authority: args.pubkey()?,
             fee_bps: args.u16()?,
             min_price_cents_per_kwh: args.u64()?,
             max_price_cents_per_kwh: args.u64()?,
             payment_deadline_secs: args.u64()?,
+            cancel_grace_secs: args.u64()?,
+            max_export_watts: args.u64()?,
+            daily_mint_cap_wh: args.u64()?,
+            max_open_trades_per_buyer: args.u16()?,
         })
     }
+}
+
+impl MarketConfig {
+    /// Borsh size: 32 + 2 + 8 × 6 + 2.
+    pub const LEN: usize = 84;
 
     #[inline(always)]
     pub fn write<const N: usize>(&self, w: &mut EventWriter<N>) {
@@ -57,6 +79,10 @@ impl MarketConfig {
         w.u64(self.min_price_cents_per_kwh);
         w.u64(self.max_price_cents_per_kwh);
         w.u64(self.payment_deadline_secs);
+        w.u64(self.cancel_grace_secs);
+        w.u64(self.max_export_watts);
+        w.u64(self.daily_mint_cap_wh);
+        w.u16(self.max_open_trades_per_buyer);
     }
 
     /// The rules a market's settings must keep, checked before every write.
@@ -78,6 +104,18 @@ impl MarketConfig {
         {
             return Err(NishatiError::InvalidPaymentDeadline);
         }
+        if !(MIN_CANCEL_GRACE_SECS..=MAX_CANCEL_GRACE_SECS).contains(&self.cancel_grace_secs) {
+            return Err(NishatiError::InvalidCancelGrace);
+        }
+        if !(1..=MAX_EXPORT_WATTS_LIMIT).contains(&self.max_export_watts) {
+            return Err(NishatiError::InvalidMaxExport);
+        }
+        if self.daily_mint_cap_wh == 0 {
+            return Err(NishatiError::InvalidMintCap);
+        }
+        if self.max_open_trades_per_buyer == 0 {
+            return Err(NishatiError::InvalidOpenTradeLimit);
+        }
         Ok(())
     }
 }
@@ -89,33 +127,40 @@ pub struct Market {
     pub discriminator: Discriminator,
     pub admin: Pubkey,
     pub oracle_authority: Pubkey,
+    /// SPL Token mint of the market's energy, PDA `["mint", market]`; 1 unit = 1 Wh.
+    pub energy_mint: Pubkey,
     pub market_id: u64,
     pub min_price_cents_per_kwh: u64,
     pub max_price_cents_per_kwh: u64,
     pub payment_deadline_secs: u64,
+    pub cancel_grace_secs: u64,
+    pub max_export_watts: u64,
+    pub daily_mint_cap_wh: u64,
+    /// The chain-clock day (`unix_timestamp.div_euclid(86400)`) that `minted_today_wh` counts.
+    pub mint_day: i64,
+    pub minted_today_wh: u64,
     pub fee_bps: u16,
-    /// 0 or 1; a `bool` in the IDL.
-    pub paused: u8,
+    pub max_open_trades_per_buyer: u16,
+    /// 0 or 1; a `bool` in the IDL, read through `is_paused`.
+    paused: u8,
     pub bump: u8,
-    /// SPL Token mint of the market's energy, PDA `["mint", market]`; 1 unit = 1 Wh.
-    pub energy_mint: Pubkey,
     pub mint_bump: u8,
     /// Room for fields later issues add, so the account never needs a realloc to grow.
-    pub reserved: [u8; 19],
+    pub reserved: [u8; 25],
 }
 
 const _: () = {
-    assert!(size_of::<Market>() == 160);
+    assert!(size_of::<Market>() == 208);
     assert!(offset_of!(Market, admin) == 8);
-    assert!(offset_of!(Market, market_id) == 72);
-    assert!(offset_of!(Market, fee_bps) == 104);
-    assert!(offset_of!(Market, energy_mint) == 108);
-    assert!(offset_of!(Market, reserved) == 141);
+    assert!(offset_of!(Market, market_id) == 104);
+    assert!(offset_of!(Market, fee_bps) == 176);
+    assert!(offset_of!(Market, reserved) == 183);
 };
 
 // SAFETY: repr(C), integers and byte arrays only, checked size above.
 unsafe impl AccountData for Market {
     const DISCRIMINATOR: Discriminator = account_discriminator!("Market");
+    const FIELDS: &'static [(&'static str, usize)] = crate::fields!(Market: admin, oracle_authority, energy_mint, market_id, min_price_cents_per_kwh, max_price_cents_per_kwh, payment_deadline_secs, cancel_grace_secs, max_export_watts, daily_mint_cap_wh, mint_day, minted_today_wh, fee_bps, max_open_trades_per_buyer, paused, bump, mint_bump, reserved);
 }
 
 impl Market {
@@ -152,6 +197,14 @@ impl Market {
         )
     }
 
+    pub fn is_paused(&self) -> bool {
+        self.paused == 1
+    }
+
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused as u8;
+    }
+
     pub fn check_admin(&self, admin: &AccountInfo) -> Result<(), NishatiError> {
         accounts::signer(admin)?;
         if self.admin == *admin.key() {
@@ -171,10 +224,10 @@ impl Market {
     }
 
     pub fn check_open(&self) -> Result<(), NishatiError> {
-        if self.paused == 0 {
-            Ok(())
-        } else {
+        if self.is_paused() {
             Err(NishatiError::MarketPaused)
+        } else {
+            Ok(())
         }
     }
 
@@ -186,6 +239,15 @@ impl Market {
         }
     }
 
+    /// Wh minted so far on `day`: the count restarts when the chain clock's day turns.
+    pub fn minted_on(&self, day: i64) -> u64 {
+        if day == self.mint_day {
+            self.minted_today_wh
+        } else {
+            0
+        }
+    }
+
     pub fn config(&self) -> MarketConfig {
         MarketConfig {
             oracle_authority: self.oracle_authority,
@@ -193,6 +255,10 @@ impl Market {
             min_price_cents_per_kwh: self.min_price_cents_per_kwh,
             max_price_cents_per_kwh: self.max_price_cents_per_kwh,
             payment_deadline_secs: self.payment_deadline_secs,
+            cancel_grace_secs: self.cancel_grace_secs,
+            max_export_watts: self.max_export_watts,
+            daily_mint_cap_wh: self.daily_mint_cap_wh,
+            max_open_trades_per_buyer: self.max_open_trades_per_buyer,
         }
     }
 
@@ -202,6 +268,10 @@ impl Market {
         self.min_price_cents_per_kwh = config.min_price_cents_per_kwh;
         self.max_price_cents_per_kwh = config.max_price_cents_per_kwh;
         self.payment_deadline_secs = config.payment_deadline_secs;
+        self.cancel_grace_secs = config.cancel_grace_secs;
+        self.max_export_watts = config.max_export_watts;
+        self.daily_mint_cap_wh = config.daily_mint_cap_wh;
+        self.max_open_trades_per_buyer = config.max_open_trades_per_buyer;
     }
 }
 
@@ -216,6 +286,10 @@ mod tests {
             min_price_cents_per_kwh: 1_500,
             max_price_cents_per_kwh: 4_000,
             payment_deadline_secs: 900,
+            cancel_grace_secs: 600,
+            max_export_watts: 10_000,
+            daily_mint_cap_wh: 1_000_000,
+            max_open_trades_per_buyer: 4,
         }
     }
 
@@ -240,6 +314,21 @@ mod tests {
             (
                 MarketConfig { payment_deadline_secs: 86_401, ..config() },
                 NishatiError::InvalidPaymentDeadline,
+            ),
+            (MarketConfig { cancel_grace_secs: 59, ..config() }, NishatiError::InvalidCancelGrace),
+            (
+                MarketConfig { cancel_grace_secs: 86_401, ..config() },
+                NishatiError::InvalidCancelGrace,
+            ),
+            (MarketConfig { max_export_watts: 0, ..config() }, NishatiError::InvalidMaxExport),
+            (
+                MarketConfig { max_export_watts: 1_000_001, ..config() },
+                NishatiError::InvalidMaxExport,
+            ),
+            (MarketConfig { daily_mint_cap_wh: 0, ..config() }, NishatiError::InvalidMintCap),
+            (
+                MarketConfig { max_open_trades_per_buyer: 0, ..config() },
+                NishatiError::InvalidOpenTradeLimit,
             ),
         ];
         for (c, e) in cases {

@@ -21,7 +21,8 @@ pub struct MeterRecord {
     pub discriminator: Discriminator,
     pub household: Pubkey,
     pub bump: u8,
-    pub retired: u8,
+    /// 1 once the meter was replaced; read through `is_retired`.
+    retired: u8,
     pub reserved: [u8; 6],
 }
 
@@ -30,6 +31,8 @@ const _: () = assert!(size_of::<MeterRecord>() == 48);
 // SAFETY: repr(C), integers and byte arrays only, checked size above.
 unsafe impl AccountData for MeterRecord {
     const DISCRIMINATOR: Discriminator = account_discriminator!("MeterRecord");
+    const FIELDS: &'static [(&'static str, usize)] =
+        crate::fields!(MeterRecord: household, bump, retired, reserved);
 }
 
 /// Binds a meter key to a household by creating its record.
@@ -39,6 +42,16 @@ pub struct NewMeterRecord<'a> {
     pub market: &'a Pubkey,
     pub meter: &'a Pubkey,
     pub household: &'a Pubkey,
+}
+
+impl MeterRecord {
+    pub fn is_retired(&self) -> bool {
+        self.retired == 1
+    }
+
+    pub fn retire(&mut self) {
+        self.retired = 1;
+    }
 }
 
 impl NewMeterRecord<'_> {

@@ -3,6 +3,7 @@
 //! describes and the C layout the program reads are the same bytes.
 
 pub mod household;
+pub mod installer;
 pub mod market;
 pub mod meter_record;
 pub mod offer;
@@ -25,6 +26,9 @@ use crate::{accounts, discriminator::Discriminator, error::NishatiError};
 pub unsafe trait AccountData: Sized {
     const DISCRIMINATOR: Discriminator;
     const LEN: usize = core::mem::size_of::<Self>();
+    /// (name, byte offset) of every field after the discriminator, in order, for the IDL check
+    /// (`fields!`).
+    const FIELDS: &'static [(&'static str, usize)];
 
     /// Views account data as `Self` after checking its size and discriminator.
     fn from_bytes_mut(data: &mut [u8]) -> Result<&mut Self, NishatiError> {
@@ -51,6 +55,14 @@ pub unsafe trait AccountData: Sized {
         data[..8].copy_from_slice(&Self::DISCRIMINATOR);
         Self::from_bytes_mut(data)
     }
+}
+
+/// The `FIELDS` list of an account type: `fields!(Market: admin, oracle_authority, ...)`.
+#[macro_export]
+macro_rules! fields {
+    ($ty:ty: $($field:ident),* $(,)?) => {
+        &[$((stringify!($field), core::mem::offset_of!($ty, $field)),)*]
+    };
 }
 
 /// Borrows a program-owned account as `T` for reading.

@@ -35,21 +35,25 @@ pub struct Offer {
     pub reserved_wh: u64,
     pub expires_at: i64,
     pub created_at: i64,
+    /// Index of the next trade: trade addresses come from it, so none is ever reused.
+    pub next_trade_index: u64,
     pub bump: u8,
     pub escrow_bump: u8,
-    pub cancelled: u8,
+    /// 0 or 1, read through `is_cancelled`.
+    cancelled: u8,
     pub reserved: [u8; 5],
 }
 
 const _: () = {
-    assert!(size_of::<Offer>() == 192);
+    assert!(size_of::<Offer>() == 200);
     assert!(offset_of!(Offer, offer_id) == 136);
-    assert!(offset_of!(Offer, bump) == 184);
+    assert!(offset_of!(Offer, bump) == 192);
 };
 
 // SAFETY: repr(C), integers and byte arrays only, checked size above.
 unsafe impl AccountData for Offer {
     const DISCRIMINATOR: Discriminator = account_discriminator!("Offer");
+    const FIELDS: &'static [(&'static str, usize)] = crate::fields!(Offer: market, seller, escrow, rent_payer, offer_id, price_cents_per_kwh, unreserved_wh, reserved_wh, expires_at, created_at, next_trade_index, bump, escrow_bump, cancelled, reserved);
 }
 
 impl Offer {
@@ -72,6 +76,14 @@ impl Offer {
             NishatiError::InvalidOfferAddress,
         )?;
         Ok(offer)
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled == 1
+    }
+
+    pub fn set_cancelled(&mut self) {
+        self.cancelled = 1;
     }
 
     pub fn check_escrow(&self, escrow: &AccountInfo) -> Result<(), NishatiError> {

@@ -16,8 +16,9 @@ use crate::{
     state::{self, AccountData},
 };
 
-/// PDA `["trade", offer, payment_ref_hash]`. A Trade exists only while its payment is pending:
-/// settling or cancelling closes it, so it can never be settled or cancelled twice.
+/// PDA `["trade", offer, trade_index as u64 LE]`, the index from the offer's counter. A Trade
+/// exists only while its payment is pending: settling or cancelling closes it, so it can never be
+/// settled or cancelled twice, and the counter never hands its address out again.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Trade {
@@ -28,6 +29,7 @@ pub struct Trade {
     pub buyer_energy_account: Pubkey,
     pub rent_payer: Pubkey,
     pub payment_ref_hash: [u8; 32],
+    pub trade_index: u64,
     pub wh: u64,
     pub price_cents_per_kwh: u64,
     pub total_cents: u64,
@@ -38,14 +40,15 @@ pub struct Trade {
 }
 
 const _: () = {
-    assert!(size_of::<Trade>() == 248);
-    assert!(offset_of!(Trade, wh) == 200);
-    assert!(offset_of!(Trade, bump) == 240);
+    assert!(size_of::<Trade>() == 256);
+    assert!(offset_of!(Trade, wh) == 208);
+    assert!(offset_of!(Trade, bump) == 248);
 };
 
 // SAFETY: repr(C), integers and byte arrays only, checked size above.
 unsafe impl AccountData for Trade {
     const DISCRIMINATOR: Discriminator = account_discriminator!("Trade");
+    const FIELDS: &'static [(&'static str, usize)] = crate::fields!(Trade: market, offer, buyer, buyer_energy_account, rent_payer, payment_ref_hash, trade_index, wh, price_cents_per_kwh, total_cents, created_at, deadline, bump, reserved);
 }
 
 impl Trade {
@@ -64,7 +67,7 @@ impl Trade {
             return Err(NishatiError::InvalidTradeAddress.into());
         }
         pda::check(
-            &[TRADE_SEED, &trade.offer, &trade.payment_ref_hash],
+            &[TRADE_SEED, &trade.offer, &trade.trade_index.to_le_bytes()],
             trade.bump,
             program_id,
             account.key(),
