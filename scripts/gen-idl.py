@@ -98,7 +98,7 @@ config_fields = [
         "max_export_watts",
         "u64",
         "Most power a meter may export: minted Wh never exceed it over the chain time since the "
-        "meter's last attestation (1 to 1000000).",
+        "meter's last attestation (1 to 100000000).",
     ),
     field(
         "daily_mint_cap_wh",
@@ -760,7 +760,7 @@ ERRORS = [
         "Minted energy is above the export limit over the chain time since the last attestation",
     ),
     ("MintCeilingReached", "The market's daily mint cap is reached"),
-    ("InvalidMaxExport", "Meter export limit must be between 1 and 1000000 watts"),
+    ("InvalidMaxExport", "Meter export limit must be between 1 and 100000000 watts"),
     ("InvalidMintCap", "Daily mint cap must be greater than zero"),
     ("InvalidCancelGrace", "Cancel grace must be between 60 and 86400 seconds"),
     ("InvalidOpenTradeLimit", "Open trade limit must be at least 1"),

@@ -186,7 +186,7 @@ errors! {
     /// Minting this would pass the market's daily mint cap.
     MintCeilingReached = 6067 => "The market's daily mint cap is reached",
     /// The export limit is outside 1 W to 1 MW.
-    InvalidMaxExport = 6068 => "Meter export limit must be between 1 and 1000000 watts",
+    InvalidMaxExport = 6068 => "Meter export limit must be between 1 and 100000000 watts",
     /// The daily mint cap is zero.
     InvalidMintCap = 6069 => "Daily mint cap must be greater than zero",
     /// The cancel grace is outside 60 s to 86,400 s.

@@ -29,9 +29,6 @@ pub fn process(ix: &Ix<InstallerAddAccounts, InstallerAdd>) -> ProgramResult {
     let InstallerAddAccounts { payer, admin, market, installer_record, .. } = ix.accounts;
     let installer = ix.args.installer;
     Market::load(market, ix.program_id)?.check_admin(admin)?;
-    if installer == [0; 32] {
-        return Err(NishatiError::InvalidMeterKey.into());
-    }
     let seeds: [&[u8]; 3] = [INSTALLER_SEED, market.key(), &installer];
     let bump =
         pda::find(&seeds, ix.program_id, installer_record, NishatiError::InvalidInstallerAddress)?;

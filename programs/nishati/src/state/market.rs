@@ -28,8 +28,9 @@ pub const MAX_PAYMENT_DEADLINE_SECS: u64 = 86_400;
 /// of an unpaid trade comes back the same day.
 pub const MIN_CANCEL_GRACE_SECS: u64 = 60;
 pub const MAX_CANCEL_GRACE_SECS: u64 = 86_400;
-/// Highest export limit a market may set: a megawatt, far above any rooftop.
-pub const MAX_EXPORT_WATTS_LIMIT: u64 = 1_000_000;
+/// Highest export limit a market may set: 100 MW, a power plant's worth, far above any home. A
+/// sanity bound on the setting; the market's own limit is what bounds a meter.
+pub const MAX_EXPORT_WATTS_LIMIT: u64 = 100_000_000;
 /// Seconds in a day of the chain clock, the period of the daily mint cap.
 pub const SECS_PER_DAY: i64 = 86_400;
 /// Seconds per hour: Wh = W × s / 3600.
@@ -322,7 +323,7 @@ mod tests {
             ),
             (MarketConfig { max_export_watts: 0, ..config() }, NishatiError::InvalidMaxExport),
             (
-                MarketConfig { max_export_watts: 1_000_001, ..config() },
+                MarketConfig { max_export_watts: 100_000_001, ..config() },
                 NishatiError::InvalidMaxExport,
             ),
             (MarketConfig { daily_mint_cap_wh: 0, ..config() }, NishatiError::InvalidMintCap),
