@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from solders.clock import Clock
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
@@ -303,16 +302,7 @@ async def open_market(
 def set_time(h: Harness, unix_timestamp: int) -> None:
     """Moves LiteSVM's clock (the JSON-RPC validator keeps its own)."""
     assert h.litesvm is not None
-    clock = h.litesvm.svm.get_clock()
-    h.litesvm.svm.set_clock(
-        Clock(
-            clock.slot,
-            clock.epoch_start_timestamp,
-            clock.epoch,
-            clock.leader_schedule_epoch,
-            unix_timestamp,
-        )
-    )
+    h.litesvm.set_unix_time(unix_timestamp)
 
 
 async def fund(h: Harness, address: Pubkey, lamports: int) -> None:
