@@ -12,7 +12,8 @@ import asyncio
 import hashlib
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from solders.keypair import Keypair
@@ -273,6 +274,20 @@ def config_for(oracle: Pubkey) -> MarketConfig:
         daily_mint_cap_wh=DAILY_MINT_CAP_WH,
         max_open_trades_per_buyer=MAX_OPEN_TRADES_PER_BUYER,
     )
+
+
+def config_with(**changes: Any) -> Callable[[Pubkey], MarketConfig]:
+    """:func:`config_for` with some settings changed, e.g. ``max_export_watts=1_000_000`` for a
+    test on a validator, whose clock is waited for rather than moved."""
+
+    def config(oracle: Pubkey) -> MarketConfig:
+        return replace(config_for(oracle), **changes)
+
+    return config
+
+
+# The program's highest export limit: a JSON-RPC test mints in seconds of chain time.
+FAST_EXPORT = config_with(max_export_watts=1_000_000)
 
 
 async def open_market(
