@@ -34,7 +34,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -69,7 +69,15 @@ from nishati_dev.processes import (
     ServiceError,
     free_port,
 )
-from nishati_dev.sandbox import Harness, Member, Meter, OpenMarket, fund, open_market
+from nishati_dev.sandbox import (
+    MAX_EXPORT_WATTS,
+    Harness,
+    Member,
+    Meter,
+    OpenMarket,
+    fund,
+    open_market,
+)
 from nishati_dev.settings import LocalChainSettings
 from nishati_oracle.core.settings import (
     HttpSettings,
@@ -105,6 +113,13 @@ class StackSettings(BaseSettings):
         "temporary one, removed on exit",
     )
     market_id: int = Field(default=1, ge=0, description="Id of the market it opens")
+    max_export_watts: int = Field(
+        default=MAX_EXPORT_WATTS,
+        ge=1,
+        le=1_000_000,
+        description="Most power its market lets a meter export (minting follows the chain's "
+        "clock: more, for tests that mint much quickly)",
+    )
 
 
 @dataclass
@@ -357,6 +372,9 @@ async def serve(settings: StackSettings, chain_settings: LocalChainSettings) -> 
                 directory,
                 chain_settings,
                 market_id=settings.market_id,
+                config=lambda oracle: replace(
+                    local_market_config(oracle), max_export_watts=settings.max_export_watts
+                ),
                 oracle_port=settings.oracle_port,
                 mqtt_port=settings.mqtt_port,
                 daraja_port=settings.daraja_port,
