@@ -80,7 +80,7 @@ async def members(market: OpenMarket, count: int) -> list[Member]:
 
 async def measure(h: Harness) -> Results:
     units: dict[str, int] = {}
-    # Meters may export 1 MW, so readings mint after seconds of chain time on a validator.
+    # Meters may export 100 MW, so readings mint after seconds of chain time on a validator.
     market = await open_market(h, config=FAST_EXPORT)
     units["market_initialize"] = (
         await h.client.market_initialize(

@@ -156,7 +156,7 @@ def market_config(oracle: Pubkey) -> MarketConfig:
         payment_deadline_secs=PAYMENT_DEADLINE_SECS,
         cancel_grace_secs=CANCEL_GRACE_SECS,
         # Sellers' energy mints in seconds of the validator's clock, not hours.
-        max_export_watts=1_000_000,
+        max_export_watts=100_000_000,
         daily_mint_cap_wh=DAILY_MINT_CAP_WH,
         max_open_trades_per_buyer=1_000,
     )

@@ -34,7 +34,7 @@ EXPORTED_WH = 2_000
 OFFER_WH = 1_000
 FREE_PORTS = ["--rpc-port", "0", "--oracle-port", "0", "--mqtt-port", "0", "--daraja-port", "0"]
 # The program's highest export limit: the seller's meter may mint EXPORTED_WH in seconds.
-MAX_EXPORT_WATTS = 1_000_000
+MAX_EXPORT_WATTS = 100_000_000
 
 
 @dataclass

@@ -57,7 +57,7 @@ NISHATI = Path(sys.executable).parent / "nishati"
 SALT = "5a17" * 8
 LAMPORTS = 2 * 10**9
 # The program's highest export limit, so a meter's energy takes seconds of chain time to mint.
-MAX_EXPORT_WATTS = 1_000_000
+MAX_EXPORT_WATTS = 100_000_000
 INSTALLER = str(INSTALLER_KEYPAIR)
 
 

@@ -521,7 +521,9 @@ async def test_the_trade_rent_goes_back_to_its_payer_only(world: World) -> None:
     await world.expect("InvalidRentReceiver", lambda: settle(world, diverted))
 
 
-async def open_trade(world: World, wh: int, buyer: Member | None = None) -> object:
+async def open_trade(
+    world: World, wh: int, buyer: Member | None = None, trade_index: int | None = None
+) -> object:
     buyer = buyer or world.buyer
     return await world.h.client.trade_open(
         payer=world.h.payer,
@@ -531,6 +533,7 @@ async def open_trade(world: World, wh: int, buyer: Member | None = None) -> obje
         buyer=buyer.address,
         wh=wh,
         payment_ref_hash=digest(f"trade {wh}"),
+        trade_index=trade_index,
     )
 
 
@@ -565,22 +568,20 @@ async def test_a_buyer_from_another_market_is_refused(world: World) -> None:
 
 
 async def test_a_trade_whose_price_overflows_is_refused(litesvm: Harness) -> None:
-    """Wh x price past u64: a market that lets a meter export its highest (1 MW) for some
-    half a million years, and mint without a daily cap."""
-
-    unbounded = config_with(max_export_watts=1_000_000, daily_mint_cap_wh=2**64 - 1)
-    market = await open_market(litesvm, config=unbounded)
+    """Wh x price past u64. A meter cannot mint that much energy (its export limit over the
+    time a reading can name), so the price does it: a market whose admin allows any price."""
+    price = 2**64 - 1
+    market = await open_market(litesvm, config=config_with(max_price_cents_per_kwh=price))
     whale = await market.register()
-    wh = 2**64 // MAX_PRICE + 1
-    await market.mint(whale, wh)
-    offer = await market.offer(whale, wh, MAX_PRICE)
+    await market.mint(whale, SELLER_WH)
+    offer = await market.offer(whale, SELLER_WH, price)
     buyer = await market.register(custodial=True)
     watched = [market.address, offer.address, offer.escrow, buyer.address]
     await refused(
         litesvm,
         "ArithmeticOverflow",
         watched,
-        lambda: market.open_trade(offer, buyer, wh),
+        lambda: market.open_trade(offer, buyer, 2),
     )
 
 
@@ -715,8 +716,10 @@ async def forge_owner(world: World, address: Pubkey, owner: Pubkey) -> None:
 
 
 async def test_an_offer_owned_by_another_program_is_refused(world: World) -> None:
+    # The trade's index given: the client reads no offer the program would refuse.
+    index = (await world.h.client.offer(world.offer.address)).next_trade_index
     await forge_owner(world, world.offer.address, SYSTEM_PROGRAM_ID)
-    await world.expect("InvalidAccountOwner", lambda: open_trade(world, 10))
+    await world.expect("InvalidAccountOwner", lambda: open_trade(world, 10, trade_index=index))
 
 
 async def test_a_household_owned_by_another_program_is_refused(world: World) -> None:

@@ -3,7 +3,7 @@ redemption.
 
 Minting needs chain time (a meter exports at most the market's ``max_export_watts``), which
 LiteSVM is moved through and a validator is waited for: these markets allow the program's
-highest export, 1 MW, so a validator's wait stays seconds."""
+highest export, 100 MW, so a validator's wait stays seconds."""
 
 from __future__ import annotations
 

@@ -135,7 +135,7 @@ async def test_update_by_a_non_admin_is_refused(harness: Harness) -> None:
         (replace(CONFIG, cancel_grace_secs=59), "InvalidCancelGrace"),
         (replace(CONFIG, cancel_grace_secs=86_401), "InvalidCancelGrace"),
         (replace(CONFIG, max_export_watts=0), "InvalidMaxExport"),
-        (replace(CONFIG, max_export_watts=1_000_001), "InvalidMaxExport"),
+        (replace(CONFIG, max_export_watts=100_000_001), "InvalidMaxExport"),
         (replace(CONFIG, daily_mint_cap_wh=0), "InvalidMintCap"),
         (replace(CONFIG, max_open_trades_per_buyer=0), "InvalidOpenTradeLimit"),
     ],

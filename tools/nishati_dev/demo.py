@@ -5,13 +5,13 @@ validator, Mosquitto, the Daraja simulator and the oracle, on free ports). The t
 registers six homes' meters, each meter proving it holds its key. The homes' rooftop solar
 reports a late morning's signed readings through the broker to the oracle, which verifies,
 stores and attests them, minting their exported energy. The morning is replayed in about a
-minute, so the demo's market lets a meter export up to the program's highest limit, 1 MW
-(the local default is 10 kW), and the oracle judges power by the same limit: the chain still
-holds every reading to it, over its own clock, and the meters date their readings by the
-chain's time (a reading dated before its meter's registration is refused). Three of them
-offer part of it; eight neighbours buy through the oracle's API and pay by M-Pesa, here the Daraja
-simulator, whose outcome each buyer's phone picks: most pay, some cancel or run short. Paid
-trades settle on chain and the sellers are paid by B2C less the market fee; failed ones are
+minute, so the demo's market lets a meter export up to 1 MW (the local default is 10 kW),
+and the oracle judges power by the same limit: the chain still holds every reading to it,
+over its own clock, and the meters date their readings by the chain's time (a reading dated
+before its meter's registration is refused). Three of the homes offer part of their energy;
+eight neighbours buy through the oracle's API and pay by M-Pesa, here the Daraja simulator,
+whose outcome each buyer's phone picks: most pay, some cancel or run short. Paid trades
+settle on chain and the sellers are paid by B2C less the market fee; failed ones are
 cancelled and the energy goes back to its offer. A summary closes the day.
 Run it with ``scripts/demo.sh`` (which builds first) or ``python -m nishati_dev.demo``.
 """
@@ -63,12 +63,12 @@ from nishati_dev.stack import Stack, local_stack
 from nishati_oracle.core.settings import ReadingSettings
 
 DEMO_MARKET_ID = 1
-# Two hours of a morning in about a minute: the program's highest export limit.
+# Two hours of a morning in about a minute, so a meter may export up to 1 MW.
 DEMO_MAX_EXPORT_WATTS = 1_000_000
 
 
 def demo_market_config(oracle: Pubkey) -> MarketConfig:
-    """The local market, its meters allowed the program's highest export (see the module)."""
+    """The local market, its meters allowed 1 MW (see the module)."""
     return replace(local_market_config(oracle), max_export_watts=DEMO_MAX_EXPORT_WATTS)
 
 

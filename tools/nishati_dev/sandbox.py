@@ -277,7 +277,7 @@ def config_for(oracle: Pubkey) -> MarketConfig:
 
 
 def config_with(**changes: Any) -> Callable[[Pubkey], MarketConfig]:
-    """:func:`config_for` with some settings changed, e.g. ``max_export_watts=1_000_000`` for a
+    """:func:`config_for` with some settings changed, e.g. ``max_export_watts=100_000_000`` for a
     test on a validator, whose clock is waited for rather than moved."""
 
     def config(oracle: Pubkey) -> MarketConfig:
@@ -286,8 +286,8 @@ def config_with(**changes: Any) -> Callable[[Pubkey], MarketConfig]:
     return config
 
 
-# The program's highest export limit: a JSON-RPC test mints in seconds of chain time.
-FAST_EXPORT = config_with(max_export_watts=1_000_000)
+# The program's highest export limit, 100 MW: a JSON-RPC test mints in seconds of chain time.
+FAST_EXPORT = config_with(max_export_watts=100_000_000)
 
 
 async def open_market(

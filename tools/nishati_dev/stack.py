@@ -116,7 +116,7 @@ class StackSettings(BaseSettings):
     max_export_watts: int = Field(
         default=MAX_EXPORT_WATTS,
         ge=1,
-        le=1_000_000,
+        le=100_000_000,
         description="Most power its market lets a meter export (minting follows the chain's "
         "clock: more, for tests that mint much quickly)",
     )
