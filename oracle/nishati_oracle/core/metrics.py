@@ -133,6 +133,11 @@ class Metrics:
         self.trades = Counter(
             "nishati_trades", "Trade state changes", ["state"], registry=self.registry
         )
+        self.trade_mismatches = Counter(
+            "nishati_trade_mismatches",
+            "Trades whose account on chain differs from the ledger (flagged, nothing sent)",
+            registry=self.registry,
+        )
         self.settle_batches = Counter(
             "nishati_settle_transactions",
             "Settle and cancel transactions, and how many trades they closed",

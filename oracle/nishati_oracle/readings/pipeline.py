@@ -344,6 +344,12 @@ class ReadingPipeline:
                 earlier = None if row is None else row.message
             if earlier == submission.message:
                 return Outcome(Status.duplicate, None, reading.counter)
+        chain = self.registry.on_chain(submission.meter)
+        if chain is None:
+            looked_up = job.found.get(item.key)
+            if isinstance(looked_up, NishatiClientError):
+                return Outcome(Status.rejected, Reason.ChainUnavailable, None, str(looked_up))
+            return _rejected(Reason.UnknownMeter, f"{submission.meter} is not a registered meter")
         try:
             check_progress(
                 reading,
@@ -351,21 +357,10 @@ class ReadingPipeline:
                 now,
                 max_skew=self.settings.readings.max_clock_skew_secs,
                 not_before=state.last_timestamp,
+                meter_since=chain.meter_since,
             )
         except ReadingError as e:
             return _rejected(Reason(e.name), str(e))
-        chain = self.registry.on_chain(submission.meter)
-        if chain is None:
-            looked_up = job.found.get(item.key)
-            if isinstance(looked_up, NishatiClientError):
-                return Outcome(Status.rejected, Reason.ChainUnavailable, None, str(looked_up))
-            return _rejected(Reason.UnknownMeter, f"{submission.meter} is not a registered meter")
-        if reading.timestamp < chain.meter_since:
-            return _rejected(
-                Reason.ReadingBeforeMeterRegistered,
-                f"timestamp {reading.timestamp} is before the meter was registered "
-                f"({chain.meter_since})",
-            )
         if state.has_last and not self._plausible(reading, state):
             return _rejected(
                 Reason.ImplausiblePower,
@@ -379,8 +374,8 @@ class ReadingPipeline:
             return _rejected(
                 Reason.ExportAboveMeterLimit,
                 f"{minted:,} Wh since the last attestation is more than "
-                f"{limits.max_export_watts:,} W over the {max(0, now - chain.attested_at)} s "
-                "of chain time since",
+                f"{limits.max_export_watts:,} W allows over the "
+                f"{max(0, now - chain.attested_at)} s of chain time since",
             )
         if minted > limits.daily_mint_cap_wh:
             return _rejected(

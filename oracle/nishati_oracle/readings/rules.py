@@ -7,9 +7,10 @@ the meter's timestamps, which the meter signs and may set as it likes:
 - a reading dated before its meter was registered (``meter_since``) is refused
   (``ReadingBeforeMeterRegistered``);
 - the Wh a reading mints may not exceed the market's ``max_export_watts`` over the chain time
-  since the household's last attestation: ``minted * 3600 <= watts * (now -
-  last_attested_at)`` (``ExportAboveMeterLimit``); an attestation sets ``last_attested_at`` to
-  its own time, so a second reading of one meter in one transaction may mint nothing;
+  since the household's last attestation (``ExportAboveMeterLimit``; the allowance as the
+  client computes it, :func:`nishati_client.readings.export_allowance_wh`); an attestation sets
+  ``last_attested_at`` to its own time, so a second reading of one meter in one transaction
+  may mint nothing;
 - the market mints at most ``daily_mint_cap_wh`` a chain day (``now`` div 86,400), counted
   from zero when the day turns (``MintCeilingReached``).
 """
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 
 from nishati_client.household import Household
 from nishati_client.market import Market
+from nishati_client.readings import export_allowance_wh, export_secs
 
-SECS_PER_HOUR = 3_600
 SECS_PER_DAY = 86_400
 
 
@@ -103,10 +104,10 @@ def next_day(now: int) -> int:
 
 def within_export_limit(minted_wh: int, max_export_watts: int, since: int, now: int) -> bool:
     """Whether ``minted_wh`` keeps to ``max_export_watts`` over the chain time from ``since``
-    to ``now`` (none counted before ``since``: a baseline mints nothing and always passes)."""
-    return minted_wh * SECS_PER_HOUR <= max_export_watts * max(0, now - since)
+    to ``now`` (a baseline mints nothing and always passes)."""
+    return minted_wh <= export_allowance_wh(max_export_watts, now - since)
 
 
 def export_allowed_at(minted_wh: int, max_export_watts: int, since: int) -> int:
     """The first chain time at which ``minted_wh`` keeps to the export limit."""
-    return since + -(-minted_wh * SECS_PER_HOUR // max_export_watts)
+    return since + export_secs(minted_wh, max_export_watts)
