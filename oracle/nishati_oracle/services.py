@@ -92,7 +92,8 @@ async def start(
         trading = build_trading(settings, store, client, oracle, market, metrics)
         stack.push_async_callback(trading.close)
     stop = asyncio.Event()
-    work: list[Coroutine[Any, Any, None]] = [attester.run(stop)]
+    # The chain's clock kept fresh for the readings' checks (it is never carried forward).
+    work: list[Coroutine[Any, Any, None]] = [attester.run(stop), clock.keep_fresh(stop)]
     if trading is not None:
         work.append(trading.worker.run(stop))
     tasks = [asyncio.create_task(w) for w in work]

@@ -22,12 +22,14 @@ from nishati_client.keys import write_keypair
 from nishati_client.program import NishatiClient
 from nishati_client.readings import SignedReading
 from nishati_dev.processes import OracleService
-from nishati_dev.sandbox import Harness, Member, OpenMarket, fund, open_market
+from nishati_dev.sandbox import FAST_EXPORT, Harness, Member, OpenMarket, fund, open_market
 from tests.oracle.proxy import CuttableProxy
 
 pytestmark = pytest.mark.rpc
 MEMBERS = 9
 EXPORT_PER_READING_WH = 50
+# Chain time between rounds: the oracle's clock is read every 0.2 s and trails by that much.
+CHAIN_SECS_BETWEEN_ROUNDS = 2
 
 
 @dataclass
@@ -38,7 +40,10 @@ class Setup:
     exported: dict[Pubkey, int]
 
     async def readings(self, offset: int) -> list[SignedReading]:
-        """One new reading per household, ``offset`` seconds after the cluster's now."""
+        """One new reading per household, ``offset`` seconds after the cluster's now, once a
+        few seconds of chain time have passed (an attestation before may have just landed:
+        the export limit counts from it, 100 MW here, 27 kWh a second)."""
+        await self.market.elapse(CHAIN_SECS_BETWEEN_ROUNDS)
         now = await self.market.now()
         batch = []
         for m in self.members:
@@ -54,7 +59,7 @@ async def setup(
     program_id = Pubkey.from_string(settings.program_id)
     chain = RpcChain(rpc_url, program_id, settings.commitment)
     h = Harness(chain, rpc_payer, NishatiClient(chain, program_id), None)
-    market = await open_market(h)
+    market = await open_market(h, config=FAST_EXPORT)
     await fund(h, market.oracle.pubkey(), 10 * 10**9)
     members = [await market.register(custodial=True) for _ in range(MEMBERS)]
     key = tmp_path / "oracle.json"
@@ -66,6 +71,7 @@ async def setup(
         "NISHATI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'oracle.db'}",
         "NISHATI_ATTEST_INTERVAL_SECS": "0.2",
         "NISHATI_ATTEST_THRESHOLD_WH": "0",
+        "NISHATI_CHAIN_CLOCK_SECS": "0.2",
     }
     try:
         yield Setup(market, members, env, {})
@@ -118,7 +124,7 @@ async def test_killed_mid_batch_then_restarted_attests_each_reading_once(
     oracle.start()
     for round_ in range(4):
         answer = post(oracle, await setup.readings(offset=round_ * 10))
-        assert answer["accepted"] == MEMBERS
+        assert answer["accepted"] == MEMBERS, answer["results"][0]
         if round_ == 2:
             await asyncio.sleep(0.25)  # the batcher is sending: kill it there
             oracle.kill()
@@ -143,10 +149,14 @@ async def test_the_queue_holds_while_the_chain_is_away_then_drains(
         first = await asyncio.to_thread(post, oracle, await setup.readings(offset=0))
         assert first["accepted"] == MEMBERS
         await drained(oracle, within_secs=30)
+        # The oracle reads the chain's clock past the last attestation before losing it: it
+        # then checks readings against that time while the chain is away.
+        await setup.market.elapse(CHAIN_SECS_BETWEEN_ROUNDS)
+        await asyncio.sleep(1)
         proxy.cut()
         for round_ in range(3):
             answer = await asyncio.to_thread(post, oracle, await setup.readings(10 * round_ + 10))
-            assert answer["accepted"] == MEMBERS
+            assert answer["accepted"] == MEMBERS, answer["results"][0]
         await asyncio.sleep(30)
         # Held, not lost, not attested.
         assert await asyncio.to_thread(oracle.unattested) == 3 * MEMBERS

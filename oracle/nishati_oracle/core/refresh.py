@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -23,7 +24,7 @@ class Refreshed(ABC, Generic[T]):
     background, one at a time (on a busy validator one takes a hundred milliseconds or more,
     and every caller meanwhile would wait for it, and send its own); a failed one is tried
     again after ``retry_secs``, the last value answering meanwhile. :meth:`fresh` waits for a
-    read (the one in flight, if any)."""
+    read of its own; :meth:`keep_fresh` reads on a timer whether the value is used or not."""
 
     # What the log says a failed background read was reading.
     what = "a value"
@@ -61,10 +62,24 @@ class Refreshed(ABC, Generic[T]):
         return self._value
 
     async def fresh(self) -> T:
-        """The value read now (the read in flight, if one is); fails with the chain."""
+        """The value read now, by a read started after this call (one in flight is waited
+        for first: it may have been sent before what the caller waits to see); fails with
+        the chain."""
+        if self._reading is not None and not self._reading.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._reading)
         await asyncio.shield(self._read())
         assert self._value is not None
         return self._value
+
+    async def keep_fresh(self, stop: asyncio.Event) -> None:
+        """Reads the value every ``refresh_secs`` until ``stop``, used or not: the first use
+        after a quiet spell then finds it fresh, not as old as that spell."""
+        while not stop.is_set():
+            with contextlib.suppress(NishatiClientError):
+                await self.fresh()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.refresh_secs)
 
     def forget(self) -> None:
         """The next :meth:`get` reads again (in the background, if a value is held)."""
@@ -77,8 +92,9 @@ class Refreshed(ABC, Generic[T]):
             await asyncio.gather(self._reading, return_exceptions=True)
 
     def _read(self) -> asyncio.Task[None]:
-        """The read in flight, or a new one."""
-        if self._reading is None:
+        """The read in flight, or a new one (a read done is not in flight, though its
+        callback may not have run yet)."""
+        if self._reading is None or self._reading.done():
             self._reading = asyncio.create_task(self._read_now())
             self._reading.add_done_callback(self._done)
         return self._reading
@@ -90,7 +106,8 @@ class Refreshed(ABC, Generic[T]):
         self._next_read = self.monotonic() + self.refresh_secs
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._reading = None
+        if self._reading is task:
+            self._reading = None
         if task.cancelled():
             return
         error = task.exception()  # retrieved here; a first read's callers raise it themselves

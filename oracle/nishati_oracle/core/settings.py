@@ -92,7 +92,7 @@ class ReadingSettings(EnvSettings):
         "program's)",
     )
     chain_clock_secs: float = Field(
-        default=5.0,
+        default=1.0,
         gt=0,
         description="How old the chain's clock may get before it is read again (it is never "
         "carried forward on the oracle's clock)",

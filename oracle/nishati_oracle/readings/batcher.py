@@ -537,6 +537,9 @@ class Attester:
             at: int | None = await cluster_time(self.client.chain)
         except NishatiClientError:
             at = None
+        if at is not None:
+            # Readings coming in are checked no earlier than this attestation.
+            self.chain_clock.observe(at)
         for d in group:
             meter = Pubkey.from_string(d.meter)
             self._retry_at.pop(d.meter, None)

@@ -12,7 +12,7 @@ from nishati_oracle.core.refresh import Refreshed
 # How soon a failed read of the cluster's clock is tried again.
 RETRY_CLOCK_SECS = 1.0
 # How old the last read may be before another is made (in the background).
-REFRESH_CLOCK_SECS = 5.0
+REFRESH_CLOCK_SECS = 1.0
 
 
 class ChainClock(Refreshed[int]):
@@ -42,6 +42,11 @@ class ChainClock(Refreshed[int]):
     async def now(self) -> int:
         """The latest cluster time read; while the chain is unreachable, the last one."""
         return await self.get()
+
+    def observe(self, cluster_time: int) -> None:
+        """Takes in a cluster time read elsewhere (the batcher's, after an attestation)."""
+        if self._value is not None:
+            self._value = max(self._value, cluster_time)
 
     async def _fetch(self) -> int:
         return await cluster_time(self.chain)
