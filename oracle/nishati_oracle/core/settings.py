@@ -94,8 +94,8 @@ class ReadingSettings(EnvSettings):
     chain_clock_secs: float = Field(
         default=1.0,
         gt=0,
-        description="How old the chain's clock may get before it is read again (it is never "
-        "carried forward on the oracle's clock)",
+        description="How often the chain's clock is read; readings are checked against the "
+        "last read, never carried forward on the oracle's own clock",
     )
     market_cache_secs: float = Field(
         default=30.0,
