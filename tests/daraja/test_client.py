@@ -21,6 +21,8 @@ from nishati_oracle.daraja import (
     DarajaError,
     DarajaOutcomeUnknown,
     DarajaUnavailable,
+    DuplicateRequest,
+    GatewayRejected,
     InvalidAccountReference,
     InvalidAmount,
     InvalidField,
@@ -343,6 +345,7 @@ async def test_calls_log_bound_fields_and_only_a_masked_phone() -> None:
             "event": "b2c accepted",
             "operation": "B2C",
             "originator_conversation_id": "payout-42",
+            "conversation_id": "AG_20191219_00005797af5d7d75f652",
             "amount_kes": 250,
             "phone": "2547****4149",
         },
@@ -396,7 +399,8 @@ async def test_non_zero_response_code_is_rejected() -> None:
         ("400.002.02", 400, InvalidField),
         ("500.003.03", 500, QuotaExceeded),
         ("500.001.1001", 500, TransactionInProcess),
-        ("500.002.1001", 500, DarajaApiError),
+        ("500.002.1001", 500, DuplicateRequest),
+        ("400.002.05", 400, DarajaApiError),
     ],
 )
 async def test_error_bodies_map_to_named_errors(
@@ -426,12 +430,15 @@ async def test_no_secret_reaches_an_error_message() -> None:
         assert secret not in text
 
 
-async def test_a_non_json_reply_is_unexpected() -> None:
+async def test_a_non_json_4xx_is_a_gateway_refusal() -> None:
     fake = FakeDaraja()
     fake.script(QUERY, httpx.Response(404, text="Not Found"))
     async with make_client(fake) as client:
-        with pytest.raises(UnexpectedResponse):
+        with pytest.raises(GatewayRejected) as info:
             await client.stk_query("ws_CO_1")
+    assert info.value.error_code == "HTTP 404"
+    assert "Not Found" in str(info.value)
+    assert not info.value.may_have_been_processed
 
 
 # ---------------------------------------------------------------- STK Query
@@ -442,7 +449,9 @@ async def test_stk_query_pending() -> None:
     fake.script(QUERY, error_body("500.001.1001", "The transaction is being processed"))
     async with make_client(fake) as client:
         result = await client.stk_query("ws_CO_191220191020363925")
-    assert result == StkQueryPending("ws_CO_191220191020363925")
+    assert result == StkQueryPending(
+        "ws_CO_191220191020363925", description="The transaction is being processed"
+    )
     assert fake.bodies(QUERY)[0] == {
         "BusinessShortCode": "174379",
         "Password": base64.b64encode(f"174379{SANDBOX_PASSKEY}{FIXED_TIMESTAMP}".encode()).decode(),
@@ -664,7 +673,7 @@ async def test_transaction_status_by_originator_conversation_id() -> None:
         "QueueTimeOutURL": TIMEOUT_URL,
         "Remarks": "Payout status",
         "Occasion": "",
-        "OriginatorConversationID": "payout-42",
+        "OriginalConversationID": "payout-42",
     }
     assert CERT.key.decrypt(base64.b64decode(str(credential)), padding.PKCS1v15()) == (
         INITIATOR_PASSWORD.encode()
@@ -683,6 +692,7 @@ async def test_transaction_status_by_transaction_id() -> None:
         )
     body = fake.bodies(STATUS)[0]
     assert body["TransactionID"] == "NLJ7RT61SV"
+    assert "OriginalConversationID" not in body
     assert "OriginatorConversationID" not in body
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from decimal import Decimal
 from typing import Any
@@ -11,11 +12,15 @@ import pytest
 
 from nishati_oracle.daraja import (
     CallbackInvalid,
+    CallbackProblem,
     ResultCode,
+    masked_phone_matches,
     parse_b2c_result,
     parse_queue_timeout,
+    parse_reversal_result,
     parse_stk_callback,
     parse_transaction_status_result,
+    same_request,
     whole_shillings,
 )
 from nishati_oracle.daraja.models import stk_callback_keys
@@ -350,3 +355,176 @@ def test_stk_keys_are_read_without_the_full_parse() -> None:
     for body in malformed:
         with pytest.raises(CallbackInvalid):
             stk_callback_keys(body)
+
+
+# ---------------------------------------------------------------- issue 15's smaller items
+
+
+@pytest.mark.parametrize(("raw", "code"), [(0, 0), ("0", 0), ("1032", 1032), (1032, 1032)])
+def test_result_code_as_a_string_or_a_number(raw: object, code: int) -> None:
+    items = None if code else STK_ITEMS
+    body = stk(0, items)
+    body["Body"]["stkCallback"]["ResultCode"] = raw
+    key, receipt = stk_callback_keys(body)
+    assert key == "ws_CO_191220191020363925"
+    assert receipt == (None if code else "NLJ7RT61SV")
+    callback = parse_stk_callback(body)
+    assert callback.result_code == code
+    assert callback.paid is (code == 0)
+
+
+@pytest.mark.parametrize("raw", ["", "1.0", "+5", "1_000", "0x1", True, None, 1.5, ARABIC_INDIC_10])
+def test_result_codes_that_are_not_whole_numbers_are_refused(raw: object) -> None:
+    body = stk(1032, None)
+    body["Body"]["stkCallback"]["ResultCode"] = raw
+    with pytest.raises(CallbackInvalid):
+        stk_callback_keys(body)
+    with pytest.raises(CallbackInvalid):
+        parse_stk_callback(body)
+
+
+STK_ITEMS: list[dict[str, Any]] = [
+    {"Name": "Amount", "Value": 1.00},
+    {"Name": "MpesaReceiptNumber", "Value": "NLJ7RT61SV"},
+    {"Name": "TransactionDate", "Value": 20191219102115},
+    {"Name": "PhoneNumber", "Value": 254708374149},
+]
+
+
+@pytest.mark.parametrize("shown", ["2547****149", "25470****149", "2547 ***** 149", "254708xxx149"])
+def test_a_masked_phone_keeps_the_receipt_and_can_be_checked(shown: str) -> None:
+    items = [*STK_ITEMS[:3], {"Name": "PhoneNumber", "Value": shown}]
+    payment = parse_stk_callback(stk(0, items)).payment
+    assert payment is not None
+    assert payment.receipt == "NLJ7RT61SV"
+    assert payment.phone is None
+    assert payment.phone_shown == shown.replace(" ", "")
+    assert payment.phone_matches("254708374149")
+    assert not payment.phone_matches("254708374150")
+    assert not payment.phone_matches("254108374149")
+
+
+def test_a_hashed_phone_can_be_checked() -> None:
+    digest = hashlib.sha256(b"254708374149").hexdigest()
+    payment = parse_stk_callback(
+        stk(0, [*STK_ITEMS[:3], {"Name": "PhoneNumber", "Value": digest.upper()}])
+    ).payment
+    assert payment is not None
+    assert payment.phone_matches("254708374149")
+    assert not payment.phone_matches("254708374148")
+
+
+def test_a_full_phone_matches_only_itself() -> None:
+    payment = parse_stk_callback(stk(0, STK_ITEMS)).payment
+    assert payment is not None
+    assert payment.phone == "254708374149"
+    assert payment.phone_shown is None
+    assert payment.phone_matches("254708374149")
+    assert not payment.phone_matches("254708374148")
+
+
+@pytest.mark.parametrize("shown", ["****", "25****9", "garbage", "2547**41**49", "254708374149**"])
+def test_a_mask_showing_too_little_or_nonsense_matches_nothing(shown: str) -> None:
+    assert not masked_phone_matches(shown, "254708374149")
+
+
+def test_a_fractional_amount_is_refused_with_a_clear_reason() -> None:
+    raw = STK_SUCCESS.replace(b'"Value":1.00', b'"Value":1.50')
+    with pytest.raises(CallbackInvalid) as info:
+        parse_stk_callback(raw)
+    assert info.value.reason is CallbackProblem.fractional_amount
+    assert "1.50" in str(info.value)
+    assert "whole number of shillings" in str(info.value)
+    # The receipt is still read by the cheap key parse, so the callback is stored with it.
+    assert stk_callback_keys(json.loads(raw)) == ("ws_CO_191220191020363925", "NLJ7RT61SV")
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", CallbackProblem.not_json),
+        (b"[" * 100_000, CallbackProblem.not_json),
+        (b'{"Body":{}}', CallbackProblem.wrong_shape),
+        (
+            STK_SUCCESS.replace(b'{"Name":"MpesaReceiptNumber","Value":"NLJ7RT61SV"},', b""),
+            CallbackProblem.missing_field,
+        ),
+    ],
+)
+def test_every_refusal_has_a_reason(body: bytes, reason: CallbackProblem) -> None:
+    with pytest.raises(CallbackInvalid) as info:
+        parse_stk_callback(body)
+    assert info.value.reason is reason
+
+
+def test_transaction_status_names_the_queried_ids() -> None:
+    result = parse_transaction_status_result(
+        {
+            "Result": {
+                "ResultType": 0,
+                "ResultCode": 0,
+                "ResultDesc": "The service request is processed successfully.",
+                "OriginatorConversationID": "3213-416199-2",
+                "ConversationID": "AG_20180223_0000493344ae97d86f75",
+                "TransactionID": "MBN0000000",
+                "ResultParameters": {
+                    "ResultParameter": [
+                        {"Key": "OriginatorConversationID", "Value": "3211-416020-3"},
+                        {"Key": "TransactionStatus", "Value": "Completed"},
+                        {"Key": "Amount", "Value": "300"},
+                        {"Key": "ConversationID", "Value": "AG_20180223_000041b09c22e613d6c9"},
+                        {"Key": "ReceiptNo", "Value": "MBN31H462N"},
+                    ]
+                },
+            }
+        }
+    )
+    assert result.queried_ids == {"3211-416020-3", "AG_20180223_000041b09c22e613d6c9"}
+    assert same_request({"payout-42", "AG_20180223_000041b09c22e613d6c9"}, result.queried_ids)
+    assert result.amount == 300
+
+
+# Daraja's Reversal page: its success and failure samples.
+REVERSAL_SUCCESS = b"""{"Result":{"ResultType":0,"ResultCode":0,
+ "ResultDesc":"The service request is processed successfully.",
+ "OriginatorConversationID":"dad6-4c34-8787-c8cb963a496d1268232",
+ "ConversationID":"AG_20211114_201018edbbf9f1582eaa","TransactionID":"SKE52PAWR9",
+ "ResultParameters":{"ResultParameter":[
+  {"Key":"DebitAccountBalance","Value":"Utility Account|KES|7722179.62|7722179.62|0.00|0.00"},
+  {"Key":"Amount","Value":1.00},{"Key":"TransCompletedTime","Value":20211114132711},
+  {"Key":"OriginalTransactionID","Value":"SKC82PACB8"},{"Key":"Charge","Value":0.00},
+  {"Key":"CreditPartyPublicName","Value":"254705912645 - NICHOLAS JOHN SONGOK"},
+  {"Key":"DebitPartyPublicName","Value":"600992 - Safaricom Daraja 992"}]},
+ "ReferenceData":{"ReferenceItem":{"Key":"QueueTimeoutURL",
+  "Value":"https://internalsandbox.safaricom.co.ke/mpesa/reversalresults/v1/submit"}}}}"""
+REVERSAL_FAILURE = b"""{"Result":{"ResultType":0,"ResultCode":"R000002",
+ "ResultDesc":"The OriginalTransactionID is invalid.",
+ "OriginatorConversationID":"3124-481d-b706-10bdd6fbc8e21792398",
+ "ConversationID":"AG_20211114_2010573069aefb6b625a","TransactionID":"SKE0000000"}}"""
+
+
+def test_reversal_success() -> None:
+    result = parse_reversal_result(REVERSAL_SUCCESS)
+    assert result.succeeded
+    assert not result.already_reversed
+    assert result.transaction_id == "SKE52PAWR9"
+    assert result.original_transaction_id == "SKC82PACB8"
+    assert result.amount == 1
+    assert result.completed_at == dt.datetime(2021, 11, 14, 13, 27, 11, tzinfo=NAIROBI)
+    assert result.ids == {"dad6-4c34-8787-c8cb963a496d1268232", "AG_20211114_201018edbbf9f1582eaa"}
+    assert "SONGOK" not in repr(result)
+
+
+def test_reversal_failures() -> None:
+    result = parse_reversal_result(REVERSAL_FAILURE)
+    assert not result.succeeded
+    assert result.original_not_found
+    assert result.original_transaction_id is None
+    already = json.loads(REVERSAL_FAILURE)
+    already["Result"] |= {"ResultCode": "R000001", "ResultDesc": "already reversed"}
+    assert parse_reversal_result(already).already_reversed
+    broken = json.loads(REVERSAL_SUCCESS)
+    del broken["Result"]["ResultParameters"]
+    with pytest.raises(CallbackInvalid) as info:
+        parse_reversal_result(broken)
+    assert info.value.reason is CallbackProblem.missing_field

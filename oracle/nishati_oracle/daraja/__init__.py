@@ -1,9 +1,10 @@
 """Safaricom Daraja (M-Pesa): the protocol layer the oracle's payments are built on.
 
-:class:`DarajaClient` makes the calls (STK Push and Query, B2C v3, Transaction Status);
-the ``parse_*`` functions read the callbacks Daraja posts back. Amounts are ints of whole
-shillings throughout. See README.md in this folder for the retry rules and for why this is not
-mpesakit.
+:class:`DarajaClient` makes the calls (STK Push and Query, B2C v3, Transaction Status,
+Reversal); the ``parse_*`` functions read the callbacks Daraja posts back. Amounts are ints of
+whole shillings throughout. Every failure is a named :class:`DarajaError` whose family says
+whether money may have moved. See README.md in this folder for the retry rules, the reply
+shapes, the token rules and for why this is not mpesakit.
 """
 
 from nishati_oracle.daraja.client import DarajaClient
@@ -12,12 +13,16 @@ from nishati_oracle.daraja.credentials import nairobi_timestamp, security_creden
 from nishati_oracle.daraja.errors import (
     AuthenticationFailed,
     CallbackInvalid,
+    CallbackProblem,
     DarajaApiError,
     DarajaConfigError,
     DarajaError,
     DarajaOutcomeUnknown,
     DarajaRequestInvalid,
     DarajaUnavailable,
+    DuplicateRequest,
+    GatewayFailure,
+    GatewayRejected,
     InvalidAccountReference,
     InvalidAmount,
     InvalidField,
@@ -28,11 +33,17 @@ from nishati_oracle.daraja.errors import (
     InvalidToken,
     InvalidTransactionDesc,
     InvalidUrl,
+    MismatchedReply,
+    NoReply,
     QuotaExceeded,
+    RateLimited,
     RequestRejected,
+    ServerError,
     SpikeArrest,
+    TokenUnavailable,
     TransactionInProcess,
     UnexpectedResponse,
+    UnknownResultCode,
 )
 from nishati_oracle.daraja.models import (
     B2CAccepted,
@@ -41,6 +52,8 @@ from nishati_oracle.daraja.models import (
     B2CSubmission,
     QueueTimeout,
     ResultCode,
+    ReversalAccepted,
+    ReversalResult,
     StatusQueryAccepted,
     StkCallback,
     StkPayment,
@@ -49,13 +62,17 @@ from nishati_oracle.daraja.models import (
     StkQueryPending,
     StkQueryResult,
     TransactionStatusResult,
+    masked_phone_matches,
     parse_b2c_result,
     parse_queue_timeout,
+    parse_reversal_result,
     parse_stk_callback,
     parse_transaction_status_result,
+    same_request,
     whole_shillings,
 )
-from nishati_oracle.daraja.token import TokenCache
+from nishati_oracle.daraja.token import FileTokenStore, StoredToken, TokenCache, TokenStore
+from nishati_oracle.daraja.urls import callback_token, filtered_words
 
 __all__ = [
     "PRODUCTION_URL",
@@ -66,6 +83,7 @@ __all__ = [
     "B2CResult",
     "B2CSubmission",
     "CallbackInvalid",
+    "CallbackProblem",
     "DarajaApiError",
     "DarajaClient",
     "DarajaConfig",
@@ -74,6 +92,10 @@ __all__ = [
     "DarajaOutcomeUnknown",
     "DarajaRequestInvalid",
     "DarajaUnavailable",
+    "DuplicateRequest",
+    "FileTokenStore",
+    "GatewayFailure",
+    "GatewayRejected",
     "InvalidAccountReference",
     "InvalidAmount",
     "InvalidField",
@@ -84,10 +106,16 @@ __all__ = [
     "InvalidToken",
     "InvalidTransactionDesc",
     "InvalidUrl",
+    "MismatchedReply",
+    "NoReply",
     "QueueTimeout",
     "QuotaExceeded",
+    "RateLimited",
     "RequestRejected",
     "ResultCode",
+    "ReversalAccepted",
+    "ReversalResult",
+    "ServerError",
     "SpikeArrest",
     "StatusQueryAccepted",
     "StkCallback",
@@ -96,16 +124,25 @@ __all__ = [
     "StkQueryCompleted",
     "StkQueryPending",
     "StkQueryResult",
+    "StoredToken",
     "TokenCache",
+    "TokenStore",
+    "TokenUnavailable",
     "TransactionInProcess",
     "TransactionStatusResult",
     "TransactionType",
     "UnexpectedResponse",
+    "UnknownResultCode",
+    "callback_token",
+    "filtered_words",
+    "masked_phone_matches",
     "nairobi_timestamp",
     "parse_b2c_result",
     "parse_queue_timeout",
+    "parse_reversal_result",
     "parse_stk_callback",
     "parse_transaction_status_result",
+    "same_request",
     "security_credential",
     "stk_password",
     "whole_shillings",

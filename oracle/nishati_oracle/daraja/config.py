@@ -30,10 +30,11 @@ class TransactionType(StrEnum):
 class DarajaConfig:
     """One Daraja app. ``base_url`` is the sandbox, production, or any simulator's URL.
 
-    The B2C fields are optional so that a collecting-only oracle can run without them; a B2C or
-    Transaction Status call without them raises :class:`DarajaConfigError`. ``certificate`` is
-    Safaricom's X.509 certificate for the environment (PEM or DER; a path or the bytes), whose
-    public key encrypts the initiator password into the ``SecurityCredential``.
+    The B2C fields are optional so that a collecting-only oracle can run without them; a B2C,
+    Transaction Status or Reversal call without them raises :class:`DarajaConfigError`.
+    ``certificate`` is Safaricom's X.509 certificate for the environment (PEM or DER; a path or
+    the bytes), whose public key encrypts the initiator password into the
+    ``SecurityCredential``.
     """
 
     base_url: str
@@ -49,6 +50,10 @@ class DarajaConfig:
     initiator_password: SecretStr | None = None
     certificate: Path | bytes | None = field(default=None, repr=False)
     b2c_shortcode: str | None = None
+    # The Reversal API needs an API user with the Org Reversals Initiator role on the
+    # collecting shortcode, which may not be the B2C initiator; unset, the B2C one is used.
+    reversal_initiator_name: str | None = None
+    reversal_initiator_password: SecretStr | None = None
     connect_timeout_secs: float = 5.0
     # Daraja's STK Push can take several seconds to answer; a read timeout on it is an unknown
     # outcome, so it is generous.
@@ -71,6 +76,8 @@ class DarajaConfig:
                 raise DarajaConfigError(f"{name} must be the digits 0-9")
         if self.max_attempts < 1:
             raise DarajaConfigError("max_attempts must be at least 1")
+        if (self.reversal_initiator_name is None) != (self.reversal_initiator_password is None):
+            raise DarajaConfigError("give the reversal initiator's name and password together")
         if self.token_refresh_margin_secs < 0:
             raise DarajaConfigError("token_refresh_margin_secs must not be negative")
         if self.connect_timeout_secs <= 0 or self.read_timeout_secs <= 0:

@@ -1,5 +1,11 @@
 """The Daraja layer's exceptions: one base, one class per thing a caller must tell apart.
 
+Every exception the client raises is in one of three families, and the family says whether
+money may have moved: **refused before sending** (``DarajaConfigError``, ``DarajaRequestInvalid``,
+``DarajaUnavailable``), **refused by the far side** (``DarajaApiError``: the request was not
+processed), or **outcome unknown** (``DarajaOutcomeUnknown``: it may have been processed; reconcile
+before doing it again). ``may_have_been_processed`` says which, on every class.
+
 DarajaError
 ├── DarajaConfigError: the configuration cannot make this call (no initiator, no certificate)
 ├── DarajaRequestInvalid (ValueError): refused here, before anything was sent
@@ -12,17 +18,26 @@ DarajaError
 │   ├── InvalidUrl: a callback URL Daraja would refuse or never call
 │   └── InvalidIdentifier: an empty or oversized OriginatorConversationID / request id
 ├── DarajaUnavailable: no connection could be made; the request never left
+│   └── TokenUnavailable: no access token could be had, so the call itself was never sent
 ├── DarajaOutcomeUnknown: the request may have reached Daraja, and was not sent again
-├── UnexpectedResponse: a reply that is not what the protocol promises
+│   ├── NoReply: a timeout or a dropped connection after the request was sent
+│   ├── UnexpectedResponse: a reply that is not what the protocol promises
+│   │   ├── GatewayFailure: HTTP 5xx without a Daraja error body (a proxy's 502/503/504 page)
+│   │   ├── MismatchedReply: the reply names another request than the one sent
+│   │   └── UnknownResultCode: a ResultCode that is neither a number nor a known pending code
+│   └── ServerError 500.003.1001 (also a DarajaApiError): Daraja failed while processing
 ├── CallbackInvalid (ValueError): a callback body breaks the documented format
 └── DarajaApiError: Daraja answered with an error (``errorCode`` or a non-zero ``ResponseCode``)
     ├── InvalidField 400.002.02
-    ├── AuthenticationFailed: the OAuth endpoint refused the consumer key and secret
-    ├── InvalidToken 404.001.03
+    ├── AuthenticationFailed: OAuth refused the consumer key and secret (400.008.01/02)
+    ├── InvalidToken 404.001.03, 400.003.01, 401.003.01, 401.002.01, 401.001
     ├── TransactionInProcess 500.001.1001
+    ├── DuplicateRequest 500.002.1001: that OriginatorConversationID was already received
     ├── SpikeArrest 500.003.02
     ├── QuotaExceeded 500.003.03
-    └── RequestRejected: HTTP 200 but a non-zero ``ResponseCode``
+    ├── RequestRejected: HTTP 200 but a non-zero ``ResponseCode``
+    └── GatewayRejected: HTTP 4xx without a Daraja error body (a firewall's HTML page)
+        └── RateLimited: HTTP 429 from a gateway in front of Daraja
 
 No message here ever holds a secret or a whole phone number: Daraja's own ``errorMessage`` is
 passed through :func:`scrub` first, because it sometimes echoes the request's fields.
@@ -32,6 +47,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from enum import StrEnum
+from typing import ClassVar
 
 from nishati_client.phone import InvalidPhoneNumber, mask
 
@@ -41,9 +58,22 @@ _PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?254|0)[17]\d{8}(?!\d)")
 
 INVALID_FIELD = "400.002.02"
 INVALID_TOKEN = "404.001.03"  # noqa: S105 - an error code, not a secret
+# Daraja's APIs each document their own code for a bad or expired token: 404.001.03 (STK Push,
+# Reversal), 400.003.01 (Transaction Status, C2B), 401.002.01 (Account Balance), 401.001 (Pull
+# Transactions); 401.003.01 is reported for others. All of them mean: renew and resend.
+INVALID_TOKEN_CODES = frozenset(
+    {INVALID_TOKEN, "400.003.01", "401.003.01", "401.002.01", "401.001"}
+)
+INVALID_AUTHENTICATION = "400.008.01"
+INVALID_GRANT = "400.008.02"
 IN_PROCESS = "500.001.1001"
+DUPLICATE = "500.002.1001"
+SERVER_ERROR = "500.003.1001"
 SPIKE_ARREST = "500.003.02"
 QUOTA_EXCEEDED = "500.003.03"
+
+EXCERPT_CHARS = 200
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
 
 
 def scrub(text: str) -> str:
@@ -51,8 +81,19 @@ def scrub(text: str) -> str:
     return _PHONE_IN_TEXT.sub(lambda m: mask(m.group(0)), text)
 
 
+def excerpt(text: str) -> str:
+    """The start of a reply body fit for a log line: printable ASCII, phones masked, short."""
+    flat = _UNPRINTABLE.sub(" ", text[: EXCERPT_CHARS * 4]).strip()
+    flat = scrub(flat)
+    return flat if len(flat) <= EXCERPT_CHARS else flat[: EXCERPT_CHARS - 1] + "…"
+
+
 class DarajaError(Exception):
     """Base of every error the Daraja layer raises."""
+
+    may_have_been_processed: ClassVar[bool] = False
+    """True when the request may have been processed (money may have moved): reconcile (STK
+    Query, Transaction Status, the callback) before sending it again with a new key."""
 
 
 class DarajaConfigError(DarajaError):
@@ -101,27 +142,77 @@ class DarajaUnavailable(DarajaError):
     """No connection to Daraja could be made, after retries; nothing was sent."""
 
 
+class TokenUnavailable(DarajaUnavailable):
+    """No access token could be had (OAuth unreachable or answering nonsense), so the call it
+    was for was never sent. A refusal of the consumer key and secret is
+    :class:`AuthenticationFailed` instead."""
+
+
 class DarajaOutcomeUnknown(DarajaError):
-    """The request may have reached Daraja but no answer came back. It was not sent again,
-    because for an STK Push that could prompt (and charge) the customer twice: reconcile by
-    STK Query or by the callback instead."""
+    """The request may have reached Daraja but no usable answer came back. An STK Push is not
+    sent again, because that could prompt (and charge) the customer twice: reconcile by STK
+    Query or by the callback instead."""
+
+    may_have_been_processed = True
 
 
-class UnexpectedResponse(DarajaError):
-    """Daraja answered with something the protocol does not describe (not JSON, missing
-    fields)."""
+class NoReply(DarajaOutcomeUnknown):
+    """The request was sent, then the connection timed out or dropped before an answer."""
 
-    def __init__(self, message: str, status_code: int | None = None) -> None:
+
+class UnexpectedResponse(DarajaOutcomeUnknown):
+    """Daraja (or something in front of it) answered with something the protocol does not
+    describe: not JSON, missing fields, a code nobody documents. Whether the request was
+    processed is unknown. ``excerpt`` is the start of the body, printable and scrubbed."""
+
+    def __init__(self, message: str, status_code: int | None = None, excerpt: str = "") -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.excerpt = excerpt
+
+
+class GatewayFailure(UnexpectedResponse):
+    """HTTP 5xx without a Daraja error body: a proxy or load balancer failed (502, 503, 504,
+    an HTML error page). The request may have been processed behind it."""
+
+
+class MismatchedReply(UnexpectedResponse):
+    """The reply names another request than the one sent (a ``CheckoutRequestID`` or
+    ``OriginatorConversationID`` that is not ours), so it cannot be read as our answer."""
+
+
+class UnknownResultCode(UnexpectedResponse):
+    """A ``ResultCode`` that is not a number and not one this layer knows (the sandbox answers
+    ``E3008`` for numbers it will not prompt). Not read as final either way."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class CallbackProblem(StrEnum):
+    """Why a callback was refused, as a stable word a caller can record next to it."""
+
+    not_json = "not_json"
+    wrong_shape = "wrong_shape"
+    missing_field = "missing_field"
+    fractional_amount = "fractional_amount"
+    bad_amount = "bad_amount"
+    bad_value = "bad_value"
 
 
 class CallbackInvalid(DarajaError, ValueError):
-    """A callback body does not have the documented shape; it cannot be trusted or settled."""
+    """A callback body does not have the documented shape; it cannot be trusted or settled.
+    ``reason`` says which rule it broke; the message says it in words."""
+
+    def __init__(self, message: str, reason: CallbackProblem = CallbackProblem.wrong_shape) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class DarajaApiError(DarajaError):
-    """Daraja refused a request: its ``errorCode`` (or non-zero ``ResponseCode``) and message."""
+    """Daraja refused a request: its ``errorCode`` (or non-zero ``ResponseCode``) and message.
+    Nothing was processed (but see :class:`ServerError`)."""
 
     def __init__(
         self,
@@ -143,16 +234,31 @@ class InvalidField(DarajaApiError):
 
 
 class AuthenticationFailed(DarajaApiError):
-    """The OAuth endpoint refused the consumer key and secret."""
+    """OAuth refused the consumer key and secret (400.008.01 "Invalid Authentication passed",
+    400.008.02 invalid grant type, or a bare HTTP 400/401/403 from the token endpoint)."""
 
 
 class InvalidToken(DarajaApiError):
-    """404.001.03: the access token is invalid or expired."""
+    """The access token is invalid or expired (each API has its own code for it; a newer
+    token for the same app also invalidates it). Renewed and sent once more before this is
+    raised."""
 
 
 class TransactionInProcess(DarajaApiError):
     """500.001.1001: a transaction is already in process for this phone (wait a minute), or,
     under the same code, the credentials are wrong."""
+
+
+class DuplicateRequest(DarajaApiError):
+    """500.002.1001 "Duplicate OriginatorConversationID": an earlier request with this key
+    reached Daraja. For B2C this is what makes a resend safe."""
+
+
+class ServerError(DarajaApiError, DarajaOutcomeUnknown):
+    """500.003.1001 Internal Server Error: Daraja failed while handling the request, which may
+    have been processed. Both a Daraja error (with its code) and an unknown outcome."""
+
+    may_have_been_processed = True
 
 
 class SpikeArrest(DarajaApiError):
@@ -167,21 +273,46 @@ class RequestRejected(DarajaApiError):
     """Daraja answered HTTP 200 with a non-zero ``ResponseCode``: the request was not taken."""
 
 
+class GatewayRejected(DarajaApiError):
+    """HTTP 4xx without a Daraja error body: something in front of Daraja (a firewall, a
+    gateway, a wrong URL) refused the request before it was processed. ``error_code`` is
+    ``HTTP <status>``; the message holds an excerpt of the body."""
+
+
+class RateLimited(GatewayRejected):
+    """HTTP 429 from a gateway: not processed; sent again after ``retry_after_secs`` (its
+    ``Retry-After``, when it gave one) or the usual backoff."""
+
+    def __init__(
+        self, error_message: str, *, status_code: int = 429, retry_after_secs: float | None = None
+    ) -> None:
+        super().__init__(f"HTTP {status_code}", error_message, status_code=status_code)
+        self.retry_after_secs = retry_after_secs
+
+
 _BY_CODE: dict[str, type[DarajaApiError]] = {
     INVALID_FIELD: InvalidField,
-    INVALID_TOKEN: InvalidToken,
+    **dict.fromkeys(INVALID_TOKEN_CODES, InvalidToken),
+    INVALID_AUTHENTICATION: AuthenticationFailed,
+    INVALID_GRANT: AuthenticationFailed,
     IN_PROCESS: TransactionInProcess,
+    DUPLICATE: DuplicateRequest,
+    SERVER_ERROR: ServerError,
     SPIKE_ARREST: SpikeArrest,
     QUOTA_EXCEEDED: QuotaExceeded,
 }
 
 
 def api_error(body: Mapping[str, object], status_code: int | None = None) -> DarajaApiError:
-    """The named exception for a Daraja error body ``{requestId, errorCode, errorMessage}``."""
+    """The named exception for a Daraja error body ``{requestId, errorCode, errorMessage}``.
+    A code this layer does not know but whose message says the token is invalid (as some
+    APIs word it: "Error Occurred - Invalid Access Token - …") is an :class:`InvalidToken`."""
     code = str(body.get("errorCode", "unknown"))
     message = str(body.get("errorMessage", ""))
     request_id = body.get("requestId")
-    cls = _BY_CODE.get(code, DarajaApiError)
+    cls = _BY_CODE.get(code)
+    if cls is None:
+        cls = InvalidToken if "invalid access token" in message.lower() else DarajaApiError
     return cls(
         code,
         message,
