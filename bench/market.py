@@ -26,8 +26,10 @@ from nishati_client.program import NishatiClient
 from nishati_client.readings import SignedReading
 from nishati_dev.localnet import LocalValidator
 from nishati_dev.sandbox import (
+    FAST_EXPORT,
     Harness,
     Member,
+    Meter,
     OpenMarket,
     config_for,
     digest,
@@ -78,7 +80,8 @@ async def members(market: OpenMarket, count: int) -> list[Member]:
 
 async def measure(h: Harness) -> Results:
     units: dict[str, int] = {}
-    market = await open_market(h)
+    # Meters may export 100 MW, so readings mint after seconds of chain time on a validator.
+    market = await open_market(h, config=FAST_EXPORT)
     units["market_initialize"] = (
         await h.client.market_initialize(
             payer=h.payer,
@@ -100,13 +103,18 @@ async def measure(h: Harness) -> Results:
         await client.market_resume(payer=payer, admin=admin, market=market.address)
     ).compute_units
     seller = await market.register()
+    owner, meter = Keypair(), Meter(market.address)
     units["household_register"] = (
         await client.household_register(
             payer=payer,
+            owner=owner,
             authority=oracle,
+            installer=market.installer,
             market=market.address,
-            owner=Keypair().pubkey(),
-            meter=Keypair().pubkey(),
+            meter=meter.public_key,
+            meter_proof=meter.prove(
+                client.program.household_address(market.address, owner.pubkey())
+            ),
             phone_commitment=digest("bench"),
         )
     ).outcome.compute_units
@@ -115,6 +123,7 @@ async def measure(h: Harness) -> Results:
     people = await members(market, 8)
     attest_bytes: dict[int, tuple[int, int]] = {}
     for n in range(1, len(people) + 1):
+        await market.until_exportable(people[0], 500)
         now = await market.now()
         pairs = [(p, p.meter.read(now, exported_wh=500)) for p in people[:n]]
         readings: list[tuple[SignedReading, Pubkey]] = [(s, p.address) for p, s in pairs]
@@ -151,7 +160,15 @@ async def measure(h: Harness) -> Results:
     units["trade_open"] = opened.outcome.compute_units
     trade = await client.trade(opened.address)
     units["trade_settle"] = (
-        await client.trade_settle(payer=payer, oracle=oracle, trade=trade, receipt_hash=digest("r"))
+        await client.trade_settle(
+            payer=payer,
+            oracle=oracle,
+            trade=trade,
+            receipt_hash=digest("r"),
+            buyer=trade.buyer,
+            wh=trade.wh,
+            total_cents=trade.total_cents,
+        )
     ).compute_units
     cancelled = await market.open_trade(offer, buyer, 1_000)
     units["trade_cancel"] = (
@@ -185,7 +202,7 @@ async def household_day(h: Harness, market: OpenMarket, batch: int) -> tuple[int
     rent not returned); the batch's other households share the attestation."""
     relay = Harness(h.chain, market.oracle, h.client, h.litesvm)
     await fund(h, market.oracle.pubkey(), 10 * 10**9)
-    day = OpenMarket(relay, market.address, market.admin, market.oracle)
+    day = OpenMarket(relay, market.address, market.admin, market.oracle, market.installer)
     people = await members(day, batch + 2)
     seller, buyers = people[0], people[1:3]
     await day.mint(seller, 10_000)
@@ -194,6 +211,7 @@ async def household_day(h: Harness, market: OpenMarket, batch: int) -> tuple[int
         return await lamports(h, market.oracle.pubkey())
 
     costs: dict[str, int] = {}
+    await day.until_exportable(people[0], 100)
     before = await balance()
     now = await day.now()
     await day.attest(*[(p, p.meter.read(now, exported_wh=100)) for p in people[:batch]])
@@ -207,7 +225,12 @@ async def household_day(h: Harness, market: OpenMarket, batch: int) -> tuple[int
     before = await balance()
     settles = [
         h.client.program.trade_settle(
-            oracle=market.oracle.pubkey(), trade=t, receipt_hash=digest(str(t.address))
+            oracle=market.oracle.pubkey(),
+            trade=t,
+            receipt_hash=digest(str(t.address)),
+            buyer=t.buyer,
+            wh=t.wh,
+            total_cents=t.total_cents,
         )
         for t in trades
     ]

@@ -74,7 +74,6 @@ from nishati_client.chain import (
     RpcChain,
     SendPolicy,
     cluster_slot,
-    fits_in_packet,
 )
 from nishati_client.keys import write_keypair
 from nishati_client.lookup import attest_accounts, fetch_lookup_table
@@ -292,34 +291,24 @@ def body(readings: Sequence[SignedReading]) -> bytes:
     return json.dumps({"readings": [reading_json(r) for r in readings]}).encode()
 
 
-def pack(
-    instructions: Sequence[Instruction], signers: Sequence[Keypair]
-) -> list[list[Instruction]]:
-    """As many instructions per transaction as fit a packet."""
-    policy = SendPolicy(compute_budget=False)
-    groups: list[list[Instruction]] = []
-    for ix in instructions:
-        if groups and fits_in_packet([*groups[-1], ix], signers, policy):
-            groups[-1].append(ix)
-        else:
-            groups.append([ix])
-    return groups
-
-
 async def send_all(
-    chain: RpcChain, groups: Sequence[Sequence[Instruction]], payer: Keypair
+    chain: RpcChain,
+    groups: Sequence[Sequence[Instruction]],
+    payer: Keypair,
+    cosigners: Sequence[Sequence[Keypair]] = (),
 ) -> None:
     """Sends transactions one after another: surfpool answers ``sendTransaction`` once it has
     made the transaction's block, and works one transaction at a time however many are sent at
     once. A fresh blockhash every few (its blocks come fast). Setup only: no simulation, no
-    retries; a failure stops the run."""
+    retries; a failure stops the run. ``cosigners[i]`` sign transaction ``i`` beside the payer."""
     opts = TxOpts(skip_preflight=True)
     blockhash = (await chain.latest_blockhash()).blockhash
     for i, group in enumerate(groups):
         if i % BLOCKHASH_EVERY == 0:
             blockhash = (await chain.latest_blockhash()).blockhash
+        signers = [payer, *(cosigners[i] if cosigners else ())]
         tx = Transaction(
-            [payer], Message.new_with_blockhash(list(group), payer.pubkey(), blockhash), blockhash
+            signers, Message.new_with_blockhash(list(group), payer.pubkey(), blockhash), blockhash
         )
         signature = (await chain.client.send_raw_transaction(bytes(tx), opts=opts)).value
         deadline = time.monotonic() + 60
@@ -338,24 +327,25 @@ async def register(
     market: OpenMarket, count: int, chain: RpcChain, rng: random.Random
 ) -> tuple[list[Home], int]:
     """``count`` simulated meters and their custodial households, the oracle their authority
-    and payer (one signature: more fit a transaction), as many per transaction as fit.
-    Returns the homes and how many transactions it took."""
+    and payer, the owner and the installer signing too, with the meter's proof: one a
+    transaction. Returns the homes and how many transactions it took."""
     program = market.h.client.program
     oracle = market.oracle
     meters = [new_meter(market.address, rng) for _ in range(count)]
-    instructions = [
-        program.household_register(
+    groups = [
+        program.register_household(
             payer=oracle.pubkey(),
-            authority=oracle.pubkey(),
-            market=market.address,
             owner=m.owner,
+            authority=oracle.pubkey(),
+            installer=market.installer.pubkey(),
+            market=market.address,
             meter=m.public_key,
+            meter_proof=m.meter.prove(program.household_address(market.address, m.owner)),
             phone_commitment=digest(f"bench|{m.public_key}"),
         )
         for m in meters
     ]
-    groups = pack(instructions, [oracle])
-    await send_all(chain, groups, oracle)
+    await send_all(chain, groups, oracle, [[m.owner_key, market.installer] for m in meters])
     start = await market.now() - BACKDATE_SECS
     homes = []
     for m in meters:

@@ -80,7 +80,15 @@ from nishati_dev.localday import (
 )
 from nishati_dev.localnet import LocalValidator
 from nishati_dev.processes import DarajaSimService
-from nishati_dev.sandbox import Harness, Member, OpenMarket, fund, open_market
+from nishati_dev.sandbox import (
+    CANCEL_GRACE_SECS,
+    DAILY_MINT_CAP_WH,
+    Harness,
+    Member,
+    OpenMarket,
+    fund,
+    open_market,
+)
 from nishati_dev.settings import LocalChainSettings
 from nishati_oracle.core.settings import OracleSettings, StorageSettings
 
@@ -146,6 +154,11 @@ def market_config(oracle: Pubkey) -> MarketConfig:
         min_price_cents_per_kwh=1_000,
         max_price_cents_per_kwh=5_000,
         payment_deadline_secs=PAYMENT_DEADLINE_SECS,
+        cancel_grace_secs=CANCEL_GRACE_SECS,
+        # Sellers' energy mints in seconds of the validator's clock, not hours.
+        max_export_watts=100_000_000,
+        daily_mint_cap_wh=DAILY_MINT_CAP_WH,
+        max_open_trades_per_buyer=1_000,
     )
 
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Writes docs/reading-vectors.json: signed readings and broken ones, with the error each gets.
+"""Writes docs/reading-vectors.json: signed readings and broken ones, with the error each gets,
+and beside them (under ``registration``) meter registration messages, good and broken.
 
-Checks run in this order, so each case has one answer: length, magic, version, market, signature,
-meter key, counter, timestamp order, clock skew, cumulative values.
+Reading checks run in this order, so each case has one answer: length, magic, version, market,
+signature, meter key, counter, timestamp order, clock skew, cumulative values. A registration
+message is compared whole with the one expected for its market, household and meter key.
 
 Deterministic (fixed test seeds, and Ed25519 signatures are deterministic), so rerunning it
 changes nothing unless this script changes. Stdlib plus `cryptography`; run it from the venv.
@@ -25,6 +27,14 @@ MARKET_TAG_LEN = 8
 MARKET = bytes(range(1, 33))
 OTHER_MARKET = bytes(range(101, 133))
 NOW = 1_790_000_000
+REGISTRATION_MAGIC = b"NSHM"
+REGISTRATION_VERSION = 1
+HOUSEHOLD = bytes(range(33, 65))
+OTHER_HOUSEHOLD = bytes(range(133, 165))
+# The Ed25519 instruction of one signed message: header, one offsets entry, then the payload.
+ED25519_HEADER_LEN = 2
+ED25519_OFFSETS_LEN = 14
+THIS_INSTRUCTION = 0xFFFF
 
 
 def reading(market: bytes, counter: int, timestamp: int, exported: int, imported: int) -> bytes:
@@ -41,12 +51,116 @@ def reading_v1(market: bytes, counter: int, timestamp: int, exported: int, impor
     return MAGIC + b"\x01" + market + struct.pack("<QqQQ", counter, timestamp, exported, imported)
 
 
+def registration(market: bytes, household: bytes, meter: bytes) -> bytes:
+    return REGISTRATION_MAGIC + bytes([REGISTRATION_VERSION]) + market + household + meter
+
+
+def ed25519_instruction_data(signature: bytes, public_key: bytes, message: bytes) -> bytes:
+    """One signature in the layout readings use, every offset into this instruction's data."""
+    start = ED25519_HEADER_LEN + ED25519_OFFSETS_LEN
+    offsets = struct.pack(
+        "<7H",
+        start,
+        THIS_INSTRUCTION,
+        start + len(signature),
+        THIS_INSTRUCTION,
+        start + len(signature) + len(public_key),
+        len(message),
+        THIS_INSTRUCTION,
+    )
+    return bytes([1, 0]) + offsets + signature + public_key + message
+
+
+def raw(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def public(key: Ed25519PrivateKey) -> str:
+    return raw(key).hex()
+
+
+def registration_vectors(
+    meter: Ed25519PrivateKey, other_meter: Ed25519PrivateKey
+) -> dict[str, Any]:
+    """Registration messages for ``HOUSEHOLD`` in ``MARKET`` with ``meter``'s key, each with
+    what the program answers in household_register (or household_set_meter)."""
+    meter_key, other_key = raw(meter), raw(other_meter)
+
+    def case(
+        name: str,
+        message: bytes,
+        *,
+        signer: Ed25519PrivateKey = meter,
+        error: str | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "name": name,
+            "message": message.hex(),
+            "signature": signer.sign(message).hex(),
+            "public_key": public(signer),
+            "error": error,
+        }
+
+    good = registration(MARKET, HOUSEHOLD, meter_key)
+    valid = case("valid", good)
+    valid["fields"] = {
+        "magic": REGISTRATION_MAGIC.hex(),
+        "version": REGISTRATION_VERSION,
+        "market": MARKET.hex(),
+        "household": HOUSEHOLD.hex(),
+        "meter": meter_key.hex(),
+    }
+    valid["ed25519_instruction_data"] = ed25519_instruction_data(
+        bytes.fromhex(valid["signature"]), meter_key, good
+    ).hex()
+    invalid = "InvalidMeterRegistration"
+    # The expected message, its signature broken: only the signature check can refuse it.
+    forged = case("signature does not verify", good, error="InvalidSignature")
+    signature = bytearray(bytes.fromhex(forged["signature"]))
+    signature[0] ^= 1
+    forged["signature"] = signature.hex()
+    cases = [
+        valid,
+        case("wrong magic", b"NSHX" + good[4:], error=invalid),
+        case("a reading's magic", b"NSHR" + good[4:], error=invalid),
+        case("unknown version", good[:4] + b"\x02" + good[5:], error=invalid),
+        case("version 0", good[:4] + b"\x00" + good[5:], error=invalid),
+        case("truncated", good[:-1], error=invalid),
+        case("too long", good + b"\x00", error=invalid),
+        case("another market", registration(OTHER_MARKET, HOUSEHOLD, meter_key), error=invalid),
+        case("another household", registration(MARKET, OTHER_HOUSEHOLD, meter_key), error=invalid),
+        case(
+            "names another meter key",
+            registration(MARKET, HOUSEHOLD, other_key),
+            error=invalid,
+        ),
+        case("signed by another meter key", good, signer=other_meter, error=invalid),
+        forged,
+    ]
+    return {
+        "description": (
+            "Meter registration messages, version 1 (docs/reading-format.md). Each case is a "
+            "`message` with the `signature` over it by `public_key`, the key the Ed25519 "
+            "instruction carries, checked against the registration of `meter_public_key` to "
+            "`household` in `market`: valid only if the message is exactly the expected 101 "
+            "bytes and `public_key` is the meter key. `error` is the program's name for what "
+            "is wrong (null if valid). On chain the Ed25519 program refuses InvalidSignature "
+            "first, and a message of another length does not fit the pinned Ed25519 layout, "
+            "which the program refuses as InvalidEd25519Instruction. The valid case also "
+            "gives its fields and the data of the Ed25519 instruction that carries it."
+        ),
+        "market": MARKET.hex(),
+        "household": HOUSEHOLD.hex(),
+        "meter_seed": (bytes([7] * 32)).hex(),
+        "meter_public_key": meter_key.hex(),
+        "message_len": len(good),
+        "cases": cases,
+    }
+
+
 def main() -> None:
     meter = Ed25519PrivateKey.from_private_bytes(bytes([7] * 32))
     other_meter = Ed25519PrivateKey.from_private_bytes(bytes([9] * 32))
-
-    def public(key: Ed25519PrivateKey) -> str:
-        return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
     def case(
         name: str,
@@ -161,6 +275,7 @@ def main() -> None:
         case("signed by another meter", good, signer=other_meter, error="MeterMismatch"),
     ]
 
+    registrations = registration_vectors(meter, other_meter)
     document = {
         "description": (
             "Signed meter readings, version 2 (docs/reading-format.md). Each case is checked "
@@ -174,9 +289,12 @@ def main() -> None:
         "registered_meter_seed": (bytes([7] * 32)).hex(),
         "registered_meter_public_key": public(meter),
         "cases": cases,
+        "registration": registrations,
     }
     OUT.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"wrote {len(cases)} cases to {OUT}")
+    print(
+        f"wrote {len(cases)} reading and {len(registrations['cases'])} registration cases to {OUT}"
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from solders.pubkey import Pubkey
 from nishati_client.chain import RpcChain, cluster_time
 from nishati_client.keys import ed25519_private_key, load_keypair
 from nishati_client.program import NishatiClient
-from nishati_client.readings import Reading, sign
+from nishati_client.readings import Reading, export_secs, sign
 from nishati_dev.settings import LocalChainSettings
 
 START_SECS = 240
@@ -33,6 +33,8 @@ ROW = re.compile(r"^  (\S(?:.*?\S)?) {2,}(\S.*)$")
 EXPORTED_WH = 2_000
 OFFER_WH = 1_000
 FREE_PORTS = ["--rpc-port", "0", "--oracle-port", "0", "--mqtt-port", "0", "--daraja-port", "0"]
+# The program's highest export limit: the seller's meter may mint EXPORTED_WH in seconds.
+MAX_EXPORT_WATTS = 100_000_000
 
 
 @dataclass
@@ -57,7 +59,14 @@ def _read(process: subprocess.Popen[str], lines: queue.Queue[str | None]) -> Non
 def stack() -> Iterator[RunningStack]:
     """``python -m nishati_dev.stack`` on free ports, until it prints that it is ready."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "nishati_dev.stack", *FREE_PORTS],
+        [
+            sys.executable,
+            "-m",
+            "nishati_dev.stack",
+            *FREE_PORTS,
+            "--max-export-watts",
+            str(MAX_EXPORT_WATTS),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -114,8 +123,15 @@ async def test_the_stack_takes_a_reading_and_a_trade_through_the_urls_it_printed
             assert (await oracle.get("/docs")).status_code == 200
             assert "nishati_" in (await oracle.get("/metrics")).text
 
-            # One signed reading from the seller's meter, over HTTP: accepted, then attested.
+            # One signed reading from the seller's meter, over HTTP: accepted, then attested,
+            # once the chain's time since its baseline lets the meter have exported it.
             home = await client.household(seller)
+            due = home.last_attested_at + export_secs(EXPORTED_WH, MAX_EXPORT_WATTS)
+
+            async def exportable() -> bool:
+                return await cluster_time(chain) >= due
+
+            await eventually(exportable, "the chain's clock past the export limit")
             meter_key = ed25519_private_key(load_keypair(Path(rows["seller meter key"])))
             reading = Reading.for_market(
                 market,

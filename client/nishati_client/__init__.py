@@ -35,12 +35,13 @@ if typing.TYPE_CHECKING:
     from nishati_client.events import ProgramEvent, watch, websocket_url
     from nishati_client.household import Household, MeterRecord
     from nishati_client.keys import KeyFileError, ed25519_private_key, load_keypair, write_keypair
-    from nishati_client.market import Market, MarketConfig, MarketUpdate
+    from nishati_client.market import InstallerRecord, Market, MarketConfig, MarketUpdate
     from nishati_client.pda import (
         energy_account_address,
         energy_mint_address,
         escrow_address,
         household_address,
+        installer_address,
         market_address,
         meter_record_address,
         offer_address,
@@ -49,6 +50,7 @@ if typing.TYPE_CHECKING:
     from nishati_client.phone import InvalidPhoneNumber, InvalidPhoneSalt
     from nishati_client.program import Created, NishatiClient, NishatiProgram
     from nishati_client.readings import (
+        ExportAboveMeterLimit,
         InvalidReadingLength,
         InvalidReadingMagic,
         InvalidSignature,
@@ -56,6 +58,7 @@ if typing.TYPE_CHECKING:
         MeterMismatch,
         MeterWentBackwards,
         Reading,
+        ReadingBeforeMeterRegistered,
         ReadingError,
         ReadingForAnotherMarket,
         ReadingFromTheFuture,
@@ -70,6 +73,12 @@ if typing.TYPE_CHECKING:
         sign,
         verify_signature,
     )
+    from nishati_client.registration import (
+        InvalidMeterProof,
+        registration_message,
+        sign_registration,
+        verify_meter_proof,
+    )
     from nishati_client.trading import Offer, Trade, payment_reference
 
 __all__ = [
@@ -79,7 +88,10 @@ __all__ = [
     "ClientSettings",
     "Commitment",
     "Created",
+    "ExportAboveMeterLimit",
     "Household",
+    "InstallerRecord",
+    "InvalidMeterProof",
     "InvalidPhoneNumber",
     "InvalidPhoneSalt",
     "InvalidReadingLength",
@@ -102,6 +114,7 @@ __all__ = [
     "ProgramEvent",
     "ProgramNotDeployed",
     "Reading",
+    "ReadingBeforeMeterRegistered",
     "ReadingError",
     "ReadingForAnotherMarket",
     "ReadingFromTheFuture",
@@ -125,6 +138,7 @@ __all__ = [
     "energy_mint_address",
     "escrow_address",
     "household_address",
+    "installer_address",
     "load_keypair",
     "load_readings",
     "market_address",
@@ -133,8 +147,11 @@ __all__ = [
     "offer_address",
     "payment_reference",
     "phone",
+    "registration_message",
     "sign",
+    "sign_registration",
     "trade_address",
+    "verify_meter_proof",
     "verify_signature",
     "watch",
     "websocket_url",
@@ -154,6 +171,7 @@ _HOMES = (
     "phone",
     "program",
     "readings",
+    "registration",
     "trading",
 )
 

@@ -490,6 +490,20 @@ class LiteSvmChain(SendsTransactions):
     def fund(self, address: Pubkey, lamports: int) -> None:
         self.svm.airdrop(address, lamports)
 
+    def set_unix_time(self, unix_timestamp: int) -> None:
+        """Moves the Clock sysvar's Unix time (LiteSVM's stays put unless moved): the chain
+        time the program reads, as a cluster's would pass."""
+        clock = self.svm.get_clock()
+        self.svm.set_clock(
+            Clock(
+                clock.slot,
+                clock.epoch_start_timestamp,
+                clock.epoch,
+                clock.leader_schedule_epoch,
+                unix_timestamp,
+            )
+        )
+
     def _end_slot(self) -> None:
         """Moves to the next slot, as a cluster's time would: the slot left gets a hash in
         SlotHashes (a lookup table can be created at it), and what was added to lookup tables

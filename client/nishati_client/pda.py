@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from solders.pubkey import Pubkey
 
-from nishati_client.codec import hash32
-
 MARKET_SEED = b"market"
 ENERGY_MINT_SEED = b"mint"
 HOUSEHOLD_SEED = b"household"
@@ -17,6 +15,7 @@ METER_RECORD_SEED = b"meter"
 OFFER_SEED = b"offer"
 ESCROW_SEED = b"escrow"
 TRADE_SEED = b"trade"
+INSTALLER_SEED = b"installer"
 
 
 def _u64(value: int) -> bytes:
@@ -58,7 +57,14 @@ def escrow_address(program_id: Pubkey, offer: Pubkey) -> tuple[Pubkey, int]:
     return Pubkey.find_program_address([ESCROW_SEED, bytes(offer)], program_id)
 
 
-def trade_address(program_id: Pubkey, offer: Pubkey, payment_ref_hash: bytes) -> tuple[Pubkey, int]:
-    """A Trade: seeds ``["trade", offer, payment_ref_hash]`` (32 bytes)."""
-    seeds = [TRADE_SEED, bytes(offer), hash32(payment_ref_hash, "payment_ref_hash")]
+def trade_address(program_id: Pubkey, offer: Pubkey, trade_index: int) -> tuple[Pubkey, int]:
+    """A Trade: seeds ``["trade", offer, trade_index as u64 LE]``, the index the offer's
+    ``next_trade_index`` counter gave it, so a closed trade's address never comes back."""
+    return Pubkey.find_program_address([TRADE_SEED, bytes(offer), _u64(trade_index)], program_id)
+
+
+def installer_address(program_id: Pubkey, market: Pubkey, installer: Pubkey) -> tuple[Pubkey, int]:
+    """An InstallerRecord, the admin's approval of an installer: seeds
+    ``["installer", market, installer]``."""
+    seeds = [INSTALLER_SEED, bytes(market), bytes(installer)]
     return Pubkey.find_program_address(seeds, program_id)

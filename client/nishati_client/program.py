@@ -24,11 +24,17 @@ from spl.token.constants import ACCOUNT_LEN, MINT_LEN, TOKEN_PROGRAM_ID
 from nishati_client import pda
 from nishati_client.chain import AccountLister, Chain, TxOutcome
 from nishati_client.codec import hash32
-from nishati_client.errors import AccountNotFound, AccountTypeMismatch, NishatiClientError
+from nishati_client.errors import (
+    AccountNotFound,
+    AccountTypeMismatch,
+    NishatiClientError,
+    NishatiProgramError,
+)
 from nishati_client.household import Household, MeterRecord
 from nishati_client.idl import IDL_JSON, idl
-from nishati_client.market import Market, MarketConfig, MarketUpdate
+from nishati_client.market import InstallerRecord, Market, MarketConfig, MarketUpdate
 from nishati_client.readings import SignedReading, ed25519_instruction
+from nishati_client.registration import registration_instruction
 from nishati_client.trading import Offer, Trade
 
 # A decoded account type (Household, Trade, ...).
@@ -47,6 +53,8 @@ _UNUSED_CONNECTION_URL = "http://127.0.0.1:9"
 # SPL Token layouts: a token account's amount, and a mint's supply (after its COption authority).
 TOKEN_ACCOUNT_AMOUNT_OFFSET = 64
 MINT_SUPPLY_OFFSET = 36
+# How often trade_open re-reads the offer's trade counter after another trade took its index.
+TRADE_OPEN_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -101,8 +109,11 @@ class NishatiProgram:
     def escrow(self, offer: Pubkey) -> Pubkey:
         return pda.escrow_address(self.program_id, offer)[0]
 
-    def trade_address(self, offer: Pubkey, payment_ref_hash: bytes) -> Pubkey:
-        return pda.trade_address(self.program_id, offer, payment_ref_hash)[0]
+    def trade_address(self, offer: Pubkey, trade_index: int) -> Pubkey:
+        return pda.trade_address(self.program_id, offer, trade_index)[0]
+
+    def installer_record_address(self, market: Pubkey, installer: Pubkey) -> Pubkey:
+        return pda.installer_address(self.program_id, market, installer)[0]
 
     # Market
 
@@ -133,49 +144,160 @@ class NishatiProgram:
     def market_resume(self, *, admin: Pubkey, market: Pubkey) -> Instruction:
         return self._instruction("market_resume", accounts={"admin": admin, "market": market})
 
+    # Installers
+
+    def installer_add(
+        self, *, payer: Pubkey, admin: Pubkey, market: Pubkey, installer: Pubkey
+    ) -> Instruction:
+        """The admin approves ``installer`` to vouch for meters in ``market``."""
+        accounts = {
+            "payer": payer,
+            "admin": admin,
+            "market": market,
+            "installer_record": self.installer_record_address(market, installer),
+            "system_program": SYSTEM_PROGRAM_ID,
+        }
+        return self._instruction("installer_add", installer, accounts=accounts)
+
+    def installer_remove(
+        self, *, admin: Pubkey, market: Pubkey, installer: Pubkey, rent_receiver: Pubkey
+    ) -> Instruction:
+        """The admin withdraws ``installer``'s approval; the record's rent goes to
+        ``rent_receiver``, who must be the record's ``rent_payer``."""
+        accounts = {
+            "admin": admin,
+            "market": market,
+            "installer_record": self.installer_record_address(market, installer),
+            "rent_receiver": rent_receiver,
+        }
+        return self._instruction("installer_remove", accounts=accounts)
+
     # Households and meters
 
     def household_register(
         self,
         *,
         payer: Pubkey,
-        authority: Pubkey,
-        market: Pubkey,
         owner: Pubkey,
+        authority: Pubkey,
+        installer: Pubkey,
+        market: Pubkey,
         meter: Pubkey,
         phone_commitment: bytes,
+        ed25519_instruction_index: int,
     ) -> Instruction:
-        """Registers ``owner``'s household; ``authority`` is the owner, or the oracle for a
-        custodial household. ``phone_commitment`` is the 32-byte salted phone hash."""
+        """Registers ``owner``'s household. The owner signs; ``authority`` is the owner again,
+        or the oracle for a custodial household; ``installer`` is an approved installer, who
+        signs too. The meter's proof travels in the Ed25519 instruction at
+        ``ed25519_instruction_index`` of the same transaction. ``phone_commitment`` is the
+        32-byte salted phone hash."""
         household = self.household_address(market, owner)
         accounts = {
             "payer": payer,
+            "owner": owner,
             "authority": authority,
+            "installer": installer,
             "market": market,
+            "installer_record": self.installer_record_address(market, installer),
             "household": household,
             "energy_account": self.energy_account(household),
             "meter_record": self.meter_record_address(market, meter),
             "energy_mint": self.energy_mint(market),
+            "instructions_sysvar": INSTRUCTIONS_SYSVAR_ID,
             "token_program": TOKEN_PROGRAM_ID,
             "system_program": SYSTEM_PROGRAM_ID,
         }
         commitment = list(hash32(phone_commitment, "phone_commitment"))
-        return self._instruction("household_register", owner, meter, commitment, accounts=accounts)
+        return self._instruction(
+            "household_register",
+            meter,
+            commitment,
+            ed25519_instruction_index,
+            accounts=accounts,
+        )
+
+    def register_household(
+        self,
+        *,
+        payer: Pubkey,
+        owner: Pubkey,
+        authority: Pubkey,
+        installer: Pubkey,
+        market: Pubkey,
+        meter: Pubkey,
+        meter_proof: bytes,
+        phone_commitment: bytes,
+    ) -> list[Instruction]:
+        """The Ed25519 instruction carrying ``meter_proof`` (the meter's signature over its
+        registration message) and ``household_register``, in that order: one transaction."""
+        household = self.household_address(market, owner)
+        return [
+            registration_instruction(market, household, meter, meter_proof),
+            self.household_register(
+                payer=payer,
+                owner=owner,
+                authority=authority,
+                installer=installer,
+                market=market,
+                meter=meter,
+                phone_commitment=phone_commitment,
+                ed25519_instruction_index=0,
+            ),
+        ]
 
     def household_set_meter(
-        self, *, payer: Pubkey, authority: Pubkey, household: Household, meter: Pubkey
+        self,
+        *,
+        payer: Pubkey,
+        authority: Pubkey,
+        installer: Pubkey,
+        household: Household,
+        meter: Pubkey,
+        ed25519_instruction_index: int,
     ) -> Instruction:
-        """Replaces ``household``'s meter with ``meter``; the authority is the admin or owner."""
+        """Replaces ``household``'s meter with ``meter``, vouched for by ``installer``; the
+        authority is the admin, the owner, or the oracle if custodial. The new meter's proof
+        travels in the Ed25519 instruction at ``ed25519_instruction_index``."""
+        market = household.market
         accounts = {
             "payer": payer,
             "authority": authority,
-            "market": household.market,
+            "installer": installer,
+            "market": market,
+            "installer_record": self.installer_record_address(market, installer),
             "household": household.address,
-            "old_meter_record": self.meter_record_address(household.market, household.meter),
-            "new_meter_record": self.meter_record_address(household.market, meter),
+            "old_meter_record": self.meter_record_address(market, household.meter),
+            "new_meter_record": self.meter_record_address(market, meter),
+            "instructions_sysvar": INSTRUCTIONS_SYSVAR_ID,
             "system_program": SYSTEM_PROGRAM_ID,
         }
-        return self._instruction("household_set_meter", meter, accounts=accounts)
+        return self._instruction(
+            "household_set_meter", meter, ed25519_instruction_index, accounts=accounts
+        )
+
+    def replace_meter(
+        self,
+        *,
+        payer: Pubkey,
+        authority: Pubkey,
+        installer: Pubkey,
+        household: Household,
+        meter: Pubkey,
+        meter_proof: bytes,
+    ) -> list[Instruction]:
+        """The Ed25519 instruction carrying the new meter's proof and ``household_set_meter``,
+        in that order: one transaction."""
+        return [
+            registration_instruction(household.market, household.address, meter, meter_proof),
+            self.household_set_meter(
+                payer=payer,
+                authority=authority,
+                installer=installer,
+                household=household,
+                meter=meter,
+                ed25519_instruction_index=0,
+            ),
+        ]
 
     def meter_attest(
         self,
@@ -287,41 +409,63 @@ class NishatiProgram:
         buyer: Pubkey,
         wh: int,
         payment_ref_hash: bytes,
+        trade_index: int,
     ) -> Instruction:
         """Reserves ``wh`` of ``offer`` for household ``buyer`` against a 32-byte payment
-        reference hash; ``authority`` is the buyer's owner, or the oracle if custodial."""
+        reference hash; ``authority`` is the buyer's owner, or the oracle if custodial. The
+        trade's address comes from ``trade_index``, which must be the offer's
+        ``next_trade_index`` (else ``StaleTradeIndex``, which changes nothing); its bump is
+        found here, so the program checks it with one hash."""
+        trade, bump = pda.trade_address(self.program_id, offer, trade_index)
         accounts = {
             "payer": payer,
             "authority": authority,
             "market": market,
             "offer": offer,
             "buyer": buyer,
-            "trade": self.trade_address(offer, payment_ref_hash),
+            "trade": trade,
             "system_program": SYSTEM_PROGRAM_ID,
         }
         reference = list(hash32(payment_ref_hash, "payment_ref_hash"))
-        return self._instruction("trade_open", wh, reference, accounts=accounts)
+        return self._instruction("trade_open", wh, reference, trade_index, bump, accounts=accounts)
 
-    def trade_settle(self, *, oracle: Pubkey, trade: Trade, receipt_hash: bytes) -> Instruction:
+    def trade_settle(
+        self,
+        *,
+        oracle: Pubkey,
+        trade: Trade,
+        receipt_hash: bytes,
+        buyer: Pubkey,
+        wh: int,
+        total_cents: int,
+    ) -> Instruction:
+        """Releases a paid trade's energy. ``buyer``, ``wh`` and ``total_cents`` are what the
+        payment paid for, from the caller's own records, never from the account read: the
+        program refuses a trade that holds other terms (``SettlementBuyerMismatch``,
+        ``SettlementAmountMismatch``). The energy goes to that buyer's energy account."""
         accounts = {
             "oracle": oracle,
             "market": trade.market,
             "offer": trade.offer,
             "escrow": self.escrow(trade.offer),
             "trade": trade.address,
-            "buyer_energy_account": trade.buyer_energy_account,
+            "buyer": buyer,
+            "buyer_energy_account": self.energy_account(buyer),
             "rent_receiver": trade.rent_payer,
             "token_program": TOKEN_PROGRAM_ID,
         }
         receipt = list(hash32(receipt_hash, "receipt_hash"))
-        return self._instruction("trade_settle", receipt, accounts=accounts)
+        return self._instruction("trade_settle", receipt, buyer, wh, total_cents, accounts=accounts)
 
     def trade_cancel(self, *, caller: Pubkey, trade: Trade) -> Instruction:
+        """Cancels a pending trade: the oracle any time, anyone else once its deadline and the
+        market's cancel grace have passed."""
         accounts = {
             "caller": caller,
             "market": trade.market,
             "offer": trade.offer,
             "trade": trade.address,
+            "buyer": trade.buyer,
             "rent_receiver": trade.rent_payer,
         }
         return self._instruction("trade_cancel", accounts=accounts)
@@ -397,6 +541,11 @@ class NishatiClient:
     async def _send(self, ix: Instruction, payer: Keypair, *signers: Keypair) -> TxOutcome:
         return await self.chain.send([ix], _signers(payer, *signers))
 
+    async def _send_all(
+        self, instructions: Sequence[Instruction], payer: Keypair, *signers: Keypair
+    ) -> TxOutcome:
+        return await self.chain.send(instructions, _signers(payer, *signers))
+
     # Market
 
     async def market_initialize(
@@ -421,36 +570,86 @@ class NishatiClient:
         ix = self.program.market_resume(admin=admin.pubkey(), market=market)
         return await self._send(ix, payer, admin)
 
+    # Installers
+
+    async def installer_add(
+        self, *, payer: Keypair, admin: Keypair, market: Pubkey, installer: Pubkey
+    ) -> Created:
+        """Approves ``installer`` for ``market``; the payer pays the record's rent."""
+        ix = self.program.installer_add(
+            payer=payer.pubkey(), admin=admin.pubkey(), market=market, installer=installer
+        )
+        outcome = await self._send(ix, payer, admin)
+        return Created(self.program.installer_record_address(market, installer), outcome)
+
+    async def installer_remove(
+        self,
+        *,
+        payer: Keypair,
+        admin: Keypair,
+        market: Pubkey,
+        installer: Pubkey,
+        rent_receiver: Pubkey,
+    ) -> TxOutcome:
+        """Withdraws ``installer``'s approval; ``rent_receiver`` is the record's rent payer."""
+        ix = self.program.installer_remove(
+            admin=admin.pubkey(), market=market, installer=installer, rent_receiver=rent_receiver
+        )
+        return await self._send(ix, payer, admin)
+
     # Households and meters
 
     async def household_register(
         self,
         *,
         payer: Keypair,
-        authority: Keypair,
+        owner: Keypair,
+        authority: Keypair | None,
+        installer: Keypair,
         market: Pubkey,
-        owner: Pubkey,
         meter: Pubkey,
+        meter_proof: bytes,
         phone_commitment: bytes,
     ) -> Created:
-        ix = self.program.household_register(
+        """Registers ``owner``'s household with meter ``meter``, vouched for by ``installer``,
+        in one transaction with the meter's proof (its signature over the registration message,
+        :mod:`nishati_client.registration`). ``authority`` ``None``: a household with a wallet,
+        the owner its authority; the oracle's keypair: a custodial one (the owner still signs)."""
+        authority = authority or owner
+        instructions = self.program.register_household(
             payer=payer.pubkey(),
+            owner=owner.pubkey(),
             authority=authority.pubkey(),
+            installer=installer.pubkey(),
             market=market,
-            owner=owner,
             meter=meter,
+            meter_proof=meter_proof,
             phone_commitment=phone_commitment,
         )
-        outcome = await self._send(ix, payer, authority)
-        return Created(self.program.household_address(market, owner), outcome)
+        outcome = await self._send_all(instructions, payer, owner, authority, installer)
+        return Created(self.program.household_address(market, owner.pubkey()), outcome)
 
     async def household_set_meter(
-        self, *, payer: Keypair, authority: Keypair, household: Household, meter: Pubkey
+        self,
+        *,
+        payer: Keypair,
+        authority: Keypair,
+        installer: Keypair,
+        household: Household,
+        meter: Pubkey,
+        meter_proof: bytes,
     ) -> TxOutcome:
-        ix = self.program.household_set_meter(
-            payer=payer.pubkey(), authority=authority.pubkey(), household=household, meter=meter
+        """Replaces ``household``'s meter with ``meter``, vouched for by ``installer``, with the
+        new meter's proof in the same transaction."""
+        instructions = self.program.replace_meter(
+            payer=payer.pubkey(),
+            authority=authority.pubkey(),
+            installer=installer.pubkey(),
+            household=household,
+            meter=meter,
+            meter_proof=meter_proof,
         )
-        return await self._send(ix, payer, authority)
+        return await self._send_all(instructions, payer, authority, installer)
 
     async def meter_attest(
         self,
@@ -515,24 +714,56 @@ class NishatiClient:
         buyer: Pubkey,
         wh: int,
         payment_ref_hash: bytes,
+        trade_index: int | None = None,
     ) -> Created:
-        ix = self.program.trade_open(
-            payer=payer.pubkey(),
-            authority=authority.pubkey(),
-            market=market,
-            offer=offer,
-            buyer=buyer,
-            wh=wh,
-            payment_ref_hash=payment_ref_hash,
-        )
-        outcome = await self._send(ix, payer, authority)
-        return Created(self.program.trade_address(offer, payment_ref_hash), outcome)
+        """Opens a trade at ``trade_index``, or, when none is given, at the offer's
+        ``next_trade_index`` as read now: if another trade takes that index first, the program
+        refuses with ``StaleTradeIndex`` (changing nothing), and the offer is read again and the
+        trade sent again, a few times at most. No other failure is retried."""
+        attempts = 1 if trade_index is not None else TRADE_OPEN_ATTEMPTS
+        for attempt in range(attempts):
+            index = trade_index
+            if index is None:
+                index = (await self.offer(offer)).next_trade_index
+            ix = self.program.trade_open(
+                payer=payer.pubkey(),
+                authority=authority.pubkey(),
+                market=market,
+                offer=offer,
+                buyer=buyer,
+                wh=wh,
+                payment_ref_hash=payment_ref_hash,
+                trade_index=index,
+            )
+            try:
+                outcome = await self._send(ix, payer, authority)
+            except NishatiProgramError as error:
+                if error.name != "StaleTradeIndex" or attempt + 1 == attempts:
+                    raise
+                continue
+            return Created(self.program.trade_address(offer, index), outcome)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def trade_settle(
-        self, *, payer: Keypair, oracle: Keypair, trade: Trade, receipt_hash: bytes
+        self,
+        *,
+        payer: Keypair,
+        oracle: Keypair,
+        trade: Trade,
+        receipt_hash: bytes,
+        buyer: Pubkey,
+        wh: int,
+        total_cents: int,
     ) -> TxOutcome:
+        """Settles ``trade`` for what was paid: ``buyer``, ``wh`` and ``total_cents`` from the
+        caller's records (the program refuses a trade holding other terms)."""
         ix = self.program.trade_settle(
-            oracle=oracle.pubkey(), trade=trade, receipt_hash=receipt_hash
+            oracle=oracle.pubkey(),
+            trade=trade,
+            receipt_hash=receipt_hash,
+            buyer=buyer,
+            wh=wh,
+            total_cents=total_cents,
         )
         return await self._send(ix, payer, oracle)
 
@@ -577,6 +808,11 @@ class NishatiClient:
         """Many MeterRecords in few requests, in the order asked; ``None`` where none is."""
         return await self._each("MeterRecord", MeterRecord.from_decoded, addresses)
 
+    async def installer_record(self, address: Pubkey) -> InstallerRecord:
+        return InstallerRecord.from_decoded(
+            address, await self._decoded("InstallerRecord", address)
+        )
+
     async def offer(self, address: Pubkey) -> Offer:
         return Offer.from_decoded(address, await self._decoded("Offer", address))
 
@@ -604,6 +840,11 @@ class NishatiClient:
 
     async def markets(self) -> list[Market]:
         return [Market.from_decoded(a, d) for a, d in await self._listed("Market", {})]
+
+    async def installers(self, market: Pubkey) -> list[InstallerRecord]:
+        """The installers ``market``'s admin approves."""
+        listed = await self._listed("InstallerRecord", {"market": market})
+        return [InstallerRecord.from_decoded(a, d) for a, d in listed]
 
     async def households(self, market: Pubkey) -> list[Household]:
         listed = await self._listed("Household", {"market": market})

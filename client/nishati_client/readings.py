@@ -20,6 +20,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 
+from nishati_client.ed25519 import ED25519_OFFSETS_LEN as ED25519_OFFSETS_LEN
+from nishati_client.ed25519 import ED25519_PROGRAM_ID as ED25519_PROGRAM_ID
+from nishati_client.ed25519 import PUBLIC_KEY_LEN as PUBLIC_KEY_LEN
+from nishati_client.ed25519 import SIGNATURE_LEN as SIGNATURE_LEN
+from nishati_client.ed25519 import Signed
+from nishati_client.ed25519 import ed25519_instruction as signatures_instruction
 from nishati_client.errors import ERROR_CODES, NishatiClientError
 
 READING_MAGIC = b"NSHR"
@@ -28,20 +34,11 @@ READING_LEN = 37
 # A reading names its market by the first bytes of the market's address.
 MARKET_TAG_LEN = 8
 MAX_CLOCK_SKEW_SECS = 300
-SIGNATURE_LEN = 64
-PUBLIC_KEY_LEN = 32
-
-ED25519_PROGRAM_ID = Pubkey.from_string("Ed25519SigVerify111111111111111111111111111")
-# Offsets entries refer to the Ed25519 instruction's own data with this instruction index.
-THIS_INSTRUCTION = 0xFFFF
-ED25519_HEADER_LEN = 2
-ED25519_OFFSETS_LEN = 14
 SIGNED_READING_LEN = SIGNATURE_LEN + PUBLIC_KEY_LEN + READING_LEN
 
 # magic, version, market tag, then counter, timestamp, exported_wh, imported_wh.
 _BODY = struct.Struct("<IIQQ")
 _BODY_OFFSET = len(READING_MAGIC) + 1 + MARKET_TAG_LEN
-_OFFSETS = struct.Struct("<7H")
 
 
 class ReadingError(NishatiClientError):
@@ -96,6 +93,42 @@ class ReadingFromTheFuture(ReadingError):
 
 class MeterWentBackwards(ReadingError):
     """A cumulative value is below the last accepted one."""
+
+
+class ReadingBeforeMeterRegistered(ReadingError):
+    """The timestamp is before the chain time the meter was registered (``meter_since``)."""
+
+
+class ExportAboveMeterLimit(ReadingError):
+    """The export to mint is more than the market's ``max_export_watts`` over the chain time
+    since the meter's last attestation."""
+
+
+# The program's u64 arithmetic: the allowance saturates rather than overflow.
+_U64_MAX = 2**64 - 1
+SECS_PER_HOUR = 3_600
+
+
+def export_allowance_wh(max_export_watts: int, elapsed_secs: int) -> int:
+    """The most Wh an attestation may mint ``elapsed_secs`` of chain time after the meter's
+    last one, as the program computes it (``max_export_watts * elapsed / 3600``, the product
+    saturating at ``u64::MAX``; no time, or time going back, allows nothing)."""
+    return min(max_export_watts * max(elapsed_secs, 0), _U64_MAX) // SECS_PER_HOUR
+
+
+def export_secs(wh: int, max_export_watts: int) -> int:
+    """The chain time after a meter's last attestation from which ``wh`` may be minted."""
+    return -(-wh * SECS_PER_HOUR // max_export_watts)
+
+
+def check_export(minted_wh: int, max_export_watts: int, elapsed_secs: int) -> None:
+    """Raises :class:`ExportAboveMeterLimit` unless ``minted_wh`` is within the allowance."""
+    allowance = export_allowance_wh(max_export_watts, elapsed_secs)
+    if minted_wh > allowance:
+        raise ExportAboveMeterLimit(
+            f"{minted_wh} Wh is more than {max_export_watts} W allows over {elapsed_secs} s "
+            f"({allowance} Wh)"
+        )
 
 
 def market_tag(market: Pubkey) -> bytes:
@@ -201,8 +234,17 @@ def _check_format(message: bytes, market: Pubkey) -> Reading:
 
 
 def _check_progress(
-    reading: Reading, last: LastReading | None, not_before: int, now: int, max_skew: int
+    reading: Reading,
+    last: LastReading | None,
+    not_before: int,
+    now: int,
+    max_skew: int,
+    meter_since: int | None,
 ) -> None:
+    if meter_since is not None and reading.timestamp < meter_since:
+        raise ReadingBeforeMeterRegistered(
+            f"timestamp {reading.timestamp} is before the meter's registration at {meter_since}"
+        )
     if last is not None and reading.counter <= last.counter:
         raise ReadingReplayed(f"counter {reading.counter} is not above {last.counter}")
     floor = last.timestamp if last is not None else not_before
@@ -228,13 +270,16 @@ def check(
     now: int,
     max_skew: int = MAX_CLOCK_SKEW_SECS,
     not_before: int = 0,
+    meter_since: int | None = None,
 ) -> Reading:
     """The reading in ``message`` if it keeps every rule of the format, else the first broken
     rule's error. ``last`` is the meter's last accepted reading (``None``: this is its first);
     without one, ``not_before`` is the household's last accepted timestamp (a new meter's
-    readings may not go back before its predecessor's), as the program checks it."""
+    readings may not go back before its predecessor's), as the program checks it.
+    ``meter_since``, the household's, refuses a reading dated before its meter's registration
+    (checked first, as the program does)."""
     reading = _check_format(message, market)
-    _check_progress(reading, last, not_before, now, max_skew)
+    _check_progress(reading, last, not_before, now, max_skew, meter_since)
     return reading
 
 
@@ -244,10 +289,12 @@ def check_progress(
     now: int,
     max_skew: int = MAX_CLOCK_SKEW_SECS,
     not_before: int = 0,
+    meter_since: int | None = None,
 ) -> None:
     """:func:`check`'s rules after the format, for a reading already decoded and its market
-    checked: counter, time order, skew, cumulative values (the first broken rule's error)."""
-    _check_progress(reading, last, not_before, now, max_skew)
+    checked: registration time, counter, time order, skew, cumulative values (the first
+    broken rule's error)."""
+    _check_progress(reading, last, not_before, now, max_skew, meter_since)
 
 
 def check_signed(
@@ -258,6 +305,7 @@ def check_signed(
     now: int,
     max_skew: int = MAX_CLOCK_SKEW_SECS,
     not_before: int = 0,
+    meter_since: int | None = None,
 ) -> Reading:
     """:func:`check` with the signature and the household's meter key checked after the
     message's format and before its counter, as ``docs/reading-vectors.json`` orders them."""
@@ -265,34 +313,19 @@ def check_signed(
     verify_signature(signed)
     if signed.meter != registered_meter:
         raise MeterMismatch(f"reading is signed by {signed.meter}, not {registered_meter}")
-    _check_progress(reading, last, not_before, now, max_skew)
+    _check_progress(reading, last, not_before, now, max_skew, meter_since)
     return reading
 
 
 def ed25519_instruction(signed_readings: Sequence[SignedReading]) -> Instruction:
-    """The Ed25519-program instruction verifying ``signed_readings``, laid out as the format
-    requires: every offset points into this instruction's own data."""
-    count = len(signed_readings)
-    if not 1 <= count <= 255:
-        raise ValueError(f"an Ed25519 instruction carries 1 to 255 signatures, not {count}")
+    """The Ed25519-program instruction verifying ``signed_readings`` for ``meter_attest``
+    (:func:`nishati_client.ed25519.ed25519_instruction`'s layout, each message 37 bytes)."""
     for signed in signed_readings:
         if len(signed.message) != READING_LEN:
             raise InvalidReadingLength(f"reading is {len(signed.message)} bytes, not {READING_LEN}")
-    data_start = ED25519_HEADER_LEN + ED25519_OFFSETS_LEN * count
-    offsets = b"".join(
-        _OFFSETS.pack(
-            start,
-            THIS_INSTRUCTION,
-            start + SIGNATURE_LEN,
-            THIS_INSTRUCTION,
-            start + SIGNATURE_LEN + PUBLIC_KEY_LEN,
-            READING_LEN,
-            THIS_INSTRUCTION,
-        )
-        for start in (data_start + i * SIGNED_READING_LEN for i in range(count))
+    return signatures_instruction(
+        [Signed(s.signature, s.meter, s.message) for s in signed_readings]
     )
-    payload = b"".join(s.signature + bytes(s.meter) + s.message for s in signed_readings)
-    return Instruction(ED25519_PROGRAM_ID, bytes([count, 0]) + offsets + payload, [])
 
 
 class ReadingsFileError(NishatiClientError, ValueError):

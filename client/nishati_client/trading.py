@@ -12,7 +12,8 @@ from nishati_client.codec import decoded_fields
 
 @dataclass(frozen=True)
 class Offer:
-    """A decoded Offer account; energy in Wh, price in KES cents per kWh, time in Unix seconds."""
+    """A decoded Offer account; energy in Wh, price in KES cents per kWh, time in Unix seconds.
+    ``next_trade_index`` is the index (and address seed) of the next trade opened on it."""
 
     address: Pubkey
     market: Pubkey
@@ -25,6 +26,7 @@ class Offer:
     reserved_wh: int
     expires_at: int
     created_at: int
+    next_trade_index: int
     bump: int
     escrow_bump: int
     cancelled: bool
@@ -45,6 +47,7 @@ class Trade:
     buyer_energy_account: Pubkey
     rent_payer: Pubkey
     payment_ref_hash: bytes
+    trade_index: int
     wh: int
     price_cents_per_kwh: int
     total_cents: int
@@ -58,6 +61,7 @@ class Trade:
 
 
 def payment_reference(trade_id: str) -> bytes:
-    """The 32-byte payment reference a trade is opened under (its PDA seed): SHA-256 of the
-    oracle's own trade id, so the chain never sees a phone or an M-Pesa reference."""
+    """The 32-byte payment reference a trade is opened under (kept in the Trade account and its
+    TradeOpened event): SHA-256 of the oracle's own trade id, so the chain never sees a phone or
+    an M-Pesa reference."""
     return hashlib.sha256(b"nishati-trade:" + trade_id.encode()).digest()

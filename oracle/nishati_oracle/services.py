@@ -71,15 +71,22 @@ async def start(
     store = await Store.open(settings.storage.database_url, metrics, settings.storage.slow_log_secs)
     stack.push_async_callback(store.close)
     client = NishatiClient(chain, program_id)
-    registry = MeterRegistry(client, market, settings.readings.meter_cache_secs)
+    registry = MeterRegistry(
+        client,
+        market,
+        settings.readings.meter_cache_secs,
+        market_secs=settings.readings.market_cache_secs,
+    )
     stack.push_async_callback(registry.close)
-    clock = ChainClock(chain)
+    clock = ChainClock(chain, settings.readings.chain_clock_secs)
     stack.push_async_callback(clock.close)
     watch = RuntimeWatch(metrics)
     watch.start()
     stack.push_async_callback(watch.close)
     pipeline = ReadingPipeline(settings, market, store, registry, metrics, clock)
-    attester = Attester(settings, store, client, oracle, market, chain.policy, metrics)
+    attester = Attester(
+        settings, store, client, oracle, market, chain.policy, metrics, registry, clock
+    )
     trading: Trading | None = None
     if settings.payments.provider is not Payments.disabled:
         trading = build_trading(settings, store, client, oracle, market, metrics)

@@ -14,7 +14,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,10 +25,13 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 
-from nishati_client.chain import RpcChain
+from nishati_client.chain import RpcChain, cluster_time
 from nishati_client.keys import write_keypair
 from nishati_client.pda import market_address
+from nishati_client.program import NishatiClient
+from nishati_client.readings import export_secs
 from nishati_dev.localnet import LocalValidator
+from nishati_dev.paths import INSTALLER_KEYPAIR
 from nishati_dev.settings import LocalChainSettings
 from tests.client.support import Cli
 from tests.harness.chain import PAYER_LAMPORTS, Localnet
@@ -54,6 +56,9 @@ def localnet(settings: LocalChainSettings, rpc_payer: Keypair) -> Iterator[Local
 NISHATI = Path(sys.executable).parent / "nishati"
 SALT = "5a17" * 8
 LAMPORTS = 2 * 10**9
+# The program's highest export limit, so a meter's energy takes seconds of chain time to mint.
+MAX_EXPORT_WATTS = 100_000_000
+INSTALLER = str(INSTALLER_KEYPAIR)
 
 
 @dataclass
@@ -127,6 +132,26 @@ async def funded(
         await chain.close()
 
 
+async def chain_now(rpc_url: str, program_id: Pubkey) -> int:
+    chain = RpcChain(rpc_url, program_id)
+    try:
+        return await cluster_time(chain)
+    finally:
+        await chain.close()
+
+
+async def exportable(rpc_url: str, program_id: Pubkey, household: str, wh: int) -> None:
+    """Waits until the chain's clock lets ``household``'s meter mint ``wh`` more."""
+    chain = RpcChain(rpc_url, program_id)
+    try:
+        home = await NishatiClient(chain, program_id).household(Pubkey.from_string(household))
+        due = home.last_attested_at + export_secs(wh, MAX_EXPORT_WATTS)
+        while await cluster_time(chain) < due:  # noqa: ASYNC110 - the validator's clock
+            await asyncio.sleep(0.5)
+    finally:
+        await chain.close()
+
+
 @dataclass
 class Watcher:
     process: subprocess.Popen[str]
@@ -141,7 +166,7 @@ class Watcher:
 def watcher(operator: Operator) -> Iterator[Watcher]:
     """``nishati events watch`` in the background, subscribed before the test goes on."""
     process = subprocess.Popen(
-        [str(NISHATI), "events", "watch", "--count", "9", "--json"],
+        [str(NISHATI), "events", "watch", "--count", "10", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -164,14 +189,17 @@ async def test_a_market_day_through_the_cli(
 ) -> None:
     admin_file, admin = operator.keypair("operator")
     seller_file, seller = operator.keypair("seller")
-    buyer = Keypair().pubkey()
     await funded(localnet.rpc_url, rpc_payer, operator.program_id, admin.pubkey(), seller.pubkey())
     seller_meter = operator.json("meter", "keygen", "seller-meter.json")["meter"]
     buyer_meter = operator.json("meter", "keygen", "buyer-meter.json")["meter"]
+    buyer_owner_file, buyer_owner = operator.keypair("buyer-owner")
 
-    # The market, with the signer as its admin and oracle.
+    # The market, with the signer as its admin and oracle, approving the test installer.
     market_id = secrets.randbits(63)
-    created = operator.json("market", "init", "--market-id", str(market_id), keypair=admin_file)
+    created = operator.json(
+        "market", "init", "--market-id", str(market_id),
+        "--max-export-watts", str(MAX_EXPORT_WATTS), keypair=admin_file,
+    )  # fmt: skip
     market = created["market"]["address"]
     assert market == str(market_address(operator.program_id, market_id)[0])
     assert created["market"]["admin"] == str(admin.pubkey())
@@ -181,47 +209,75 @@ async def test_a_market_day_through_the_cli(
         "min_price_cents_per_kwh": 1_000,
         "max_price_cents_per_kwh": 6_000,
         "payment_deadline_secs": 900,
+        "cancel_grace_secs": 600,
+        "max_export_watts": MAX_EXPORT_WATTS,
+        "daily_mint_cap_wh": 10_000_000,
+        "max_open_trades_per_buyer": 8,
     }
     assert created["energy_supply_wh"] == 0
+    approved = operator.json("installer", "add", market, INSTALLER, keypair=admin_file)
+    assert approved["installer"]["market"] == market
 
-    # Two households: the seller registers its own, the oracle a custodial one for the buyer.
+    # Two households, their meters vouched for by the installer and proving their keys: the
+    # seller registers its own; the oracle a custodial one for the buyer, whose owner key
+    # signs too. The seller's meter signed its proof beforehand, as the firmware will.
+    proof = operator.json(
+        "meter", "prove", "--market", market, "--meter-keypair", "seller-meter.json",
+        "--owner", seller_file, "--out", "seller-proof.hex",
+    )["proof"]  # fmt: skip
     registered = operator.json(
         "household", "register", market, "--phone", "0712 345 678",
-        "--meter", "seller-meter.json", keypair=seller_file,
+        "--meter", seller_meter, "--meter-proof", "seller-proof.hex",
+        "--installer-keypair", INSTALLER, keypair=seller_file,
     )  # fmt: skip
+    assert len(bytes.fromhex(proof)) == 64
     seller_household = registered["household"]["address"]
     assert registered["household"]["owner"] == str(seller.pubkey())
     assert registered["household"]["meter"] == seller_meter
+    assert registered["household"]["installer"] == approved["installer"]["installer"]
     assert registered["household"]["custodial"] is False
     assert registered["phone"] == "2547****5678"
     commitment = hashlib.sha256(bytes.fromhex(SALT) + b"254712345678").hexdigest()
     assert registered["household"]["phone_commitment"] == commitment
     registered = operator.json(
         "household", "register", market, "--phone", "+254110000222",
-        "--meter", buyer_meter, "--owner", str(buyer), keypair=admin_file,
+        "--meter-keypair", "buyer-meter.json", "--owner-keypair", buyer_owner_file,
+        "--installer-keypair", INSTALLER, keypair=admin_file,
     )  # fmt: skip
     buyer_household = registered["household"]["address"]
+    assert registered["household"]["owner"] == str(buyer_owner.pubkey())
+    assert registered["household"]["meter"] == buyer_meter
     assert registered["household"]["custodial"] is True
 
-    # Meters sign; the oracle attests: the seller's baseline and the buyer's share a transaction.
-    now = str(int(time.time()))
+    # Meters sign, dated by the chain's clock; the oracle attests. The seller's baseline and
+    # the buyer's share a transaction; the seller's next reading mints what its meter could
+    # export in the chain time since.
+    now = str(await chain_now(localnet.rpc_url, operator.program_id))
     for meter, counter, exported in [
         ("seller-meter.json", "1", "10000"),
         ("buyer-meter.json", "1", "0"),
-        ("seller-meter.json", "2", "12500"),
     ]:
         signed = operator.json(
             "reading", "sign", "--market", market, "--meter-keypair", meter,
             "--counter", counter, "--exported-wh", exported, "--timestamp", now,
         )  # fmt: skip
-    assert signed["readings"] == 3
+    assert signed["readings"] == 2
     attested = operator.json("attest", "readings.json", "--market", market, keypair=admin_file)
-    assert [t["readings"] for t in attested["transactions"]] == [2, 1]
-    assert attested["minted_wh"] == 2_500
+    assert [t["readings"] for t in attested["transactions"]] == [2]
     assert [(a["household"], a["minted_wh"]) for a in attested["attested"]] == [
         (seller_household, 0),
         (buyer_household, 0),
-        (seller_household, 2_500),
+    ]
+    await exportable(localnet.rpc_url, operator.program_id, seller_household, 2_500)
+    operator.json(
+        "reading", "sign", "--market", market, "--meter-keypair", "seller-meter.json",
+        "--counter", "2", "--exported-wh", "12500", "--out", "later.json",
+        "--timestamp", str(await chain_now(localnet.rpc_url, operator.program_id)),
+    )  # fmt: skip
+    attested = operator.json("attest", "later.json", "--market", market, keypair=admin_file)
+    assert attested["minted_wh"] == 2_500
+    assert [(a["household"], a["minted_wh"]) for a in attested["attested"]] == [
+        (seller_household, 2_500)
     ]
 
     # The seller offers 2,000 Wh; the oracle opens a trade for its buyer and settles it.
@@ -238,8 +294,9 @@ async def test_a_market_day_through_the_cli(
     reference = hashlib.sha256(b"ws_CO_26112026101500").hexdigest()
     assert trade["payment_ref_hash"] == reference
     settled = operator.json(
-        "trade", "settle", trade["address"], "--receipt", "SGR7X2K9QP", keypair=admin_file
-    )
+        "trade", "settle", trade["address"], "--receipt", "SGR7X2K9QP",
+        "--buyer", buyer_household, "--wh", "1234", "--total-cents", "3100", keypair=admin_file,
+    )  # fmt: skip
     assert (settled["wh"], settled["total_cents"], settled["buyer_energy_wh"]) == (1234, 3100, 1234)
 
     # The buyer's balance.
@@ -251,6 +308,7 @@ async def test_a_market_day_through_the_cli(
     events = watcher.events()
     assert [e["name"] for e in events] == [
         "MarketInitialized",
+        "InstallerAdded",
         "HouseholdRegistered",
         "HouseholdRegistered",
         "MeterAttested",
@@ -286,32 +344,33 @@ def world(operator: Operator, cli: Cli, localnet: Localnet, rpc_payer: Keypair) 
         funded(localnet.rpc_url, rpc_payer, operator.program_id, admin.pubkey(), seller.pubkey())
     )
     market_id = str(secrets.randbits(63))
-    market = cli.json("-k", admin_file, "market", "init", "--market-id", market_id)["market"]
+    market = cli.json(
+        "-k", admin_file, "market", "init", "--market-id", market_id,
+        "--max-export-watts", str(MAX_EXPORT_WATTS),
+    )["market"]  # fmt: skip
+    cli.json("-k", admin_file, "installer", "add", market_id, INSTALLER)
     cli("meter", "keygen", "s.json")
     cli("meter", "keygen", "b.json")
+    operator.keypair("buyer-owner")
     seller_hh = cli.json(
-        "-k",
-        seller_file,
-        "household",
-        "register",
-        market_id,
-        "--phone",
-        "0700000001",
-        "--meter",
-        "s.json",
-    )["household"]["address"]
+        "-k", seller_file, "household", "register", market_id, "--phone", "0700000001",
+        "--meter-keypair", "s.json", "--installer-keypair", INSTALLER,
+    )["household"]["address"]  # fmt: skip
     buyer_hh = cli.json(
         "-k", admin_file, "household", "register", market_id, "--phone", "0700000002",
-        "--meter", "b.json", "--owner", str(Keypair().pubkey()),
+        "--meter-keypair", "b.json", "--owner-keypair", "buyer-owner.json",
+        "--installer-keypair", INSTALLER,
     )["household"]["address"]  # fmt: skip
-    now = str(int(time.time()))
-    for counter, wh in (("1", "0"), ("2", "1000")):
+    for counter, wh, readings in (("1", "0", "baseline.json"), ("2", "1000", "readings.json")):
+        if counter == "2":
+            asyncio.run(exportable(localnet.rpc_url, operator.program_id, seller_hh, 1_000))
+        now = str(asyncio.run(chain_now(localnet.rpc_url, operator.program_id)))
         cli(
             "reading", "sign", "--market", market_id, "--meter-keypair", "s.json",
-            "--counter", counter, "--exported-wh", wh, "--timestamp", now,
+            "--counter", counter, "--exported-wh", wh, "--timestamp", now, "--out", readings,
         )  # fmt: skip
-    attest = ("-k", admin_file, "attest", "readings.json", "--market", market_id)
-    assert cli.json(*attest)["minted_wh"] == 1_000
+        attest = ("-k", admin_file, "attest", readings, "--market", market_id)
+        assert cli.json(*attest)["minted_wh"] == int(wh)
     offer = cli.json(
         "-k", seller_file, "offer", "create", seller_hh, "--wh", "1000", "--price-cents", "2000"
     )["offer"]["address"]
@@ -355,8 +414,9 @@ def test_listing_households_offers_and_trades(cli: Cli, world: World) -> None:
 def test_changing_a_meter_cancelling_a_trade_and_an_offer(cli: Cli, world: World) -> None:
     new_meter = cli.json("meter", "keygen", "new.json")["meter"]
     changed = cli.json(
-        "-k", world.seller_file, "household", "set-meter", world.seller, "--meter", "new.json"
-    )
+        "-k", world.seller_file, "household", "set-meter", world.seller,
+        "--meter-keypair", "new.json", "--installer-keypair", INSTALLER,
+    )  # fmt: skip
     assert changed["household"]["meter"] == new_meter
     assert changed["household"]["has_baseline"] is False
 
@@ -513,7 +573,10 @@ def test_invalid_amounts(cli: Cli, world: World) -> None:
 def test_bad_phone_numbers_and_salt(
     cli: Cli, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    register = ("-k", world.admin_file, "household", "register", world.market, "--meter", "b.json")
+    register = (
+        "-k", world.admin_file, "household", "register", world.market,
+        "--meter-keypair", "b.json", "--installer-keypair", INSTALLER,
+    )  # fmt: skip
     assert cli.fails(*register, "--phone", "12345").startswith("not a Kenyan mobile number")
     monkeypatch.delenv("NISHATI_PHONE_SALT")
     assert cli.fails(*register, "--phone", "0712345678") == (

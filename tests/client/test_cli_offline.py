@@ -19,10 +19,14 @@ from typer.core import TyperGroup
 
 from nishati_client.cli import app
 from nishati_client.cli.output import details, utc
-from nishati_client.keys import write_keypair
+from nishati_client.idl import IDL_PROGRAM_ID
+from nishati_client.keys import ed25519_private_key, load_keypair, write_keypair
+from nishati_client.pda import household_address, market_address
+from nishati_client.registration import sign_registration, verify_meter_proof
 from tests.client.support import OTHER_DIGITS, Cli, written_in
 
 SALT = "5a17" * 8
+PROGRAM_ID = Pubkey.from_string(IDL_PROGRAM_ID)
 
 
 @pytest.fixture(autouse=True)
@@ -35,16 +39,95 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NISHATI_RPC_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("NISHATI_PHONE_SALT", SALT)
     write_keypair(tmp_path / "meter.json", Keypair())
+    write_keypair(tmp_path / "installer.json", Keypair())
+    write_keypair(tmp_path / "owner.json", Keypair())
 
 
 @pytest.mark.parametrize("script", OTHER_DIGITS)
 def test_a_phone_in_other_digits_is_refused_before_connecting(cli: Cli, script: str) -> None:
     meter, phone = str(Pubkey.new_unique()), written_in(script, "0712345678")
-    message = cli.fails("household", "register", "1", "--phone", phone, "--meter", meter)
+    message = cli.fails(
+        "household", "register", "1", "--phone", phone, "--meter", meter,
+        "--installer-keypair", "installer.json",
+    )  # fmt: skip
     assert message == (
         "not a Kenyan mobile number: use the digits 0-9, as 07XXXXXXXX, 01XXXXXXXX, "
         "+2547XXXXXXXX or 2547XXXXXXXX"
     )
+
+
+def register(*options: str) -> tuple[str, ...]:
+    return (
+        "--keypair", "owner.json", "household", "register", "1", "--phone", "0712345678",
+        "--installer-keypair", "installer.json", *options,
+    )  # fmt: skip
+
+
+def test_a_meter_proves_its_key_for_one_household(cli: Cli) -> None:
+    """``meter prove`` signs what the firmware will: the registration to the owner's household."""
+    owner = load_keypair(Path("owner.json")).pubkey()
+    proved = cli.json(
+        "meter", "prove", "--market", "1", "--meter-keypair", "meter.json", "--owner", str(owner),
+        "--out", "proof.hex",
+    )  # fmt: skip
+    market = market_address(PROGRAM_ID, 1)[0]
+    household = household_address(PROGRAM_ID, market, owner)[0]
+    assert (proved["market"], proved["household"]) == (str(market), str(household))
+    meter = load_keypair(Path("meter.json"))
+    proof = bytes.fromhex(proved["proof"])
+    assert proof == sign_registration(ed25519_private_key(meter), market, household)
+    verify_meter_proof(market, household, meter.pubkey(), proof)
+    assert Path("proof.hex").read_text() == proof.hex() + "\n"
+    # The same proof for the household named by its address.
+    again = cli.json(
+        "meter", "prove", "--market", str(market), "--meter-keypair", "meter.json",
+        "--household", str(household),
+    )  # fmt: skip
+    assert again["proof"] == proved["proof"]
+
+
+def test_a_meter_proof_for_another_household_is_refused_before_connecting(cli: Cli) -> None:
+    meter = load_keypair(Path("meter.json"))
+    elsewhere = sign_registration(
+        ed25519_private_key(meter), Pubkey.new_unique(), Pubkey.new_unique()
+    )
+    message = cli.fails(*register("--meter", "meter.json", "--meter-proof", elsewhere.hex()))
+    assert message.startswith(f"the proof is not meter {meter.pubkey()}'s signature")
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ((), "name the meter: --meter KEY, or --meter-keypair PATH for a test meter"),
+        (("--meter", "meter.json"), "the meter must prove it holds its key: --meter-proof"),
+        (("--meter", "meter.json", "--meter-proof", "abcd"), "--meter-proof is 2 bytes, not a"),
+        (("--meter", "meter.json", "--meter-proof", "xyz"), "--meter-proof is neither a signature"),
+        (
+            ("--meter", str(Pubkey.new_unique()), "--meter-keypair", "meter.json"),
+            "is not --meter-keypair's key",
+        ),
+    ],
+    ids=["no-meter", "no-proof", "short-proof", "not-hex", "two-meters"],
+)
+def test_a_registration_without_a_good_meter_proof_is_refused_before_connecting(
+    cli: Cli, options: tuple[str, ...], problem: str
+) -> None:
+    assert problem in cli.fails(*register(*options))
+
+
+def test_a_good_meter_proof_goes_on_to_the_cluster(cli: Cli) -> None:
+    """From a test meter's keypair, or from a file of the signature's 64 bytes (here no
+    cluster answers)."""
+    message = cli.fails(*register("--meter-keypair", "meter.json"))
+    assert message.startswith("no Solana JSON-RPC answers at http://127.0.0.1:9 (")
+    meter = load_keypair(Path("meter.json"))
+    market = market_address(PROGRAM_ID, 1)[0]
+    household = household_address(PROGRAM_ID, market, load_keypair(Path("owner.json")).pubkey())
+    Path("proof.bin").write_bytes(
+        sign_registration(ed25519_private_key(meter), market, household[0])
+    )
+    message = cli.fails(*register("--meter", "meter.json", "--meter-proof", "proof.bin"))
+    assert message.startswith("no Solana JSON-RPC answers at http://127.0.0.1:9 (")
 
 
 def sign(*options: str) -> tuple[str, ...]:
@@ -180,7 +263,9 @@ def test_every_command_and_option_says_what_it_is() -> None:
                 assert getattr(param, "help", None), f"{line} {param.name} has no help"
 
 
-@pytest.mark.parametrize("group", ["", "market", "household", "offer", "trade", "wallet"])
+@pytest.mark.parametrize(
+    "group", ["", "market", "installer", "household", "meter", "offer", "trade", "wallet"]
+)
 def test_help_prints_and_exits_cleanly(cli: Cli, group: str) -> None:
     code, out, err = cli(*group.split(), "--help")
     assert (code, err) == (0, "")

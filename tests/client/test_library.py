@@ -26,7 +26,7 @@ from nishati_client.readings import (
     sign,
     verify_signature,
 )
-from nishati_dev.sandbox import Harness, fund, open_market
+from nishati_dev.sandbox import FAST_EXPORT, Harness, fund, open_market
 
 
 def test_a_keypair_file_round_trips_in_the_solana_cli_format(tmp_path: Path) -> None:
@@ -101,6 +101,7 @@ def test_field_offsets_come_from_the_idl() -> None:
     assert field_offset("Offer", "seller") == 40
     assert field_offset("Trade", "offer") == 40
     assert field_offset("Trade", "buyer") == 72
+    assert field_offset("InstallerRecord", "market") == 8
     with pytest.raises(KeyError):
         field_offset("Trade", "colour")
 
@@ -139,7 +140,7 @@ async def test_listing_over_json_rpc(rpc_url: str, rpc_payer: Keypair, program_i
     chain = RpcChain(rpc_url, program_id)
     try:
         h = Harness(chain, rpc_payer, NishatiClient(chain, program_id), None)
-        market, other = await open_market(h), await open_market(h)
+        market, other = await open_market(h, config=FAST_EXPORT), await open_market(h)
         seller, buyer = await market.register(), await market.register(custodial=True)
         await other.register()
         await market.mint(seller, 1_000)
@@ -160,6 +161,8 @@ async def test_listing_over_json_rpc(rpc_url: str, rpc_payer: Keypair, program_i
         assert await h.client.trades(market.address, offer=second.address) == []
         assert [t.wh for t in await h.client.trades(market.address, buyer=buyer.address)] == [100]
         assert await h.client.trades(other.address) == []
+        [installer] = await h.client.installers(market.address)
+        assert installer.installer == market.installer.pubkey()
     finally:
         await chain.close()
 

@@ -29,7 +29,7 @@ from nishati_client.lookup import (
     recent_slots,
 )
 from nishati_client.program import NishatiProgram
-from nishati_dev.sandbox import Harness, Meter, fund, open_market
+from nishati_dev.sandbox import FAST_EXPORT, Harness, Meter, fund, open_market
 from tests.client.test_sending import unreliable
 
 
@@ -119,7 +119,7 @@ def test_each_account_a_table_holds_costs_one_byte() -> None:
 async def test_an_attestation_looks_its_accounts_up_in_a_table(harness: Harness) -> None:
     h = harness
     program = h.client.program
-    market = await open_market(h)
+    market = await open_market(h, config=FAST_EXPORT)
     policy = h.chain.policy
     now = await market.now()
     # The most readings of distinct households one transaction carries: with a table holding
@@ -148,6 +148,8 @@ async def test_an_attestation_looks_its_accounts_up_in_a_table(harness: Harness)
     lookups = [table.usable(await slot_after(h, table))]
     await fund(h, market.oracle.pubkey(), 10**9)
 
+    # Readings are dated from their meters' registration on.
+    now = await market.now()
     await h.client.meter_attest(
         payer=market.oracle,
         oracle=market.oracle,
@@ -155,6 +157,8 @@ async def test_an_attestation_looks_its_accounts_up_in_a_table(harness: Harness)
         readings=[(m.meter.read(now), m.address) for m in members],
         lookup_tables=lookups,
     )
+    await market.until_exportable(members[-1], 10 * (count - 1))
+    now = await market.now()
     chain, shaky = unreliable(h, lose_confirmations=1)
     outcome = await shaky.client.meter_attest(
         payer=market.oracle,

@@ -308,8 +308,9 @@ async def test_attestation_works_with_the_compute_budget_after_it(litesvm: Harne
     market = await open_market(h)
     first, second = await market.register(), await market.register(custodial=True)
     await market.mint(first, 300)
+    await market.attest((second, second.meter.read(await market.now())))
+    await market.until_exportable(second, 70)
     now = await market.now()
-    await market.attest((second, second.meter.read(now)))
 
     outcome = await market.attest(
         (first, first.meter.read(now, exported_wh=50)),

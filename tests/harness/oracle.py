@@ -83,6 +83,12 @@ class OracleWorld:
     async def member(self) -> Member:
         return await self.market.register(custodial=True)
 
+    async def elapse(self, secs: int) -> int:
+        """Lets ``secs`` of chain time pass (LiteSVM's clock is moved on) and has the oracle
+        read the chain's clock again (it never carries it forward itself); the new time."""
+        await self.market.elapse(secs)
+        return await self.services.pipeline.chain_clock.fresh()
+
 
 async def start_world(
     litesvm: Harness, database_url: str, tmp_path: Path, **changes: Any

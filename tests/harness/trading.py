@@ -32,7 +32,16 @@ from nishati_dev.localday import (
     simulator_payments,
 )
 from nishati_dev.processes import DarajaSimService, OracleService, free_port
-from nishati_dev.sandbox import Harness, Member, OpenMarket, fund, open_market
+from nishati_dev.sandbox import (
+    CANCEL_GRACE_SECS,
+    DAILY_MINT_CAP_WH,
+    MAX_OPEN_TRADES_PER_BUYER,
+    Harness,
+    Member,
+    OpenMarket,
+    fund,
+    open_market,
+)
 from nishati_oracle.core.settings import OracleSettings, StorageSettings
 
 PHONE_SALT = bytes(range(32))
@@ -50,6 +59,11 @@ def market_config(deadline_secs: int) -> Any:
             min_price_cents_per_kwh=1_000,
             max_price_cents_per_kwh=5_000,
             payment_deadline_secs=deadline_secs,
+            cancel_grace_secs=CANCEL_GRACE_SECS,
+            # Sellers' energy mints in seconds of the validator's clock, not hours.
+            max_export_watts=100_000_000,
+            daily_mint_cap_wh=DAILY_MINT_CAP_WH,
+            max_open_trades_per_buyer=MAX_OPEN_TRADES_PER_BUYER,
         )
 
     return config

@@ -73,9 +73,10 @@ def readings_per_transaction(attester: Attester, household: Pubkey) -> int:
 
 
 async def post_round(world: OracleWorld, members: Sequence[Member], exported_wh: int) -> None:
-    """Each member's next reading, 30 s after its last (LiteSVM's clock stands still)."""
-    now = await world.market.now()
-    readings = [m.meter.read(now + 30 * m.meter.counter, exported_wh) for m in members]
+    """Each member's next reading, dated 60 s of chain time after the round before: at
+    10 kW, time enough to mint 166 Wh."""
+    now = await world.elapse(60)
+    readings = [m.meter.read(now, exported_wh) for m in members]
     assert (await world.post(*readings)).json()["accepted"] == len(members)
 
 
@@ -93,6 +94,11 @@ async def test_due_readings_are_attested_once(world: OracleWorld) -> None:
         assert (await world.market.household(m)).last_counter == 1
         assert await world.market.balance(m) == 0
     world.settings.readings.attest_threshold_wh = 0
+    # The baseline's attestation is where the export limit counts from: 100 Wh at 10 kW
+    # needs 36 s of chain time after it.
+    assert await attester.run_once() == 0
+    assert {h.reason for h in attester.holds.values()} == {"ExportAboveMeterLimit"}
+    await world.elapse(36)
     assert await attester.run_once() == 4
     for m in members:
         assert (await world.market.household(m)).last_counter == 2
@@ -151,17 +157,21 @@ async def test_the_threshold_and_the_age_decide_when(world: OracleWorld) -> None
     await world.post(member.meter.read(now))
     attester = world.services.attester
     assert await attester.run_once() == 1  # a meter's first reading: its baseline
-    await world.post(member.meter.read(now + 100, exported_wh=300))
+    now = await world.elapse(300)
+    await world.post(member.meter.read(now, exported_wh=300))
     assert await attester.run_once() == 0  # 300 Wh < 500 Wh and not old yet
-    await world.post(member.meter.read(now + 200, exported_wh=300))
+    now = await world.elapse(100)
+    await world.post(member.meter.read(now, exported_wh=300))
     assert await attester.run_once() == 1
     assert await world.market.balance(member) == 600
-    await world.post(member.meter.read(now + 290, exported_wh=5))
+    now = await world.elapse(10)
+    await world.post(member.meter.read(now, exported_wh=5))
     attester.request(member.meter.public_key)
     assert await attester.run_once() == 1
     assert await world.market.balance(member) == 605
     world.settings.readings.attest_max_age_secs = 0
-    await world.post(member.meter.read(now + 295, exported_wh=1))
+    now = await world.elapse(10)
+    await world.post(member.meter.read(now, exported_wh=1))
     assert await attester.run_once() == 1
 
 
@@ -180,8 +190,9 @@ async def test_due_meters_come_oldest_first_each_with_the_reading_to_attest(
     assert [(d.meter, d.reading.counter) for d in never_attested] == [(keys[2], 1), (keys[1], 1)]
     assert await world.services.attester.run_once() == 3
     assert await store.due(10**9, 0.0, 10) == []
-    await world.post(members[0].meter.read(now + 60, exported_wh=4))
-    await world.post(members[0].meter.read(now + 90, exported_wh=6))
+    now = await world.elapse(60)  # chain time to mint in after the baselines
+    await world.post(members[0].meter.read(now, exported_wh=4))
+    await world.post(members[0].meter.read(now + 30, exported_wh=6))
     assert await store.due(10**9, 0.0, 10) == []  # under the threshold, not old, not asked
     for due in (
         await store.due(15, 0.0, 10),  # 5 + 4 + 6 Wh unattested reach 15
@@ -206,7 +217,8 @@ async def test_a_lost_confirmation_never_mints_twice(
     await world.post(member.meter.read(now))
     attester = world.services.attester
     await attester.run_once()
-    await world.post(member.meter.read(now + 100, exported_wh=500))
+    now = await world.elapse(180)  # 500 Wh at 10 kW
+    await world.post(member.meter.read(now, exported_wh=500))
 
     real = NishatiClient.meter_attest
 
@@ -230,16 +242,14 @@ async def test_a_replaced_meter_stops_being_retried(world: OracleWorld) -> None:
     now = await world.market.now()
     await world.post(member.meter.read(now))
     await world.post(member.meter.read(now + 30, exported_wh=50))
-    household = await world.market.household(member)
-    await world.market.h.client.household_set_meter(
-        payer=world.market.h.payer,
-        authority=world.market.admin,
-        household=household,
-        meter=Pubkey.new_unique(),
-    )
+    await world.market.set_meter(member, authority=world.market.admin)
     world.services.pipeline.registry._cache.clear()
     assert await world.services.attester.run_once() == 0
     assert await world.services.store.unattested_count() == 0
+    refused = world.services.metrics.registry.get_sample_value(
+        "nishati_attest_refused_total", {"reason": "MeterReplaced"}
+    )
+    assert refused == 1
 
 
 async def test_a_household_registered_later_is_added_and_then_attested_compactly(

@@ -114,3 +114,46 @@ async def test_close_cancels_a_read_in_flight() -> None:
     await asyncio.sleep(0.01)
     assert await clock.now() == 1_000
     await clock.close()
+
+
+async def test_the_clock_is_never_carried_ahead_of_the_chain() -> None:
+    """A chain whose clock stands still (a local validator's did) is not run ahead by the
+    oracle's own: a reading checked against it is checked against what the program will see."""
+    local = [100.0]
+    chain = SlowClockChain(1_000)
+    clock = ChainClock(chain, refresh_secs=30, monotonic=lambda: local[0])
+    assert await clock.now() == 1_000
+    local[0] += 20
+    assert await clock.now() == 1_000
+    local[0] += 20  # stale: a read starts, and the answer meanwhile is still the last read
+    assert await clock.now() == 1_000
+    await asyncio.sleep(0.01)
+    assert chain.reads == 2
+    assert await clock.now() == 1_000  # the chain's clock did not move: neither does this one
+    await clock.close()
+
+
+async def test_an_answer_from_behind_never_moves_the_clock_back() -> None:
+    chain = SlowClockChain(1_000)
+    clock = ChainClock(chain)
+    assert await clock.fresh() == 1_000
+    chain.unix_timestamp = 990  # a lagging RPC node
+    assert await clock.fresh() == 1_000
+    chain.unix_timestamp = 1_010
+    assert await clock.fresh() == 1_010
+    assert chain.reads == 3
+    await clock.close()
+
+
+async def test_fresh_waits_for_a_read_and_fails_with_the_chain() -> None:
+    chain = SlowClockChain(1_000)
+    clock = ChainClock(chain, refresh_secs=3_600)
+    assert await clock.now() == 1_000
+    chain.unix_timestamp = 1_500
+    assert await clock.now() == 1_000
+    assert await clock.fresh() == 1_500
+    chain.failure = RpcUnavailable("validator down")
+    with pytest.raises(RpcUnavailable):
+        await clock.fresh()
+    assert await clock.now() == 1_500
+    await clock.close()

@@ -68,8 +68,11 @@ async def test_a_batch_is_judged_reading_by_reading(world: OracleWorld) -> None:
 async def test_each_broken_rule_is_refused_with_its_reason(world: OracleWorld) -> None:
     member = await world.member()
     meter = member.meter
-    now = await world.market.now()
+    registered = await world.market.now()
+    now = await world.elapse(60)
     assert (await world.post(meter.read(now, exported_wh=500))).status_code == 200
+    # The baseline on chain: the export limit counts from its attestation, now.
+    assert await world.services.attester.run_once() == 1
 
     def signed(
         counter: int | None = None, timestamp: int = now + 60, exported_wh: int = 600
@@ -91,19 +94,59 @@ async def test_each_broken_rule_is_refused_with_its_reason(world: OracleWorld) -
     meter.counter -= 1
     cases = {
         "ReadingReplayed": signed(counter=1),
+        "ReadingBeforeMeterRegistered": signed(timestamp=registered - 1),
         "ReadingOutOfOrder": signed(timestamp=now - 1),
         "ReadingFromTheFuture": signed(timestamp=now + 10**6),
         "MeterWentBackwards": signed(exported_wh=10),
         "ImplausiblePower": signed(timestamp=now + 1, exported_wh=10**6),
+        # 100 Wh in 60 s of the meter's time, but no chain time since the attestation.
+        "ExportAboveMeterLimit": signed(),
         "ReadingForAnotherMarket": sign(other_market, meter.key),
     }
     for reason, reading in cases.items():
         response = await world.post(reading)
         assert response.status_code == 422, reason
         assert response.json()["results"][0]["reason"] == reason
-    assert await world.services.store.unattested_count() == 1
+    assert await world.services.store.unattested_count() == 0  # only the baseline was stored
     metrics = (await world.http.get("/metrics")).text
     assert 'nishati_readings_rejected_total{reason="ImplausiblePower"} 1.0' in metrics
+
+
+async def test_the_export_limit_counts_chain_time_never_the_meters(world: OracleWorld) -> None:
+    """A meter may date its readings as it likes; what it may mint is the market's export
+    limit (10 kW) over the chain's time since its last attestation."""
+    member = await world.member()
+    now = await world.market.now()
+    assert (await world.post(member.meter.read(now))).status_code == 200
+    assert await world.services.attester.run_once() == 1
+    # Dated 5 minutes on (the most the chain allows ahead): 500 Wh in the meter's 300 s is
+    # 6 kW, but the chain has counted no time since the baseline's attestation.
+    ahead = await world.post(member.meter.read(now + 300, exported_wh=500))
+    assert refused_reason(ahead) == "ExportAboveMeterLimit"
+    member.meter.counter -= 1
+    member.meter.exported_wh -= 500
+    now = await world.elapse(179)  # 497 Wh at 10 kW
+    late = await world.post(member.meter.read(now, exported_wh=500))
+    assert refused_reason(late) == "ExportAboveMeterLimit"
+    member.meter.counter -= 1
+    member.meter.exported_wh -= 500
+    now = await world.elapse(1)  # 500 Wh
+    assert (await world.post(member.meter.read(now, exported_wh=500))).json()["accepted"] == 1
+    world.services.attester.request(member.meter.public_key)
+    assert await world.services.attester.run_once() == 1
+    assert await world.market.balance(member) == 500
+
+
+async def test_a_reading_above_the_daily_mint_cap_is_refused(world: OracleWorld) -> None:
+    member = await world.member()
+    now = await world.market.now()
+    assert (await world.post(member.meter.read(now))).status_code == 200
+    assert await world.services.attester.run_once() == 1
+    cap = (await world.market.h.client.market(world.market.address)).config.daily_mint_cap_wh
+    # Chain time enough for the export limit (10 kW) and the meter's own power (20 kW).
+    now = await world.elapse(cap * 3_600 // 10_000 + 3_600)
+    response = await world.post(member.meter.read(now, exported_wh=cap + 1))
+    assert refused_reason(response) == "MintCeilingReached"
 
 
 async def test_malformed_requests_get_a_4xx_with_a_reason(world: OracleWorld) -> None:
@@ -208,19 +251,15 @@ def refused_reason(response: httpx.Response) -> str | None:
 async def test_a_replaced_meter_is_refused_once_the_chain_says_so(world: OracleWorld) -> None:
     member = await world.member()
     now = await world.market.now()
-    assert (await world.post(member.meter.read(now, exported_wh=10))).json()["accepted"] == 1
-    await world.market.h.client.household_set_meter(
-        payer=world.market.h.payer,
-        authority=world.market.admin,
-        household=await world.market.household(member),
-        meter=Pubkey.new_unique(),
-    )
+    old = member.meter
+    assert (await world.post(old.read(now, exported_wh=10))).json()["accepted"] == 1
+    await world.market.set_meter(member, authority=world.market.admin)
     registry = world.services.pipeline.registry
     registry.ttl_secs, registry.gather_secs = 0, 0
     # Known and confirmed a moment ago: accepted, and the record is read again meanwhile.
-    assert (await world.post(member.meter.read(now + 60, exported_wh=20))).status_code == 200
+    assert (await world.post(old.read(now + 60, exported_wh=20))).status_code == 200
     await rechecked(registry)
-    refused = await world.post(member.meter.read(now + 120, exported_wh=30))
+    refused = await world.post(old.read(now + 120, exported_wh=30))
     assert refused.status_code == 422
     assert refused_reason(refused) == "UnknownMeter"
     assert await world.services.store.unattested_count() == 2

@@ -302,15 +302,25 @@ async def test_new_meters_are_registered_once_and_their_readings_attest(
     assert await register(client, market.oracle, market.address, fleet) == 0
     assert fleet[1].registered
 
-    now = await market.now()
-    for m in fleet:
-        household = client.program.household_address(market.address, m.owner)
-        first, second = m.read_at(now - 3 * HOUR), m.read_at(now)
+    # The baselines when registered; three hours of chain time later, the readings since
+    # (one reading of a meter an attestation: the export limit counts from the last).
+    registered_at = await market.now()
+    households = [client.program.household_address(market.address, m.owner) for m in fleet]
+    for m, household in zip(fleet, households, strict=True):
         await client.meter_attest(
             payer=litesvm.payer,
             oracle=market.oracle,
             market=market.address,
-            readings=[(first, household), (second, household)],
+            readings=[(m.read_at(registered_at), household)],
+        )
+    await market.elapse(3 * HOUR)
+    now = await market.now()
+    for m, household in zip(fleet, households, strict=True):
+        await client.meter_attest(
+            payer=litesvm.payer,
+            oracle=market.oracle,
+            market=market.address,
+            readings=[(m.read_at(now), household)],
         )
         attested = await client.household(household)
         assert attested.last_reading is not None
@@ -327,8 +337,10 @@ async def test_simulated_meters_reach_the_oracle_over_http_and_mqtt(
         market = world.market
         fleet = meters(4, market.address)
         assert await register(litesvm.client, market.oracle, market.address, fleet) == 4
-        now = await market.now()
-        plan = Plan(now - 2 * HOUR, now, 300, batch=10)
+        registered_at = await market.now()
+        # Two hours of readings since the meters were registered (none may be dated before).
+        now = await world.elapse(2 * HOUR)
+        plan = Plan(registered_at, now, 300, batch=10)
 
         over_http = Tally()
         await drive(fleet[:2], plan, HttpTransport(world.http, over_http))

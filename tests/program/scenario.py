@@ -9,6 +9,7 @@ from solders.pubkey import Pubkey
 
 from nishati_client.errors import NishatiProgramError
 from nishati_dev.sandbox import (
+    FAST_EXPORT,
     MAX_PRICE,
     MIN_PRICE,
     PAYMENT_DEADLINE_SECS,
@@ -18,6 +19,7 @@ from nishati_dev.sandbox import (
     Meter,
     OpenMarket,
     config_for,
+    config_with,
     digest,
     fund,
     lamports,
@@ -26,6 +28,7 @@ from nishati_dev.sandbox import (
 )
 
 __all__ = [
+    "FAST_EXPORT",
     "MAX_PRICE",
     "MIN_PRICE",
     "PAYMENT_DEADLINE_SECS",
@@ -36,6 +39,7 @@ __all__ = [
     "OpenMarket",
     "Snapshot",
     "config_for",
+    "config_with",
     "digest",
     "fund",
     "lamports",

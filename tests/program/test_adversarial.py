@@ -38,6 +38,7 @@ from tests.program.scenario import (
     Member,
     Meter,
     OpenMarket,
+    config_with,
     digest,
     open_market,
     refused,
@@ -148,12 +149,7 @@ async def test_only_the_oracle_settles(world: World, who: str) -> None:
         "admin": world.market.admin,
         "seller": world.seller.authority,
     }[who]
-    await world.expect(
-        "NotOracle",
-        lambda: world.h.client.trade_settle(
-            payer=world.h.payer, oracle=signer, trade=world.trade, receipt_hash=digest("paid")
-        ),
-    )
+    await world.expect("NotOracle", lambda: settle(world, oracle=signer))
 
 
 @pytest.mark.parametrize("who", ["stranger", "oracle"])
@@ -204,25 +200,27 @@ async def test_a_stranger_cannot_open_a_trade_for_a_buyer(world: World) -> None:
 
 
 async def test_a_stranger_cannot_change_a_households_meter(world: World) -> None:
-    household = await world.market.household(world.seller)
-    new_meter = Meter(world.market.address).public_key
+    """Even with an approved installer and the new meter's proof."""
     await world.expect(
         "NotHouseholdAuthority",
-        lambda: world.h.client.household_set_meter(
-            payer=world.h.payer, authority=world.stranger, household=household, meter=new_meter
-        ),
+        lambda: world.market.set_meter(world.seller, Meter(world.market.address), world.stranger),
     )
 
 
-async def test_a_stranger_cannot_register_someone_elses_household(world: World) -> None:
+async def test_a_stranger_cannot_register_a_custodial_household(world: World) -> None:
+    """The owner signs, but only the owner or the oracle may be its authority."""
+    owner, meter = Keypair(), Meter(world.market.address)
+    household = world.h.client.program.household_address(world.market.address, owner.pubkey())
     await world.expect(
         "NotHouseholdAuthority",
         lambda: world.h.client.household_register(
             payer=world.h.payer,
+            owner=owner,
             authority=world.stranger,
+            installer=world.market.installer,
             market=world.market.address,
-            owner=Keypair().pubkey(),
-            meter=Meter(world.market.address).public_key,
+            meter=meter.public_key,
+            meter_proof=meter.prove(household),
             phone_commitment=digest("phone"),
         ),
     )
@@ -280,6 +278,7 @@ async def test_a_reading_breaking_a_rule_is_refused(
 
 
 async def test_a_reading_at_the_skew_limit_is_accepted(world: World) -> None:
+    await world.market.until_exportable(world.seller, 1)
     now = await world.market.now()
     signed = sign(replace(next_reading(world, now), timestamp=now + 300), world.seller.meter.key)
     await world.market.attest((world.seller, signed))
@@ -287,6 +286,7 @@ async def test_a_reading_at_the_skew_limit_is_accepted(world: World) -> None:
 
 
 async def test_a_replayed_reading_is_refused(world: World) -> None:
+    await world.market.until_exportable(world.seller, 100)
     signed = world.seller.meter.read(await world.market.now(), exported_wh=100)
     await world.market.attest((world.seller, signed))
     await world.expect("ReadingReplayed", lambda: world.market.attest((world.seller, signed)))
@@ -435,38 +435,31 @@ async def test_a_meter_key_belongs_to_one_household(world: World) -> None:
 async def test_a_replaced_meter_no_longer_counts_and_never_returns(world: World) -> None:
     old_meter = world.seller.meter
     unsent = old_meter.read(await world.market.now(), exported_wh=100)
-    new_meter = Meter(world.market.address)
-    await world.h.client.household_set_meter(
-        payer=world.h.payer,
-        authority=world.seller.authority,
-        household=await world.market.household(world.seller),
-        meter=new_meter.public_key,
-    )
-    world.seller.meter = new_meter
+    await world.market.set_meter(world.seller)
     await world.expect("MeterMismatch", lambda: world.market.attest((world.seller, unsent)))
     await world.expect("MeterAlreadyRegistered", lambda: world.market.register(meter=old_meter))
 
 
 async def test_the_admin_may_change_a_households_meter(world: World) -> None:
     new_meter = Meter(world.market.address)
-    await world.h.client.household_set_meter(
-        payer=world.h.payer,
-        authority=world.market.admin,
-        household=await world.market.household(world.seller),
-        meter=new_meter.public_key,
-    )
+    await world.market.set_meter(world.seller, new_meter, world.market.admin)
     assert (await world.market.household(world.seller)).meter == new_meter.public_key
 
 
 # Trades
 
 
-async def settle(world: World, trade: Trade | None = None) -> object:
+async def settle(world: World, trade: Trade | None = None, oracle: Keypair | None = None) -> object:
+    """The trade settled for the terms it was opened with, as the oracle's ledger holds them."""
+    opened = world.trade
     return await world.h.client.trade_settle(
         payer=world.h.payer,
-        oracle=world.market.oracle,
-        trade=trade or world.trade,
+        oracle=oracle or world.market.oracle,
+        trade=trade or opened,
         receipt_hash=digest("paid"),
+        buyer=opened.buyer,
+        wh=opened.wh,
+        total_cents=opened.total_cents,
     )
 
 
@@ -492,12 +485,15 @@ async def test_a_settled_trade_cannot_be_cancelled(world: World) -> None:
     await world.expect("TradeNotFound", lambda: cancel(world, world.stranger))
 
 
-async def test_only_the_oracle_cancels_before_the_deadline_then_anyone(world: World) -> None:
+async def test_only_the_oracle_cancels_before_the_deadline_and_its_grace_then_anyone(
+    world: World,
+) -> None:
     set_time(world.h, world.trade.deadline - 1)
     await world.expect("TradeDeadlineNotReached", lambda: cancel(world, world.stranger))
     await world.expect("TradeDeadlineNotReached", lambda: cancel(world, world.seller.authority))
 
-    set_time(world.h, world.trade.deadline + 1)
+    grace = (await world.h.client.market(world.market.address)).config.cancel_grace_secs
+    set_time(world.h, world.trade.deadline + grace + 1)
     outcome = await world.h.client.trade_cancel(
         payer=world.h.payer, caller=world.stranger, trade=world.trade
     )
@@ -508,8 +504,16 @@ async def test_only_the_oracle_cancels_before_the_deadline_then_anyone(world: Wo
 
 
 async def test_settling_into_another_energy_account_is_refused(world: World) -> None:
-    diverted = replace(world.trade, buyer_energy_account=world.seller.energy_account)
-    await world.expect("InvalidEnergyAccount", lambda: settle(world, diverted))
+    ix = world.h.client.program.trade_settle(
+        oracle=world.market.oracle.pubkey(),
+        trade=world.trade,
+        receipt_hash=digest("paid"),
+        buyer=world.trade.buyer,
+        wh=world.trade.wh,
+        total_cents=world.trade.total_cents,
+    )
+    ix = swap_account(ix, world.buyer.energy_account, world.seller.energy_account)
+    await world.expect("InvalidEnergyAccount", lambda: world.send([ix], world.market.oracle))
 
 
 async def test_the_trade_rent_goes_back_to_its_payer_only(world: World) -> None:
@@ -517,7 +521,9 @@ async def test_the_trade_rent_goes_back_to_its_payer_only(world: World) -> None:
     await world.expect("InvalidRentReceiver", lambda: settle(world, diverted))
 
 
-async def open_trade(world: World, wh: int, buyer: Member | None = None) -> object:
+async def open_trade(
+    world: World, wh: int, buyer: Member | None = None, trade_index: int | None = None
+) -> object:
     buyer = buyer or world.buyer
     return await world.h.client.trade_open(
         payer=world.h.payer,
@@ -527,6 +533,7 @@ async def open_trade(world: World, wh: int, buyer: Member | None = None) -> obje
         buyer=buyer.address,
         wh=wh,
         payment_ref_hash=digest(f"trade {wh}"),
+        trade_index=trade_index,
     )
 
 
@@ -561,17 +568,20 @@ async def test_a_buyer_from_another_market_is_refused(world: World) -> None:
 
 
 async def test_a_trade_whose_price_overflows_is_refused(litesvm: Harness) -> None:
-    market = await open_market(litesvm)
+    """Wh x price past u64. A meter cannot mint that much energy (its export limit over the
+    time a reading can name), so the price does it: a market whose admin allows any price."""
+    price = 2**64 - 1
+    market = await open_market(litesvm, config=config_with(max_price_cents_per_kwh=price))
     whale = await market.register()
-    await market.mint(whale, 2**64 - 1)
-    offer = await market.offer(whale, 2**64 - 1, MAX_PRICE)
+    await market.mint(whale, SELLER_WH)
+    offer = await market.offer(whale, SELLER_WH, price)
     buyer = await market.register(custodial=True)
     watched = [market.address, offer.address, offer.escrow, buyer.address]
     await refused(
         litesvm,
         "ArithmeticOverflow",
         watched,
-        lambda: market.open_trade(offer, buyer, 2**64 - 1),
+        lambda: market.open_trade(offer, buyer, 2),
     )
 
 
@@ -706,8 +716,10 @@ async def forge_owner(world: World, address: Pubkey, owner: Pubkey) -> None:
 
 
 async def test_an_offer_owned_by_another_program_is_refused(world: World) -> None:
+    # The trade's index given: the client reads no offer the program would refuse.
+    index = (await world.h.client.offer(world.offer.address)).next_trade_index
     await forge_owner(world, world.offer.address, SYSTEM_PROGRAM_ID)
-    await world.expect("InvalidAccountOwner", lambda: open_trade(world, 10))
+    await world.expect("InvalidAccountOwner", lambda: open_trade(world, 10, trade_index=index))
 
 
 async def test_a_household_owned_by_another_program_is_refused(world: World) -> None:

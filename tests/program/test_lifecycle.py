@@ -1,4 +1,9 @@
-"""A market's life, on LiteSVM and JSON-RPC: households, readings, an offer, a trade, redemption."""
+"""A market's life, on LiteSVM and JSON-RPC: installers, households, readings, an offer, a trade,
+redemption.
+
+Minting needs chain time (a meter exports at most the market's ``max_export_watts``), which
+LiteSVM is moved through and a validator is waited for: these markets allow the program's
+highest export, 100 MW, so a validator's wait stays seconds."""
 
 from __future__ import annotations
 
@@ -7,8 +12,9 @@ from math import ceil
 import pytest
 
 from nishati_client.errors import AccountNotFound, NishatiProgramError
-from nishati_dev.sandbox import Harness
+from nishati_dev.sandbox import Harness, local_installer
 from tests.program.scenario import (
+    FAST_EXPORT,
     PAYMENT_DEADLINE_SECS,
     Member,
     Meter,
@@ -20,6 +26,10 @@ from tests.program.scenario import (
 )
 
 
+async def market_on(harness: Harness) -> OpenMarket:
+    return await open_market(harness, config=FAST_EXPORT)
+
+
 def total_cents(wh: int, price_cents_per_kwh: int) -> int:
     """What M-Pesa takes: whole shillings, rounded up."""
     return ceil(wh * price_cents_per_kwh / 100_000) * 100
@@ -28,7 +38,7 @@ def total_cents(wh: int, price_cents_per_kwh: int) -> int:
 async def test_registration_creates_household_energy_account_and_meter_record(
     harness: Harness,
 ) -> None:
-    market = await open_market(harness)
+    market = await market_on(harness)
     seller = await market.register()
     buyer = await market.register(custodial=True)
 
@@ -37,11 +47,14 @@ async def test_registration_creates_household_energy_account_and_meter_record(
         assert household.market == market.address
         assert household.owner == member.owner
         assert household.meter == member.meter.public_key
+        assert household.installer == market.installer.pubkey()
         assert household.energy_account == member.energy_account
         assert household.custodial is custodial
         assert household.has_baseline is False
         assert household.last_reading is None
         assert household.next_offer_id == 0
+        assert household.open_trades == 0
+        assert household.meter_since == household.last_attested_at <= await market.now()
         assert await market.balance(member) == 0
         record = await harness.client.meter_record(
             harness.client.program.meter_record_address(market.address, member.meter.public_key)
@@ -50,14 +63,62 @@ async def test_registration_creates_household_energy_account_and_meter_record(
         assert record.retired is False
 
 
+async def test_an_installer_is_approved_and_withdrawn(harness: Harness) -> None:
+    market = await market_on(harness)
+    client = harness.client
+    record = await client.installer_record(
+        client.program.installer_record_address(market.address, market.installer.pubkey())
+    )
+    assert (record.market, record.installer) == (market.address, market.installer.pubkey())
+    assert record.rent_payer == harness.payer.pubkey()
+    assert record.added_at <= await market.now()
+    assert local_installer().pubkey() == market.installer.pubkey()
+
+    await fund(harness, market.admin.pubkey(), 10**8)
+    rent = await lamports(harness, record.address)
+    payer_before = await lamports(harness, harness.payer.pubkey())
+    outcome = await client.installer_remove(
+        payer=market.admin,
+        admin=market.admin,
+        market=market.address,
+        installer=market.installer.pubkey(),
+        rent_receiver=record.rent_payer,
+    )
+    [removed] = client.program.events(outcome.logs)
+    assert removed.name == "InstallerRemoved"
+    assert (removed.data.installer, removed.data.admin) == (
+        market.installer.pubkey(),
+        market.admin.pubkey(),
+    )
+    assert await harness.chain.account(record.address) is None
+    assert await lamports(harness, harness.payer.pubkey()) == payer_before + rent
+    with pytest.raises(NishatiProgramError) as refused:
+        await market.register()
+    assert refused.value.name == "InstallerNotApproved"
+
+    created = await client.installer_add(
+        payer=harness.payer,
+        admin=market.admin,
+        market=market.address,
+        installer=market.installer.pubkey(),
+    )
+    assert created.address == record.address
+    [added] = client.program.events(created.outcome.logs)
+    assert added.name == "InstallerAdded"
+    assert (await market.household(await market.register())).installer == (
+        market.installer.pubkey()
+    )
+
+
 async def test_market_lifecycle(harness: Harness) -> None:
     client = harness.client
-    market = await open_market(harness)
+    market = await market_on(harness)
     assert (await client.market(market.address)).energy_mint == market.energy_mint
     seller = await market.register()
     buyer = await market.register(custodial=True)
 
-    # The first reading is the meter's baseline; the second mints what was exported since.
+    # The first reading is the meter's baseline; the second mints what was exported since, as
+    # long as the meter could have exported it in the chain time between them.
     now = await market.now()
     outcome = await market.attest((seller, seller.meter.read(now, exported_wh=10_000)))
     [attested] = client.program.events(outcome.logs)
@@ -68,6 +129,8 @@ async def test_market_lifecycle(harness: Harness) -> None:
     assert attested.data.minted_wh == 0
     assert await market.balance(seller) == 0
 
+    await market.until_exportable(seller, 2_500)
+    now = await market.now()
     outcome = await market.attest(
         (seller, seller.meter.read(now, exported_wh=2_500, imported_wh=400))
     )
@@ -83,6 +146,8 @@ async def test_market_lifecycle(harness: Harness) -> None:
     assert household.last_reading.counter == 2
     assert household.last_reading.exported_wh == 12_500
     assert household.last_reading.imported_wh == 400
+    assert household.last_attested_at == now
+    assert (await client.market(market.address)).minted_today_wh == 2_500
 
     # The seller offers 2,000 Wh; they move into the offer's escrow.
     created = await client.offer_create(
@@ -120,6 +185,8 @@ async def test_market_lifecycle(harness: Harness) -> None:
         payment_ref_hash=reference,
     )
     trade = await client.trade(created.address)
+    assert created.address == client.program.trade_address(offer.address, 0)
+    assert trade.trade_index == 0
     assert trade.buyer == buyer.address
     assert trade.buyer_energy_account == buyer.energy_account
     assert trade.payment_ref_hash == reference
@@ -131,8 +198,11 @@ async def test_market_lifecycle(harness: Harness) -> None:
     assert opened.name == "TradeOpened"
     assert opened.data.seller == seller.address
     assert bytes(opened.data.payment_ref_hash) == reference
+    assert opened.data.trade_index == 0
     offer = await client.offer(offer.address)
     assert (offer.unreserved_wh, offer.reserved_wh) == (766, 1_234)
+    assert offer.next_trade_index == 1
+    assert (await market.household(buyer)).open_trades == 1
 
     # Paid: the oracle settles. It pays its own fee, so the payer gets exactly the trade's rent.
     await fund(harness, market.oracle.pubkey(), 10**8)
@@ -140,7 +210,13 @@ async def test_market_lifecycle(harness: Harness) -> None:
     payer_before = await lamports(harness, harness.payer.pubkey())
     receipt = digest("receipt QK7X2P9ABC")
     outcome = await client.trade_settle(
-        payer=market.oracle, oracle=market.oracle, trade=trade, receipt_hash=receipt
+        payer=market.oracle,
+        oracle=market.oracle,
+        trade=trade,
+        receipt_hash=receipt,
+        buyer=buyer.address,
+        wh=1_234,
+        total_cents=3_100,
     )
     [settled] = client.program.events(outcome.logs)
     assert settled.name == "TradeSettled"
@@ -155,6 +231,7 @@ async def test_market_lifecycle(harness: Harness) -> None:
     assert (offer.unreserved_wh, offer.reserved_wh) == (766, 0)
     assert await harness.chain.account(trade.address) is None
     assert await lamports(harness, harness.payer.pubkey()) == payer_before + trade_rent
+    assert (await market.household(buyer)).open_trades == 0
 
     # The seller withdraws the rest: offer and escrow close, their rent back to the payer.
     seller_keys = seller.authority
@@ -196,7 +273,7 @@ async def sell(market: OpenMarket, wh: int) -> tuple[Member, Member]:
 
 
 async def test_the_oracle_cancels_an_unpaid_trade(harness: Harness) -> None:
-    market = await open_market(harness)
+    market = await market_on(harness)
     seller, buyer = await sell(market, 1_000)
     offer = await market.offer(seller, 1_000)
     trade = await market.open_trade(offer, buyer, 600)
@@ -216,12 +293,13 @@ async def test_the_oracle_cancels_an_unpaid_trade(harness: Harness) -> None:
     assert await harness.chain.account(trade.address) is None
     assert await lamports(harness, harness.payer.pubkey()) == payer_before + trade_rent
     assert await market.balance(buyer) == 0
+    assert (await market.household(buyer)).open_trades == 0
 
 
 async def test_cancelling_an_offer_with_a_pending_trade_keeps_it_until_the_trade_ends(
     harness: Harness,
 ) -> None:
-    market = await open_market(harness)
+    market = await market_on(harness)
     seller, buyer = await sell(market, 1_000)
     offer = await market.offer(seller, 1_000)
     trade = await market.open_trade(offer, buyer, 300)
@@ -238,9 +316,7 @@ async def test_cancelling_an_offer_with_a_pending_trade_keeps_it_until_the_trade
     assert (offer.unreserved_wh, offer.reserved_wh) == (0, 300)
     assert await market.balance(seller) == 700
 
-    await harness.client.trade_settle(
-        payer=harness.payer, oracle=market.oracle, trade=trade, receipt_hash=digest("paid")
-    )
+    await market.settle(trade)
     assert await market.balance(buyer) == 300
     outcome = await harness.client.offer_cancel(
         payer=seller.authority, caller=seller.authority, offer=offer
@@ -253,10 +329,12 @@ async def test_cancelling_an_offer_with_a_pending_trade_keeps_it_until_the_trade
 
 
 async def test_several_readings_in_one_transaction(harness: Harness) -> None:
-    market = await open_market(harness)
+    market = await market_on(harness)
     first, second = await market.register(), await market.register(custodial=True)
     now = await market.now()
     await market.attest((first, first.meter.read(now)), (second, second.meter.read(now)))
+    await market.until_exportable(first, 70)
+    now = await market.now()
     outcome = await market.attest(
         (first, first.meter.read(now, exported_wh=70)),
         (second, second.meter.read(now, exported_wh=30)),
@@ -270,41 +348,38 @@ async def test_several_readings_in_one_transaction(harness: Harness) -> None:
 
 
 async def test_a_new_meter_starts_with_a_baseline(harness: Harness) -> None:
-    market = await open_market(harness)
+    market = await market_on(harness)
     seller = await market.register()
     await market.mint(seller, 100)
     old_meter = seller.meter.public_key
     new_meter = Meter(market.address)
 
-    outcome = await harness.client.household_set_meter(
-        payer=harness.payer,
-        authority=seller.authority,
-        household=await market.household(seller),
-        meter=new_meter.public_key,
-    )
+    outcome = await market.set_meter(seller, new_meter)
     [changed] = harness.client.program.events(outcome.logs)
     assert changed.name == "MeterChanged"
     assert (changed.data.old_meter, changed.data.new_meter) == (old_meter, new_meter.public_key)
+    assert changed.data.installer == market.installer.pubkey()
     household = await market.household(seller)
     assert household.meter == new_meter.public_key
     assert household.has_baseline is False
+    assert household.meter_since == household.last_attested_at <= await market.now()
     program = harness.client.program
     retired = await harness.client.meter_record(
         program.meter_record_address(market.address, old_meter)
     )
     assert retired.retired is True
 
-    seller.meter = new_meter
     now = await market.now()
     outcome = await market.attest((seller, new_meter.read(now, exported_wh=5_000)))
     assert harness.client.program.events(outcome.logs)[0].data.minted_wh == 0
-    outcome = await market.attest((seller, new_meter.read(now, exported_wh=40)))
+    await market.until_exportable(seller, 40)
+    outcome = await market.attest((seller, new_meter.read(await market.now(), exported_wh=40)))
     assert harness.client.program.events(outcome.logs)[0].data.minted_wh == 40
     assert await market.balance(seller) == 140
 
 
 async def test_pause_and_resume(harness: Harness) -> None:
-    market = await open_market(harness)
+    market = await market_on(harness)
     outcome = await harness.client.market_pause(
         payer=harness.payer, admin=market.admin, market=market.address
     )

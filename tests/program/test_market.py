@@ -24,6 +24,10 @@ CONFIG = MarketConfig(
     min_price_cents_per_kwh=1_500,
     max_price_cents_per_kwh=4_000,
     payment_deadline_secs=900,
+    cancel_grace_secs=600,
+    max_export_watts=10_000,
+    daily_mint_cap_wh=10_000_000,
+    max_open_trades_per_buyer=8,
 )
 
 
@@ -57,11 +61,12 @@ async def test_initialize_creates_the_market_and_emits_its_event(harness: Harnes
     assert market.config == CONFIG
     assert market.paused is False
     assert market.bump == bump
+    assert market.minted_today_wh == 0
 
     account = await harness.chain.account(address)
     assert account is not None
     assert account.owner == harness.client.program.program_id
-    assert len(account.data) == 160
+    assert len(account.data) == 208
 
     [event] = harness.client.program.events(outcome.logs)
     assert event.name == "MarketInitialized"
@@ -69,6 +74,7 @@ async def test_initialize_creates_the_market_and_emits_its_event(harness: Harnes
     assert event.data.admin == admin.pubkey()
     assert event.data.market_id == market_id
     assert event.data.config.fee_bps == CONFIG.fee_bps
+    assert event.data.config.max_export_watts == CONFIG.max_export_watts
 
 
 async def test_update_changes_only_the_given_fields(harness: Harness) -> None:
@@ -78,11 +84,22 @@ async def test_update_changes_only_the_given_fields(harness: Harness) -> None:
         payer=harness.payer,
         admin=admin,
         market=address,
-        update=MarketUpdate(oracle_authority=new_oracle, fee_bps=10_000, payment_deadline_secs=60),
+        update=MarketUpdate(
+            oracle_authority=new_oracle,
+            fee_bps=10_000,
+            payment_deadline_secs=60,
+            max_export_watts=5_000,
+            max_open_trades_per_buyer=2,
+        ),
     )
     market = await harness.client.market(address)
     expected = replace(
-        CONFIG, oracle_authority=new_oracle, fee_bps=10_000, payment_deadline_secs=60
+        CONFIG,
+        oracle_authority=new_oracle,
+        fee_bps=10_000,
+        payment_deadline_secs=60,
+        max_export_watts=5_000,
+        max_open_trades_per_buyer=2,
     )
     assert market.config == expected
     assert market.admin == admin.pubkey()
@@ -115,6 +132,12 @@ async def test_update_by_a_non_admin_is_refused(harness: Harness) -> None:
         (replace(CONFIG, min_price_cents_per_kwh=0), "ZeroPrice"),
         (replace(CONFIG, payment_deadline_secs=59), "InvalidPaymentDeadline"),
         (replace(CONFIG, oracle_authority=Pubkey.default()), "InvalidOracleAuthority"),
+        (replace(CONFIG, cancel_grace_secs=59), "InvalidCancelGrace"),
+        (replace(CONFIG, cancel_grace_secs=86_401), "InvalidCancelGrace"),
+        (replace(CONFIG, max_export_watts=0), "InvalidMaxExport"),
+        (replace(CONFIG, max_export_watts=100_000_001), "InvalidMaxExport"),
+        (replace(CONFIG, daily_mint_cap_wh=0), "InvalidMintCap"),
+        (replace(CONFIG, max_open_trades_per_buyer=0), "InvalidOpenTradeLimit"),
     ],
 )
 async def test_initialize_with_bad_settings_creates_nothing(
@@ -137,6 +160,10 @@ async def test_initialize_with_bad_settings_creates_nothing(
         (MarketUpdate(min_price_cents_per_kwh=5_000), "PriceBoundsReversed"),
         (MarketUpdate(max_price_cents_per_kwh=1_000), "PriceBoundsReversed"),
         (MarketUpdate(payment_deadline_secs=86_401), "InvalidPaymentDeadline"),
+        (MarketUpdate(cancel_grace_secs=0), "InvalidCancelGrace"),
+        (MarketUpdate(max_export_watts=0), "InvalidMaxExport"),
+        (MarketUpdate(daily_mint_cap_wh=0), "InvalidMintCap"),
+        (MarketUpdate(max_open_trades_per_buyer=0), "InvalidOpenTradeLimit"),
         (MarketUpdate(), "EmptyUpdate"),
     ],
 )

@@ -9,18 +9,28 @@ import json
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from solders.pubkey import Pubkey
 
+from nishati_client.errors import AccountNotFound, NishatiProgramError
 from nishati_client.keys import write_keypair
 from nishati_client.phone import commitment
-from nishati_client.trading import Offer
-from nishati_dev.sandbox import Harness, Member, OpenMarket, open_market, set_time
+from nishati_client.program import NishatiClient, NishatiProgram
+from nishati_client.trading import Offer, Trade
+from nishati_dev.sandbox import (
+    CANCEL_GRACE_SECS,
+    Harness,
+    Member,
+    OpenMarket,
+    open_market,
+    set_time,
+)
 from nishati_oracle.core.metrics import Metrics
 from nishati_oracle.core.settings import OracleSettings, StorageSettings
 from nishati_oracle.readings.store import Store
-from nishati_oracle.trading.desk import Order, TradeDesk
+from nishati_oracle.trading.desk import Order, Refusal, TradeDesk, TradeRefused
 from nishati_oracle.trading.gateway import (
     Delivery,
     Payment,
@@ -29,7 +39,13 @@ from nishati_oracle.trading.gateway import (
     PayoutResult,
     PushResult,
 )
-from nishati_oracle.trading.ledger import CallbackKind, Ledger, NewCallback, TradeState
+from nishati_oracle.trading.ledger import (
+    CallbackKind,
+    Ledger,
+    NewCallback,
+    TradeRecord,
+    TradeState,
+)
 from nishati_oracle.trading.vault import PhoneVault
 from nishati_oracle.trading.wiring import callback_inbox, callback_urls
 from nishati_oracle.trading.worker import CALLBACKS_PER_ROUND, CallbackUrls, PaymentWorker
@@ -269,8 +285,15 @@ async def test_what_a_crash_leaves_half_done(desk: Desk) -> None:
         await desk.ledger.move(trade_id, [TradeState.stk_sent], TradeState.created, next_check_at=0)
     # The third was paid and settled on chain, but the ledger only got as far as paid.
     assert await desk.ledger.move(landed, [TradeState.stk_sent], TradeState.paid)
+    paid = records[landed]
+    assert paid is not None
     settle = client.program.trade_settle(
-        oracle=oracle.pubkey(), trade=on_chain[landed], receipt_hash=bytes(32)
+        oracle=oracle.pubkey(),
+        trade=on_chain[landed],
+        receipt_hash=bytes(32),
+        buyer=Pubkey.from_string(paid.buyer),
+        wh=paid.wh,
+        total_cents=paid.total_cents,
     )
     await desk.market.h.chain.send([settle], [oracle])
     await desk.worker.settlements.finish_created()
@@ -286,15 +309,138 @@ async def test_paid_but_cancelled_by_another_after_the_deadline_is_a_refund(desk
     assert trade is not None
     assert trade.deadline is not None
     assert await desk.ledger.move(trade_id, [TradeState.stk_sent], TradeState.paid)
-    set_time(desk.market.h, trade.deadline + 1)
     on_chain = await desk.market.h.client.trade(Pubkey.from_string(trade.trade_address))
     stranger = desk.market.h.payer
-    await desk.market.h.chain.send(
-        [desk.market.h.client.program.trade_cancel(caller=stranger.pubkey(), trade=on_chain)],
-        [stranger],
-    )
+    cancel = desk.market.h.client.program.trade_cancel(caller=stranger.pubkey(), trade=on_chain)
+    # Within the grace after the deadline only the oracle may cancel: a paid trade is settled.
+    set_time(desk.market.h, trade.deadline + CANCEL_GRACE_SECS)
+    with pytest.raises(NishatiProgramError, match="TradeInGracePeriod"):
+        await desk.market.h.chain.send([cancel], [stranger])
+    set_time(desk.market.h, trade.deadline + CANCEL_GRACE_SECS + 1)
+    await desk.market.h.chain.send([cancel], [stranger])
     await desk.worker.settlements.close_on_chain()
     assert await state(desk, trade_id) is TradeState.refund_due
+
+
+async def test_a_trade_gone_within_the_grace_was_settled_by_us(desk: Desk) -> None:
+    """Until the deadline and the cancel grace after it, only the oracle closes a trade: one
+    whose account is gone then was settled by an earlier send whose answer was lost."""
+    trade_id = await desk.order()
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert trade.deadline is not None
+    assert await desk.ledger.move(trade_id, [TradeState.stk_sent], TradeState.paid)
+    paid = await desk.ledger.get(trade_id)
+    assert paid is not None
+    on_chain = await desk.market.h.client.trade(Pubkey.from_string(trade.trade_address))
+    settle = desk.worker.settlements._close_instruction(paid, on_chain)
+    await desk.market.h.chain.send([settle], [desk.market.oracle])
+    set_time(desk.market.h, trade.deadline + CANCEL_GRACE_SECS)
+    await desk.worker.settlements.close_on_chain()
+    assert await state(desk, trade_id) is TradeState.settled
+
+
+async def test_an_account_unlike_the_ledger_is_never_settled_nor_cancelled(desk: Desk) -> None:
+    """The worker reads the trade's account and checks it against its ledger before building
+    a settle or a cancel: one that differs (here, as if another buyer's trade were at the
+    address) is flagged, counted, and nothing is sent for it."""
+    paid_id, failing_id = await desk.order(), await desk.order()
+    other, _ = await desk.buyer()
+    assert await desk.ledger.move(paid_id, [TradeState.stk_sent], TradeState.paid)
+    assert await desk.ledger.move(failing_id, [TradeState.stk_sent], TradeState.cancelling)
+    await desk.ledger.update(paid_id, TradeState.paid, buyer=str(other.address))
+    await desk.ledger.update(failing_id, TradeState.cancelling, wh=999)
+    await desk.worker.settlements.close_on_chain()
+    for trade_id in (paid_id, failing_id):
+        assert await state(desk, trade_id) is TradeState.flagged
+        trade = await desk.ledger.get(trade_id)
+        assert trade is not None
+        # Still open on chain: nothing was sent.
+        await desk.market.h.client.trade(Pubkey.from_string(trade.trade_address))
+    history = await desk.ledger.history(paid_id)
+    assert history[-1].detail is not None
+    assert "buyer" in history[-1].detail
+    mismatches = desk.worker.settlements.metrics.registry.get_sample_value(
+        "nishati_trade_mismatches_total"
+    )
+    assert mismatches == 2
+
+
+async def test_an_index_taken_meanwhile_is_recorded_again_and_retried(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another trade takes the offer's next index between the desk's read of the offer and its
+    open: the program refuses ours (StaleTradeIndex, nothing done); the desk records the next
+    index and its address, and opens there."""
+    other, _ = await desk.buyer()
+    real = TradeDesk._store
+
+    async def store_then_race(self: TradeDesk, *args: Any) -> TradeRecord:
+        stored = await real(self, *args)
+        await desk.market.open_trade(desk.offer, other, 500)
+        return stored
+
+    monkeypatch.setattr(TradeDesk, "_store", store_then_race)
+    first = await desk.order()
+    monkeypatch.undo()
+    trade = await desk.ledger.get(first)
+    assert trade is not None
+    assert trade.state is TradeState.stk_sent
+    assert trade.trade_index == 1
+    offer = desk.offer.address
+    assert trade.trade_address == str(desk.market.h.client.program.trade_address(offer, 1))
+    on_chain = await desk.market.h.client.trade(Pubkey.from_string(trade.trade_address))
+    assert on_chain.payment_ref_hash == trade.payment_ref_hash
+    assert on_chain.trade_index == 1
+
+
+async def test_a_created_trade_whose_index_holds_another_trade_never_opened(desk: Desk) -> None:
+    """An open whose answer was lost is told by the account at the recorded address: another
+    trade's payment reference there means ours was refused (StaleTradeIndex)."""
+    trade_id = await desk.order()
+    other, _ = await desk.buyer()
+    theirs = await desk.market.open_trade(desk.offer, other, 500)
+    address = str(theirs.address)
+    await desk.ledger.move(
+        trade_id,
+        [TradeState.stk_sent],
+        TradeState.created,
+        next_check_at=0,
+        trade_index=theirs.trade_index,
+        trade_address=address,
+    )
+    await desk.worker.settlements.finish_created()
+    assert await state(desk, trade_id) is TradeState.rejected
+    history = await desk.ledger.history(trade_id)
+    assert history[-1].detail is not None
+    assert "holds another trade" in history[-1].detail
+    # Theirs is untouched.
+    assert (await desk.market.h.client.trade(theirs.address)).buyer == other.address
+
+
+async def test_an_open_that_landed_unread_is_left_to_the_worker_with_its_trade_id(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """trade_open confirmed, but neither its event nor its account could be read back (a
+    lagging RPC node): ChainUnavailable naming the trade, which the worker then finishes."""
+    monkeypatch.setattr(NishatiProgram, "events", lambda self, logs: [])
+
+    async def lagging(self: NishatiClient, address: Pubkey) -> Trade:
+        raise AccountNotFound(f"no account at {address}")
+
+    monkeypatch.setattr(NishatiClient, "trade", lagging)
+    with pytest.raises(TradeRefused) as refused:
+        await desk.order()
+    monkeypatch.undo()
+    assert refused.value.reason is Refusal.ChainUnavailable
+    assert refused.value.trade_id is not None
+    trade_id = refused.value.trade_id
+    assert await state(desk, trade_id) is TradeState.created
+    await desk.ledger.update(trade_id, TradeState.created, next_check_at=0)
+    await desk.worker.settlements.finish_created()
+    assert await state(desk, trade_id) is TradeState.cancelling
+    await desk.worker.settlements.close_on_chain()
+    assert await state(desk, trade_id) is TradeState.cancelled
 
 
 async def test_phones_are_encrypted_at_rest(desk: Desk) -> None:

@@ -16,16 +16,21 @@ from nishati_client.readings import (
     MARKET_TAG_LEN,
     MAX_CLOCK_SKEW_SECS,
     READING_LEN,
+    ExportAboveMeterLimit,
     InvalidReadingLength,
     InvalidSignature,
     LastReading,
     Reading,
+    ReadingBeforeMeterRegistered,
     ReadingError,
     ReadingOutOfOrder,
     SignedReading,
     check,
+    check_export,
     check_signed,
     ed25519_instruction,
+    export_allowance_wh,
+    export_secs,
     meter_public_key,
     sign,
     verify_signature,
@@ -81,7 +86,10 @@ def test_the_registered_meter_key_matches_its_seed() -> None:
 def test_every_reading_error_but_the_signature_is_a_program_error() -> None:
     names = {case["error"] for case in VECTORS["cases"] if case["error"] is not None}
     assert names - set(ERROR_CODES) == {"InvalidSignature"}
-    assert {cls.name for cls in ReadingError.__subclasses__()} == names
+    # The rules over the household's chain times, which a vector (a message, the last reading
+    # and now) does not hold.
+    chain_time = {"ReadingBeforeMeterRegistered", "ExportAboveMeterLimit"}
+    assert {cls.name for cls in ReadingError.__subclasses__()} == names | chain_time
 
 
 def test_an_error_class_not_in_the_idl_cannot_be_defined() -> None:
@@ -211,3 +219,44 @@ def test_a_new_meters_first_reading_may_not_predate_the_household() -> None:
     with pytest.raises(ReadingOutOfOrder):
         check(message, market, None, now=2_000, not_before=1_001)
     assert check(message, market, None, now=2_000, not_before=1_000).counter == 1
+
+
+def test_a_reading_may_not_predate_its_meters_registration() -> None:
+    """Checked before the counter, as the program does: a back-dated baseline is refused."""
+    market = Pubkey.new_unique()
+    message = Reading.for_market(market, 1, 1_000, 0, 0).encode()
+    with pytest.raises(ReadingBeforeMeterRegistered):
+        check(message, market, None, now=2_000, meter_since=1_001)
+    replayed = Reading.for_market(market, 1, 900, 0, 0).encode()
+    last = LastReading(counter=1, timestamp=1_000, exported_wh=0, imported_wh=0)
+    with pytest.raises(ReadingBeforeMeterRegistered):
+        check(replayed, market, last, now=2_000, meter_since=1_000)
+    assert check(message, market, None, now=2_000, meter_since=1_000).counter == 1
+
+
+@pytest.mark.parametrize(
+    ("watts", "elapsed", "allowance"),
+    [
+        (10_000, 3_600, 10_000),
+        (10_000, 360, 1_000),
+        (10_000, 1, 2),
+        (10_000, 0, 0),
+        (10_000, -5, 0),
+        (1_000_000, 2**62, (2**64 - 1) // 3_600),
+    ],
+    ids=["an-hour", "six-minutes", "a-second", "no-time", "time-back", "saturated"],
+)
+def test_the_export_allowance_is_the_programs(watts: int, elapsed: int, allowance: int) -> None:
+    assert export_allowance_wh(watts, elapsed) == allowance
+    check_export(allowance, watts, elapsed)
+    with pytest.raises(ExportAboveMeterLimit):
+        check_export(allowance + 1, watts, elapsed)
+
+
+def test_the_time_to_export() -> None:
+    assert export_secs(10_000, 10_000) == 3_600
+    assert export_secs(1, 10_000) == 1
+    assert export_secs(0, 10_000) == 0
+    for wh in (1, 999, 5_000, 12_345):
+        assert export_allowance_wh(10_000, export_secs(wh, 10_000)) >= wh
+        assert export_allowance_wh(10_000, export_secs(wh, 10_000) - 1) < wh

@@ -1,12 +1,17 @@
 """The local market demo: a day in a Nairobi estate's solar market, all on this machine.
 
 A market opens on the embedded defaults on the local stack (``nishati_dev.stack``: a local
-validator, Mosquitto, the Daraja simulator and the oracle, on free ports). Six homes with
-rooftop solar report a late morning's signed readings through the broker to the oracle, which
-verifies, stores and attests them, minting their exported energy. Three of them offer part of
-it; eight neighbours buy through the oracle's API and pay by M-Pesa, here the Daraja
-simulator, whose outcome each buyer's phone picks: most pay, some cancel or run short. Paid
-trades settle on chain and the sellers are paid by B2C less the market fee; failed ones are
+validator, Mosquitto, the Daraja simulator and the oracle, on free ports). The test installer
+registers six homes' meters, each meter proving it holds its key. The homes' rooftop solar
+reports a late morning's signed readings through the broker to the oracle, which verifies,
+stores and attests them, minting their exported energy. The morning is replayed in about a
+minute, so the demo's market lets a meter export up to 1 MW (the local default is 10 kW),
+and the oracle judges power by the same limit: the chain still holds every reading to it,
+over its own clock, and the meters date their readings by the chain's time (a reading dated
+before its meter's registration is refused). Three of the homes offer part of their energy;
+eight neighbours buy through the oracle's API and pay by M-Pesa, here the Daraja simulator,
+whose outcome each buyer's phone picks: most pay, some cancel or run short. Paid trades
+settle on chain and the sellers are paid by B2C less the market fee; failed ones are
 cancelled and the energy goes back to its offer. A summary closes the day.
 Run it with ``scripts/demo.sh`` (which builds first) or ``python -m nishati_dev.demo``.
 """
@@ -15,20 +20,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import random
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 from solders.pubkey import Pubkey
 
+from nishati_client.market import MarketConfig
 from nishati_client.phone import mask
+from nishati_client.readings import export_secs
 from nishati_client.trading import Offer
-from nishati_dev.localday import LOCAL_PHONE_SALT, describe, household, kes, kwh
+from nishati_dev.localday import (
+    LOCAL_PHONE_SALT,
+    describe,
+    household,
+    kes,
+    kwh,
+    local_market_config,
+)
 from nishati_dev.localnet import LocalnetError
 from nishati_dev.processes import OracleService, ServiceError
 from nishati_dev.sandbox import OpenMarket
@@ -37,14 +53,29 @@ from nishati_dev.simulate import (
     MqttTransport,
     SimulatedMeter,
     Tally,
+    energy_mwh,
     grid,
     new_meter,
     register,
     simulated_phone,
 )
 from nishati_dev.stack import Stack, local_stack
+from nishati_oracle.core.settings import ReadingSettings
 
 DEMO_MARKET_ID = 1
+# Two hours of a morning in about a minute, so a meter may export up to 1 MW.
+DEMO_MAX_EXPORT_WATTS = 1_000_000
+
+
+def demo_market_config(oracle: Pubkey) -> MarketConfig:
+    """The local market, its meters allowed 1 MW (see the module)."""
+    return replace(local_market_config(oracle), max_export_watts=DEMO_MAX_EXPORT_WATTS)
+
+
+# The oracle attests at once and judges power by the demo's limit.
+DEMO_READINGS = ReadingSettings(
+    attest_threshold_wh=0, attest_interval_secs=0.5, max_power_w=DEMO_MAX_EXPORT_WATTS
+)
 
 
 SIMULATED_HOMES = 6
@@ -70,6 +101,16 @@ async def attested(oracle: OracleService, within_secs: float = 60) -> None:
         await asyncio.sleep(0.2)
 
 
+async def exportable(market: OpenMarket, meters: Sequence[SimulatedMeter], wh: int) -> None:
+    """Waits until the chain's clock lets every meter mint ``wh`` since its last attestation."""
+    client = market.h.client
+    homes = [await client.household(home_address(market, m)) for m in meters]
+    limit = (await client.market(market.address)).config.max_export_watts
+    due = max(h.last_attested_at for h in homes) + export_secs(wh, limit)
+    while await market.now() < due:  # noqa: ASYNC110 - the validator's clock, polled
+        await asyncio.sleep(0.5)
+
+
 async def meters_over_mqtt(stack: Stack) -> list[SimulatedMeter]:
     """Simulated meters publish to the broker; the oracle ingests and attests them."""
     market = stack.market
@@ -79,7 +120,12 @@ async def meters_over_mqtt(stack: Stack) -> list[SimulatedMeter]:
         new_meter(market.address, rng, weather=f"demo-home-{n}") for n in range(SIMULATED_HOMES)
     ]
     await register(
-        market.h.client, market.oracle, market.address, meters, phone_salt=LOCAL_PHONE_SALT
+        market.h.client,
+        market.oracle,
+        market.address,
+        meters,
+        installer=market.installer,
+        phone_salt=LOCAL_PHONE_SALT,
     )
     tally = Tally()
     transport = MqttTransport(
@@ -87,10 +133,18 @@ async def meters_over_mqtt(stack: Stack) -> list[SimulatedMeter]:
     )
     await transport.connect()
     times = last_late_morning(await market.now())
-    # The first attested reading of a meter is its baseline; the rest mint the export.
-    for batch in (times[:1], times[1:]):
-        for t in batch:
-            await transport.send([m.read_at(t) for m in meters])
+    # The meters' clocks: the chain's time from now on, a second a reading, while they
+    # measure the late morning.
+    clock = await market.now()
+    # The first attested reading of a meter is its baseline; the rest mint the export, once
+    # the chain's time since the baseline allows it.
+    steps = list(itertools.pairwise(times))
+    most_wh = max(sum(energy_mwh(m.home, a, b)[0] for a, b in steps) for m in meters) // 1_000
+    for batch, start in ((times[:1], 0), (times[1:], 1)):
+        if start:
+            await exportable(market, meters, most_wh)
+        for n, t in enumerate(batch, start):
+            await transport.send([m.read_at(t, signed_at=clock + n) for m in meters])
         await transport.drain()
         await attested(stack.oracle)
     await transport.close()
@@ -216,7 +270,9 @@ async def run(settings: LocalChainSettings) -> None:
             Path(directory),
             settings,
             market_id=DEMO_MARKET_ID,
+            config=demo_market_config,
             sim_settings={"callback_delay_secs": 0.5},
+            readings=DEMO_READINGS,
         ) as stack:
             print(f"validator ready at {stack.validator.rpc_url}; program {program_id}")
             print(describe(await stack.market.h.client.market(stack.market.address)))

@@ -28,7 +28,15 @@ from nishati_dev.daraja_sim.settings import (
     TEST_INITIATOR_PASSWORD,
 )
 from nishati_dev.paths import PHONE_KEY_FILE
-from nishati_dev.sandbox import Member, Meter, OpenMarket
+from nishati_dev.sandbox import (
+    CANCEL_GRACE_SECS,
+    DAILY_MINT_CAP_WH,
+    MAX_EXPORT_WATTS,
+    MAX_OPEN_TRADES_PER_BUYER,
+    Member,
+    Meter,
+    OpenMarket,
+)
 from nishati_oracle.core.settings import (
     DarajaSettings,
     Payments,
@@ -81,7 +89,8 @@ def as_environment(settings: BaseSettings) -> dict[str, str]:
 async def household(
     market: OpenMarket, phone: str, salt: bytes, meter: Meter | None = None
 ) -> Member:
-    """A custodial household whose chain commitment is this phone's."""
+    """A custodial household whose chain commitment is this phone's, its meter registered by
+    the market's installer."""
     return await market.register(
         custodial=True, meter=meter, phone_commitment=commitment(salt, phone)
     )
@@ -99,13 +108,19 @@ def oracle_database(directory: Path) -> str:
 
 
 def local_market_config(oracle: Pubkey) -> MarketConfig:
-    """A market as an estate might run it: 1.5 % fee, KES 10 to 60 per kWh, 15 min to pay."""
+    """A market as an estate might run it: 1.5 % fee, KES 10 to 60 per kWh, 15 min to pay
+    (10 more in which only the oracle cancels), meters exporting at most 10 kW, at most
+    10 MWh minted a day, 8 pending trades per buyer."""
     return MarketConfig(
         oracle_authority=oracle,
         fee_bps=150,
         min_price_cents_per_kwh=1_000,
         max_price_cents_per_kwh=6_000,
         payment_deadline_secs=900,
+        cancel_grace_secs=CANCEL_GRACE_SECS,
+        max_export_watts=MAX_EXPORT_WATTS,
+        daily_mint_cap_wh=DAILY_MINT_CAP_WH,
+        max_open_trades_per_buyer=MAX_OPEN_TRADES_PER_BUYER,
     )
 
 
@@ -130,6 +145,10 @@ def describe(market: Market) -> str:
             f"{kes(c.min_price_cents_per_kwh)} to {kes(c.max_price_cents_per_kwh)} per kWh",
         ),
         ("payment deadline", f"{c.payment_deadline_secs} s"),
+        ("cancel grace", f"{c.cancel_grace_secs} s"),
+        ("export limit", f"{c.max_export_watts:,} W per meter"),
+        ("daily mint cap", f"{kwh(c.daily_mint_cap_wh)}"),
+        ("open trades", f"{c.max_open_trades_per_buyer} per buyer"),
         ("paused", "yes" if market.paused else "no"),
     ]
     lines = [f"Market {market.market_id}"] + [f"  {name:<18}{value}" for name, value in rows]

@@ -5,6 +5,10 @@
 child process. The validator is surfpool's embedded runtime (npm, offline, loopback only), or
 ``solana-test-validator`` when the settings select it. Its JSON-RPC port is
 ``NISHATI_LOCALNET_RPC_PORT`` (the websocket's the next), or free ports when unset.
+
+Either keeps its Clock sysvar with real time, as a cluster does: ``solana-test-validator`` by
+itself, surfpool because ``scripts/surfnet.js`` moves its clock to the wall clock each second
+(``tests/test_localnet.py`` holds them to it).
 """
 
 from __future__ import annotations

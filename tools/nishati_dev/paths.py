@@ -9,3 +9,5 @@ TEST_KEYS_DIR = REPO_ROOT / "tests" / "keys"
 PROGRAM_SO = REPO_ROOT / "target" / "deploy" / "nishati.so"
 PROGRAM_KEYPAIR = TEST_KEYS_DIR / "nishati-program.json"
 PHONE_KEY_FILE = TEST_KEYS_DIR / "phone-encryption.key"
+# The test installer: the stack, the demo and the sandbox approve it and register meters with it.
+INSTALLER_KEYPAIR = TEST_KEYS_DIR / "installer.json"

@@ -1,29 +1,35 @@
-"""A market with its people on a chain: admin, oracle, households and their meters.
+"""A market with its people on a chain: admin, oracle, installer, households and their meters.
 
 The demo, the benchmarks and the program tests all build on it, so each reads as the story it
-tells. Works the same on LiteSVM (in-process) and on a JSON-RPC validator.
+tells. Works the same on LiteSVM (in-process) and on a JSON-RPC validator; where the story needs
+chain time to pass (a meter may export only so fast), LiteSVM's clock is moved and a validator's
+is waited for.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from solders.clock import Clock
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 
 from nishati_client.chain import Chain, LiteSvmChain, TxOutcome, cluster_time
 from nishati_client.household import Household
+from nishati_client.keys import load_keypair
 from nishati_client.market import MarketConfig
-from nishati_client.pda import market_address
+from nishati_client.pda import household_address, market_address
 from nishati_client.program import NishatiClient
-from nishati_client.readings import Reading, SignedReading, meter_public_key, sign
+from nishati_client.readings import Reading, SignedReading, export_secs, meter_public_key, sign
+from nishati_client.registration import sign_registration
 from nishati_client.trading import Offer, Trade
+from nishati_dev.paths import INSTALLER_KEYPAIR
 
 
 @dataclass
@@ -41,6 +47,18 @@ T0 = 1_790_000_000
 MIN_PRICE = 1_500
 MAX_PRICE = 4_000
 PAYMENT_DEADLINE_SECS = 900
+# The local defaults of the market-integrity settings.
+CANCEL_GRACE_SECS = 600
+MAX_EXPORT_WATTS = 10_000
+DAILY_MINT_CAP_WH = 10_000_000
+MAX_OPEN_TRADES_PER_BUYER = 8
+# How often a JSON-RPC validator's clock is read while waiting for it.
+CLOCK_POLL_SECS = 0.5
+
+
+def local_installer() -> Keypair:
+    """The installer of tests/keys/installer.json, which local markets approve."""
+    return load_keypair(INSTALLER_KEYPAIR)
 
 
 def digest(text: str) -> bytes:
@@ -72,26 +90,34 @@ class Meter:
         )
         return sign(reading, self.key)
 
+    def prove(self, household: Pubkey) -> bytes:
+        """The meter's proof for its registration to ``household``: its signature over the
+        registration message, as the firmware makes it when the meter is installed."""
+        return sign_registration(self.key, self.market, household)
+
 
 @dataclass
 class Member:
-    """A registered household and who signs for it (its owner, or the oracle if custodial)."""
+    """A registered household and who signs for it (its owner, or the oracle if custodial);
+    ``owner_keypair`` signed its registration."""
 
     address: Pubkey
     owner: Pubkey
     authority: Keypair
     meter: Meter
     energy_account: Pubkey
+    owner_keypair: Keypair
 
 
 @dataclass
 class OpenMarket:
-    """A market initialised on the harness's chain."""
+    """A market initialised on the harness's chain, with an approved installer."""
 
     h: Harness
     address: Pubkey
     admin: Keypair
     oracle: Keypair
+    installer: Keypair
 
     @property
     def energy_mint(self) -> Pubkey:
@@ -100,34 +126,69 @@ class OpenMarket:
     async def now(self) -> int:
         return await cluster_time(self.h.chain)
 
+    async def elapse(self, secs: int) -> None:
+        """Lets ``secs`` of chain time pass: LiteSVM's clock is moved on; a JSON-RPC
+        validator's is waited for."""
+        target = await self.now() + secs
+        if self.h.litesvm is not None:
+            set_time(self.h, target)
+            return
+        while await self.now() < target:  # noqa: ASYNC110 - the validator's clock, polled
+            await asyncio.sleep(CLOCK_POLL_SECS)
+
     async def register(
         self,
         *,
         custodial: bool = False,
         meter: Meter | None = None,
         phone_commitment: bytes | None = None,
+        installer: Keypair | None = None,
     ) -> Member:
-        """A household with a wallet (registering itself) or a custodial one (by the oracle);
-        its phone commitment a random stand-in unless given."""
+        """A household with a wallet (registering itself) or a custodial one (by the oracle,
+        its fresh owner key signing too), its meter vouched for by the market's installer
+        (or ``installer``) and proving its key; its phone commitment a random stand-in unless
+        given."""
         owner = Keypair()
-        authority = self.oracle if custodial else owner
         meter = meter or Meter(self.address)
+        household = household_address(
+            self.h.client.program.program_id, self.address, owner.pubkey()
+        )
         created = await self.h.client.household_register(
             payer=self.h.payer,
-            authority=authority,
+            owner=owner,
+            authority=self.oracle if custodial else None,
+            installer=installer or self.installer,
             market=self.address,
-            owner=owner.pubkey(),
             meter=meter.public_key,
+            meter_proof=meter.prove(household[0]),
             phone_commitment=phone_commitment
             or digest(f"salt|+2547{secrets.randbelow(10**8):08d}"),
         )
         return Member(
             created.address,
             owner.pubkey(),
-            authority,
+            self.oracle if custodial else owner,
             meter,
             self.h.client.program.energy_account(created.address),
+            owner,
         )
+
+    async def set_meter(
+        self, member: Member, meter: Meter | None = None, authority: Keypair | None = None
+    ) -> TxOutcome:
+        """Replaces ``member``'s meter (by its authority unless told), vouched for by the
+        market's installer, the new meter proving its key; ``member.meter`` follows."""
+        meter = meter or Meter(self.address)
+        outcome = await self.h.client.household_set_meter(
+            payer=self.h.payer,
+            authority=authority or member.authority,
+            installer=self.installer,
+            household=await self.household(member),
+            meter=meter.public_key,
+            meter_proof=meter.prove(member.address),
+        )
+        member.meter = meter
+        return outcome
 
     async def attest(self, *pairs: tuple[Member, SignedReading]) -> TxOutcome:
         return await self.h.client.meter_attest(
@@ -137,11 +198,23 @@ class OpenMarket:
             readings=[(signed, member.address) for member, signed in pairs],
         )
 
+    async def until_exportable(self, member: Member, wh: int) -> None:
+        """Lets the chain time pass from which ``member``'s meter may export ``wh`` more: the
+        market's ``max_export_watts`` over the time since its last attestation."""
+        household = await self.household(member)
+        market = await self.h.client.market(self.address)
+        due = household.last_attested_at + export_secs(wh, market.config.max_export_watts)
+        wait = due - await self.now()
+        if wait > 0:
+            await self.elapse(wait)
+
     async def mint(self, member: Member, wh: int) -> None:
-        """Gives a fresh household ``wh`` energy: a baseline reading, then ``wh`` exported."""
-        now = await self.now()
-        await self.attest((member, member.meter.read(now)))
-        await self.attest((member, member.meter.read(now, exported_wh=wh)))
+        """Gives a household ``wh`` energy: a baseline reading unless it has one, then, once
+        chain time allows the export, a reading of ``wh`` exported."""
+        if not (await self.household(member)).has_baseline:
+            await self.attest((member, member.meter.read(await self.now())))
+        await self.until_exportable(member, wh)
+        await self.attest((member, member.meter.read(await self.now(), exported_wh=wh)))
 
     async def household(self, member: Member) -> Household:
         return await self.h.client.household(member.address)
@@ -173,6 +246,18 @@ class OpenMarket:
         )
         return await self.h.client.trade(created.address)
 
+    async def settle(self, trade: Trade, receipt: str = "paid") -> TxOutcome:
+        """The oracle settles ``trade`` for the terms it holds (as its ledger would name them)."""
+        return await self.h.client.trade_settle(
+            payer=self.h.payer,
+            oracle=self.oracle,
+            trade=trade,
+            receipt_hash=digest(receipt),
+            buyer=trade.buyer,
+            wh=trade.wh,
+            total_cents=trade.total_cents,
+        )
+
     async def balance(self, member: Member) -> int:
         return await self.h.client.energy_balance(member.energy_account)
 
@@ -184,39 +269,55 @@ def config_for(oracle: Pubkey) -> MarketConfig:
         min_price_cents_per_kwh=MIN_PRICE,
         max_price_cents_per_kwh=MAX_PRICE,
         payment_deadline_secs=PAYMENT_DEADLINE_SECS,
+        cancel_grace_secs=CANCEL_GRACE_SECS,
+        max_export_watts=MAX_EXPORT_WATTS,
+        daily_mint_cap_wh=DAILY_MINT_CAP_WH,
+        max_open_trades_per_buyer=MAX_OPEN_TRADES_PER_BUYER,
     )
+
+
+def config_with(**changes: Any) -> Callable[[Pubkey], MarketConfig]:
+    """:func:`config_for` with some settings changed, e.g. ``max_export_watts=100_000_000`` for a
+    test on a validator, whose clock is waited for rather than moved."""
+
+    def config(oracle: Pubkey) -> MarketConfig:
+        return replace(config_for(oracle), **changes)
+
+    return config
+
+
+# The program's highest export limit, 100 MW: a JSON-RPC test mints in seconds of chain time.
+FAST_EXPORT = config_with(max_export_watts=100_000_000)
 
 
 async def open_market(
     h: Harness,
     market_id: int | None = None,
     config: Callable[[Pubkey], MarketConfig] = config_for,
+    installer: Keypair | None = None,
 ) -> OpenMarket:
     """A new market (a random id unless given) with a fresh admin and oracle, its settings
-    from ``config(oracle)``; LiteSVM's clock is first moved to ``T0``."""
+    from ``config(oracle)``, approving ``installer`` (the test installer unless given);
+    LiteSVM's clock is first moved to ``T0``."""
     if h.litesvm is not None and h.litesvm.svm.get_clock().unix_timestamp < T0:
         set_time(h, T0)
     admin, oracle = Keypair(), Keypair()
+    installer = installer or local_installer()
     market_id = secrets.randbits(64) if market_id is None else market_id
     await h.client.market_initialize(
         payer=h.payer, admin=admin, market_id=market_id, config=config(oracle.pubkey())
     )
-    return OpenMarket(h, market_address(h.client.program.program_id, market_id)[0], admin, oracle)
+    address = market_address(h.client.program.program_id, market_id)[0]
+    await h.client.installer_add(
+        payer=h.payer, admin=admin, market=address, installer=installer.pubkey()
+    )
+    return OpenMarket(h, address, admin, oracle, installer)
 
 
 def set_time(h: Harness, unix_timestamp: int) -> None:
     """Moves LiteSVM's clock (the JSON-RPC validator keeps its own)."""
     assert h.litesvm is not None
-    clock = h.litesvm.svm.get_clock()
-    h.litesvm.svm.set_clock(
-        Clock(
-            clock.slot,
-            clock.epoch_start_timestamp,
-            clock.epoch,
-            clock.leader_schedule_epoch,
-            unix_timestamp,
-        )
-    )
+    h.litesvm.set_unix_time(unix_timestamp)
 
 
 async def fund(h: Harness, address: Pubkey, lamports: int) -> None:

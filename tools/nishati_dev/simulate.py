@@ -10,7 +10,11 @@ future), so a day of readings is a day back-dated.
 Keys, counters and totals live in a JSON file (``--keys``), so a rerun continues each meter
 where it stopped: counters only rise, and energy keeps accruing over the gap. The oracle accepts
 only registered meters: ``--register`` first registers each new meter's custodial household on
-chain, signed and paid for by the oracle's keypair.
+chain, signed and paid for by the oracle's keypair, the household's own owner key and an
+approved installer's (``--installer-keypair``, the test installer by default), with the meter's
+proof that it holds its key. A registered meter's readings may not be dated before its
+registration, and mint no more than the market's export limit over the chain's time since the
+last attestation: back-dated days of readings are for an oracle's ingest, not for minting.
 
     python -m nishati_dev.simulate --market <address> --oracle-keypair oracle.json \\
         --register --meters 100 --hours 24 --transport mqtt --rate 1000
@@ -51,6 +55,7 @@ from nishati_client.phone import commitment, salt_from_settings
 from nishati_client.program import NishatiClient
 from nishati_client.readings import SignedReading
 from nishati_dev.daraja_sim.scenarios import ORDINARY_SUFFIXES
+from nishati_dev.paths import INSTALLER_KEYPAIR
 from nishati_dev.sandbox import Meter, digest
 from nishati_oracle.core.logs import configure
 from nishati_oracle.core.settings import OracleSettings
@@ -198,7 +203,8 @@ class SimulatedMeter:
 
     meter: Meter
     home: Home
-    owner: Pubkey  # of its custodial household; the oracle signs for it, so no key is kept
+    # The owner of its custodial household: it signs the registration; the oracle, the rest.
+    owner_key: Keypair
     registered: bool = False
     timestamp: int = 0  # of its last reading; 0 before the first
     exported_mwh: int = 0
@@ -208,8 +214,15 @@ class SimulatedMeter:
     def public_key(self) -> Pubkey:
         return self.meter.public_key
 
-    def read_at(self, timestamp: int) -> SignedReading:
-        """The signed reading at ``timestamp``, with the energy since the last one."""
+    @property
+    def owner(self) -> Pubkey:
+        return self.owner_key.pubkey()
+
+    def read_at(self, timestamp: int, signed_at: int | None = None) -> SignedReading:
+        """The signed reading at ``timestamp``, with the energy since the last one. The
+        meter's clock says ``timestamp`` unless ``signed_at`` says otherwise: a replay of
+        simulated time (the demo's late morning) on a chain that refuses readings dated
+        before a meter's registration."""
         if timestamp <= self.timestamp:
             raise ValueError(f"reading at {timestamp} is not after the last ({self.timestamp})")
         exported, imported = self.exported_mwh, self.imported_mwh
@@ -217,7 +230,7 @@ class SimulatedMeter:
             more_exported, more_imported = energy_mwh(self.home, self.timestamp, timestamp)
             exported, imported = exported + more_exported, imported + more_imported
         signed = self.meter.read(
-            timestamp,
+            timestamp if signed_at is None else signed_at,
             exported_wh=exported // 1_000 - self.exported_mwh // 1_000,
             imported_wh=imported // 1_000 - self.imported_mwh // 1_000,
         )
@@ -235,10 +248,10 @@ def new_meter(market: Pubkey, rng: random.Random, weather: str | None = None) ->
         load_scale=round(rng.uniform(0.6, 1.5), 2),
         seed=weather or str(meter.public_key),
     )
-    return SimulatedMeter(meter, home, Keypair().pubkey())
+    return SimulatedMeter(meter, home, Keypair())
 
 
-KEYS_FORMAT = "nishati-simulated-meters/1"
+KEYS_FORMAT = "nishati-simulated-meters/2"
 
 
 def save_meters(path: Path, market: Pubkey, meters: Sequence[SimulatedMeter]) -> None:
@@ -249,6 +262,7 @@ def save_meters(path: Path, market: Pubkey, meters: Sequence[SimulatedMeter]) ->
             "meter": str(m.public_key),
             "secret": m.meter.key.private_bytes_raw().hex(),
             "owner": str(m.owner),
+            "owner_secret": bytes(m.owner_key)[:32].hex(),
             "pv_kwp": m.home.pv_kwp,
             "load_scale": m.home.load_scale,
             "registered": m.registered,
@@ -287,7 +301,9 @@ def load_meters(path: Path, market: Pubkey) -> list[SimulatedMeter]:
         if str(meter.public_key) != r["meter"]:
             raise ValueError(f"{path}: meter {r['meter']} does not match its secret key")
         home = Home(float(r["pv_kwp"]), float(r["load_scale"]), r["meter"])
-        owner = Pubkey.from_string(r["owner"])
+        owner = Keypair.from_seed(bytes.fromhex(r["owner_secret"]))
+        if str(owner.pubkey()) != r["owner"]:
+            raise ValueError(f"{path}: owner {r['owner']} does not match its secret key")
         meters.append(
             SimulatedMeter(
                 meter, home, owner, bool(r["registered"]), int(r["timestamp"]), exported, imported
@@ -325,12 +341,16 @@ async def register(
     market: Pubkey,
     meters: Sequence[SimulatedMeter],
     *,
+    installer: Keypair | None = None,
     phone_salt: bytes | None = None,
     concurrency: int = 8,
     on_registered: Callable[[SimulatedMeter], None] | None = None,
 ) -> int:
-    """Registers each meter's custodial household (the oracle signs and pays); a household
-    already on chain (a run that stopped before saving) is only marked. Returns how many new."""
+    """Registers each meter's custodial household (the oracle signs and pays, the owner key
+    signs, ``installer`` vouches: the test installer unless given), with the meter's proof; a
+    household already on chain (a run that stopped before saving) is only marked. Returns how
+    many new."""
+    installer = installer or load_keypair(INSTALLER_KEYPAIR)
     gate = asyncio.Semaphore(concurrency)
     created = 0
 
@@ -341,10 +361,12 @@ async def register(
             if await client.chain.account(household) is None:
                 await client.household_register(
                     payer=oracle,
+                    owner=m.owner_key,
                     authority=oracle,
+                    installer=installer,
                     market=market,
-                    owner=m.owner,
                     meter=m.public_key,
+                    meter_proof=m.meter.prove(household),
                     phone_commitment=_phone_commitment(m.public_key, phone_salt),
                 )
                 created += 1
@@ -654,6 +676,12 @@ def _parser(settings: OracleSettings) -> argparse.ArgumentParser:
     p.add_argument("--market", default=settings.market, help="market address (NISHATI_MARKET)")
     p.add_argument("--register", action="store_true", help="register new meters' households")
     p.add_argument("--oracle-keypair", type=Path, default=settings.oracle_keypair)
+    p.add_argument(
+        "--installer-keypair",
+        type=Path,
+        default=INSTALLER_KEYPAIR,
+        help="an installer the market approves, to register meters (default: the test one)",
+    )
     p.add_argument("--url", default=settings.chain.rpc_url, help="Solana RPC (NISHATI_RPC_URL)")
     p.add_argument("--transport", choices=["http", "mqtt"], default="http")
     p.add_argument("--oracle-url", default=f"http://{settings.http.host}:{settings.http.port}")
@@ -720,6 +748,7 @@ async def run(args: argparse.Namespace, settings: OracleSettings) -> int:
                 oracle,
                 market,
                 active,
+                installer=load_keypair(args.installer_keypair),
                 phone_salt=salt,
                 on_registered=registered,
             )

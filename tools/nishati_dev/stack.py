@@ -5,14 +5,17 @@ It starts, each on a loopback port, and prints every URL and file it made:
 
 - a local validator (surfpool) with the program deployed, JSON-RPC on port 8899 (the client's
   default URL, so nishati and the client README's examples reach it), its websocket on 8900;
-- a market on it (1.5 % fee, KES 10 to 60 per kWh), its admin and oracle keypairs and a funded
-  payer's written to the work directory;
+- a market on it (1.5 % fee, KES 10 to 60 per kWh, meters exporting at most 10 kW), its admin
+  and oracle keypairs and a funded payer's written to the work directory, and the test
+  installer (tests/keys/installer.json) approved to register meters;
 - Mosquitto, with a user and password, for meters over MQTT;
 - the Daraja simulator, which plays M-Pesa;
 - the oracle (python -m nishati_oracle), paying through the simulator, with every setting it
   was given in oracle.env (set -a; . oracle.env configures nishati the same way);
-- two custodial test households the oracle knows: a seller whose meter key is written (its
-  baseline reading an hour back is attested, so its next reading mints energy) and a buyer.
+- two custodial test households the oracle knows, their meters registered by the installer: a
+  seller whose meter key is written (its baseline reading is attested as the stack starts, so
+  its next readings mint what it exports from then on, at most 10 kW over the chain's time)
+  and a buyer.
 
 Ctrl-C (or SIGTERM) stops everything it started, by PID, in the reverse order. Each port may be
 0 for any free one; settings come from the options or NISHATI_STACK_* (docs/settings.md).
@@ -31,7 +34,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -57,7 +60,7 @@ from nishati_dev.localday import (
     simulator_payments,
 )
 from nishati_dev.localnet import LocalnetError, LocalValidator
-from nishati_dev.paths import PHONE_KEY_FILE
+from nishati_dev.paths import INSTALLER_KEYPAIR, PHONE_KEY_FILE
 from nishati_dev.processes import (
     HOST,
     DarajaSimService,
@@ -66,7 +69,15 @@ from nishati_dev.processes import (
     ServiceError,
     free_port,
 )
-from nishati_dev.sandbox import Harness, Member, Meter, OpenMarket, fund, open_market
+from nishati_dev.sandbox import (
+    MAX_EXPORT_WATTS,
+    Harness,
+    Member,
+    Meter,
+    OpenMarket,
+    fund,
+    open_market,
+)
 from nishati_dev.settings import LocalChainSettings
 from nishati_oracle.core.settings import (
     HttpSettings,
@@ -82,7 +93,6 @@ TOPIC_ROOT = "nishati"
 # to one ending in 56 (nishati_dev.daraja_sim.scenarios).
 SELLER_PHONE = "254700000156"
 BUYER_PHONE = "254700000200"
-BASELINE_AGE_SECS = 3_600
 WATCH_SECS = 1.0
 
 
@@ -103,6 +113,13 @@ class StackSettings(BaseSettings):
         "temporary one, removed on exit",
     )
     market_id: int = Field(default=1, ge=0, description="Id of the market it opens")
+    max_export_watts: int = Field(
+        default=MAX_EXPORT_WATTS,
+        ge=1,
+        le=100_000_000,
+        description="Most power its market lets a meter export (minting follows the chain's "
+        "clock: more, for tests that mint much quickly)",
+    )
 
 
 @dataclass
@@ -145,10 +162,12 @@ async def local_stack(
     mqtt_port: int = 0,
     daraja_port: int = 0,
     sim_settings: Mapping[str, object] | None = None,
+    readings: ReadingSettings | None = None,
 ) -> AsyncIterator[Stack]:
     """Starts the validator, opens the market, then the simulator, the broker and the oracle
     (each port 0: a free one; the validator's is chain_settings.localnet_rpc_port), and
-    stops them all, last first, when the block ends."""
+    stops them all, last first, when the block ends. The oracle attests what arrives at once
+    unless ``readings`` says otherwise."""
     payer = Keypair()
     program_id = Pubkey.from_string(chain_settings.program_id)
     async with AsyncExitStack() as running:
@@ -192,7 +211,7 @@ async def local_stack(
             ),
             http=HttpSettings(port=port),
             # Attest whatever arrives, at once: a local market shows its readings on chain.
-            readings=ReadingSettings(attest_threshold_wh=0, attest_interval_secs=0.5),
+            readings=readings or ReadingSettings(attest_threshold_wh=0, attest_interval_secs=0.5),
             mqtt=broker.mqtt_settings(TOPIC_ROOT),
             payments=simulator_payments(
                 sim.url, f"http://{HOST}:{port}", secrets.token_urlsafe(24)
@@ -229,15 +248,16 @@ class TestHouseholds:
 
 
 async def test_households(stack: Stack, http: httpx.AsyncClient) -> TestHouseholds:
-    """A seller with a meter whose baseline is attested (an hour back, so its next reading
-    may export that long's energy) and whose phone the oracle knows, and a buyer."""
+    """A seller with a meter whose baseline is attested now (its next readings may mint what
+    it exports from now on, at most the market's export limit) and whose phone the oracle
+    knows, and a buyer; the test installer registers both meters."""
     market = stack.market
     meter_keypair = Keypair()
     meter_file = stack.directory / "seller-meter.json"
     write_keypair(meter_file, meter_keypair)
     meter = Meter(market.address, key=ed25519_private_key(meter_keypair))
     seller = await household(market, SELLER_PHONE, LOCAL_PHONE_SALT, meter)
-    await market.attest((seller, meter.read(await market.now() - BASELINE_AGE_SECS)))
+    await market.attest((seller, meter.read(await market.now())))
     await enrol(http, seller, SELLER_PHONE)
     buyer = await household(market, BUYER_PHONE, LOCAL_PHONE_SALT)
     return TestHouseholds(seller, meter_file, buyer)
@@ -268,6 +288,7 @@ def summary(stack: Stack, people: TestHouseholds, removed: bool) -> str:
         ("payer keypair", f"{stack.payer_keypair} ({PAYER_LAMPORTS // 10**9:,} SOL)"),
         ("admin keypair", stack.admin_keypair),
         ("oracle keypair", stack.oracle_keypair),
+        ("installer keypair", INSTALLER_KEYPAIR),
         ("phone key", PHONE_KEY_FILE),
         ("phone salt", LOCAL_PHONE_SALT.hex()),
         ("oracle settings", stack.oracle_env),
@@ -356,6 +377,9 @@ async def serve(settings: StackSettings, chain_settings: LocalChainSettings) -> 
                 directory,
                 chain_settings,
                 market_id=settings.market_id,
+                config=lambda oracle: replace(
+                    local_market_config(oracle), max_export_watts=settings.max_export_watts
+                ),
                 oracle_port=settings.oracle_port,
                 mqtt_port=settings.mqtt_port,
                 daraja_port=settings.daraja_port,

@@ -24,7 +24,7 @@ import structlog
 import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # not re-exported by typer
 
-from nishati_client.cli import events, household, market, readings, trading, wallet
+from nishati_client.cli import events, household, installer, market, readings, trading, wallet
 from nishati_client.cli.session import CliError, Session
 from nishati_client.config import ClientSettings
 from nishati_client.errors import NishatiClientError, NishatiProgramError, TransactionFailed
@@ -44,6 +44,7 @@ app = typer.Typer(
 )
 for group, name in [
     (market.app, "market"),
+    (installer.app, "installer"),
     (household.app, "household"),
     (readings.meter_app, "meter"),
     (readings.reading_app, "reading"),

@@ -20,8 +20,17 @@ ORACLE = "Oracle authority: settles trades and attests readings"
 FEE = "Market fee in basis points (150 = 1.5 %), kept back from each payout"
 MIN_PRICE = "Lowest price an offer may ask, KES cents per kWh"
 MAX_PRICE = "Highest price an offer may ask, KES cents per kWh"
-DEADLINE = "Seconds a buyer has to pay a trade; after them anyone may cancel it"
+DEADLINE = "Seconds a buyer has to pay a trade"
+GRACE = "Seconds after a trade's deadline in which only the oracle may cancel it (60 to 86,400)"
+EXPORT = (
+    "Most power a meter may export, W: no attestation mints more than it over the chain time "
+    "since the meter's last one"
+)
+MINT_CAP = "Most Wh the whole market mints in a UTC day of the chain clock"
+OPEN_TRADES = "Most pending trades one buyer household may hold at once"
 UNCHANGED = " (unchanged if not given)."
+U64 = 2**64 - 1
+U16 = 2**16 - 1
 
 
 def _market_rows(market: Market, supply_wh: int) -> list[tuple[str, object]]:
@@ -37,6 +46,11 @@ def _market_rows(market: Market, supply_wh: int) -> list[tuple[str, object]]:
             f"{kes(c.min_price_cents_per_kwh)} to {kes(c.max_price_cents_per_kwh)} per kWh",
         ),
         ("payment deadline", f"{c.payment_deadline_secs} s"),
+        ("cancel grace", f"{c.cancel_grace_secs} s"),
+        ("meter export limit", f"{c.max_export_watts:,} W"),
+        ("daily mint cap", f"{c.daily_mint_cap_wh:,} Wh"),
+        ("minted today", f"{market.minted_today_wh:,} Wh (UTC day {market.mint_day})"),
+        ("open trades per buyer", c.max_open_trades_per_buyer),
         ("paused", "yes" if market.paused else "no"),
         ("energy mint", market.energy_mint),
         ("energy supply", f"{supply_wh:,} Wh"),
@@ -67,13 +81,29 @@ async def market_init(
     min_price_cents: Annotated[int, typer.Option(min=1, help=f"{MIN_PRICE}.")] = 1_000,
     max_price_cents: Annotated[int, typer.Option(min=1, help=f"{MAX_PRICE}.")] = 6_000,
     payment_deadline_secs: Annotated[int, typer.Option(min=1, help=f"{DEADLINE}.")] = 900,
+    cancel_grace_secs: Annotated[int, typer.Option(min=0, max=U64, help=f"{GRACE}.")] = 600,
+    max_export_watts: Annotated[int, typer.Option(min=0, max=U64, help=f"{EXPORT}.")] = 10_000,
+    daily_mint_cap_wh: Annotated[
+        int, typer.Option(min=0, max=U64, help=f"{MINT_CAP}.")
+    ] = 10_000_000,
+    max_open_trades_per_buyer: Annotated[
+        int, typer.Option(min=0, max=U16, help=f"{OPEN_TRADES}.")
+    ] = 8,
     as_json: Json = False,
 ) -> None:
     """Initialise a market; the signer becomes its admin."""
     client = await session.connect(paying=True)
     admin = session.signer
     config = MarketConfig(
-        oracle or admin.pubkey(), fee_bps, min_price_cents, max_price_cents, payment_deadline_secs
+        oracle_authority=oracle or admin.pubkey(),
+        fee_bps=fee_bps,
+        min_price_cents_per_kwh=min_price_cents,
+        max_price_cents_per_kwh=max_price_cents,
+        payment_deadline_secs=payment_deadline_secs,
+        cancel_grace_secs=cancel_grace_secs,
+        max_export_watts=max_export_watts,
+        daily_mint_cap_wh=daily_mint_cap_wh,
+        max_open_trades_per_buyer=max_open_trades_per_buyer,
     )
     outcome = await client.market_initialize(
         payer=admin, admin=admin, market_id=market_id, config=config
@@ -102,10 +132,32 @@ async def market_update(
     payment_deadline_secs: Annotated[
         int | None, typer.Option(min=1, help=DEADLINE + UNCHANGED)
     ] = None,
+    cancel_grace_secs: Annotated[
+        int | None, typer.Option(min=0, max=U64, help=GRACE + UNCHANGED)
+    ] = None,
+    max_export_watts: Annotated[
+        int | None, typer.Option(min=0, max=U64, help=EXPORT + UNCHANGED)
+    ] = None,
+    daily_mint_cap_wh: Annotated[
+        int | None, typer.Option(min=0, max=U64, help=MINT_CAP + UNCHANGED)
+    ] = None,
+    max_open_trades_per_buyer: Annotated[
+        int | None, typer.Option(min=0, max=U16, help=OPEN_TRADES + UNCHANGED)
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Change a market's settings (admin only); unnamed ones stay."""
-    update = MarketUpdate(oracle, fee_bps, min_price_cents, max_price_cents, payment_deadline_secs)
+    update = MarketUpdate(
+        oracle_authority=oracle,
+        fee_bps=fee_bps,
+        min_price_cents_per_kwh=min_price_cents,
+        max_price_cents_per_kwh=max_price_cents,
+        payment_deadline_secs=payment_deadline_secs,
+        cancel_grace_secs=cancel_grace_secs,
+        max_export_watts=max_export_watts,
+        daily_mint_cap_wh=daily_mint_cap_wh,
+        max_open_trades_per_buyer=max_open_trades_per_buyer,
+    )
     if update == MarketUpdate():
         raise CliError("nothing to update: name at least one setting")
     client = await session.connect(paying=True)

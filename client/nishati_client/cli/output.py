@@ -21,7 +21,16 @@ stderr = Console(stderr=True, highlight=False)
 
 # The fields of the program's accounts and events that hold Unix seconds.
 UNIX_TIME_FIELDS = frozenset(
-    {"created_at", "deadline", "expires_at", "last_timestamp", "timestamp"}
+    {
+        "added_at",
+        "created_at",
+        "deadline",
+        "expires_at",
+        "last_attested_at",
+        "last_timestamp",
+        "meter_since",
+        "timestamp",
+    }
 )
 
 

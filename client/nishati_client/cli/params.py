@@ -9,6 +9,7 @@ import typer
 from solders.pubkey import Pubkey
 
 from nishati_client.cli.session import CliError
+from nishati_client.ed25519 import SIGNATURE_LEN
 from nishati_client.keys import load_keypair
 
 
@@ -29,6 +30,27 @@ def key_of(value: str, what: str) -> Pubkey:
         return Pubkey.from_string(value)
     except ValueError:
         raise CliError(f"{what} {value!r} is neither a public key nor a keypair file") from None
+
+
+def signature_of(value: str, what: str) -> bytes:
+    """A 64-byte signature: in hex, or a file holding it (the 64 bytes, or their hex)."""
+    path = Path(value)
+    try:
+        is_file = path.is_file()
+    except OSError:  # a name too long for a file: hex, then
+        is_file = False
+    if is_file:
+        raw = path.read_bytes()
+        if len(raw) == SIGNATURE_LEN:
+            return raw
+        value = raw.decode("ascii", errors="replace")
+    try:
+        signature = bytes.fromhex(value.strip())
+    except ValueError:
+        raise CliError(f"{what} is neither a signature in hex nor a file holding one") from None
+    if len(signature) != SIGNATURE_LEN:
+        raise CliError(f"{what} is {len(signature)} bytes, not a {SIGNATURE_LEN}-byte signature")
+    return signature
 
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]

@@ -15,10 +15,11 @@ from solders.pubkey import Pubkey
 
 from nishati_client.chain import RpcChain, SendPolicy, fits_in_packet
 from nishati_client.cli.output import emit, rows, stderr, stdout
-from nishati_client.cli.params import Json
+from nishati_client.cli.params import Json, key_of
 from nishati_client.cli.session import CliError, Session, fetch, in_session
 from nishati_client.codec import plain
 from nishati_client.keys import ed25519_private_key, load_keypair, write_keypair
+from nishati_client.pda import household_address
 from nishati_client.program import NishatiClient
 from nishati_client.readings import (
     Reading,
@@ -28,8 +29,11 @@ from nishati_client.readings import (
     sign,
     verify_signature,
 )
+from nishati_client.registration import sign_registration
 
-meter_app = typer.Typer(help="Meter keys: make one for a meter, or for a meter you simulate.")
+meter_app = typer.Typer(
+    help="Meter keys: make one for a meter you simulate, and sign its registration proof."
+)
 reading_app = typer.Typer(help="Signed meter readings: sign one as a meter does.")
 
 MarketOpt = Annotated[str, typer.Option(help="Market address or numeric id.")]
@@ -46,6 +50,42 @@ def meter_keygen(
     write_keypair(path, keypair, overwrite=force)
     data = {"meter": keypair.pubkey(), "path": str(path)}
     emit(as_json, data, lambda: stdout.print(f"meter {keypair.pubkey()} written to {path}"))
+
+
+@meter_app.command("prove")
+@in_session
+def meter_prove(
+    session: Session,
+    market: MarketOpt,
+    meter_keypair: Annotated[Path, typer.Option(help="The meter's keypair file.")],
+    household: Annotated[
+        str | None, typer.Option(help="The household's address (for a meter change).")
+    ] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(help="Or the owner of the household to register: public key or keypair."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the signature here, in hex (for --meter-proof).")
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Act as a meter: sign the registration message binding its key to a household (no
+    network); `household register` and `set-meter` take it as --meter-proof."""
+    market_key = session.market(market)
+    if (household is None) == (owner is None):
+        raise CliError("name the household: --household ADDRESS or --owner KEY (one of them)")
+    if household is not None:
+        address = key_of(household, "--household")
+    else:
+        assert owner is not None
+        address = household_address(session.program_id, market_key, key_of(owner, "--owner"))[0]
+    meter = load_keypair(meter_keypair)
+    proof = sign_registration(ed25519_private_key(meter), market_key, address)
+    if out is not None:
+        out.write_text(proof.hex() + "\n", encoding="utf-8")
+    data = {"meter": meter.pubkey(), "household": address, "market": market_key, "proof": proof}
+    emit(as_json, data, lambda: stdout.print(proof.hex()))
 
 
 @reading_app.command("sign")

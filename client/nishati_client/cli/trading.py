@@ -133,6 +133,7 @@ def _trade_rows(t: Trade) -> list[tuple[str, object]]:
         ("price", f"{kes(t.price_cents_per_kwh)} per kWh"),
         ("total", kes(t.total_cents)),
         ("deadline", utc(t.deadline)),
+        ("trade index", t.trade_index),
     ]
 
 
@@ -207,30 +208,44 @@ async def trade_settle(
     session: Session,
     trade: TradeArg,
     receipt: Annotated[str, typer.Option(help="M-Pesa receipt; the chain keeps its SHA-256.")],
+    buyer: Annotated[
+        Pubkey, typer.Option(parser=pubkey, help="The buyer household the payment was for.")
+    ],
+    wh: Annotated[int, typer.Option(min=1, help="The energy the payment was for, Wh.")],
+    total_cents: Annotated[
+        int, typer.Option(min=1, help="What the buyer paid, KES cents (the trade's total).")
+    ],
     as_json: Json = False,
 ) -> None:
-    """Release a paid trade's energy to its buyer (signer: the oracle)."""
+    """Release a paid trade's energy to its buyer (signer: the oracle). Name what the payment
+    was for: the program refuses a trade holding another buyer, Wh or total."""
     client = await session.connect(paying=True)
     current = await fetch("open trade", trade, client.trade(trade))
     oracle = session.signer
     outcome = await client.trade_settle(
-        payer=oracle, oracle=oracle, trade=current, receipt_hash=_digest(receipt)
+        payer=oracle,
+        oracle=oracle,
+        trade=current,
+        receipt_hash=_digest(receipt),
+        buyer=buyer,
+        wh=wh,
+        total_cents=total_cents,
     )
-    buyer_wh = await client.energy_balance(current.buyer_energy_account)
+    buyer_wh = await client.energy_balance(client.program.energy_account(buyer))
     data = {
         "trade": trade,
         "signature": outcome.signature,
-        "buyer": current.buyer,
-        "wh": current.wh,
-        "total_cents": current.total_cents,
+        "buyer": buyer,
+        "wh": wh,
+        "total_cents": total_cents,
         "buyer_energy_wh": buyer_wh,
     }
     emit(
         as_json,
         data,
         lambda: stdout.print(
-            f"trade {trade} settled: {current.wh:,} Wh to {current.buyer} "
-            f"for {kes(current.total_cents)}; buyer now holds {buyer_wh:,} Wh"
+            f"trade {trade} settled: {wh:,} Wh to {buyer} "
+            f"for {kes(total_cents)}; buyer now holds {buyer_wh:,} Wh"
         ),
     )
 
@@ -238,7 +253,8 @@ async def trade_settle(
 @trade_app.command("cancel")
 @in_session
 async def trade_cancel(session: Session, trade: TradeArg, as_json: Json = False) -> None:
-    """Cancel an unpaid trade (the oracle any time, anyone after its deadline)."""
+    """Cancel an unpaid trade (the oracle any time, anyone once its deadline and the market's
+    cancel grace have passed)."""
     client = await session.connect(paying=True)
     current = await fetch("open trade", trade, client.trade(trade))
     signer = session.signer

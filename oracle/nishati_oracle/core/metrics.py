@@ -80,6 +80,20 @@ class Metrics:
         self.attested = Counter(
             "nishati_readings_attested", "Readings attested on chain", registry=self.registry
         )
+        self.attest_refused = Counter(
+            "nishati_attest_refused",
+            "Stored readings the chain refused, by the program's error (MeterReplaced: their "
+            "meter was replaced first); each is kept with its reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.attest_held = Gauge(
+            "nishati_attest_held",
+            "Meters whose latest reading the batcher holds back, as of its last round, by the "
+            "program's error the chain would refuse it with now",
+            ["reason"],
+            registry=self.registry,
+        )
         self.attest_seconds = Histogram(
             "nishati_attest_seconds",
             "Time to send and confirm an attestation",
@@ -118,6 +132,11 @@ class Metrics:
         )
         self.trades = Counter(
             "nishati_trades", "Trade state changes", ["state"], registry=self.registry
+        )
+        self.trade_mismatches = Counter(
+            "nishati_trade_mismatches",
+            "Trades whose account on chain differs from the ledger (flagged, nothing sent)",
+            registry=self.registry,
         )
         self.settle_batches = Counter(
             "nishati_settle_transactions",

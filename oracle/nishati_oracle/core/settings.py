@@ -24,6 +24,7 @@ from pydantic_settings import (
 
 from nishati_client.config import ClientSettings
 from nishati_client.keys import is_test_key
+from nishati_client.readings import MAX_CLOCK_SKEW_SECS
 
 
 class Mode(StrEnum):
@@ -84,7 +85,23 @@ class ReadingSettings(EnvSettings):
         default=1_000, ge=1, description="Most readings one HTTP request may carry"
     )
     max_clock_skew_secs: int = Field(
-        default=300, ge=0, description="How far a reading's time may be from the chain's clock"
+        default=MAX_CLOCK_SKEW_SECS,
+        ge=0,
+        le=MAX_CLOCK_SKEW_SECS,
+        description="How far a reading's time may be ahead of the chain's clock (at most the "
+        "program's)",
+    )
+    chain_clock_secs: float = Field(
+        default=5.0,
+        gt=0,
+        description="How old the chain's clock may get before it is read again (it is never "
+        "carried forward on the oracle's clock)",
+    )
+    market_cache_secs: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long the market's export limit and daily mint cap are trusted unread "
+        "for readings coming in (the batcher reads them every round)",
     )
     max_power_w: int = Field(
         default=20_000, ge=1, description="Highest export or import power a home can show"

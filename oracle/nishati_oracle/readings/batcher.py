@@ -3,7 +3,10 @@
 Readings are cumulative, so one attested reading covers all energy since the last: the
 batcher attests a meter's newest stored reading once its unattested export reaches a
 threshold, or its oldest unattested reading reaches a maximum age, or someone asks (a
-household about to sell). As many readings as fit go into each transaction.
+household about to sell). As many readings as fit go into each transaction, one per meter.
+A reading the chain would refuse now (ahead of its clock, above the export limit over the
+chain time since the last attestation, past the day's mint cap) is held back until it can
+pass; one the chain refuses anyway is kept with the program's error (:class:`Attester`).
 
 Compact transactions: the batcher keeps the market's address lookup tables
 (:class:`MarketTables`), and sends v0 transactions naming each account a table holds by one
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import structlog
 from solders.address_lookup_table_account import (
@@ -31,8 +35,14 @@ from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from nishati_client.chain import PACKET_DATA_SIZE, SendPolicy, cluster_slot, fits_in_packet
-from nishati_client.errors import AccountNotFound, NishatiClientError
+from nishati_client.chain import (
+    PACKET_DATA_SIZE,
+    SendPolicy,
+    cluster_slot,
+    cluster_time,
+    fits_in_packet,
+)
+from nishati_client.errors import AccountNotFound, NishatiClientError, NishatiProgramError
 from nishati_client.lookup import (
     LookupTable,
     attest_accounts,
@@ -42,17 +52,47 @@ from nishati_client.lookup import (
     recent_slots,
 )
 from nishati_client.program import NishatiClient
-from nishati_client.readings import SignedReading
+from nishati_client.readings import MAX_CLOCK_SKEW_SECS, SignedReading
 from nishati_oracle.core.metrics import Metrics
 from nishati_oracle.core.settings import OracleSettings
+from nishati_oracle.readings.clock import ChainClock
+from nishati_oracle.readings.registry import MeterRegistry
+from nishati_oracle.readings.rules import (
+    MarketLimits,
+    MeterOnChain,
+    export_allowed_at,
+    mint_day,
+    next_day,
+    within_export_limit,
+)
 from nishati_oracle.readings.store import Due, Store
 
 log = structlog.get_logger(__name__)
 
 # Meters looked at per round; the rest wait for the next round.
 ROUND_LIMIT = 512
-# Marks readings the chain will never take: their meter was replaced before they landed.
-SUPERSEDED = "meter-replaced"
+# Why readings the chain will never take were closed when their meter was replaced first.
+METER_REPLACED = "MeterReplaced"
+# The program's refusals of a reading itself: the chain will never take it (nor, since
+# readings are cumulative, any unattested reading before it). Any other refusal is tried
+# again after REFUSED_RETRY_SECS.
+FINAL_REFUSALS = frozenset(
+    {
+        "InvalidReadingLength",
+        "InvalidReadingMagic",
+        "UnsupportedReadingVersion",
+        "ReadingForAnotherMarket",
+        "InvalidSignature",
+        "MeterMismatch",
+        "ReadingReplayed",
+        "ReadingOutOfOrder",
+        "MeterWentBackwards",
+        "ReadingBeforeMeterRegistered",
+    }
+)
+REFUSED_RETRY_SECS = 60.0
+# What a round's checks may hold a reading back for (the held gauge shows each, even at 0).
+HOLD_REASONS = ("ReadingFromTheFuture", "ExportAboveMeterLimit", "MintCeilingReached")
 
 
 class MarketTables:
@@ -228,7 +268,30 @@ class MarketTables:
         return True
 
 
+@dataclass(frozen=True)
+class Hold:
+    """Why the batcher holds a meter's latest reading back: the program's error it would meet
+    if sent now, and the chain time it may pass at (None: when the market changes, or after a
+    wait)."""
+
+    reason: str
+    until: int | None
+    detail: str
+
+
 class Attester:
+    """Attests the due meters each round (see the module docstring), each meter's latest
+    reading only: readings are cumulative, and a second reading of a meter in one attestation
+    would have no chain time to mint in (:mod:`~nishati_oracle.readings.rules`).
+
+    Before sending, each reading is checked against the chain's clock (read for the round),
+    the market's limits and the day's count (read for the round) and its household's last
+    attestation; one the chain would refuse now is held back (``holds``, by meter) until it
+    can pass, never sent to fail. A reading the chain refuses anyway is kept with the program's
+    error: refused for good if it broke a rule of the reading itself (then it, and every
+    unattested reading before it, is closed), otherwise noted and tried again after a wait.
+    Both are counted by reason (``nishati_attest_refused``)."""
+
     def __init__(
         self,
         settings: OracleSettings,
@@ -238,6 +301,8 @@ class Attester:
         market: Pubkey,
         policy: SendPolicy,
         metrics: Metrics,
+        registry: MeterRegistry,
+        chain_clock: ChainClock,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -247,11 +312,18 @@ class Attester:
         self.market = market
         self.policy = policy
         self.metrics = metrics
+        self.registry = registry
+        self.chain_clock = chain_clock
         self.clock = clock
         self.log = log.bind(market=str(market))
         self.tables = MarketTables(store, client, oracle, market, policy)
         self._wake = asyncio.Event()
         self._forced: set[str] = set()
+        # Meter → why its latest reading is held back, as of the last round.
+        self.holds: dict[str, Hold] = {}
+        # Meter → when (the oracle's clock) a reading the chain refused may be sent again.
+        self._retry_at: dict[str, float] = {}
+        self._ceiling: tuple[int, int] | None = None
 
     def request(self, meter: Pubkey) -> None:
         """Attest this meter at the next round whatever the policy (a household selling)."""
@@ -279,8 +351,8 @@ class Attester:
                 self.log.exception("attestation round failed, retrying next round")
 
     async def run_once(self) -> int:
-        """One round: attests every meter that is due, then adds the households seen to the
-        lookup tables; returns how many readings landed."""
+        """One round: attests every meter that is due and the chain would take now, then adds
+        the households seen to the lookup tables; returns how many readings landed."""
         await self._upkeep("reading the lookup tables", self.tables.settle())
         now = self.clock()
         forced, self._forced = self._forced, set()
@@ -292,13 +364,113 @@ class Attester:
         )
         attested = 0
         if due:
-            slot = await cluster_slot(self.client.chain) if self.tables.tables else 0
-            for group in self.pack(due, slot):
+            try:
+                sendable = await self.screen(due)
+            except NishatiClientError as e:
+                self.log.warning("chain unreachable, attesting next round", error=str(e))
+                return 0
+            slot = await cluster_slot(self.client.chain) if sendable and self.tables.tables else 0
+            for group in self.pack(sendable, slot):
                 attested += await self._attest(group, slot)
             households = [Pubkey.from_string(d.household) for d in due]
             await self._upkeep("adding households to lookup tables", self.tables.add(households))
+        else:
+            self.holds = {}
+        self._observe_holds()
         self.metrics.queue_depth.set(await self.store.unattested_count())
         return attested
+
+    async def screen(self, due: Sequence[Due]) -> list[Due]:
+        """The due readings the chain would take now, the day's room shared in order (oldest
+        first); the others are held back (``holds``), or closed if it never could."""
+        chain_now = await self.chain_clock.fresh()
+        limits = await self.registry.limits.fresh()
+        meters = [Pubkey.from_string(d.meter) for d in due]
+        views = await self.registry.on_chain_many(meters)
+        room = limits.room(chain_now)
+        now = self.clock()
+        holds: dict[str, Hold] = {}
+        sendable: list[Due] = []
+        for item, meter in zip(due, meters, strict=True):
+            if now < self._retry_at.get(item.meter, 0.0):
+                holds[item.meter] = self.holds.get(
+                    item.meter, Hold("Refused", None, "the chain refused it; tried again later")
+                )
+                continue
+            view = views.get(meter)
+            if view is not None and item.reading.timestamp < view.meter_since:
+                # The pipeline refuses these; one stored before a change of the rules is closed.
+                await self._final(item, "ReadingBeforeMeterRegistered", "before sending")
+                continue
+            minted = 0 if view is None else view.minted(item.reading.exported_wh)
+            hold = self._hold(item, view, limits, chain_now, minted, room)
+            if hold is not None:
+                holds[item.meter] = hold
+                continue
+            room -= minted
+            sendable.append(item)
+        self.holds = holds
+        self._log_ceiling(limits, chain_now, holds)
+        return sendable
+
+    def _hold(
+        self,
+        item: Due,
+        view: MeterOnChain | None,
+        limits: MarketLimits,
+        chain_now: int,
+        minted: int,
+        room: int,
+    ) -> Hold | None:
+        """Why the chain would refuse the reading now, if it would (a meter the registry has no
+        household for is sent: its refusal tells the batcher what became of it)."""
+        reading = item.reading
+        if reading.timestamp > chain_now + MAX_CLOCK_SKEW_SECS:
+            return Hold(
+                "ReadingFromTheFuture",
+                reading.timestamp - MAX_CLOCK_SKEW_SECS,
+                f"dated {reading.timestamp - chain_now} s ahead of the chain's clock",
+            )
+        if view is None:
+            return None
+        watts = limits.max_export_watts
+        if not within_export_limit(minted, watts, view.attested_at, chain_now):
+            return Hold(
+                "ExportAboveMeterLimit",
+                export_allowed_at(minted, watts, view.attested_at),
+                f"{minted:,} Wh needs more chain time at {watts:,} W",
+            )
+        if minted > room:
+            return Hold(
+                "MintCeilingReached",
+                next_day(chain_now),
+                f"{minted:,} Wh; the market may mint {room:,} Wh more today "
+                f"(cap {limits.daily_mint_cap_wh:,} Wh)",
+            )
+        return None
+
+    def _log_ceiling(self, limits: MarketLimits, chain_now: int, holds: dict[str, Hold]) -> None:
+        """Says once a day (and once a cap) that the daily ceiling holds readings back."""
+        held = sum(1 for h in holds.values() if h.reason == "MintCeilingReached")
+        if not held:
+            return
+        ceiling = (mint_day(chain_now), limits.daily_mint_cap_wh)
+        if ceiling != self._ceiling:
+            self._ceiling = ceiling
+            self.log.warning(
+                "daily mint cap reached, readings wait for the next day or a higher cap",
+                meters=held,
+                cap_wh=limits.daily_mint_cap_wh,
+                room_wh=limits.room(chain_now),
+                next_day=next_day(chain_now),
+            )
+
+    def _observe_holds(self) -> None:
+        counts: dict[str, int] = {}
+        for hold in self.holds.values():
+            counts[hold.reason] = counts.get(hold.reason, 0) + 1
+        for reason in {*HOLD_REASONS, *counts}:
+            self.metrics.attest_held.labels(reason).set(counts.get(reason, 0))
 
     async def _upkeep(self, what: str, work: Awaitable[None]) -> None:
         """Lookup-table upkeep that failed is tried again next round; attestations go on."""
@@ -347,19 +519,41 @@ class Attester:
         except NishatiClientError as e:
             self.metrics.attest_batches.labels("failed").inc()
             self.log.warning("attestation failed", readings=len(group), error=str(e))
-            return await self._reconcile(group, slot)
+            return await self._reconcile(group, slot, e)
         self.metrics.attest_seconds.observe(time.perf_counter() - started)
         self.metrics.attest_batches.labels("confirmed").inc()
         await self.store.mark_attested(
             [d.reading for d in group], str(outcome.signature), self.clock()
         )
+        await self._attested_at(group)
         self.metrics.attested.inc(len(group))
         return len(group)
 
-    async def _reconcile(self, group: Sequence[Due], slot: int) -> int:
+    async def _attested_at(self, group: Sequence[Due]) -> None:
+        """Tells the registry where each household's export limit now counts from: the
+        cluster's time read after the confirmation (an upper bound of the attestation's own);
+        if it cannot be read, the households are read again when next needed."""
+        try:
+            at: int | None = await cluster_time(self.client.chain)
+        except NishatiClientError:
+            at = None
+        for d in group:
+            meter = Pubkey.from_string(d.meter)
+            self._retry_at.pop(d.meter, None)
+            self.holds.pop(d.meter, None)
+            known = self.registry.on_chain(meter)
+            if at is None or known is None:
+                self.registry.forget(meter)
+                continue
+            self.registry.learn(
+                meter,
+                MeterOnChain(known.meter_since, at, d.reading.counter, d.reading.exported_wh),
+            )
+
+    async def _reconcile(self, group: Sequence[Due], slot: int, error: NishatiClientError) -> int:
         """After a failure, asks the chain which readings it holds and records those; the rest
-        are retried at once one per transaction, so one bad reading holds up no other (and a
-        lone failure waits for the next round)."""
+        are retried at once one per transaction, so one bad reading holds up no other. A lone
+        reading the chain refused is kept with the program's error (:meth:`_refused`)."""
         landed = 0
         for due in group:
             try:
@@ -367,19 +561,62 @@ class Attester:
             except AccountNotFound:
                 continue
             reading = due.reading
+            meter = Pubkey.from_string(due.meter)
             if str(household.meter) != due.meter:
-                await self.store.close_meter(due.meter, SUPERSEDED, self.clock())
+                await self._final(due, METER_REPLACED, "its household has another meter now")
                 continue
+            self.registry.learn(meter, MeterOnChain.of(household))
             if household.has_baseline and household.last_counter >= reading.counter:
                 await self.store.mark_attested([reading], "reconciled", self.clock())
+                self._retry_at.pop(due.meter, None)
                 landed += 1
+                self.metrics.attested.inc()
             elif len(group) > 1:
                 landed += await self._attest([due], slot)
-                continue
             else:
-                continue
-            self.metrics.attested.inc()
+                await self._refused(due, error)
         return landed
+
+    async def _refused(self, due: Due, error: NishatiClientError) -> None:
+        """A reading the chain refused on its own: closed for good if it broke a rule of the
+        reading, else noted and sent again after a wait (the round's checks hold it back
+        meanwhile if they see why). A failure that is not the program's (the chain out of
+        reach) is tried again next round."""
+        if not isinstance(error, NishatiProgramError):
+            return
+        reason = error.name
+        if reason in FINAL_REFUSALS:
+            await self._final(due, reason, "refused on chain")
+            return
+        self.metrics.attest_refused.labels(reason).inc()
+        await self.store.note_refused(due.meter, due.reading.counter, reason)
+        self._retry_at[due.meter] = self.clock() + REFUSED_RETRY_SECS
+        self.holds[due.meter] = Hold(reason, None, "refused on chain; tried again later")
+        self.log.warning(
+            "chain refused a reading for now, trying it again later",
+            meter=due.meter,
+            household=due.household,
+            counter=due.reading.counter,
+            reason=reason,
+            retry_secs=REFUSED_RETRY_SECS,
+        )
+
+    async def _final(self, due: Due, reason: str, why: str) -> None:
+        """Closes the meter's unattested readings up to this one: the chain will never take
+        them. Kept, refused for ``reason``, counted and logged."""
+        self.metrics.attest_refused.labels(reason).inc()
+        up_to = None if reason == METER_REPLACED else due.reading.counter
+        await self.store.close_readings(due.meter, reason, self.clock(), up_to)
+        self._retry_at.pop(due.meter, None)
+        self.holds.pop(due.meter, None)
+        self.log.error(
+            "reading refused for good, closed",
+            meter=due.meter,
+            household=due.household,
+            counter=due.reading.counter,
+            reason=reason,
+            why=why,
+        )
 
 
 def _signed(group: Sequence[Due]) -> list[tuple[SignedReading, Pubkey]]:

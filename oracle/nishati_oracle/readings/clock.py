@@ -1,80 +1,51 @@
-"""The cluster's clock, as the program sees it: what the pipeline checks each reading's
-timestamp against."""
+"""The cluster's clock, as the program sees it: what the pipeline and the batcher check each
+reading against."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-
-import structlog
+from collections.abc import Callable
 
 from nishati_client.chain import AccountReader, cluster_time
-from nishati_client.errors import NishatiClientError
-
-log = structlog.get_logger(__name__)
+from nishati_oracle.core.refresh import Refreshed
 
 # How soon a failed read of the cluster's clock is tried again.
 RETRY_CLOCK_SECS = 1.0
+# How old the last read may be before another is made (in the background).
+REFRESH_CLOCK_SECS = 5.0
 
 
-class ChainClock:
-    """The cluster's clock, as the program sees it: read from the Clock sysvar now and then
-    and carried forward on the local monotonic clock in between. Checking skew against it
-    (not the oracle's wall clock) accepts exactly the readings the chain will accept.
+class ChainClock(Refreshed[int]):
+    """The cluster's clock, as the program sees it: the Clock sysvar, read now and then
+    (:class:`~nishati_oracle.core.refresh.Refreshed`: only the first use waits for the chain).
 
-    Only the first reading waits for the chain. Later reads run in the background, one at a
-    time: on a busy validator one takes a hundred milliseconds or more, and every reading
-    submitted meanwhile would wait for it (and send its own)."""
+    :meth:`now` is the latest time read, never carried forward on the oracle's own clock: a
+    cluster's clock may lag real time (a local validator's did, by minutes), and a transaction
+    sent now runs at this time or later. So a check that passes against it passes on chain:
+    a reading is never "too far ahead" there when it was not here, and the chain time since a
+    meter's last attestation is never more than the program counts. The cost is a clock up to
+    ``refresh_secs`` (and a read's latency) behind, which only makes the checks stricter. An
+    answer from behind (a lagging RPC node's) never moves it back."""
+
+    what = "cluster clock"
 
     def __init__(
-        self, chain: AccountReader, refresh_secs: float = 30, retry_secs: float = RETRY_CLOCK_SECS
+        self,
+        chain: AccountReader,
+        refresh_secs: float = REFRESH_CLOCK_SECS,
+        retry_secs: float = RETRY_CLOCK_SECS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(refresh_secs, retry_secs, monotonic)
         self.chain = chain
-        self.refresh_secs = refresh_secs
-        self.retry_secs = retry_secs
-        self._read_at: float | None = None
-        self._cluster_time = 0
-        self._next_read = 0.0
-        self._reading: asyncio.Task[None] | None = None
 
     async def now(self) -> int:
-        """The cluster's time; while the chain is unreachable, the last reading carried on."""
-        if self._read_at is None:
-            # Nothing to carry forward yet: wait for the chain, and fail with it. Shielded, so
-            # one caller giving up does not cancel the read the others wait for.
-            await asyncio.shield(self._read())
-        elif time.monotonic() >= self._next_read:
-            self._read()
-        assert self._read_at is not None
-        return self._cluster_time + int(time.monotonic() - self._read_at)
+        """The latest cluster time read; while the chain is unreachable, the last one."""
+        return await self.get()
 
-    async def close(self) -> None:
-        """Cancels a read still in flight."""
-        if self._reading is not None:
-            self._reading.cancel()
-            await asyncio.gather(self._reading, return_exceptions=True)
+    async def _fetch(self) -> int:
+        return await cluster_time(self.chain)
 
-    def _read(self) -> asyncio.Task[None]:
-        """The read in flight, or a new one."""
-        if self._reading is None:
-            self._reading = asyncio.create_task(self._read_clock())
-            self._reading.add_done_callback(self._done)
-        return self._reading
-
-    async def _read_clock(self) -> None:
-        self._next_read = time.monotonic() + self.retry_secs
-        self._cluster_time = await cluster_time(self.chain)
-        self._read_at = time.monotonic()
-        self._next_read = self._read_at + self.refresh_secs
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._reading = None
-        if task.cancelled():
-            return
-        error = task.exception()  # retrieved here; a first read's callers raise it themselves
-        if error is None or self._read_at is None:
-            return
-        if isinstance(error, NishatiClientError):
-            log.warning("cluster clock unreachable, carrying the last reading on", error=str(error))
-        else:
-            log.error("reading the cluster clock failed", exc_info=error)
+    def _merge(self, held: int | None, read: int) -> int:
+        # A cluster's clock does not go back.
+        return read if held is None else max(held, read)

@@ -1,5 +1,6 @@
-"""Readings over HTTP: ``POST /api/v1/readings`` (one reading or a batch), and asking for a
-meter's readings to be attested at once.
+"""Readings over HTTP: ``POST /api/v1/readings`` (one reading or a batch), a meter's stored
+readings and where each stands with the chain, and asking for a meter's readings to be
+attested at once.
 
 The readings route is the oracle's busiest, so it is served beneath FastAPI's routing
 (:class:`ReadingsRoute`) and documented into the app's OpenAPI schema from the same models
@@ -11,9 +12,10 @@ from __future__ import annotations
 import binascii
 import json
 from collections import Counter
+from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from solders.pubkey import Pubkey
 from starlette.requests import ClientDisconnect
@@ -30,7 +32,9 @@ from nishati_oracle.http.errors import (
     error_body,
     responses,
 )
+from nishati_oracle.readings.batcher import Hold
 from nishati_oracle.readings.ingest import READINGS_PATH, Outcome, Reason, Status, Submission
+from nishati_oracle.readings.store import ReadingRow
 from nishati_oracle.services import Services
 
 
@@ -236,6 +240,99 @@ def document_readings(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 router = APIRouter(tags=["readings"])
+
+
+class ReadingStatus(StrEnum):
+    """Where a stored reading stands with the chain."""
+
+    # Waiting for the batcher: attested with the meter's latest reading (readings are
+    # cumulative). ``reason``: why it is held back now, or why the chain last refused it.
+    pending = "pending"
+    # The chain holds it (or a later reading of the meter that covers it).
+    attested = "attested"
+    # The chain will never take it: ``reason`` is the program's error, or MeterReplaced.
+    refused = "refused"
+
+
+class ReadingOut(BaseModel):
+    counter: int
+    timestamp: int
+    exported_wh: int
+    imported_wh: int
+    received_at: float
+    status: ReadingStatus
+    reason: str | None = Field(description="The program's error it meets (see status)")
+    attested_at: float | None
+    attest_signature: str | None = Field(description="The attestation's transaction")
+
+
+class HoldOut(BaseModel):
+    reason: str = Field(description="The program's error the chain would refuse it with now")
+    until: int | None = Field(description="The chain time it may pass at, if known")
+    detail: str
+
+
+class MeterReadingsOut(BaseModel):
+    meter: str
+    held: HoldOut | None = Field(description="Why the batcher holds the meter's latest back")
+    readings: list[ReadingOut]
+
+
+def _reading_out(row: ReadingRow, hold: Hold | None) -> ReadingOut:
+    if row.attested_at is None:
+        status = ReadingStatus.pending
+        reason = hold.reason if hold is not None else row.refused
+    elif row.refused is not None:
+        status, reason = ReadingStatus.refused, row.refused
+    else:
+        status, reason = ReadingStatus.attested, None
+    return ReadingOut(
+        counter=row.counter,
+        timestamp=row.timestamp,
+        exported_wh=row.exported_wh,
+        imported_wh=row.imported_wh,
+        received_at=row.received_at,
+        status=status,
+        reason=reason,
+        attested_at=None if status is ReadingStatus.pending else row.attested_at,
+        attest_signature=row.attest_signature,
+    )
+
+
+@router.get(
+    "/api/v1/meters/{meter}/readings",
+    response_model=MeterReadingsOut,
+    responses=responses(
+        {
+            400: "MalformedSubmission: the meter is not a base58 address",
+            503: STORAGE_UNAVAILABLE,
+        }
+    ),
+)
+async def meter_readings(
+    services: ServicesDep,
+    meter: str,
+    limit: Annotated[int, Query(ge=1, le=500, description="Readings to list")] = 50,
+    before: Annotated[
+        int | None, Query(ge=0, le=2**63 - 1, description="Only counters below this")
+    ] = None,
+) -> MeterReadingsOut:
+    """The meter's stored readings, newest first, each with where it stands with the chain:
+    pending (and why it is held back, if it is), attested, or refused with the program's
+    error. A reading the chain refused is kept, never dropped."""
+    try:
+        key = Pubkey.from_string(meter)
+    except ValueError:
+        raise HTTPException(400, "the meter is not a base58 address") from None
+    hold = services.attester.holds.get(str(key))
+    rows = await services.store.readings_of(str(key), limit, before)
+    return MeterReadingsOut(
+        meter=str(key),
+        held=None
+        if hold is None
+        else HoldOut(reason=hold.reason, until=hold.until, detail=hold.detail),
+        readings=[_reading_out(row, hold) for row in rows],
+    )
 
 
 @router.post(

@@ -1,5 +1,7 @@
-"""From a submitted reading to a durably stored one: every check the chain makes, plus the
-ones only the oracle can make (a known meter, plausible power, duplicates)."""
+"""From a submitted reading to a durably stored one: every check the chain makes, against the
+chain's clock and what the chain holds of the household and the market (so "stored" is never
+said of a reading the chain would refuse now), plus the ones only the oracle can make (a known
+meter, plausible power, duplicates)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from nishati_oracle.core.settings import OracleSettings
 from nishati_oracle.readings.clock import ChainClock
 from nishati_oracle.readings.ingest import Outcome, Reason, Status, Submission
 from nishati_oracle.readings.registry import MeterInfo, MeterRegistry
+from nishati_oracle.readings.rules import MarketLimits, within_export_limit
 from nishati_oracle.readings.store import MeterState, Store, StoredReading
 
 log = structlog.get_logger(__name__)
@@ -73,6 +76,8 @@ class _Job:
     # Chain lookups made before queueing, for meters not yet stored; an error is the chain's.
     found: dict[str, MeterInfo | None | NishatiClientError]
     now: int
+    # The market's minting limits; the chain's error if they could not be read.
+    limits: MarketLimits | NishatiClientError
     queued_at: float
     # Set by the writer: when its group's checks started and ended, when its transaction
     # committed, and how many submits the group took.
@@ -132,9 +137,14 @@ class ReadingPipeline:
     async def submit(self, batch: Sequence[Submission]) -> list[Outcome]:
         started = time.perf_counter()
         now = await self.chain_clock.now()
+        limits: MarketLimits | NishatiClientError
+        try:
+            limits = await self.registry.limits.get()
+        except NishatiClientError as e:
+            limits = e
         items = [self._stateless(submission) for submission in batch]
         found = await self._prepare(items)
-        job = _Job(items, found, now, time.perf_counter())
+        job = _Job(items, found, now, limits, time.perf_counter())
         outcomes = await self._groups.submit(job)
         self._observe(job, started)
         for outcome in outcomes:
@@ -182,18 +192,21 @@ class ReadingPipeline:
         self, items: Sequence[_Checked | Outcome]
     ) -> dict[str, MeterInfo | None | NishatiClientError]:
         """Loads the stored rows of meters not in memory yet, and looks up on chain the meters
-        with none, outside the writer: the others never wait for the chain."""
-        missing = {i.key for i in items if isinstance(i, _Checked) and i.key not in self._states}
-        if not missing:
-            return {}
-        for key, state in (await self.store.meter_states(missing)).items():
-            # A commit since the query may have moved it further: the newer stays.
-            self._states.setdefault(key, state)
-        unknown = [
-            i.submission.meter
-            for i in items
-            if isinstance(i, _Checked) and i.key not in self._states
-        ]
+        with none and those whose household the registry has not read yet (after a restart),
+        outside the writer: the others never wait for the chain."""
+        checked = [i for i in items if isinstance(i, _Checked)]
+        missing = {i.key for i in checked if i.key not in self._states}
+        if missing:
+            for key, state in (await self.store.meter_states(missing)).items():
+                # A commit since the query may have moved it further: the newer stays.
+                self._states.setdefault(key, state)
+        unknown = list(
+            dict.fromkeys(
+                i.submission.meter
+                for i in checked
+                if i.key not in self._states or self.registry.on_chain(i.submission.meter) is None
+            )
+        )
         if not unknown:
             return {}
         try:
@@ -232,7 +245,7 @@ class ReadingPipeline:
                         Outcome(Status.rejected, Reason.ChainUnavailable, None, str(state))
                     )
                     continue
-                outcome = await self._check(item, state, job.now, stored_now)
+                outcome = await self._check(item, state, job, stored_now)
                 outcomes.append(outcome)
                 if outcome.status is not Status.accepted or state is None:
                     continue
@@ -311,11 +324,13 @@ class ReadingPipeline:
         self,
         item: _Checked,
         state: MeterState | None,
-        now: int,
+        job: _Job,
         stored_now: dict[tuple[str, int], bytes],
     ) -> Outcome:
-        """The checks against the meter's last accepted reading."""
+        """The checks against the meter's last accepted reading, then the minting rules
+        against what the chain holds (:mod:`~nishati_oracle.readings.rules`)."""
         reading, submission = item.reading, item.submission
+        now = job.now
         if state is None or not self.registry.registered(submission.meter):
             return _rejected(Reason.UnknownMeter, f"{submission.meter} is not a registered meter")
         if max(reading.counter, reading.exported_wh, reading.imported_wh) > MAX_STORED_VALUE:
@@ -329,6 +344,12 @@ class ReadingPipeline:
                 earlier = None if row is None else row.message
             if earlier == submission.message:
                 return Outcome(Status.duplicate, None, reading.counter)
+        chain = self.registry.on_chain(submission.meter)
+        if chain is None:
+            looked_up = job.found.get(item.key)
+            if isinstance(looked_up, NishatiClientError):
+                return Outcome(Status.rejected, Reason.ChainUnavailable, None, str(looked_up))
+            return _rejected(Reason.UnknownMeter, f"{submission.meter} is not a registered meter")
         try:
             check_progress(
                 reading,
@@ -336,6 +357,7 @@ class ReadingPipeline:
                 now,
                 max_skew=self.settings.readings.max_clock_skew_secs,
                 not_before=state.last_timestamp,
+                meter_since=chain.meter_since,
             )
         except ReadingError as e:
             return _rejected(Reason(e.name), str(e))
@@ -343,6 +365,23 @@ class ReadingPipeline:
             return _rejected(
                 Reason.ImplausiblePower,
                 f"more than {self.settings.readings.max_power_w} W since the last reading",
+            )
+        limits = job.limits
+        if isinstance(limits, NishatiClientError):
+            return Outcome(Status.rejected, Reason.ChainUnavailable, None, str(limits))
+        minted = chain.minted(reading.exported_wh)
+        if not within_export_limit(minted, limits.max_export_watts, chain.attested_at, now):
+            return _rejected(
+                Reason.ExportAboveMeterLimit,
+                f"{minted:,} Wh since the last attestation is more than "
+                f"{limits.max_export_watts:,} W allows over the "
+                f"{max(0, now - chain.attested_at)} s of chain time since",
+            )
+        if minted > limits.daily_mint_cap_wh:
+            return _rejected(
+                Reason.MintCeilingReached,
+                f"{minted:,} Wh is more than the market mints in a day "
+                f"({limits.daily_mint_cap_wh:,} Wh)",
             )
         return Outcome(Status.accepted, None, reading.counter)
 

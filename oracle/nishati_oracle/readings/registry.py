@@ -1,5 +1,7 @@
 """Which household each meter belongs to, as the chain says, cached: the pipeline's source for
-a meter it has not seen and for whether a meter it keeps state for is still registered."""
+a meter it has not seen and for whether a meter it keeps state for is still registered; and
+what the chain holds of each meter's household and of the market, which the minting rules
+(:mod:`~nishati_oracle.readings.rules`) count from."""
 
 from __future__ import annotations
 
@@ -14,20 +16,41 @@ from solders.pubkey import Pubkey
 from nishati_client.errors import NishatiClientError
 from nishati_client.program import NishatiClient
 from nishati_client.readings import LastReading
+from nishati_oracle.core.refresh import Refreshed
+from nishati_oracle.readings.rules import MarketLimits, MeterOnChain
 
 log = structlog.get_logger(__name__)
 
 # How long the registry lets stale meters gather before reading their records again.
 GATHER_RECHECKS_SECS = 1.0
+# How soon a failed read of the market is tried again.
+RETRY_MARKET_SECS = 1.0
 
 
 @dataclass(frozen=True)
 class MeterInfo:
-    """What the chain says of a meter: its household and that meter's last accepted reading."""
+    """What the chain says of a meter: its household, that meter's last accepted reading,
+    and where the household's minting limits count from."""
 
     household: Pubkey
     last: LastReading | None
     last_timestamp: int
+    chain: MeterOnChain
+
+
+class MarketView(Refreshed[MarketLimits]):
+    """The market's minting limits, read now and then (:class:`Refreshed`): the pipeline's
+    from memory, the batcher's read again before each round that sends."""
+
+    what = "market"
+
+    def __init__(self, client: NishatiClient, market: Pubkey, refresh_secs: float) -> None:
+        super().__init__(refresh_secs, RETRY_MARKET_SECS)
+        self.client = client
+        self.market = market
+
+    async def _fetch(self) -> MarketLimits:
+        return MarketLimits.of(await self.client.market(self.market))
 
 
 class MeterRegistry:
@@ -37,7 +60,12 @@ class MeterRegistry:
     are checked: :meth:`registered` answers from memory at once, and a meter not confirmed
     within ``ttl_secs`` is queued to be read again in the background, up to a hundred
     MeterRecords a request. A meter its household replaced (its record retired) is refused
-    from then on."""
+    from then on.
+
+    It also keeps, per meter, what the chain holds of its household's last attestation
+    (:class:`MeterOnChain`): from each read of the household, and from the batcher after
+    each attestation it confirmed; never moved back by a read answering from before. And the
+    market's limits (``market``)."""
 
     def __init__(
         self,
@@ -45,12 +73,15 @@ class MeterRegistry:
         market: Pubkey,
         ttl_secs: float,
         gather_secs: float = GATHER_RECHECKS_SECS,
+        market_secs: float = 30.0,
     ) -> None:
         self.client = client
         self.market = market
         self.ttl_secs = ttl_secs
         self.gather_secs = gather_secs
+        self.limits = MarketView(client, market, market_secs)
         self._cache: dict[Pubkey, tuple[float, MeterInfo | None]] = {}
+        self._chain: dict[Pubkey, MeterOnChain] = {}
         self._confirmed: dict[Pubkey, float] = {}
         self._retired: set[Pubkey] = set()
         # Meters to read again, in the order they were found stale (a dict: an ordered set).
@@ -83,12 +114,45 @@ class MeterRegistry:
             info = None
             if household is not None and household.meter == meter:
                 info = MeterInfo(
-                    household.address, household.last_reading, household.last_timestamp
+                    household.address,
+                    household.last_reading,
+                    household.last_timestamp,
+                    self.learn(meter, MeterOnChain.of(household)),
                 )
                 self._confirmed[meter] = now
             found[meter] = info
             self._cache[meter] = (now, info)
         return found
+
+    def on_chain(self, meter: Pubkey) -> MeterOnChain | None:
+        """What the chain holds of the meter's household, as far as the oracle knows; None
+        until its household was read (:meth:`lookup_many`)."""
+        return self._chain.get(meter)
+
+    async def on_chain_many(self, meters: Sequence[Pubkey]) -> dict[Pubkey, MeterOnChain]:
+        """:meth:`on_chain` of each meter, reading the households of those not known yet;
+        a meter not registered here is left out."""
+        known = {m: self._chain[m] for m in meters if m in self._chain}
+        unknown = [m for m in meters if m not in known]
+        if unknown:
+            for meter, info in (await self.lookup_many(unknown)).items():
+                if info is not None:
+                    known[meter] = info.chain
+        return known
+
+    def learn(self, meter: Pubkey, view: MeterOnChain) -> MeterOnChain:
+        """Takes in what the chain holds of the meter's household (a read of it, or an
+        attestation the batcher confirmed); the newer view is kept. Returns it."""
+        held = self._chain.get(meter)
+        kept = view if held is None else held.newer(view)
+        self._chain[meter] = kept
+        return kept
+
+    def forget(self, meter: Pubkey) -> None:
+        """Drops what is known of the meter's household: it is read again when next needed
+        (after an attestation whose time could not be read, or that the chain refused)."""
+        self._chain.pop(meter, None)
+        self._cache.pop(meter, None)
 
     def registered(self, meter: Pubkey) -> bool:
         """Whether a meter the oracle keeps state for is still registered, as far as it knows:
@@ -103,7 +167,8 @@ class MeterRegistry:
         return True
 
     async def close(self) -> None:
-        """Stops reading stale meters again."""
+        """Stops reading stale meters and the market again."""
+        await self.limits.close()
         if self._rechecking is not None:
             self._rechecking.cancel()
             await asyncio.gather(self._rechecking, return_exceptions=True)

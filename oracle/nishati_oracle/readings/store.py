@@ -48,6 +48,20 @@ class StoredReading:
 
 
 @dataclass(frozen=True)
+class ReadingRow:
+    """A stored reading as the readings route shows it: where it stands with the chain."""
+
+    counter: int
+    timestamp: int
+    exported_wh: int
+    imported_wh: int
+    received_at: float
+    attested_at: float | None
+    attest_signature: str | None
+    refused: str | None
+
+
+@dataclass(frozen=True)
 class Due:
     """A meter whose latest reading should be attested, and why."""
 
@@ -251,7 +265,7 @@ class Store:
                             readings.c.attested_at.is_(None),
                         )
                     )
-                    .values(attested_at=at, attest_signature=signature)
+                    .values(attested_at=at, attest_signature=signature, refused=None)
                 )
                 await conn.execute(
                     update(meters)
@@ -262,15 +276,53 @@ class Store:
                     )
                 )
 
-    async def close_meter(self, meter: str, reason: str, at: float) -> None:
-        """Stops attesting a meter's readings: the chain will never take them (its meter was
-        replaced). They stay stored, marked with ``reason``."""
+    async def close_readings(
+        self, meter: str, reason: str, at: float, up_to_counter: int | None = None
+    ) -> None:
+        """Stops attesting a meter's readings (all, or up to a counter): the chain will never
+        take them (it refused the last of them for good, or the meter was replaced). They
+        stay stored, refused for ``reason``."""
+        unattested = and_(readings.c.meter == meter, readings.c.attested_at.is_(None))
+        if up_to_counter is not None:
+            unattested = and_(unattested, readings.c.counter <= up_to_counter)
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(readings)
-                .where(and_(readings.c.meter == meter, readings.c.attested_at.is_(None)))
-                .values(attested_at=at, attest_signature=reason)
+                .where(unattested)
+                .values(attested_at=at, attest_signature=None, refused=reason)
             )
+
+    async def note_refused(self, meter: str, counter: int, reason: str) -> None:
+        """Records why the chain refused a reading it may still take later (it stays due)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(readings)
+                .where(
+                    and_(
+                        readings.c.meter == meter,
+                        readings.c.counter == counter,
+                        readings.c.attested_at.is_(None),
+                    )
+                )
+                .values(refused=reason)
+            )
+
+    async def readings_of(
+        self, meter: str, limit: int, before: int | None = None
+    ) -> list[ReadingRow]:
+        """A meter's stored readings, newest first (those below counter ``before``, if given)."""
+        where = readings.c.meter == meter
+        if before is not None:
+            where = and_(where, readings.c.counter < before)
+        names = ReadingRow.__dataclass_fields__
+        query = (
+            select(*(readings.c[name] for name in names))
+            .where(where)
+            .order_by(readings.c.counter.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [ReadingRow(**row._asdict()) for row in await conn.execute(query)]
 
     async def record_lookup_table(self, market: str, address: str, recent_slot: int) -> None:
         async with self.engine.begin() as conn:

@@ -44,7 +44,10 @@ meters = Table(
     Column("attested_exported_wh", BigInteger, nullable=True),
 )
 
-# Every accepted reading, exactly as the meter signed it.
+# Every accepted reading, exactly as the meter signed it; ``attested_at`` is set once the chain
+# holds it (``attest_signature`` the transaction's), or once it never can (``refused`` names why:
+# the program's error, or MeterReplaced). A reading still waiting keeps in ``refused`` the
+# program's error of the last attestation the chain refused (one it may take later).
 readings = Table(
     "readings",
     metadata,
@@ -59,6 +62,7 @@ readings = Table(
     Column("received_at", Float, nullable=False),
     Column("attested_at", Float, nullable=True),
     Column("attest_signature", String(88), nullable=True),
+    Column("refused", String(40), nullable=True),
     UniqueConstraint("meter", "counter", name="uq_readings_meter_counter"),
     # With the counter in it, a meter's first unattested reading is one index seek (``due``).
     Index("ix_readings_unattested", "attested_at", "meter", "counter"),
@@ -89,7 +93,10 @@ trades = Table(
     Column("offer", String(44), nullable=False),
     Column("seller", String(44), nullable=False),
     Column("buyer", String(44), nullable=False),
+    # The trade's address on chain, from the offer and ``trade_index`` (the offer's counter when
+    # the trade was opened), each recorded before the open is sent.
     Column("trade_address", String(44), nullable=False),
+    Column("trade_index", BigInteger, nullable=True),
     Column("payment_ref_hash", LargeBinary(32), nullable=False),
     Column("wh", BigInteger, nullable=False),
     Column("price_cents_per_kwh", BigInteger, nullable=False),

@@ -68,6 +68,7 @@ class TradeOut(BaseModel):
     state: TradeState
     checkout_request_id: str | None
     trade_address: str
+    trade_index: int | None
     offer: str
     wh: int
     price_cents_per_kwh: int
@@ -137,6 +138,7 @@ def _opened(opened: Opened) -> TradeOut:
         state=t.state,
         checkout_request_id=opened.checkout_request_id,
         trade_address=t.trade_address,
+        trade_index=t.trade_index,
         offer=t.offer,
         wh=t.wh,
         price_cents_per_kwh=t.price_cents_per_kwh,

@@ -4,6 +4,13 @@ chain, then asks the buyer to pay by STK Push.
 Order matters for exactly-once: the trade row exists before anything leaves the oracle, and the
 STK Push goes out only after the chain holds the trade, so a callback always finds a trade to
 match (even one that comes back before the push request itself returns).
+
+A trade's address comes from its offer and the offer's trade counter (``next_trade_index``),
+so it is never used twice. The row records the index and the address before ``trade_open`` is
+sent; if another trade took that index first, the program refuses with ``StaleTradeIndex``
+(having done nothing), and the desk records the offer's new index and sends again. Whether an
+open whose answer was lost landed is told by the account at the recorded address: ours if it
+holds our payment reference (``settle.Settlements.finish_created``).
 """
 
 from __future__ import annotations
@@ -13,16 +20,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NoReturn
 
 import structlog
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from nishati_client.chain import cluster_time
+from nishati_client.chain import TxOutcome, cluster_time
 from nishati_client.errors import (
     AccountNotFound,
     AccountTypeMismatch,
     NishatiClientError,
+    NishatiProgramError,
     TransactionFailed,
 )
 from nishati_client.market import Market
@@ -45,6 +54,8 @@ ACCOUNT_REFERENCE = "NISHATI"  # at most 12 characters
 TRANSACTION_DESC = "Solar energy"  # at most 13 characters
 # Longest an order request may take to open its trade on chain (sending retries included).
 OPEN_GRACE_SECS = 60.0
+# How many times an open is sent at the offer's next index when other trades keep taking it.
+OPEN_ATTEMPTS = 5
 
 
 class Refusal(StrEnum):
@@ -238,7 +249,7 @@ class TradeDesk:
                 Refusal.SellerPhoneUnknown, "the seller's phone is not enrolled with the oracle"
             )
         trade = await self._store(order, offer, buyer, phone, seller_phone, total, fee_cents)
-        trade = await self._open_on_chain(trade)
+        trade = await self._open_on_chain(trade, market)
         return await self._push(trade, phone)
 
     async def _offer(self, address: Pubkey) -> Offer:
@@ -278,7 +289,10 @@ class TradeDesk:
             offer=str(offer.address),
             seller=str(offer.seller),
             buyer=str(buyer),
-            trade_address=str(self.client.program.trade_address(offer.address, reference)),
+            trade_address=str(
+                self.client.program.trade_address(offer.address, offer.next_trade_index)
+            ),
+            trade_index=offer.next_trade_index,
             payment_ref_hash=reference,
             wh=order.wh,
             price_cents_per_kwh=offer.price_cents_per_kwh,
@@ -307,33 +321,87 @@ class TradeDesk:
         await self.ledger.create(trade, f"order for {order.wh:,} Wh from {mask(phone)}")
         return trade
 
-    async def _open_on_chain(self, trade: TradeRecord) -> TradeRecord:
+    async def _open_on_chain(self, trade: TradeRecord, market: Market) -> TradeRecord:
+        """Opens the trade at its recorded index; at the offer's next one, recorded first,
+        when another trade took it (``StaleTradeIndex`` changed nothing)."""
+        for attempt in range(OPEN_ATTEMPTS):
+            assert trade.trade_index is not None
+            try:
+                created = await self.client.trade_open(
+                    payer=self.oracle,
+                    authority=self.oracle,
+                    market=self.market,
+                    offer=Pubkey.from_string(trade.offer),
+                    buyer=Pubkey.from_string(trade.buyer),
+                    wh=trade.wh,
+                    payment_ref_hash=trade.payment_ref_hash,
+                    trade_index=trade.trade_index,
+                )
+            except NishatiProgramError as e:
+                if e.name != "StaleTradeIndex" or attempt + 1 == OPEN_ATTEMPTS:
+                    await self._refused_on_chain(trade, str(e))
+                trade = await self._next_index(trade)
+                continue
+            except TransactionFailed as e:
+                await self._refused_on_chain(trade, str(e))
+            except NishatiClientError as e:
+                # Whether it landed is unknown: the worker asks the chain and finishes the trade.
+                raise TradeRefused(Refusal.ChainUnavailable, str(e), trade.id) from None
+            return await self._opened(trade, market, created.outcome)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _refused_on_chain(self, trade: TradeRecord, detail: str) -> NoReturn:
+        await self.ledger.move(trade.id, [TradeState.created], TradeState.rejected, detail)
+        raise TradeRefused(Refusal.ChainRefused, detail, trade.id)
+
+    async def _next_index(self, trade: TradeRecord) -> TradeRecord:
+        """Records the offer's next trade index and its address, read now, before sending
+        again (so a crash never leaves a sent open unrecorded)."""
         try:
-            created = await self.client.trade_open(
-                payer=self.oracle,
-                authority=self.oracle,
-                market=self.market,
-                offer=Pubkey.from_string(trade.offer),
-                buyer=Pubkey.from_string(trade.buyer),
-                wh=trade.wh,
-                payment_ref_hash=trade.payment_ref_hash,
-            )
-        except TransactionFailed as e:
-            await self.ledger.move(trade.id, [TradeState.created], TradeState.rejected, str(e))
-            raise TradeRefused(Refusal.ChainRefused, str(e), trade.id) from None
+            offer = await self.client.offer(Pubkey.from_string(trade.offer))
         except NishatiClientError as e:
-            # Whether it landed is unknown: the worker asks the chain and finishes the trade.
+            # Nothing is open: no earlier send landed (it was refused, StaleTradeIndex).
+            await self.ledger.move(
+                trade.id, [TradeState.created], TradeState.rejected, f"offer unreadable: {e}"
+            )
             raise TradeRefused(Refusal.ChainUnavailable, str(e), trade.id) from None
-        on_chain = await self.client.trade(created.address)
+        if offer.unreserved_wh < trade.wh or offer.cancelled:
+            detail = f"the offer has {offer.unreserved_wh:,} Wh left"
+            await self.ledger.move(trade.id, [TradeState.created], TradeState.rejected, detail)
+            raise TradeRefused(Refusal.NotEnoughEnergy, detail, trade.id)
+        index = offer.next_trade_index
+        address = str(self.client.program.trade_address(offer.address, index))
+        if not await self.ledger.update(
+            trade.id, TradeState.created, trade_index=index, trade_address=address
+        ):
+            raise TradeRefused(
+                Refusal.ChainUnavailable, "the chain took too long; order withdrawn", trade.id
+            )
+        found = await self.ledger.get(trade.id)
+        assert found is not None
+        return found
+
+    async def _opened(self, trade: TradeRecord, market: Market, outcome: TxOutcome) -> TradeRecord:
+        """Records the trade opened, with its deadline from the transaction's TradeOpened
+        event (or, without one, from the account: a lagging RPC node may not show it yet,
+        and then the worker finishes the trade)."""
+        deadline = self._deadline_of(trade, outcome)
+        if deadline is None:
+            try:
+                deadline = (
+                    await self.client.trade(Pubkey.from_string(trade.trade_address))
+                ).deadline
+            except NishatiClientError as e:
+                raise TradeRefused(Refusal.ChainUnavailable, str(e), trade.id) from None
         opened = await self.ledger.move(
             trade.id,
             [TradeState.created],
             TradeState.opened,
-            f"trade_open {created.outcome.signature}",
-            deadline=on_chain.deadline,
-            # The same span by the oracle's own clock (a local validator's clock lags).
-            give_up_at=self.clock() + (on_chain.deadline - on_chain.created_at),
-            chain_signature=str(created.outcome.signature),
+            f"trade_open {outcome.signature} at index {trade.trade_index}",
+            deadline=deadline,
+            # The same span by the oracle's own clock.
+            give_up_at=self.clock() + market.config.payment_deadline_secs,
+            chain_signature=str(outcome.signature),
         )
         if not opened:
             # The worker gave up on this order while the chain was slow: no payment is asked.
@@ -343,6 +411,16 @@ class TradeDesk:
         found = await self.ledger.get(trade.id)
         assert found is not None
         return found
+
+    def _deadline_of(self, trade: TradeRecord, outcome: TxOutcome) -> int | None:
+        """The deadline in the transaction's TradeOpened event of this trade, if it has one."""
+        for event in self.client.program.events(outcome.logs):
+            data = event.data
+            if event.name == "TradeOpened" and str(data.trade) == trade.trade_address:
+                if bytes(data.payment_ref_hash) != trade.payment_ref_hash:
+                    return None
+                return int(data.deadline)
+        return None
 
     async def _push(self, trade: TradeRecord, phone: str) -> Opened:
         result = await self.gateway.push(

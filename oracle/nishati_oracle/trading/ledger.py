@@ -49,6 +49,9 @@ class TradeState(StrEnum):
     rejected = "rejected"  # never opened on chain
     payout_failed = "payout_failed"  # Daraja refused to pay the seller: a person must look
     refund_due = "refund_due"  # paid, but the chain closed the trade without settling it
+    # The account at the trade's address is not the trade the ledger recorded (its buyer,
+    # energy, total, payment reference or offer differ): nothing is sent; a person must look.
+    flagged = "flagged"
 
 
 FINAL_STATES = frozenset(
@@ -58,6 +61,7 @@ FINAL_STATES = frozenset(
         TradeState.rejected,
         TradeState.payout_failed,
         TradeState.refund_due,
+        TradeState.flagged,
     }
 )
 
@@ -146,6 +150,8 @@ class TradeRecord:
     next_check_at: float
     created_at: float
     updated_at: float
+    # The offer's trade counter the trade was opened at (its address derives from it).
+    trade_index: int | None = None
 
     @property
     def amount_kes(self) -> int:

@@ -3,7 +3,13 @@ cancelled (the energy back to the offer), as many per transaction as fit a packe
 a crash left between the ledger and the chain.
 
 The trade account exists until it is settled or cancelled, so the chain refuses a second close,
-and a trade whose account is gone is asked of the chain instead of closed again.
+and a trade whose account is gone is asked of the chain instead of closed again. Its address is
+never used again (it comes from the offer's trade counter).
+
+Nothing is settled or cancelled on the say of the account read alone: the worker checks it
+against the ledger first (:func:`mismatches`: buyer, energy, total, payment reference, offer)
+and refuses to act on one that differs (the trade is ``flagged``, logged and counted); and a
+settlement names the buyer, energy and total from the ledger, which the program checks again.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from nishati_client.chain import cluster_time, fits_in_packet
-from nishati_client.errors import AccountNotFound, NishatiClientError
+from nishati_client.errors import NishatiClientError
 from nishati_client.program import NishatiClient
 from nishati_client.trading import Trade
 from nishati_oracle.core.metrics import Metrics
@@ -31,6 +37,22 @@ def receipt_hash(trade: TradeRecord) -> bytes:
     STK Query confirmed it, of the CheckoutRequestID)."""
     reference = trade.mpesa_receipt or trade.checkout_request_id or trade.id
     return hashlib.sha256(b"nishati-receipt:" + reference.encode()).digest()
+
+
+def mismatches(trade: TradeRecord, on_chain: Trade) -> list[str]:
+    """The fields in which the account at the trade's address differs from the ledger's trade
+    (none: it is the trade the oracle opened)."""
+    expected: dict[str, object] = {
+        "buyer": Pubkey.from_string(trade.buyer),
+        "wh": trade.wh,
+        "total_cents": trade.total_cents,
+        "payment_ref_hash": trade.payment_ref_hash,
+        "offer": Pubkey.from_string(trade.offer),
+        "market": Pubkey.from_string(trade.market),
+    }
+    if trade.trade_index is not None:
+        expected["trade_index"] = trade.trade_index
+    return [name for name, value in expected.items() if getattr(on_chain, name) != value]
 
 
 class Settlements:
@@ -51,14 +73,24 @@ class Settlements:
         self.clock = clock
 
     async def finish_created(self) -> None:
-        """Trades a crash left ``created``: rejected if never opened on chain, else cancelled."""
-        for trade in await self.ledger.due([TradeState.created]):
-            try:
-                on_chain = await self.client.trade(Pubkey.from_string(trade.trade_address))
-            except AccountNotFound:
-                await self.ledger.move(
-                    trade.id, [TradeState.created], TradeState.rejected, "never opened on chain"
-                )
+        """Trades a crash (or a lost answer) left ``created``: the account at the recorded
+        address tells. Ours (our payment reference) was opened, but no payment was asked for:
+        it is cancelled. None, or another trade's (ours was refused: StaleTradeIndex), means it
+        never opened: rejected."""
+        due = await self.ledger.due([TradeState.created])
+        if not due:
+            return
+        found = await self.client.trades_at([Pubkey.from_string(t.trade_address) for t in due])
+        for trade, on_chain in zip(due, found, strict=True):
+            if on_chain is None or on_chain.payment_ref_hash != trade.payment_ref_hash:
+                detail = "never opened on chain"
+                if on_chain is not None:
+                    detail += f": index {on_chain.trade_index} holds another trade"
+                await self.ledger.move(trade.id, [TradeState.created], TradeState.rejected, detail)
+                continue
+            wrong = mismatches(trade, on_chain)
+            if wrong:
+                await self._flag(trade, wrong)
                 continue
             # Opened, but no payment was ever asked for: give the energy back.
             await self.ledger.move(
@@ -71,26 +103,63 @@ class Settlements:
 
     async def close_on_chain(self) -> None:
         """Settles the paid trades due and cancels the failed ones, as many per transaction as
-        fit (a batch that fails is sent again one trade per transaction)."""
+        fit (a batch that fails is sent again one trade per transaction); a trade whose account
+        is not the one the ledger recorded is flagged instead."""
         ready = await self.ledger.due([TradeState.paid, TradeState.cancelling])
         if not ready:
             return
-        chain_now = await cluster_time(self.client.chain)
         closing: list[tuple[TradeRecord, Instruction]] = []
         found = await self.client.trades_at([Pubkey.from_string(t.trade_address) for t in ready])
+        # Read once, for the first trade found closed already.
+        chain_now: int | None = None
+        grace_secs = 0
         for trade, on_chain in zip(ready, found, strict=True):
             if on_chain is None:
-                await self._closed_already(trade, chain_now)
+                if chain_now is None:
+                    chain_now = await cluster_time(self.client.chain)
+                    market = await self.client.market(Pubkey.from_string(trade.market))
+                    grace_secs = market.config.cancel_grace_secs
+                await self._closed_already(trade, chain_now, grace_secs)
+                continue
+            wrong = mismatches(trade, on_chain)
+            if wrong:
+                await self._flag(trade, wrong)
                 continue
             closing.append((trade, self._close_instruction(trade, on_chain)))
         for group in self._pack(closing):
             await self._close(group)
 
+    async def _flag(self, trade: TradeRecord, fields: list[str]) -> None:
+        """Refuses to act on a trade whose account differs from the ledger: flagged for a
+        person, logged and counted; nothing is sent for it."""
+        self.metrics.trade_mismatches.inc()
+        log.error(
+            "trade account differs from the ledger, not acting on it",
+            trade_id=trade.id,
+            market=trade.market,
+            household=trade.buyer,
+            state=str(trade.state),
+            fields=fields,
+        )
+        await self.ledger.move(
+            trade.id,
+            [trade.state],
+            TradeState.flagged,
+            f"the account at {trade.trade_address} differs from the ledger in "
+            f"{', '.join(fields)}: nothing sent",
+        )
+
     def _close_instruction(self, trade: TradeRecord, on_chain: Trade) -> Instruction:
+        """Settles for what the ledger says was paid (buyer, Wh, total), or cancels."""
         program = self.client.program
         if trade.state is TradeState.paid:
             return program.trade_settle(
-                oracle=self.oracle.pubkey(), trade=on_chain, receipt_hash=receipt_hash(trade)
+                oracle=self.oracle.pubkey(),
+                trade=on_chain,
+                receipt_hash=receipt_hash(trade),
+                buyer=Pubkey.from_string(trade.buyer),
+                wh=trade.wh,
+                total_cents=trade.total_cents,
             )
         return program.trade_cancel(caller=self.oracle.pubkey(), trade=on_chain)
 
@@ -147,21 +216,22 @@ class Settlements:
                 chain_signature=signature,
             )
 
-    async def _closed_already(self, trade: TradeRecord, chain_now: int) -> None:
-        """The trade account is gone. Before its deadline only the oracle can close it, so our
-        own earlier transaction landed (its confirmation was lost, or a crash came first). After
-        the deadline anyone may cancel it: a paid trade closed that way needs a refund."""
+    async def _closed_already(self, trade: TradeRecord, chain_now: int, grace_secs: int) -> None:
+        """The trade account is gone (and its address is never used again). Until its deadline
+        and the market's cancel grace after it, only the oracle can close it, so our own
+        earlier transaction landed (its confirmation was lost, or a crash came first). After
+        that anyone may cancel it: a paid trade closed that way needs a refund."""
         if trade.state is TradeState.cancelling:
             await self.ledger.move(
                 trade.id, [TradeState.cancelling], TradeState.cancelled, "closed on chain"
             )
-        elif trade.deadline is not None and chain_now <= trade.deadline:
+        elif trade.deadline is not None and chain_now <= trade.deadline + grace_secs:
             await self.ledger.move(
                 trade.id, [TradeState.paid], TradeState.settled, "settled on chain", queries=0
             )
         else:
             log.error(
-                "paid trade closed on chain after its deadline, refund the buyer",
+                "paid trade closed on chain after its deadline and grace, refund the buyer",
                 trade_id=trade.id,
                 market=trade.market,
                 household=trade.buyer,
@@ -170,5 +240,5 @@ class Settlements:
                 trade.id,
                 [TradeState.paid],
                 TradeState.refund_due,
-                "paid, but cancelled on chain after the deadline: refund the buyer",
+                "paid, but closed on chain after the deadline and its grace: refund the buyer",
             )
