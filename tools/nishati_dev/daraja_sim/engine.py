@@ -213,9 +213,6 @@ class State(BaseModel):
     deliveries: list[DeliveryRecord] = Field(default_factory=list)
     funds: int = 0
 
-    def in_process(self, phone: str) -> bool:
-        return any(p.phone == phone and p.result_code is None for p in self.stk.values())
-
     def receipts(self) -> set[str]:
         found = {p.receipt for p in self.stk.values() if p.receipt}
         found |= {p.transaction_id for p in self.payouts.values() if p.paid}
@@ -262,6 +259,7 @@ class Simulator:
         self.key = load_private_key(settings.private_key_path)
         self.tokens = {k: Token.model_validate_json(v) for k, v in self.books.all("token")}
         self.state = self._load()
+        self._derive()
         self._calls: deque[float] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         # Callbacks go straight to their URL, never through a proxy from the environment.
@@ -278,6 +276,16 @@ class Simulator:
             deliveries=[DeliveryRecord.model_validate_json(r) for r in books.records("delivery")],
             funds=books.get("funds", self.settings.b2c_initial_funds),
         )
+
+    def _derive(self) -> None:
+        """The lookups kept beside the books: receipts taken, phones with a prompt open."""
+        self._receipts = self.state.receipts()
+        self._open = {p.phone for p in self.state.stk.values() if p.result_code is None}
+        self._paid_at: dict[tuple[str, int], float] = {}
+        for p in self.state.stk.values():
+            if p.paid_at is not None:
+                key = (p.phone, p.amount)
+                self._paid_at[key] = max(p.paid_at, self._paid_at.get(key, 0.0))
 
     def resume(self) -> int:
         """Schedules the work the books hold (all of it, after a restart); returns how much."""
@@ -307,6 +315,7 @@ class Simulator:
             self.books.forget_records()
             self.books.unset("settings", "faults", "funds", "rules")
         self.state = State(funds=self.settings.b2c_initial_funds)
+        self._derive()
         self._calls.clear()
 
     def change_settings(self, changes: dict[str, Any]) -> DarajaSimSettings:
@@ -459,12 +468,12 @@ class Simulator:
         return decide_after_secs
 
     def _receipt(self) -> str:
-        taken = self.state.receipts()
         while True:
             receipt = secrets.choice(string.ascii_uppercase) + "".join(
                 secrets.choice(_RECEIPT_CHARS) for _ in range(9)
             )
-            if receipt not in taken:
+            if receipt not in self._receipts:
+                self._receipts.add(receipt)
                 return receipt
 
     def _set_funds(self, funds: int) -> None:
@@ -552,7 +561,7 @@ class Simulator:
         callback_url = self._url(body, "CallBackURL")
         reference = text(body, "AccountReference", max_len=12)
         text(body, "TransactionDesc", max_len=13)
-        if self.state.in_process(phone):
+        if phone in self._open:
             raise DarajaError(
                 IN_PROCESS,
                 "Unable to lock subscriber, a transaction is already in process for the current "
@@ -570,6 +579,7 @@ class Simulator:
         )
         with self.books.step():
             self.state.stk[payment.checkout_request_id] = payment
+            self._open.add(phone)
             if payment.plan.delivery is Delivery.early:
                 self._decide_stk(payment)
             else:
@@ -600,21 +610,16 @@ class Simulator:
         code = payment.plan.result_code
         window = self.settings.same_amount_window_secs
         now = time.time()
-        if code == 0 and window > 0:
-            for other in self.state.stk.values():
-                if (
-                    other.phone == payment.phone
-                    and other.amount == payment.amount
-                    and other.paid_at is not None
-                    and now - other.paid_at < window
-                ):
-                    code = 17
-                    break
+        paid_at = self._paid_at.get((payment.phone, payment.amount))
+        if code == 0 and window > 0 and paid_at is not None and now - paid_at < window:
+            code = 17
         payment.result_code = code
+        self._open.discard(payment.phone)
         if code == 0:
             payment.receipt = self._receipt()
             payment.transaction_date = int(f"{now_nairobi():%Y%m%d%H%M%S}")
             payment.paid_at = now
+            self._paid_at[(payment.phone, payment.amount)] = now
         self._save_stk(payment)
 
     def _stk_callback(self, payment: StkPayment) -> Callback:
