@@ -78,9 +78,8 @@ def test_repeated_originator_conversation_id_is_refused(daraja: Daraja, receiver
     originator, path = _ids()
     assert daraja.b2c(originator, path, receiver).status_code == 200
     again = daraja.b2c(originator, path, receiver)
-    status, code, message = error(again)
-    assert (status, code) == (500, "500.001.1001")
-    assert "Duplicate OriginatorConversationID" in message
+    # Daraja's B2C page: 500.002.1001 "Duplicate OriginatorConversationID."
+    assert error(again) == (500, "500.002.1001", "Duplicate OriginatorConversationID.")
     receiver.wait(f"{path}/result")
     time.sleep(0.15)
     assert len(receiver.at(f"{path}/result")) == 1
@@ -199,7 +198,7 @@ def test_queue_timeout_by_rule(daraja: Daraja, receiver: Receiver) -> None:
     originator, path = _ids()
     daraja.b2c(originator, path, receiver)
     receiver.wait(f"{path}/timeout")
-    status = _status(daraja, receiver, OriginatorConversationID=originator)
+    status = _status(daraja, receiver, OriginalConversationID=originator)
     assert parameters(status)["TransactionStatus"] == "Completed"
 
 

@@ -185,7 +185,13 @@ async def trading_world(
     chain = RpcChain(rpc_url, program_id, settings.commitment)
     h = Harness(chain, rpc_payer, NishatiClient(chain, program_id), None)
     sim = DarajaSimService(
-        {"callback_delay_secs": 0.2, "same_amount_window_secs": 0, **(sim_settings or {})},
+        {
+            "callback_delay_secs": 0.2,
+            "same_amount_window_secs": 0,
+            # Durable books: a test that kills the simulator finds them after a restart.
+            "database": tmp_path / "daraja-sim.db",
+            **(sim_settings or {}),
+        },
         tmp_path / "daraja-sim.log",
     )
     oracle: OracleService | None = None

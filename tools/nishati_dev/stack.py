@@ -189,7 +189,12 @@ async def local_stack(
         for path, keypair in keys.values():
             write_keypair(path, keypair)
         sim = await running.enter_async_context(
-            DarajaSimService(sim_settings, directory / "daraja-sim.log", port=daraja_port)
+            DarajaSimService(
+                # Its books in the work directory: a restarted simulator finds them.
+                {"database": directory / "daraja-sim.db", **(sim_settings or {})},
+                directory / "daraja-sim.log",
+                port=daraja_port,
+            )
         )
         broker = await running.enter_async_context(
             Mosquitto(directory / "mosquitto", port=mqtt_port)

@@ -7,29 +7,35 @@ Control and inspection (no token needed):
 
 - ``GET /simulator/health``
 - ``POST /simulator/scenario`` (a ``ScenarioRule``), ``GET`` and ``DELETE`` the same path
-- ``PATCH /simulator/settings``: delays, token lifetime, spike arrest, while running
+- ``POST /simulator/faults`` (a ``FaultRule``: a reply that is not Daraja's, a slow one, or a
+  lost one after processing), ``GET`` and ``DELETE`` the same path
+- ``PATCH /simulator/settings``: delays, token lifetime and rules (``single_token``,
+  ``invalid_token_code``), spike arrest, STK Query's pending reply, B2C result ids
 - ``GET /simulator/requests?path=...``: every Daraja call with its reply
 - ``GET /simulator/callbacks?kind=...&reference=...``: delivered, failed and dropped callbacks
-- ``GET /simulator/transactions``: STK payments, payouts, the B2C utility account
+- ``GET /simulator/transactions``: STK payments, payouts, reversals, held callbacks, work
+  waiting for its time, the B2C utility account
 - ``POST /simulator/release``: send the callbacks ``reorder`` is holding back
 - ``POST /simulator/tokens/expire``: every token issued so far stops working
 - ``POST /simulator/reset``: forget everything but the tokens, and undo settings changes
 - ``GET /simulator/certificate``: the PEM to seal the initiator password to
+
+Everything above is kept in the books (``store``), so a restart on the same ``database`` finds it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from nishati_dev.daraja_sim.engine import DeliveryRecord, RequestRecord, Simulator
+from nishati_dev.daraja_sim.engine import DeliveryRecord, FaultRule, RequestRecord, Simulator
 from nishati_dev.daraja_sim.fields import INVALID_GRANT, DarajaError, invalid
 from nishati_dev.daraja_sim.scenarios import ScenarioRule
 from nishati_dev.daraja_sim.settings import DarajaSimSettings
@@ -54,6 +60,21 @@ class SettingsChange(BaseModel):
     rate_limit_per_sec: int | None = Field(default=None, ge=1, description="null: off")
     block_callback_words: bool | None = None
     callback_amount_as_float: bool | None = None
+    stk_query_pending: Literal["500.001.1001", "4999"] | None = None
+    b2c_result_ids: Literal["ours", "daraja"] | None = None
+    single_token: bool | None = None
+    invalid_token_code: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{3}\.[0-9]{3}(\.[0-9]{2,4})?$",
+        description="null: each API's documented code",
+    )
+
+
+NULLABLE_SETTINGS = ("rate_limit_per_sec", "invalid_token_code")
+
+
+class Faults(BaseModel):
+    faults: list[FaultRule]
 
 
 class Count(BaseModel):
@@ -63,6 +84,10 @@ class Count(BaseModel):
 class Transactions(BaseModel):
     stk: list[dict[str, Any]]
     payouts: list[dict[str, Any]]
+    reversals: list[dict[str, Any]]
+    held: list[dict[str, Any]]
+    pending_work: list[dict[str, Any]]
+    tokens: int
     funds: int
 
 
@@ -71,6 +96,7 @@ def create_app(settings: DarajaSimSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         simulator = Simulator(settings)
         app.state.simulator = simulator
+        simulator.resume()  # the work its books hold from before a restart
         try:
             yield
         finally:
@@ -91,13 +117,34 @@ def create_app(settings: DarajaSimSettings) -> FastAPI:
             return None, raw.decode("utf-8", "replace")
         return (parsed if isinstance(parsed, dict) else None), parsed
 
-    async def api(request: Request, handler: Handler) -> JSONResponse:
+    async def faulty(s: Simulator, path: str, fault: FaultRule, recorded: Any) -> Response:
+        """The fault's reply, after its delay (a client's read timeout if it is long)."""
+        await asyncio.sleep(fault.delay_secs)
+        s.record_request(
+            "POST" if path != "/oauth/v1/generate" else "GET",
+            path,
+            recorded,
+            fault.status,
+            {"fault": fault.body[:200]},
+        )
+        return Response(
+            fault.body,
+            status_code=fault.status,
+            media_type=fault.content_type,
+            headers=fault.headers,
+        )
+
+    async def api(request: Request, handler: Handler) -> Response:
         s = sim(request)
+        path = request.url.path
         body, recorded = await body_of(request)
+        fault = s.take_fault(path)
+        if fault is not None and not fault.after_processing:
+            return await faulty(s, path, fault, recorded)
         status = 200
         try:
             s.spike_arrest()
-            s.check_token(request.headers.get("authorization"))
+            s.check_token(request.headers.get("authorization"), path)
             content_type = request.headers.get("content-type", "")
             if content_type.split(";", 1)[0].strip().lower() != "application/json":
                 raise invalid("Content-Type")
@@ -107,13 +154,18 @@ def create_app(settings: DarajaSimSettings) -> FastAPI:
             reply: dict[str, str] = result if isinstance(result, dict) else await result
         except DarajaError as e:
             status, reply = e.http_status, e.body()
-        s.record_request(request.method, request.url.path, recorded, status, reply)
+        s.record_request(request.method, path, recorded, status, reply)
+        if fault is not None:
+            return await faulty(s, path, fault, recorded)
         return JSONResponse(reply, status_code=status)
 
-    @app.get("/oauth/v1/generate")
-    async def generate(request: Request) -> JSONResponse:
+    @app.get("/oauth/v1/generate", response_model=None)
+    async def generate(request: Request) -> Response:
         """A token for HTTP Basic ``consumer_key:consumer_secret``."""
         s = sim(request)
+        fault = s.take_fault(request.url.path)
+        if fault is not None and not fault.after_processing:
+            return await faulty(s, request.url.path, fault, None)
         status = 200
         reply: dict[str, str]
         try:
@@ -125,23 +177,29 @@ def create_app(settings: DarajaSimSettings) -> FastAPI:
             status, reply = e.http_status, e.body()
         recorded = reply if status != 200 else {"expires_in": reply["expires_in"]}
         s.record_request(request.method, request.url.path, None, status, recorded)
+        if fault is not None:
+            return await faulty(s, request.url.path, fault, None)
         return JSONResponse(reply, status_code=status)
 
-    @app.post("/mpesa/stkpush/v1/processrequest")
-    async def stk_push(request: Request) -> JSONResponse:
+    @app.post("/mpesa/stkpush/v1/processrequest", response_model=None)
+    async def stk_push(request: Request) -> Response:
         return await api(request, sim(request).stk_push)
 
-    @app.post("/mpesa/stkpushquery/v1/query")
-    async def stk_query(request: Request) -> JSONResponse:
+    @app.post("/mpesa/stkpushquery/v1/query", response_model=None)
+    async def stk_query(request: Request) -> Response:
         return await api(request, sim(request).stk_query)
 
-    @app.post("/mpesa/b2c/v3/paymentrequest")
-    async def b2c(request: Request) -> JSONResponse:
+    @app.post("/mpesa/b2c/v3/paymentrequest", response_model=None)
+    async def b2c(request: Request) -> Response:
         return await api(request, sim(request).b2c)
 
-    @app.post("/mpesa/transactionstatus/v1/query")
-    async def transaction_status(request: Request) -> JSONResponse:
+    @app.post("/mpesa/transactionstatus/v1/query", response_model=None)
+    async def transaction_status(request: Request) -> Response:
         return await api(request, sim(request).transaction_status)
+
+    @app.post("/mpesa/reversal/v1/request", response_model=None)
+    async def reversal(request: Request) -> Response:
+        return await api(request, sim(request).reversal)
 
     # --- control and inspection ---------------------------------------------------------------
 
@@ -166,6 +224,20 @@ def create_app(settings: DarajaSimSettings) -> FastAPI:
         s.scenarios.clear()
         return Rules(rules=[])
 
+    @app.post("/simulator/faults")
+    async def add_fault(request: Request, fault: FaultRule) -> Faults:
+        """Adds a fault: the next ``count`` calls to ``path`` get this reply instead."""
+        return Faults(faults=sim(request).add_fault(fault))
+
+    @app.get("/simulator/faults")
+    async def faults(request: Request) -> Faults:
+        return Faults(faults=sim(request).faults)
+
+    @app.delete("/simulator/faults")
+    async def clear_faults(request: Request) -> Faults:
+        sim(request).clear_faults()
+        return Faults(faults=[])
+
     @app.get("/simulator/requests")
     async def requests(request: Request, path: str | None = None) -> list[RequestRecord]:
         return [r for r in sim(request).state.requests if path is None or r.path == path]
@@ -182,19 +254,7 @@ def create_app(settings: DarajaSimSettings) -> FastAPI:
 
     @app.get("/simulator/transactions")
     async def transactions(request: Request) -> Transactions:
-        state = sim(request).state
-        return Transactions(
-            stk=[{**asdict(p), "plan": asdict(p.plan)} for p in state.stk.values()],
-            payouts=[
-                {
-                    **asdict(p),
-                    "plan": asdict(p.plan),
-                    "completed_at": p.completed_at.isoformat() if p.completed_at else None,
-                }
-                for p in state.payouts.values()
-            ],
-            funds=state.funds,
-        )
+        return Transactions.model_validate(sim(request).transactions())
 
     @app.patch("/simulator/settings")
     async def change_settings(request: Request, change: SettingsChange) -> dict[str, Any]:
@@ -203,7 +263,7 @@ def create_app(settings: DarajaSimSettings) -> FastAPI:
         changes = {
             k: v
             for k, v in change.model_dump(exclude_unset=True).items()
-            if v is not None or k == "rate_limit_per_sec"
+            if v is not None or k in NULLABLE_SETTINGS
         }
         changed = sim(request).change_settings(changes)
         return changed.model_dump(mode="json", include=set(SettingsChange.model_fields))

@@ -1,8 +1,15 @@
-"""The far side of Daraja: tokens, STK Push payments, B2C payouts, and their callbacks.
+"""The far side of Daraja: tokens, STK Push payments, B2C payouts, reversals, their callbacks.
 
-All state is in memory and lives on the event loop; ``reset`` forgets it (tokens excepted).
-Money is whole shillings (``int``) throughout; only the JSON a callback carries renders some
-values as floats, as Daraja does.
+The books are kept durably (``store.Books``, SQLite when the ``database`` setting names a file):
+a payment, payout or reversal, a token, a callback held back or due, and every piece of work
+waiting for its time (an outcome to decide, a status to answer, a callback to send) survive a
+kill. On start the simulator reads them back and carries on: outcomes due while it was down
+are decided at once, callbacks due are sent. ``reset`` forgets it all but the tokens.
+
+The working copy lives in memory, on the event loop; every change is written through in the
+same step. Money is whole shillings (``int``) throughout; only the JSON a callback carries
+renders some values as floats, as Daraja does. Times that must survive a restart (token expiry,
+when work is due, when an amount was paid) are wall-clock seconds.
 """
 
 from __future__ import annotations
@@ -15,12 +22,10 @@ import secrets
 import string
 import time
 from collections import deque
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from nishati_dev.daraja_sim.credentials import (
     SecurityCredentialError,
@@ -28,6 +33,7 @@ from nishati_dev.daraja_sim.credentials import (
     open_credential,
 )
 from nishati_dev.daraja_sim.fields import (
+    DUPLICATE,
     IN_PROCESS,
     INVALID_AUTH,
     INVALID_TOKEN,
@@ -35,6 +41,7 @@ from nishati_dev.daraja_sim.fields import (
     MAX_STK_AMOUNT,
     MIN_B2C_AMOUNT,
     SPIKE_ARREST,
+    TS_INVALID_TOKEN,
     DarajaError,
     amount,
     choice,
@@ -49,25 +56,40 @@ from nishati_dev.daraja_sim.fields import (
 )
 from nishati_dev.daraja_sim.scenarios import (
     B2C_RESULTS,
+    REVERSAL_RESULTS,
     STK_RESULTS,
     B2cPlan,
     Delivery,
+    ReversalPlan,
+    ScenarioRule,
     Scenarios,
     StkPlan,
 )
 from nishati_dev.daraja_sim.settings import DarajaSimSettings
+from nishati_dev.daraja_sim.store import Books
 
 TRANSACTION_TYPES = ("CustomerPayBillOnline", "CustomerBuyGoodsOnline")
 B2C_COMMANDS = ("BusinessPayment", "SalaryPayment", "PromotionPayment")
 IDENTIFIER_TYPES = ("1", "2", "4")
+REVERSAL_IDENTIFIER_TYPE = "11"
 ACCEPTED = "Accept the service request successfully."
 QUERY_ACCEPTED = "The service request has been accepted successsfully"  # Daraja's spelling
+STILL_PROCESSING = "The transaction is still under processing"
 RECEIVER_NAME = "JOHN DOE"
 NOT_FOUND_CODE = "R000001"
 NOT_FOUND_DESC = "The transaction receipt number does not exist."
+TRANSACTION_STATUS_PATH = "/mpesa/transactionstatus/v1/query"
 _RECEIPT_CHARS = string.ascii_uppercase + string.digits
 
-CallbackKind = Literal["stk", "b2c_result", "b2c_timeout", "status_result", "status_timeout"]
+CallbackKind = Literal[
+    "stk",
+    "b2c_result",
+    "b2c_timeout",
+    "status_result",
+    "status_timeout",
+    "reversal_result",
+    "reversal_timeout",
+]
 
 
 class DeliveryRecord(BaseModel):
@@ -94,16 +116,14 @@ class RequestRecord(BaseModel):
     at: float
 
 
-@dataclass
-class Callback:
+class Callback(BaseModel):
     kind: CallbackKind
     reference: str
     url: str
     body: dict[str, Any]
 
 
-@dataclass
-class StkPayment:
+class StkPayment(BaseModel):
     merchant_request_id: str
     checkout_request_id: str
     phone: str
@@ -114,12 +134,14 @@ class StkPayment:
     result_code: int | None = None  # None while the customer is deciding
     receipt: str | None = None
     transaction_date: int | None = None
+    paid_at: float | None = None  # wall clock, for the same-amount rule
+    reversed_by: str | None = None  # the ConversationID of the reversal that undid it
 
 
-@dataclass
-class Payout:
+class Payout(BaseModel):
     originator_conversation_id: str
     conversation_id: str
+    daraja_originator_id: str = ""  # set when its results carry Daraja's own id
     phone: str
     amount: int
     command_id: str
@@ -133,24 +155,69 @@ class Payout:
     completed_at: datetime.datetime | None = None
     funds_after: int = 0
 
+    @property
+    def result_originator_id(self) -> str:
+        """The OriginatorConversationID its results carry."""
+        return self.daraja_originator_id or self.originator_conversation_id
 
-@dataclass
-class Token:
+
+class Reversal(BaseModel):
+    originator_conversation_id: str
+    conversation_id: str
+    transaction_id: str  # the receipt asked to be reversed
+    amount: int
+    phone: str  # the original payer's, or "" if no such payment
+    result_url: str
+    queue_timeout_url: str
+    remarks: str
+    occasion: str
+    initiator_ok: bool
+    plan: ReversalPlan
+    result_code: int | str | None = None  # None while pending
+    reversed: bool = False
+    receipt: str = ""  # the reversal's own transaction id
+    completed_at: datetime.datetime | None = None
+
+
+class Token(BaseModel):
     value: str
-    expires_at: float
+    expires_at: float  # wall clock
 
 
-@dataclass
-class State:
-    stk: dict[str, StkPayment] = field(default_factory=dict)
-    in_process: dict[str, str] = field(default_factory=dict)  # phone -> CheckoutRequestID
-    paid_amounts: dict[tuple[str, int], float] = field(default_factory=dict)
-    payouts: dict[str, Payout] = field(default_factory=dict)  # by OriginatorConversationID
-    receipts: set[str] = field(default_factory=set)
-    requests: list[RequestRecord] = field(default_factory=list)
-    deliveries: list[DeliveryRecord] = field(default_factory=list)
-    held: list[Callback] = field(default_factory=list)
+class FaultRule(BaseModel):
+    """A reply that is not Daraja's (a gateway's 429, a firewall's HTML page, a proxy's 502,
+    a reply that never comes) for the next ``count`` calls to ``path`` (every Daraja path and
+    OAuth when unset). With ``after_processing`` the call is processed first (a push is
+    accepted, its callback comes), and only the reply is lost to the fault."""
+
+    path: str | None = Field(default=None, description="e.g. /mpesa/stkpush/v1/processrequest")
+    status: int = Field(default=502, ge=100, le=599)
+    body: str = Field(
+        default="<html><body><h1>502 Bad Gateway</h1></body></html>", max_length=1 << 20
+    )
+    content_type: str = "text/html"
+    headers: dict[str, str] = Field(default_factory=dict, description="e.g. Retry-After")
+    delay_secs: float = Field(default=0.0, ge=0, le=600, description="wait before answering")
+    after_processing: bool = False
+    count: int | None = Field(default=1, ge=1, description="None: until cleared")
+
+
+class State(BaseModel):
+    """The working copy of the books."""
+
+    stk: dict[str, StkPayment] = Field(default_factory=dict)
+    payouts: dict[str, Payout] = Field(default_factory=dict)  # by OriginatorConversationID
+    reversals: dict[str, Reversal] = Field(default_factory=dict)  # by ConversationID
+    held: dict[str, Callback] = Field(default_factory=dict)  # reorder, by hold id
+    requests: list[RequestRecord] = Field(default_factory=list)
+    deliveries: list[DeliveryRecord] = Field(default_factory=list)
     funds: int = 0
+
+    def receipts(self) -> set[str]:
+        found = {p.receipt for p in self.stk.values() if p.receipt}
+        found |= {p.transaction_id for p in self.payouts.values() if p.paid}
+        found |= {r.receipt for r in self.reversals.values() if r.receipt}
+        return found
 
 
 def _password(shortcode: str, passkey: str, stamp: str) -> str:
@@ -161,58 +228,257 @@ def _digits(n: int) -> str:
     return "".join(secrets.choice(string.digits) for _ in range(n))
 
 
+def _conversation_id() -> str:
+    return f"AG_{now_nairobi():%Y%m%d}_{secrets.token_hex(10)}"
+
+
+def _daraja_originator_id() -> str:
+    """Daraja's own shape, as in its result samples: ``53e3-4aa8-9fe0-8fb5e4092cdd3533373``."""
+    h = secrets.token_hex
+    return f"{h(2)}-{h(2)}-{h(2)}-{h(6)}{_digits(7)}"
+
+
+def _placeholder_receipt() -> str:
+    return f"{secrets.choice(string.ascii_uppercase)}{'0' * 9}"
+
+
 class Simulator:
-    """One simulated Daraja. Built and closed by the app's lifespan."""
+    """One simulated Daraja. Built and closed by the app's lifespan, which calls
+    :meth:`resume` once the event loop runs."""
 
     def __init__(self, settings: DarajaSimSettings) -> None:
         self.started_with = settings
-        self.settings = settings
-        self.scenarios = Scenarios()
+        self.books = Books(settings.database)
+        changes = self.books.get("settings", {})
+        self.settings = settings.model_copy(update=changes)
+        rules = [ScenarioRule.model_validate(r) for r in self.books.get("rules", [])]
+        self.scenarios = Scenarios(rules, self._rules_changed)
+        self.faults: list[FaultRule] = [
+            FaultRule.model_validate(f) for f in self.books.get("faults", [])
+        ]
         self.key = load_private_key(settings.private_key_path)
-        self.tokens: dict[str, Token] = {}
-        self.state = State(funds=settings.b2c_initial_funds)
+        self.tokens = {k: Token.model_validate_json(v) for k, v in self.books.all("token")}
+        self.state = self._load()
+        self._derive()
         self._calls: deque[float] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         # Callbacks go straight to their URL, never through a proxy from the environment.
         self._http = httpx.AsyncClient(timeout=settings.callback_timeout_secs, trust_env=False)
+
+    def _load(self) -> State:
+        books = self.books
+        return State(
+            stk={k: StkPayment.model_validate_json(v) for k, v in books.all("stk")},
+            payouts={k: Payout.model_validate_json(v) for k, v in books.all("payout")},
+            reversals={k: Reversal.model_validate_json(v) for k, v in books.all("reversal")},
+            held={k: Callback.model_validate_json(v) for k, v in books.all("held")},
+            requests=[RequestRecord.model_validate_json(r) for r in books.records("request")],
+            deliveries=[DeliveryRecord.model_validate_json(r) for r in books.records("delivery")],
+            funds=books.get("funds", self.settings.b2c_initial_funds),
+        )
+
+    def _derive(self) -> None:
+        """The lookups kept beside the books: receipts taken, phones with a prompt open."""
+        self._receipts = self.state.receipts()
+        self._open = {p.phone for p in self.state.stk.values() if p.result_code is None}
+        self._paid_at: dict[tuple[str, int], float] = {}
+        for p in self.state.stk.values():
+            if p.paid_at is not None:
+                key = (p.phone, p.amount)
+                self._paid_at[key] = max(p.paid_at, self._paid_at.get(key, 0.0))
+
+    def resume(self) -> int:
+        """Schedules the work the books hold (all of it, after a restart); returns how much."""
+        jobs = self.books.jobs()
+        for job_id, due, kind, data in jobs:
+            self._schedule(job_id, due, kind, data)
+        return len(jobs)
 
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._http.aclose()
+        self.books.close()
 
     def reset(self) -> None:
-        """Forgets payments, payouts, records, rules, pending callbacks and settings changes;
-        tokens stay valid."""
+        """Forgets payments, payouts, reversals, records, rules, faults, pending work and
+        settings changes; tokens stay valid."""
         for task in list(self._tasks):
             task.cancel()
         self.scenarios.clear()
+        self.faults = []
         self.settings = self.started_with
+        with self.books.step():
+            self.books.forget("stk", "payout", "reversal", "held")
+            self.books.forget_jobs()
+            self.books.forget_records()
+            self.books.unset("settings", "faults", "funds", "rules")
         self.state = State(funds=self.settings.b2c_initial_funds)
+        self._derive()
         self._calls.clear()
 
     def change_settings(self, changes: dict[str, Any]) -> DarajaSimSettings:
         """Changes timing and gateway settings while running (``reset`` restores them)."""
         self.settings = self.settings.model_copy(update=changes)
+        kept = self.books.get("settings", {})
+        self.books.set("settings", {**kept, **changes})
         return self.settings
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
+    def _rules_changed(self, rules: list[ScenarioRule]) -> None:
+        self.books.set("rules", [r.model_dump(mode="json") for r in rules])
+
+    # --- faults ------------------------------------------------------------------------------
+
+    def add_fault(self, fault: FaultRule) -> list[FaultRule]:
+        self.faults.append(fault)
+        self._faults_changed()
+        return list(self.faults)
+
+    def clear_faults(self) -> None:
+        self.faults = []
+        self._faults_changed()
+
+    def take_fault(self, path: str) -> FaultRule | None:
+        """The fault for this call, if any (the oldest first), counted down."""
+        for fault in self.faults:
+            if fault.path is None or fault.path == path:
+                if fault.count is not None:
+                    fault.count -= 1
+                    if fault.count == 0:
+                        self.faults.remove(fault)
+                self._faults_changed()
+                return fault
+        return None
+
+    def _faults_changed(self) -> None:
+        self.books.set("faults", [f.model_dump(mode="json") for f in self.faults])
+
+    # --- work that waits for its time ------------------------------------------------------
+
+    def _enqueue(self, due: float, kind: str, data: dict[str, Any]) -> None:
+        job_id = self.books.add_job(due, kind, data)
+        self._schedule(job_id, due, kind, data)
+
+    def _schedule(self, job_id: int, due: float, kind: str, data: dict[str, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._run_job(job_id, due, kind, data))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def record_request(self, method: str, path: str, body: Any, status: int, response: Any) -> None:
-        self.state.requests.append(
-            RequestRecord(
-                method=method,
-                path=path,
-                body=body,
-                status=status,
-                response=response,
-                at=time.time(),
-            )
+    async def _run_job(self, job_id: int, due: float, kind: str, data: dict[str, Any]) -> None:
+        await asyncio.sleep(max(0.0, due - time.time()))
+        if kind == "send":
+            await self._post(Callback.model_validate(data["callback"]))
+            self.books.finish_job(job_id)
+            await self.release()
+            return
+        if kind == "release":
+            self.books.finish_job(job_id)
+            await self.release(data["held"])
+            return
+        with self.books.step():
+            if kind == "stk_decide":
+                self._decide_stk_job(data["checkout"])
+            elif kind == "b2c_decide":
+                self._decide_b2c_job(data["originator"])
+            elif kind == "reversal_decide":
+                self._decide_reversal_job(data["conversation"])
+            elif kind == "status":
+                self._answer_status(**data)
+            self.books.finish_job(job_id)
+
+    def _send_later(self, callback: Callback, delay_secs: float = 0.0) -> None:
+        self._enqueue(time.time() + delay_secs, "send", {"callback": callback.model_dump()})
+
+    def _deliver(self, callback: Callback, mode: Delivery) -> None:
+        """Plans a callback's delivery the way ``mode`` says (inside a step)."""
+        settings = self.settings
+        if mode is Delivery.drop:
+            self._record(callback, "dropped")
+        elif mode is Delivery.duplicate:
+            self._send_later(callback)
+            self._send_later(callback, settings.duplicate_gap_secs)
+        elif mode is Delivery.delay:
+            self._send_later(callback, settings.long_delay_secs)
+        elif mode is Delivery.reorder:
+            hold = secrets.token_hex(8)
+            self.state.held[hold] = callback
+            self.books.put("held", hold, callback.model_dump_json())
+            self._enqueue(time.time() + settings.long_delay_secs, "release", {"held": hold})
+        else:
+            self._send_later(callback)
+
+    async def release(self, hold: str | None = None) -> int:
+        """Sends held (``reorder``) callbacks: this one, or all; returns how many were sent."""
+        held = self.state.held
+        chosen = [(k, c) for k, c in held.items() if hold is None or k == hold]
+        for k, _ in chosen:
+            del held[k]
+        for k, c in chosen:
+            await self._post(c)
+            with self.books.step():
+                self.books.remove("held", k)
+                self.books.finish_jobs_about("release", "held", k)
+        return len(chosen)
+
+    async def _send_now(self, callback: Callback) -> None:
+        """Posts a callback, then whatever ``reorder`` held back before it."""
+        await self._post(callback)
+        await self.release()
+
+    async def _post(self, callback: Callback) -> None:
+        try:
+            reply = await self._http.post(callback.url, json=callback.body)
+        except httpx.HTTPError as e:
+            self._record(callback, "failed", error=f"{type(e).__name__}: {e}")
+        else:
+            self._record(callback, "delivered", http_status=reply.status_code)
+
+    def _record(
+        self,
+        callback: Callback,
+        outcome: Literal["delivered", "failed", "dropped"],
+        *,
+        http_status: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        record = DeliveryRecord(
+            kind=callback.kind,
+            reference=callback.reference,
+            url=callback.url,
+            body=callback.body,
+            outcome=outcome,
+            http_status=http_status,
+            error=error,
+            at=time.time(),
         )
+        self.state.deliveries.append(record)
+        self.books.record("delivery", record.model_dump_json())
+
+    def record_request(self, method: str, path: str, body: Any, status: int, response: Any) -> None:
+        record = RequestRecord(
+            method=method, path=path, body=body, status=status, response=response, at=time.time()
+        )
+        self.state.requests.append(record)
+        self.books.record("request", record.model_dump_json())
+
+    def _delay(self, decide_after_secs: float | None) -> float:
+        if decide_after_secs is None:
+            return self.settings.callback_delay_secs
+        return decide_after_secs
+
+    def _receipt(self) -> str:
+        while True:
+            receipt = secrets.choice(string.ascii_uppercase) + "".join(
+                secrets.choice(_RECEIPT_CHARS) for _ in range(9)
+            )
+            if receipt not in self._receipts:
+                self._receipts.add(receipt)
+                return receipt
+
+    def _set_funds(self, funds: int) -> None:
+        self.state.funds = funds
+        self.books.set("funds", funds)
 
     # --- gateway ---------------------------------------------------------------------------
 
@@ -242,20 +508,32 @@ class Simulator:
         ):
             raise DarajaError(INVALID_AUTH, "Invalid Authentication passed")
         lifetime = self.settings.token_lifetime_secs
-        token = Token(secrets.token_urlsafe(21), time.monotonic() + lifetime)
-        self.tokens[token.value] = token
+        token = Token(value=secrets.token_urlsafe(21), expires_at=time.time() + lifetime)
+        with self.books.step():
+            if self.settings.single_token:
+                # Daraja's Authorization page: "each request invalidates the previous token".
+                for old in list(self.tokens):
+                    del self.tokens[old]
+                self.books.forget("token")
+            self.tokens[token.value] = token
+            self.books.put("token", token.value, token.model_dump_json())
         # Daraja says 3599 for its hour-long tokens, and says it as a string.
         return {"access_token": token.value, "expires_in": str(max(int(lifetime) - 1, 0))}
 
-    def check_token(self, authorization: str | None) -> None:
+    def check_token(self, authorization: str | None, path: str = "") -> None:
         scheme, _, value = (authorization or "").partition(" ")
         token = self.tokens.get(value) if scheme.lower() == "bearer" else None
-        if token is None or time.monotonic() >= token.expires_at:
-            raise DarajaError(INVALID_TOKEN, "Invalid Access Token")
+        if token is None or time.time() >= token.expires_at:
+            code = self.settings.invalid_token_code
+            if code is None:
+                code = TS_INVALID_TOKEN if path == TRANSACTION_STATUS_PATH else INVALID_TOKEN
+            raise DarajaError(code, "Invalid Access Token")
 
     def expire_tokens(self) -> int:
-        for token in self.tokens.values():
-            token.expires_at = 0.0
+        with self.books.step():
+            for token in self.tokens.values():
+                token.expires_at = 0.0
+                self.books.put("token", token.value, token.model_dump_json())
         return len(self.tokens)
 
     # --- STK Push ----------------------------------------------------------------------------
@@ -270,6 +548,9 @@ class Simulator:
         if not hmac.compare_digest(password, expected):
             raise DarajaError(IN_PROCESS, "Wrong credentials")
 
+    def _url(self, body: dict[str, Any], field: str) -> str:
+        return url(body, field, block_words=self.settings.block_callback_words)
+
     async def stk_push(self, body: dict[str, Any]) -> dict[str, str]:
         self._check_password(body)
         choice(body, "TransactionType", TRANSACTION_TYPES)
@@ -277,10 +558,10 @@ class Simulator:
         msisdn(body, "PartyA")
         shortcode(body, "PartyB")
         phone = msisdn(body, "PhoneNumber")
-        callback_url = url(body, "CallBackURL", block_words=self.settings.block_callback_words)
+        callback_url = self._url(body, "CallBackURL")
         reference = text(body, "AccountReference", max_len=12)
         text(body, "TransactionDesc", max_len=13)
-        if phone in self.state.in_process:
+        if phone in self._open:
             raise DarajaError(
                 IN_PROCESS,
                 "Unable to lock subscriber, a transaction is already in process for the current "
@@ -296,13 +577,17 @@ class Simulator:
             callback_url=callback_url,
             plan=self.scenarios.stk(phone),
         )
-        self.state.stk[payment.checkout_request_id] = payment
-        self.state.in_process[phone] = payment.checkout_request_id
+        with self.books.step():
+            self.state.stk[payment.checkout_request_id] = payment
+            self._open.add(phone)
+            if payment.plan.delivery is Delivery.early:
+                self._decide_stk(payment)
+            else:
+                due = time.time() + self._delay(payment.plan.decide_after_secs)
+                self._enqueue(due, "stk_decide", {"checkout": payment.checkout_request_id})
+            self._save_stk(payment)
         if payment.plan.delivery is Delivery.early:
-            self._decide_stk(payment)
-            await self._send(self._stk_callback(payment))
-        else:
-            self._spawn(self._run_stk(payment))
+            await self._send_now(self._stk_callback(payment))
         return {
             "MerchantRequestID": payment.merchant_request_id,
             "CheckoutRequestID": payment.checkout_request_id,
@@ -311,39 +596,31 @@ class Simulator:
             "CustomerMessage": "Success. Request accepted for processing",
         }
 
-    def _delay(self, decide_after_secs: float | None) -> float:
-        if decide_after_secs is None:
-            return self.settings.callback_delay_secs
-        return decide_after_secs
+    def _save_stk(self, payment: StkPayment) -> None:
+        self.books.put("stk", payment.checkout_request_id, payment.model_dump_json())
 
-    async def _run_stk(self, payment: StkPayment) -> None:
-        await asyncio.sleep(self._delay(payment.plan.decide_after_secs))
+    def _decide_stk_job(self, checkout: str) -> None:
+        payment = self.state.stk.get(checkout)
+        if payment is None or payment.result_code is not None:
+            return
         self._decide_stk(payment)
-        await self._deliver(self._stk_callback(payment), payment.plan.delivery)
-
-    def _receipt(self) -> str:
-        while True:
-            receipt = secrets.choice(string.ascii_uppercase) + "".join(
-                secrets.choice(_RECEIPT_CHARS) for _ in range(9)
-            )
-            if receipt not in self.state.receipts:
-                self.state.receipts.add(receipt)
-                return receipt
+        self._deliver(self._stk_callback(payment), payment.plan.delivery)
 
     def _decide_stk(self, payment: StkPayment) -> None:
         code = payment.plan.result_code
         window = self.settings.same_amount_window_secs
-        key = (payment.phone, payment.amount)
-        paid_at = self.state.paid_amounts.get(key)
-        if code == 0 and window > 0 and paid_at is not None and time.monotonic() - paid_at < window:
+        now = time.time()
+        paid_at = self._paid_at.get((payment.phone, payment.amount))
+        if code == 0 and window > 0 and paid_at is not None and now - paid_at < window:
             code = 17
         payment.result_code = code
+        self._open.discard(payment.phone)
         if code == 0:
             payment.receipt = self._receipt()
             payment.transaction_date = int(f"{now_nairobi():%Y%m%d%H%M%S}")
-            self.state.paid_amounts[key] = time.monotonic()
-        if self.state.in_process.get(payment.phone) == payment.checkout_request_id:
-            del self.state.in_process[payment.phone]
+            payment.paid_at = now
+            self._paid_at[(payment.phone, payment.amount)] = now
+        self._save_stk(payment)
 
     def _stk_callback(self, payment: StkPayment) -> Callback:
         code = payment.result_code
@@ -368,10 +645,10 @@ class Simulator:
                 ]
             }
         return Callback(
-            "stk",
-            payment.checkout_request_id,
-            payment.callback_url,
-            {"Body": {"stkCallback": result}},
+            kind="stk",
+            reference=payment.checkout_request_id,
+            url=payment.callback_url,
+            body={"Body": {"stkCallback": result}},
         )
 
     def stk_query(self, body: dict[str, Any]) -> dict[str, str]:
@@ -381,6 +658,17 @@ class Simulator:
         if payment is None:
             raise invalid("CheckoutRequestID")
         if payment.result_code is None:
+            style = payment.plan.pending_reply or self.settings.stk_query_pending
+            if style == "4999":
+                # The sandbox, as recorded in a public integration note.
+                return {
+                    "ResponseCode": "0",
+                    "ResponseDescription": QUERY_ACCEPTED,
+                    "MerchantRequestID": payment.merchant_request_id,
+                    "CheckoutRequestID": payment.checkout_request_id,
+                    "ResultCode": "4999",
+                    "ResultDesc": STILL_PROCESSING,
+                }
             raise DarajaError(IN_PROCESS, "The transaction is being processed")
         return {
             "ResponseCode": "0",
@@ -415,20 +703,21 @@ class Simulator:
             raise invalid("PartyA")
         phone = msisdn(body, "PartyB")
         text(body, "Remarks", min_len=2, max_len=100)
-        timeout_url = url(body, "QueueTimeOutURL")
-        result_url = url(body, "ResultURL")
+        timeout_url = self._url(body, "QueueTimeOutURL")
+        result_url = self._url(body, "ResultURL")
         occassion = optional_text(body, "Occassion", max_len=100)
         if originator in self.state.payouts:
-            raise DarajaError(
-                IN_PROCESS, "Duplicate OriginatorConversationID: the request was already received"
-            )
+            # Daraja's B2C page, its sample error response.
+            raise DarajaError(DUPLICATE, "Duplicate OriginatorConversationID.")
         initiator_ok = self._initiator_ok(name, credential)
         plan = self.scenarios.b2c(phone)
         if not initiator_ok:
-            plan = B2cPlan(2001, plan.delivery, decide_after_secs=plan.decide_after_secs)
+            plan = plan.model_copy(update={"result_code": 2001})
+        ids = plan.result_ids or self.settings.b2c_result_ids
         payout = Payout(
             originator_conversation_id=originator,
-            conversation_id=f"AG_{now_nairobi():%Y%m%d}_{secrets.token_hex(10)}",
+            conversation_id=_conversation_id(),
+            daraja_originator_id=_daraja_originator_id() if ids == "daraja" else "",
             phone=phone,
             amount=shillings,
             command_id=command,
@@ -437,8 +726,12 @@ class Simulator:
             occassion=occassion,
             plan=plan,
         )
-        self.state.payouts[originator] = payout
-        self._spawn(self._run_b2c(payout))
+        with self.books.step():
+            self.state.payouts[originator] = payout
+            self._save_payout(payout)
+            due = time.time() + self._delay(plan.decide_after_secs)
+            self._enqueue(due, "b2c_decide", {"originator": originator})
+        # The reply echoes the request's id (Daraja's B2C page); only results may not.
         return {
             "ConversationID": payout.conversation_id,
             "OriginatorConversationID": originator,
@@ -446,8 +739,13 @@ class Simulator:
             "ResponseDescription": ACCEPTED,
         }
 
-    async def _run_b2c(self, payout: Payout) -> None:
-        await asyncio.sleep(self._delay(payout.plan.decide_after_secs))
+    def _save_payout(self, payout: Payout) -> None:
+        self.books.put("payout", payout.originator_conversation_id, payout.model_dump_json())
+
+    def _decide_b2c_job(self, originator: str) -> None:
+        payout = self.state.payouts.get(originator)
+        if payout is None or payout.result_code is not None:
+            return
         plan = payout.plan
         code = plan.result_code
         if plan.queue_timeout:
@@ -459,28 +757,45 @@ class Simulator:
         if code == 0:
             payout.paid = True
             payout.transaction_id = self._receipt()
-            self.state.funds -= payout.amount
+            self._set_funds(self.state.funds - payout.amount)
         else:
-            payout.transaction_id = f"{secrets.choice(string.ascii_uppercase)}{'0' * 9}"
+            payout.transaction_id = _placeholder_receipt()
         payout.funds_after = self.state.funds
+        self._save_payout(payout)
         if plan.queue_timeout:
-            await self._send(self._queue_timeout(payout, "b2c_timeout", payout.queue_timeout_url))
+            notice = self._queue_timeout(
+                payout.result_originator_id,
+                payout.conversation_id,
+                payout.occassion,
+                "b2c_timeout",
+                payout.queue_timeout_url,
+                payout.originator_conversation_id,
+            )
+            self._send_later(notice)
         else:
-            await self._deliver(self._b2c_result(payout), plan.delivery)
+            self._deliver(self._b2c_result(payout), plan.delivery)
 
-    def _queue_timeout(self, payout: Payout, kind: CallbackKind, target: str) -> Callback:
+    @staticmethod
+    def _queue_timeout(
+        originator: str,
+        conversation: str,
+        occasion: str,
+        kind: CallbackKind,
+        target: str,
+        reference: str,
+    ) -> Callback:
         body = {
             "Result": {
                 "ResultType": 1,
                 "ResultCode": 1,
                 "ResultDesc": "The request timed out in the queue. Check the Transaction Status.",
-                "OriginatorConversationID": payout.originator_conversation_id,
-                "ConversationID": payout.conversation_id,
+                "OriginatorConversationID": originator,
+                "ConversationID": conversation,
                 "TransactionID": "",
-                "ReferenceData": {"ReferenceItem": {"Key": "Occassion", "Value": payout.occassion}},
+                "ReferenceData": {"ReferenceItem": {"Key": "Occassion", "Value": occasion}},
             }
         }
-        return Callback(kind, payout.originator_conversation_id, target, body)
+        return Callback(kind=kind, reference=reference, url=target, body=body)
 
     def _b2c_result(self, payout: Payout) -> Callback:
         code = payout.result_code
@@ -490,7 +805,7 @@ class Simulator:
             "ResultType": 0,
             "ResultCode": code,
             "ResultDesc": B2C_RESULTS.get(code, "The service request failed."),
-            "OriginatorConversationID": payout.originator_conversation_id,
+            "OriginatorConversationID": payout.result_originator_id,
             "ConversationID": payout.conversation_id,
             "TransactionID": payout.transaction_id,
         }
@@ -517,8 +832,160 @@ class Simulator:
                 "Value": payout.queue_timeout_url,
             }
         }
-        body = {"Result": result}
-        return Callback("b2c_result", payout.originator_conversation_id, payout.result_url, body)
+        return Callback(
+            kind="b2c_result",
+            reference=payout.originator_conversation_id,
+            url=payout.result_url,
+            body={"Result": result},
+        )
+
+    # --- Reversal ----------------------------------------------------------------------------
+
+    def reversal(self, body: dict[str, Any]) -> dict[str, str]:
+        """``POST /mpesa/reversal/v1/request``, as Daraja's Reversal page describes it."""
+        name = text(body, "Initiator", max_len=100)
+        credential = text(body, "SecurityCredential", max_len=4_096)
+        choice(body, "CommandID", ("TransactionReversal",))
+        receipt = text(body, "TransactionID", max_len=64)
+        shillings = amount(body, low=1, high=MAX_STK_AMOUNT)
+        if shortcode(body, "ReceiverParty") != self.settings.shortcode:
+            raise invalid("ReceiverParty")
+        if str(body.get("RecieverIdentifierType", "")) != REVERSAL_IDENTIFIER_TYPE:
+            raise invalid("RecieverIdentifierType")  # sic, as Daraja spells it
+        result_url = self._url(body, "ResultURL")
+        timeout_url = self._url(body, "QueueTimeOutURL")
+        remarks = text(body, "Remarks", min_len=2, max_len=100)
+        occasion = optional_text(body, "Occasion", max_len=100)
+        initiator_ok = self._initiator_ok(name, credential)
+        original = self._paid_stk(receipt)
+        # Not documented: the simulator reverses whole payments only.
+        if original is not None and shillings != original.amount:
+            raise invalid("Amount")
+        plan = self.scenarios.reversal(original.phone if original is not None else "")
+        rev = Reversal(
+            originator_conversation_id=_daraja_originator_id(),
+            conversation_id=_conversation_id(),
+            transaction_id=receipt,
+            amount=shillings,
+            phone=original.phone if original is not None else "",
+            result_url=result_url,
+            queue_timeout_url=timeout_url,
+            remarks=remarks,
+            occasion=occasion,
+            initiator_ok=initiator_ok,
+            plan=plan,
+        )
+        with self.books.step():
+            self.state.reversals[rev.conversation_id] = rev
+            self._save_reversal(rev)
+            due = time.time() + self._delay(plan.decide_after_secs)
+            self._enqueue(due, "reversal_decide", {"conversation": rev.conversation_id})
+        return {
+            "OriginatorConversationID": rev.originator_conversation_id,
+            "ConversationID": rev.conversation_id,
+            "ResponseCode": "0",
+            "ResponseDescription": ACCEPTED,
+        }
+
+    def _paid_stk(self, receipt: str) -> StkPayment | None:
+        for payment in self.state.stk.values():
+            if payment.receipt == receipt and payment.result_code == 0:
+                return payment
+        return None
+
+    def _save_reversal(self, rev: Reversal) -> None:
+        self.books.put("reversal", rev.conversation_id, rev.model_dump_json())
+
+    def _decide_reversal_job(self, conversation: str) -> None:
+        rev = self.state.reversals.get(conversation)
+        if rev is None or rev.result_code is not None:
+            return
+        plan = rev.plan
+        original = self._paid_stk(rev.transaction_id)
+        code: int | str
+        if not rev.initiator_ok:
+            code = 2001
+        elif plan.result_code is not None:
+            code = plan.result_code
+        elif original is None:
+            code = "R000002"
+        elif original.reversed_by is not None:
+            code = "R000001"
+        else:
+            code = 0
+        timed_out = plan.queue_timeout and not plan.paid_despite_timeout
+        done = code == 0 and original is not None and original.reversed_by is None
+        done = done and not timed_out
+        if timed_out:
+            code = 1037
+        elif code == 0 and not done:
+            code = "R000002"  # a rule said 0, but there is nothing to reverse
+        rev.result_code = code
+        rev.completed_at = now_nairobi()
+        if done:
+            assert original is not None
+            rev.reversed = True
+            rev.receipt = self._receipt()
+            original.reversed_by = rev.conversation_id
+            self._save_stk(original)
+        else:
+            rev.receipt = _placeholder_receipt()
+        self._save_reversal(rev)
+        if plan.queue_timeout:
+            notice = self._queue_timeout(
+                rev.originator_conversation_id,
+                rev.conversation_id,
+                rev.occasion,
+                "reversal_timeout",
+                rev.queue_timeout_url,
+                rev.conversation_id,
+            )
+            self._send_later(notice)
+        else:
+            self._deliver(self._reversal_result(rev, original), plan.delivery)
+
+    def _reversal_result(self, rev: Reversal, original: StkPayment | None) -> Callback:
+        code = rev.result_code
+        assert code is not None
+        assert rev.completed_at is not None
+        result: dict[str, Any] = {
+            "ResultType": 0,
+            "ResultCode": code,
+            "ResultDesc": REVERSAL_RESULTS.get(code, "The service request failed."),
+            "OriginatorConversationID": rev.originator_conversation_id,
+            "ConversationID": rev.conversation_id,
+            "TransactionID": rev.receipt,
+        }
+        if rev.reversed and original is not None:
+            result["ResultParameters"] = {
+                "ResultParameter": [
+                    {
+                        "Key": "DebitAccountBalance",
+                        "Value": "Utility Account|KES|1000000.00|1000000.00|0.00|0.00",
+                    },
+                    {"Key": "Amount", "Value": float(rev.amount)},
+                    {"Key": "TransCompletedTime", "Value": int(f"{rev.completed_at:%Y%m%d%H%M%S}")},
+                    {"Key": "OriginalTransactionID", "Value": rev.transaction_id},
+                    {"Key": "Charge", "Value": 0.0},
+                    {
+                        "Key": "CreditPartyPublicName",
+                        "Value": f"{original.phone} - {RECEIVER_NAME}",
+                    },
+                    {
+                        "Key": "DebitPartyPublicName",
+                        "Value": f"{self.settings.shortcode} - Nishati Test",
+                    },
+                ]
+            }
+        result["ReferenceData"] = {
+            "ReferenceItem": {"Key": "QueueTimeoutURL", "Value": rev.queue_timeout_url}
+        }
+        return Callback(
+            kind="reversal_result",
+            reference=rev.conversation_id,
+            url=rev.result_url,
+            body={"Result": result},
+        )
 
     # --- Transaction Status ------------------------------------------------------------------
 
@@ -527,25 +994,34 @@ class Simulator:
         credential = text(body, "SecurityCredential", max_len=4_096)
         choice(body, "CommandID", ("TransactionStatusQuery",))
         transaction_id = optional_text(body, "TransactionID", max_len=64)
-        original = optional_text(body, "OriginalConversationID", max_len=100) or optional_text(
-            body, "OriginatorConversationID", max_len=100
-        )
+        # The documented field only (Daraja's Transaction Status page); an
+        # ``OriginatorConversationID`` here is not read, as Daraja would not.
+        original = optional_text(body, "OriginalConversationID", max_len=100)
         if not transaction_id and not original:
             raise invalid("TransactionID")
         shortcode(body, "PartyA")
         choice(body, "IdentifierType", IDENTIFIER_TYPES)
-        result_url = url(body, "ResultURL")
-        url(body, "QueueTimeOutURL")
+        result_url = self._url(body, "ResultURL")
+        self._url(body, "QueueTimeOutURL")
         text(body, "Remarks", min_len=2, max_len=100)
         occasion = optional_text(body, "Occasion", max_len=100)
         initiator_ok = self._initiator_ok(name, credential)
-        conversation = f"AG_{now_nairobi():%Y%m%d}_{secrets.token_hex(10)}"
+        conversation = _conversation_id()
         own = f"{_digits(5)}-{_digits(8)}-1"
-        self._spawn(
-            self._run_status(
-                initiator_ok, transaction_id, original, result_url, conversation, own, occasion
+        with self.books.step():
+            self._enqueue(
+                time.time() + self.settings.callback_delay_secs,
+                "status",
+                {
+                    "initiator_ok": initiator_ok,
+                    "transaction_id": transaction_id,
+                    "original": original,
+                    "result_url": result_url,
+                    "conversation": conversation,
+                    "own": own,
+                    "occasion": occasion,
+                },
             )
-        )
         return {
             "OriginatorConversationID": own,
             "ConversationID": conversation,
@@ -553,21 +1029,29 @@ class Simulator:
             "ResponseDescription": ACCEPTED,
         }
 
-    def _find(self, transaction_id: str, original: str) -> Payout | StkPayment | None:
+    def _find(self, transaction_id: str, original: str) -> Payout | StkPayment | Reversal | None:
+        """A transaction by its receipt, or by any id of it: ours, Daraja's, the conversation."""
         for payout in self.state.payouts.values():
             if transaction_id and payout.paid and payout.transaction_id == transaction_id:
                 return payout
-            if original and original in (
+            ids = (
                 payout.originator_conversation_id,
                 payout.conversation_id,
-            ):
+                payout.daraja_originator_id,
+            )
+            if original and original in ids:
                 return payout
+        for rev in self.state.reversals.values():
+            if transaction_id and rev.reversed and rev.receipt == transaction_id:
+                return rev
+            if original and original in (rev.originator_conversation_id, rev.conversation_id):
+                return rev
         for payment in self.state.stk.values():
             if transaction_id and payment.receipt == transaction_id:
                 return payment
         return None
 
-    async def _run_status(
+    def _answer_status(
         self,
         initiator_ok: bool,
         transaction_id: str,
@@ -577,7 +1061,6 @@ class Simulator:
         own: str,
         occasion: str,
     ) -> None:
-        await asyncio.sleep(self.settings.callback_delay_secs)
         found = self._find(transaction_id, original)
         result: dict[str, Any] = {
             "ResultType": 0,
@@ -586,120 +1069,117 @@ class Simulator:
         }
         if not initiator_ok:
             result |= {"ResultCode": 2001, "ResultDesc": B2C_RESULTS[2001]}
-            result["TransactionID"] = f"{secrets.choice(string.ascii_uppercase)}{'0' * 9}"
+            result["TransactionID"] = _placeholder_receipt()
         elif isinstance(found, Payout) and (found.paid or found.result_code is None):
             result |= self._payout_status(found)
         elif isinstance(found, StkPayment) and found.result_code == 0:
             result |= self._stk_status(found)
+        elif isinstance(found, Reversal) and (found.reversed or found.result_code is None):
+            result |= self._reversal_status(found)
         else:
             result |= {"ResultCode": NOT_FOUND_CODE, "ResultDesc": NOT_FOUND_DESC}
-            result["TransactionID"] = f"{secrets.choice(string.ascii_uppercase)}{'0' * 9}"
+            result["TransactionID"] = _placeholder_receipt()
         result["ReferenceData"] = {"ReferenceItem": {"Key": "Occasion", "Value": occasion}}
         reference = original or transaction_id
-        await self._send(Callback("status_result", reference, result_url, {"Result": result}))
+        self._send_later(
+            Callback(
+                kind="status_result", reference=reference, url=result_url, body={"Result": result}
+            )
+        )
 
-    def _payout_status(self, payout: Payout) -> dict[str, Any]:
-        pending = payout.result_code is None
-        when = int(f"{(payout.completed_at or now_nairobi()):%Y%m%d%H%M%S}")
+    def _status(
+        self,
+        *,
+        status: str,
+        debit: str,
+        credit: str,
+        when: int,
+        amount: int,
+        receipt: str,
+        reason: str,
+        originator: str | None = None,
+        conversation: str | None = None,
+    ) -> dict[str, Any]:
         parameters: list[dict[str, Any]] = [
-            {"Key": "DebitPartyName", "Value": f"{self.settings.b2c_shortcode} - Nishati Test"},
-            {"Key": "CreditPartyName", "Value": f"{payout.phone[:8]}**** - {RECEIVER_NAME}"},
-            {"Key": "OriginatorConversationID", "Value": payout.originator_conversation_id},
+            {"Key": "DebitPartyName", "Value": debit},
+            {"Key": "CreditPartyName", "Value": credit},
+        ]
+        if originator is not None:
+            parameters.append({"Key": "OriginatorConversationID", "Value": originator})
+        parameters += [
             {"Key": "InitiatedTime", "Value": when},
             {"Key": "CreditPartyCharges"},
             {"Key": "DebitAccountType", "Value": "Utility Account"},
             {"Key": "TransactionReason"},
-            {"Key": "ReasonType", "Value": "Business Payment to Customer via API"},
-            {"Key": "TransactionStatus", "Value": "Pending" if pending else "Completed"},
+            {"Key": "ReasonType", "Value": reason},
+            {"Key": "TransactionStatus", "Value": status},
             {"Key": "FinalisedTime", "Value": when},
-            {"Key": "Amount", "Value": float(payout.amount)},
-            {"Key": "ConversationID", "Value": payout.conversation_id},
-            {"Key": "ReceiptNo", "Value": payout.transaction_id},
+            {"Key": "Amount", "Value": float(amount)},
         ]
+        if conversation is not None:
+            parameters.append({"Key": "ConversationID", "Value": conversation})
+        parameters.append({"Key": "ReceiptNo", "Value": receipt})
         return {
             "ResultCode": 0,
             "ResultDesc": STK_RESULTS[0],
-            "TransactionID": payout.transaction_id,
+            "TransactionID": receipt,
             "ResultParameters": {"ResultParameter": parameters},
         }
+
+    def _payout_status(self, payout: Payout) -> dict[str, Any]:
+        pending = payout.result_code is None
+        return self._status(
+            status="Pending" if pending else "Completed",
+            debit=f"{self.settings.b2c_shortcode} - Nishati Test",
+            credit=f"{payout.phone[:8]}**** - {RECEIVER_NAME}",
+            when=int(f"{(payout.completed_at or now_nairobi()):%Y%m%d%H%M%S}"),
+            amount=payout.amount,
+            receipt=payout.transaction_id,
+            reason="Business Payment to Customer via API",
+            # As M-Pesa knows it: Daraja's own id, when its results carry that.
+            originator=payout.result_originator_id,
+            conversation=payout.conversation_id,
+        )
 
     def _stk_status(self, payment: StkPayment) -> dict[str, Any]:
         assert payment.receipt is not None
-        parameters: list[dict[str, Any]] = [
-            {"Key": "DebitPartyName", "Value": f"{payment.phone[:8]}**** - {RECEIVER_NAME}"},
-            {"Key": "CreditPartyName", "Value": f"{self.settings.shortcode} - Nishati Test"},
-            {"Key": "InitiatedTime", "Value": payment.transaction_date},
-            {"Key": "TransactionStatus", "Value": "Completed"},
-            {"Key": "FinalisedTime", "Value": payment.transaction_date},
-            {"Key": "Amount", "Value": float(payment.amount)},
-            {"Key": "ReceiptNo", "Value": payment.receipt},
-        ]
-        return {
-            "ResultCode": 0,
-            "ResultDesc": STK_RESULTS[0],
-            "TransactionID": payment.receipt,
-            "ResultParameters": {"ResultParameter": parameters},
-        }
-
-    # --- delivery ----------------------------------------------------------------------------
-
-    async def _deliver(self, callback: Callback, mode: Delivery) -> None:
-        if mode is Delivery.drop:
-            self._record(callback, "dropped")
-        elif mode is Delivery.duplicate:
-            await self._send(callback)
-            await asyncio.sleep(self.settings.duplicate_gap_secs)
-            await self._send(callback)
-        elif mode is Delivery.delay:
-            await asyncio.sleep(self.settings.long_delay_secs)
-            await self._send(callback)
-        elif mode is Delivery.reorder:
-            self.state.held.append(callback)
-            await asyncio.sleep(self.settings.long_delay_secs)
-            await self.release(callback)
-        else:
-            await self._send(callback)
-
-    async def release(self, callback: Callback | None = None) -> int:
-        """Sends held (``reorder``) callbacks: this one, or all; returns how many were sent."""
-        held = self.state.held
-        chosen = [c for c in held if callback is None or c is callback]
-        for c in chosen:
-            held.remove(c)
-        for c in chosen:
-            await self._post(c)
-        return len(chosen)
-
-    async def _send(self, callback: Callback) -> None:
-        """Posts a callback, then whatever ``reorder`` held back before it."""
-        await self._post(callback)
-        await self.release()
-
-    async def _post(self, callback: Callback) -> None:
-        try:
-            reply = await self._http.post(callback.url, json=callback.body)
-        except httpx.HTTPError as e:
-            self._record(callback, "failed", error=f"{type(e).__name__}: {e}")
-        else:
-            self._record(callback, "delivered", http_status=reply.status_code)
-
-    def _record(
-        self,
-        callback: Callback,
-        outcome: Literal["delivered", "failed", "dropped"],
-        *,
-        http_status: int | None = None,
-        error: str | None = None,
-    ) -> None:
-        self.state.deliveries.append(
-            DeliveryRecord(
-                kind=callback.kind,
-                reference=callback.reference,
-                url=callback.url,
-                body=callback.body,
-                outcome=outcome,
-                http_status=http_status,
-                error=error,
-                at=time.time(),
-            )
+        assert payment.transaction_date is not None
+        return self._status(
+            status="Completed",
+            debit=f"{payment.phone[:8]}**** - {RECEIVER_NAME}",
+            credit=f"{self.settings.shortcode} - Nishati Test",
+            when=payment.transaction_date,
+            amount=payment.amount,
+            receipt=payment.receipt,
+            reason="Pay Bill Online",
         )
+
+    def _reversal_status(self, rev: Reversal) -> dict[str, Any]:
+        return self._status(
+            status="Pending" if rev.result_code is None else "Completed",
+            debit=f"{self.settings.shortcode} - Nishati Test",
+            credit=f"{rev.phone[:8]}**** - {RECEIVER_NAME}",
+            when=int(f"{(rev.completed_at or now_nairobi()):%Y%m%d%H%M%S}"),
+            amount=rev.amount,
+            receipt=rev.receipt,
+            reason="Reversal",
+            originator=rev.originator_conversation_id,
+            conversation=rev.conversation_id,
+        )
+
+    # --- inspection ---------------------------------------------------------------------------
+
+    def transactions(self) -> dict[str, Any]:
+        state = self.state
+        return {
+            "stk": [p.model_dump(mode="json") for p in state.stk.values()],
+            "payouts": [p.model_dump(mode="json") for p in state.payouts.values()],
+            "reversals": [r.model_dump(mode="json") for r in state.reversals.values()],
+            "held": [{"hold": k, **c.model_dump(mode="json")} for k, c in state.held.items()],
+            "pending_work": [
+                {"due": due, "kind": kind, **({} if kind == "send" else data)}
+                for _, due, kind, data in self.books.jobs()
+            ],
+            "tokens": len(self.tokens),
+            "funds": state.funds,
+        }

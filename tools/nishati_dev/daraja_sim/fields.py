@@ -20,15 +20,18 @@ INVALID_FIELD = "400.002.02"
 INVALID_TOKEN = "404.001.03"  # noqa: S105 (an error code)
 INVALID_AUTH = "400.008.01"
 INVALID_GRANT = "400.008.02"
+TS_INVALID_TOKEN = "400.003.01"  # noqa: S105 (Transaction Status's own code for it)
 IN_PROCESS = "500.001.1001"
+DUPLICATE = "500.002.1001"
 SPIKE_ARREST = "500.003.02"
 
 # [0-9], not \d: \d also matches Arabic-Indic and full-width digits, which Daraja refuses.
 MSISDN = re.compile(r"254[17][0-9]{8}")
 SHORTCODE = re.compile(r"[0-9]{5,9}")
 TIMESTAMP = re.compile(r"[0-9]{14}")
-# Daraja's documented advice: CallBackURLs with these words are refused.
-BLOCKED_URL_WORDS = ("m-pesa", "safaricom", "exe", "exec", "cmd", "sql", "query")
+# Daraja's documented advice (C2B and Register URL pages): URLs with "M-PESA, M-Pesa, mpesa,
+# Safaricom, exe, exec, cmd, sql, query, or any of their variants" are refused.
+BLOCKED_URL_WORDS = ("m-pesa", "m_pesa", "mpesa", "safaricom", "exe", "exec", "cmd", "sql", "query")
 
 MAX_STK_AMOUNT = 250_000
 MIN_B2C_AMOUNT = 10

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -84,6 +85,31 @@ class DarajaSimSettings(BaseSettings):
     )
     callback_amount_as_float: bool = Field(
         default=True, description="Render the callback Amount as 1.0, as Daraja often does"
+    )
+    database: Path | None = Field(
+        default=None,
+        description="SQLite file of the books (payments, payouts, reversals, tokens, callbacks "
+        "due); a restart keeps them. Unset: in memory, gone on exit",
+    )
+    stk_query_pending: Literal["500.001.1001", "4999"] = Field(
+        default="500.001.1001",
+        description="STK Query of an undecided payment: HTTP 500 500.001.1001, or HTTP 200 "
+        "ResultCode 4999 as the sandbox answers",
+    )
+    b2c_result_ids: Literal["ours", "daraja"] = Field(
+        default="ours",
+        description="B2C results' OriginatorConversationID: the request's, or one Daraja made "
+        "up (as its result samples show)",
+    )
+    single_token: bool = Field(
+        default=False,
+        description="Each new token invalidates the earlier ones, as Daraja documents",
+    )
+    invalid_token_code: str | None = Field(
+        default=None,
+        description="errorCode for a bad token on every API; unset: each API's documented one "
+        "(404.001.03; Transaction Status 400.003.01)",
+        pattern=r"^[0-9]{3}\.[0-9]{3}(\.[0-9]{2,4})?$",
     )
 
     @field_validator("host")
