@@ -539,7 +539,7 @@ class NishatiClient:
         self.program = NishatiProgram(program_id)
 
     async def _send(self, ix: Instruction, payer: Keypair, *signers: Keypair) -> TxOutcome:
-        return await self.chain.send([ix], _signers(payer, *signers))
+        return await self._send_all([ix], payer, *signers)
 
     async def _send_all(
         self, instructions: Sequence[Instruction], payer: Keypair, *signers: Keypair

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
 from solders.account import Account
@@ -30,73 +30,31 @@ from nishati_client.readings import (
     market_tag,
     sign,
 )
-from nishati_client.trading import Offer, Trade
+from nishati_client.trading import Trade
 from nishati_dev.sandbox import Harness
 from tests.program.scenario import (
     MAX_PRICE,
     MIN_PRICE,
+    OFFER_WH,
+    PRICE,
+    SELLER_WH,
+    TRADE_WH,
     Member,
     Meter,
-    OpenMarket,
+    World,
     config_with,
     digest,
     open_market,
     refused,
     set_time,
     snapshot,
+    world_in,
 )
-
-SELLER_WH = 5_000
-OFFER_WH = 3_000
-TRADE_WH = 1_000
-PRICE = 2_000
-
-
-@dataclass
-class World:
-    """A market with a seller holding energy, an offer, a custodial buyer's pending trade, and
-    a stranger who may act for none of them."""
-
-    h: Harness
-    market: OpenMarket
-    seller: Member
-    buyer: Member
-    offer: Offer
-    trade: Trade
-    stranger: Keypair
-
-    @property
-    def accounts(self) -> list[Pubkey]:
-        """Every account of the world, watched for changes."""
-        program = self.h.client.program
-        members = [
-            address
-            for m in (self.seller, self.buyer)
-            for address in (
-                m.address,
-                m.energy_account,
-                program.meter_record_address(self.market.address, m.meter.public_key),
-            )
-        ]
-        market = [self.market.address, self.market.energy_mint]
-        return [*market, *members, self.offer.address, self.offer.escrow, self.trade.address]
-
-    async def expect(self, error: str, action: Callable[[], Awaitable[object]]) -> None:
-        await refused(self.h, error, self.accounts, action)
-
-    async def send(self, instructions: list[Instruction], signer: Keypair) -> None:
-        await self.h.chain.send(instructions, [self.h.payer, signer])
 
 
 @pytest.fixture
 async def world(litesvm: Harness) -> World:
-    market = await open_market(litesvm)
-    seller = await market.register()
-    await market.mint(seller, SELLER_WH)
-    buyer = await market.register(custodial=True)
-    offer = await market.offer(seller, OFFER_WH, PRICE)
-    trade = await market.open_trade(offer, buyer, TRADE_WH)
-    return World(litesvm, market, seller, buyer, offer, trade, Keypair())
+    return await world_in(litesvm, World)
 
 
 def swap_account(ix: Instruction, old: Pubkey, new: Pubkey) -> Instruction:

@@ -4,9 +4,6 @@ named error, and changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from solders.instruction import AccountMeta, Instruction
@@ -14,70 +11,53 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from nishati_client.ed25519 import Signed, ed25519_instruction
-from nishati_client.errors import NishatiProgramError
 from nishati_client.market import MarketUpdate
-from nishati_client.program import NishatiProgram
 from nishati_client.readings import Reading, SignedReading, sign
 from nishati_client.registration import registration_message
-from nishati_client.trading import Offer, Trade
 from nishati_dev.sandbox import Harness, config_with, set_time
-from tests.program.scenario import Member, Meter, OpenMarket, digest, open_market, refused
+from tests.program import scenario
+from tests.program.scenario import (
+    OFFER_WH,
+    PRICE,
+    TRADE_WH,
+    Member,
+    Meter,
+    digest,
+    refused,
+    world_in,
+)
 
 WATTS = 10_000
-SELLER_WH = 5_000
-OFFER_WH = 3_000
-TRADE_WH = 1_000
-PRICE = 2_000
 GRACE_SECS = 600
 OPEN_TRADES = 2
 DAILY_CAP_WH = 50_000
 
 
-@dataclass
-class World:
-    """A market (10 kW export limit, two open trades per buyer) with a seller holding energy,
-    an offer, a custodial buyer with a pending trade, and a stranger who may act for none."""
-
-    h: Harness
-    market: OpenMarket
-    seller: Member
-    buyer: Member
-    offer: Offer
-    trade: Trade
-    stranger: Keypair
-
-    @property
-    def program(self) -> NishatiProgram:
-        return self.h.client.program
+class World(scenario.World):
+    """The attack suites' world on a market with a 10 kW export limit, two open trades per
+    buyer and a 50 kWh daily cap; its installer's record is watched too."""
 
     @property
     def accounts(self) -> list[Pubkey]:
-        """Every account of the world, watched for changes."""
-        members = [
-            address
-            for m in (self.seller, self.buyer)
-            for address in (
-                m.address,
-                m.energy_account,
-                self.program.meter_record_address(self.market.address, m.meter.public_key),
-            )
-        ]
         installer = self.program.installer_record_address(
             self.market.address, self.market.installer.pubkey()
         )
-        market = [self.market.address, self.market.energy_mint, installer]
-        return [*market, *members, self.offer.address, self.offer.escrow, self.trade.address]
+        return [*super().accounts, installer]
 
-    async def expect(
-        self,
-        error: str,
-        action: Callable[[], Awaitable[object]],
-        watched: list[Pubkey] | None = None,
-    ) -> NishatiProgramError:
-        return await refused(self.h, error, [*self.accounts, *(watched or [])], action)
-
-    async def send(self, instructions: list[Instruction], *signers: Keypair) -> None:
-        await self.h.chain.send(instructions, [self.h.payer, *signers])
+    def trade_open(
+        self, buyer: Member, wh: int, payment_ref_hash: bytes, trade_index: int
+    ) -> Instruction:
+        """``buyer``'s ``trade_open`` of the world's offer at ``trade_index``, not sent."""
+        return self.program.trade_open(
+            payer=self.h.payer.pubkey(),
+            authority=buyer.authority.pubkey(),
+            market=self.market.address,
+            offer=self.offer.address,
+            buyer=buyer.address,
+            wh=wh,
+            payment_ref_hash=payment_ref_hash,
+            trade_index=trade_index,
+        )
 
 
 @pytest.fixture
@@ -88,13 +68,7 @@ async def w(litesvm: Harness) -> World:
         max_open_trades_per_buyer=OPEN_TRADES,
         daily_mint_cap_wh=DAILY_CAP_WH,
     )
-    market = await open_market(litesvm, config=config)
-    seller = await market.register()
-    await market.mint(seller, SELLER_WH)
-    buyer = await market.register(custodial=True)
-    offer = await market.offer(seller, OFFER_WH, PRICE)
-    trade = await market.open_trade(offer, buyer, TRADE_WH)
-    return World(litesvm, market, seller, buyer, offer, trade, Keypair())
+    return await world_in(litesvm, World, config)
 
 
 def registration(
@@ -431,16 +405,7 @@ async def test_a_closed_trades_address_is_never_opened_again(w: World) -> None:
     offer = await w.h.client.offer(w.offer.address)
     assert offer.next_trade_index == 1
     attacker = await w.market.register()
-    reuse = w.program.trade_open(
-        payer=w.h.payer.pubkey(),
-        authority=attacker.authority.pubkey(),
-        market=w.market.address,
-        offer=w.offer.address,
-        buyer=attacker.address,
-        wh=OFFER_WH - TRADE_WH,
-        payment_ref_hash=w.trade.payment_ref_hash,
-        trade_index=0,
-    )
+    reuse = w.trade_open(attacker, OFFER_WH - TRADE_WH, w.trade.payment_ref_hash, 0)
     await w.expect(
         "StaleTradeIndex",
         lambda: w.send([reuse], attacker.authority),
@@ -451,16 +416,7 @@ async def test_a_closed_trades_address_is_never_opened_again(w: World) -> None:
         AccountMeta(w.trade.address, m.is_signer, m.is_writable)
         if m.pubkey == w.program.trade_address(w.offer.address, 1)
         else m
-        for m in w.program.trade_open(
-            payer=w.h.payer.pubkey(),
-            authority=attacker.authority.pubkey(),
-            market=w.market.address,
-            offer=w.offer.address,
-            buyer=attacker.address,
-            wh=1,
-            payment_ref_hash=digest("x"),
-            trade_index=1,
-        ).accounts
+        for m in w.trade_open(attacker, 1, digest("x"), 1).accounts
     ]
     swapped = Instruction(reuse.program_id, bytes(reuse.data), metas)
     await w.expect(
@@ -469,16 +425,7 @@ async def test_a_closed_trades_address_is_never_opened_again(w: World) -> None:
 
 
 async def test_trade_open_checks_the_bump_it_is_given(w: World) -> None:
-    honest = w.program.trade_open(
-        payer=w.h.payer.pubkey(),
-        authority=w.buyer.authority.pubkey(),
-        market=w.market.address,
-        offer=w.offer.address,
-        buyer=w.buyer.address,
-        wh=10,
-        payment_ref_hash=digest("bump"),
-        trade_index=1,
-    )
+    honest = w.trade_open(w.buyer, 10, digest("bump"), 1)
     data = bytearray(bytes(honest.data))
     data[-1] = (data[-1] - 1) % 256
     wrong_bump = Instruction(honest.program_id, bytes(data), honest.accounts)
@@ -537,16 +484,7 @@ async def test_the_oracle_settles_a_paid_trade_inside_the_grace(w: World) -> Non
 
 async def test_a_buyer_holds_at_most_the_markets_open_trades(w: World) -> None:
     second = await w.market.open_trade(w.offer, w.buyer, 10)
-    third = w.program.trade_open(
-        payer=w.h.payer.pubkey(),
-        authority=w.buyer.authority.pubkey(),
-        market=w.market.address,
-        offer=w.offer.address,
-        buyer=w.buyer.address,
-        wh=10,
-        payment_ref_hash=digest("third"),
-        trade_index=2,
-    )
+    third = w.trade_open(w.buyer, 10, digest("third"), 2)
     assert (await w.market.household(w.buyer)).open_trades == OPEN_TRADES
     await w.expect(
         "TooManyOpenTrades",
@@ -652,18 +590,7 @@ async def duplicate_cases(w: World) -> list[tuple[str, list[Instruction], list[K
         ),
         (
             "trade_open",
-            [
-                p.trade_open(
-                    payer=payer,
-                    authority=w.buyer.authority.pubkey(),
-                    market=m.address,
-                    offer=w.offer.address,
-                    buyer=w.buyer.address,
-                    wh=1,
-                    payment_ref_hash=digest("dup"),
-                    trade_index=1,
-                )
-            ],
+            [w.trade_open(w.buyer, 1, digest("dup"), 1)],
             [w.buyer.authority],
         ),
         (

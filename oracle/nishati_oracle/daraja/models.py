@@ -210,14 +210,18 @@ class _Wire(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-_SIGNED_DIGITS = re.compile(r"-?[0-9]+")
+def _digits_code(value: str) -> int | None:
+    """A code written in ASCII digits (``"0"``, ``"-1"``, ``"1032"``) as its number; ``None``
+    for anything else. Pydantic's own int parsing would also take ``"1_000"``, ``"+5"`` and
+    ``"1.0"``."""
+    text = value.strip()
+    return int(text) if ascii_digits(text.removeprefix("-")) else None
 
 
 def _numeric_code(value: object) -> object:
-    """An integer ``ResultCode`` written as a number or as ASCII digits (``0``, ``"1032"``);
-    pydantic's own int parsing would also take ``"1_000"``, ``"+5"`` and ``"1.0"``."""
-    if isinstance(value, str) and _SIGNED_DIGITS.fullmatch(value.strip()):
-        return int(value)
+    """An integer ``ResultCode`` written as a number or as ASCII digits (``0``, ``"1032"``)."""
+    if isinstance(value, str) and (number := _digits_code(value)) is not None:
+        return number
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("a ResultCode is a whole number, as a number or in the digits 0-9")
     return value
@@ -281,10 +285,9 @@ class _ResultWire(_Wire):
         """Numeric codes as ints, whichever way they were written; others (``SFC_IC0003``)
         stay text. A number in digits other than 0-9 is refused, not kept as a text code."""
         if isinstance(value, str):
-            number = value.strip().removeprefix("-")
-            if ascii_digits(number):
-                return int(value)
-            if number.isdigit():
+            if (number := _digits_code(value)) is not None:
+                return number
+            if value.strip().removeprefix("-").isdigit():
                 raise ValueError("a numeric code must be written in the digits 0-9")
         return value
 

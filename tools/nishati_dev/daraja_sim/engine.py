@@ -238,6 +238,20 @@ def _daraja_originator_id() -> str:
     return f"{h(2)}-{h(2)}-{h(2)}-{h(6)}{_digits(7)}"
 
 
+def _result_callback(
+    kind: CallbackKind,
+    reference: str,
+    url: str,
+    result: dict[str, Any],
+    reference_item: tuple[str, str],
+) -> Callback:
+    """A result in Daraja's envelope (``{"Result": ...}``), its one ``ReferenceData`` item last,
+    as Daraja's samples order them."""
+    key, value = reference_item
+    result["ReferenceData"] = {"ReferenceItem": {"Key": key, "Value": value}}
+    return Callback(kind=kind, reference=reference, url=url, body={"Result": result})
+
+
 def _placeholder_receipt() -> str:
     return f"{secrets.choice(string.ascii_uppercase)}{'0' * 9}"
 
@@ -784,18 +798,15 @@ class Simulator:
         target: str,
         reference: str,
     ) -> Callback:
-        body = {
-            "Result": {
-                "ResultType": 1,
-                "ResultCode": 1,
-                "ResultDesc": "The request timed out in the queue. Check the Transaction Status.",
-                "OriginatorConversationID": originator,
-                "ConversationID": conversation,
-                "TransactionID": "",
-                "ReferenceData": {"ReferenceItem": {"Key": "Occassion", "Value": occasion}},
-            }
+        result: dict[str, Any] = {
+            "ResultType": 1,
+            "ResultCode": 1,
+            "ResultDesc": "The request timed out in the queue. Check the Transaction Status.",
+            "OriginatorConversationID": originator,
+            "ConversationID": conversation,
+            "TransactionID": "",
         }
-        return Callback(kind=kind, reference=reference, url=target, body=body)
+        return _result_callback(kind, reference, target, result, ("Occassion", occasion))
 
     def _b2c_result(self, payout: Payout) -> Callback:
         code = payout.result_code
@@ -826,17 +837,12 @@ class Simulator:
                     {"Key": "B2CWorkingAccountAvailableFunds", "Value": 0.0},
                 ]
             }
-        result["ReferenceData"] = {
-            "ReferenceItem": {
-                "Key": "QueueTimeoutURL",
-                "Value": payout.queue_timeout_url,
-            }
-        }
-        return Callback(
-            kind="b2c_result",
-            reference=payout.originator_conversation_id,
-            url=payout.result_url,
-            body={"Result": result},
+        return _result_callback(
+            "b2c_result",
+            payout.originator_conversation_id,
+            payout.result_url,
+            result,
+            ("QueueTimeoutURL", payout.queue_timeout_url),
         )
 
     # --- Reversal ----------------------------------------------------------------------------
@@ -977,14 +983,12 @@ class Simulator:
                     },
                 ]
             }
-        result["ReferenceData"] = {
-            "ReferenceItem": {"Key": "QueueTimeoutURL", "Value": rev.queue_timeout_url}
-        }
-        return Callback(
-            kind="reversal_result",
-            reference=rev.conversation_id,
-            url=rev.result_url,
-            body={"Result": result},
+        return _result_callback(
+            "reversal_result",
+            rev.conversation_id,
+            rev.result_url,
+            result,
+            ("QueueTimeoutURL", rev.queue_timeout_url),
         )
 
     # --- Transaction Status ------------------------------------------------------------------
@@ -1079,12 +1083,9 @@ class Simulator:
         else:
             result |= {"ResultCode": NOT_FOUND_CODE, "ResultDesc": NOT_FOUND_DESC}
             result["TransactionID"] = _placeholder_receipt()
-        result["ReferenceData"] = {"ReferenceItem": {"Key": "Occasion", "Value": occasion}}
         reference = original or transaction_id
         self._send_later(
-            Callback(
-                kind="status_result", reference=reference, url=result_url, body={"Result": result}
-            )
+            _result_callback("status_result", reference, result_url, result, ("Occasion", occasion))
         )
 
     def _status(

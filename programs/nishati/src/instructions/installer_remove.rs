@@ -9,8 +9,7 @@ use crate::{
     error::NishatiError,
     events::InstallerRemoved,
     instructions::Ix,
-    pda::{self, INSTALLER_SEED},
-    state::{self, installer::InstallerRecord, market::Market},
+    state::{installer::InstallerRecord, market::Market},
 };
 
 crate::accounts! {
@@ -25,26 +24,18 @@ crate::accounts! {
 pub fn process(ix: &Ix<InstallerRemoveAccounts, NoArgs>) -> ProgramResult {
     let InstallerRemoveAccounts { admin, market, installer_record, rent_receiver } = ix.accounts;
     Market::load(market, ix.program_id)?.check_admin(admin)?;
-    if installer_record.data_is_empty() {
-        return Err(NishatiError::InstallerNotApproved.into());
-    }
-    let record = *state::load::<InstallerRecord>(installer_record, ix.program_id)?;
-    if record.market != *market.key() {
-        return Err(NishatiError::WrongMarket.into());
-    }
-    pda::check(
-        &[INSTALLER_SEED, market.key(), &record.installer],
-        record.bump,
-        ix.program_id,
-        installer_record.key(),
-        NishatiError::InvalidInstallerAddress,
-    )?;
-    if record.rent_payer != *rent_receiver.key() {
-        return Err(NishatiError::InvalidRentReceiver.into());
-    }
+    let installer = {
+        let record = InstallerRecord::load(installer_record, ix.program_id)?;
+        if record.market != *market.key() {
+            return Err(NishatiError::WrongMarket.into());
+        }
+        if record.rent_payer != *rent_receiver.key() {
+            return Err(NishatiError::InvalidRentReceiver.into());
+        }
+        record.installer
+    };
     accounts::close(installer_record, rent_receiver)?;
 
-    InstallerRemoved { market: *market.key(), installer: record.installer, admin: *admin.key() }
-        .emit();
+    InstallerRemoved { market: *market.key(), installer, admin: *admin.key() }.emit();
     Ok(())
 }

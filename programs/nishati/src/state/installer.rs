@@ -3,7 +3,11 @@
 
 use core::mem::{offset_of, size_of};
 
-use pinocchio::{account_info::AccountInfo, pubkey::Pubkey};
+use pinocchio::{
+    account_info::{AccountInfo, Ref},
+    program_error::ProgramError,
+    pubkey::Pubkey,
+};
 
 use crate::{
     account_discriminator,
@@ -40,29 +44,39 @@ unsafe impl AccountData for InstallerRecord {
 }
 
 impl InstallerRecord {
-    /// Reads the record of an approved installer of `market`: `installer` must have signed and
-    /// `record` must be its live record.
+    /// Reads a live installer record and proves its address from the market and installer it
+    /// holds; a closed (removed) or never-made record is `InstallerNotApproved`.
+    #[inline(always)]
+    pub fn load<'a>(
+        record: &'a AccountInfo,
+        program_id: &Pubkey,
+    ) -> Result<Ref<'a, Self>, ProgramError> {
+        if record.data_is_empty() {
+            return Err(NishatiError::InstallerNotApproved.into());
+        }
+        let state = state::load::<Self>(record, program_id)?;
+        pda::check(
+            &[INSTALLER_SEED, &state.market, &state.installer],
+            state.bump,
+            program_id,
+            record.key(),
+            NishatiError::InvalidInstallerAddress,
+        )?;
+        Ok(state)
+    }
+
+    /// Checks that `record` is the live record of `installer` (who signed) in `market`.
     #[inline(always)]
     pub fn check_approved(
         record: &AccountInfo,
         installer: &AccountInfo,
         program_id: &Pubkey,
         market: &Pubkey,
-    ) -> Result<(), pinocchio::program_error::ProgramError> {
-        if record.data_is_empty() {
-            return Err(NishatiError::InstallerNotApproved.into());
-        }
-        let state = state::load::<Self>(record, program_id)?;
+    ) -> Result<(), ProgramError> {
+        let state = Self::load(record, program_id)?;
         if state.market != *market || state.installer != *installer.key() {
             return Err(NishatiError::InstallerNotApproved.into());
         }
-        pda::check(
-            &[INSTALLER_SEED, market, installer.key()],
-            state.bump,
-            program_id,
-            record.key(),
-            NishatiError::InvalidInstallerAddress,
-        )?;
         Ok(())
     }
 }
