@@ -2,7 +2,12 @@
 
 An STK callback is only a hint that the query is worth asking now, so a forged one never settles
 anything; a callback adds the M-Pesa receipt only when its amount and phone are the trade's.
-Payments whose callback has not come are queried on a backoff, and given up on at the deadline.
+Payments whose callback has not come are queried on a backoff, and given up on at the deadline,
+unless a success callback is kept that the query can neither confirm nor refute yet (it is
+pending, or failing): then the trade is held from the cancel until the query decides, for at most
+``unconfirmed_hold_secs``, after which it is ``payment_unknown`` (a person, and the daily
+reconciliation, ask again). A success that comes after the cancel, once the query confirms it,
+makes the trade ``refund_due``.
 """
 
 from __future__ import annotations
@@ -27,18 +32,29 @@ log = structlog.get_logger(__name__)
 # A callback for a CheckoutRequestID nobody knows may belong to a push whose answer is still on
 # its way (or was lost in a crash): it is kept this long for a trade to claim it.
 ORPHAN_GRACE_SECS = 120.0
+# Tries at confirming a success callback that came after the cancel before the trade needs a
+# person (the callback waits longer each time: at most a few minutes in all).
+LATE_CONFIRM_ATTEMPTS = 12
+# Where a payment is still open, or its outcome unknown: the STK Query's answer decides it.
+UNDECIDED = (TradeState.opened, TradeState.stk_sent, TradeState.payment_unknown)
 
 
 class Confirmations:
     """Moves opened trades to ``paid`` or ``cancelling`` on the STK Query's final answer."""
 
     def __init__(
-        self, ledger: Ledger, gateway: Gateway, vault: PhoneVault, clock: Callable[[], float]
+        self,
+        ledger: Ledger,
+        gateway: Gateway,
+        vault: PhoneVault,
+        clock: Callable[[], float],
+        hold_secs: float = 3_600.0,
     ) -> None:
         self.ledger = ledger
         self.gateway = gateway
         self.vault = vault
         self.clock = clock
+        self.hold_secs = hold_secs
 
     def unclaimable(
         self, callback: StoredCallback, trade: TradeRecord | None, unclaimed: list[TradeRecord]
@@ -67,13 +83,71 @@ class Confirmations:
                     checkout_request_id=payment.checkout_request_id,
                 )
             return "unmatched"
+        if (
+            trade.state in (TradeState.cancelling, TradeState.cancelled)
+            and payment.result_code == 0
+        ):
+            return await self._paid_after_cancel(callback, payment, trade)
         if trade.state not in (TradeState.opened, TradeState.stk_sent):
             await self.ledger.note(trade.id, trade.state, f"late callback {payment.result_code}")
             return f"late: trade {trade.state}"
         status = await self.gateway.query(payment.checkout_request_id)
         if status.pending:
             return None
-        return await self._decide(trade, status, payment)
+        return await self.decide(trade, status, payment)
+
+    async def _paid_after_cancel(
+        self, callback: StoredCallback, payment: Payment, trade: TradeRecord
+    ) -> str | None:
+        """A success callback for a trade given up on: if the STK Query confirms it, the buyer
+        paid for energy they will not get, and is refunded (once the cancel has landed)."""
+        status = await self.gateway.query(payment.checkout_request_id)
+        if status.pending:
+            if (
+                callback.attempts + 1 < LATE_CONFIRM_ATTEMPTS
+                or trade.state is not TradeState.cancelled
+            ):
+                return None
+            moved = await self.ledger.move(
+                trade.id,
+                [TradeState.cancelled],
+                TradeState.payment_unknown,
+                "a success callback after the cancel that the STK Query neither confirms nor "
+                "refutes: needs a person",
+            )
+            return "unconfirmed late success" if moved else "already decided"
+        if status.result_code != 0:
+            await self.ledger.note(
+                trade.id, trade.state, f"late success callback refuted: {status.result_code}"
+            )
+            return f"late: refuted {status.result_code}"
+        return await self.paid_late(
+            trade, payment.receipt if self._matches(trade, payment) else None
+        )
+
+    async def paid_late(self, trade: TradeRecord, receipt: str | None) -> str:
+        """Records a payment the STK Query confirmed for a trade being (or) cancelled: a
+        cancelled one is ``refund_due`` now; a cancelling one when its cancel lands."""
+        log.error(
+            "paid after the cancel, refunding the buyer",
+            trade_id=trade.id,
+            market=trade.market,
+            household=trade.buyer,
+        )
+        detail = f"paid after the cancel{f', receipt {receipt}' if receipt else ''}"
+        if trade.state is TradeState.cancelling:
+            await self.ledger.update(trade.id, trade.state, mpesa_receipt=receipt, result_code=0)
+            await self.ledger.note(trade.id, trade.state, f"{detail}: refunded once cancelled")
+            return "paid late: refund once cancelled"
+        moved = await self.ledger.move(
+            trade.id,
+            [TradeState.cancelled],
+            TradeState.refund_due,
+            f"{detail}: refund the buyer",
+            mpesa_receipt=receipt,
+            result_code=0,
+        )
+        return "paid late: refund" if moved else "already decided"
 
     async def _claim(self, payment: Payment, unclaimed: list[TradeRecord]) -> TradeRecord | None:
         """A successful payment for a push whose answer never reached us (a crash or timeout
@@ -94,8 +168,8 @@ class Confirmations:
                     return await self.ledger.get(trade.id)
         return None
 
-    async def _decide(
-        self, trade: TradeRecord, status: PaymentStatus, payment: Payment | None
+    async def decide(
+        self, trade: TradeRecord, status: PaymentStatus, payment: Payment | None = None
     ) -> str:
         """Acts on a final STK Query answer; a callback only adds the receipt, and only when
         its amount and phone are the trade's."""
@@ -111,7 +185,7 @@ class Confirmations:
                     detail = "paid (STK Query); the callback's amount or phone did not match"
             moved = await self.ledger.move(
                 trade.id,
-                [TradeState.opened, TradeState.stk_sent],
+                UNDECIDED,
                 TradeState.paid,
                 detail,
                 mpesa_receipt=receipt,
@@ -121,7 +195,7 @@ class Confirmations:
             return "paid" if moved else "already decided"
         moved = await self.ledger.move(
             trade.id,
-            [TradeState.opened, TradeState.stk_sent],
+            UNDECIDED,
             TradeState.cancelling,
             f"payment failed: {code} {status.detail}",
             result_code=code,
@@ -144,9 +218,11 @@ class Confirmations:
             if trade.state is TradeState.stk_sent and trade.checkout_request_id is not None:
                 status = await self.gateway.query(trade.checkout_request_id)
                 if not status.pending:
-                    await self._decide(trade, status, None)
+                    await self.decide(trade, status, None)
                     continue
             if trade.give_up_at is not None and self.clock() > trade.give_up_at:
+                if await self._held(trade):
+                    continue
                 await self.ledger.move(
                     trade.id,
                     [trade.state],
@@ -158,3 +234,30 @@ class Confirmations:
             if trade.give_up_at is not None:
                 wait = max(0.0, min(wait, trade.give_up_at + 1 - self.clock()))
             await self.ledger.check_later(trade, self.clock(), wait)
+
+    async def _held(self, trade: TradeRecord) -> bool:
+        """Whether a trade past its deadline is held from the cancel: a success callback is
+        kept for it that the STK Query has not decided. Past the hold it needs a person."""
+        checkout = trade.checkout_request_id
+        if checkout is None or not await self.ledger.has_success_callback(checkout):
+            return False
+        assert trade.give_up_at is not None
+        now = self.clock()
+        if now > trade.give_up_at + self.hold_secs:
+            log.error("payment unconfirmed past its hold, needs a person", trade_id=trade.id)
+            await self.ledger.move(
+                trade.id,
+                [trade.state],
+                TradeState.payment_unknown,
+                "a success callback the STK Query never confirmed nor refuted: needs a person",
+            )
+            return True
+        if trade.updated_at <= trade.give_up_at:
+            await self.ledger.note(
+                trade.id,
+                trade.state,
+                "past the deadline with a success callback the STK Query has not confirmed: "
+                "held from the cancel",
+            )
+        await self.ledger.check_later(trade, now)
+        return True

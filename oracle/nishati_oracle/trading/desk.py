@@ -82,6 +82,8 @@ class Refusal(StrEnum):
     UnknownTrade = "UnknownTrade"
     MalformedCallback = "MalformedCallback"
     CallbackForbidden = "CallbackForbidden"
+    OperatorForbidden = "OperatorForbidden"
+    NotAwaitingAPerson = "NotAwaitingAPerson"
 
 
 STATUS = {
@@ -100,6 +102,8 @@ STATUS = {
     Refusal.PaymentRequestRefused: 502,
     Refusal.CallbackForbidden: 403,
     Refusal.MalformedCallback: 400,
+    Refusal.OperatorForbidden: 403,
+    Refusal.NotAwaitingAPerson: 409,
 }
 
 
