@@ -46,6 +46,7 @@ from nishati_oracle.core.settings import OracleSettings, StorageSettings
 
 PHONE_SALT = bytes(range(32))
 CALLBACK_TOKEN = "test-callback-token-0123456789abcdef"  # noqa: S105 (a test value)
+OPERATOR_TOKEN = "test-operator-token-0123456789abcdef"  # noqa: S105 (a test value)
 FEE_BPS = 150
 PRICE = 2_500  # cents per kWh
 SELLER_PHONE = "254700123456"
@@ -70,15 +71,24 @@ def market_config(deadline_secs: int) -> Any:
 
 
 def oracle_env(
-    rpc_url: str, market: OpenMarket, sim_url: str, public_url: str, tmp_path: Path
+    rpc_url: str,
+    market: OpenMarket,
+    sim_url: str,
+    public_url: str,
+    tmp_path: Path,
+    payments: dict[str, object] | None = None,
 ) -> dict[str, str]:
     key = tmp_path / "oracle.json"
     write_keypair(key, market.oracle)
-    payments = simulator_payments(sim_url, public_url, CALLBACK_TOKEN).model_copy(
+    settings_of_payments = simulator_payments(sim_url, public_url, CALLBACK_TOKEN).model_copy(
         update={
             "stk_query_after_secs": 3,
             "payment_worker_interval_secs": 0.2,
             "payout_status_after_secs": 3,
+            # A failed payout is paid again within seconds, not minutes.
+            "payout_retry_secs": 1,
+            "operator_token": SecretStr(OPERATOR_TOKEN),
+            **(payments or {}),
         }
     )
     settings = OracleSettings(
@@ -86,7 +96,7 @@ def oracle_env(
         oracle_keypair=key,
         chain=ClientSettings(rpc_url=rpc_url, phone_salt=SecretStr(PHONE_SALT.hex())),
         storage=StorageSettings(database_url=oracle_database(tmp_path)),
-        payments=payments,
+        payments=settings_of_payments,
     )
     return as_environment(settings)
 
@@ -163,6 +173,11 @@ class TradingWorld:
             assert time.monotonic() < deadline, f"still {payment['state']}: {payment['history']}"
             await asyncio.sleep(0.2)
 
+    async def operator(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        """An operator route, with the operator's token."""
+        headers = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        return await self.http.request(method, path, json=body, headers=headers)
+
     async def sim_control(self, path: str, body: Any = None) -> Any:
         async with httpx.AsyncClient(base_url=self.sim.url) as sim:
             answer = await sim.post(path, json=body) if body is not None else await sim.get(path)
@@ -180,6 +195,7 @@ async def trading_world(
     offer_wh: int = 200_000,
     deadline_secs: int = 60,
     sim_settings: dict[str, object] | None = None,
+    payments: dict[str, object] | None = None,
 ) -> AsyncIterator[TradingWorld]:
     program_id = Pubkey.from_string(settings.program_id)
     chain = RpcChain(rpc_url, program_id, settings.commitment)
@@ -203,7 +219,7 @@ async def trading_world(
         offer = await market.offer(seller, offer_wh, PRICE, expires_in=3_600)
         sim.start()
         port = free_port()
-        env = oracle_env(rpc_url, market, sim.url, f"http://127.0.0.1:{port}", tmp_path)
+        env = oracle_env(rpc_url, market, sim.url, f"http://127.0.0.1:{port}", tmp_path, payments)
         oracle = OracleService(env, tmp_path / "oracle.log", port=port)
         oracle.start()
         async with httpx.AsyncClient(base_url=oracle.url, timeout=30) as http:

@@ -32,12 +32,13 @@ from nishati_oracle.core.settings import OracleSettings, StorageSettings
 from nishati_oracle.readings.store import Store
 from nishati_oracle.trading.desk import Order, Refusal, TradeDesk, TradeRefused
 from nishati_oracle.trading.gateway import (
+    Asked,
     Delivery,
     Payment,
     PaymentStatus,
-    PayoutOutcome,
     PayoutResult,
     PushResult,
+    ResultNotice,
 )
 from nishati_oracle.trading.ledger import (
     CallbackKind,
@@ -90,10 +91,20 @@ class FakeGateway:
         self.payouts.append(conversation_id)
         return PayoutResult(Delivery.accepted, duplicate=duplicate)
 
-    async def payout_status(
-        self, *, conversation_id: str, transaction_id: str | None, result_url: str, timeout_url: str
-    ) -> Delivery:
-        return Delivery.accepted
+    async def status(
+        self,
+        *,
+        originator_conversation_id: str | None,
+        transaction_id: str | None,
+        result_url: str,
+        timeout_url: str,
+    ) -> Asked:
+        return Asked(Delivery.accepted, "status-own", f"AG_status_{next(self.ids)}")
+
+    async def reverse(
+        self, *, receipt: str, amount_kes: int, result_url: str, timeout_url: str
+    ) -> Asked:
+        return Asked(Delivery.accepted, "reversal-own", f"AG_reversal_{next(self.ids)}")
 
     def payment_keys(self, body: object) -> tuple[str, str | None]:
         raise NotImplementedError
@@ -104,7 +115,7 @@ class FakeGateway:
             body["checkout"], body["code"], "fake", body["amount"], body["receipt"], None
         )
 
-    def parse_payout(self, body: object, timeout: bool) -> PayoutOutcome:
+    def parse_result(self, body: object, timeout: bool) -> ResultNotice:
         raise NotImplementedError
 
 

@@ -103,6 +103,9 @@ class PaymentOut(BaseModel):
     result_code: int | None
     chain_signature: str | None
     history: list[HistoryOut]
+    payout_receipt: str | None = None
+    refund_method: str | None = Field(default=None, description="reversal or b2c")
+    refund_receipt: str | None = None
 
 
 class StkStatusOut(BaseModel):
@@ -298,6 +301,9 @@ async def payment(trading: TradingDep, trade_id: str) -> PaymentOut:
         result_code=trade.result_code,
         chain_signature=trade.chain_signature,
         history=history,
+        payout_receipt=trade.payout_receipt,
+        refund_method=trade.refund_method,
+        refund_receipt=trade.refund_receipt,
     )
 
 
