@@ -224,7 +224,8 @@ async def nishati_oracle(env: dict[str, str], *args: str) -> Ran:
 async def cancelled_then_paid(world: TradingWorld, phone: str) -> dict[str, Any]:
     """A trade the STK Query said failed (so it is cancelled) whose buyer then pays: the
     customer's PIN comes 12 s after the push, while the first queries are answered "cancelled
-    by the user" (as the sandbox now and then answers)."""
+    by the user" (as the sandbox now and then answers). Returns once the cancel is decided,
+    before the payment (faults are cleared)."""
     rule = {"api": "stk", "phone": phone, "result_code": 0, "decide_after_secs": 12, "count": 1}
     await world.sim_control("/simulator/scenario", rule)
     opened = await bought(world, phone)
@@ -245,6 +246,14 @@ async def cancelled_then_paid(world: TradingWorld, phone: str) -> dict[str, Any]
     return opened
 
 
+async def refund_ended(
+    world: TradingWorld, trade_id: str, within_secs: float = 60
+) -> dict[str, Any]:
+    """The trade once its refund is made or given up on (a cancelled trade is final before
+    its late payment comes)."""
+    return await in_state(world, trade_id, "refunded", "refund_failed", within_secs=within_secs)
+
+
 async def reversals_of(world: TradingWorld, receipt: str) -> list[dict[str, Any]]:
     reversals = (await world.sim_control("/simulator/transactions"))["reversals"]
     return [r for r in reversals if r["transaction_id"] == receipt]
@@ -253,7 +262,7 @@ async def reversals_of(world: TradingWorld, receipt: str) -> list[dict[str, Any]
 async def test_a_success_after_the_cancel_is_refunded_by_reversal(world: TradingWorld) -> None:
     phone = world.phone()
     opened = await cancelled_then_paid(world, phone)
-    payment = await world.final(opened["trade_id"])
+    payment = await refund_ended(world, opened["trade_id"])
     assert payment["state"] == "refunded", payment["history"]
     assert payment["refund_method"] == "reversal"
     assert "cancelled" in states(payment) or "cancelling" in states(payment)
@@ -270,11 +279,12 @@ async def test_a_success_after_the_cancel_is_refunded_by_reversal(world: Trading
 
 async def test_a_refused_reversal_is_refunded_by_b2c(world: TradingWorld) -> None:
     phone = world.phone()
+    opened = await cancelled_then_paid(world, phone)
+    # Before the payment comes: the reversal is refused by the gateway.
     refused = {"path": REVERSAL, "status": 403, "body": "<html>Forbidden</html>", "count": 1}
     await fault(world, refused)
-    opened = await cancelled_then_paid(world, phone)
     trade_id = opened["trade_id"]
-    payment = await world.final(trade_id)
+    payment = await refund_ended(world, trade_id)
     assert payment["state"] == "refunded", payment["history"]
     assert payment["refund_method"] == "b2c"
     assert any("reversal refused" in d for d in details(payment)), payment["history"]
@@ -291,9 +301,9 @@ async def test_a_refund_is_made_once_across_a_restart_mid_refund(world: TradingW
     """The oracle is killed while Daraja holds its reversal's reply: on restart it sends the
     reversal again, which M-Pesa refuses (already reversed): one refund."""
     phone = world.phone()
+    opened = await cancelled_then_paid(world, phone)
     slow = {"path": REVERSAL, "after_processing": True, "delay_secs": 25, "count": 1}
     await fault(world, slow)
-    opened = await cancelled_then_paid(world, phone)
     trade_id = opened["trade_id"]
 
     async def reversal_requests() -> dict[str, Any]:
@@ -303,7 +313,7 @@ async def test_a_refund_is_made_once_across_a_restart_mid_refund(world: TradingW
     await until(reversal_requests, lambda r: r["n"] > before, within_secs=30)
     world.oracle.kill()
     world.oracle.start()
-    payment = await world.final(trade_id, within_secs=90)
+    payment = await refund_ended(world, trade_id, within_secs=90)
     assert payment["state"] == "refunded", payment["history"]
     assert payment["refund_method"] == "reversal"
     reversals = await reversals_of(world, payment["mpesa_receipt"])
