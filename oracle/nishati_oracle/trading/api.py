@@ -519,6 +519,7 @@ async def attention(trading: OperatorDep) -> list[AttentionOut]:
 ACTION_REFUSALS = responses(
     {
         **MALFORMED,
+        **TOO_LARGE,
         404: "UnknownTrade",
         409: "NotAwaitingAPerson: the trade does not need a person (or cannot be retried)",
     }
