@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 from solders.pubkey import Pubkey
+from sqlalchemy import select, update
 
 from nishati_client.errors import AccountNotFound, NishatiProgramError
 from nishati_client.keys import write_keypair
@@ -30,6 +32,8 @@ from nishati_dev.sandbox import (
 from nishati_oracle.core.metrics import Metrics
 from nishati_oracle.core.settings import OracleSettings, StorageSettings
 from nishati_oracle.readings.store import Store
+from nishati_oracle.storage.schema import callbacks
+from nishati_oracle.trading.attention import Attention
 from nishati_oracle.trading.desk import Order, Refusal, TradeDesk, TradeRefused
 from nishati_oracle.trading.gateway import (
     Asked,
@@ -39,6 +43,7 @@ from nishati_oracle.trading.gateway import (
     PayoutResult,
     PushResult,
     ResultNotice,
+    parse_result,
 )
 from nishati_oracle.trading.ledger import (
     CallbackKind,
@@ -89,7 +94,9 @@ class FakeGateway:
     ) -> PayoutResult:
         duplicate = conversation_id in self.payouts
         self.payouts.append(conversation_id)
-        return PayoutResult(Delivery.accepted, duplicate=duplicate)
+        if duplicate:
+            return PayoutResult(Delivery.accepted, duplicate=True)
+        return PayoutResult(Delivery.accepted, conversation_id=f"AG_{conversation_id}")
 
     async def status(
         self,
@@ -116,7 +123,7 @@ class FakeGateway:
         )
 
     def parse_result(self, body: object, timeout: bool) -> ResultNotice:
-        raise NotImplementedError
+        return parse_result(body, timeout)
 
 
 @dataclass
@@ -509,3 +516,128 @@ async def test_a_flood_of_unknown_callbacks_does_not_hold_up_a_trades(desk: Desk
     assert await desk.ledger.store_callback(CallbackKind.stk, checkout, "RCPT000009", sealed)
     await desk.worker.handle_callbacks()
     assert await state(desk, trade_id) is TradeState.paid
+
+
+async def settled_trade(desk: Desk) -> str:
+    """A trade paid and settled on chain, its payout due."""
+    trade_id = await desk.order()
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert trade.checkout_request_id is not None
+    desk.gateway.answers[trade.checkout_request_id] = 0
+    await desk.ledger.update(trade_id, TradeState.stk_sent, next_check_at=0)
+    await desk.worker.confirmations.query_payments()
+    await desk.worker.settlements.close_on_chain()
+    assert await state(desk, trade_id) is TradeState.settled
+    return trade_id
+
+
+def b2c_result(originator: str, conversation: str, code: int) -> bytes:
+    result: dict[str, Any] = {
+        "ResultType": 0,
+        "ResultCode": code,
+        "ResultDesc": "fake",
+        "OriginatorConversationID": originator,
+        "ConversationID": conversation,
+        "TransactionID": "RCPT00PAID" if code == 0 else "R000000000",
+    }
+    if code == 0:
+        result["ResultParameters"] = {
+            "ResultParameter": [
+                {"Key": "TransactionAmount", "Value": 10},
+                {"Key": "TransactionReceipt", "Value": "RCPT00PAID"},
+            ]
+        }
+    return json.dumps({"Result": result}).encode()
+
+
+async def deliver(desk: Desk, kind: CallbackKind, body: bytes) -> None:
+    notice = parse_result(json.loads(body), kind.timeout)
+    sealed = desk.vault.encrypt(body)
+    assert await desk.ledger.store_callback(kind, notice.key, None, sealed)
+    await desk.worker.handle_callbacks()
+
+
+async def test_a_result_carrying_darajas_own_id_is_matched_on_the_conversation(
+    desk: Desk,
+) -> None:
+    """The reply's ConversationID is kept: a result whose OriginatorConversationID Daraja
+    made up settles the payout; one of an earlier attempt never touches the current one."""
+    trade_id = await settled_trade(desk)
+    await desk.worker.payouts.pay_sellers()
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert (trade.payout_originator_id, trade.payout_conversation_id) == (
+        trade_id,
+        f"AG_{trade_id}",
+    )
+    # The first attempt fails: it is paid again under a new id, after a backoff.
+    await deliver(desk, CallbackKind.payout_result, b2c_result("53e3-4aa8", f"AG_{trade_id}", 1))
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert trade.state is TradeState.settled
+    assert trade.payout_originator_id == f"{trade_id}-1"
+    await desk.ledger.update(trade_id, TradeState.settled, next_check_at=0)
+    await desk.worker.payouts.pay_sellers()
+    assert desk.gateway.payouts == [trade_id, f"{trade_id}-1"]
+    # The first attempt's result again (a duplicate with new ids): it matches nothing now.
+    await deliver(desk, CallbackKind.payout_result, b2c_result(trade_id, "AG_other", 1))
+    assert await state(desk, trade_id) is TradeState.payout_sent
+    await deliver(desk, CallbackKind.payout_result, b2c_result("9fe0-8fb5", f"AG_{trade_id}-1", 0))
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert trade.state is TradeState.payout_confirmed
+    assert trade.payout_receipt == "RCPT00PAID"
+
+
+async def test_a_status_answer_matching_no_payout_ends(desk: Desk) -> None:
+    """Kept for a grace (its payout's ids may be on their way to the ledger), then dropped as
+    unmatched: never looked at again, never asked about again."""
+    status = {
+        "Result": {
+            "ResultType": 0,
+            "ResultCode": 0,
+            "ResultDesc": "ok",
+            "OriginatorConversationID": "status-own-unknown",
+            "ConversationID": "AG_status_unknown",
+            "TransactionID": "RCPT000009",
+            "ResultParameters": {
+                "ResultParameter": [
+                    {"Key": "TransactionStatus", "Value": "Completed"},
+                    {"Key": "ReceiptNo", "Value": "RCPT000009"},
+                    {"Key": "OriginatorConversationID", "Value": "nobody-knows"},
+                    {"Key": "ConversationID", "Value": "AG_nobody"},
+                ]
+            },
+        }
+    }
+    await deliver(desk, CallbackKind.payout_result, json.dumps(status).encode())
+    [waiting] = await desk.ledger.pending_callbacks(now=float("inf"))
+    assert waiting.key == "AG_status_unknown"
+    # Past the grace: handled as unmatched.
+    async with desk.ledger.engine.begin() as conn:
+        await conn.execute(update(callbacks).values(received_at=time.time() - 1_000, retry_at=None))
+    await desk.worker.handle_callbacks()
+    assert await desk.ledger.pending_callbacks(now=float("inf")) == []
+    async with desk.ledger.engine.connect() as conn:
+        outcome: str | None = (await conn.execute(select(callbacks.c.outcome))).scalar_one()
+    assert outcome == "unmatched"
+
+
+async def test_a_payout_never_answered_needs_a_person(desk: Desk) -> None:
+    """Transaction Status a bounded number of times, each query's id kept; then
+    payout_unknown, listed for operators."""
+    trade_id = await settled_trade(desk)
+    await desk.worker.payouts.pay_sellers()
+    attempts = desk.worker.settings.payments.payout_status_attempts
+    for _ in range(attempts):
+        await desk.ledger.update(trade_id, TradeState.payout_sent, next_check_at=0)
+        await desk.worker.payouts.check_payouts()
+        trade = await desk.ledger.get(trade_id)
+        assert trade is not None
+        assert trade.status_conversation_id is not None
+    await desk.ledger.update(trade_id, TradeState.payout_sent, next_check_at=0)
+    await desk.worker.payouts.check_payouts()
+    assert await state(desk, trade_id) is TradeState.payout_unknown
+    waiting = await Attention(desk.ledger, time.time).waiting()
+    assert [t.id for t in waiting] == [trade_id]

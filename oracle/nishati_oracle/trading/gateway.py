@@ -333,32 +333,40 @@ class DarajaGateway:
         )
 
     def parse_result(self, body: object, timeout: bool) -> ResultNotice:
-        data = _mapping(body)
-        if timeout:
-            notice = parse_queue_timeout(data)
-            return ResultNotice(_key(notice.ids), notice.ids, None, notice.result_desc, None)
-        result = data.get("Result")
-        parameters = result.get("ResultParameters") if isinstance(result, Mapping) else None
-        if _has_parameter(parameters, "TransactionStatus"):
-            return _status_notice(parse_transaction_status_result(data))
-        if _has_parameter(parameters, "OriginalTransactionID") or _reversal_refusal(result):
-            reversal = parse_reversal_result(data)
-            return ResultNotice(
-                _key(reversal.ids),
-                reversal.ids,
-                reversal.result_code,
-                reversal.result_desc,
-                reversal.transaction_id if reversal.succeeded else None,
-                reversed_receipt=reversal.original_transaction_id,
-                already_reversed=reversal.already_reversed,
-            )
-        b2c = parse_b2c_result(data)
-        return ResultNotice(_key(b2c.ids), b2c.ids, b2c.result_code, b2c.result_desc, b2c.receipt)
+        return parse_result(body, timeout)
 
 
-def _key(ids: frozenset[str]) -> str:
-    """A result's key among the callbacks kept: its ids, in a stable order."""
-    return ":".join(sorted(ids))[:64] if ids else "none"
+def parse_result(body: object, timeout: bool) -> ResultNotice:
+    """A result posted to a result or queue-timeout URL (see :class:`ResultNotice`)."""
+    data = _mapping(body)
+    if timeout:
+        notice = parse_queue_timeout(data)
+        key = _key(notice.originator_conversation_id, notice.conversation_id)
+        return ResultNotice(key, notice.ids, None, notice.result_desc, None)
+    result = data.get("Result")
+    parameters = result.get("ResultParameters") if isinstance(result, Mapping) else None
+    if _has_parameter(parameters, "TransactionStatus"):
+        return _status_notice(parse_transaction_status_result(data))
+    if _has_parameter(parameters, "OriginalTransactionID") or _reversal_refusal(result):
+        reversal = parse_reversal_result(data)
+        return ResultNotice(
+            _key(reversal.originator_conversation_id, reversal.conversation_id),
+            reversal.ids,
+            reversal.result_code,
+            reversal.result_desc,
+            reversal.transaction_id if reversal.succeeded else None,
+            reversed_receipt=reversal.original_transaction_id,
+            already_reversed=reversal.already_reversed,
+        )
+    b2c = parse_b2c_result(data)
+    key = _key(b2c.originator_conversation_id, b2c.conversation_id)
+    return ResultNotice(key, b2c.ids, b2c.result_code, b2c.result_desc, b2c.receipt)
+
+
+def _key(originator: str, conversation: str) -> str:
+    """A result's key among the callbacks kept: Daraja's ConversationID of the request it
+    answers (each request has its own), else its OriginatorConversationID."""
+    return conversation or originator
 
 
 def _status_notice(status: TransactionStatusResult) -> ResultNotice:
@@ -372,7 +380,7 @@ def _status_notice(status: TransactionStatusResult) -> ResultNotice:
         final = status.result_code if status.result_code != 0 else "failed"
     ids = frozenset(i for i in (status.originator_conversation_id, status.conversation_id) if i)
     return ResultNotice(
-        _key(ids),
+        _key(status.originator_conversation_id, status.conversation_id),
         ids,
         final,
         status.result_desc,
