@@ -48,7 +48,7 @@ class Confirmations:
         gateway: Gateway,
         vault: PhoneVault,
         clock: Callable[[], float],
-        hold_secs: float = 3_600.0,
+        hold_secs: float,
     ) -> None:
         self.ledger = ledger
         self.gateway = gateway

@@ -114,6 +114,7 @@ class ResultNotice:
     receipt: str | None  # the transaction's M-Pesa receipt, on success
     status: bool = False  # a Transaction Status answer
     queried_ids: frozenset[str] = frozenset()
+    queried_conversation_id: str | None = None  # a status answer: the transaction's
     reversed_receipt: str | None = None  # a successful reversal: the receipt it reversed
     already_reversed: bool = False  # a reversal refused with R000001
 
@@ -387,6 +388,7 @@ def _status_notice(status: TransactionStatusResult) -> ResultNotice:
         status.receipt if final == 0 else None,
         status=True,
         queried_ids=status.queried_ids,
+        queried_conversation_id=status.queried_conversation_id,
     )
 
 

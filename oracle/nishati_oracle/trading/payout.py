@@ -112,11 +112,10 @@ class Payouts:
                 result_code=str(notice.result_code),
             )
             return "unmatched"
-        if notice.status and trade.payout_conversation_id is None:
+        learnt = notice.queried_conversation_id
+        if learnt and trade.payout_conversation_id is None and trade.state in PAYING:
             # A status answer names the payout's ConversationID: later results match on it.
-            learnt = sorted(notice.queried_ids - trade.payout_ids)
-            if learnt and trade.state in PAYING:
-                await self.ledger.update(trade.id, trade.state, payout_conversation_id=learnt[0])
+            await self.ledger.update(trade.id, trade.state, payout_conversation_id=learnt)
         if notice.result_code is None:
             if queue_timeout and trade.state is TradeState.payout_sent:
                 await self.ledger.update(trade.id, trade.state, next_check_at=self.clock())

@@ -280,23 +280,22 @@ class Refunds:
 
     async def _status_answered(self, trade: TradeRecord, notice: ResultNotice) -> str:
         """Transaction Status on the refund: completed is refunded; anything else final means
-        Daraja has no such refund made."""
+        Daraja has no such refund made, and it is sent again."""
         if notice.succeeded:
             return await self._refunded(trade, notice)
         if trade.state is TradeState.refund_failed:
             return "late status"
-        detail = f"Daraja has no such {trade.refund_method}: {notice.result_code}"
-        if trade.refund_method == RefundMethod.b2c:
-            # It never arrived (or failed): sending it again, under the same id, is safe.
-            await self.ledger.update(
-                trade.id, trade.state, refund_accepted_at=None, next_check_at=self.clock()
-            )
-            return "refund unknown to daraja: sent again"
-        if trade.refund_attempts == 1:
-            await self._by_b2c(trade, detail)
-            return "reversal not made"
-        await self._give_up(trade, f"{detail}, after {trade.refund_attempts} sends")
-        return "refund failed"
+        # It never arrived, or failed: sending it again is safe (a B2C refund under the same
+        # id; a reversal of the same receipt, which M-Pesa makes at most once), and never a
+        # fallback, which a reversal still queued could make a second refund.
+        await self.ledger.move(
+            trade.id,
+            [TradeState.refunding],
+            TradeState.refunding,
+            f"Daraja has no such {trade.refund_method} ({notice.result_code}): sending it again",
+            refund_accepted_at=None,
+        )
+        return "refund unknown to daraja: sent again"
 
     async def _refunded(self, trade: TradeRecord, notice: ResultNotice) -> str:
         how = "already reversed (R000001)" if notice.already_reversed else notice.receipt
