@@ -99,12 +99,7 @@ class FakeGateway:
         return PayoutResult(Delivery.accepted, conversation_id=f"AG_{conversation_id}")
 
     async def status(
-        self,
-        *,
-        originator_conversation_id: str | None,
-        transaction_id: str | None,
-        result_url: str,
-        timeout_url: str,
+        self, *, originator_conversation_id: str, result_url: str, timeout_url: str
     ) -> Asked:
         return Asked(Delivery.accepted, "status-own", f"AG_status_{next(self.ids)}")
 

@@ -157,15 +157,10 @@ class Gateway(Protocol):
     ) -> PayoutResult: ...
 
     async def status(
-        self,
-        *,
-        originator_conversation_id: str | None,
-        transaction_id: str | None,
-        result_url: str,
-        timeout_url: str,
+        self, *, originator_conversation_id: str, result_url: str, timeout_url: str
     ) -> Asked:
-        """Transaction Status of a payout or refund (by its OriginatorConversationID, else
-        its M-Pesa receipt); the answer comes to ``result_url``."""
+        """Transaction Status of a payout or refund by its OriginatorConversationID; the
+        answer comes to ``result_url``."""
         ...
 
     async def reverse(
@@ -258,30 +253,20 @@ class DarajaGateway:
                 result_url=result_url,
                 queue_timeout_url=timeout_url,
             )
-        except (DarajaOutcomeUnknown, DarajaUnavailable) as e:
-            return PayoutResult(Delivery.unknown, detail=str(e))
-        except (DarajaApiError, DarajaRequestInvalid, DarajaConfigError) as e:
-            return PayoutResult(Delivery.refused, detail=str(e))
         except DarajaError as e:
-            return PayoutResult(Delivery.unknown, detail=str(e))
+            return PayoutResult(_delivery(e), detail=str(e))
         if isinstance(submitted, B2CAlreadySubmitted):
             return PayoutResult(Delivery.accepted, duplicate=True)
         return PayoutResult(Delivery.accepted, conversation_id=submitted.conversation_id or None)
 
     async def status(
-        self,
-        *,
-        originator_conversation_id: str | None,
-        transaction_id: str | None,
-        result_url: str,
-        timeout_url: str,
+        self, *, originator_conversation_id: str, result_url: str, timeout_url: str
     ) -> Asked:
         try:
             asked = await self.client.transaction_status(
                 result_url=result_url,
                 queue_timeout_url=timeout_url,
                 originator_conversation_id=originator_conversation_id,
-                transaction_id=transaction_id,
             )
         except DarajaError as e:
             log.warning(
@@ -306,12 +291,8 @@ class DarajaGateway:
                 result_url=result_url,
                 queue_timeout_url=timeout_url,
             )
-        except (DarajaOutcomeUnknown, DarajaUnavailable) as e:
-            return Asked(Delivery.unknown, detail=str(e))
-        except (DarajaApiError, DarajaRequestInvalid, DarajaConfigError) as e:
-            return Asked(Delivery.refused, detail=str(e))
         except DarajaError as e:
-            return Asked(Delivery.unknown, detail=str(e))
+            return Asked(_delivery(e), detail=str(e))
         return Asked(
             Delivery.accepted,
             accepted.originator_conversation_id or None,
@@ -397,6 +378,16 @@ def _reversal_refusal(result: object) -> bool:
     transaction), which a failed reversal result carries without parameters."""
     code = result.get("ResultCode") if isinstance(result, Mapping) else None
     return isinstance(code, str) and code.startswith("R")
+
+
+def _delivery(error: DarajaError) -> Delivery:
+    """What a failed request that moves money tells: refused before or by Daraja (nothing
+    moved), or unknown (it may have been processed, or never sent: try again later)."""
+    if isinstance(error, (DarajaOutcomeUnknown, DarajaUnavailable)):
+        return Delivery.unknown
+    if isinstance(error, (DarajaApiError, DarajaRequestInvalid, DarajaConfigError)):
+        return Delivery.refused
+    return Delivery.unknown
 
 
 def _mapping(body: object) -> Mapping[str, Any]:

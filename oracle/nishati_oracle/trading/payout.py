@@ -18,22 +18,13 @@ again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import structlog
 
-from nishati_oracle.core.metrics import Metrics
-from nishati_oracle.core.settings import OracleSettings
-from nishati_oracle.daraja import same_request
-from nishati_oracle.trading.gateway import Delivery, Gateway, ResultNotice
-from nishati_oracle.trading.ledger import Ledger, TradeRecord, TradeState, backoff
-from nishati_oracle.trading.vault import PhoneVault
+from nishati_oracle.trading.gateway import Delivery, ResultNotice
+from nishati_oracle.trading.ledger import TradeRecord, TradeState, backoff
+from nishati_oracle.trading.results import ResultPhase, answers
 
 log = structlog.get_logger(__name__)
-
-# A result no trade is known for is kept this long: the reply naming its ConversationID may
-# still be on its way to the ledger.
-UNMATCHED_GRACE_SECS = 120.0
 
 # Where a payout is on its way, or may be: a result for it is acted on there.
 PAYING = (TradeState.settled, TradeState.payout_sent, TradeState.payout_unknown)
@@ -44,82 +35,31 @@ def attempt_id(trade_id: str, attempt: int) -> str:
     return trade_id if attempt == 0 else f"{trade_id}-{attempt}"
 
 
-def status_answer(trade: TradeRecord, notice: ResultNotice) -> bool:
-    """Whether ``notice`` answers the trade's last Transaction Status query (it carries the
-    query's ids; a refusal, such as "no such transaction", carries nothing else)."""
-    asked = frozenset(i for i in (trade.status_conversation_id,) if i)
-    return same_request(asked, notice.ids)
-
-
-def answers(trade: TradeRecord, notice: ResultNotice, ours: frozenset[str]) -> bool:
-    """Whether ``notice`` answers the request known by ``ours``: a result or timeout by its
-    own ids; a status answer by the status query's ids or by the ids of the transaction it
-    reports."""
-    if status_answer(trade, notice):
-        return True
-    return same_request(ours, notice.queried_ids if notice.status else notice.ids)
-
-
-def matching(
-    found: list[TradeRecord], notice: ResultNotice, ids: Callable[[TradeRecord], frozenset[str]]
-) -> TradeRecord | None:
-    """The one trade among ``found`` that ``notice`` answers (by ``ids`` of it)."""
-    for trade in found:
-        if answers(trade, notice, ids(trade)):
-            return trade
-    return None
-
-
-class Payouts:
+class Payouts(ResultPhase):
     """Moves ``settled`` trades to ``payout_sent``, and those to ``payout_confirmed`` on
     Daraja's result, back to ``settled`` for another attempt when one failed, or to
     ``payout_failed`` / ``payout_unknown`` once the attempts are spent."""
 
-    def __init__(
-        self,
-        settings: OracleSettings,
-        ledger: Ledger,
-        gateway: Gateway,
-        vault: PhoneVault,
-        result_url: str,
-        timeout_url: str,
-        clock: Callable[[], float],
-        metrics: Metrics,
-    ) -> None:
-        self.settings = settings
-        self.metrics = metrics
-        self.ledger = ledger
-        self.gateway = gateway
-        self.vault = vault
-        self.result_url = result_url
-        self.timeout_url = timeout_url
-        self.clock = clock
+    kind = "payout"
+
+    def answered(self, trade: TradeRecord, notice: ResultNotice) -> bool:
+        return answers(trade, notice, trade.payout_ids)
 
     async def on_result(
         self, notice: ResultNotice, received_at: float, queue_timeout: bool
     ) -> str | None:
         """What came of a B2C result, Transaction Status answer or queue timeout; None keeps
         it for a later round (no trade known for it yet)."""
-        found = await self.ledger.by_daraja_ids(notice.ids | notice.queried_ids)
-        trade = matching(found, notice, lambda t: t.payout_ids)
-        if trade is None:
-            if self.clock() - received_at < UNMATCHED_GRACE_SECS:
-                return None
-            log.error(
-                "payout result matches no payout",
-                ids=sorted(notice.ids),
-                queried_ids=sorted(notice.queried_ids),
-                result_code=str(notice.result_code),
-            )
-            return "unmatched"
+        trade = await self.find(notice, received_at)
+        if not isinstance(trade, TradeRecord):
+            return trade
         learnt = notice.queried_conversation_id
         if learnt and trade.payout_conversation_id is None and trade.state in PAYING:
             # A status answer names the payout's ConversationID: later results match on it.
             await self.ledger.update(trade.id, trade.state, payout_conversation_id=learnt)
         if notice.result_code is None:
-            if queue_timeout and trade.state is TradeState.payout_sent:
-                await self.ledger.update(trade.id, trade.state, next_check_at=self.clock())
-                await self.ledger.note(trade.id, trade.state, "payout queue timeout: asking status")
+            if queue_timeout:
+                await self.timed_out(trade, [TradeState.payout_sent])
             return "not final"
         if notice.succeeded:
             return await self._confirmed(trade, notice)
@@ -142,12 +82,7 @@ class Payouts:
             return "payout 0"
         if trade.state is TradeState.payout_failed:
             # The ledger gave up on a payout Daraja made: a person must know before a retry.
-            self.metrics.ledger_mismatches.labels("payout").inc()
-            log.error(
-                "ledger and daraja disagree: a payout the ledger holds failed was paid",
-                trade_id=trade.id,
-                receipt=notice.receipt,
-            )
+            self.mismatch(trade, "a payout the ledger holds failed was paid", notice.receipt)
             await self.ledger.move(
                 trade.id,
                 [TradeState.payout_failed],
@@ -235,18 +170,4 @@ class Payouts:
             await self.ask_status(trade, trade.payout_originator_id or trade.id)
             await self.ledger.check_later(
                 trade, self.clock(), max(payments.payout_status_after_secs, backoff(trade.queries))
-            )
-
-    async def ask_status(self, trade: TradeRecord, originator: str) -> None:
-        """Transaction Status of the trade's payout or B2C refund by its id; the status
-        query's ConversationID is kept, so that its answer finds the trade."""
-        asked = await self.gateway.status(
-            originator_conversation_id=originator,
-            transaction_id=None,
-            result_url=self.result_url,
-            timeout_url=self.timeout_url,
-        )
-        if asked.delivery is Delivery.accepted and asked.conversation_id is not None:
-            await self.ledger.update(
-                trade.id, trade.state, status_conversation_id=asked.conversation_id
             )

@@ -120,7 +120,7 @@ class Reconciler:
             payouts += 1
         refunds = 0
         for trade in await self.ledger.in_states(REFUNDS):
-            await self.refunds.ask_status(trade)
+            await self.refunds.ask_about(trade)
             refunds += 1
         for kind, count in (("payment", payments), ("payout", payouts), ("refund", refunds)):
             self.metrics.reconcile_asked.labels(kind).inc(count)

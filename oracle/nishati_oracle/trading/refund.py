@@ -25,18 +25,14 @@ successful reversal whose reply was lost, on the receipt it reversed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import StrEnum
 
 import structlog
 
-from nishati_oracle.core.metrics import Metrics
-from nishati_oracle.core.settings import OracleSettings
 from nishati_oracle.trading.desk import MIN_PAYOUT_KES
-from nishati_oracle.trading.gateway import Delivery, Gateway, ResultNotice
-from nishati_oracle.trading.ledger import Ledger, TradeRecord, TradeState, backoff
-from nishati_oracle.trading.payout import UNMATCHED_GRACE_SECS, answers, status_answer
-from nishati_oracle.trading.vault import PhoneVault
+from nishati_oracle.trading.gateway import Delivery, ResultNotice
+from nishati_oracle.trading.ledger import TradeRecord, TradeState, backoff
+from nishati_oracle.trading.results import ResultPhase, answers, status_answer
 
 log = structlog.get_logger(__name__)
 
@@ -55,50 +51,48 @@ def refund_id(trade_id: str) -> str:
     return f"{trade_id}-refund"
 
 
-class Refunds:
+class Refunds(ResultPhase):
     """Moves ``refund_due`` trades to ``refunding``, and those to ``refunded`` on Daraja's
     result, or to ``refund_failed`` when the refund was refused twice or stays unknown."""
 
-    def __init__(
-        self,
-        settings: OracleSettings,
-        ledger: Ledger,
-        gateway: Gateway,
-        vault: PhoneVault,
-        result_url: str,
-        timeout_url: str,
-        clock: Callable[[], float],
-        metrics: Metrics,
-    ) -> None:
-        self.settings = settings
-        self.metrics = metrics
-        self.ledger = ledger
-        self.gateway = gateway
-        self.vault = vault
-        self.result_url = result_url
-        self.timeout_url = timeout_url
-        self.clock = clock
+    kind = "refund"
+
+    def answered(self, trade: TradeRecord, notice: ResultNotice) -> bool:
+        """On the request's ids, or, for a successful reversal whose reply was lost, on the
+        receipt it reversed."""
+        if notice.reversed_receipt is not None and notice.reversed_receipt == trade.mpesa_receipt:
+            return trade.refund_method == RefundMethod.reversal
+        return answers(trade, notice, trade.refund_ids)
 
     async def start_refunds(self) -> None:
         """Refunds the trades due: by reversal when the payment's receipt is known, else by
         B2C (a reversal needs the receipt)."""
         for trade in await self.ledger.due([TradeState.refund_due]):
             method = RefundMethod.reversal if trade.mpesa_receipt else RefundMethod.b2c
-            moved = await self.ledger.move(
-                trade.id,
-                [TradeState.refund_due],
-                TradeState.refunding,
-                f"refund by {method}: KES {trade.amount_kes}",
-                refund_method=method,
-                refund_originator_id=refund_id(trade.id) if method is RefundMethod.b2c else None,
-                refund_conversation_id=None,
-                refund_accepted_at=None,
-                status_conversation_id=None,
-                queries=0,
+            await self._refund_by(
+                trade, TradeState.refund_due, method, f"refund by {method}: KES {trade.amount_kes}"
             )
-            fresh = await self.ledger.get(trade.id) if moved else None
-            if fresh is not None:
-                await self._send(fresh)
+
+    async def _refund_by(
+        self, trade: TradeRecord, expected: TradeState, method: RefundMethod, detail: str
+    ) -> None:
+        """Records the refund's method (and a B2C refund's id) before anything is sent, then
+        sends it."""
+        moved = await self.ledger.move(
+            trade.id,
+            [expected],
+            TradeState.refunding,
+            detail,
+            refund_method=method,
+            refund_originator_id=refund_id(trade.id) if method is RefundMethod.b2c else None,
+            refund_conversation_id=None,
+            refund_accepted_at=None,
+            status_conversation_id=None,
+            queries=0,
+        )
+        fresh = await self.ledger.get(trade.id) if moved else None
+        if fresh is not None:
+            await self._send(fresh)
 
     async def check_refunds(self) -> None:
         """Sends again a refund whose answer was lost, and asks Transaction Status about one
@@ -116,26 +110,9 @@ class Refunds:
                     trade, f"no result after {trade.queries} Transaction Status queries"
                 )
                 continue
-            await self.ask_status(trade)
+            await self.ask_about(trade)
             await self.ledger.check_later(
                 trade, self.clock(), max(payments.payout_status_after_secs, backoff(trade.queries))
-            )
-
-    async def ask_status(self, trade: TradeRecord) -> None:
-        """Transaction Status of the trade's refund, by its OriginatorConversationID; the
-        status query's ConversationID is kept, so that its answer finds the trade."""
-        originator = trade.refund_originator_id or trade.refund_conversation_id
-        if originator is None:
-            return
-        asked = await self.gateway.status(
-            originator_conversation_id=originator,
-            transaction_id=None,
-            result_url=self.result_url,
-            timeout_url=self.timeout_url,
-        )
-        if asked.delivery is Delivery.accepted and asked.conversation_id is not None:
-            await self.ledger.update(
-                trade.id, trade.state, status_conversation_id=asked.conversation_id
             )
 
     async def _send(self, trade: TradeRecord) -> None:
@@ -207,21 +184,9 @@ class Refunds:
     async def _by_b2c(self, trade: TradeRecord, why: str) -> None:
         """Falls back to a B2C payment to the buyer (the reversal was refused, and no other
         reversal of the payment can be on its way)."""
-        moved = await self.ledger.move(
-            trade.id,
-            [TradeState.refunding],
-            TradeState.refunding,
-            f"{why}; refund by b2c",
-            refund_method=RefundMethod.b2c,
-            refund_originator_id=refund_id(trade.id),
-            refund_conversation_id=None,
-            refund_accepted_at=None,
-            status_conversation_id=None,
-            queries=0,
+        await self._refund_by(
+            trade, TradeState.refunding, RefundMethod.b2c, f"{why}; refund by b2c"
         )
-        fresh = await self.ledger.get(trade.id) if moved else None
-        if fresh is not None:
-            await self._send(fresh)
 
     async def _give_up(self, trade: TradeRecord, why: str) -> None:
         log.error("refund failed, needs a person", trade_id=trade.id, reason=why)
@@ -232,35 +197,25 @@ class Refunds:
             f"{why}: needs a person"[:300],
         )
 
-    def _answers(self, trade: TradeRecord, notice: ResultNotice) -> bool:
-        if notice.reversed_receipt is not None and notice.reversed_receipt == trade.mpesa_receipt:
-            return trade.refund_method == RefundMethod.reversal
-        return answers(trade, notice, trade.refund_ids)
+    async def ask_about(self, trade: TradeRecord) -> None:
+        """Transaction Status of the trade's refund, by its OriginatorConversationID."""
+        originator = trade.refund_originator_id or trade.refund_conversation_id
+        if originator is not None:
+            await self.ask_status(trade, originator)
 
     async def on_result(
         self, notice: ResultNotice, received_at: float, queue_timeout: bool
     ) -> str | None:
         """What came of a reversal or B2C refund result, a Transaction Status answer about
         one, or a queue timeout; None keeps it for a later round."""
-        found = await self.ledger.by_daraja_ids(
-            notice.ids | notice.queried_ids, notice.reversed_receipt
-        )
-        trade = next((t for t in found if self._answers(t, notice)), None)
-        if trade is None:
-            if self.clock() - received_at < UNMATCHED_GRACE_SECS:
-                return None
-            log.error(
-                "refund result matches no refund",
-                ids=sorted(notice.ids),
-                result_code=str(notice.result_code),
-            )
-            return "unmatched"
+        trade = await self.find(notice, received_at, notice.reversed_receipt)
+        if not isinstance(trade, TradeRecord):
+            return trade
         if trade.state not in REFUNDING:
             return f"late: trade {trade.state}"
         if notice.result_code is None:
-            if queue_timeout and trade.state is TradeState.refunding:
-                await self.ledger.update(trade.id, trade.state, next_check_at=self.clock())
-                await self.ledger.note(trade.id, trade.state, "refund queue timeout: asking status")
+            if queue_timeout:
+                await self.timed_out(trade, [TradeState.refunding])
             return "not final"
         if status_answer(trade, notice) or notice.status:
             return await self._status_answered(trade, notice)
@@ -300,12 +255,7 @@ class Refunds:
     async def _refunded(self, trade: TradeRecord, notice: ResultNotice) -> str:
         how = "already reversed (R000001)" if notice.already_reversed else notice.receipt
         if trade.state is TradeState.refund_failed:
-            self.metrics.ledger_mismatches.labels("refund").inc()
-            log.error(
-                "ledger and daraja disagree: a refund the ledger holds failed was made",
-                trade_id=trade.id,
-                receipt=notice.receipt,
-            )
+            self.mismatch(trade, "a refund the ledger holds failed was made", notice.receipt)
         await self.ledger.move(
             trade.id,
             REFUNDING,
