@@ -27,6 +27,7 @@ from nishati_client.keys import ed25519_private_key, load_keypair
 from nishati_client.program import NishatiClient
 from nishati_client.readings import Reading, export_secs, sign
 from nishati_dev.settings import LocalChainSettings
+from nishati_oracle.readings.clock import trailing_secs
 
 START_SECS = 240
 ROW = re.compile(r"^  (\S(?:.*?\S)?) {2,}(\S.*)$")
@@ -124,9 +125,11 @@ async def test_the_stack_takes_a_reading_and_a_trade_through_the_urls_it_printed
             assert "nishati_" in (await oracle.get("/metrics")).text
 
             # One signed reading from the seller's meter, over HTTP: accepted, then attested,
-            # once the chain's time since its baseline lets the meter have exported it.
+            # once the chain's time since its baseline, as the oracle reads it, lets the meter
+            # have exported it.
             home = await client.household(seller)
             due = home.last_attested_at + export_secs(EXPORTED_WH, MAX_EXPORT_WATTS)
+            due += trailing_secs()
 
             async def exportable() -> bool:
                 return await cluster_time(chain) >= due

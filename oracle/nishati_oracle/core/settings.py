@@ -103,9 +103,6 @@ class ReadingSettings(EnvSettings):
         description="How long the market's export limit and daily mint cap are trusted unread "
         "for readings coming in (the batcher reads them every round)",
     )
-    max_power_w: int = Field(
-        default=20_000, ge=1, description="Highest export or import power a home can show"
-    )
     meter_cache_secs: int = Field(
         default=300, ge=0, description="How long a meter's registration is trusted unread"
     )
