@@ -40,9 +40,11 @@ from nishati_oracle.trading.gateway import (
     PushResult,
 )
 from nishati_oracle.trading.ledger import (
+    MAX_BODIES_PER_KEY,
     CallbackKind,
     Ledger,
     NewCallback,
+    Stored,
     TradeRecord,
     TradeState,
 )
@@ -229,7 +231,11 @@ async def test_a_callback_is_only_a_hint_the_query_decides(desk: Desk) -> None:
     claimed = json.dumps({**body, "receipt": "FAKE000001"})
     sealed = desk.vault.encrypt(claimed.encode())
     checkout = trade.checkout_request_id
-    assert await desk.ledger.store_callback(CallbackKind.stk, checkout, "FAKE000001", sealed)
+    digest = desk.vault.digest(claimed.encode())
+    assert (
+        await desk.ledger.store_callback(CallbackKind.stk, checkout, "FAKE000001", sealed, digest)
+        is Stored.new
+    )
     await desk.worker.handle_callbacks()
     assert await state(desk, trade_id) is TradeState.stk_sent
     # Kept, and not looked at again every round.
@@ -258,13 +264,26 @@ async def test_compare_and_set(desk: Desk) -> None:
 
 
 async def test_callbacks_are_kept_once(desk: Desk) -> None:
-    assert await desk.ledger.store_callback(CallbackKind.stk, "ws_CO_1", "RCPT000001", b"{}")
-    # The same CheckoutRequestID again, or the same receipt under another id: duplicates.
-    assert not await desk.ledger.store_callback(CallbackKind.stk, "ws_CO_1", None, b"{}")
-    assert not await desk.ledger.store_callback(CallbackKind.stk, "ws_CO_2", "RCPT000001", b"{}")
+    store = desk.ledger.store_callback
+    assert await store(CallbackKind.stk, "ws_CO_1", "RCPT000001", b"{}", "a") is Stored.new
+    # The same body again, or the same receipt under another id: duplicates.
+    assert await store(CallbackKind.stk, "ws_CO_1", None, b"{}", "a") is Stored.duplicate
+    assert await store(CallbackKind.stk, "ws_CO_2", "RCPT000001", b"{}", "b") is Stored.duplicate
     # A payout result may share a key with an STK callback: another kind.
-    assert await desk.ledger.store_callback(CallbackKind.payout_result, "ws_CO_1", None, b"{}")
+    assert await store(CallbackKind.payout_result, "ws_CO_1", None, b"{}", "a") is Stored.new
     assert [c.key for c in await desk.ledger.pending_callbacks()] == ["ws_CO_1", "ws_CO_1"]
+
+
+async def test_each_distinct_body_is_kept_up_to_the_bound(desk: Desk) -> None:
+    """A forger's bodies for a CheckoutRequestID do not make the genuine one a duplicate; a key
+    takes MAX_BODIES_PER_KEY bodies, then refuses more."""
+    store = desk.ledger.store_callback
+    for i in range(MAX_BODIES_PER_KEY):
+        assert await store(CallbackKind.stk, "ws_CO_9", None, b"{}", f"d{i}") is Stored.new
+    assert await store(CallbackKind.stk, "ws_CO_9", None, b"{}", "more") is Stored.over_limit
+    # Another kind, another key: their own bounds.
+    assert await store(CallbackKind.payout_result, "ws_CO_9", None, b"{}", "x") is Stored.new
+    assert len(await desk.ledger.callback_bodies(CallbackKind.stk, "ws_CO_9")) == MAX_BODIES_PER_KEY
 
 
 async def test_what_a_crash_leaves_half_done(desk: Desk) -> None:
@@ -458,7 +477,11 @@ async def test_callbacks_stored_together_are_each_new_or_a_duplicate(desk: Desk)
     inbox = callback_inbox(desk.ledger)
 
     def store(kind: CallbackKind, key: str, receipt: str | None) -> Awaitable[bool]:
-        return inbox.submit(NewCallback(kind, key, receipt, b"{}"))
+        # Each callback's body the same for its key: a second one is the same body again.
+        async def stored() -> bool:
+            return await inbox.submit(NewCallback(kind, key, receipt, b"{}", key)) is Stored.new
+
+        return stored()
 
     assert await store(CallbackKind.stk, "ws_CO_0", "R0")
     calls = [
@@ -483,7 +506,7 @@ async def test_callbacks_stored_together_are_each_new_or_a_duplicate(desk: Desk)
 async def test_a_flood_of_unknown_callbacks_does_not_hold_up_a_trades(desk: Desk) -> None:
     """Callbacks nobody knows, stored before a real trade's, are parked after it is acted on."""
     flood = [
-        NewCallback(CallbackKind.stk, f"ws_CO_unknown_{i}", None, b"{}")
+        NewCallback(CallbackKind.stk, f"ws_CO_unknown_{i}", None, b"{}", str(i))
         for i in range(CALLBACKS_PER_ROUND)
     ]
     await desk.ledger.store_callbacks(flood)
@@ -494,7 +517,12 @@ async def test_a_flood_of_unknown_callbacks_does_not_hold_up_a_trades(desk: Desk
     checkout = trade.checkout_request_id
     desk.gateway.answers[checkout] = 0
     body = {"checkout": checkout, "code": 0, "amount": trade.amount_kes, "receipt": "RCPT000009"}
-    sealed = desk.vault.encrypt(json.dumps(body).encode())
-    assert await desk.ledger.store_callback(CallbackKind.stk, checkout, "RCPT000009", sealed)
+    raw = json.dumps(body).encode()
+    sealed = desk.vault.encrypt(raw)
+    digest = desk.vault.digest(raw)
+    assert (
+        await desk.ledger.store_callback(CallbackKind.stk, checkout, "RCPT000009", sealed, digest)
+        is Stored.new
+    )
     await desk.worker.handle_callbacks()
     assert await state(desk, trade_id) is TradeState.paid

@@ -15,6 +15,7 @@ holds our payment reference (``settle.Settlements.finish_created``).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from typing import NoReturn
 import structlog
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from sqlalchemy.exc import IntegrityError
 
 from nishati_client.chain import TxOutcome, cluster_time
 from nishati_client.errors import (
@@ -82,6 +84,17 @@ class Refusal(StrEnum):
     UnknownTrade = "UnknownTrade"
     MalformedCallback = "MalformedCallback"
     CallbackForbidden = "CallbackForbidden"
+    # The same phone, offer and total as an order of the last NISHATI_ORDER_REPEAT_WINDOW_SECS
+    # that may still be paid, without an Idempotency-Key saying it is a new order.
+    ProbableRepeat = "ProbableRepeat"
+    # An Idempotency-Key already used for an order of another body.
+    IdempotencyKeyReused = "IdempotencyKeyReused"
+    # The order first sent with this Idempotency-Key is still being opened.
+    IdempotencyKeyInUse = "IdempotencyKeyInUse"
+    # A callback field longer than Daraja ever sends (its key, its receipt, any text).
+    CallbackFieldTooLarge = "CallbackFieldTooLarge"
+    # The callback's key holds as many different bodies as are kept.
+    TooManyCallbacks = "TooManyCallbacks"
 
 
 STATUS = {
@@ -100,7 +113,14 @@ STATUS = {
     Refusal.PaymentRequestRefused: 502,
     Refusal.CallbackForbidden: 403,
     Refusal.MalformedCallback: 400,
+    Refusal.ProbableRepeat: 409,
+    Refusal.IdempotencyKeyInUse: 409,
+    Refusal.CallbackFieldTooLarge: 413,
+    Refusal.TooManyCallbacks: 429,
 }
+# Refusals that say when to ask again (``Retry-After``, seconds): the chain or the first order
+# with a key may be back by then.
+RETRY_AFTER_SECS = {Refusal.ChainUnavailable: 5, Refusal.IdempotencyKeyInUse: 1}
 
 
 class TradeRefused(Exception):
@@ -115,6 +135,15 @@ class TradeRefused(Exception):
     @property
     def status_code(self) -> int:
         return STATUS.get(self.reason, 422)
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        after = RETRY_AFTER_SECS.get(self.reason)
+        return None if after is None else {"Retry-After": str(after)}
+
+
+class KeyTaken(Exception):
+    """Another order stored its trade with this Idempotency-Key first (nothing was stored)."""
 
 
 def total_cents(wh: int, price_cents_per_kwh: int) -> int:
@@ -136,6 +165,9 @@ class Order:
     offer: Pubkey
     wh: int
     phone: str
+    # The order's Idempotency-Key and the digest of the request it came with (``idempotency``).
+    idempotency_key: str | None = None
+    request_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +200,9 @@ class TradeDesk:
         self.callback_url = callback_url
         self.wake = wake
         self.clock = clock
+        # Held from the repeat check to the trade's row: two copies of one order sent at once
+        # are never both new.
+        self._storing = asyncio.Lock()
 
     async def market_state(self) -> Market:
         return await self.client.market(self.market)
@@ -248,9 +283,29 @@ class TradeDesk:
             raise TradeRefused(
                 Refusal.SellerPhoneUnknown, "the seller's phone is not enrolled with the oracle"
             )
-        trade = await self._store(order, offer, buyer, phone, seller_phone, total, fee_cents)
+        async with self._storing:
+            if order.idempotency_key is None:
+                await self._refuse_repeat(phone, offer, total)
+            trade = await self._store(order, offer, buyer, phone, seller_phone, total, fee_cents)
         trade = await self._open_on_chain(trade, market)
         return await self._push(trade, phone)
+
+    async def _refuse_repeat(self, phone: str, offer: Offer, total: int) -> None:
+        """Refuses an order without an Idempotency-Key that repeats one of the last
+        ``order_repeat_window_secs`` still to be paid: most likely the same order sent twice."""
+        window = self.settings.payments.order_repeat_window_secs
+        if window <= 0:
+            return
+        since = self.clock() - window
+        phone_hash = self.vault.commitment(phone).hex()
+        earlier = await self.ledger.recent_order(phone_hash, str(offer.address), total, since)
+        if earlier is not None:
+            ago = max(0, int(self.clock() - earlier.created_at))
+            raise TradeRefused(
+                Refusal.ProbableRepeat,
+                f"the same phone ordered KES {total // 100:,} from this offer {ago} s ago; "
+                f"send an Idempotency-Key to place another such order within {window:g} s",
+            )
 
     async def _offer(self, address: Pubkey) -> Offer:
         try:
@@ -317,8 +372,15 @@ class TradeDesk:
             next_check_at=now + OPEN_GRACE_SECS,
             created_at=now,
             updated_at=now,
+            idempotency_key=order.idempotency_key,
+            request_digest=order.request_digest,
         )
-        await self.ledger.create(trade, f"order for {order.wh:,} Wh from {mask(phone)}")
+        try:
+            await self.ledger.create(trade, f"order for {order.wh:,} Wh from {mask(phone)}")
+        except IntegrityError:
+            if order.idempotency_key is None:
+                raise
+            raise KeyTaken(order.idempotency_key) from None
         return trade
 
     async def _open_on_chain(self, trade: TradeRecord, market: Market) -> TradeRecord:

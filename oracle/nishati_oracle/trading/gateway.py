@@ -58,6 +58,8 @@ class PaymentStatus:
 
     result_code: int | None
     detail: str = ""
+    # The MerchantRequestID Daraja's final answer names (the genuine callback carries it too).
+    merchant_request_id: str | None = None
 
     @property
     def pending(self) -> bool:
@@ -81,6 +83,7 @@ class Payment:
     amount_kes: int | None
     receipt: str | None
     phone: str | None
+    merchant_request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,7 @@ class DarajaGateway:
             return PaymentStatus(None, f"query failed: {e}")
         if isinstance(answer, StkQueryPending):
             return PaymentStatus(None, "pending")
-        return PaymentStatus(answer.result_code, answer.result_desc)
+        return PaymentStatus(answer.result_code, answer.result_desc, answer.merchant_request_id)
 
     async def pay(
         self,
@@ -252,6 +255,7 @@ class DarajaGateway:
             amount_kes=None if paid is None else paid.amount,
             receipt=None if paid is None else paid.receipt,
             phone=None if paid is None else paid.phone,
+            merchant_request_id=callback.merchant_request_id,
         )
 
     def parse_payout(self, body: object, timeout: bool) -> PayoutOutcome:
