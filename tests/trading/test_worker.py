@@ -68,6 +68,9 @@ class FakeGateway:
     async def close(self) -> None:
         return None
 
+    def readiness(self) -> str:
+        return "ok"
+
     async def push(
         self, *, phone: str, amount_kes: int, reference: str, description: str, callback_url: str
     ) -> PushResult:

@@ -41,6 +41,7 @@ from nishati_client.phone import InvalidPhoneNumber, mask, normalise
 from nishati_client.program import NishatiClient
 from nishati_client.trading import Offer, payment_reference
 from nishati_oracle.core.settings import OracleSettings
+from nishati_oracle.http.errors import CHAIN_RETRY_AFTER_SECS
 from nishati_oracle.trading.gateway import Delivery, Gateway
 from nishati_oracle.trading.ledger import Ledger, TradeRecord, TradeState
 from nishati_oracle.trading.vault import PhoneVault
@@ -120,7 +121,10 @@ STATUS = {
 }
 # Refusals that say when to ask again (``Retry-After``, seconds): the chain or the first order
 # with a key may be back by then.
-RETRY_AFTER_SECS = {Refusal.ChainUnavailable: 5, Refusal.IdempotencyKeyInUse: 1}
+RETRY_AFTER_SECS = {
+    Refusal.ChainUnavailable: CHAIN_RETRY_AFTER_SECS,
+    Refusal.IdempotencyKeyInUse: 1,
+}
 
 
 class TradeRefused(Exception):
@@ -313,7 +317,11 @@ class TradeDesk:
         except (AccountNotFound, AccountTypeMismatch):
             raise TradeRefused(Refusal.UnknownOffer, f"no offer at {address}") from None
         except NishatiClientError as e:
-            raise TradeRefused(Refusal.ChainUnavailable, str(e)) from None
+            # The error's text may name the RPC endpoint: it goes to the log, not the caller.
+            log.warning("chain unavailable", error=str(e))
+            raise TradeRefused(
+                Refusal.ChainUnavailable, "the chain did not answer; try again"
+            ) from None
         if offer.market != self.market:
             raise TradeRefused(Refusal.UnknownOffer, f"offer {address} is in another market")
         if offer.cancelled or offer.expires_at <= await cluster_time(self.client.chain):
