@@ -106,7 +106,13 @@ class FakeGateway:
     def parse_payment(self, body: object) -> Payment:
         assert isinstance(body, dict)
         return Payment(
-            body["checkout"], body["code"], "fake", body["amount"], body["receipt"], None
+            body["checkout"],
+            body["code"],
+            "fake",
+            body["amount"],
+            body["receipt"],
+            body.get("phone"),
+            body.get("merchant"),
         )
 
     def parse_payout(self, body: object, timeout: bool) -> PayoutOutcome:
@@ -250,6 +256,60 @@ async def test_a_callback_is_only_a_hint_the_query_decides(desk: Desk) -> None:
     await desk.worker.handle_callbacks()
     assert await state(desk, trade_id) is TradeState.cancelling
     assert await desk.ledger.pending_callbacks(now=float("inf")) == []
+
+
+async def keep(desk: Desk, body: dict[str, Any]) -> None:
+    raw = json.dumps(body).encode()
+    stored = await desk.ledger.store_callback(
+        CallbackKind.stk,
+        body["checkout"],
+        body["receipt"],
+        desk.vault.encrypt(raw),
+        desk.vault.digest(raw),
+    )
+    assert stored is Stored.new
+
+
+async def test_the_receipt_is_the_one_of_the_callback_the_query_confirms(desk: Desk) -> None:
+    """A forged success first (the trade's amount and phone, not its MerchantRequestID) does
+    not crowd out the genuine one; the genuine receipt is recorded."""
+    _, phone = await desk.buyer()
+    opened = await desk.desk.open(Order(desk.offer.address, 1_000, phone))
+    trade, checkout = opened.trade, opened.checkout_request_id
+    assert checkout is not None
+    paid = {"checkout": checkout, "code": 0, "amount": trade.amount_kes, "phone": phone}
+    await keep(desk, {**paid, "receipt": "FORGED0001", "merchant": "forged"})
+    await desk.worker.handle_callbacks()  # the query says pending: it waits
+    assert await state(desk, trade.id) is TradeState.stk_sent
+    await keep(desk, {**paid, "receipt": "RCPT00GOOD", "merchant": f"merchant-{checkout}"})
+    desk.gateway.answers[checkout] = 0
+    await desk.ledger.release_callbacks(checkout)
+    await desk.worker.handle_callbacks()
+    found = await desk.ledger.get(trade.id)
+    assert found is not None
+    assert (found.state, found.mpesa_receipt) == (TradeState.paid, "RCPT00GOOD")
+
+
+async def test_a_callback_after_the_query_still_adds_its_receipt(desk: Desk) -> None:
+    _, phone = await desk.buyer()
+    opened = await desk.desk.open(Order(desk.offer.address, 1_000, phone))
+    trade, checkout = opened.trade, opened.checkout_request_id
+    assert checkout is not None
+    desk.gateway.answers[checkout] = 0
+    await desk.ledger.update(trade.id, TradeState.stk_sent, next_check_at=0)
+    await desk.worker.confirmations.query_payments()
+    found = await desk.ledger.get(trade.id)
+    assert found is not None
+    assert (found.state, found.mpesa_receipt) == (TradeState.paid, None)
+    body = {"checkout": checkout, "code": 0, "amount": trade.amount_kes, "phone": phone}
+    await keep(desk, {**body, "receipt": "RCPT00LATE", "merchant": f"merchant-{checkout}"})
+    await desk.worker.handle_callbacks()
+    found = await desk.ledger.get(trade.id)
+    assert found is not None
+    assert (found.state, found.mpesa_receipt) == (TradeState.paid, "RCPT00LATE")
+    assert "receipt RCPT00LATE (callback)" in [
+        h.detail for h in await desk.ledger.history(trade.id)
+    ]
 
 
 async def test_compare_and_set(desk: Desk) -> None:
