@@ -238,6 +238,31 @@ async def ready(http: httpx.AsyncClient) -> httpx.Response:
     return await http.get("/readyz")
 
 
+async def test_readiness_follows_daraja(world: TradingWorld) -> None:
+    """/readyz tells Daraja's state from the last exchange with it (no call of its own per
+    probe), and probes it in the background until it is back."""
+    assert (await ready(world.http)).json()["daraja"] == "ok"
+    requests = len(await world.sim_control("/simulator/requests"))
+    for _ in range(5):
+        assert (await ready(world.http)).status_code == 200
+    assert len(await world.sim_control("/simulator/requests")) == requests
+    world.sim.stop()
+    try:
+        refused = await order(world, world.phone(), None)
+        assert (refused.status_code, refused.json()["reason"]) == (502, "PaymentRequestRefused")
+        answer = await ready(world.http)
+        assert answer.status_code == 503
+        assert answer.json()["daraja"].startswith("down: ConnectError")
+        assert answer.json()["chain"] == "ok"
+    finally:
+        world.sim.start()
+    deadline = time.monotonic() + 60
+    while (answer := await ready(world.http)).status_code != 200:
+        assert time.monotonic() < deadline, answer.text
+        await asyncio.sleep(0.5)
+    assert answer.json()["daraja"] == "ok"
+
+
 async def test_the_oracle_starts_and_serves_without_the_chain_then_catches_up(
     world: TradingWorld,
 ) -> None:

@@ -289,6 +289,8 @@ ORDER_REFUSALS = {
 }
 # What a route that only reads and writes the oracle's database may answer with a 503.
 LEDGER_UNAVAILABLE = {503: f"PaymentsDisabled, {STORAGE_UNAVAILABLE}"}
+# A lookup of one of our trades (by its id or its CheckoutRequestID).
+LOOKUP_REFUSALS = responses({404: "UnknownTrade", **LEDGER_UNAVAILABLE})
 
 
 @orders.post(
@@ -373,7 +375,7 @@ async def enrol(trading: TradingDep, household: str, body: PhoneIn) -> Response:
 @lookups.get(
     "/api/v1/payments/{trade_id}",
     response_model=PaymentOut,
-    responses=responses({404: "UnknownTrade", **LEDGER_UNAVAILABLE}),
+    responses=LOOKUP_REFUSALS,
 )
 async def payment(trading: TradingDep, trade_id: str) -> PaymentOut:
     """A trade's payment: its state, amounts, M-Pesa and chain references, and history."""
@@ -383,7 +385,7 @@ async def payment(trading: TradingDep, trade_id: str) -> PaymentOut:
 @lookups.get(
     "/api/payment/status/{tx_id}",
     response_model=PaymentOut,
-    responses=responses({404: "UnknownTrade", **LEDGER_UNAVAILABLE}),
+    responses=LOOKUP_REFUSALS,
 )
 async def legacy_payment_status(trading: TradingDep, tx_id: str) -> PaymentOut:
     """The original platform's payment status: ``GET /api/v1/payments/{trade_id}``, with
@@ -416,7 +418,7 @@ async def _payment(trading: Trading, trade_id: str) -> PaymentOut:
 @lookups.get(
     "/api/v1/stk/{checkout_request_id}",
     response_model=StkStatusOut,
-    responses=responses({404: "UnknownTrade", **LEDGER_UNAVAILABLE}),
+    responses=LOOKUP_REFUSALS,
 )
 async def stk_status(trading: TradingDep, checkout_request_id: str) -> StkStatusOut:
     """Asks Daraja now (STK Query) about one of our payments."""
@@ -426,7 +428,7 @@ async def stk_status(trading: TradingDep, checkout_request_id: str) -> StkStatus
 @lookups.get(
     "/api/stk/status/{req_id}",
     response_model=StkStatusOut,
-    responses=responses({404: "UnknownTrade", **LEDGER_UNAVAILABLE}),
+    responses=LOOKUP_REFUSALS,
 )
 async def legacy_stk_status(trading: TradingDep, req_id: str) -> StkStatusOut:
     """The original platform's STK status: ``GET /api/v1/stk/{checkout_request_id}``, with
