@@ -102,7 +102,6 @@ class Services:
     trading: Trading | None
     # None while MQTT is disabled.
     mqtt: MqttIngest | None
-    chain_check: ChainCheck
 
 
 async def start(
@@ -176,6 +175,4 @@ async def start(
     # it (~200 ms with the chain, database and web libraries loaded: a stall of every answer).
     gc.freeze()
     log.info("oracle started", market=str(market), oracle=str(oracle.pubkey()))
-    return Services(
-        settings, store, chain, client, pipeline, attester, metrics, trading, mqtt, chain_check
-    )
+    return Services(settings, store, chain, client, pipeline, attester, metrics, trading, mqtt)

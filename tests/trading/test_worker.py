@@ -113,6 +113,7 @@ class FakeGateway:
             body["receipt"],
             body.get("phone"),
             body.get("merchant"),
+            body.get("shown"),
         )
 
     def parse_payout(self, body: object, timeout: bool) -> PayoutOutcome:
@@ -288,6 +289,21 @@ async def test_the_receipt_is_the_one_of_the_callback_the_query_confirms(desk: D
     found = await desk.ledger.get(trade.id)
     assert found is not None
     assert (found.state, found.mpesa_receipt) == (TradeState.paid, "RCPT00GOOD")
+
+
+async def test_a_masked_phone_keeps_the_receipt(desk: Desk) -> None:
+    _, phone = await desk.buyer()
+    opened = await desk.desk.open(Order(desk.offer.address, 1_000, phone))
+    trade, checkout = opened.trade, opened.checkout_request_id
+    assert checkout is not None
+    masked = f"{phone[:4]}****{phone[-3:]}"
+    body = {"checkout": checkout, "code": 0, "amount": trade.amount_kes, "shown": masked}
+    await keep(desk, {**body, "receipt": "RCPTMASKED", "merchant": f"merchant-{checkout}"})
+    desk.gateway.answers[checkout] = 0
+    await desk.worker.handle_callbacks()
+    found = await desk.ledger.get(trade.id)
+    assert found is not None
+    assert (found.state, found.mpesa_receipt) == (TradeState.paid, "RCPTMASKED")
 
 
 async def test_a_callback_after_the_query_still_adds_its_receipt(desk: Desk) -> None:

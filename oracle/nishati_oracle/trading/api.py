@@ -278,7 +278,7 @@ ORDER_REFUSALS = {
     "AccountNotFound: the buyer's household is no longer on chain, "
     "AccountTypeMismatch: the account at the buyer's address is not a household, "
     "ProbableRepeat: without an Idempotency-Key, the same phone, offer and total as a recent "
-    "order still to be paid, "
+    "order neither refused nor cancelled, "
     "IdempotencyKeyInUse: the order first sent with this key is still being opened "
     "(Retry-After)",
     422: "InvalidPhone, AmountTooLarge, PayoutBelowMinimum, "

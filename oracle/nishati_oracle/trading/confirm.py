@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import structlog
 
+from nishati_oracle.daraja import masked_phone_matches
 from nishati_oracle.trading.gateway import Gateway, Payment, PaymentStatus
 from nishati_oracle.trading.ledger import (
     CallbackKind,
@@ -177,11 +178,15 @@ class Confirmations:
 
     def _confirms(self, trade: TradeRecord, merchant: str | None, payment: Payment) -> bool:
         """Whether a callback is the success the query confirmed: paid, with a receipt, the
-        trade's amount and phone, and the push's MerchantRequestID (when one is known)."""
-        phone_ok = (
-            payment.phone is not None
-            and self.vault.commitment(payment.phone).hex() == trade.buyer_phone_hash
-        )
+        trade's amount and phone (or a masked phone the trade's agrees with), and the push's
+        MerchantRequestID (when one is known)."""
+        if payment.phone is not None:
+            phone_ok = self.vault.commitment(payment.phone).hex() == trade.buyer_phone_hash
+        else:
+            shown = payment.phone_shown
+            phone_ok = shown is not None and masked_phone_matches(
+                shown, self.vault.open(trade.buyer_phone)
+            )
         return (
             payment.result_code == 0
             and payment.receipt is not None

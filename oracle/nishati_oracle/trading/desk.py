@@ -86,7 +86,7 @@ class Refusal(StrEnum):
     MalformedCallback = "MalformedCallback"
     CallbackForbidden = "CallbackForbidden"
     # The same phone, offer and total as an order of the last NISHATI_ORDER_REPEAT_WINDOW_SECS
-    # that may still be paid, without an Idempotency-Key saying it is a new order.
+    # that is neither refused nor cancelled, without an Idempotency-Key saying it is a new one.
     ProbableRepeat = "ProbableRepeat"
     # An Idempotency-Key already used for an order of another body.
     IdempotencyKeyReused = "IdempotencyKeyReused"
@@ -296,7 +296,8 @@ class TradeDesk:
 
     async def _refuse_repeat(self, phone: str, offer: Offer, total: int) -> None:
         """Refuses an order without an Idempotency-Key that repeats one of the last
-        ``order_repeat_window_secs`` still to be paid: most likely the same order sent twice."""
+        ``order_repeat_window_secs`` neither refused nor cancelled: most likely the same order
+        sent twice."""
         window = self.settings.payments.order_repeat_window_secs
         if window <= 0:
             return

@@ -91,6 +91,9 @@ class Payment:
     receipt: str | None
     phone: str | None
     merchant_request_id: str | None = None
+    # The phone as shown when Daraja masked it (``2547****149``): not a number, but one to
+    # check a known number against.
+    phone_shown: str | None = None
 
 
 @dataclass(frozen=True)
@@ -298,6 +301,7 @@ class DarajaGateway:
             receipt=None if paid is None else paid.receipt,
             phone=None if paid is None else paid.phone,
             merchant_request_id=callback.merchant_request_id,
+            phone_shown=None if paid is None else paid.phone_shown,
         )
 
     def parse_payout(self, body: object, timeout: bool) -> PayoutOutcome:

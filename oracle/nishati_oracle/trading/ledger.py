@@ -367,8 +367,8 @@ class Ledger:
     async def recent_order(
         self, phone_hash: str, offer: str, total_cents: int, since: float
     ) -> TradeRecord | None:
-        """The buyer's latest order from this offer for this total since ``since`` that may
-        still be paid (not refused, not cancelled), if any."""
+        """The buyer's latest order from this offer for this total since ``since`` that is
+        neither refused nor cancelled, if any."""
         query = (
             select(trades)
             .where(
