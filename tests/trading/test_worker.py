@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from nishati_oracle.trading.gateway import (
     PayoutResult,
     PushResult,
 )
+from nishati_oracle.trading.idempotency import Answer, Idempotency
 from nishati_oracle.trading.ledger import (
     MAX_BODIES_PER_KEY,
     CallbackKind,
@@ -326,6 +328,34 @@ async def test_a_callback_after_the_query_still_adds_its_receipt(desk: Desk) -> 
     assert "receipt RCPT00LATE (callback)" in [
         h.detail for h in await desk.ledger.history(trade.id)
     ]
+
+
+async def test_an_idempotency_key_holds_for_its_time_then_is_free(desk: Desk) -> None:
+    now = time.time()
+    orders = Idempotency(desk.ledger, 60, clock=lambda: now)
+    _, phone = await desk.buyer()
+
+    async def place(digest: str) -> Answer:
+        async def first() -> Answer:
+            order = Order(desk.offer.address, 1_000, phone, "the-key", digest)
+            opened = await desk.desk.open(order)
+            answer = Answer(201, opened.trade.id.encode())
+            await orders.record(opened.trade.id, answer)
+            return answer
+
+        return await orders.answer("the-key", digest, first, lambda _: Answer(201, b""))
+
+    placed = await place("one")
+    assert await place("one") == placed
+    with pytest.raises(TradeRefused) as refused:
+        await place("another")
+    assert refused.value.reason is Refusal.IdempotencyKeyReused
+    now += 61
+    again = await place("another")
+    assert again != placed
+    holder = await desk.ledger.by_idempotency_key("the-key")
+    assert holder is not None
+    assert holder.id == again.body.decode()
 
 
 async def test_compare_and_set(desk: Desk) -> None:

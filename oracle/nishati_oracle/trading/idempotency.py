@@ -8,7 +8,8 @@ one process share one order (the second waits for the first); across processes t
 unique key lets one of them store the trade and the other answers from it. An order refused
 before anything was stored keeps nothing, so its repeat is decided afresh; neither is a 503
 kept (the worker finishes such a trade, and a repeat is answered with the trade as it stands).
-Keys are kept ``NISHATI_IDEMPOTENCY_KEY_SECS`` (a day); after that the key is free again.
+A key holds for ``NISHATI_IDEMPOTENCY_KEY_SECS`` (a day) after its order; after that it is free
+again (the old trade lets go of it when it is next sent).
 """
 
 from __future__ import annotations
