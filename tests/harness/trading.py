@@ -180,6 +180,7 @@ async def trading_world(
     offer_wh: int = 200_000,
     deadline_secs: int = 60,
     sim_settings: dict[str, object] | None = None,
+    oracle_env_changes: dict[str, str] | None = None,
 ) -> AsyncIterator[TradingWorld]:
     program_id = Pubkey.from_string(settings.program_id)
     chain = RpcChain(rpc_url, program_id, settings.commitment)
@@ -204,6 +205,7 @@ async def trading_world(
         sim.start()
         port = free_port()
         env = oracle_env(rpc_url, market, sim.url, f"http://127.0.0.1:{port}", tmp_path)
+        env |= oracle_env_changes or {}
         oracle = OracleService(env, tmp_path / "oracle.log", port=port)
         oracle.start()
         async with httpx.AsyncClient(base_url=oracle.url, timeout=30) as http:

@@ -124,17 +124,21 @@ async def test_a_lost_callback_is_found_by_query(world: TradingWorld) -> None:
     await assert_settled(world, opened, phone)
 
 
-async def test_a_late_callback_changes_nothing(world: TradingWorld) -> None:
+async def test_a_late_callback_only_adds_its_receipt(world: TradingWorld) -> None:
     phone = world.phone("92")
     opened = await bought(world, phone)
     payment = await world.final(opened["trade_id"])
     assert payment["state"] == "payout_confirmed"
+    assert "paid (STK Query)" in [h["detail"] for h in payment["history"]]
     deadline = time.monotonic() + 20
-    while not any("late callback" in (h["detail"] or "") for h in payment["history"]):
+    while payment["mpesa_receipt"] is None:
         assert time.monotonic() < deadline, payment["history"]
         await asyncio.sleep(0.3)
         payment = await world.payment(opened["trade_id"])
     assert payment["state"] == "payout_confirmed"
+    assert f"receipt {payment['mpesa_receipt']} (callback)" in [
+        h["detail"] for h in payment["history"]
+    ]
     await assert_settled(world, opened, phone)
 
 

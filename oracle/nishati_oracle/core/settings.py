@@ -70,13 +70,14 @@ class HttpSettings(EnvSettings):
 
     host: str = Field(default="127.0.0.1", description="Address the HTTP API listens on")
     port: int = Field(default=8080, ge=0, le=65_535, description="Port the HTTP API listens on")
-    # An order or an enrolment is under 300 bytes, a Daraja callback a few KB; the readings
+    # An order or an enrolment is under 300 bytes; Daraja's largest callback (a Transaction
+    # Status or B2C result with its parameters and reference data) under 2 KB. The readings
     # route's cap follows from NISHATI_MAX_BATCH_READINGS.
     order_body_bytes: int = Field(
         default=16 * 1024, ge=1, description="Largest body of an order or a phone enrolment"
     )
     callback_body_bytes: int = Field(
-        default=64 * 1024, ge=1, description="Largest body of a Daraja callback"
+        default=8 * 1024, ge=1, description="Largest body of a Daraja callback"
     )
 
 
@@ -194,6 +195,18 @@ class PaymentSettings(EnvSettings):
     )
     payment_worker_interval_secs: float = Field(
         default=1.0, gt=0, description="Payment worker wake-up period"
+    )
+    idempotency_key_secs: float = Field(
+        default=24 * 3_600,
+        gt=0,
+        description="How long an order's Idempotency-Key is kept: a repeat within it is "
+        "answered as the first order was",
+    )
+    order_repeat_window_secs: float = Field(
+        default=120.0,
+        ge=0,
+        description="An order without an Idempotency-Key with the same phone, offer and total "
+        "as one this recent is refused as a probable repeat (0: never)",
     )
 
     @property

@@ -1,16 +1,22 @@
 """Confirming payments: a trade is paid when the STK Query says so, never on a callback alone.
 
 An STK callback is only a hint that the query is worth asking now, so a forged one never settles
-anything; a callback adds the M-Pesa receipt only when its amount and phone are the trade's.
+anything. Every distinct callback body for a CheckoutRequestID is kept (a few), so a forged one
+arriving first cannot crowd out the genuine one; the receipt recorded is that of the one body
+the STK Query confirms: a success for the trade's amount and phone, naming the
+MerchantRequestID that Daraja gave the push and named again in its query answer (which is never
+shown to API callers). One that comes after the query decided still adds its receipt.
 Payments whose callback has not come are queried on a backoff, and given up on at the deadline.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import structlog
 
+from nishati_oracle.daraja import masked_phone_matches
 from nishati_oracle.trading.gateway import Gateway, Payment, PaymentStatus
 from nishati_oracle.trading.ledger import (
     CallbackKind,
@@ -68,12 +74,14 @@ class Confirmations:
                 )
             return "unmatched"
         if trade.state not in (TradeState.opened, TradeState.stk_sent):
+            if await self._late_receipt(trade):
+                return f"receipt recorded: trade {trade.state}"
             await self.ledger.note(trade.id, trade.state, f"late callback {payment.result_code}")
             return f"late: trade {trade.state}"
         status = await self.gateway.query(payment.checkout_request_id)
         if status.pending:
             return None
-        return await self._decide(trade, status, payment)
+        return await self._decide(trade, status)
 
     async def _claim(self, payment: Payment, unclaimed: list[TradeRecord]) -> TradeRecord | None:
         """A successful payment for a push whose answer never reached us (a crash or timeout
@@ -94,21 +102,12 @@ class Confirmations:
                     return await self.ledger.get(trade.id)
         return None
 
-    async def _decide(
-        self, trade: TradeRecord, status: PaymentStatus, payment: Payment | None
-    ) -> str:
-        """Acts on a final STK Query answer; a callback only adds the receipt, and only when
-        its amount and phone are the trade's."""
+    async def _decide(self, trade: TradeRecord, status: PaymentStatus) -> str:
+        """Acts on a final STK Query answer; the callbacks only add the receipt (see the
+        module docstring)."""
         code = status.result_code
         if code == 0:
-            receipt = None
-            detail = "paid (STK Query)"
-            if payment is not None and payment.result_code == 0:
-                if self._matches(trade, payment):
-                    receipt = payment.receipt
-                    detail = f"paid, receipt {receipt}"
-                else:
-                    detail = "paid (STK Query); the callback's amount or phone did not match"
+            receipt, detail = await self._receipt(trade, status)
             moved = await self.ledger.move(
                 trade.id,
                 [TradeState.opened, TradeState.stk_sent],
@@ -117,6 +116,7 @@ class Confirmations:
                 mpesa_receipt=receipt,
                 result_code=0,
                 result_desc=status.detail[:200],
+                merchant_request_id=trade.merchant_request_id or status.merchant_request_id,
             )
             return "paid" if moved else "already decided"
         moved = await self.ledger.move(
@@ -129,12 +129,71 @@ class Confirmations:
         )
         return f"failed {code}" if moved else "already decided"
 
-    def _matches(self, trade: TradeRecord, payment: Payment) -> bool:
-        phone_ok = (
-            payment.phone is not None
-            and self.vault.commitment(payment.phone).hex() == trade.buyer_phone_hash
+    async def _receipt(self, trade: TradeRecord, status: PaymentStatus) -> tuple[str | None, str]:
+        """The receipt of the one kept callback the query confirms, and what to record."""
+        payments = await self._payments(trade)
+        merchant = trade.merchant_request_id or status.merchant_request_id
+        receipts = {p.receipt for p in payments if self._confirms(trade, merchant, p)}
+        if len(receipts) == 1:
+            [receipt] = receipts
+            return receipt, f"paid, receipt {receipt}"
+        if len(receipts) > 1:
+            log.warning(
+                "callbacks disagree on the receipt",
+                trade_id=trade.id,
+                market=trade.market,
+                receipts=sorted(r for r in receipts if r is not None),
+            )
+            return None, f"paid (STK Query); {len(receipts)} callbacks confirm it, no receipt kept"
+        if any(p.result_code == 0 for p in payments):
+            return None, "paid (STK Query); no callback's amount, phone or request matched"
+        return None, "paid (STK Query)"
+
+    async def _late_receipt(self, trade: TradeRecord) -> bool:
+        """Records the receipt of a trade the query found paid before its callback came."""
+        if trade.result_code != 0 or trade.mpesa_receipt is not None:
+            return False
+        receipts = {
+            p.receipt
+            for p in await self._payments(trade)
+            if self._confirms(trade, trade.merchant_request_id, p)
+        }
+        if len(receipts) != 1:
+            return False
+        [receipt] = receipts
+        assert receipt is not None
+        return await self.ledger.add_receipt(trade.id, receipt, f"receipt {receipt} (callback)")
+
+    async def _payments(self, trade: TradeRecord) -> list[Payment]:
+        """Every callback kept for the trade's CheckoutRequestID, parsed (malformed ones left)."""
+        if trade.checkout_request_id is None:
+            return []
+        found = []
+        for kept in await self.ledger.callback_bodies(CallbackKind.stk, trade.checkout_request_id):
+            try:
+                found.append(self.gateway.parse_payment(json.loads(self.vault.decrypt(kept.body))))
+            except ValueError:
+                continue
+        return found
+
+    def _confirms(self, trade: TradeRecord, merchant: str | None, payment: Payment) -> bool:
+        """Whether a callback is the success the query confirmed: paid, with a receipt, the
+        trade's amount and phone (or a masked phone the trade's agrees with), and the push's
+        MerchantRequestID (when one is known)."""
+        if payment.phone is not None:
+            phone_ok = self.vault.commitment(payment.phone).hex() == trade.buyer_phone_hash
+        else:
+            shown = payment.phone_shown
+            phone_ok = shown is not None and masked_phone_matches(
+                shown, self.vault.open(trade.buyer_phone)
+            )
+        return (
+            payment.result_code == 0
+            and payment.receipt is not None
+            and phone_ok
+            and payment.amount_kes == trade.amount_kes
+            and (merchant is None or payment.merchant_request_id == merchant)
         )
-        return phone_ok and payment.amount_kes == trade.amount_kes
 
     async def query_payments(self) -> None:
         """Asks about payments whose callback is overdue, and gives up on those still open at
@@ -144,7 +203,7 @@ class Confirmations:
             if trade.state is TradeState.stk_sent and trade.checkout_request_id is not None:
                 status = await self.gateway.query(trade.checkout_request_id)
                 if not status.pending:
-                    await self._decide(trade, status, None)
+                    await self._decide(trade, status)
                     continue
             if trade.give_up_at is not None and self.clock() > trade.give_up_at:
                 await self.ledger.move(
