@@ -65,6 +65,11 @@ impl Reading {
         message
     }
 
+    /// The counter of an encoded reading, without checking its framing.
+    pub fn counter_of(message: &[u8; READING_LEN]) -> u32 {
+        u32_at(message, COUNTER_AT)
+    }
+
     /// Checks framing and market, then reads the values.
     #[inline(always)]
     pub fn parse(message: &[u8], market: &[u8; 32]) -> Result<Self, FormatError> {
