@@ -7,8 +7,6 @@
 //! When the backlog is full a new reading is refused and not signed at all: readings are
 //! cumulative, so the next one that fits carries the energy of those skipped.
 
-use core::ops::Range;
-
 use embedded_storage_async::nor_flash::MultiwriteNorFlash;
 use sequential_storage::{
     cache::Cache,
@@ -17,14 +15,8 @@ use sequential_storage::{
 
 use crate::{
     signer::SignedReading,
-    store::{NoCache, Storage, StoreError, SECTOR, SETTINGS},
+    store::{NoCache, Storage, StoreError},
 };
-
-/// 64 sectors (256 KiB): 36 readings fit a sector, so 63 sectors (one is always kept free for
-/// the next to be erased into) hold 2,268 readings, over 7 days at one per 5 minutes (2,016).
-pub const BACKLOG: Range<u32> = SETTINGS.end..SETTINGS.end + 64 * SECTOR;
-/// The flash partition's size: settings and backlog.
-pub const PARTITION_LEN: u32 = BACKLOG.end;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BacklogError {
@@ -59,11 +51,8 @@ impl<E: embedded_storage_async::nor_flash::NorFlashError> From<sequential_storag
 
 impl<F: MultiwriteNorFlash> Storage<F> {
     fn backlog(&mut self) -> (QueueStorage<&mut F, NoCache<()>>, &mut [u8]) {
-        let queue = QueueStorage::new(
-            &mut self.flash,
-            const { QueueConfig::new(BACKLOG) },
-            Cache::new_uncached(),
-        );
+        let config = QueueConfig::new(self.layout.backlog.clone());
+        let queue = QueueStorage::new(&mut self.flash, config, Cache::new_uncached());
         (queue, &mut self.buffer)
     }
 

@@ -9,6 +9,8 @@ pub mod counter;
 pub mod impulse;
 pub mod meter;
 pub mod modbus;
+#[cfg(test)]
+mod power_cut_tests;
 pub mod pzem;
 pub mod sdm;
 pub mod signer;

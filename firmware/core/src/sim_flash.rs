@@ -34,6 +34,7 @@ pub struct SimFlash {
     /// Writes and erases that complete before the power is cut; `None`: never cut.
     cut_after: Option<usize>,
     operations: usize,
+    erases: usize,
     off: bool,
 }
 
@@ -45,7 +46,7 @@ impl SimFlash {
 
     /// A flash holding `bytes`, as a device finds it after a reboot.
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
-        Self { bytes, cut_after: None, operations: 0, off: false }
+        Self { bytes, cut_after: None, operations: 0, erases: 0, off: false }
     }
 
     /// Cuts the power at the write or erase after the next `operations` ones.
@@ -57,6 +58,11 @@ impl SimFlash {
     /// Writes and erases made so far.
     pub fn operations(&self) -> usize {
         self.operations
+    }
+
+    /// Sectors erased so far.
+    pub fn erases(&self) -> usize {
+        self.erases
     }
 
     pub fn is_off(&self) -> bool {
@@ -86,7 +92,7 @@ impl SimFlash {
         align: usize,
     ) -> Result<core::ops::Range<usize>, SimFlashError> {
         let start = offset as usize;
-        if start % align != 0 || len % align != 0 {
+        if !start.is_multiple_of(align) || !len.is_multiple_of(align) {
             return Err(SimFlashError::NotAligned);
         }
         let end = start.checked_add(len).ok_or(SimFlashError::OutOfBounds)?;
@@ -125,6 +131,7 @@ impl NorFlash for SimFlash {
     async fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
         let range = self.range(from, (to.saturating_sub(from)) as usize, SECTOR)?;
         let holds = self.power_holds()?;
+        self.erases += range.len() / SECTOR;
         let end = if holds { range.end } else { range.start + range.len() / 2 };
         self.bytes[range.start..end].fill(0xFF);
         if holds {

@@ -13,14 +13,37 @@ use embedded_storage_async::nor_flash::{MultiwriteNorFlash, NorFlashError, NorFl
 use sequential_storage::{
     cache::{Cache, Uncached},
     map::{MapConfig, MapStorage},
+    queue::QueueConfig,
 };
 
 use crate::signer::SEED_LEN;
 
 /// Flash sector size of the ESP32 family, the unit the layout is counted in.
 pub const SECTOR: u32 = 4096;
-/// The settings map: a few small values, rewritten every `counter::BLOCK` readings.
-pub const SETTINGS: Range<u32> = 0..4 * SECTOR;
+
+/// Where the settings map and the backlog queue lie, as offsets in the flash given to `Storage`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub settings: Range<u32>,
+    pub backlog: Range<u32>,
+}
+
+impl Layout {
+    /// The device's partition. Settings: 4 sectors for a few small values, rewritten once per
+    /// reading (the impulse total) and once per `counter::BLOCK` readings. Backlog: 64 sectors
+    /// (256 KiB); 36 readings fit a sector, and one sector is always kept free to erase into,
+    /// so 63 hold 2,268 readings: over 7 days at one per 5 minutes (2,016).
+    pub const DEVICE: Layout = Layout { settings: 0..4 * SECTOR, backlog: 4 * SECTOR..68 * SECTOR };
+
+    /// Bytes of flash the layout needs.
+    pub const fn end(&self) -> u32 {
+        if self.settings.end > self.backlog.end {
+            self.settings.end
+        } else {
+            self.backlog.end
+        }
+    }
+}
 
 const KEY_SEED: u8 = 1;
 const KEY_COUNTER_RESERVED: u8 = 2;
@@ -37,6 +60,8 @@ pub enum StoreError {
     Full,
     /// What the flash holds cannot be read back even after the storage's own repair.
     Corrupted,
+    /// The layout's ranges are not whole sectors (at least two each) that do not overlap.
+    BadLayout,
     /// A value in flash has the wrong size for its key.
     BadValue,
 }
@@ -57,12 +82,22 @@ pub(crate) type NoCache<K> = Cache<Uncached, Uncached, Uncached, K>;
 /// The meter's flash partition: its settings and its backlog.
 pub struct Storage<F: MultiwriteNorFlash> {
     pub(crate) flash: F,
+    pub(crate) layout: Layout,
     pub(crate) buffer: [u8; BUFFER_LEN],
 }
 
 impl<F: MultiwriteNorFlash> Storage<F> {
-    pub fn new(flash: F) -> Self {
-        Self { flash, buffer: [0; BUFFER_LEN] }
+    pub fn new(flash: F, layout: Layout) -> Result<Self, StoreError> {
+        let apart = layout.settings.end <= layout.backlog.start
+            || layout.backlog.end <= layout.settings.start;
+        let valid = apart
+            && MapConfig::<F>::try_new(layout.settings.clone()).is_ok()
+            && QueueConfig::<F>::try_new(layout.backlog.clone()).is_ok()
+            && layout.end() as usize <= flash.capacity();
+        if !valid {
+            return Err(StoreError::BadLayout);
+        }
+        Ok(Self { flash, layout, buffer: [0; BUFFER_LEN] })
     }
 
     /// Gives the flash back (the host tests boot again from its contents).
@@ -71,11 +106,8 @@ impl<F: MultiwriteNorFlash> Storage<F> {
     }
 
     fn settings(&mut self) -> (MapStorage<u8, &mut F, NoCache<u8>>, &mut [u8; BUFFER_LEN]) {
-        let map = MapStorage::new(
-            &mut self.flash,
-            const { MapConfig::new(SETTINGS) },
-            Cache::new_uncached(),
-        );
+        let config = MapConfig::new(self.layout.settings.clone());
+        let map = MapStorage::new(&mut self.flash, config, Cache::new_uncached());
         (map, &mut self.buffer)
     }
 
