@@ -1,6 +1,8 @@
-"""DEVELOPING.md's local stack: started as an operator would, driven only through what it printed
-(one signed reading in and attested, one trade paid through the Daraja simulator and settled),
-then stopped with Ctrl-C, leaving nothing running."""
+"""DEVELOPING.md's local stack: started as an operator would, driven only through what it printed,
+then stopped with Ctrl-C, leaving nothing running. It is the market's honest path end to end
+through the oracle: the installer registered the seller's meter, one signed reading over HTTP
+mints exactly its export, and one trade paid through the Daraja simulator settles its energy to
+the buyer who paid."""
 
 from __future__ import annotations
 
@@ -179,6 +181,8 @@ async def test_the_stack_takes_a_reading_and_a_trade_through_the_urls_it_printed
                 "phone": rows["buyer phone"],
                 "seller_phone": rows["seller phone"],
             }
+            buyer = await client.household(Pubkey.from_string(rows["buyer household"]))
+            buyer_before = await client.energy_balance(buyer.energy_account)
             answer = await oracle.post("/api/execute_trade", json=order)
             assert answer.status_code == 201, answer.text
             trade = answer.json()
@@ -205,6 +209,9 @@ async def test_the_stack_takes_a_reading_and_a_trade_through_the_urls_it_printed
             assert payment["state"] == "payout_confirmed", payment
             assert "settled" in [h["state"] for h in payment["history"]]
             assert payment["mpesa_receipt"]
+            # The energy went to the buyer who paid, all of it, and nowhere else.
+            assert await client.energy_balance(buyer.energy_account) == buyer_before + OFFER_WH
+            assert await client.energy_balance(home.energy_account) == EXPORTED_WH - OFFER_WH
     finally:
         await chain.close()
 
