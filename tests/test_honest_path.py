@@ -91,7 +91,10 @@ async def test_a_meters_export_is_minted_once_sold_paid_for_and_settled(
     # proof of possession: the meter's signature over the registration message.
     installer = Keypair()
     await client.installer_add(
-        payer=market.h.payer, admin=market.admin, market=market.address, installer=installer.pubkey()
+        payer=market.h.payer,
+        admin=market.admin,
+        market=market.address,
+        installer=installer.pubkey(),
     )
     seller_phone, buyer_phone = world.phone(), world.phone()
     meter = Meter(market.address)
