@@ -49,6 +49,8 @@ CALLBACK_TOKEN = "test-callback-token-0123456789abcdef"  # noqa: S105 (a test va
 FEE_BPS = 150
 PRICE = 2_500  # cents per kWh
 SELLER_PHONE = "254700123456"
+# A paid trade's states, from its order to the seller's payout confirmed.
+HAPPY_PATH = ["created", "opened", "stk_sent", "paid", "settled", "payout_sent", "payout_confirmed"]
 
 
 def market_config(deadline_secs: int) -> Any:

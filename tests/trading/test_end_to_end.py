@@ -13,11 +13,15 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from nishati_client.config import ClientSettings
-from tests.harness.trading import FEE_BPS, SELLER_PHONE, TradingWorld, trading_world
+from tests.harness.trading import (
+    FEE_BPS,
+    HAPPY_PATH,
+    SELLER_PHONE,
+    TradingWorld,
+    trading_world,
+)
 
 pytestmark = pytest.mark.rpc
-
-HAPPY_PATH = ["created", "opened", "stk_sent", "paid", "settled", "payout_sent", "payout_confirmed"]
 
 
 @pytest.fixture(scope="module")
