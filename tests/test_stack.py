@@ -6,7 +6,6 @@ the buyer who paid."""
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import re
 import signal
@@ -30,6 +29,7 @@ from nishati_client.program import NishatiClient
 from nishati_client.readings import Reading, export_secs, sign
 from nishati_dev.settings import LocalChainSettings
 from nishati_oracle.readings.clock import trailing_secs
+from tests.harness.polling import eventually
 
 START_SECS = 240
 ROW = re.compile(r"^  (\S(?:.*?\S)?) {2,}(\S.*)$")
@@ -89,15 +89,6 @@ def stack() -> Iterator[RunningStack]:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
             process.wait(60)
-
-
-async def eventually(check: Any, what: str, within_secs: float = 60) -> Any:
-    """The first truthy result of ``await check()``."""
-    deadline = time.monotonic() + within_secs
-    while not (found := await check()):
-        assert time.monotonic() < deadline, f"{what} within {within_secs:g} s"
-        await asyncio.sleep(0.2)
-    return found
 
 
 @pytest.mark.rpc
@@ -206,6 +197,7 @@ async def test_the_stack_takes_a_reading_and_a_trade_through_the_urls_it_printed
                 return payment if payment["final"] else None
 
             payment = await eventually(final, "the trade finished", within_secs=90)
+            assert payment is not None
             assert payment["state"] == "payout_confirmed", payment
             assert "settled" in [h["state"] for h in payment["history"]]
             assert payment["mpesa_receipt"]
