@@ -218,3 +218,25 @@ async def trading_world(
             oracle.stop()
         sim.stop()
         await chain.close()
+
+
+def forged_success(checkout: str, phone: str, amount: int) -> dict[str, Any]:
+    """An STK success callback as a forger would post it: the trade's amount and phone, a
+    receipt and MerchantRequestID of its own."""
+    items = [
+        {"Name": "Amount", "Value": amount},
+        {"Name": "MpesaReceiptNumber", "Value": "FORGED0001"},
+        {"Name": "TransactionDate", "Value": 20261126101010},
+        {"Name": "PhoneNumber", "Value": int(phone)},
+    ]
+    return {
+        "Body": {
+            "stkCallback": {
+                "MerchantRequestID": "forged",
+                "CheckoutRequestID": checkout,
+                "ResultCode": 0,
+                "ResultDesc": "The service request is processed successfully.",
+                "CallbackMetadata": {"Item": items},
+            }
+        }
+    }

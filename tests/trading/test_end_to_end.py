@@ -18,6 +18,7 @@ from tests.harness.trading import (
     HAPPY_PATH,
     SELLER_PHONE,
     TradingWorld,
+    forged_success,
     trading_world,
 )
 
@@ -167,26 +168,6 @@ async def test_a_callback_before_the_push_answer_is_kept_and_matched(world: Trad
     assert [h["state"] for h in payment["history"]] == HAPPY_PATH
     assert payment["mpesa_receipt"]
     await assert_settled(world, opened, phone)
-
-
-def forged_success(checkout: str, phone: str, amount: int) -> dict[str, Any]:
-    items = [
-        {"Name": "Amount", "Value": amount},
-        {"Name": "MpesaReceiptNumber", "Value": "FORGED0001"},
-        {"Name": "TransactionDate", "Value": 20261126101010},
-        {"Name": "PhoneNumber", "Value": int(phone)},
-    ]
-    return {
-        "Body": {
-            "stkCallback": {
-                "MerchantRequestID": "forged",
-                "CheckoutRequestID": checkout,
-                "ResultCode": 0,
-                "ResultDesc": "The service request is processed successfully.",
-                "CallbackMetadata": {"Item": items},
-            }
-        }
-    }
 
 
 async def test_a_forged_callback_never_settles(world: TradingWorld) -> None:

@@ -19,9 +19,8 @@ from solders.keypair import Keypair
 from nishati_client.config import ClientSettings
 from nishati_dev.processes import OracleService
 from nishati_oracle.trading.ledger import MAX_BODIES_PER_KEY
-from tests.harness.trading import SELLER_PHONE, TradingWorld, trading_world
+from tests.harness.trading import SELLER_PHONE, TradingWorld, forged_success, trading_world
 from tests.oracle.proxy import CuttableProxy
-from tests.trading.test_end_to_end import forged_success
 
 pytestmark = pytest.mark.rpc
 

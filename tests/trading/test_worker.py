@@ -273,13 +273,19 @@ async def keep(desk: Desk, body: dict[str, Any]) -> None:
     assert stored is Stored.new
 
 
+async def pushed(desk: Desk) -> tuple[TradeRecord, str, str]:
+    """A new buyer's order of 1,000 Wh with its STK Push sent: the trade, its
+    CheckoutRequestID and the buyer's phone."""
+    _, phone = await desk.buyer()
+    opened = await desk.desk.open(Order(desk.offer.address, 1_000, phone))
+    assert opened.checkout_request_id is not None
+    return opened.trade, opened.checkout_request_id, phone
+
+
 async def test_the_receipt_is_the_one_of_the_callback_the_query_confirms(desk: Desk) -> None:
     """A forged success first (the trade's amount and phone, not its MerchantRequestID) does
     not crowd out the genuine one; the genuine receipt is recorded."""
-    _, phone = await desk.buyer()
-    opened = await desk.desk.open(Order(desk.offer.address, 1_000, phone))
-    trade, checkout = opened.trade, opened.checkout_request_id
-    assert checkout is not None
+    trade, checkout, phone = await pushed(desk)
     paid = {"checkout": checkout, "code": 0, "amount": trade.amount_kes, "phone": phone}
     await keep(desk, {**paid, "receipt": "FORGED0001", "merchant": "forged"})
     await desk.worker.handle_callbacks()  # the query says pending: it waits
@@ -294,10 +300,7 @@ async def test_the_receipt_is_the_one_of_the_callback_the_query_confirms(desk: D
 
 
 async def test_a_masked_phone_keeps_the_receipt(desk: Desk) -> None:
-    _, phone = await desk.buyer()
-    opened = await desk.desk.open(Order(desk.offer.address, 1_000, phone))
-    trade, checkout = opened.trade, opened.checkout_request_id
-    assert checkout is not None
+    trade, checkout, phone = await pushed(desk)
     masked = f"{phone[:4]}****{phone[-3:]}"
     body = {"checkout": checkout, "code": 0, "amount": trade.amount_kes, "shown": masked}
     await keep(desk, {**body, "receipt": "RCPTMASKED", "merchant": f"merchant-{checkout}"})
@@ -309,10 +312,7 @@ async def test_a_masked_phone_keeps_the_receipt(desk: Desk) -> None:
 
 
 async def test_a_callback_after_the_query_still_adds_its_receipt(desk: Desk) -> None:
-    _, phone = await desk.buyer()
-    opened = await desk.desk.open(Order(desk.offer.address, 1_000, phone))
-    trade, checkout = opened.trade, opened.checkout_request_id
-    assert checkout is not None
+    trade, checkout, phone = await pushed(desk)
     desk.gateway.answers[checkout] = 0
     await desk.ledger.update(trade.id, TradeState.stk_sent, next_check_at=0)
     await desk.worker.confirmations.query_payments()

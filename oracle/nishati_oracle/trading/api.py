@@ -172,13 +172,13 @@ def _trade_out(t: TradeRecord, checkout_request_id: str | None) -> TradeOut:
     )
 
 
-def _created(out: TradeOut) -> Answer:
-    return Answer(201, out.model_dump_json().encode())
+def _created(trade: TradeRecord, checkout_request_id: str | None) -> Answer:
+    return Answer(201, _trade_out(trade, checkout_request_id).model_dump_json().encode())
 
 
 def _as_it_stands(trade: TradeRecord) -> Answer:
     """The answer to a repeat of an order whose own answer was never kept: its trade now."""
-    return _created(_trade_out(trade, trade.checkout_request_id))
+    return _created(trade, trade.checkout_request_id)
 
 
 def _answered(answer: Answer) -> Response:
@@ -195,7 +195,7 @@ async def _order(
     key is answered as the first one was (``trading.idempotency``)."""
     if key is None:
         opened = await place(None, None)
-        return _answered(_created(_trade_out(opened.trade, opened.checkout_request_id)))
+        return _answered(_created(opened.trade, opened.checkout_request_id))
     digest = request_digest(route, request.model_dump_json())
     orders = trading.orders
 
@@ -209,7 +209,7 @@ async def _order(
             refusal = Answer(error.status_code, _refusal_body(error))
             await orders.record(error.trade_id, refusal)
             return refusal
-        answer = _created(_trade_out(opened.trade, opened.checkout_request_id))
+        answer = _created(opened.trade, opened.checkout_request_id)
         await orders.record(opened.trade.id, answer)
         return answer
 
@@ -537,9 +537,7 @@ async def _take(
     trading.metrics.callbacks.labels(kind, stored).inc()
     trading.metrics.callback_seconds.observe(time.perf_counter() - started)
     if stored is Stored.over_limit:
-        log.warning(
-            "callback refused: its key holds enough", kind=kind, key=key[:CALLBACK_KEY_CHARS]
-        )
+        log.warning("callback refused: its key holds enough", kind=kind, key=key)
         raise TradeRefused(
             Refusal.TooManyCallbacks,
             f"{MAX_BODIES_PER_KEY} different callbacks are kept for this key already",

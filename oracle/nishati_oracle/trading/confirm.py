@@ -133,7 +133,7 @@ class Confirmations:
         """The receipt of the one kept callback the query confirms, and what to record."""
         payments = await self._payments(trade)
         merchant = trade.merchant_request_id or status.merchant_request_id
-        receipts = {p.receipt for p in payments if self._confirms(trade, merchant, p)}
+        receipts = self._confirmed_receipts(trade, merchant, payments)
         if len(receipts) == 1:
             [receipt] = receipts
             return receipt, f"paid, receipt {receipt}"
@@ -142,7 +142,7 @@ class Confirmations:
                 "callbacks disagree on the receipt",
                 trade_id=trade.id,
                 market=trade.market,
-                receipts=sorted(r for r in receipts if r is not None),
+                receipts=sorted(receipts),
             )
             return None, f"paid (STK Query); {len(receipts)} callbacks confirm it, no receipt kept"
         if any(p.result_code == 0 for p in payments):
@@ -153,15 +153,11 @@ class Confirmations:
         """Records the receipt of a trade the query found paid before its callback came."""
         if trade.result_code != 0 or trade.mpesa_receipt is not None:
             return False
-        receipts = {
-            p.receipt
-            for p in await self._payments(trade)
-            if self._confirms(trade, trade.merchant_request_id, p)
-        }
+        payments = await self._payments(trade)
+        receipts = self._confirmed_receipts(trade, trade.merchant_request_id, payments)
         if len(receipts) != 1:
             return False
         [receipt] = receipts
-        assert receipt is not None
         return await self.ledger.add_receipt(trade.id, receipt, f"receipt {receipt} (callback)")
 
     async def _payments(self, trade: TradeRecord) -> list[Payment]:
@@ -176,8 +172,18 @@ class Confirmations:
                 continue
         return found
 
+    def _confirmed_receipts(
+        self, trade: TradeRecord, merchant: str | None, payments: list[Payment]
+    ) -> set[str]:
+        """The receipts of the kept callbacks that are the success the query confirmed."""
+        return {
+            p.receipt
+            for p in payments
+            if p.receipt is not None and self._confirms(trade, merchant, p)
+        }
+
     def _confirms(self, trade: TradeRecord, merchant: str | None, payment: Payment) -> bool:
-        """Whether a callback is the success the query confirmed: paid, with a receipt, the
+        """Whether a callback with a receipt is the success the query confirmed: paid, the
         trade's amount and phone (or a masked phone the trade's agrees with), and the push's
         MerchantRequestID (when one is known)."""
         if payment.phone is not None:
@@ -189,7 +195,6 @@ class Confirmations:
             )
         return (
             payment.result_code == 0
-            and payment.receipt is not None
             and phone_ok
             and payment.amount_kes == trade.amount_kes
             and (merchant is None or payment.merchant_request_id == merchant)

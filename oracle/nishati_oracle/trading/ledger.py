@@ -133,16 +133,20 @@ _KEPT = (
 Row = tuple[str, str, str]  # a callback's kind, key and digest
 
 
-def _with_room(rows: Sequence[dict[str, Any]], kept: dict[tuple[str, str], int]) -> list[Row]:
-    """The rows whose key is full (``kept`` counts each key's bodies, and is counted on)."""
-    full = []
+def _split_by_room(
+    rows: Sequence[dict[str, Any]], kept: dict[tuple[str, str], int]
+) -> tuple[list[dict[str, Any]], list[Row]]:
+    """The rows their key has room for, and those of a full key (``kept`` counts each key's
+    bodies, and is counted on)."""
+    room, full = [], []
     for row in rows:
         kind_key = (row["kind"], row["key"])
         if kept.get(kind_key, 0) >= MAX_BODIES_PER_KEY:
             full.append((row["kind"], row["key"], row["digest"]))
         else:
             kept[kind_key] = kept.get(kind_key, 0) + 1
-    return full
+            room.append(row)
+    return room, full
 
 
 def _insert_each(
@@ -158,11 +162,10 @@ def _insert_each(
         "GROUP BY kind, key",
         keys,
     ).fetchall()
-    full = _with_room(rows, {(str(kind), str(key)): int(n) for kind, key, n in counted})
+    room, full = _split_by_room(rows, {(str(kind), str(key)): int(n) for kind, key, n in counted})
     added = [
         (str(kind), str(key), str(digest))
-        for row in rows
-        if (row["kind"], row["key"], row["digest"]) not in full
+        for row in room
         for kind, key, digest in cursor.execute(insert.sql, insert.values(row)).fetchall()
     ]
     return added, full
@@ -529,8 +532,7 @@ class Ledger:
             async with self.engine.begin() as conn:
                 keys = sorted({row["key"] for row in rows})
                 counted = await conn.execute(_KEPT, {"keys": keys})
-                full = _with_room(rows, {(str(r.kind), str(r.key)): r.n for r in counted})
-                room = [r for r in rows if (r["kind"], r["key"], r["digest"]) not in full]
+                room, full = _split_by_room(rows, {(str(r.kind), str(r.key)): r.n for r in counted})
                 added = []
                 if room:
                     result = await conn.execute(self._insert_callbacks, room)
