@@ -206,7 +206,9 @@ class Day:
     async def buy(self, phone: str, offer: Offer) -> tuple[float, httpx.Response]:
         started = time.perf_counter()
         body = {"offer": str(offer.address), "wh": BUY_WH, "phone": phone}
-        answer = await self.http.post("/api/v1/trades", json=body)
+        # A buyer buys the same again in each phase: each order is a new one, by its key.
+        key = {"Idempotency-Key": secrets.token_hex(16)}
+        answer = await self.http.post("/api/v1/trades", json=body, headers=key)
         return time.perf_counter() - started, answer
 
     async def payment(self, trade_id: str) -> dict[str, Any]:

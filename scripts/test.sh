@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test run, as CI runs it: installs what is missing, builds the program, then runs the
-# linters and every suite (Rust host tests, the link step's tests, the Python suites on LiteSVM
+# linters and every suite (Rust host tests of the program and the firmware core, the link step's tests, the Python suites on LiteSVM
 # and on a local JSON-RPC validator). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,16 @@ else
   step "clippy not installed: skipped"
 fi
 "$DEBIAN_CARGO" test -q
+
+step "firmware: fmt, clippy, host tests of the meter core and the reading crate"
+(
+  cd firmware
+  if cargo fmt --version >/dev/null 2>&1; then cargo fmt --all -- --check; fi
+  if cargo clippy --version >/dev/null 2>&1; then
+    (unset RUSTC RUSTDOC; CARGO_TARGET_DIR=target/clippy cargo clippy -q --all-targets -- -D warnings)
+  fi
+  "$DEBIAN_CARGO" test -q
+)
 
 step "python: ruff, mypy"
 .venv/bin/ruff check .

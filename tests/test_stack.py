@@ -1,10 +1,11 @@
-"""DEVELOPING.md's local stack: started as an operator would, driven only through what it printed
-(one signed reading in and attested, one trade paid through the Daraja simulator and settled),
-then stopped with Ctrl-C, leaving nothing running."""
+"""DEVELOPING.md's local stack: started as an operator would, driven only through what it printed,
+then stopped with Ctrl-C, leaving nothing running. It is the market's honest path end to end
+through the oracle: the installer registered the seller's meter, one signed reading over HTTP
+mints exactly its export, and one trade paid through the Daraja simulator settles its energy to
+the buyer who paid."""
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import re
 import signal
@@ -27,6 +28,8 @@ from nishati_client.keys import ed25519_private_key, load_keypair
 from nishati_client.program import NishatiClient
 from nishati_client.readings import Reading, export_secs, sign
 from nishati_dev.settings import LocalChainSettings
+from nishati_oracle.readings.clock import trailing_secs
+from tests.harness.polling import eventually
 
 START_SECS = 240
 ROW = re.compile(r"^  (\S(?:.*?\S)?) {2,}(\S.*)$")
@@ -88,15 +91,6 @@ def stack() -> Iterator[RunningStack]:
             process.wait(60)
 
 
-async def eventually(check: Any, what: str, within_secs: float = 60) -> Any:
-    """The first truthy result of ``await check()``."""
-    deadline = time.monotonic() + within_secs
-    while not (found := await check()):
-        assert time.monotonic() < deadline, f"{what} within {within_secs:g} s"
-        await asyncio.sleep(0.2)
-    return found
-
-
 @pytest.mark.rpc
 async def test_the_stack_takes_a_reading_and_a_trade_through_the_urls_it_printed(
     stack: RunningStack, settings: LocalChainSettings
@@ -124,9 +118,11 @@ async def test_the_stack_takes_a_reading_and_a_trade_through_the_urls_it_printed
             assert "nishati_" in (await oracle.get("/metrics")).text
 
             # One signed reading from the seller's meter, over HTTP: accepted, then attested,
-            # once the chain's time since its baseline lets the meter have exported it.
+            # once the chain's time since its baseline, as the oracle reads it, lets the meter
+            # have exported it.
             home = await client.household(seller)
             due = home.last_attested_at + export_secs(EXPORTED_WH, MAX_EXPORT_WATTS)
+            due += trailing_secs()
 
             async def exportable() -> bool:
                 return await cluster_time(chain) >= due
@@ -176,6 +172,8 @@ async def test_the_stack_takes_a_reading_and_a_trade_through_the_urls_it_printed
                 "phone": rows["buyer phone"],
                 "seller_phone": rows["seller phone"],
             }
+            buyer = await client.household(Pubkey.from_string(rows["buyer household"]))
+            buyer_before = await client.energy_balance(buyer.energy_account)
             answer = await oracle.post("/api/execute_trade", json=order)
             assert answer.status_code == 201, answer.text
             trade = answer.json()
@@ -199,9 +197,13 @@ async def test_the_stack_takes_a_reading_and_a_trade_through_the_urls_it_printed
                 return payment if payment["final"] else None
 
             payment = await eventually(final, "the trade finished", within_secs=90)
+            assert payment is not None
             assert payment["state"] == "payout_confirmed", payment
             assert "settled" in [h["state"] for h in payment["history"]]
             assert payment["mpesa_receipt"]
+            # The energy went to the buyer who paid, all of it, and nowhere else.
+            assert await client.energy_balance(buyer.energy_account) == buyer_before + OFFER_WH
+            assert await client.energy_balance(home.energy_account) == EXPORTED_WH - OFFER_WH
     finally:
         await chain.close()
 

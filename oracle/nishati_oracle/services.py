@@ -4,11 +4,18 @@
 so whatever was made is closed even when a later step fails, and closing runs in the reverse
 of making: the MQTT intake stops first, then the batcher and the payment worker finish, then
 the clients, the store and the chain close.
+
+The chain need not answer for the oracle to start: a program that is not deployed stops it (the
+wrong cluster), but an RPC node that does not answer only delays the check, which
+:class:`ChainCheck` repeats in the background until it passes. Meanwhile readings are taken
+and kept, routes that need the chain answer 503 ``ChainUnavailable`` with ``Retry-After``, and
+``/readyz`` says the chain is down; the batcher and the payment worker catch up once it answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack
@@ -19,6 +26,7 @@ import structlog
 from solders.pubkey import Pubkey
 
 from nishati_client.chain import LiteSvmChain, RpcChain, check_program_deployed
+from nishati_client.errors import ProgramNotDeployed, RpcError
 from nishati_client.keys import load_keypair
 from nishati_client.program import NishatiClient
 from nishati_oracle.core.metrics import Metrics
@@ -33,6 +41,50 @@ from nishati_oracle.readings.store import Store
 from nishati_oracle.trading.wiring import Trading, build_trading
 
 log = structlog.get_logger(__name__)
+
+# How long the startup check of the chain waits between tries while the RPC node is away.
+CHAIN_CHECK_RETRY_SECS = 2.0
+MAX_CHAIN_CHECK_RETRY_SECS = 30.0
+
+
+class ChainCheck:
+    """Whether the program is deployed on the cluster the RPC node serves, checked at startup
+    and, while the node does not answer, again in the background until it does."""
+
+    def __init__(self, chain: RpcChain | LiteSvmChain, program_id: Pubkey) -> None:
+        self.chain = chain
+        self.program_id = program_id
+        self.passed = False
+
+    async def first(self) -> None:
+        """The check at startup: raises ProgramNotDeployed (the wrong cluster); an RPC node
+        that does not answer is logged and left to :meth:`keep_trying`."""
+        try:
+            await check_program_deployed(self.chain, self.program_id)
+        except RpcError as e:
+            log.warning("chain unreachable at startup, serving without it", error=str(e))
+            return
+        self.passed = True
+
+    async def keep_trying(self, stop: asyncio.Event) -> None:
+        """Checks again, backing off, until the check passes or ``stop``."""
+        wait = CHAIN_CHECK_RETRY_SECS
+        while not self.passed and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+            if stop.is_set():
+                return
+            try:
+                await check_program_deployed(self.chain, self.program_id)
+            except RpcError:
+                wait = min(MAX_CHAIN_CHECK_RETRY_SECS, wait * 2)
+                continue
+            except ProgramNotDeployed as e:
+                # The node is up and serves another cluster: nothing here can fix that.
+                log.error("program not deployed on this cluster", error=str(e))
+                return
+            self.passed = True
+            log.info("chain reachable, program deployed")
 
 
 @dataclass
@@ -66,7 +118,8 @@ async def start(
     if chain is None:
         chain = RpcChain(settings.chain.rpc_url, program_id, settings.chain.commitment)
         stack.push_async_callback(chain.close)
-    await check_program_deployed(chain, program_id)
+    chain_check = ChainCheck(chain, program_id)
+    await chain_check.first()
     metrics = Metrics()
     store = await Store.open(settings.storage.database_url, metrics, settings.storage.slow_log_secs)
     stack.push_async_callback(store.close)
@@ -91,9 +144,15 @@ async def start(
     if settings.payments.provider is not Payments.disabled:
         trading = build_trading(settings, store, client, oracle, market, metrics)
         stack.push_async_callback(trading.close)
+        # Starts the first probe of Daraja, so readiness knows it before a payment needs it.
+        trading.gateway.readiness()
     stop = asyncio.Event()
     # The chain's clock kept fresh for the readings' checks (it is never carried forward).
-    work: list[Coroutine[Any, Any, None]] = [attester.run(stop), clock.keep_fresh(stop)]
+    work: list[Coroutine[Any, Any, None]] = [
+        attester.run(stop),
+        clock.keep_fresh(stop),
+        chain_check.keep_trying(stop),
+    ]
     if trading is not None:
         work.append(trading.worker.run(stop))
     tasks = [asyncio.create_task(w) for w in work]

@@ -3,9 +3,6 @@ accounts up in them, sized and sent on both chains."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
-
 import pytest
 from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.keypair import Keypair
@@ -15,45 +12,26 @@ from spl.token.constants import TOKEN_PROGRAM_ID
 
 from nishati_client.chain import (
     SendPolicy,
-    cluster_slot,
     fits_in_packet,
     transaction_size,
 )
 from nishati_client.errors import AccountTypeMismatch, TransactionFailed
 from nishati_client.lookup import (
-    LookupTable,
     attest_accounts,
-    create_lookup_table,
     extend_lookup_table,
     fetch_lookup_table,
-    recent_slots,
 )
 from nishati_client.program import NishatiProgram
-from nishati_dev.sandbox import FAST_EXPORT, Harness, Meter, fund, open_market
+from nishati_dev.sandbox import (
+    FAST_EXPORT,
+    Harness,
+    Meter,
+    fund,
+    new_table,
+    open_market,
+    slot_after,
+)
 from tests.client.test_sending import unreliable
-
-
-async def new_table(h: Harness, addresses: Sequence[Pubkey]) -> LookupTable:
-    """A table of the harness payer holding ``addresses``, created and extended in one
-    transaction."""
-    payer = h.payer.pubkey()
-    create, address = create_lookup_table(
-        authority=payer, payer=payer, recent_slot=(await recent_slots(h.chain))[0]
-    )
-    extend = extend_lookup_table(table=address, authority=payer, payer=payer, addresses=addresses)
-    await h.chain.send([create, extend], [h.payer])
-    table = await fetch_lookup_table(h.chain, address)
-    assert table is not None
-    return table
-
-
-async def slot_after(h: Harness, table: LookupTable) -> int:
-    """The first slot in which everything ``table`` holds can be looked up, once it has come."""
-    while True:
-        slot = await cluster_slot(h.chain)
-        if slot > table.state.meta.last_extended_slot:
-            return slot
-        await asyncio.sleep(0.1)
 
 
 async def test_a_table_is_created_extended_and_read_back(litesvm: Harness) -> None:

@@ -50,6 +50,8 @@ OPERATOR_TOKEN = "test-operator-token-0123456789abcdef"  # noqa: S105 (a test va
 FEE_BPS = 150
 PRICE = 2_500  # cents per kWh
 SELLER_PHONE = "254700123456"
+# A paid trade's states, from its order to the seller's payout confirmed.
+HAPPY_PATH = ["created", "opened", "stk_sent", "paid", "settled", "payout_sent", "payout_confirmed"]
 
 
 def market_config(deadline_secs: int) -> Any:
@@ -71,16 +73,11 @@ def market_config(deadline_secs: int) -> Any:
 
 
 def oracle_env(
-    rpc_url: str,
-    market: OpenMarket,
-    sim_url: str,
-    public_url: str,
-    tmp_path: Path,
-    payments: dict[str, object] | None = None,
+    rpc_url: str, market: OpenMarket, sim_url: str, public_url: str, tmp_path: Path
 ) -> dict[str, str]:
     key = tmp_path / "oracle.json"
     write_keypair(key, market.oracle)
-    settings_of_payments = simulator_payments(sim_url, public_url, CALLBACK_TOKEN).model_copy(
+    payments = simulator_payments(sim_url, public_url, CALLBACK_TOKEN).model_copy(
         update={
             "stk_query_after_secs": 3,
             "payment_worker_interval_secs": 0.2,
@@ -88,7 +85,6 @@ def oracle_env(
             # A failed payout is paid again within seconds, not minutes.
             "payout_retry_secs": 1,
             "operator_token": SecretStr(OPERATOR_TOKEN),
-            **(payments or {}),
         }
     )
     settings = OracleSettings(
@@ -96,7 +92,7 @@ def oracle_env(
         oracle_keypair=key,
         chain=ClientSettings(rpc_url=rpc_url, phone_salt=SecretStr(PHONE_SALT.hex())),
         storage=StorageSettings(database_url=oracle_database(tmp_path)),
-        payments=settings_of_payments,
+        payments=payments,
     )
     return as_environment(settings)
 
@@ -195,7 +191,7 @@ async def trading_world(
     offer_wh: int = 200_000,
     deadline_secs: int = 60,
     sim_settings: dict[str, object] | None = None,
-    payments: dict[str, object] | None = None,
+    oracle_env_changes: dict[str, str] | None = None,
 ) -> AsyncIterator[TradingWorld]:
     program_id = Pubkey.from_string(settings.program_id)
     chain = RpcChain(rpc_url, program_id, settings.commitment)
@@ -219,7 +215,8 @@ async def trading_world(
         offer = await market.offer(seller, offer_wh, PRICE, expires_in=3_600)
         sim.start()
         port = free_port()
-        env = oracle_env(rpc_url, market, sim.url, f"http://127.0.0.1:{port}", tmp_path, payments)
+        env = oracle_env(rpc_url, market, sim.url, f"http://127.0.0.1:{port}", tmp_path)
+        env |= oracle_env_changes or {}
         oracle = OracleService(env, tmp_path / "oracle.log", port=port)
         oracle.start()
         async with httpx.AsyncClient(base_url=oracle.url, timeout=30) as http:
@@ -230,3 +227,25 @@ async def trading_world(
             oracle.stop()
         sim.stop()
         await chain.close()
+
+
+def forged_success(checkout: str, phone: str, amount: int) -> dict[str, Any]:
+    """An STK success callback as a forger would post it: the trade's amount and phone, a
+    receipt and MerchantRequestID of its own."""
+    items = [
+        {"Name": "Amount", "Value": amount},
+        {"Name": "MpesaReceiptNumber", "Value": "FORGED0001"},
+        {"Name": "TransactionDate", "Value": 20261126101010},
+        {"Name": "PhoneNumber", "Value": int(phone)},
+    ]
+    return {
+        "Body": {
+            "stkCallback": {
+                "MerchantRequestID": "forged",
+                "CheckoutRequestID": checkout,
+                "ResultCode": 0,
+                "ResultDesc": "The service request is processed successfully.",
+                "CallbackMetadata": {"Item": items},
+            }
+        }
+    }

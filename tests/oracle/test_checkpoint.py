@@ -4,7 +4,9 @@ the commits, never by a commit."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,6 @@ from structlog.testing import capture_logs
 from nishati_oracle.core.metrics import WRITE_STEPS, Metrics
 from nishati_oracle.readings.store import Store
 from nishati_oracle.storage import checkpoint
-from nishati_oracle.storage.writer import SqliteWriter
 
 BALLAST = 2**20
 
@@ -67,18 +68,57 @@ def add_page(cursor: Any) -> None:
     cursor.execute("INSERT INTO ballast VALUES (?)", (bytes(4_096),))
 
 
-async def wal_after_steady_writes(database: Path, secs: float) -> tuple[int, int, int]:
-    """Writes a page a transaction, back to back, for ``secs``: the WAL's size at the end,
-    the bytes written, and the checkpointer's restarts."""
+class OverlappingReaders:
+    """Two connections reading in turn, each opening a read transaction before the other
+    ends its own: there is always a reader, so the WAL never starts over by itself."""
+
+    def __init__(self, database: Path) -> None:
+        self.database = database
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> OverlappingReaders:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        readers = [sqlite3.connect(self.database, isolation_level=None) for _ in range(2)]
+        try:
+            for reader in readers:
+                reader.execute("BEGIN")
+                reader.execute("SELECT count(*) FROM ballast").fetchone()
+            turn = 0
+            while not self._stop.wait(0.002):
+                reader = readers[turn]
+                reader.execute("COMMIT")
+                reader.execute("BEGIN")
+                reader.execute("SELECT count(*) FROM ballast").fetchone()
+                turn = 1 - turn
+        finally:
+            for reader in readers:
+                reader.close()
+
+
+async def wal_after_steady_writes(
+    database: Path, secs: float, readers: bool = False
+) -> tuple[int, int, int]:
+    """Writes a page a transaction, back to back, for ``secs`` (with ``readers``, beside
+    :class:`OverlappingReaders`): the WAL's size at the end, the bytes written, and the
+    checkpointer's restarts."""
     store = await Store.open(f"sqlite+aiosqlite:///{database}")
     try:
         assert store.writer is not None
         await store.writer.run(lambda cursor: cursor.execute("CREATE TABLE ballast (data BLOB)"))
         written = 0
-        deadline = asyncio.get_running_loop().time() + secs
-        while asyncio.get_running_loop().time() < deadline:
-            await store.writer.run(add_page)
-            written += 4_096
+        with OverlappingReaders(database) if readers else contextlib.nullcontext():
+            deadline = asyncio.get_running_loop().time() + secs
+            while asyncio.get_running_loop().time() < deadline:
+                await store.writer.run(add_page)
+                written += 4_096
         wal = database.with_name(f"{database.name}-wal").stat().st_size
         return wal, written, store.writer.checkpointer.restarts
     finally:
@@ -99,19 +139,27 @@ async def test_the_writer_finishes_each_checkpoint_so_the_wal_starts_over(
     assert wal < written / 4
 
 
-async def test_a_wal_that_does_not_start_over_is_restarted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("restart_frames", [128, 2**40])
+async def test_a_wal_that_readers_keep_is_restarted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restart_frames: int
 ) -> None:
-    """A reader can keep the WAL from starting over (here: the writer never finishes a
-    checkpoint); past WAL_RESTART_FRAMES a RESTART checkpoint starts it over all the same."""
+    """Readers that always overlap keep the WAL from starting over, finished checkpoints or
+    not; past WAL_RESTART_FRAMES the writer's RESTART checkpoint starts it over all the same.
+    Without one (``2**40``) it grows with every write."""
     monkeypatch.setattr(checkpoint, "CHECKPOINT_EVERY_SECS", 0.02)
     monkeypatch.setattr(checkpoint, "WAL_SIZE_LIMIT_BYTES", 2**20)
-    monkeypatch.setattr(checkpoint, "WAL_RESTART_FRAMES", 128)
-    monkeypatch.setattr(SqliteWriter, "_finish_checkpoint", lambda _: None)
-    wal, written, restarts = await wal_after_steady_writes(tmp_path / "oracle.db", 2.0)
-    assert restarts >= 1
-    assert written > 2 * 2**20
-    assert wal < written
+    monkeypatch.setattr(checkpoint, "WAL_RESTART_FRAMES", restart_frames)
+    wal, written, restarts = await wal_after_steady_writes(
+        tmp_path / "oracle.db", 3.0, readers=True
+    )
+    assert written > 3 * 2**20
+    if restart_frames == 128:
+        assert restarts >= 1
+        # The size limit, and what the writes added since the last RESTART.
+        assert wal < 2 * 2**20
+    else:
+        assert restarts == 0
+        assert wal > written
 
 
 async def test_writes_and_checkpoints_are_timed_by_step(
@@ -167,7 +215,7 @@ async def test_a_finish_that_fails_is_logged(
         # The traceback as the JSON log renders it.
         with capture_logs([structlog.processors.format_exc_info]) as logged:
             await asyncio.get_running_loop().run_in_executor(
-                writer.thread, writer._finish_checkpoint
+                writer.thread, writer._finish_checkpoint, False
             )
     finally:
         monkeypatch.undo()

@@ -98,7 +98,6 @@ async def test_each_broken_rule_is_refused_with_its_reason(world: OracleWorld) -
         "ReadingOutOfOrder": signed(timestamp=now - 1),
         "ReadingFromTheFuture": signed(timestamp=now + 10**6),
         "MeterWentBackwards": signed(exported_wh=10),
-        "ImplausiblePower": signed(timestamp=now + 1, exported_wh=10**6),
         # 100 Wh in 60 s of the meter's time, but no chain time since the attestation.
         "ExportAboveMeterLimit": signed(),
         "ReadingForAnotherMarket": sign(other_market, meter.key),
@@ -109,7 +108,7 @@ async def test_each_broken_rule_is_refused_with_its_reason(world: OracleWorld) -
         assert response.json()["results"][0]["reason"] == reason
     assert await world.services.store.unattested_count() == 0  # only the baseline was stored
     metrics = (await world.http.get("/metrics")).text
-    assert 'nishati_readings_rejected_total{reason="ImplausiblePower"} 1.0' in metrics
+    assert 'nishati_readings_rejected_total{reason="ExportAboveMeterLimit"} 1.0' in metrics
 
 
 async def test_the_export_limit_counts_chain_time_never_the_meters(world: OracleWorld) -> None:

@@ -95,6 +95,10 @@ def test_the_app_keeps_its_openapi_contract(
         ],
     )
     def conforms(case: schemathesis.Case[Any]) -> None:
-        case.call_and_validate(checks=CHECKS)
+        case.call_and_validate(checks=checks)
+
+    # /readyz's 503 NotReady is one of its documented answers: this app's Daraja is never
+    # reached, so it is not ready.
+    checks = [c for c in CHECKS if path != "/readyz" or c is not not_a_server_error]
 
     conforms()

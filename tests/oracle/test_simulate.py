@@ -254,7 +254,7 @@ async def test_mqtt_readings_reach_the_ingest_and_rejections_come_back(
 ) -> None:
     market = Pubkey.new_unique()
     settings = mosquitto.settings(market, f"sim{random.getrandbits(32):x}")
-    pipeline = FakePipeline(lambda r: Reason.ImplausiblePower if r.counter == 2 else None)
+    pipeline = FakePipeline(lambda r: Reason.MeterWentBackwards if r.counter == 2 else None)
     ingest = MqttIngest(settings, pipeline, client_id=f"oracle-{random.getrandbits(32):x}")
     await ingest.start()
     fleet = meters(5, market)
@@ -271,7 +271,7 @@ async def test_mqtt_readings_reach_the_ingest_and_rejections_come_back(
         await transport.close()
         await ingest.stop()
     assert tally.sent == tally.broker_acked == 35
-    assert tally.rejected == {"ImplausiblePower": 5}
+    assert tally.rejected == {"MeterWentBackwards": 5}
     assert ingest.stats.accepted == 30
     for m in fleet:
         mine = [

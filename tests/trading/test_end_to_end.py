@@ -13,11 +13,16 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from nishati_client.config import ClientSettings
-from tests.harness.trading import FEE_BPS, SELLER_PHONE, TradingWorld, trading_world
+from tests.harness.trading import (
+    FEE_BPS,
+    HAPPY_PATH,
+    SELLER_PHONE,
+    TradingWorld,
+    forged_success,
+    trading_world,
+)
 
 pytestmark = pytest.mark.rpc
-
-HAPPY_PATH = ["created", "opened", "stk_sent", "paid", "settled", "payout_sent", "payout_confirmed"]
 
 
 @pytest.fixture(scope="module")
@@ -124,17 +129,21 @@ async def test_a_lost_callback_is_found_by_query(world: TradingWorld) -> None:
     await assert_settled(world, opened, phone)
 
 
-async def test_a_late_callback_changes_nothing(world: TradingWorld) -> None:
+async def test_a_late_callback_only_adds_its_receipt(world: TradingWorld) -> None:
     phone = world.phone("92")
     opened = await bought(world, phone)
     payment = await world.final(opened["trade_id"])
     assert payment["state"] == "payout_confirmed"
+    assert "paid (STK Query)" in [h["detail"] for h in payment["history"]]
     deadline = time.monotonic() + 20
-    while not any("late callback" in (h["detail"] or "") for h in payment["history"]):
+    while payment["mpesa_receipt"] is None:
         assert time.monotonic() < deadline, payment["history"]
         await asyncio.sleep(0.3)
         payment = await world.payment(opened["trade_id"])
     assert payment["state"] == "payout_confirmed"
+    assert f"receipt {payment['mpesa_receipt']} (callback)" in [
+        h["detail"] for h in payment["history"]
+    ]
     await assert_settled(world, opened, phone)
 
 
@@ -159,26 +168,6 @@ async def test_a_callback_before_the_push_answer_is_kept_and_matched(world: Trad
     assert [h["state"] for h in payment["history"]] == HAPPY_PATH
     assert payment["mpesa_receipt"]
     await assert_settled(world, opened, phone)
-
-
-def forged_success(checkout: str, phone: str, amount: int) -> dict[str, Any]:
-    items = [
-        {"Name": "Amount", "Value": amount},
-        {"Name": "MpesaReceiptNumber", "Value": "FORGED0001"},
-        {"Name": "TransactionDate", "Value": 20261126101010},
-        {"Name": "PhoneNumber", "Value": int(phone)},
-    ]
-    return {
-        "Body": {
-            "stkCallback": {
-                "MerchantRequestID": "forged",
-                "CheckoutRequestID": checkout,
-                "ResultCode": 0,
-                "ResultDesc": "The service request is processed successfully.",
-                "CallbackMetadata": {"Item": items},
-            }
-        }
-    }
 
 
 async def test_a_forged_callback_never_settles(world: TradingWorld) -> None:

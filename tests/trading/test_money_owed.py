@@ -39,8 +39,10 @@ async def world(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[TradingWorld]:
     directory = tmp_path_factory.mktemp("money-owed")
-    payments: dict[str, object] = {"payout_status_attempts": STATUS_ATTEMPTS}
-    async with trading_world(rpc_url, rpc_payer, settings, directory, payments=payments) as started:
+    changes = {"NISHATI_PAYOUT_STATUS_ATTEMPTS": str(STATUS_ATTEMPTS)}
+    async with trading_world(
+        rpc_url, rpc_payer, settings, directory, oracle_env_changes=changes
+    ) as started:
         yield started
 
 

@@ -45,10 +45,13 @@ from nishati_oracle.trading.gateway import (
     ResultNotice,
     parse_result,
 )
+from nishati_oracle.trading.idempotency import Answer, Idempotency
 from nishati_oracle.trading.ledger import (
+    MAX_BODIES_PER_KEY,
     CallbackKind,
     Ledger,
     NewCallback,
+    Stored,
     TradeRecord,
     TradeState,
 )
@@ -71,6 +74,9 @@ class FakeGateway:
 
     async def close(self) -> None:
         return None
+
+    def readiness(self) -> str:
+        return "ok"
 
     async def push(
         self, *, phone: str, amount_kes: int, reference: str, description: str, callback_url: str
@@ -114,7 +120,14 @@ class FakeGateway:
     def parse_payment(self, body: object) -> Payment:
         assert isinstance(body, dict)
         return Payment(
-            body["checkout"], body["code"], "fake", body["amount"], body["receipt"], None
+            body["checkout"],
+            body["code"],
+            "fake",
+            body["amount"],
+            body["receipt"],
+            body.get("phone"),
+            body.get("merchant"),
+            body.get("shown"),
         )
 
     def parse_result(self, body: object, timeout: bool) -> ResultNotice:
@@ -242,7 +255,11 @@ async def test_a_callback_is_only_a_hint_the_query_decides(desk: Desk) -> None:
     claimed = json.dumps({**body, "receipt": "FAKE000001"})
     sealed = desk.vault.encrypt(claimed.encode())
     checkout = trade.checkout_request_id
-    assert await desk.ledger.store_callback(CallbackKind.stk, checkout, "FAKE000001", sealed)
+    digest = desk.vault.digest(claimed.encode())
+    assert (
+        await desk.ledger.store_callback(CallbackKind.stk, checkout, "FAKE000001", sealed, digest)
+        is Stored.new
+    )
     await desk.worker.handle_callbacks()
     assert await state(desk, trade_id) is TradeState.stk_sent
     # Kept, and not looked at again every round.
@@ -254,6 +271,103 @@ async def test_a_callback_is_only_a_hint_the_query_decides(desk: Desk) -> None:
     await desk.worker.handle_callbacks()
     assert await state(desk, trade_id) is TradeState.cancelling
     assert await desk.ledger.pending_callbacks(now=float("inf")) == []
+
+
+async def keep(desk: Desk, body: dict[str, Any]) -> None:
+    raw = json.dumps(body).encode()
+    stored = await desk.ledger.store_callback(
+        CallbackKind.stk,
+        body["checkout"],
+        body["receipt"],
+        desk.vault.encrypt(raw),
+        desk.vault.digest(raw),
+    )
+    assert stored is Stored.new
+
+
+async def pushed(desk: Desk) -> tuple[TradeRecord, str, str]:
+    """A new buyer's order of 1,000 Wh with its STK Push sent: the trade, its
+    CheckoutRequestID and the buyer's phone."""
+    _, phone = await desk.buyer()
+    opened = await desk.desk.open(Order(desk.offer.address, 1_000, phone))
+    assert opened.checkout_request_id is not None
+    return opened.trade, opened.checkout_request_id, phone
+
+
+async def test_the_receipt_is_the_one_of_the_callback_the_query_confirms(desk: Desk) -> None:
+    """A forged success first (the trade's amount and phone, not its MerchantRequestID) does
+    not crowd out the genuine one; the genuine receipt is recorded."""
+    trade, checkout, phone = await pushed(desk)
+    paid = {"checkout": checkout, "code": 0, "amount": trade.amount_kes, "phone": phone}
+    await keep(desk, {**paid, "receipt": "FORGED0001", "merchant": "forged"})
+    await desk.worker.handle_callbacks()  # the query says pending: it waits
+    assert await state(desk, trade.id) is TradeState.stk_sent
+    await keep(desk, {**paid, "receipt": "RCPT00GOOD", "merchant": f"merchant-{checkout}"})
+    desk.gateway.answers[checkout] = 0
+    await desk.ledger.release_callbacks(checkout)
+    await desk.worker.handle_callbacks()
+    found = await desk.ledger.get(trade.id)
+    assert found is not None
+    assert (found.state, found.mpesa_receipt) == (TradeState.paid, "RCPT00GOOD")
+
+
+async def test_a_masked_phone_keeps_the_receipt(desk: Desk) -> None:
+    trade, checkout, phone = await pushed(desk)
+    masked = f"{phone[:4]}****{phone[-3:]}"
+    body = {"checkout": checkout, "code": 0, "amount": trade.amount_kes, "shown": masked}
+    await keep(desk, {**body, "receipt": "RCPTMASKED", "merchant": f"merchant-{checkout}"})
+    desk.gateway.answers[checkout] = 0
+    await desk.worker.handle_callbacks()
+    found = await desk.ledger.get(trade.id)
+    assert found is not None
+    assert (found.state, found.mpesa_receipt) == (TradeState.paid, "RCPTMASKED")
+
+
+async def test_a_callback_after_the_query_still_adds_its_receipt(desk: Desk) -> None:
+    trade, checkout, phone = await pushed(desk)
+    desk.gateway.answers[checkout] = 0
+    await desk.ledger.update(trade.id, TradeState.stk_sent, next_check_at=0)
+    await desk.worker.confirmations.query_payments()
+    found = await desk.ledger.get(trade.id)
+    assert found is not None
+    assert (found.state, found.mpesa_receipt) == (TradeState.paid, None)
+    body = {"checkout": checkout, "code": 0, "amount": trade.amount_kes, "phone": phone}
+    await keep(desk, {**body, "receipt": "RCPT00LATE", "merchant": f"merchant-{checkout}"})
+    await desk.worker.handle_callbacks()
+    found = await desk.ledger.get(trade.id)
+    assert found is not None
+    assert (found.state, found.mpesa_receipt) == (TradeState.paid, "RCPT00LATE")
+    assert "receipt RCPT00LATE (callback)" in [
+        h.detail for h in await desk.ledger.history(trade.id)
+    ]
+
+
+async def test_an_idempotency_key_holds_for_its_time_then_is_free(desk: Desk) -> None:
+    now = time.time()
+    orders = Idempotency(desk.ledger, 60, clock=lambda: now)
+    _, phone = await desk.buyer()
+
+    async def place(digest: str) -> Answer:
+        async def first() -> Answer:
+            order = Order(desk.offer.address, 1_000, phone, "the-key", digest)
+            opened = await desk.desk.open(order)
+            answer = Answer(201, opened.trade.id.encode())
+            await orders.record(opened.trade.id, answer)
+            return answer
+
+        return await orders.answer("the-key", digest, first, lambda _: Answer(201, b""))
+
+    placed = await place("one")
+    assert await place("one") == placed
+    with pytest.raises(TradeRefused) as refused:
+        await place("another")
+    assert refused.value.reason is Refusal.IdempotencyKeyReused
+    now += 61
+    again = await place("another")
+    assert again != placed
+    holder = await desk.ledger.by_idempotency_key("the-key")
+    assert holder is not None
+    assert holder.id == again.body.decode()
 
 
 async def test_compare_and_set(desk: Desk) -> None:
@@ -271,13 +385,26 @@ async def test_compare_and_set(desk: Desk) -> None:
 
 
 async def test_callbacks_are_kept_once(desk: Desk) -> None:
-    assert await desk.ledger.store_callback(CallbackKind.stk, "ws_CO_1", "RCPT000001", b"{}")
-    # The same CheckoutRequestID again, or the same receipt under another id: duplicates.
-    assert not await desk.ledger.store_callback(CallbackKind.stk, "ws_CO_1", None, b"{}")
-    assert not await desk.ledger.store_callback(CallbackKind.stk, "ws_CO_2", "RCPT000001", b"{}")
+    store = desk.ledger.store_callback
+    assert await store(CallbackKind.stk, "ws_CO_1", "RCPT000001", b"{}", "a") is Stored.new
+    # The same body again, or the same receipt under another id: duplicates.
+    assert await store(CallbackKind.stk, "ws_CO_1", None, b"{}", "a") is Stored.duplicate
+    assert await store(CallbackKind.stk, "ws_CO_2", "RCPT000001", b"{}", "b") is Stored.duplicate
     # A payout result may share a key with an STK callback: another kind.
-    assert await desk.ledger.store_callback(CallbackKind.payout_result, "ws_CO_1", None, b"{}")
+    assert await store(CallbackKind.payout_result, "ws_CO_1", None, b"{}", "a") is Stored.new
     assert [c.key for c in await desk.ledger.pending_callbacks()] == ["ws_CO_1", "ws_CO_1"]
+
+
+async def test_each_distinct_body_is_kept_up_to_the_bound(desk: Desk) -> None:
+    """A forger's bodies for a CheckoutRequestID do not make the genuine one a duplicate; a key
+    takes MAX_BODIES_PER_KEY bodies, then refuses more."""
+    store = desk.ledger.store_callback
+    for i in range(MAX_BODIES_PER_KEY):
+        assert await store(CallbackKind.stk, "ws_CO_9", None, b"{}", f"d{i}") is Stored.new
+    assert await store(CallbackKind.stk, "ws_CO_9", None, b"{}", "more") is Stored.over_limit
+    # Another kind, another key: their own bounds.
+    assert await store(CallbackKind.payout_result, "ws_CO_9", None, b"{}", "x") is Stored.new
+    assert len(await desk.ledger.callback_bodies(CallbackKind.stk, "ws_CO_9")) == MAX_BODIES_PER_KEY
 
 
 async def test_what_a_crash_leaves_half_done(desk: Desk) -> None:
@@ -471,7 +598,11 @@ async def test_callbacks_stored_together_are_each_new_or_a_duplicate(desk: Desk)
     inbox = callback_inbox(desk.ledger)
 
     def store(kind: CallbackKind, key: str, receipt: str | None) -> Awaitable[bool]:
-        return inbox.submit(NewCallback(kind, key, receipt, b"{}"))
+        # Each callback's body the same for its key: a second one is the same body again.
+        async def stored() -> bool:
+            return await inbox.submit(NewCallback(kind, key, receipt, b"{}", key)) is Stored.new
+
+        return stored()
 
     assert await store(CallbackKind.stk, "ws_CO_0", "R0")
     calls = [
@@ -496,7 +627,7 @@ async def test_callbacks_stored_together_are_each_new_or_a_duplicate(desk: Desk)
 async def test_a_flood_of_unknown_callbacks_does_not_hold_up_a_trades(desk: Desk) -> None:
     """Callbacks nobody knows, stored before a real trade's, are parked after it is acted on."""
     flood = [
-        NewCallback(CallbackKind.stk, f"ws_CO_unknown_{i}", None, b"{}")
+        NewCallback(CallbackKind.stk, f"ws_CO_unknown_{i}", None, b"{}", str(i))
         for i in range(CALLBACKS_PER_ROUND)
     ]
     await desk.ledger.store_callbacks(flood)
@@ -507,8 +638,13 @@ async def test_a_flood_of_unknown_callbacks_does_not_hold_up_a_trades(desk: Desk
     checkout = trade.checkout_request_id
     desk.gateway.answers[checkout] = 0
     body = {"checkout": checkout, "code": 0, "amount": trade.amount_kes, "receipt": "RCPT000009"}
-    sealed = desk.vault.encrypt(json.dumps(body).encode())
-    assert await desk.ledger.store_callback(CallbackKind.stk, checkout, "RCPT000009", sealed)
+    raw = json.dumps(body).encode()
+    sealed = desk.vault.encrypt(raw)
+    digest = desk.vault.digest(raw)
+    assert (
+        await desk.ledger.store_callback(CallbackKind.stk, checkout, "RCPT000009", sealed, digest)
+        is Stored.new
+    )
     await desk.worker.handle_callbacks()
     assert await state(desk, trade_id) is TradeState.paid
 
@@ -548,8 +684,8 @@ def b2c_result(originator: str, conversation: str, code: int) -> bytes:
 
 async def deliver(desk: Desk, kind: CallbackKind, body: bytes) -> None:
     notice = parse_result(json.loads(body), kind.timeout)
-    sealed = desk.vault.encrypt(body)
-    assert await desk.ledger.store_callback(kind, notice.key, None, sealed)
+    sealed, digest = desk.vault.encrypt(body), desk.vault.digest(body)
+    assert await desk.ledger.store_callback(kind, notice.key, None, sealed, digest) is Stored.new
     await desk.worker.handle_callbacks()
 
 

@@ -61,6 +61,7 @@ from nishati_dev.simulate import (
 )
 from nishati_dev.stack import Stack, local_stack
 from nishati_oracle.core.settings import ReadingSettings
+from nishati_oracle.readings.clock import trailing_secs
 
 DEMO_MARKET_ID = 1
 # Two hours of a morning in about a minute, so a meter may export up to 1 MW.
@@ -72,10 +73,8 @@ def demo_market_config(oracle: Pubkey) -> MarketConfig:
     return replace(local_market_config(oracle), max_export_watts=DEMO_MAX_EXPORT_WATTS)
 
 
-# The oracle attests at once and judges power by the demo's limit.
-DEMO_READINGS = ReadingSettings(
-    attest_threshold_wh=0, attest_interval_secs=0.5, max_power_w=DEMO_MAX_EXPORT_WATTS
-)
+# The oracle attests at once.
+DEMO_READINGS = ReadingSettings(attest_threshold_wh=0, attest_interval_secs=0.5)
 
 
 SIMULATED_HOMES = 6
@@ -102,11 +101,13 @@ async def attested(oracle: OracleService, within_secs: float = 60) -> None:
 
 
 async def exportable(market: OpenMarket, meters: Sequence[SimulatedMeter], wh: int) -> None:
-    """Waits until the chain's clock lets every meter mint ``wh`` since its last attestation."""
+    """Waits until the chain's clock, as the oracle reads it, lets every meter mint ``wh``
+    since its last attestation."""
     client = market.h.client
     homes = [await client.household(home_address(market, m)) for m in meters]
     limit = (await client.market(market.address)).config.max_export_watts
     due = max(h.last_attested_at for h in homes) + export_secs(wh, limit)
+    due += trailing_secs(DEMO_READINGS.chain_clock_secs)
     while await market.now() < due:  # noqa: ASYNC110 - the validator's clock, polled
         await asyncio.sleep(0.5)
 

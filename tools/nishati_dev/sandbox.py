@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,9 +20,17 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 
-from nishati_client.chain import Chain, LiteSvmChain, TxOutcome, cluster_time
+from nishati_client.chain import Chain, LiteSvmChain, TxOutcome, cluster_slot, cluster_time
+from nishati_client.errors import AccountNotFound
 from nishati_client.household import Household
 from nishati_client.keys import load_keypair
+from nishati_client.lookup import (
+    LookupTable,
+    create_lookup_table,
+    extend_lookup_table,
+    fetch_lookup_table,
+    recent_slots,
+)
 from nishati_client.market import MarketConfig
 from nishati_client.pda import household_address, market_address
 from nishati_client.program import NishatiClient
@@ -329,3 +337,27 @@ async def fund(h: Harness, address: Pubkey, lamports: int) -> None:
 async def lamports(h: Harness, address: Pubkey) -> int:
     account = await h.chain.account(address)
     return 0 if account is None else account.lamports
+
+
+async def new_table(h: Harness, addresses: Sequence[Pubkey]) -> LookupTable:
+    """A table of the harness payer holding ``addresses``, created and extended in one
+    transaction."""
+    payer = h.payer.pubkey()
+    create, address = create_lookup_table(
+        authority=payer, payer=payer, recent_slot=(await recent_slots(h.chain))[0]
+    )
+    extend = extend_lookup_table(table=address, authority=payer, payer=payer, addresses=addresses)
+    await h.chain.send([create, extend], [h.payer])
+    table = await fetch_lookup_table(h.chain, address)
+    if table is None:
+        raise AccountNotFound(f"lookup table {address} is not on chain after its creation")
+    return table
+
+
+async def slot_after(h: Harness, table: LookupTable) -> int:
+    """The first slot in which everything ``table`` holds can be looked up, once it has come."""
+    while True:
+        slot = await cluster_slot(h.chain)
+        if slot > table.state.meta.last_extended_slot:
+            return slot
+        await asyncio.sleep(0.1)

@@ -400,7 +400,8 @@ class Tally:
             parts.append(f"broker acked {self.broker_acked:,}")
         if self.accepted or self.duplicates:
             parts.append(f"accepted {self.accepted:,}, duplicates {self.duplicates:,}")
-        parts.append(f"rejected {rejected:,}")
+        reasons = ", ".join(f"{reason} {n:,}" for reason, n in sorted(self.rejected.items()))
+        parts.append(f"rejected {rejected:,}" + (f" ({reasons})" if reasons else ""))
         if self.failed:
             parts.append(f"failed {self.failed:,}")
         return ", ".join(parts)

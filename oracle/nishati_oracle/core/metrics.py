@@ -120,7 +120,7 @@ class Metrics:
         )
         self.callbacks = Counter(
             "nishati_callbacks",
-            "Daraja callbacks by kind and whether they were new or a duplicate",
+            "Daraja callbacks by kind and what became of them: new, duplicate, over_limit",
             ["kind", "result"],
             registry=self.registry,
         )

@@ -70,13 +70,14 @@ class HttpSettings(EnvSettings):
 
     host: str = Field(default="127.0.0.1", description="Address the HTTP API listens on")
     port: int = Field(default=8080, ge=0, le=65_535, description="Port the HTTP API listens on")
-    # An order or an enrolment is under 300 bytes, a Daraja callback a few KB; the readings
+    # An order or an enrolment is under 300 bytes; Daraja's largest callback (a Transaction
+    # Status or B2C result with its parameters and reference data) under 2 KB. The readings
     # route's cap follows from NISHATI_MAX_BATCH_READINGS.
     order_body_bytes: int = Field(
         default=16 * 1024, ge=1, description="Largest body of an order or a phone enrolment"
     )
     callback_body_bytes: int = Field(
-        default=64 * 1024, ge=1, description="Largest body of a Daraja callback"
+        default=8 * 1024, ge=1, description="Largest body of a Daraja callback"
     )
 
 
@@ -102,9 +103,6 @@ class ReadingSettings(EnvSettings):
         gt=0,
         description="How long the market's export limit and daily mint cap are trusted unread "
         "for readings coming in (the batcher reads them every round)",
-    )
-    max_power_w: int = Field(
-        default=20_000, ge=1, description="Highest export or import power a home can show"
     )
     meter_cache_secs: int = Field(
         default=300, ge=0, description="How long a meter's registration is trusted unread"
@@ -234,6 +232,18 @@ class PaymentSettings(EnvSettings):
         default=None,
         description="Bearer token of the operator routes (/api/v1/operator/...); unset: they "
         "answer 403",
+    )
+    idempotency_key_secs: float = Field(
+        default=24 * 3_600,
+        gt=0,
+        description="How long an order's Idempotency-Key is kept: a repeat within it is "
+        "answered as the first order was",
+    )
+    order_repeat_window_secs: float = Field(
+        default=120.0,
+        ge=0,
+        description="An order without an Idempotency-Key with the same phone, offer and total "
+        "as one this recent is refused as a probable repeat (0: never)",
     )
 
     @property

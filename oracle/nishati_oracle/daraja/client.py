@@ -204,6 +204,32 @@ def _retry_after(headers: httpx.Headers, now: datetime) -> float | None:
     return max(0.0, seconds)
 
 
+@dataclass
+class Reachability:
+    """What the last exchanges with Daraja came to, on the client's monotonic clock: for a
+    readiness probe, which must not call Daraja itself each time it is asked. A reply in
+    Daraja's JSON (an error body included) reached it; no connection, no answer or a gateway's
+    page did not."""
+
+    last_reply_at: float | None = None
+    last_failure_at: float | None = None
+    last_failure: str | None = None
+
+    @property
+    def reachable(self) -> bool:
+        if self.last_reply_at is None:
+            return False
+        return self.last_failure_at is None or self.last_reply_at >= self.last_failure_at
+
+    def seen(self, at: float, failure: str | None) -> None:
+        """Records what an exchange came to: ``failure`` None if Daraja answered."""
+        if failure is None:
+            self.last_reply_at = at
+        else:
+            self.last_failure_at = at
+            self.last_failure = failure
+
+
 class DarajaClient:
     """One Daraja app's API. Give it an ``httpx.AsyncClient`` to share a pool (or, in tests, a
     ``MockTransport``); otherwise it makes and closes its own. ``token_store`` shares the app's
@@ -228,6 +254,8 @@ class DarajaClient:
         self._timeout = httpx.Timeout(config.read_timeout_secs, connect=config.connect_timeout_secs)
         self._now = now
         self._sleep = sleep
+        self._clock = clock
+        self.reachability = Reachability()
         self.tokens = TokenCache(
             self._fetch_token,
             margin_secs=config.token_refresh_margin_secs,
@@ -651,6 +679,18 @@ class DarajaClient:
             await self._sleep(self._backoff(attempt))
 
     async def _exchange(
+        self, method: str, url: str, *, auth: httpx.Auth | None = None, **kwargs: Any
+    ) -> _Reply:
+        try:
+            reply = await self._exchange_once(method, url, auth=auth, **kwargs)
+        except httpx.HTTPError as e:
+            self.reachability.seen(self._clock(), type(e).__name__)
+            raise
+        failure = None if reply.data is not None else f"HTTP {reply.status} not from Daraja"
+        self.reachability.seen(self._clock(), failure)
+        return reply
+
+    async def _exchange_once(
         self, method: str, url: str, *, auth: httpx.Auth | None = None, **kwargs: Any
     ) -> _Reply:
         request = self._http.build_request(method, url, timeout=self._timeout, **kwargs)

@@ -203,6 +203,12 @@ class TokenCache:
             await self._store.save(StoredToken(value, started_wall + expires_in))
         return value
 
+    async def renew(self) -> str:
+        """A token renewed now, whatever is cached (a probe of whether Daraja answers)."""
+        if self._token is not None:
+            self.invalidate(self._token.value)
+        return await self.get()
+
     def invalidate(self, value: str) -> None:
         """Drops ``value`` after Daraja called it invalid; a no-op if it was already replaced,
         so many callers refused at once cause one renewal, not many. A store's copy of that

@@ -54,6 +54,8 @@ from nishati_oracle.storage import database
 log = structlog.get_logger(__name__)
 
 DETAIL_CHARS = 300
+# When to ask again after a 503 ChainUnavailable (``Retry-After``).
+CHAIN_RETRY_AFTER_SECS = 5
 # Validation errors described in an answer; the rest are counted.
 DESCRIBED_ERRORS = 3
 
@@ -180,7 +182,12 @@ def _route(request: Request) -> str:
 async def _chain_unavailable(request: Request, error: Exception) -> Response:
     # The error's text may name the RPC endpoint; it goes to the log, not to the caller.
     log.warning("chain unavailable", route=_route(request), error=str(error))
-    return error_response(503, HttpReason.ChainUnavailable, "the chain did not answer; try again")
+    return error_response(
+        503,
+        HttpReason.ChainUnavailable,
+        "the chain did not answer; try again",
+        headers={"Retry-After": str(CHAIN_RETRY_AFTER_SECS)},
+    )
 
 
 async def _account_not_found(_: Request, error: Exception) -> Response:

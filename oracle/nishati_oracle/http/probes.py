@@ -30,8 +30,9 @@ async def healthz() -> dict[str, str]:
     responses=responses({503: "NotReady: what is down, then each check as at 200"}),
 )
 async def readyz(services: ServicesDep) -> Response:
-    """Ready when the database, the chain and (if enabled) the broker answer: each check is
-    ``ok`` or ``down: <why>``."""
+    """Ready when the database, the chain and (if enabled) the broker and Daraja answer: each
+    check is ``ok`` or ``down: <why>``. Daraja's is what the oracle's last exchange with it came
+    to (a probe of it starts in the background, now and then, while that was a failure)."""
     checks: dict[str, str] = {}
     try:
         await services.store.ping()
@@ -45,6 +46,8 @@ async def readyz(services: ServicesDep) -> Response:
         checks["chain"] = f"down: {type(e).__name__}"
     if services.mqtt is not None:
         checks["broker"] = "ok" if services.mqtt.connected else "down"
+    if services.trading is not None:
+        checks["daraja"] = services.trading.gateway.readiness()
     down = [f"{name} {state}" for name, state in checks.items() if state != "ok"]
     if down:
         return error_response(503, HttpReason.NotReady, "; ".join(down), checks)

@@ -3,6 +3,7 @@ reading against."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -13,6 +14,13 @@ from nishati_oracle.core.refresh import Refreshed
 RETRY_CLOCK_SECS = 1.0
 # How old the last read may be before another is made (in the background).
 REFRESH_CLOCK_SECS = 1.0
+
+
+def trailing_secs(refresh_secs: float = REFRESH_CLOCK_SECS) -> int:
+    """The most whole seconds the oracle's chain time trails the cluster's: one refresh
+    interval, and a second for the read itself. A caller that needs the oracle to have seen a
+    cluster time waits this long past it."""
+    return math.ceil(refresh_secs) + 1
 
 
 class ChainClock(Refreshed[int]):

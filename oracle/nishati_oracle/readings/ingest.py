@@ -50,7 +50,6 @@ class Reason(StrEnum):
     ExportAboveMeterLimit = "ExportAboveMeterLimit"
     MintCeilingReached = "MintCeilingReached"
     UnknownMeter = "UnknownMeter"
-    ImplausiblePower = "ImplausiblePower"
     MalformedSubmission = "MalformedSubmission"
     # Transient: a meter seen for the first time while the chain is unreachable; send it again.
     ChainUnavailable = "ChainUnavailable"

@@ -361,11 +361,6 @@ class ReadingPipeline:
             )
         except ReadingError as e:
             return _rejected(Reason(e.name), str(e))
-        if state.has_last and not self._plausible(reading, state):
-            return _rejected(
-                Reason.ImplausiblePower,
-                f"more than {self.settings.readings.max_power_w} W since the last reading",
-            )
         limits = job.limits
         if isinstance(limits, NishatiClientError):
             return Outcome(Status.rejected, Reason.ChainUnavailable, None, str(limits))
@@ -384,16 +379,6 @@ class ReadingPipeline:
                 f"({limits.daily_mint_cap_wh:,} Wh)",
             )
         return Outcome(Status.accepted, None, reading.counter)
-
-    def _plausible(self, reading: Reading, state: MeterState) -> bool:
-        """The energy since the last reading, over the time since, stays under the power a
-        home can draw or export: ``Wh * 3600 <= W * s``."""
-        elapsed = reading.timestamp - state.last_timestamp
-        energy = max(
-            reading.exported_wh - state.last_exported_wh,
-            reading.imported_wh - state.last_imported_wh,
-        )
-        return energy * 3_600 <= self.settings.readings.max_power_w * elapsed
 
 
 def _rejected(reason: Reason, detail: str) -> Outcome:

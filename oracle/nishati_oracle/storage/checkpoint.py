@@ -24,11 +24,15 @@ log = structlog.get_logger(__name__)
 # one every 0.25 s; 33 ms and 125 over 50 ms every second; 150-340 ms every 5 s, where each
 # finish (or the RESTART below) had a few seconds of pages to copy and fsync.
 CHECKPOINT_EVERY_SECS = 0.25
-# Past this many frames (256 MB of 4 KiB pages: a reader kept the WAL from starting over) a
-# RESTART checkpoint holds the writer back while it copies the last frames, so the WAL starts
-# over; journal_size_limit then gives the space back.
+# Past this many frames (256 MB of 4 KiB pages: readers kept the WAL from starting over) the
+# writer runs a RESTART checkpoint between two commits, which waits for the readers, up to
+# RESTART_WAIT_MS, so the WAL starts over; journal_size_limit then gives the space back. On the
+# writer's own thread it never waits for a writer: from another connection, a writer that
+# never pauses starved its busy handler for over a second while the WAL grew by 40 MB.
 WAL_RESTART_FRAMES = 65_536
+RESTART_WAIT_MS = 200
 WAL_SIZE_LIMIT_BYTES = 64 * 2**20
+BUSY_TIMEOUT_MS = 5_000
 
 
 def sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
@@ -36,7 +40,7 @@ def sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     no checkpoint on commit."""
     cursor = dbapi_connection.cursor()
     # First: setting the journal mode needs a lock, which waits only with a timeout set.
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     # WAL is kept in the file: set once, as setting it again takes that lock beside a writer
     # (and a checkpointer connecting while the writer commits was refused, "database is locked").
     cursor.execute("PRAGMA journal_mode")
@@ -65,17 +69,17 @@ class Checkpointer:
     Commits go on meanwhile, so such a checkpoint never copies the whole WAL, and SQLite starts
     a WAL over only once all of it is copied: it grew without end, and starting it over took a
     RESTART checkpoint that held commits off (and a truncation): 300-600 ms without a commit.
-    So ``finish`` is called after each one, to copy the few frames committed meanwhile between
-    two commits (the writer's next transaction then starts the WAL over; the count a checkpoint
-    reports is the WAL's when it began, so it cannot tell). A RESTART remains for a WAL past
-    ``WAL_RESTART_FRAMES`` all the same (a reader kept it)."""
+    So ``finish(restart=False)`` is called after each one, for the writer to copy the few frames
+    committed meanwhile between two commits (its next transaction then starts the WAL over; the
+    count a checkpoint reports is the WAL's when it began, so it cannot tell). Past
+    ``WAL_RESTART_FRAMES`` (readers kept it) it is ``finish(restart=True)``: a RESTART there."""
 
     def __init__(
         self,
         engine: Any,
         metrics: Metrics | None,
         slow_secs: float,
-        finish: Callable[[], object],
+        finish: Callable[[bool], object],
     ) -> None:
         self.engine = engine
         self.every_secs = CHECKPOINT_EVERY_SECS
@@ -103,14 +107,10 @@ class Checkpointer:
                     _, frames, _ = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     observe_checkpoint(self.metrics, self.slow_secs, "passive", started, frames)
                     self.checkpoints += 1
-                    if frames > WAL_RESTART_FRAMES:
-                        started = time.perf_counter()
-                        cursor.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
-                        observe_checkpoint(self.metrics, self.slow_secs, "restart", started, frames)
-                        self.restarts += 1
-                    else:
-                        self.finish()
                     cursor.close()
+                    restart = frames > WAL_RESTART_FRAMES
+                    self.restarts += restart
+                    self.finish(restart)
                 except Exception:
                     log.exception("sqlite checkpoint failed, trying again")
         finally:

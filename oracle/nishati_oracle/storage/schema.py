@@ -22,6 +22,12 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+# Longest Idempotency-Key kept (Stripe's limit), callback key (CheckoutRequestID or a payout's
+# id) and M-Pesa receipt: a callback with a longer one is refused before it is stored.
+IDEMPOTENCY_KEY_CHARS = 255
+CALLBACK_KEY_CHARS = 64
+CALLBACK_RECEIPT_CHARS = 32
+
 # Auto-incremented ids: SQLite only auto-increments an INTEGER PRIMARY KEY.
 AUTO_ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -137,12 +143,21 @@ trades = Table(
     Column("refund_accepted_at", Float, nullable=True),
     Column("refund_attempts", Integer, nullable=False, default=0),
     Column("refund_receipt", String(32), nullable=True),
+    # An order's Idempotency-Key (unique while kept), a digest of what was ordered with it, and
+    # the answer the order was given (replayed to a repeat of it).
+    Column("idempotency_key", String(IDEMPOTENCY_KEY_CHARS), nullable=True),
+    Column("request_digest", String(64), nullable=True),
+    Column("answer_status", Integer, nullable=True),
+    Column("answer_body", LargeBinary, nullable=True),
     Index("ix_trades_state", "state", "next_check_at"),
     Index("ix_trades_payout_originator_id", "payout_originator_id"),
     Index("ix_trades_payout_conversation_id", "payout_conversation_id"),
     Index("ix_trades_status_conversation_id", "status_conversation_id"),
     Index("ix_trades_refund_originator_id", "refund_originator_id"),
     Index("ix_trades_refund_conversation_id", "refund_conversation_id"),
+    Index("ix_trades_idempotency_key", "idempotency_key", unique=True),
+    # A buyer's recent orders: a repeat without a key is refused (``TradeDesk``).
+    Index("ix_trades_buyer_recent", "buyer_phone_hash", "created_at"),
 )
 
 # Every state a trade went through, and why.
@@ -156,15 +171,18 @@ trade_history = Table(
     Column("detail", String(300), nullable=True),
 )
 
-# Each callback as Daraja sent it, stored before it is acted on. A second one with the same key
-# (CheckoutRequestID or OriginatorConversationID) or the same receipt is a duplicate.
+# Each callback as Daraja sent it, stored before it is acted on. Each distinct body for a key
+# (CheckoutRequestID or OriginatorConversationID) is kept, up to a few (a forged one must not
+# crowd out the genuine one that follows); the same body again (``digest``, keyed, of the body as
+# received) or the same receipt is a duplicate.
 callbacks = Table(
     "callbacks",
     metadata,
     Column("id", AUTO_ID, primary_key=True),
     Column("kind", String(20), nullable=False),
-    Column("key", String(64), nullable=False),
-    Column("receipt", String(32), nullable=True, unique=True),
+    Column("key", String(CALLBACK_KEY_CHARS), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("receipt", String(CALLBACK_RECEIPT_CHARS), nullable=True, unique=True),
     Column("body", LargeBinary, nullable=False),  # encrypted: it holds the payer's phone
     Column("received_at", Float, nullable=False),
     Column("processed_at", Float, nullable=True),
@@ -173,7 +191,7 @@ callbacks = Table(
     Column("retry_at", Float, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
     Column("outcome", String(200), nullable=True),
-    UniqueConstraint("kind", "key", name="uq_callbacks_kind_key"),
+    UniqueConstraint("kind", "key", "digest", name="uq_callbacks_kind_key_digest"),
     Index("ix_callbacks_unprocessed", "processed_at", "retry_at"),
 )
 

@@ -16,7 +16,13 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import make_url
 
 from nishati_oracle.core.metrics import WRITE_STEPS, Metrics, observe_steps, steps_ms
-from nishati_oracle.storage.checkpoint import Checkpointer, observe_checkpoint, sqlite_pragmas
+from nishati_oracle.storage.checkpoint import (
+    BUSY_TIMEOUT_MS,
+    RESTART_WAIT_MS,
+    Checkpointer,
+    observe_checkpoint,
+    sqlite_pragmas,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +66,10 @@ class SqliteWriter:
         self.metrics = metrics
         self.slow_secs = slow_secs
         self.checkpointer = Checkpointer(
-            self.engine, metrics, slow_secs, lambda: self.thread.submit(self._finish_checkpoint)
+            self.engine,
+            metrics,
+            slow_secs,
+            lambda restart: self.thread.submit(self._finish_checkpoint, restart),
         )
         self._steps = (
             None if metrics is None else [metrics.sqlite_write.labels(step) for step in WRITE_STEPS]
@@ -89,20 +98,30 @@ class SqliteWriter:
             )
         return done
 
-    def _finish_checkpoint(self) -> None:
-        """On the thread, between two transactions: copies what the checkpointer left."""
+    def _finish_checkpoint(self, restart: bool) -> None:
+        """On the thread, between two transactions: copies what the checkpointer left, and
+        with ``restart`` waits for the readers (``RESTART_WAIT_MS`` at most) so that the WAL
+        starts over."""
         started = time.perf_counter()
         try:
             cursor = self._connect().cursor()
             try:
-                _, frames, _ = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if restart:
+                    cursor.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
+                    try:
+                        _, frames, _ = cursor.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                    finally:
+                        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                else:
+                    _, frames, _ = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             finally:
                 cursor.close()
         except Exception:
             # Nobody waits for this one's result: said here, or never. The next one tries again.
             log.exception("finishing a sqlite checkpoint failed")
             return
-        observe_checkpoint(self.metrics, self.slow_secs, "finish", started, frames)
+        mode = "restart" if restart else "finish"
+        observe_checkpoint(self.metrics, self.slow_secs, mode, started, frames)
 
     def _connect(self) -> Any:
         if self._connection is None:

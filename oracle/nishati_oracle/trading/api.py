@@ -12,11 +12,12 @@ import hmac
 import ipaddress
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request
+import structlog
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 from solders.pubkey import Pubkey
@@ -27,20 +28,30 @@ from nishati_oracle.http.errors import (
     MALFORMED,
     STORAGE_UNAVAILABLE,
     TOO_LARGE,
-    error_response,
+    error_body,
     responses,
 )
 from nishati_oracle.http.limits import capped
+from nishati_oracle.storage.schema import (
+    CALLBACK_KEY_CHARS,
+    CALLBACK_RECEIPT_CHARS,
+    IDEMPOTENCY_KEY_CHARS,
+)
 from nishati_oracle.trading.attention import OPERATOR_CHARS, REASON_CHARS, Attention
 from nishati_oracle.trading.desk import Opened, Order, Refusal, TradeRefused
+from nishati_oracle.trading.idempotency import Answer, request_digest
 from nishati_oracle.trading.ledger import (
     FINAL_STATES,
+    MAX_BODIES_PER_KEY,
     CallbackKind,
     NewCallback,
+    Stored,
     TradeRecord,
     TradeState,
 )
 from nishati_oracle.trading.wiring import Trading
+
+log = structlog.get_logger(__name__)
 
 # The characters a phone may be written with: anything else (digits of another script too) is
 # malformed. Whether they make a number is the desk's check (InvalidPhone).
@@ -126,12 +137,21 @@ class CallbackAck(BaseModel):
     ResultDesc: Literal["Accepted"]
 
 
+def _refusal_body(error: TradeRefused) -> bytes:
+    stored = None if error.trade_id is None else {"trade_id": error.trade_id}
+    return error_body(error.reason, error.detail, stored)
+
+
 async def refused(_: Request, error: Exception) -> Response:
     """A refusal of the desk's (or of a route's) in the one error shape, with its trade if one
-    was stored."""
+    was stored, and ``Retry-After`` when asking again later may succeed."""
     assert isinstance(error, TradeRefused)
-    stored = None if error.trade_id is None else {"trade_id": error.trade_id}
-    return error_response(error.status_code, error.reason, error.detail, stored)
+    return Response(
+        _refusal_body(error),
+        status_code=error.status_code,
+        headers=error.headers,
+        media_type="application/json",
+    )
 
 
 def _address(text: str, reason: Refusal, what: str) -> Pubkey:
@@ -141,12 +161,11 @@ def _address(text: str, reason: Refusal, what: str) -> Pubkey:
         raise TradeRefused(reason, f"{what} is not a base58 address") from None
 
 
-def _opened(opened: Opened) -> TradeOut:
-    t = opened.trade
+def _trade_out(t: TradeRecord, checkout_request_id: str | None) -> TradeOut:
     return TradeOut(
         trade_id=t.id,
         state=t.state,
-        checkout_request_id=opened.checkout_request_id,
+        checkout_request_id=checkout_request_id,
         trade_address=t.trade_address,
         trade_index=t.trade_index,
         offer=t.offer,
@@ -155,6 +174,67 @@ def _opened(opened: Opened) -> TradeOut:
         total_cents=t.total_cents,
         amount_kes=t.amount_kes,
     )
+
+
+def _created(trade: TradeRecord, checkout_request_id: str | None) -> Answer:
+    return Answer(201, _trade_out(trade, checkout_request_id).model_dump_json().encode())
+
+
+def _as_it_stands(trade: TradeRecord) -> Answer:
+    """The answer to a repeat of an order whose own answer was never kept: its trade now."""
+    return _created(trade, trade.checkout_request_id)
+
+
+def _answered(answer: Answer) -> Response:
+    return Response(answer.body, status_code=answer.status, media_type="application/json")
+
+
+Place = Callable[[str | None, str | None], Awaitable[Opened]]
+
+
+async def _order(
+    trading: Trading, route: str, request: BaseModel, key: str | None, place: Place
+) -> Response:
+    """Places an order (``place(key, digest)``), once per Idempotency-Key: a repeat with the
+    key is answered as the first one was (``trading.idempotency``)."""
+    if key is None:
+        opened = await place(None, None)
+        return _answered(_created(opened.trade, opened.checkout_request_id))
+    digest = request_digest(route, request.model_dump_json())
+    orders = trading.orders
+
+    async def first() -> Answer:
+        try:
+            opened = await place(key, digest)
+        except TradeRefused as error:
+            # Kept only with a trade to keep it on, and not while the outcome is unknown.
+            if error.trade_id is None or error.status_code == 503:
+                raise
+            refusal = Answer(error.status_code, _refusal_body(error))
+            await orders.record(error.trade_id, refusal)
+            return refusal
+        answer = _created(opened.trade, opened.checkout_request_id)
+        await orders.record(opened.trade.id, answer)
+        return answer
+
+    return _answered(await orders.answer(key, digest, first, _as_it_stands))
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Any unique text (a UUID): a repeat of the order with the same key and "
+        "body is answered as the first one was, and opens no second trade; the same key with "
+        "another body is refused (422 IdempotencyKeyReused). Kept for "
+        "NISHATI_IDEMPOTENCY_KEY_SECS (a day). Without one, an order repeating the phone, "
+        "offer and total of one within NISHATI_ORDER_REPEAT_WINDOW_SECS is refused (409 "
+        "ProbableRepeat).",
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_CHARS,
+        pattern=r"^[\x21-\x7e]+$",
+    ),
+]
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -200,13 +280,21 @@ ORDER_REFUSALS = {
     404: "UnknownOffer, UnknownBuyer",
     409: "OfferClosed, NotEnoughEnergy, BuyerNotCustodial, SellerPhoneUnknown, ChainRefused, "
     "AccountNotFound: the buyer's household is no longer on chain, "
-    "AccountTypeMismatch: the account at the buyer's address is not a household",
-    422: "InvalidPhone, AmountTooLarge, PayoutBelowMinimum",
+    "AccountTypeMismatch: the account at the buyer's address is not a household, "
+    "ProbableRepeat: without an Idempotency-Key, the same phone, offer and total as a recent "
+    "order neither refused nor cancelled, "
+    "IdempotencyKeyInUse: the order first sent with this key is still being opened "
+    "(Retry-After)",
+    422: "InvalidPhone, AmountTooLarge, PayoutBelowMinimum, "
+    "IdempotencyKeyReused: the Idempotency-Key was used for another order",
     502: "PaymentRequestRefused: Daraja refused the STK Push (the trade is being cancelled)",
-    503: f"PaymentsDisabled, ChainUnavailable, {STORAGE_UNAVAILABLE}",
+    503: "PaymentsDisabled, ChainUnavailable: the chain did not answer (Retry-After), "
+    f"{STORAGE_UNAVAILABLE}",
 }
 # What a route that only reads and writes the oracle's database may answer with a 503.
 LEDGER_UNAVAILABLE = {503: f"PaymentsDisabled, {STORAGE_UNAVAILABLE}"}
+# A lookup of one of our trades (by its id or its CheckoutRequestID).
+LOOKUP_REFUSALS = responses({404: "UnknownTrade", **LEDGER_UNAVAILABLE})
 
 
 @orders.post(
@@ -215,11 +303,17 @@ LEDGER_UNAVAILABLE = {503: f"PaymentsDisabled, {STORAGE_UNAVAILABLE}"}
     response_model=TradeOut,
     responses=responses(ORDER_REFUSALS),
 )
-async def open_trade(trading: TradingDep, order: TradeIn) -> TradeOut:
+async def open_trade(
+    trading: TradingDep, order: TradeIn, idempotency_key: IdempotencyKey = None
+) -> Response:
     """Buys ``wh`` from an offer for a phone: opens the trade on chain and sends the STK
     Push; the payment's progress is at ``GET /api/v1/payments/{trade_id}``."""
     offer = _address(order.offer, Refusal.UnknownOffer, "offer")
-    return _opened(await trading.desk.open(Order(offer, order.wh, order.phone)))
+
+    async def place(key: str | None, digest: str | None) -> Opened:
+        return await trading.desk.open(Order(offer, order.wh, order.phone, key, digest))
+
+    return await _order(trading, "/api/v1/trades", order, idempotency_key, place)
 
 
 @orders.post(
@@ -235,25 +329,31 @@ async def open_trade(trading: TradingDep, order: TradeIn) -> TradeOut:
         }
     ),
 )
-async def execute_trade(trading: TradingDep, order: LegacyTradeIn) -> TradeOut:
+async def execute_trade(
+    trading: TradingDep, order: LegacyTradeIn, idempotency_key: IdempotencyKey = None
+) -> Response:
     """The original platform's shape: ``amount`` kWh at most ``price`` KES/kWh from the
     seller with ``seller_phone``, bought from that seller's cheapest fitting offer."""
     wh = int((order.amount * 1000).to_integral_value(ROUND_DOWN))
     price = int((order.price * 100).to_integral_value(ROUND_DOWN))
     if wh == 0:
         raise TradeRefused(Refusal.AmountRoundsToZero, "less than 1 Wh")
-    config = (await trading.desk.market_state()).config
-    low, high = config.min_price_cents_per_kwh, config.max_price_cents_per_kwh
-    if not low <= price <= high:
-        raise TradeRefused(
-            Refusal.PriceOutOfBounds,
-            f"price must be KES {low / 100:.2f} to {high / 100:.2f} per kWh",
-        )
-    seller = await trading.desk.household_by_phone(order.seller_phone)
-    if seller is None:
-        raise TradeRefused(Refusal.UnknownSeller, "no household has the seller's phone")
-    offer = await trading.desk.best_offer(seller, wh, price)
-    return _opened(await trading.desk.open(Order(offer.address, wh, order.phone)))
+
+    async def place(key: str | None, digest: str | None) -> Opened:
+        config = (await trading.desk.market_state()).config
+        low, high = config.min_price_cents_per_kwh, config.max_price_cents_per_kwh
+        if not low <= price <= high:
+            raise TradeRefused(
+                Refusal.PriceOutOfBounds,
+                f"price must be KES {low / 100:.2f} to {high / 100:.2f} per kWh",
+            )
+        seller = await trading.desk.household_by_phone(order.seller_phone)
+        if seller is None:
+            raise TradeRefused(Refusal.UnknownSeller, "no household has the seller's phone")
+        offer = await trading.desk.best_offer(seller, wh, price)
+        return await trading.desk.open(Order(offer.address, wh, order.phone, key, digest))
+
+    return await _order(trading, "/api/execute_trade", order, idempotency_key, place)
 
 
 @orders.put(
@@ -279,10 +379,25 @@ async def enrol(trading: TradingDep, household: str, body: PhoneIn) -> Response:
 @lookups.get(
     "/api/v1/payments/{trade_id}",
     response_model=PaymentOut,
-    responses=responses({404: "UnknownTrade", **LEDGER_UNAVAILABLE}),
+    responses=LOOKUP_REFUSALS,
 )
 async def payment(trading: TradingDep, trade_id: str) -> PaymentOut:
     """A trade's payment: its state, amounts, M-Pesa and chain references, and history."""
+    return await _payment(trading, trade_id)
+
+
+@lookups.get(
+    "/api/payment/status/{tx_id}",
+    response_model=PaymentOut,
+    responses=LOOKUP_REFUSALS,
+)
+async def legacy_payment_status(trading: TradingDep, tx_id: str) -> PaymentOut:
+    """The original platform's payment status: ``GET /api/v1/payments/{trade_id}``, with
+    the trade id as ``tx_id``."""
+    return await _payment(trading, tx_id)
+
+
+async def _payment(trading: Trading, trade_id: str) -> PaymentOut:
     trade = await trading.ledger.get(trade_id)
     if trade is None:
         raise TradeRefused(Refusal.UnknownTrade, "no trade has that id")
@@ -310,10 +425,25 @@ async def payment(trading: TradingDep, trade_id: str) -> PaymentOut:
 @lookups.get(
     "/api/v1/stk/{checkout_request_id}",
     response_model=StkStatusOut,
-    responses=responses({404: "UnknownTrade", **LEDGER_UNAVAILABLE}),
+    responses=LOOKUP_REFUSALS,
 )
 async def stk_status(trading: TradingDep, checkout_request_id: str) -> StkStatusOut:
     """Asks Daraja now (STK Query) about one of our payments."""
+    return await _stk_status(trading, checkout_request_id)
+
+
+@lookups.get(
+    "/api/stk/status/{req_id}",
+    response_model=StkStatusOut,
+    responses=LOOKUP_REFUSALS,
+)
+async def legacy_stk_status(trading: TradingDep, req_id: str) -> StkStatusOut:
+    """The original platform's STK status: ``GET /api/v1/stk/{checkout_request_id}``, with
+    the CheckoutRequestID as ``req_id``."""
+    return await _stk_status(trading, req_id)
+
+
+async def _stk_status(trading: Trading, checkout_request_id: str) -> StkStatusOut:
     if await trading.ledger.by_checkout(checkout_request_id) is None:
         raise TradeRefused(Refusal.UnknownTrade, "no trade has that checkout id")
     status = await trading.gateway.query(checkout_request_id)
@@ -325,10 +455,18 @@ async def stk_status(trading: TradingDep, checkout_request_id: str) -> StkStatus
     )
 
 
+# Longest text a Daraja callback holds anywhere (a ResultDesc, a URL in ReferenceData): longer
+# is not Daraja's.
+MAX_TEXT_CHARS = 1_024
 CALLBACK_REFUSALS = responses(
     {
         400: "MalformedCallback: not JSON, or not a callback of this kind",
         403: "CallbackForbidden: a wrong token, or a caller outside the allowlist",
+        413: "BodyTooLarge: over NISHATI_HTTP_CALLBACK_BODY_BYTES; CallbackFieldTooLarge: a "
+        f"key over {CALLBACK_KEY_CHARS} characters, a receipt over {CALLBACK_RECEIPT_CHARS}, "
+        f"any other text over {MAX_TEXT_CHARS}",
+        429: f"TooManyCallbacks: {MAX_BODIES_PER_KEY} different bodies are kept for this key "
+        "already",
         **LEDGER_UNAVAILABLE,
     }
 )
@@ -340,6 +478,39 @@ CALLBACK_BODY = {
     }
 }
 ACCEPTED = CallbackAck(ResultCode=0, ResultDesc="Accepted")
+
+
+def _longest_text(value: object) -> int:
+    """The longest string (key or value) anywhere in a parsed JSON body."""
+    longest = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            longest = max(longest, len(item))
+        elif isinstance(item, dict):
+            pending += item.keys()
+            pending += item.values()
+        elif isinstance(item, list):
+            pending += item
+    return longest
+
+
+def _check_sizes(key: str, receipt: str | None, body: object) -> None:
+    """Refuses a callback holding a field longer than Daraja ever sends."""
+    if len(key) > CALLBACK_KEY_CHARS:
+        raise TradeRefused(
+            Refusal.CallbackFieldTooLarge, f"its key is over {CALLBACK_KEY_CHARS} characters"
+        )
+    if receipt is not None and len(receipt) > CALLBACK_RECEIPT_CHARS:
+        raise TradeRefused(
+            Refusal.CallbackFieldTooLarge,
+            f"its receipt is over {CALLBACK_RECEIPT_CHARS} characters",
+        )
+    if _longest_text(body) > MAX_TEXT_CHARS:
+        raise TradeRefused(
+            Refusal.CallbackFieldTooLarge, f"it holds a text over {MAX_TEXT_CHARS} characters"
+        )
 
 
 async def _take(
@@ -364,11 +535,20 @@ async def _take(
         raise TradeRefused(Refusal.MalformedCallback, "nested too deeply") from None
     except (ValueError, ValidationError, KeyError, TypeError) as e:
         raise TradeRefused(Refusal.MalformedCallback, str(e)) from None
-    new = await trading.inbox.submit(NewCallback(kind, key, receipt, trading.vault.encrypt(raw)))
-    if new:
-        trading.worker.callback_arrived()
-    trading.metrics.callbacks.labels(kind, "new" if new else "duplicate").inc()
+    _check_sizes(key, receipt, body)
+    vault = trading.vault
+    callback = NewCallback(kind, key, receipt, vault.encrypt(raw), vault.digest(raw))
+    stored = await trading.inbox.submit(callback)
+    trading.metrics.callbacks.labels(kind, stored).inc()
     trading.metrics.callback_seconds.observe(time.perf_counter() - started)
+    if stored is Stored.over_limit:
+        log.warning("callback refused: its key holds enough", kind=kind, key=key)
+        raise TradeRefused(
+            Refusal.TooManyCallbacks,
+            f"{MAX_BODIES_PER_KEY} different callbacks are kept for this key already",
+        )
+    if stored is Stored.new:
+        trading.worker.callback_arrived()
     return ACCEPTED
 
 

@@ -1,21 +1,28 @@
 """Confirming payments: a trade is paid when the STK Query says so, never on a callback alone.
 
 An STK callback is only a hint that the query is worth asking now, so a forged one never settles
-anything; a callback adds the M-Pesa receipt only when its amount and phone are the trade's.
+An STK callback is only a hint that the query is worth asking now, so a forged one never settles
+anything. Every distinct callback body for a CheckoutRequestID is kept (a few), so a forged one
+arriving first cannot crowd out the genuine one; the receipt recorded is that of the one body
+the STK Query confirms: a success for the trade's amount and phone, naming the
+MerchantRequestID that Daraja gave the push and named again in its query answer (which is never
+shown to API callers). One that comes after the query decided still adds its receipt.
 Payments whose callback has not come are queried on a backoff, and given up on at the deadline,
-unless a success callback is kept that the query can neither confirm nor refute yet (it is
-pending, or failing): then the trade is held from the cancel until the query decides, for at most
-``unconfirmed_hold_secs``, after which it is ``payment_unknown`` (a person, and the daily
-reconciliation, ask again). A success that comes after the cancel, once the query confirms it,
-makes the trade ``refund_due``.
+unless a kept success callback the query would confirm is one it can neither confirm nor refute
+yet (it is pending, or failing): then the trade is held from the cancel until the query decides,
+for at most ``unconfirmed_hold_secs``, after which it is ``payment_unknown`` (a person, and the
+daily reconciliation, ask again). A success that comes after the cancel, once the query confirms
+it, makes the trade ``refund_due``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import structlog
 
+from nishati_oracle.daraja import masked_phone_matches
 from nishati_oracle.trading.gateway import Gateway, Payment, PaymentStatus
 from nishati_oracle.trading.ledger import (
     CallbackKind,
@@ -89,12 +96,14 @@ class Confirmations:
         ):
             return await self._paid_after_cancel(callback, payment, trade)
         if trade.state not in (TradeState.opened, TradeState.stk_sent):
+            if await self._late_receipt(trade):
+                return f"receipt recorded: trade {trade.state}"
             await self.ledger.note(trade.id, trade.state, f"late callback {payment.result_code}")
             return f"late: trade {trade.state}"
         status = await self.gateway.query(payment.checkout_request_id)
         if status.pending:
             return None
-        return await self.decide(trade, status, payment)
+        return await self.decide(trade, status)
 
     async def _paid_after_cancel(
         self, callback: StoredCallback, payment: Payment, trade: TradeRecord
@@ -121,13 +130,13 @@ class Confirmations:
                 trade.id, trade.state, f"late success callback refuted: {status.result_code}"
             )
             return f"late: refuted {status.result_code}"
-        return await self.paid_late(
-            trade, payment.receipt if self._matches(trade, payment) else None
-        )
+        return await self.paid_late(trade, status)
 
-    async def paid_late(self, trade: TradeRecord, receipt: str | None) -> str:
-        """Records a payment the STK Query confirmed for a trade being (or) cancelled: a
-        cancelled one is ``refund_due`` now; a cancelling one when its cancel lands."""
+    async def paid_late(self, trade: TradeRecord, status: PaymentStatus) -> str:
+        """Records a payment the STK Query confirmed for a trade being (or) cancelled, with the
+        receipt of the kept callback it confirms: a cancelled one is ``refund_due`` now; a
+        cancelling one when its cancel lands."""
+        receipt, _ = await self._receipt(trade, status)
         log.error(
             "paid after the cancel, refunding the buyer",
             trade_id=trade.id,
@@ -168,21 +177,12 @@ class Confirmations:
                     return await self.ledger.get(trade.id)
         return None
 
-    async def decide(
-        self, trade: TradeRecord, status: PaymentStatus, payment: Payment | None = None
-    ) -> str:
-        """Acts on a final STK Query answer; a callback only adds the receipt, and only when
-        its amount and phone are the trade's."""
+    async def decide(self, trade: TradeRecord, status: PaymentStatus) -> str:
+        """Acts on a final STK Query answer; the callbacks only add the receipt (see the
+        module docstring)."""
         code = status.result_code
         if code == 0:
-            receipt = None
-            detail = "paid (STK Query)"
-            if payment is not None and payment.result_code == 0:
-                if self._matches(trade, payment):
-                    receipt = payment.receipt
-                    detail = f"paid, receipt {receipt}"
-                else:
-                    detail = "paid (STK Query); the callback's amount or phone did not match"
+            receipt, detail = await self._receipt(trade, status)
             moved = await self.ledger.move(
                 trade.id,
                 UNDECIDED,
@@ -191,6 +191,7 @@ class Confirmations:
                 mpesa_receipt=receipt,
                 result_code=0,
                 result_desc=status.detail[:200],
+                merchant_request_id=trade.merchant_request_id or status.merchant_request_id,
             )
             return "paid" if moved else "already decided"
         moved = await self.ledger.move(
@@ -203,12 +204,76 @@ class Confirmations:
         )
         return f"failed {code}" if moved else "already decided"
 
-    def _matches(self, trade: TradeRecord, payment: Payment) -> bool:
-        phone_ok = (
-            payment.phone is not None
-            and self.vault.commitment(payment.phone).hex() == trade.buyer_phone_hash
+    async def _receipt(self, trade: TradeRecord, status: PaymentStatus) -> tuple[str | None, str]:
+        """The receipt of the one kept callback the query confirms, and what to record."""
+        payments = await self._payments(trade)
+        merchant = trade.merchant_request_id or status.merchant_request_id
+        receipts = self._confirmed_receipts(trade, merchant, payments)
+        if len(receipts) == 1:
+            [receipt] = receipts
+            return receipt, f"paid, receipt {receipt}"
+        if len(receipts) > 1:
+            log.warning(
+                "callbacks disagree on the receipt",
+                trade_id=trade.id,
+                market=trade.market,
+                receipts=sorted(receipts),
+            )
+            return None, f"paid (STK Query); {len(receipts)} callbacks confirm it, no receipt kept"
+        if any(p.result_code == 0 for p in payments):
+            return None, "paid (STK Query); no callback's amount, phone or request matched"
+        return None, "paid (STK Query)"
+
+    async def _late_receipt(self, trade: TradeRecord) -> bool:
+        """Records the receipt of a trade the query found paid before its callback came."""
+        if trade.result_code != 0 or trade.mpesa_receipt is not None:
+            return False
+        payments = await self._payments(trade)
+        receipts = self._confirmed_receipts(trade, trade.merchant_request_id, payments)
+        if len(receipts) != 1:
+            return False
+        [receipt] = receipts
+        return await self.ledger.add_receipt(trade.id, receipt, f"receipt {receipt} (callback)")
+
+    async def _payments(self, trade: TradeRecord) -> list[Payment]:
+        """Every callback kept for the trade's CheckoutRequestID, parsed (malformed ones left)."""
+        if trade.checkout_request_id is None:
+            return []
+        found = []
+        for kept in await self.ledger.callback_bodies(CallbackKind.stk, trade.checkout_request_id):
+            try:
+                found.append(self.gateway.parse_payment(json.loads(self.vault.decrypt(kept.body))))
+            except ValueError:
+                continue
+        return found
+
+    def _confirmed_receipts(
+        self, trade: TradeRecord, merchant: str | None, payments: list[Payment]
+    ) -> set[str]:
+        """The receipts of the kept callbacks that are the success the query confirmed."""
+        return {
+            p.receipt
+            for p in payments
+            if p.receipt is not None and self._confirms(trade, merchant, p)
+        }
+
+    def _confirms(self, trade: TradeRecord, merchant: str | None, payment: Payment) -> bool:
+        """Whether a callback with a receipt is the success the query confirmed: paid, the
+        trade's amount and phone (or a masked phone the trade's agrees with), and the push's
+        MerchantRequestID (when one is known)."""
+        if payment.phone is not None:
+            phone_ok = self.vault.commitment(payment.phone).hex() == trade.buyer_phone_hash
+        else:
+            shown = payment.phone_shown
+            phone_ok = shown is not None and masked_phone_matches(
+                shown, self.vault.open(trade.buyer_phone)
+            )
+        return (
+            payment.result_code == 0
+            and phone_ok
+            and payment.amount_kes == trade.amount_kes
+            and (merchant is None or payment.merchant_request_id == merchant)
         )
-        return phone_ok and payment.amount_kes == trade.amount_kes
 
     async def query_payments(self) -> None:
         """Asks about payments whose callback is overdue, and gives up on those still open at
@@ -218,7 +283,7 @@ class Confirmations:
             if trade.state is TradeState.stk_sent and trade.checkout_request_id is not None:
                 status = await self.gateway.query(trade.checkout_request_id)
                 if not status.pending:
-                    await self.decide(trade, status, None)
+                    await self.decide(trade, status)
                     continue
             if trade.give_up_at is not None and self.clock() > trade.give_up_at:
                 if await self._held(trade):
@@ -237,9 +302,11 @@ class Confirmations:
 
     async def _held(self, trade: TradeRecord) -> bool:
         """Whether a trade past its deadline is held from the cancel: a success callback is
-        kept for it that the STK Query has not decided. Past the hold it needs a person."""
-        checkout = trade.checkout_request_id
-        if checkout is None or not await self.ledger.has_success_callback(checkout):
+        kept for it that the STK Query would confirm (its amount, phone and push are the
+        trade's, so a forged one holds nothing) and has not decided. Past the hold it needs a
+        person."""
+        payments = await self._payments(trade)
+        if not self._confirmed_receipts(trade, trade.merchant_request_id, payments):
             return False
         assert trade.give_up_at is not None
         now = self.clock()

@@ -15,6 +15,7 @@ holds our payment reference (``settle.Settlements.finish_created``).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from typing import NoReturn
 import structlog
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from sqlalchemy.exc import IntegrityError
 
 from nishati_client.chain import TxOutcome, cluster_time
 from nishati_client.errors import (
@@ -39,6 +41,7 @@ from nishati_client.phone import InvalidPhoneNumber, mask, normalise
 from nishati_client.program import NishatiClient
 from nishati_client.trading import Offer, payment_reference
 from nishati_oracle.core.settings import OracleSettings
+from nishati_oracle.http.errors import CHAIN_RETRY_AFTER_SECS
 from nishati_oracle.trading.gateway import Delivery, Gateway
 from nishati_oracle.trading.ledger import Ledger, TradeRecord, TradeState
 from nishati_oracle.trading.vault import PhoneVault
@@ -84,6 +87,17 @@ class Refusal(StrEnum):
     CallbackForbidden = "CallbackForbidden"
     OperatorForbidden = "OperatorForbidden"
     NotAwaitingAPerson = "NotAwaitingAPerson"
+    # The same phone, offer and total as an order of the last NISHATI_ORDER_REPEAT_WINDOW_SECS
+    # that is neither refused nor cancelled, without an Idempotency-Key saying it is a new one.
+    ProbableRepeat = "ProbableRepeat"
+    # An Idempotency-Key already used for an order of another body.
+    IdempotencyKeyReused = "IdempotencyKeyReused"
+    # The order first sent with this Idempotency-Key is still being opened.
+    IdempotencyKeyInUse = "IdempotencyKeyInUse"
+    # A callback field longer than Daraja ever sends (its key, its receipt, any text).
+    CallbackFieldTooLarge = "CallbackFieldTooLarge"
+    # The callback's key holds as many different bodies as are kept.
+    TooManyCallbacks = "TooManyCallbacks"
 
 
 STATUS = {
@@ -104,6 +118,16 @@ STATUS = {
     Refusal.MalformedCallback: 400,
     Refusal.OperatorForbidden: 403,
     Refusal.NotAwaitingAPerson: 409,
+    Refusal.ProbableRepeat: 409,
+    Refusal.IdempotencyKeyInUse: 409,
+    Refusal.CallbackFieldTooLarge: 413,
+    Refusal.TooManyCallbacks: 429,
+}
+# Refusals that say when to ask again (``Retry-After``, seconds): the chain or the first order
+# with a key may be back by then.
+RETRY_AFTER_SECS = {
+    Refusal.ChainUnavailable: CHAIN_RETRY_AFTER_SECS,
+    Refusal.IdempotencyKeyInUse: 1,
 }
 
 
@@ -119,6 +143,15 @@ class TradeRefused(Exception):
     @property
     def status_code(self) -> int:
         return STATUS.get(self.reason, 422)
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        after = RETRY_AFTER_SECS.get(self.reason)
+        return None if after is None else {"Retry-After": str(after)}
+
+
+class KeyTaken(Exception):
+    """Another order stored its trade with this Idempotency-Key first (nothing was stored)."""
 
 
 def total_cents(wh: int, price_cents_per_kwh: int) -> int:
@@ -140,6 +173,9 @@ class Order:
     offer: Pubkey
     wh: int
     phone: str
+    # The order's Idempotency-Key and the digest of the request it came with (``idempotency``).
+    idempotency_key: str | None = None
+    request_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +208,9 @@ class TradeDesk:
         self.callback_url = callback_url
         self.wake = wake
         self.clock = clock
+        # Held from the repeat check to the trade's row: two copies of one order sent at once
+        # are never both new.
+        self._storing = asyncio.Lock()
 
     async def market_state(self) -> Market:
         return await self.client.market(self.market)
@@ -252,9 +291,30 @@ class TradeDesk:
             raise TradeRefused(
                 Refusal.SellerPhoneUnknown, "the seller's phone is not enrolled with the oracle"
             )
-        trade = await self._store(order, offer, buyer, phone, seller_phone, total, fee_cents)
+        async with self._storing:
+            if order.idempotency_key is None:
+                await self._refuse_repeat(phone, offer, total)
+            trade = await self._store(order, offer, buyer, phone, seller_phone, total, fee_cents)
         trade = await self._open_on_chain(trade, market)
         return await self._push(trade, phone)
+
+    async def _refuse_repeat(self, phone: str, offer: Offer, total: int) -> None:
+        """Refuses an order without an Idempotency-Key that repeats one of the last
+        ``order_repeat_window_secs`` neither refused nor cancelled: most likely the same order
+        sent twice."""
+        window = self.settings.payments.order_repeat_window_secs
+        if window <= 0:
+            return
+        since = self.clock() - window
+        phone_hash = self.vault.commitment(phone).hex()
+        earlier = await self.ledger.recent_order(phone_hash, str(offer.address), total, since)
+        if earlier is not None:
+            ago = max(0, int(self.clock() - earlier.created_at))
+            raise TradeRefused(
+                Refusal.ProbableRepeat,
+                f"the same phone ordered KES {total // 100:,} from this offer {ago} s ago; "
+                f"send an Idempotency-Key to place another such order within {window:g} s",
+            )
 
     async def _offer(self, address: Pubkey) -> Offer:
         try:
@@ -262,7 +322,11 @@ class TradeDesk:
         except (AccountNotFound, AccountTypeMismatch):
             raise TradeRefused(Refusal.UnknownOffer, f"no offer at {address}") from None
         except NishatiClientError as e:
-            raise TradeRefused(Refusal.ChainUnavailable, str(e)) from None
+            # The error's text may name the RPC endpoint: it goes to the log, not the caller.
+            log.warning("chain unavailable", error=str(e))
+            raise TradeRefused(
+                Refusal.ChainUnavailable, "the chain did not answer; try again"
+            ) from None
         if offer.market != self.market:
             raise TradeRefused(Refusal.UnknownOffer, f"offer {address} is in another market")
         if offer.cancelled or offer.expires_at <= await cluster_time(self.client.chain):
@@ -321,8 +385,15 @@ class TradeDesk:
             next_check_at=now + OPEN_GRACE_SECS,
             created_at=now,
             updated_at=now,
+            idempotency_key=order.idempotency_key,
+            request_digest=order.request_digest,
         )
-        await self.ledger.create(trade, f"order for {order.wh:,} Wh from {mask(phone)}")
+        try:
+            await self.ledger.create(trade, f"order for {order.wh:,} Wh from {mask(phone)}")
+        except IntegrityError:
+            if order.idempotency_key is None:
+                raise
+            raise KeyTaken(order.idempotency_key) from None
         return trade
 
     async def _open_on_chain(self, trade: TradeRecord, market: Market) -> TradeRecord:

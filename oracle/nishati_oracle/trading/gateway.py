@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import math
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -37,6 +40,10 @@ from nishati_oracle.daraja.models import (
 
 log = structlog.get_logger(__name__)
 
+# While Daraja is not known to answer, readiness probes start a probe of it (a token renewal)
+# at most this often, whatever the probes' own rate.
+DARAJA_PROBE_SECS = 30.0
+
 
 class Delivery(StrEnum):
     """What became of a request whose answer decides whether money may have moved."""
@@ -60,6 +67,8 @@ class PaymentStatus:
 
     result_code: int | None
     detail: str = ""
+    # The MerchantRequestID Daraja's final answer names (the genuine callback carries it too).
+    merchant_request_id: str | None = None
 
     @property
     def pending(self) -> bool:
@@ -97,6 +106,10 @@ class Payment:
     amount_kes: int | None
     receipt: str | None
     phone: str | None
+    merchant_request_id: str | None = None
+    # The phone as shown when Daraja masked it (``2547****149``): not a number, but one to
+    # check a known number against.
+    phone_shown: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +138,11 @@ class ResultNotice:
 
 class Gateway(Protocol):
     async def close(self) -> None: ...
+
+    def readiness(self) -> str:
+        """``ok`` if M-Pesa answered the last time it was called, else ``down: <why>``;
+        never waits for M-Pesa (it may start a probe in the background)."""
+        ...
 
     def payment_keys(self, body: object) -> tuple[str, str | None]:
         """An STK callback's CheckoutRequestID and receipt, cheaply; ValueError if absent."""
@@ -198,11 +216,41 @@ class DarajaGateway:
     """:class:`Gateway` over the Daraja client: its answers become deliveries, so callers
     never guess whether money may have moved."""
 
-    def __init__(self, config: DarajaConfig) -> None:
-        self.client = DarajaClient(config)
+    def __init__(self, config: DarajaConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.client = DarajaClient(config, clock=clock)
+        self.clock = clock
+        self._probe: asyncio.Task[None] | None = None
+        self._probed_at = -math.inf
 
     async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            await asyncio.gather(self._probe, return_exceptions=True)
         await self.client.aclose()
+
+    def readiness(self) -> str:
+        seen = self.client.reachability
+        if seen.reachable:
+            return "ok"
+        self._probe_soon()
+        if seen.last_failure_at is None:
+            return "down: not reached yet"
+        return f"down: {seen.last_failure} {self.clock() - seen.last_failure_at:.0f} s ago"
+
+    def _probe_soon(self) -> None:
+        """A token renewal in the background (it shows in the reachability), unless one is
+        running or ran within DARAJA_PROBE_SECS."""
+        running = self._probe is not None and not self._probe.done()
+        if running or self.clock() - self._probed_at < DARAJA_PROBE_SECS:
+            return
+        self._probed_at = self.clock()
+        self._probe = asyncio.create_task(self._renew_token())
+
+    async def _renew_token(self) -> None:
+        try:
+            await self.client.tokens.renew()
+        except DarajaError as e:
+            log.warning("daraja probe failed", error=str(e))
 
     async def push(
         self, *, phone: str, amount_kes: int, reference: str, description: str, callback_url: str
@@ -232,7 +280,7 @@ class DarajaGateway:
             return PaymentStatus(None, f"query failed: {e}")
         if isinstance(answer, StkQueryPending):
             return PaymentStatus(None, "pending")
-        return PaymentStatus(answer.result_code, answer.result_desc)
+        return PaymentStatus(answer.result_code, answer.result_desc, answer.merchant_request_id)
 
     async def pay(
         self,
@@ -312,6 +360,8 @@ class DarajaGateway:
             amount_kes=None if paid is None else paid.amount,
             receipt=None if paid is None else paid.receipt,
             phone=None if paid is None else paid.phone,
+            merchant_request_id=callback.merchant_request_id,
+            phone_shown=None if paid is None else paid.phone_shown,
         )
 
     def parse_result(self, body: object, timeout: bool) -> ResultNotice:

@@ -96,6 +96,20 @@ FINAL_STATES = NEEDS_PERSON | {
 }
 
 
+# Where a trade ends without the buyer having paid for it, or with the payment given back: an
+# order repeating one of these is not a repeat.
+UNPAID_ENDS = frozenset(
+    {
+        TradeState.rejected,
+        TradeState.cancelling,
+        TradeState.cancelled,
+        TradeState.refund_due,
+        TradeState.refunding,
+        TradeState.refunded,
+    }
+)
+
+
 # Backoff between checks of one trade (its payment, its close on chain, its payout): doubling,
 # capped.
 MAX_BACKOFF_SECS = 60.0
@@ -117,11 +131,26 @@ class CallbackKind(StrEnum):
         return self in (CallbackKind.payout_timeout, CallbackKind.refund_timeout)
 
 
+class Stored(StrEnum):
+    """What became of a callback handed to the ledger."""
+
+    new = "new"  # kept, for the worker to act on
+    duplicate = "duplicate"  # the same body (or receipt) was kept already
+    # Its key holds MAX_BODIES_PER_KEY other bodies already: not kept (nothing real sends more).
+    over_limit = "over_limit"
+
+
+# Distinct bodies kept for one callback key: Daraja sends one (now and then the same one twice);
+# more are forgeries, and a few of them must not crowd out the genuine one that follows.
+MAX_BODIES_PER_KEY = 5
+
+
 def _insert_callback(dialect: str) -> Any:
-    """Each row stored unless its key or receipt is kept already, named if it was."""
+    """Each row stored unless its body or receipt is kept already, named if it was."""
     values: dict[str, Any] = {
         "kind": bindparam("kind"),
         "key": bindparam("key"),
+        "digest": bindparam("digest"),
         "receipt": bindparam("receipt"),
         "body": bindparam("body"),
         "received_at": bindparam("at"),
@@ -133,19 +162,57 @@ def _insert_callback(dialect: str) -> Any:
         insert(callbacks)
         .values(values)
         .on_conflict_do_nothing()
-        .returning(callbacks.c.kind, callbacks.c.key)
+        .returning(callbacks.c.kind, callbacks.c.key, callbacks.c.digest)
     )
+
+
+# How many bodies each of some keys holds already.
+_KEPT = (
+    select(callbacks.c.kind, callbacks.c.key, func.count(callbacks.c.id).label("n"))
+    .where(callbacks.c.key.in_(bindparam("keys", expanding=True)))
+    .group_by(callbacks.c.kind, callbacks.c.key)
+)
+
+
+Row = tuple[str, str, str]  # a callback's kind, key and digest
+
+
+def _split_by_room(
+    rows: Sequence[dict[str, Any]], kept: dict[tuple[str, str], int]
+) -> tuple[list[dict[str, Any]], list[Row]]:
+    """The rows their key has room for, and those of a full key (``kept`` counts each key's
+    bodies, and is counted on)."""
+    room, full = [], []
+    for row in rows:
+        kind_key = (row["kind"], row["key"])
+        if kept.get(kind_key, 0) >= MAX_BODIES_PER_KEY:
+            full.append((row["kind"], row["key"], row["digest"]))
+        else:
+            kept[kind_key] = kept.get(kind_key, 0) + 1
+            room.append(row)
+    return room, full
 
 
 def _insert_each(
     insert: Positional, rows: Sequence[dict[str, Any]], cursor: Any
-) -> list[tuple[str, str]]:
-    """The rows ``insert`` let in, one statement a row: the driver's executemany returns none."""
-    return [
-        (str(kind), str(key))
-        for row in rows
-        for kind, key in cursor.execute(insert.sql, insert.values(row)).fetchall()
+) -> tuple[list[Row], list[Row]]:
+    """The rows ``insert`` let in, one statement a row (the driver's executemany returns none),
+    and those not sent because their key is full. The writer thread is SQLite's only writer, so
+    the counts read here hold until the transaction ends."""
+    keys = sorted({row["key"] for row in rows})
+    marks = ",".join("?" * len(keys))
+    counted = cursor.execute(
+        f"SELECT kind, key, count(*) FROM callbacks WHERE key IN ({marks}) "  # noqa: S608
+        "GROUP BY kind, key",
+        keys,
+    ).fetchall()
+    room, full = _split_by_room(rows, {(str(kind), str(key)): int(n) for kind, key, n in counted})
+    added = [
+        (str(kind), str(key), str(digest))
+        for row in room
+        for kind, key, digest in cursor.execute(insert.sql, insert.values(row)).fetchall()
     ]
+    return added, full
 
 
 # A callback's trade: an STK callback's key is its CheckoutRequestID, a payout's its trade id.
@@ -197,6 +264,11 @@ class TradeRecord:
     refund_accepted_at: float | None = None
     refund_attempts: int = 0
     refund_receipt: str | None = None
+    # The order's Idempotency-Key, the digest of what was ordered, the answer it was given.
+    idempotency_key: str | None = None
+    request_digest: str | None = None
+    answer_status: int | None = None
+    answer_body: bytes | None = None
 
     @property
     def amount_kes(self) -> int:
@@ -233,7 +305,8 @@ class NewCallback:
     kind: CallbackKind
     key: str
     receipt: str | None
-    body: bytes
+    body: bytes  # encrypted
+    digest: str  # keyed digest of the body as received (``PhoneVault.digest``)
 
 
 @dataclass(frozen=True)
@@ -248,6 +321,21 @@ class StoredCallback:
 
 
 TRADE_COLUMNS = [f.name for f in fields(TradeRecord)]
+_STORED_COLUMNS = (
+    callbacks.c.id,
+    callbacks.c.kind,
+    callbacks.c.key,
+    callbacks.c.receipt,
+    callbacks.c.body,
+    callbacks.c.received_at,
+    callbacks.c.attempts,
+)
+
+
+def _stored(r: Any) -> StoredCallback:
+    return StoredCallback(
+        r.id, CallbackKind(r.kind), r.key, r.receipt, r.body, r.received_at, r.attempts
+    )
 
 
 class Ledger:
@@ -320,6 +408,77 @@ class Ledger:
             trade.id, trade.state, queries=trade.queries + 1, next_check_at=now + wait
         )
 
+    async def by_idempotency_key(self, key: str) -> TradeRecord | None:
+        return await self._one(trades.c.idempotency_key == key)
+
+    async def forget_key(self, trade_id: str) -> None:
+        """Frees a trade's Idempotency-Key once it is kept no longer (the key may be used
+        again, for another order)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(trades)
+                .where(trades.c.id == trade_id)
+                .values(idempotency_key=None, request_digest=None, answer_body=None)
+            )
+
+    async def record_answer(self, trade_id: str, status: int, body: bytes) -> None:
+        """The answer an order was given, for a repeat with its Idempotency-Key (the first
+        answer stays)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(trades)
+                .where(and_(trades.c.id == trade_id, trades.c.answer_status.is_(None)))
+                .values(answer_status=status, answer_body=body)
+            )
+
+    async def recent_order(
+        self, phone_hash: str, offer: str, total_cents: int, since: float
+    ) -> TradeRecord | None:
+        """The buyer's latest order from this offer for this total since ``since`` that is
+        neither refused nor cancelled, if any."""
+        query = (
+            select(trades)
+            .where(
+                and_(
+                    trades.c.buyer_phone_hash == phone_hash,
+                    trades.c.created_at >= since,
+                    trades.c.offer == offer,
+                    trades.c.total_cents == total_cents,
+                    trades.c.state.not_in(list(UNPAID_ENDS)),
+                )
+            )
+            .order_by(trades.c.created_at.desc())
+            .limit(1)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else TradeRecord.from_row(row)
+
+    async def add_receipt(self, trade_id: str, receipt: str, detail: str) -> bool:
+        """Records the M-Pesa receipt of a trade the STK Query confirmed paid that has none yet
+        (its callback came after the confirmation), whatever state it is in now."""
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            added = await conn.execute(
+                update(trades)
+                .where(
+                    and_(
+                        trades.c.id == trade_id,
+                        trades.c.result_code == 0,
+                        trades.c.mpesa_receipt.is_(None),
+                    )
+                )
+                .values(mpesa_receipt=receipt, updated_at=now)
+                .returning(trades.c.state)
+            )
+            state = added.scalar_one_or_none()
+            if state is None:
+                return False
+            await conn.execute(
+                insert(trade_history).values(trade_id=trade_id, at=now, state=state, detail=detail)
+            )
+        return True
+
     async def get(self, trade_id: str) -> TradeRecord | None:
         return await self._one(trades.c.id == trade_id)
 
@@ -366,21 +525,6 @@ class Ledger:
         )
         async with self.engine.connect() as conn:
             return [TradeRecord.from_row(row) for row in await conn.execute(query)]
-
-    async def has_success_callback(self, checkout_request_id: str) -> bool:
-        """Whether a callback reporting a payment (one with a receipt) is kept for this
-        CheckoutRequestID, acted on or not."""
-        query = select(
-            exists().where(
-                and_(
-                    callbacks.c.kind == CallbackKind.stk,
-                    callbacks.c.key == checkout_request_id,
-                    callbacks.c.receipt.is_not(None),
-                )
-            )
-        )
-        async with self.engine.connect() as conn:
-            return bool((await conn.execute(query)).scalar())
 
     async def cancelled_with_success_callback(self, since: float) -> list[TradeRecord]:
         """Trades cancelled (created since ``since``) for which a callback reporting a payment
@@ -534,30 +678,40 @@ class Ledger:
             )
 
     async def store_callback(
-        self, kind: CallbackKind, key: str, receipt: str | None, body: bytes
-    ) -> bool:
-        """Keeps a callback before anything acts on it; False for a duplicate (same key, or
-        same receipt), which is then not stored again."""
-        [stored] = await self.store_callbacks([NewCallback(kind, key, receipt, body)])
+        self, kind: CallbackKind, key: str, receipt: str | None, body: bytes, digest: str
+    ) -> Stored:
+        """Keeps a callback before anything acts on it (see :meth:`store_callbacks`)."""
+        [stored] = await self.store_callbacks([NewCallback(kind, key, receipt, body, digest)])
         return stored
 
-    async def store_callbacks(self, new: Sequence[NewCallback]) -> list[bool]:
-        """Keeps callbacks in one transaction: for each, whether it was new. A duplicate (its
-        key or receipt already kept, or earlier in ``new``) is not stored again."""
-        first: dict[tuple[str, str], int] = {}
+    async def store_callbacks(self, new: Sequence[NewCallback]) -> list[Stored]:
+        """Keeps callbacks in one transaction: for each, whether it was new. The same body
+        again (its digest kept for its key, or earlier in ``new``) or the same receipt is a
+        duplicate, not stored again; a key holding MAX_BODIES_PER_KEY bodies takes no more
+        (on PostgreSQL, oracles storing at once may each add one beyond the count they read)."""
+        first: dict[tuple[str, str, str], int] = {}
         receipts: set[str] = set()
-        rows = []
+        rows: list[dict[str, Any]] = []
         now = self.clock()
         for index, c in enumerate(new):
-            if (c.kind, c.key) in first or (c.receipt is not None and c.receipt in receipts):
+            if (c.kind, c.key, c.digest) in first or (
+                c.receipt is not None and c.receipt in receipts
+            ):
                 continue
-            first[(c.kind, c.key)] = index
+            first[(c.kind, c.key, c.digest)] = index
             if c.receipt is not None:
                 receipts.add(c.receipt)
             rows.append(
-                {"kind": c.kind, "key": c.key, "receipt": c.receipt, "body": c.body, "at": now}
+                {
+                    "kind": c.kind,
+                    "key": c.key,
+                    "digest": c.digest,
+                    "receipt": c.receipt,
+                    "body": c.body,
+                    "at": now,
+                }
             )
-        stored = [False] * len(new)
+        stored = [Stored.duplicate] * len(new)
         if not rows:
             return stored
         # RETURNING names exactly the rows the conflict clause let in.
@@ -565,14 +719,31 @@ class Ledger:
             # Daraja waits for the answer: one hand-over to the writer thread, not one per
             # statement through aiosqlite (each waiting for the event loop to let go of the GIL).
             writer, insert = self._on_writer
-            added = await writer.run(partial(_insert_each, insert, rows))
+            added, full = await writer.run(partial(_insert_each, insert, rows))
         else:
             async with self.engine.begin() as conn:
-                result = await conn.execute(self._insert_callbacks, rows)
-                added = [(str(row.kind), str(row.key)) for row in result]
-        for kind_key in added:
-            stored[first[kind_key]] = True
+                keys = sorted({row["key"] for row in rows})
+                counted = await conn.execute(_KEPT, {"keys": keys})
+                room, full = _split_by_room(rows, {(str(r.kind), str(r.key)): r.n for r in counted})
+                added = []
+                if room:
+                    result = await conn.execute(self._insert_callbacks, room)
+                    added = [(str(r.kind), str(r.key), str(r.digest)) for r in result]
+        for row in added:
+            stored[first[row]] = Stored.new
+        for row in full:
+            stored[first[row]] = Stored.over_limit
         return stored
+
+    async def callback_bodies(self, kind: CallbackKind, key: str) -> list[StoredCallback]:
+        """Every body kept for a callback key, oldest first."""
+        query = (
+            select(*_STORED_COLUMNS)
+            .where(and_(callbacks.c.kind == kind, callbacks.c.key == key))
+            .order_by(callbacks.c.id)
+        )
+        async with self.engine.connect() as conn:
+            return [_stored(r) for r in await conn.execute(query)]
 
     async def pending_callbacks(
         self, limit: int = 256, now: float | None = None
@@ -580,15 +751,7 @@ class Ledger:
         """Unprocessed callbacks due now (all of them with ``now=inf``), oldest first."""
         now = self.clock() if now is None else now
         query = (
-            select(
-                callbacks.c.id,
-                callbacks.c.kind,
-                callbacks.c.key,
-                callbacks.c.receipt,
-                callbacks.c.body,
-                callbacks.c.received_at,
-                callbacks.c.attempts,
-            )
+            select(*_STORED_COLUMNS)
             .where(
                 and_(
                     callbacks.c.processed_at.is_(None),
@@ -602,18 +765,7 @@ class Ledger:
             .limit(limit)
         )
         async with self.engine.connect() as conn:
-            return [
-                StoredCallback(
-                    r.id,
-                    CallbackKind(r.kind),
-                    r.key,
-                    r.receipt,
-                    r.body,
-                    r.received_at,
-                    r.attempts,
-                )
-                for r in await conn.execute(query)
-            ]
+            return [_stored(r) for r in await conn.execute(query)]
 
     async def settle_callbacks(
         self, done: Sequence[tuple[int, str]], later: Sequence[tuple[int, float]]

@@ -113,7 +113,7 @@ class Reconciler:
                     trade_id=trade.id,
                     market=trade.market,
                 )
-                await self.confirmations.paid_late(trade, None)
+                await self.confirmations.paid_late(trade, status)
         payouts = 0
         for trade in await self.ledger.in_states(PAYOUTS):
             await self.payouts.ask_status(trade, trade.payout_originator_id or trade.id)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 import structlog
@@ -15,10 +14,12 @@ from nishati_client.program import NishatiClient
 from nishati_oracle.core.group_commit import GroupCommit
 from nishati_oracle.core.metrics import Metrics
 from nishati_oracle.core.settings import OracleSettings
+from nishati_oracle.daraja import callback_token
 from nishati_oracle.readings.store import Store
 from nishati_oracle.trading.desk import TradeDesk
 from nishati_oracle.trading.gateway import DarajaGateway, Gateway, daraja_config
-from nishati_oracle.trading.ledger import Ledger, NewCallback
+from nishati_oracle.trading.idempotency import Idempotency
+from nishati_oracle.trading.ledger import Ledger, NewCallback, Stored
 from nishati_oracle.trading.vault import PhoneVault
 from nishati_oracle.trading.worker import CallbackUrls, PaymentWorker
 
@@ -38,9 +39,10 @@ class Trading:
     worker: PaymentWorker
     gateway: Gateway
     vault: PhoneVault
-    inbox: GroupCommit[NewCallback, bool]
+    inbox: GroupCommit[NewCallback, Stored]
     token: str
     metrics: Metrics
+    orders: Idempotency
 
     async def close(self) -> None:
         await self.gateway.close()
@@ -66,7 +68,7 @@ def build_trading(
     metrics: Metrics,
 ) -> Trading:
     if settings.payments.callback_token is None:
-        token = secrets.token_urlsafe(32)
+        token = callback_token()
         log.warning(
             "callback token unset",
             setting="NISHATI_CALLBACK_TOKEN",
@@ -84,11 +86,11 @@ def build_trading(
     desk = TradeDesk(
         settings, ledger, client, oracle, market, vault, gateway, urls.payment, worker.wake
     )
-    return Trading(
-        settings, ledger, desk, worker, gateway, vault, callback_inbox(ledger), token, metrics
-    )
+    orders = Idempotency(ledger, settings.payments.idempotency_key_secs)
+    inbox = callback_inbox(ledger)
+    return Trading(settings, ledger, desk, worker, gateway, vault, inbox, token, metrics, orders)
 
 
-def callback_inbox(ledger: Ledger) -> GroupCommit[NewCallback, bool]:
-    """Daraja's callbacks into the ledger, group-committed: for each, whether it was new."""
+def callback_inbox(ledger: Ledger) -> GroupCommit[NewCallback, Stored]:
+    """Daraja's callbacks into the ledger, group-committed: for each, what became of it."""
     return GroupCommit(ledger.store_callbacks, CALLBACK_GROUP, "callback-writer")

@@ -8,26 +8,33 @@ use pinocchio::{
     sysvars::instructions::Instructions,
 };
 
+use nishati_reading::FormatError;
+pub use nishati_reading::{MAGIC, MARKET_TAG_LEN, READING_LEN, VERSION};
+
 use crate::error::NishatiError;
 
-pub const READING_LEN: usize = 37;
-pub const MAGIC: &[u8; 4] = b"NSHR";
-pub const VERSION: u8 = 2;
-/// A reading names its market by the first bytes of the market's address.
-pub const MARKET_TAG_LEN: usize = 8;
 /// How far a reading's timestamp may run ahead of the cluster clock: meters keep their own time.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
 
-/// The message a meter signs to prove it holds its key when it is registered: `NSHM`, version,
-/// then the market, household and meter key it binds.
+impl From<FormatError> for NishatiError {
+    fn from(error: FormatError) -> Self {
+        match error {
+            FormatError::InvalidReadingLength => Self::InvalidReadingLength,
+            FormatError::InvalidReadingMagic => Self::InvalidReadingMagic,
+            FormatError::UnsupportedReadingVersion => Self::UnsupportedReadingVersion,
+            FormatError::ReadingForAnotherMarket => Self::ReadingForAnotherMarket,
+        }
+    }
+}
+
+/// The message a meter signs to prove it holds its key when it is registered
+/// (`nishati_reading::registration`, shared with the meter firmware).
 pub mod registration {
     use pinocchio::pubkey::Pubkey;
 
-    use crate::error::NishatiError;
+    pub use nishati_reading::registration::{LEN, MAGIC, VERSION};
 
-    pub const MAGIC: &[u8; 4] = b"NSHM";
-    pub const VERSION: u8 = 1;
-    pub const LEN: usize = 4 + 1 + 32 * 3;
+    use crate::error::NishatiError;
 
     /// Checks that `message` is the registration of `meter` to `household` in `market`.
     #[inline(always)]
@@ -37,13 +44,9 @@ pub mod registration {
         household: &Pubkey,
         meter: &Pubkey,
     ) -> Result<(), NishatiError> {
-        let valid = message.len() == LEN
-            && message[..4] == MAGIC[..]
-            && message[4] == VERSION
-            && message[5..37] == market[..]
-            && message[37..69] == household[..]
-            && message[69..101] == meter[..];
-        valid.then_some(()).ok_or(NishatiError::InvalidMeterRegistration)
+        nishati_reading::registration::is(message, market, household, meter)
+            .then_some(())
+            .ok_or(NishatiError::InvalidMeterRegistration)
     }
 }
 
@@ -91,39 +94,16 @@ pub struct Baseline {
     pub imported_wh: u64,
 }
 
-fn u32_at(message: &[u8], offset: usize) -> u32 {
-    let mut bytes = [0u8; 4];
-    bytes.copy_from_slice(&message[offset..offset + 4]);
-    u32::from_le_bytes(bytes)
-}
-
-fn u64_at(message: &[u8], offset: usize) -> u64 {
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&message[offset..offset + 8]);
-    u64::from_le_bytes(bytes)
-}
-
 impl Reading {
     /// Checks framing and market, then reads the values.
     #[inline(always)]
     pub fn parse(message: &[u8], market: &Pubkey) -> Result<Self, NishatiError> {
-        if message.len() != READING_LEN {
-            return Err(NishatiError::InvalidReadingLength);
-        }
-        if message[..4] != MAGIC[..] {
-            return Err(NishatiError::InvalidReadingMagic);
-        }
-        if message[4] != VERSION {
-            return Err(NishatiError::UnsupportedReadingVersion);
-        }
-        if message[5..5 + MARKET_TAG_LEN] != market[..MARKET_TAG_LEN] {
-            return Err(NishatiError::ReadingForAnotherMarket);
-        }
+        let reading = nishati_reading::Reading::parse(message, market)?;
         Ok(Self {
-            counter: u32_at(message, 13).into(),
-            timestamp: u32_at(message, 17).into(),
-            exported_wh: u64_at(message, 21),
-            imported_wh: u64_at(message, 29),
+            counter: reading.counter.into(),
+            timestamp: reading.timestamp.into(),
+            exported_wh: reading.exported_wh,
+            imported_wh: reading.imported_wh,
         })
     }
 
