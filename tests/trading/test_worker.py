@@ -34,7 +34,7 @@ from nishati_oracle.core.settings import OracleSettings, StorageSettings
 from nishati_oracle.readings.store import Store
 from nishati_oracle.storage.schema import callbacks
 from nishati_oracle.trading.attention import Attention
-from nishati_oracle.trading.desk import Order, Refusal, TradeDesk, TradeRefused
+from nishati_oracle.trading.desk import UNFINISHED, Order, Refusal, TradeDesk, TradeRefused
 from nishati_oracle.trading.gateway import (
     Asked,
     Delivery,
@@ -573,6 +573,8 @@ async def test_an_open_that_landed_unread_is_left_to_the_worker_with_its_trade_i
         await desk.order()
     monkeypatch.undo()
     assert refused.value.reason is Refusal.ChainUnavailable
+    # The RPC's own text stays in the log.
+    assert refused.value.detail == UNFINISHED
     assert refused.value.trade_id is not None
     trade_id = refused.value.trade_id
     assert await state(desk, trade_id) is TradeState.created
