@@ -11,8 +11,7 @@ import json
 import os
 import sqlite3
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +20,7 @@ import pytest
 from solders.keypair import Keypair
 
 from nishati_client.config import ClientSettings
+from tests.harness.polling import eventually
 from tests.harness.trading import TradingWorld, trading_world
 
 pytestmark = pytest.mark.rpc
@@ -53,24 +53,28 @@ async def bought(world: TradingWorld, phone: str, **kw: Any) -> dict[str, Any]:
     return opened
 
 
-async def until(
-    check: Callable[[], Awaitable[dict[str, Any]]],
+async def payment_when(
+    world: TradingWorld,
+    trade_id: str,
     done: Callable[[dict[str, Any]], bool],
+    what: str,
     within_secs: float = 60,
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + within_secs
-    while True:
-        seen = await check()
-        if done(seen):
-            return seen
-        assert time.monotonic() < deadline, seen
-        await asyncio.sleep(0.2)
+    """The trade's payment once ``done`` holds of it."""
+
+    async def seen() -> dict[str, Any]:
+        payment = await world.payment(trade_id)
+        return payment if done(payment) else {}  # empty: not yet
+
+    return await eventually(seen, f"trade {trade_id} {what}", within_secs)
 
 
 async def in_state(
     world: TradingWorld, trade_id: str, *states: str, within_secs: float = 60
 ) -> dict[str, Any]:
-    return await until(lambda: world.payment(trade_id), lambda p: p["state"] in states, within_secs)
+    return await payment_when(
+        world, trade_id, lambda p: p["state"] in states, f"in {states}", within_secs
+    )
 
 
 async def fault(world: TradingWorld, rule: dict[str, Any]) -> None:
@@ -308,11 +312,15 @@ async def test_a_refund_is_made_once_across_a_restart_mid_refund(world: TradingW
     await fault(world, slow)
     trade_id = opened["trade_id"]
 
-    async def reversal_requests() -> dict[str, Any]:
-        return {"n": len(await world.sim_control(f"/simulator/requests?path={REVERSAL}"))}
+    async def reversal_requests() -> int:
+        return len(await world.sim_control(f"/simulator/requests?path={REVERSAL}"))
 
-    before = (await reversal_requests())["n"]
-    await until(reversal_requests, lambda r: r["n"] > before, within_secs=30)
+    before = await reversal_requests()
+
+    async def another_reversal() -> bool:
+        return await reversal_requests() > before
+
+    await eventually(another_reversal, "a reversal sent", within_secs=30)
     world.oracle.kill()
     world.oracle.start()
     payment = await refund_ended(world, trade_id, within_secs=90)
@@ -332,9 +340,11 @@ async def test_a_stored_success_the_query_cannot_confirm_holds_back_the_cancel(
     try:
         opened = await bought(world, world.phone())
         trade_id = opened["trade_id"]
-        held = await until(
-            lambda: world.payment(trade_id),
+        held = await payment_when(
+            world,
+            trade_id,
             lambda p: any("held from the cancel" in d for d in details(p)),
+            "held from the cancel",
             within_secs=90,
         )
         assert held["state"] == "stk_sent", held["history"]
