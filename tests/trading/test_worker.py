@@ -342,6 +342,25 @@ async def test_a_callback_after_the_query_still_adds_its_receipt(desk: Desk) -> 
     ]
 
 
+async def test_only_a_callback_the_query_would_confirm_holds_back_the_cancel(desk: Desk) -> None:
+    """Past the deadline, the query still pending: a forged success (not the push's
+    MerchantRequestID) holds nothing; the genuine one holds the trade from the cancel."""
+    forged, forged_checkout, forged_phone = await pushed(desk)
+    genuine, genuine_checkout, genuine_phone = await pushed(desk)
+    for trade, checkout, phone, merchant, receipt in (
+        (forged, forged_checkout, forged_phone, "forged", "RCPTFORGED"),
+        (genuine, genuine_checkout, genuine_phone, f"merchant-{genuine_checkout}", "RCPTGENUIN"),
+    ):
+        paid = {"checkout": checkout, "code": 0, "amount": trade.amount_kes, "phone": phone}
+        await keep(desk, {**paid, "receipt": receipt, "merchant": merchant})
+        await desk.ledger.update(
+            trade.id, TradeState.stk_sent, next_check_at=0, give_up_at=time.time() - 1
+        )
+    await desk.worker.confirmations.query_payments()
+    assert await state(desk, forged.id) is TradeState.cancelling
+    assert await state(desk, genuine.id) is TradeState.stk_sent
+
+
 async def test_an_idempotency_key_holds_for_its_time_then_is_free(desk: Desk) -> None:
     now = time.time()
     orders = Idempotency(desk.ledger, 60, clock=lambda: now)
