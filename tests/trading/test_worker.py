@@ -231,14 +231,7 @@ async def test_ready_trades_settle_and_cancel_together(desk: Desk) -> None:
 
 
 async def test_a_settled_trade_is_paid_out_once(desk: Desk) -> None:
-    trade_id = await desk.order()
-    trade = await desk.ledger.get(trade_id)
-    assert trade is not None
-    assert trade.checkout_request_id is not None
-    desk.gateway.answers[trade.checkout_request_id] = 0
-    await desk.ledger.update(trade_id, TradeState.stk_sent, next_check_at=0)
-    await desk.worker.confirmations.query_payments()
-    await desk.worker.settlements.close_on_chain()
+    trade_id = await settled_trade(desk)
     await desk.worker.payouts.pay_sellers()
     await desk.worker.payouts.pay_sellers()
     assert desk.gateway.payouts == [trade_id]
