@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from pydantic import SecretStr
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -249,3 +250,33 @@ def forged_success(checkout: str, phone: str, amount: int) -> dict[str, Any]:
             }
         }
     }
+
+
+def module_world(
+    name: str,
+    *,
+    sim_settings: dict[str, object] | None = None,
+    oracle_env_changes: dict[str, str] | None = None,
+) -> Any:
+    """A test module's one trading world, the fixture ``world`` (``world = module_world(...)``
+    in the module), in a directory named ``name``."""
+
+    @pytest.fixture(scope="module")
+    async def world(
+        rpc_url: str,
+        rpc_payer: Keypair,
+        settings: ClientSettings,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> AsyncIterator[TradingWorld]:
+        directory = tmp_path_factory.mktemp(name)
+        async with trading_world(
+            rpc_url,
+            rpc_payer,
+            settings,
+            directory,
+            sim_settings=sim_settings,
+            oracle_env_changes=oracle_env_changes,
+        ) as started:
+            yield started
+
+    return world

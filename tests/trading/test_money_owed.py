@@ -11,17 +11,15 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from solders.keypair import Keypair
 
-from nishati_client.config import ClientSettings
 from tests.harness.polling import eventually
-from tests.harness.trading import TradingWorld, trading_world
+from tests.harness.trading import TradingWorld, module_world
 
 pytestmark = pytest.mark.rpc
 
@@ -31,19 +29,9 @@ STATUS = "/mpesa/transactionstatus/v1/query"
 STATUS_ATTEMPTS = 3
 
 
-@pytest.fixture(scope="module")
-async def world(
-    rpc_url: str,
-    rpc_payer: Keypair,
-    settings: ClientSettings,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[TradingWorld]:
-    directory = tmp_path_factory.mktemp("money-owed")
-    changes = {"NISHATI_PAYOUT_STATUS_ATTEMPTS": str(STATUS_ATTEMPTS)}
-    async with trading_world(
-        rpc_url, rpc_payer, settings, directory, oracle_env_changes=changes
-    ) as started:
-        yield started
+world = module_world(
+    "money-owed", oracle_env_changes={"NISHATI_PAYOUT_STATUS_ATTEMPTS": str(STATUS_ATTEMPTS)}
+)
 
 
 async def bought(world: TradingWorld, phone: str, **kw: Any) -> dict[str, Any]:
