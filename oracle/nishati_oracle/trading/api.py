@@ -12,7 +12,7 @@ import hmac
 import ipaddress
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import Annotated, Literal
 
@@ -462,8 +462,8 @@ CALLBACK_REFUSALS = responses(
     {
         400: "MalformedCallback: not JSON, or not a callback of this kind",
         403: "CallbackForbidden: a wrong token, or a caller outside the allowlist",
-        413: "BodyTooLarge: over NISHATI_HTTP_CALLBACK_BODY_BYTES; CallbackFieldTooLarge: a "
-        f"key over {CALLBACK_KEY_CHARS} characters, a receipt over {CALLBACK_RECEIPT_CHARS}, "
+        413: "BodyTooLarge: over NISHATI_HTTP_CALLBACK_BODY_BYTES; CallbackFieldTooLarge: an "
+        f"id over {CALLBACK_KEY_CHARS} characters, a receipt over {CALLBACK_RECEIPT_CHARS}, "
         f"any other text over {MAX_TEXT_CHARS}",
         429: f"TooManyCallbacks: {MAX_BODIES_PER_KEY} different bodies are kept for this key "
         "already",
@@ -496,13 +496,14 @@ def _longest_text(value: object) -> int:
     return longest
 
 
-def _check_sizes(key: str, receipt: str | None, body: object) -> None:
-    """Refuses a callback holding a field longer than Daraja ever sends."""
-    if len(key) > CALLBACK_KEY_CHARS:
+def _check_sizes(ids: Iterable[str], receipts: Iterable[str], body: object) -> None:
+    """Refuses a callback holding a field longer than Daraja ever sends: its key or an id it
+    is matched on, a receipt, any other text."""
+    if any(len(i) > CALLBACK_KEY_CHARS for i in ids):
         raise TradeRefused(
-            Refusal.CallbackFieldTooLarge, f"its key is over {CALLBACK_KEY_CHARS} characters"
+            Refusal.CallbackFieldTooLarge, f"an id of it is over {CALLBACK_KEY_CHARS} characters"
         )
-    if receipt is not None and len(receipt) > CALLBACK_RECEIPT_CHARS:
+    if any(len(r) > CALLBACK_RECEIPT_CHARS for r in receipts):
         raise TradeRefused(
             Refusal.CallbackFieldTooLarge,
             f"its receipt is over {CALLBACK_RECEIPT_CHARS} characters",
@@ -529,13 +530,19 @@ async def _take(
         if kind is CallbackKind.stk:
             # The worker parses it whole; storing it needs only its keys.
             key, receipt = trading.gateway.payment_keys(body)
+            ids: set[str | None] = {key}
+            receipts: set[str | None] = {receipt}
         else:
-            key, receipt = trading.gateway.parse_result(body, kind.timeout).key, None
+            notice = trading.gateway.parse_result(body, kind.timeout)
+            key, receipt = notice.key, None
+            # Every id it may be matched on, and the receipts it may record.
+            ids = {key, *notice.ids, *notice.queried_ids, notice.queried_conversation_id}
+            receipts = {notice.receipt, notice.reversed_receipt}
     except RecursionError:
         raise TradeRefused(Refusal.MalformedCallback, "nested too deeply") from None
     except (ValueError, ValidationError, KeyError, TypeError) as e:
         raise TradeRefused(Refusal.MalformedCallback, str(e)) from None
-    _check_sizes(key, receipt, body)
+    _check_sizes((i for i in ids if i), (r for r in receipts if r), body)
     vault = trading.vault
     callback = NewCallback(kind, key, receipt, vault.encrypt(raw), vault.digest(raw))
     stored = await trading.inbox.submit(callback)
