@@ -382,6 +382,40 @@ async def test_an_idempotency_key_holds_for_its_time_then_is_free(desk: Desk) ->
     assert holder.id == again.body.decode()
 
 
+async def test_copies_that_look_up_their_key_at_once_share_one_order(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both copies find no trade with the key before either starts its order: the second
+    waits for the first's, and is answered as it was."""
+    orders = Idempotency(desk.ledger, 60)
+    _, phone = await desk.buyer()
+    looked_up = asyncio.Barrier(2)
+    lookup = desk.ledger.by_idempotency_key
+    lookups = 0
+
+    async def together(key: str) -> TradeRecord | None:
+        """The first two lookups answer only once both have looked."""
+        nonlocal lookups
+        found = await lookup(key)
+        lookups += 1
+        if lookups <= 2:
+            await looked_up.wait()
+        return found
+
+    monkeypatch.setattr(desk.ledger, "by_idempotency_key", together)
+
+    async def first() -> Answer:
+        opened = await desk.desk.open(Order(desk.offer.address, 1_000, phone, "at-once", "d"))
+        answer = Answer(201, opened.trade.id.encode())
+        await orders.record(opened.trade.id, answer)
+        return answer
+
+    copies = [orders.answer("at-once", "d", first, lambda _: Answer(201, b"")) for _ in range(2)]
+    one, other = await asyncio.gather(*copies)
+    assert one == other
+    assert (await desk.ledger.by_idempotency_key("at-once")) is not None
+
+
 async def test_compare_and_set(desk: Desk) -> None:
     trade_id = await desk.order()
     assert not await desk.ledger.move(trade_id, [TradeState.paid], TradeState.settled)
