@@ -382,19 +382,25 @@ class Ledger:
         async with self.engine.connect() as conn:
             return bool((await conn.execute(query)).scalar())
 
-    async def cancelled_with_success_callback(self, since: float) -> list[TradeRecord]:
-        """Trades cancelled (created since ``since``) for which a callback reporting a payment
-        is kept: the STK Query should have refuted it."""
+    async def cancelled_unrefuted(self, since: float) -> list[TradeRecord]:
+        """Trades cancelled (created since ``since``) whose payment may have been made after
+        all: a callback reporting a payment is kept (the STK Query should have refuted it), or
+        the cancel came at the deadline with the STK Query still undecided (the buyer may have
+        typed the PIN later, and its callback been lost)."""
         query = select(trades).where(
             and_(
                 trades.c.state == TradeState.cancelled,
                 trades.c.created_at >= since,
-                exists().where(
-                    and_(
-                        callbacks.c.kind == CallbackKind.stk,
-                        callbacks.c.key == trades.c.checkout_request_id,
-                        callbacks.c.receipt.is_not(None),
-                    )
+                trades.c.checkout_request_id.is_not(None),
+                or_(
+                    trades.c.result_code.is_(None),
+                    exists().where(
+                        and_(
+                            callbacks.c.kind == CallbackKind.stk,
+                            callbacks.c.key == trades.c.checkout_request_id,
+                            callbacks.c.receipt.is_not(None),
+                        )
+                    ),
                 ),
             )
         )
