@@ -483,13 +483,20 @@ class Ledger:
         return await self._one(trades.c.checkout_request_id == checkout_request_id)
 
     async def claimants(
-        self, checkout_request_ids: Sequence[str]
+        self, checkout_request_ids: Sequence[str], cancelled_since: float
     ) -> tuple[dict[str, TradeRecord], list[TradeRecord]]:
-        """The trades with these CheckoutRequestIDs, and the opened trades still without one
-        (a callback may claim them). One statement, so one snapshot: a trade whose push is
-        answered meanwhile shows in one list or the other, never in neither."""
+        """The trades with these CheckoutRequestIDs, and the trades still without one that a
+        callback may claim: opened ones, and those made since ``cancelled_since`` that were
+        given up on at their deadline (the buyer may have typed the PIN late). One statement,
+        so one snapshot: a trade whose push is answered meanwhile shows in one list or the
+        other, never in neither."""
+        given_up = (TradeState.cancelling, TradeState.cancelled)
         unclaimed = and_(
-            trades.c.state == TradeState.opened, trades.c.checkout_request_id.is_(None)
+            trades.c.checkout_request_id.is_(None),
+            or_(
+                trades.c.state == TradeState.opened,
+                and_(trades.c.state.in_(given_up), trades.c.created_at >= cancelled_since),
+            ),
         )
         query = select(trades).where(
             or_(trades.c.checkout_request_id.in_(checkout_request_ids), unclaimed)
