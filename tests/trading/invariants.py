@@ -350,9 +350,9 @@ class _Buyers:
         for trade_id, refunds in self.b2c_refunds.items():
             if trade_id in self.paid_for:
                 continue
-            for r in refunds:
-                if r.paid:
-                    detail = f"B2C KES {r.amount} to {r.phone}, receipt {r.transaction_id}"
+            for b2c in refunds:
+                if b2c.paid:
+                    detail = f"B2C KES {b2c.amount} to {b2c.phone}, receipt {b2c.transaction_id}"
                     self.add(Rule.refund_without_payment, trade_id, detail)
         for receipt, reversals in self.reversals_of.items():
             if receipt not in paid:

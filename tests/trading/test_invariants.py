@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from nishati_oracle.trading.payout import attempt_id
+from nishati_oracle.trading.refund import refund_id
 from tests.trading.invariants import (
     TOLERATED,
     Books,
@@ -41,8 +43,8 @@ def trade(n: int, state: str, wh: int = 2_000, **changes: Any) -> LedgerTrade:
         payout_kes=payout,
         checkout_request_id=f"ws_CO_{n}",
         mpesa_receipt=None,
-        payout_conversation_id=None,
         payout_receipt=None,
+        refund_receipt=None,
     )
     return replace(made, **changes)
 
@@ -56,8 +58,8 @@ def payment(t: LedgerTrade, n: int, code: int | None = 0) -> SimPayment:
     return SimPayment(str(t.checkout_request_id), phone(n), t.amount_kes, code, receipt)
 
 
-def seller_paid(t: LedgerTrade, receipt: str, *ids: str) -> SimPayout:
-    return SimPayout(t.id, frozenset({t.id, *ids}), SELLER_PHONE, t.payout_kes, True, receipt)
+def seller_paid(t: LedgerTrade, receipt: str, attempt: int = 0) -> SimPayout:
+    return SimPayout(attempt_id(t.id, attempt), SELLER_PHONE, t.payout_kes, True, receipt)
 
 
 def day() -> Books:
@@ -65,8 +67,8 @@ def day() -> Books:
     the deadline cancel (reversed), one whose reversal was refused (paid back by B2C)."""
     delivered = trade(1, "payout_confirmed", payout_receipt="P1")
     refused = trade(2, "cancelled", wh=1_000)
-    late = trade(3, "cancelled", wh=1_500)
-    late_b2c = trade(4, "cancelled", wh=1_200)
+    late = trade(3, "refunded", wh=1_500, refund_receipt="V3")
+    late_b2c = trade(4, "refunded", wh=1_200, refund_receipt="B4")
     trades = [delivered, refused, late, late_b2c]
     return Books(
         trades=trades,
@@ -82,16 +84,13 @@ def day() -> Books:
         ],
         payouts=[
             seller_paid(delivered, "P1"),
-            SimPayout(
-                "refund-t4", frozenset({"refund-t4"}), phone(4), late_b2c.amount_kes, True, "B4"
-            ),
+            SimPayout(refund_id(late_b2c.id), phone(4), late_b2c.amount_kes, True, "B4"),
         ],
         reversals=[
             SimReversal("AG_3", "R000000003", late.amount_kes, True, "V3"),
             SimReversal("AG_4", "R000000004", late_b2c.amount_kes, False, "X000000000"),
         ],
         fee_bps=FEE_BPS,
-        recorded={"R000000001", "P1", "V3", "B4"},
     )
 
 
@@ -106,38 +105,91 @@ def test_a_day_that_keeps_every_rule_passes() -> None:
     assert check(day()) == []
 
 
-def test_a_late_pin_never_paid_back_is_lost() -> None:
+def test_a_late_pin_never_paid_back_is_lost_and_the_ledger_disagrees() -> None:
     books = day()
     books.reversals = books.reversals[1:]
+    assert rules(books) == {Rule.lost: {"t3"}, Rule.refund_state_differs: {"t3"}}
+
+
+def test_money_owed_that_never_ends_is_named() -> None:
+    books = day()
+    books.reversals = books.reversals[1:]
+    books.trades[2] = replace(books.trades[2], state="refunding", refund_receipt=None)
+    assert rules(books) == {Rule.not_final: {"t3"}, Rule.lost: {"t3"}}
+
+
+def test_a_paid_cancelled_trade_nobody_refunds_is_lost() -> None:
+    books = day()
+    books.reversals = books.reversals[1:]
+    books.trades[2] = replace(books.trades[2], state="cancelled", refund_receipt=None)
     assert rules(books) == {Rule.lost: {"t3"}}
 
 
-def test_a_refund_the_ledger_does_not_record_is_named() -> None:
+def test_a_refund_left_to_a_person_is_reported_not_failed() -> None:
     books = day()
-    books.recorded -= {"V3", "B4"}
-    assert rules(books) == {Rule.refund_not_recorded: {"t3", "t4"}}
+    books.reversals = books.reversals[1:]
+    books.trades[2] = replace(books.trades[2], state="refund_failed", refund_receipt=None)
+    found = rules(books)
+    assert found == {Rule.refund_by_person: {"t3"}}
+    assert set(found) <= TOLERATED
+
+
+def test_a_refund_receipt_the_ledger_does_not_hold_is_named() -> None:
+    books = day()
+    books.trades[2] = replace(books.trades[2], refund_receipt=None)
+    books.trades[3] = replace(books.trades[3], refund_receipt="B9")
+    assert rules(books) == {Rule.refund_receipt_differs: {"t3", "t4"}}
+
+
+def test_a_refund_the_ledger_holds_failed_but_daraja_made_is_named() -> None:
+    books = day()
+    books.trades[2] = replace(books.trades[2], state="refund_failed", refund_receipt=None)
+    assert rules(books) == {Rule.refund_state_differs: {"t3"}}
 
 
 def test_energy_and_a_refund_for_one_payment_is_named() -> None:
     books = day()
     books.reversals.append(SimReversal("AG_1", "R000000001", 50, True, "V1"))
-    books.recorded.add("V1")
     assert rules(books) == {Rule.delivered_and_refunded: {"t1"}}
 
 
 def test_a_payment_reversed_and_paid_back_by_b2c_is_refunded_twice() -> None:
     books = day()
     late = books.trades[2]
-    refund = SimPayout("refund-t3", frozenset({"refund-t3"}), phone(3), late.amount_kes, True, "B3")
-    books.payouts.append(refund)
-    assert rules(books) == {Rule.refunded_twice: {"refund-t3"}}
+    books.payouts.append(SimPayout(refund_id(late.id), phone(3), late.amount_kes, True, "B3"))
+    assert rules(books) == {Rule.refunded_twice: {"t3"}}
 
 
-def test_a_payout_stuck_on_daraja_ids_is_not_final_and_disagrees() -> None:
+def test_a_buyer_who_paid_twice_for_one_trade_is_named() -> None:
+    books = day()
+    unclaimed = replace(books.trades[1], checkout_request_id=None)
+    books.trades[1] = unclaimed
+    twice = [SimPayment(f"ws_CO_x{n}", phone(2), unclaimed.amount_kes, 0, f"X{n}") for n in (1, 2)]
+    books.payments[1:2] = twice
+    books.reversals.append(SimReversal("AG_x1", "X1", unclaimed.amount_kes, True, "VX1"))
+    found = rules(books)
+    assert found[Rule.paid_twice] == {"t2"}
+    assert found[Rule.lost] == {"t2"}
+
+
+def test_a_refund_of_the_wrong_amount_is_named() -> None:
+    books = day()
+    late_b2c = books.trades[3]
+    books.payouts[1] = SimPayout(refund_id(late_b2c.id), phone(4), 1, True, "B4")
+    assert rules(books) == {Rule.refund_wrong: {"t4"}}
+
+
+def test_a_payout_retried_under_a_new_id_is_the_trades() -> None:
+    books = day()
+    books.payouts[0] = seller_paid(books.trades[0], "P1", attempt=2)
+    books.payouts.append(replace(seller_paid(books.trades[0], "P0"), paid=False))
+    assert check(books) == []
+
+
+def test_a_payout_stuck_while_daraja_paid_is_not_final_and_disagrees() -> None:
     books = day()
     stuck = replace(books.trades[0], state="payout_sent", payout_receipt=None)
     books.trades[0] = stuck
-    books.payouts[0] = seller_paid(stuck, "P1", "53e3-4aa8-9fe0-8fb5e4092cdd3533373")
     disagree = {Rule.payout_receipt_differs: {"t1"}, Rule.payout_state_differs: {"t1"}}
     assert rules(books) == {Rule.not_final: {"t1"}, **disagree}
     books.trades[0] = replace(stuck, state="payout_failed")
@@ -146,9 +198,15 @@ def test_a_payout_stuck_on_daraja_ids_is_not_final_and_disagrees() -> None:
 
 def test_a_seller_paid_twice_or_for_nothing_is_named() -> None:
     books = day()
-    books.payouts.append(seller_paid(books.trades[0], "P2"))
-    books.payouts.append(SimPayout("x", frozenset({"x"}), SELLER_PHONE, 10, True, "P3"))
+    books.payouts.append(seller_paid(books.trades[0], "P2", attempt=1))
+    books.payouts.append(SimPayout("x", SELLER_PHONE, 10, True, "P3"))
     assert rules(books) == {Rule.seller_paid_twice: {"t1"}, Rule.payout_without_trade: {"x"}}
+
+
+def test_a_seller_paid_for_a_cancelled_trade_is_named() -> None:
+    books = day()
+    books.payouts.append(seller_paid(books.trades[1], "P4"))
+    assert rules(books) == {Rule.seller_paid_undelivered: {"t2"}}
 
 
 def test_the_chain_disagreeing_with_the_ledger_is_named() -> None:
