@@ -393,6 +393,28 @@ async def test_a_late_callback_claims_a_trade_given_up_on_without_its_checkout_i
     assert trade.mpesa_receipt == "RCPTLATE01"
 
 
+async def test_a_refund_daraja_has_no_record_of_is_sent_again(desk: Desk) -> None:
+    """Transaction Status said Daraja has no such reversal after four queries: the one send
+    is made again, not given up on as if four sends had gone unanswered."""
+    trade_id = await desk.order()
+    assert await desk.ledger.move(
+        trade_id,
+        [TradeState.stk_sent],
+        TradeState.refunding,
+        mpesa_receipt="RCPTREFUND",
+        refund_method="reversal",
+        refund_attempts=1,
+        refund_accepted_at=None,
+        queries=4,
+        next_check_at=0,
+    )
+    await desk.worker.refunds.check_refunds()
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert (trade.state, trade.refund_attempts) == (TradeState.refunding, 2)
+    assert trade.refund_accepted_at is not None
+
+
 async def test_a_trade_gone_within_the_grace_was_settled_by_us(desk: Desk) -> None:
     """Until the deadline and the cancel grace after it, only the oracle closes a trade: one
     whose account is gone then was settled by an earlier send whose answer was lost."""
