@@ -61,9 +61,9 @@ KILLS_AFTER_ORDERS_SECS = 15.0
 # for restarts. Past it, what is not final is reported, not waited for.
 QUIESCE_SECS = DEADLINE_SECS + 120.0
 # Quiet: every trade final and nothing due in the simulator, twice this far apart.
-QUIET_SECS = 5.0
+QUIET_SECS = 3.0
 DARAJA_IDS_SELLER_PHONE = "254700123457"
-REGISTER_TOGETHER = 10  # buyers' households registered on chain at once
+REGISTER_TOGETHER = 25  # buyers' households registered on chain at once
 
 
 class Buyer(StrEnum):
