@@ -508,6 +508,89 @@ async def test_paid_but_cancelled_by_another_after_the_deadline_is_a_refund(desk
     assert await state(desk, trade_id) is TradeState.refund_due
 
 
+async def given_up(desk: Desk, trade_id: str, checkout: str | None) -> None:
+    """The trade past its deadline with its payment undecided (``checkout`` None: the push's
+    answer was lost), cancelled by the worker."""
+    state_now = TradeState.stk_sent if checkout else TradeState.opened
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert await desk.ledger.move(
+        trade_id,
+        [TradeState.stk_sent],
+        state_now,
+        checkout_request_id=checkout,
+        # The push's answer names both ids: a lost one leaves the trade with neither.
+        merchant_request_id=trade.merchant_request_id if checkout else None,
+        give_up_at=0,
+        next_check_at=0,
+    )
+    await desk.worker.confirmations.query_payments()
+    await desk.worker.settlements.close_on_chain()
+    assert await state(desk, trade_id) is TradeState.cancelled
+
+
+async def test_a_late_pin_whose_callback_was_lost_is_found_by_the_reconciliation(
+    desk: Desk,
+) -> None:
+    trade_id = await desk.order()
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert trade.checkout_request_id is not None
+    await given_up(desk, trade_id, trade.checkout_request_id)
+    # The buyer typed the PIN after the cancel; the callback never reached the oracle.
+    desk.gateway.answers[trade.checkout_request_id] = 0
+    done = await desk.worker.reconciler.run()
+    assert done.mismatches == 1
+    assert await state(desk, trade_id) is TradeState.refund_due
+
+
+async def test_a_late_callback_claims_a_trade_given_up_on_without_its_checkout_id(
+    desk: Desk,
+) -> None:
+    _, phone = await desk.buyer()
+    opened = await desk.desk.open(Order(desk.offer.address, 1_000, phone))
+    trade_id = opened.trade.id
+    await given_up(desk, trade_id, None)
+    # The push's answer was lost; the buyer paid after the deadline, and the callback came.
+    checkout = "ws_CO_late_claim"
+    desk.gateway.answers[checkout] = 0
+    amount = opened.trade.amount_kes
+    body = {"checkout": checkout, "code": 0, "amount": amount, "receipt": "RCPTLATE01"}
+    raw = json.dumps({**body, "phone": phone}).encode()
+    sealed, digest = desk.vault.encrypt(raw), desk.vault.digest(raw)
+    stored = await desk.ledger.store_callback(
+        CallbackKind.stk, checkout, "RCPTLATE01", sealed, digest
+    )
+    assert stored is Stored.new
+    await desk.worker.handle_callbacks()
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert (trade.state, trade.checkout_request_id) == (TradeState.refund_due, checkout)
+    assert trade.mpesa_receipt == "RCPTLATE01"
+
+
+async def test_a_refund_daraja_has_no_record_of_is_sent_again(desk: Desk) -> None:
+    """Transaction Status said Daraja has no such reversal after four queries: the one send
+    is made again, not given up on as if four sends had gone unanswered."""
+    trade_id = await desk.order()
+    assert await desk.ledger.move(
+        trade_id,
+        [TradeState.stk_sent],
+        TradeState.refunding,
+        mpesa_receipt="RCPTREFUND",
+        refund_method="reversal",
+        refund_attempts=1,
+        refund_accepted_at=None,
+        queries=4,
+        next_check_at=0,
+    )
+    await desk.worker.refunds.check_refunds()
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert (trade.state, trade.refund_attempts) == (TradeState.refunding, 2)
+    assert trade.refund_accepted_at is not None
+
+
 async def test_a_trade_gone_within_the_grace_was_settled_by_us(desk: Desk) -> None:
     """Until the deadline and the cancel grace after it, only the oracle closes a trade: one
     whose account is gone then was settled by an earlier send whose answer was lost."""

@@ -39,6 +39,10 @@ log = structlog.get_logger(__name__)
 # A callback for a CheckoutRequestID nobody knows may belong to a push whose answer is still on
 # its way (or was lost in a crash): it is kept this long for a trade to claim it.
 ORPHAN_GRACE_SECS = 120.0
+# A callback may claim a trade given up on at its deadline without ever learning its
+# CheckoutRequestID (a crash took the push's answer) while the trade is younger than this: an
+# STK prompt lives minutes, so a late PIN's callback comes well within it.
+LATE_CLAIM_SECS = 3_600.0
 # Tries at confirming a success callback that came after the cancel before the trade needs a
 # person (the callback waits longer each time: at most a few minutes in all).
 LATE_CONFIRM_ATTEMPTS = 12
@@ -160,16 +164,19 @@ class Confirmations:
 
     async def _claim(self, payment: Payment, unclaimed: list[TradeRecord]) -> TradeRecord | None:
         """A successful payment for a push whose answer never reached us (a crash or timeout
-        mid-request) finds its trade by phone and amount."""
+        mid-request) finds its trade by phone and amount, even one given up on meanwhile."""
         if payment.result_code != 0 or payment.phone is None or payment.amount_kes is None:
             return None
         phone_hash = self.vault.commitment(payment.phone).hex()
         for trade in unclaimed:
             if trade.buyer_phone_hash == phone_hash and trade.amount_kes == payment.amount_kes:
+                # An opened trade waits for this payment; one given up on keeps its state, and
+                # the payment, confirmed, is refunded.
+                opened = trade.state is TradeState.opened
                 claimed = await self.ledger.move(
                     trade.id,
-                    [TradeState.opened],
-                    TradeState.stk_sent,
+                    [trade.state],
+                    TradeState.stk_sent if opened else trade.state,
                     f"claimed by callback {payment.checkout_request_id}",
                     checkout_request_id=payment.checkout_request_id,
                 )

@@ -526,19 +526,25 @@ class Ledger:
         async with self.engine.connect() as conn:
             return [TradeRecord.from_row(row) for row in await conn.execute(query)]
 
-    async def cancelled_with_success_callback(self, since: float) -> list[TradeRecord]:
-        """Trades cancelled (created since ``since``) for which a callback reporting a payment
-        is kept: the STK Query should have refuted it."""
+    async def cancelled_unrefuted(self, since: float) -> list[TradeRecord]:
+        """Trades cancelled (created since ``since``) whose payment may have been made after
+        all: a callback reporting a payment is kept (the STK Query should have refuted it), or
+        the cancel came at the deadline with the STK Query still undecided (the buyer may have
+        typed the PIN later, and its callback been lost)."""
         query = select(trades).where(
             and_(
                 trades.c.state == TradeState.cancelled,
                 trades.c.created_at >= since,
-                exists().where(
-                    and_(
-                        callbacks.c.kind == CallbackKind.stk,
-                        callbacks.c.key == trades.c.checkout_request_id,
-                        callbacks.c.receipt.is_not(None),
-                    )
+                trades.c.checkout_request_id.is_not(None),
+                or_(
+                    trades.c.result_code.is_(None),
+                    exists().where(
+                        and_(
+                            callbacks.c.kind == CallbackKind.stk,
+                            callbacks.c.key == trades.c.checkout_request_id,
+                            callbacks.c.receipt.is_not(None),
+                        )
+                    ),
                 ),
             )
         )
@@ -621,13 +627,20 @@ class Ledger:
         return await self._one(trades.c.checkout_request_id == checkout_request_id)
 
     async def claimants(
-        self, checkout_request_ids: Sequence[str]
+        self, checkout_request_ids: Sequence[str], cancelled_since: float
     ) -> tuple[dict[str, TradeRecord], list[TradeRecord]]:
-        """The trades with these CheckoutRequestIDs, and the opened trades still without one
-        (a callback may claim them). One statement, so one snapshot: a trade whose push is
-        answered meanwhile shows in one list or the other, never in neither."""
+        """The trades with these CheckoutRequestIDs, and the trades still without one that a
+        callback may claim: opened ones, and those made since ``cancelled_since`` that were
+        given up on at their deadline (the buyer may have typed the PIN late). One statement,
+        so one snapshot: a trade whose push is answered meanwhile shows in one list or the
+        other, never in neither."""
+        given_up = (TradeState.cancelling, TradeState.cancelled)
         unclaimed = and_(
-            trades.c.state == TradeState.opened, trades.c.checkout_request_id.is_(None)
+            trades.c.checkout_request_id.is_(None),
+            or_(
+                trades.c.state == TradeState.opened,
+                and_(trades.c.state.in_(given_up), trades.c.created_at >= cancelled_since),
+            ),
         )
         query = select(trades).where(
             or_(trades.c.checkout_request_id.in_(checkout_request_ids), unclaimed)

@@ -6,7 +6,8 @@ not run it again early) the worker asks Daraja about every payment, payout and r
 outcome is not final or waits for a person:
 
 - payments still open or unknown (``stk_sent``, ``payment_unknown``), and cancelled trades for
-  which a success callback is kept: the STK Query (the one lookup Daraja offers by
+  which a success callback is kept or that were cancelled at the deadline with the payment
+  undecided (a PIN typed late, its callback lost): the STK Query (the one lookup Daraja offers by
   CheckoutRequestID), decided at once; a cancelled trade found paid is a mismatch and is
   refunded;
 - payouts sent, failed or unknown (``payout_sent``, ``payout_failed``, ``payout_unknown``) and
@@ -101,7 +102,7 @@ class Reconciler:
             if not status.pending:
                 await self.confirmations.decide(trade, status)
         since = started - 2 * self.settings.payments.reconcile_interval_secs
-        for trade in await self.ledger.cancelled_with_success_callback(since):
+        for trade in await self.ledger.cancelled_unrefuted(since):
             assert trade.checkout_request_id is not None
             status = await self.gateway.query(trade.checkout_request_id)
             payments += 1

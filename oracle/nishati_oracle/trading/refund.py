@@ -100,8 +100,12 @@ class Refunds(ResultPhase):
         payments = self.settings.payments
         for trade in await self.ledger.due([TradeState.refunding]):
             if trade.refund_accepted_at is None:
-                if trade.queries >= payments.refund_attempts:
-                    await self._give_up(trade, f"no answer from Daraja to {trade.queries} sends")
+                # Bounded by every send of the refund: ``queries`` also counts the Transaction
+                # Status queries before Daraja said it had no such refund.
+                if trade.refund_attempts >= payments.refund_attempts:
+                    await self._give_up(
+                        trade, f"no answer from Daraja to {trade.refund_attempts} sends"
+                    )
                 else:
                     await self._send(trade)
                 continue

@@ -37,7 +37,7 @@ from solders.keypair import Keypair
 from nishati_client.program import NishatiClient
 from nishati_oracle.core.metrics import Metrics
 from nishati_oracle.core.settings import OracleSettings
-from nishati_oracle.trading.confirm import ORPHAN_GRACE_SECS, Confirmations
+from nishati_oracle.trading.confirm import LATE_CLAIM_SECS, ORPHAN_GRACE_SECS, Confirmations
 from nishati_oracle.trading.gateway import Gateway
 from nishati_oracle.trading.ledger import CallbackKind, Ledger, StoredCallback, TradeRecord
 from nishati_oracle.trading.payout import Payouts
@@ -186,7 +186,8 @@ class PaymentWorker:
         # for a push answer read apart, a push answered in between would have its callback
         # parked for the grace period after the desk's release had already come and gone.
         stk = [c.key for c in pending if c.kind is CallbackKind.stk]
-        known, unclaimed = await self.ledger.claimants(stk) if stk else ({}, [])
+        since = self.clock() - LATE_CLAIM_SECS
+        known, unclaimed = await self.ledger.claimants(stk, since) if stk else ({}, [])
         touched = 0
         done: list[tuple[int, str]] = []
         later: list[tuple[int, float]] = []
