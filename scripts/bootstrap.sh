@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need, skipping whatever is already there:
-# Debian's Rust 1.96 (rustc-web, which carries LLVM 22's BPF backend), LLVM 22's tools, Node.js,
-# Mosquitto (the MQTT broker the oracle's tests and demo start), the Python virtual environment
-# (.venv) and the npm packages (node_modules).
+# Debian's Rust 1.96 (rustc-web, which carries LLVM 22's BPF backend), LLVM 22's tools, the RISC-V
+# linker (the meter's firmware), Node.js, Mosquitto (the MQTT broker the oracle's tests and demo
+# start), the Python virtual environment (.venv, with esptool) and the npm packages (node_modules).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-APT_PACKAGES=(rustc-web cargo-web rust-web-src llvm-22 mosquitto)
+APT_PACKAGES=(rustc-web cargo-web rust-web-src llvm-22 mosquitto binutils-riscv64-unknown-elf)
 # The machine's own Python 3.11 and Node.js (any >= 18) will do; Debian's otherwise.
 python3 -m venv --help >/dev/null 2>&1 || APT_PACKAGES+=(python3-venv)
 command -v node >/dev/null && command -v npm >/dev/null || APT_PACKAGES+=(nodejs npm)

@@ -26,7 +26,9 @@ step "firmware: fmt, clippy, host tests of the meter core and the reading crate"
     (unset RUSTC RUSTDOC; CARGO_TARGET_DIR=target/clippy cargo clippy -q --all-targets -- -D warnings)
   fi
   "$DEBIAN_CARGO" test -q
+  if cargo fmt --version >/dev/null 2>&1; then (cd esp && cargo fmt -- --check); fi
 )
+scripts/build-firmware.sh
 
 step "python: ruff, mypy"
 .venv/bin/ruff check .

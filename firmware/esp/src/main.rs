@@ -1,0 +1,98 @@
+//! The Nishati meter on an ESP32-C3 or ESP32-C6: the chip's side of `nishati-meter-core`.
+//!
+//! On first boot the meter key's seed is drawn from the hardware RNG (with its entropy
+//! source on) and kept in the `nishati` flash partition; it never leaves the device, and only
+//! its public key is printed. Every boot then resumes the reading counter from its reservation
+//! in flash and reads the meter once a `READ_EVERY_SECS`, under the RTC watchdog.
+//!
+//! Signing waits for the uplink (SNTP time before the first signature, then MQTT): until it is
+//! built the meter reports what it reads on the console.
+
+#![no_std]
+#![no_main]
+
+use embassy_embedded_hal::adapter::BlockingAsync;
+use embassy_futures::block_on;
+use esp_backtrace as _;
+use esp_bootloader_esp_idf::partitions::{read_partition_table, PARTITION_TABLE_MAX_LEN};
+use esp_hal::{
+    delay::Delay,
+    main,
+    rng::{Trng, TrngSource},
+    rtc_cntl::{Rtc, RwdtStage},
+    time::Duration,
+};
+use esp_println::println;
+use esp_storage::FlashStorage;
+use nishati_meter_core::{
+    counter::Counter,
+    meter::{Energy, EnergyMeter},
+    signer::{MeterKey, BASE58_MAX_LEN, SEED_LEN},
+    simulated::SimulatedMeter,
+    store::{Layout, Storage},
+};
+
+esp_bootloader_esp_idf::esp_app_desc!();
+
+/// The data partition the settings and the backlog live in (`partitions.csv`).
+const PARTITION_LABEL: &str = "nishati";
+const READ_EVERY_SECS: u32 = 300;
+/// Reset if the main loop stops coming round: a few reading periods.
+const WATCHDOG_SECS: u64 = 3 * READ_EVERY_SECS as u64;
+/// The simulated meter's export, for boards with no meter wired.
+const SIMULATED_EXPORT_W: u32 = 1_200;
+
+#[main]
+fn main() -> ! {
+    let peripherals = esp_hal::init(esp_hal::Config::default());
+
+    let mut rtc = Rtc::new(peripherals.RTC_TIMER);
+    rtc.rwdt.set_timeout(RwdtStage::Stage0, Duration::from_secs(WATCHDOG_SECS));
+    rtc.rwdt.enable();
+
+    let mut flash = FlashStorage::new(peripherals.FLASH);
+    let mut table = [0u8; PARTITION_TABLE_MAX_LEN];
+    let partitions = read_partition_table(&mut flash, &mut table).expect("partition table");
+    let partition = partitions
+        .iter()
+        .find(|entry| entry.label_as_str() == PARTITION_LABEL)
+        .expect("no `nishati` partition: flash with firmware/esp/partitions.csv");
+    let mut region = partition.as_flash_region(&mut flash);
+    let nor = region.as_nor_flash().expect("the `nishati` partition must not be encrypted");
+    let mut storage =
+        Storage::new(BlockingAsync::new(nor), Layout::DEVICE).expect("`nishati` partition layout");
+
+    let seed = match block_on(storage.seed()).expect("reading the key") {
+        Some(seed) => seed,
+        None => {
+            let _entropy = TrngSource::new(peripherals.RNG, peripherals.ADC1);
+            let mut seed = [0u8; SEED_LEN];
+            Trng::try_new().expect("entropy source on").read(&mut seed);
+            block_on(storage.set_seed(&seed)).expect("storing the key");
+            println!("first boot: meter key made");
+            seed
+        }
+    };
+    let key = MeterKey::from_seed(&seed);
+    let mut base58 = [0u8; BASE58_MAX_LEN];
+    println!("meter public key: {}", key.public_key_base58(&mut base58));
+
+    let counter = block_on(Counter::resume(&mut storage)).expect("reading the counter");
+    println!("counter resumes: {counter:?}");
+
+    let mut meter = SimulatedMeter::new(Energy { exported_wh: 0, imported_wh: 0 });
+    meter.set_power(SIMULATED_EXPORT_W, 0);
+    let delay = Delay::new();
+    loop {
+        rtc.rwdt.feed();
+        match meter.read() {
+            Ok(energy) => println!(
+                "read: exported {} Wh, imported {} Wh",
+                energy.exported_wh, energy.imported_wh
+            ),
+            Err(error) => println!("meter error: {error:?}"),
+        }
+        delay.delay_millis(READ_EVERY_SECS * 1_000);
+        meter.advance(READ_EVERY_SECS);
+    }
+}
