@@ -852,6 +852,26 @@ async def test_a_result_carrying_darajas_own_id_is_matched_on_the_conversation(
     assert trade.payout_receipt == "RCPT00PAID"
 
 
+async def test_a_flood_of_unknown_results_does_not_hold_up_a_payouts(desk: Desk) -> None:
+    """A payout's result is keyed by Daraja's ConversationID, not by its trade: it still goes
+    before a round's worth of results nobody knows, stored before it."""
+    trade_id = await settled_trade(desk)
+    await desk.worker.payouts.pay_sellers()
+    flood = [
+        NewCallback(
+            CallbackKind.payout_result,
+            f"AG_unknown_{i}",
+            None,
+            desk.vault.encrypt(b2c_result(f"unknown-{i}", f"AG_unknown_{i}", 0)),
+            str(i),
+        )
+        for i in range(CALLBACKS_PER_ROUND)
+    ]
+    await desk.ledger.store_callbacks(flood)
+    await deliver(desk, CallbackKind.payout_result, b2c_result("53e3-4aa8", f"AG_{trade_id}", 0))
+    assert await state(desk, trade_id) is TradeState.payout_confirmed
+
+
 async def test_a_status_answer_matching_no_payout_ends(desk: Desk) -> None:
     """Kept for a grace (its payout's ids may be on their way to the ledger), then dropped as
     unmatched: never looked at again, never asked about again."""

@@ -215,9 +215,23 @@ def _insert_each(
     return added, full
 
 
-# A callback's trade: an STK callback's key is its CheckoutRequestID, a payout's its trade id.
+# A callback's trade: an STK callback's key is its CheckoutRequestID, a payout's or refund's
+# result by Daraja's ConversationID of the request it answers (a send or a Transaction Status
+# query), else by our OriginatorConversationID (``gateway._key``).
 _has_trade = exists().where(
-    or_(trades.c.checkout_request_id == callbacks.c.key, trades.c.id == callbacks.c.key)
+    or_(
+        *(
+            column == callbacks.c.key
+            for column in (
+                trades.c.checkout_request_id,
+                trades.c.payout_conversation_id,
+                trades.c.payout_originator_id,
+                trades.c.refund_conversation_id,
+                trades.c.refund_originator_id,
+                trades.c.status_conversation_id,
+            )
+        )
+    )
 )
 
 
