@@ -5,6 +5,7 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 pub mod backlog;
+pub mod console;
 pub mod counter;
 pub mod impulse;
 pub mod meter;
@@ -12,7 +13,9 @@ pub mod modbus;
 #[cfg(test)]
 mod power_cut_tests;
 pub mod pzem;
+pub mod qr;
 pub mod sdm;
+pub mod settings;
 pub mod signer;
 #[cfg(any(test, feature = "std"))]
 pub mod sim_flash;

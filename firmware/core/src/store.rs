@@ -48,6 +48,8 @@ impl Layout {
 const KEY_SEED: u8 = 1;
 const KEY_COUNTER_RESERVED: u8 = 2;
 const KEY_IMPULSES: u8 = 3;
+/// The installer's settings (`crate::settings`), one value so they change all at once.
+pub(crate) const KEY_SETTINGS: u8 = 4;
 /// Room for the largest item: a backlog entry (101 bytes) rounded up to flash words.
 pub(crate) const BUFFER_LEN: usize = 104;
 
