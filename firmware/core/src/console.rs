@@ -405,7 +405,7 @@ impl LineEditor {
                 Input::Erase
             }
             byte if byte < 0x20 => Input::Nothing,
-            byte if self.len == LINE_MAX_LEN || self.overflowed => {
+            _ if self.len == LINE_MAX_LEN || self.overflowed => {
                 self.overflowed = true;
                 Input::Nothing
             }

@@ -9,10 +9,7 @@
 use core::fmt;
 
 use embedded_storage_async::nor_flash::MultiwriteNorFlash;
-use sequential_storage::{
-    cache::Cache,
-    map::{MapConfig, MapStorage, SerializationError, Value},
-};
+use sequential_storage::map::{SerializationError, Value};
 
 use crate::store::{Storage, StoreError, KEY_SETTINGS};
 
@@ -29,7 +26,7 @@ pub const URL_MAX_LEN: usize = 96;
 /// The oracle's broker speaks MQTT over TLS on its standard port unless told otherwise.
 pub const MQTTS_PORT: u16 = 8883;
 
-/// Bytes the largest settings value takes in flash, and the buffer the map needs to store it.
+/// Bytes the largest settings value takes in flash (`store::BUFFER_LEN` holds it).
 pub(crate) const ENCODED_MAX_LEN: usize = 1
     + (1 + SSID_MAX_LEN)
     + (1 + 63)
@@ -40,8 +37,6 @@ pub(crate) const ENCODED_MAX_LEN: usize = 1
     + (1 + BROKER_PASSWORD_MAX_LEN)
     + (1 + URL_MAX_LEN)
     + (1 + 32);
-/// The map's buffer: the key, the value, rounded up to flash words.
-const MAP_BUFFER_LEN: usize = (1 + ENCODED_MAX_LEN).div_ceil(4) * 4;
 /// The layout version of the stored value; a value of another version reads as `BadValue`.
 const ENCODING_VERSION: u8 = 1;
 
@@ -397,19 +392,15 @@ impl<'a> Value<'a> for Settings {
 impl<F: MultiwriteNorFlash> Storage<F> {
     /// The settings as last saved; the defaults on a meter never provisioned.
     pub async fn load_settings(&mut self) -> Result<Settings, StoreError> {
-        let mut buffer = [0u8; MAP_BUFFER_LEN];
-        let config = MapConfig::new(self.layout.settings.clone());
-        let mut map = MapStorage::new(&mut self.flash, config, Cache::new_uncached());
-        let stored: Option<Settings> = map.fetch_item(&mut buffer, &KEY_SETTINGS).await?;
+        let (mut map, buffer) = self.settings();
+        let stored: Option<Settings> = map.fetch_item(buffer, &KEY_SETTINGS).await?;
         Ok(stored.unwrap_or_default())
     }
 
     /// Saves all the settings in one write of the map: a power cut keeps the old ones whole.
     pub async fn save_settings(&mut self, settings: &Settings) -> Result<(), StoreError> {
-        let mut buffer = [0u8; MAP_BUFFER_LEN];
-        let config = MapConfig::new(self.layout.settings.clone());
-        let mut map = MapStorage::new(&mut self.flash, config, Cache::new_uncached());
-        Ok(map.store_item(&mut buffer, &KEY_SETTINGS, settings).await?)
+        let (mut map, buffer) = self.settings();
+        Ok(map.store_item(buffer, &KEY_SETTINGS, settings).await?)
     }
 }
 
@@ -458,6 +449,22 @@ mod tests {
                 storage = Storage::new(flash, SMALL).unwrap();
                 assert_eq!(storage.load_settings().await, Ok(settings));
             }
+        });
+    }
+
+    /// Every read of the map passes over the settings: the key, the counter and the impulse
+    /// total must still read back beside the longest settings.
+    #[test]
+    fn the_other_values_read_back_beside_the_longest_settings() {
+        block_on(async {
+            let mut storage = Storage::new(SimFlash::new(4), SMALL).unwrap();
+            storage.set_seed(&[9; 32]).await.unwrap();
+            storage.save_settings(&longest()).await.unwrap();
+            storage.set_impulses(5).await.unwrap();
+            assert_eq!(storage.seed().await, Ok(Some([9; 32])));
+            assert_eq!(storage.counter_reserved().await, Ok(None));
+            assert_eq!(storage.impulses().await, Ok(Some(5)));
+            assert_eq!(storage.load_settings().await, Ok(longest()));
         });
     }
 

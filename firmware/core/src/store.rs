@@ -50,8 +50,10 @@ const KEY_COUNTER_RESERVED: u8 = 2;
 const KEY_IMPULSES: u8 = 3;
 /// The installer's settings (`crate::settings`), one value so they change all at once.
 pub(crate) const KEY_SETTINGS: u8 = 4;
-/// Room for the largest item: a backlog entry (101 bytes) rounded up to flash words.
-pub(crate) const BUFFER_LEN: usize = 104;
+/// Room for the largest item, rounded up to flash words: the installer's settings with their
+/// key (a backlog entry, 101 bytes, is the next largest). Every read of the settings map passes
+/// over all its items, so one buffer must hold any of them.
+pub(crate) const BUFFER_LEN: usize = (1 + crate::settings::ENCODED_MAX_LEN).next_multiple_of(4);
 
 /// A flash operation that failed, without the flash driver's own type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,7 +109,9 @@ impl<F: MultiwriteNorFlash> Storage<F> {
         self.flash
     }
 
-    fn settings(&mut self) -> (MapStorage<u8, &mut F, NoCache<u8>>, &mut [u8; BUFFER_LEN]) {
+    pub(crate) fn settings(
+        &mut self,
+    ) -> (MapStorage<u8, &mut F, NoCache<u8>>, &mut [u8; BUFFER_LEN]) {
         let config = MapConfig::new(self.layout.settings.clone());
         let map = MapStorage::new(&mut self.flash, config, Cache::new_uncached());
         (map, &mut self.buffer)
