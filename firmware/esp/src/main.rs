@@ -5,18 +5,22 @@
 //! its public key is printed. Every boot then resumes the reading counter from its reservation
 //! in flash and reads the meter once a `READ_EVERY_SECS`, under the RTC watchdog.
 //!
+//! Between readings the installer's console (`console`) answers on the USB port: the boot
+//! banner shows the public key and its QR code, and commands set Wi-Fi, broker, oracle, market.
+//!
 //! Signing waits for the uplink (SNTP time before the first signature, then MQTT): until it is
 //! built the meter reports what it reads on the console.
 
 #![no_std]
 #![no_main]
 
+mod console;
+
 use embassy_embedded_hal::adapter::BlockingAsync;
 use embassy_futures::block_on;
 use esp_backtrace as _;
 use esp_bootloader_esp_idf::partitions::{read_partition_table, PARTITION_TABLE_MAX_LEN};
 use esp_hal::{
-    delay::Delay,
     main,
     rng::{Trng, TrngSource},
     rtc_cntl::{Rtc, RwdtStage},
@@ -27,7 +31,7 @@ use esp_storage::FlashStorage;
 use nishati_meter_core::{
     counter::Counter,
     meter::{Energy, EnergyMeter},
-    signer::{MeterKey, BASE58_MAX_LEN, SEED_LEN},
+    signer::{MeterKey, SEED_LEN},
     simulated::SimulatedMeter,
     store::{Layout, Storage},
 };
@@ -74,15 +78,15 @@ fn main() -> ! {
         }
     };
     let key = MeterKey::from_seed(&seed);
-    let mut base58 = [0u8; BASE58_MAX_LEN];
-    println!("meter public key: {}", key.public_key_base58(&mut base58));
+    let settings = block_on(storage.load_settings()).expect("reading the settings");
+    console::print_banner(&key, &settings);
+    let mut console = console::Console::new(peripherals.USB_DEVICE);
 
     let counter = block_on(Counter::resume(&mut storage)).expect("reading the counter");
     println!("counter resumes: {counter:?}");
 
     let mut meter = SimulatedMeter::new(Energy { exported_wh: 0, imported_wh: 0 });
     meter.set_power(SIMULATED_EXPORT_W, 0);
-    let delay = Delay::new();
     loop {
         rtc.rwdt.feed();
         match meter.read() {
@@ -92,7 +96,7 @@ fn main() -> ! {
             ),
             Err(error) => println!("meter error: {error:?}"),
         }
-        delay.delay_millis(READ_EVERY_SECS * 1_000);
+        console.serve_for(Duration::from_secs(READ_EVERY_SECS.into()), &mut storage, &key);
         meter.advance(READ_EVERY_SECS);
     }
 }
