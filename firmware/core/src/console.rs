@@ -12,7 +12,7 @@ use embedded_storage_async::nor_flash::MultiwriteNorFlash;
 
 use crate::{
     qr::{write_qr, QrError},
-    settings::{SettingError, Settings},
+    settings::{SettingError, Settings, Tls},
     signer::{MeterKey, BASE58_MAX_LEN, PUBLIC_KEY_LEN},
     store::{Storage, StoreError},
 };
@@ -31,7 +31,9 @@ commands:
   wifi SSID PASSWORD            the Wi-Fi network (quote a name with spaces: \"My Net\")
   broker HOST:PORT              the oracle's MQTT broker
   broker-user USER PASSWORD     the broker's login for this meter (broker-user none: no login)
-  tls on|off                    MQTT over TLS (on unless the broker is on a private network)
+  tls on|off|SHA256             MQTT over TLS (on unless the broker is on a private network);
+                                SHA256: accept only the broker certificate with this
+                                fingerprint (openssl x509 -noout -fingerprint -sha256)
   oracle https://HOST[:PORT][/PATH]   the oracle's HTTP API, the fallback uplink
   market ADDRESS                the market's address (base58)
   register HOUSEHOLD            this meter's proof of possession for a household (base58)
@@ -119,7 +121,7 @@ pub enum Command<'a> {
     Broker(&'a str),
     BrokerUser { user: &'a str, password: &'a str },
     NoBrokerUser,
-    Tls(bool),
+    Tls(Tls),
     Oracle(&'a str),
     Market([u8; 32]),
     Register { household: [u8; 32] },
@@ -176,9 +178,8 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, CommandError> {
         ("broker-user", 2) if w[1] == "none" => Command::NoBrokerUser,
         ("broker-user", 3) => Command::BrokerUser { user: w[1], password: w[2] },
         ("broker-user", _) => return usage("broker-user USER PASSWORD, or broker-user none"),
-        ("tls", 2) if w[1] == "on" => Command::Tls(true),
-        ("tls", 2) if w[1] == "off" => Command::Tls(false),
-        ("tls", _) => return usage("tls on|off"),
+        ("tls", 2) => Command::Tls(Tls::parse(w[1])?),
+        ("tls", _) => return usage("tls on|off|SHA256"),
         ("oracle", 2) => Command::Oracle(w[1]),
         ("oracle", _) => return usage("oracle https://HOST[:PORT][/PATH]"),
         ("market", 2) => Command::Market(key(w[1], "market address")?),
@@ -234,7 +235,18 @@ fn write_settings(out: &mut impl Write, key: &MeterKey, s: &Settings) -> fmt::Re
     } else {
         writeln!(out, "broker       {}:{}", s.broker_host.as_str(), s.broker_port)?;
     }
-    writeln!(out, "tls          {}", if s.broker_tls { "on" } else { "off" })?;
+    match &s.broker_tls {
+        Tls::Off => writeln!(out, "tls          off")?,
+        Tls::On => writeln!(out, "tls          on")?,
+        Tls::Pinned(fingerprint) => {
+            out.write_str("tls          on, pinned to SHA-256 ")?;
+            for (i, byte) in fingerprint.iter().enumerate() {
+                let separator = if i == 0 { "" } else { ":" };
+                write!(out, "{separator}{byte:02X}")?;
+            }
+            out.write_char('\n')?;
+        }
+    }
     if s.broker_user.is_empty() {
         writeln!(out, "broker-user  (none)")?;
     } else {
@@ -316,7 +328,7 @@ pub async fn execute<F: MultiwriteNorFlash>(
         Command::Broker(host_port) => settings.set_broker(host_port)?,
         Command::BrokerUser { user, password } => settings.set_broker_login(user, password)?,
         Command::NoBrokerUser => settings.clear_broker_login(),
-        Command::Tls(on) => settings.set_broker_tls(on),
+        Command::Tls(tls) => settings.set_broker_tls(tls),
         Command::Oracle(url) => settings.set_oracle_url(url)?,
         Command::Market(market) => settings.set_market(market),
     }
@@ -464,7 +476,7 @@ mod tests {
             "wifi \"Shamba Solar\" mvua-nyingi-2026",
             "broker mqtt.nishati.example:8883",
             "broker-user meter-17 s3cret",
-            "tls on",
+            "tls 9F:86:D0:81:88:4C:7D:65:9A:2F:EA:A0:C5:5A:D0:15:A3:BF:4F:1B:2B:0B:82:2C:D1:5D:6C:15:B0:F0:0A:08",
             "oracle https://oracle.nishati.example",
             &format!("market {MARKET}"),
         ] {
@@ -478,6 +490,13 @@ mod tests {
         assert!(shown.contains("wifi         \"Shamba Solar\", password ********"), "{shown}");
         assert!(shown.contains("broker       mqtt.nishati.example:8883"), "{shown}");
         assert!(shown.contains("broker-user  meter-17, password ********"), "{shown}");
+        assert!(
+            shown.contains(
+                "tls          on, pinned to SHA-256 9F:86:D0:81:88:4C:7D:65:9A:2F:EA:A0:C5:5A:D0:\
+                 15:A3:BF:4F:1B:2B:0B:82:2C:D1:5D:6C:15:B0:F0:0A:08\n"
+            ),
+            "{shown}"
+        );
         assert!(shown.contains("oracle       https://oracle.nishati.example"), "{shown}");
         assert!(shown.contains(&format!("market       {MARKET}")), "{shown}");
         assert!(!shown.contains("mvua") && !shown.contains("s3cret"), "{shown}");
@@ -507,7 +526,8 @@ mod tests {
                 "over 64 bytes",
             ),
             ("register 11111111111111111111111111111111", "set the market first"),
-            ("tls maybe", "usage: tls on|off"),
+            ("tls maybe", "tls takes on, off, or the broker certificate's SHA-256"),
+            ("tls on off", "usage: tls on|off|SHA256"),
             ("reboot now", "usage: a command without arguments"),
             ("flash-erase", "unknown command"),
         ];

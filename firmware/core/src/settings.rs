@@ -25,6 +25,8 @@ pub const BROKER_PASSWORD_MAX_LEN: usize = 64;
 pub const URL_MAX_LEN: usize = 96;
 /// The oracle's broker speaks MQTT over TLS on its standard port unless told otherwise.
 pub const MQTTS_PORT: u16 = 8883;
+/// A certificate's SHA-256 fingerprint.
+pub const FINGERPRINT_LEN: usize = 32;
 
 /// Bytes the largest settings value takes in flash (`store::BUFFER_LEN` holds it).
 pub(crate) const ENCODED_MAX_LEN: usize = 1
@@ -32,7 +34,7 @@ pub(crate) const ENCODED_MAX_LEN: usize = 1
     + (1 + 63)
     + (1 + HOST_MAX_LEN)
     + 2
-    + 1
+    + (1 + FINGERPRINT_LEN)
     + (1 + BROKER_USER_MAX_LEN)
     + (1 + BROKER_PASSWORD_MAX_LEN)
     + (1 + URL_MAX_LEN)
@@ -70,6 +72,8 @@ pub enum SettingError {
     UrlTooLong {
         len: usize,
     },
+    /// Not `on`, `off` or a SHA-256 fingerprint (64 hex digits, `:` between bytes allowed).
+    BadTls,
 }
 
 impl fmt::Display for SettingError {
@@ -104,6 +108,10 @@ impl fmt::Display for SettingError {
             Self::UrlTooLong { len } => {
                 write!(f, "the oracle URL is {len} bytes, at most {URL_MAX_LEN}")
             }
+            Self::BadTls => write!(
+                f,
+                "tls takes on, off, or the broker certificate's SHA-256 fingerprint (64 hex digits)"
+            ),
         }
     }
 }
@@ -176,6 +184,43 @@ impl<const N: usize> fmt::Debug for Secret<N> {
     }
 }
 
+/// How the meter's MQTT connection trusts the broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tls {
+    /// Plain MQTT: only for a broker on a private network.
+    Off,
+    /// TLS, the broker's certificate checked against the roots the uplink carries.
+    On,
+    /// TLS, and only the certificate whose SHA-256 fingerprint is this (a broker with its own,
+    /// self-signed certificate).
+    Pinned([u8; FINGERPRINT_LEN]),
+}
+
+impl Tls {
+    /// `on`, `off`, or a fingerprint as `openssl x509 -noout -fingerprint -sha256` prints it
+    /// (hex, either case, bytes separated by `:` or not).
+    pub fn parse(text: &str) -> Result<Self, SettingError> {
+        match text {
+            "on" => return Ok(Self::On),
+            "off" => return Ok(Self::Off),
+            _ => {}
+        }
+        let text = text.strip_prefix("sha256:").unwrap_or(text);
+        let mut digits = text.bytes().filter(|&b| b != b':').map(|b| (b as char).to_digit(16));
+        let mut fingerprint = [0u8; FINGERPRINT_LEN];
+        for byte in &mut fingerprint {
+            match (digits.next(), digits.next()) {
+                (Some(Some(high)), Some(Some(low))) => *byte = (high << 4 | low) as u8,
+                _ => return Err(SettingError::BadTls),
+            }
+        }
+        if digits.next().is_some() {
+            return Err(SettingError::BadTls);
+        }
+        Ok(Self::Pinned(fingerprint))
+    }
+}
+
 /// The meter's provisioning. An empty text or `None`: not set yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -183,8 +228,7 @@ pub struct Settings {
     pub wifi_password: Secret<63>,
     pub broker_host: Text<HOST_MAX_LEN>,
     pub broker_port: u16,
-    /// Whether MQTT runs over TLS; off only for a broker on a private network.
-    pub broker_tls: bool,
+    pub broker_tls: Tls,
     pub broker_user: Text<BROKER_USER_MAX_LEN>,
     pub broker_password: Secret<BROKER_PASSWORD_MAX_LEN>,
     pub oracle_url: Text<URL_MAX_LEN>,
@@ -199,7 +243,7 @@ impl Default for Settings {
             wifi_password: Secret(Text::EMPTY),
             broker_host: Text::EMPTY,
             broker_port: MQTTS_PORT,
-            broker_tls: true,
+            broker_tls: Tls::On,
             broker_user: Text::EMPTY,
             broker_password: Secret(Text::EMPTY),
             oracle_url: Text::EMPTY,
@@ -260,8 +304,8 @@ impl Settings {
         Ok(())
     }
 
-    pub fn set_broker_tls(&mut self, on: bool) {
-        self.broker_tls = on;
+    pub fn set_broker_tls(&mut self, tls: Tls) {
+        self.broker_tls = tls;
     }
 
     pub fn set_broker_login(&mut self, user: &str, password: &str) -> Result<(), SettingError> {
@@ -352,7 +396,14 @@ impl<'a> Value<'a> for Settings {
         self.wifi_password.0.encode(&mut out)?;
         self.broker_host.encode(&mut out)?;
         out.put(&self.broker_port.to_le_bytes())?;
-        out.put(&[u8::from(self.broker_tls)])?;
+        match &self.broker_tls {
+            Tls::Off => out.put(&[0])?,
+            Tls::On => out.put(&[1])?,
+            Tls::Pinned(fingerprint) => {
+                out.put(&[2])?;
+                out.put(fingerprint)?;
+            }
+        }
         self.broker_user.encode(&mut out)?;
         self.broker_password.0.encode(&mut out)?;
         self.oracle_url.encode(&mut out)?;
@@ -376,7 +427,12 @@ impl<'a> Value<'a> for Settings {
             wifi_password: Secret(Text::decode(&mut input)?),
             broker_host: Text::decode(&mut input)?,
             broker_port: u16::from_le_bytes(input.take(2)?.try_into().expect("took two bytes")),
-            broker_tls: input.take(1)?[0] != 0,
+            broker_tls: match input.take(1)?[0] {
+                0 => Tls::Off,
+                1 => Tls::On,
+                2 => Tls::Pinned(input.take(FINGERPRINT_LEN)?.try_into().expect("took 32 bytes")),
+                _ => return Err(SerializationError::InvalidFormat),
+            },
             broker_user: Text::decode(&mut input)?,
             broker_password: Secret(Text::decode(&mut input)?),
             oracle_url: Text::decode(&mut input)?,
@@ -432,6 +488,7 @@ mod tests {
         s.set_wifi(&"s".repeat(32), &"p".repeat(63)).unwrap();
         s.set_broker(&format!("{}:65535", "h".repeat(64))).unwrap();
         s.set_broker_login(&"u".repeat(32), &"w".repeat(64)).unwrap();
+        s.set_broker_tls(Tls::Pinned([0xAB; 32]));
         let url = format!("https://o.example/{}", "p".repeat(URL_MAX_LEN - 18));
         s.set_oracle_url(&url).unwrap();
         s.set_market([0xFF; 32]);
@@ -516,6 +573,19 @@ mod tests {
             Err(SettingError::UrlTooLong { len: URL_MAX_LEN + 8 })
         );
         assert_eq!(s, before);
+    }
+
+    #[test]
+    fn tls_is_on_off_or_a_pinned_fingerprint() {
+        assert_eq!(Tls::parse("on"), Ok(Tls::On));
+        assert_eq!(Tls::parse("off"), Ok(Tls::Off));
+        assert_eq!(Tls::parse(&"0f".repeat(32)), Ok(Tls::Pinned([0x0F; 32])));
+        assert_eq!(Tls::parse(&["AB"; 32].join(":")), Ok(Tls::Pinned([0xAB; 32])));
+        assert_eq!(Tls::parse(&format!("sha256:{}", "c".repeat(64))), Ok(Tls::Pinned([0xCC; 32])));
+        for bad in ["yes", "", &"0f".repeat(31), &"0f".repeat(33), &"0g".repeat(32)] {
+            assert_eq!(Tls::parse(bad), Err(SettingError::BadTls), "{bad}");
+        }
+        assert_eq!(Settings::default().broker_tls, Tls::On);
     }
 
     #[test]
