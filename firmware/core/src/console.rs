@@ -601,6 +601,35 @@ mod tests {
         verifying.verify(&signed.message, &Signature::from_bytes(&signed.signature)).unwrap();
     }
 
+    /// The shared vectors' registration (docs/reading-vectors.json, which the client and the
+    /// program are held to), typed at the console: the printed message and proof are theirs.
+    #[test]
+    fn register_prints_the_vectors_registration() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/reading-vectors.json");
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let reg = &doc["registration"];
+        let bytes = |field: &serde_json::Value| -> [u8; 32] {
+            hex::decode(field.as_str().unwrap()).unwrap().try_into().unwrap()
+        };
+        let meter = MeterKey::from_seed(&bytes(&reg["meter_seed"]));
+        let (mut market, mut household) = (String::new(), String::new());
+        write_base58(&mut market, &bytes(&reg["market"])).unwrap();
+        write_base58(&mut household, &bytes(&reg["household"])).unwrap();
+        let mut storage = storage();
+        let mut out = String::new();
+        for line in [format!("market {market}"), format!("register {household}")] {
+            out.clear();
+            block_on(run_line(Ok(&line), &mut storage, &meter, &mut out));
+        }
+        let valid = &reg["cases"][0];
+        assert!(valid["error"].is_null());
+        let message = valid["message"].as_str().unwrap();
+        let proof = valid["signature"].as_str().unwrap();
+        assert!(out.contains(&format!("message      {message}\n")), "{out}");
+        assert!(out.contains(&format!("--meter-proof {proof} ")), "{out}");
+    }
+
     #[test]
     fn show_on_a_fresh_meter_and_reboot() {
         let mut storage = storage();

@@ -600,17 +600,21 @@ mod tests {
         assert!(s.broker_user.is_empty() && s.broker_password.is_empty());
     }
 
-    /// Saves settings in turn, with the impulse total written between them so the map fills
-    /// its sectors and erases them again; the power is cut at write or erase `at`. Returns the
-    /// settings saved for sure and the ones being saved when the power went, or `None` if the
-    /// scenario ended before operation `at`.
+    const SEED: [u8; 32] = [0x33; 32];
+
+    /// With the key stored, saves settings in turn, with the impulse total written between
+    /// them so the map fills its sectors and erases them again; the power is cut at write or
+    /// erase `at`. Returns the settings saved for sure and the ones being saved when the power
+    /// went, or `None` if the scenario ended before operation `at`.
     fn save_with_cut_at(at: usize) -> Option<(Vec<u8>, Settings, Settings)> {
         let versions = [provisioned(), longest(), Settings::default(), provisioned()];
-        let mut storage =
-            Storage::new(SimFlash::new(4).cut_power_after(at), SMALL).expect("layout");
+        let mut storage = Storage::new(SimFlash::new(4), SMALL).expect("layout");
+        block_on(storage.set_seed(&SEED)).expect("no cut yet");
+        let flash = storage.into_flash().cut_power_after(at);
+        let mut storage = Storage::new(flash, SMALL).expect("layout");
         let mut saved = Settings::default();
         block_on(async {
-            for round in 0..12u64 {
+            for round in 0..60u64 {
                 let next = versions[round as usize % versions.len()];
                 if storage.save_settings(&next).await.is_err() {
                     return Some((storage.into_flash().into_bytes(), saved, next));
@@ -620,6 +624,7 @@ mod tests {
                     return Some((storage.into_flash().into_bytes(), saved, saved));
                 }
             }
+            assert!(storage.into_flash().erases() >= 2, "the scenario recycles no sector");
             None
         })
     }
@@ -631,6 +636,7 @@ mod tests {
             let mut storage = Storage::new(SimFlash::from_bytes(bytes), SMALL).unwrap();
             let found = block_on(storage.load_settings()).expect("settings readable after a cut");
             assert!(found == old || found == new, "cut at {at}: a mix {found:?}");
+            assert_eq!(block_on(storage.seed()), Ok(Some(SEED)), "cut at {at}: the key");
             at += 1;
         }
         assert!(at > 20, "only {at} writes");
