@@ -1,6 +1,8 @@
-//! The installer's console on the chip's USB-Serial-JTAG port (the USB connector of the C3 and
-//! C6 DevKits): `nishati-meter-core::console` does the work, this module moves the bytes.
-//! Output goes through `esp-println`, which writes to the same port, with each `\n` sent as
+//! The installer's console: `nishati-meter-core::console` does the work, this module moves the
+//! bytes. Input is taken from both serial ports the boards bring out: UART0 (behind the USB-UART
+//! bridge of the ESP32-C3-DevKitM-1 and the C6 DevKitC's UART connector, and Wokwi's serial
+//! monitor) and the chip's own USB-Serial-JTAG (boards whose USB connector goes straight to the
+//! chip). Output goes through `esp-println`, which picks the port, with each `\n` sent as
 //! `\r\n` for raw serial terminals.
 
 use core::fmt::{self, Write};
@@ -9,9 +11,11 @@ use embassy_futures::block_on;
 use embedded_storage_async::nor_flash::MultiwriteNorFlash;
 use esp_hal::{
     delay::Delay,
-    peripherals::USB_DEVICE,
+    gpio::interconnect::PeripheralInput,
+    peripherals::{UART0, USB_DEVICE},
     system::software_reset,
     time::{Duration, Instant},
+    uart::{self, UartRx},
     usb::usb_serial_jtag::{UsbSerialJtag, UsbSerialJtagRx},
     Blocking,
 };
@@ -48,14 +52,32 @@ pub fn print_banner(key: &MeterKey, settings: &Settings) {
 }
 
 pub struct Console<'d> {
-    rx: UsbSerialJtagRx<'d, Blocking>,
+    usb: UsbSerialJtagRx<'d, Blocking>,
+    uart: UartRx<'d, Blocking>,
     editor: LineEditor,
 }
 
 impl<'d> Console<'d> {
-    pub fn new(usb: USB_DEVICE<'d>) -> Self {
-        let (rx, _tx) = UsbSerialJtag::new(usb).split();
-        Self { rx, editor: LineEditor::default() }
+    /// `uart_rx`: UART0's RX pin (GPIO20 on the C3, GPIO17 on the C6), at 115,200 baud 8N1.
+    pub fn new(usb: USB_DEVICE<'d>, uart0: UART0<'d>, uart_rx: impl PeripheralInput<'d>) -> Self {
+        let (usb, _tx) = UsbSerialJtag::new(usb).split();
+        let uart = UartRx::new(uart0, uart::Config::default())
+            .expect("115,200 baud 8N1 is a UART0 configuration")
+            .with_rx(uart_rx);
+        Self { usb, uart, editor: LineEditor::default() }
+    }
+
+    /// A byte typed on either port, if one is waiting.
+    fn typed(&mut self) -> Option<u8> {
+        if let Ok(byte) = self.usb.read_byte() {
+            return Some(byte);
+        }
+        let mut byte = [0u8; 1];
+        // A framing or parity error drops the byte: the installer sees no echo and types again.
+        match self.uart.read_buffered(&mut byte) {
+            Ok(1) => Some(byte[0]),
+            _ => None,
+        }
     }
 
     /// Answers the installer's commands for `period`, then returns; a `reboot` restarts the chip.
@@ -68,7 +90,7 @@ impl<'d> Console<'d> {
         let start = Instant::now();
         let delay = Delay::new();
         while start.elapsed() < period {
-            let Ok(byte) = self.rx.read_byte() else {
+            let Some(byte) = self.typed() else {
                 delay.delay_millis(POLL_MS);
                 continue;
             };

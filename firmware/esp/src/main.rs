@@ -5,7 +5,7 @@
 //! its public key is printed. Every boot then resumes the reading counter from its reservation
 //! in flash and reads the meter once a `READ_EVERY_SECS`, under the RTC watchdog.
 //!
-//! Between readings the installer's console (`console`) answers on the USB port: the boot
+//! Between readings the installer's console (`console`) answers on the serial ports: the boot
 //! banner shows the public key and its QR code, and commands set Wi-Fi, broker, oracle, market.
 //!
 //! Signing waits for the uplink (SNTP time before the first signature, then MQTT): until it is
@@ -80,7 +80,11 @@ fn main() -> ! {
     let key = MeterKey::from_seed(&seed);
     let settings = block_on(storage.load_settings()).expect("reading the settings");
     console::print_banner(&key, &settings);
-    let mut console = console::Console::new(peripherals.USB_DEVICE);
+    #[cfg(feature = "esp32c3")]
+    let uart_rx = peripherals.GPIO20;
+    #[cfg(feature = "esp32c6")]
+    let uart_rx = peripherals.GPIO17;
+    let mut console = console::Console::new(peripherals.USB_DEVICE, peripherals.UART0, uart_rx);
 
     let counter = block_on(Counter::resume(&mut storage)).expect("reading the counter");
     println!("counter resumes: {counter:?}");
