@@ -88,6 +88,19 @@ fn os_random<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// When the simulated meter started counting: the state's first start, kept in the state.
+fn installed_at(state: &std::path::Path) -> Result<u32, String> {
+    let path = state.join("installed");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map_err(|e| format!("{}: {e}", path.display())),
+        Err(_) => {
+            let now = now_secs();
+            std::fs::write(&path, now.to_string()).map_err(|e| e.to_string())?;
+            Ok(now)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match parse_args().and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
@@ -125,6 +138,7 @@ fn run(args: Args) -> Result<(), String> {
     let topic = readings_topic(&args.root, &args.market, &meter, &mut topic_buf)
         .map_err(|_| "topic too long")?
         .to_owned();
+    let installed = installed_at(&args.state)?;
     let mut counter = block_on(Counter::resume(&mut storage)).map_err(|e| format!("{e:?}"))?;
 
     let mut session = Session::<8>::new(30);
@@ -139,9 +153,10 @@ fn run(args: Args) -> Result<(), String> {
     loop {
         if taken < args.count && Instant::now() >= next_reading {
             let n = block_on(counter.take(&mut storage)).map_err(|e| format!("{e:?}"))?;
-            // The simulated meter: a constant export since the meter was installed, one interval
-            // per counter, so a restarted runner goes on from the same total.
-            let exported_wh = args.export_w * u64::from(args.interval_secs) * u64::from(n) / 3600;
+            // The simulated meter: a constant export since the state was made, so a restarted
+            // runner goes on from the total a real meter would show.
+            let exported_wh =
+                args.export_w * u64::from(now_secs().saturating_sub(installed)) / 3600;
             let reading =
                 Reading { counter: n, timestamp: now_secs(), exported_wh, imported_wh: 0 };
             block_on(storage.push_reading(&key.sign_reading(&reading, &market)))
