@@ -71,6 +71,27 @@ impl<F: MultiwriteNorFlash> Storage<F> {
         }
     }
 
+    /// The reading `index` places after the oldest (0 is the oldest): the uplink sends a
+    /// window of the oldest readings before the first is acknowledged.
+    pub async fn nth_reading(
+        &mut self,
+        index: usize,
+    ) -> Result<Option<SignedReading>, BacklogError> {
+        let (mut queue, buffer) = self.backlog();
+        let mut entries = queue.iter().await?;
+        for _ in 0..index {
+            if entries.next(buffer).await?.is_none() {
+                return Ok(None);
+            }
+        }
+        match entries.next(buffer).await? {
+            Some(entry) => {
+                SignedReading::from_bytes(&entry).map(Some).ok_or(BacklogError::BadEntry)
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Removes the oldest reading once its delivery with `counter` is acknowledged.
     pub async fn acknowledge(&mut self, counter: u32) -> Result<(), BacklogError> {
         let (mut queue, buffer) = self.backlog();

@@ -21,3 +21,4 @@ pub mod signer;
 pub mod sim_flash;
 pub mod simulated;
 pub mod store;
+pub mod uplink;
