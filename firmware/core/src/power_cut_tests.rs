@@ -59,7 +59,7 @@ fn cut(error: impl core::fmt::Debug) {
 
 /// Boots, checks what survived, then lives on until the scenario ends or the power goes.
 /// Returns `Err` at the cut.
-async fn live(storage: &mut Storage<SimFlash>, w: &mut Witness) -> Result<(), ()> {
+async fn live(storage: &mut Storage<SimFlash<Vec<u8>>>, w: &mut Witness) -> Result<(), ()> {
     // Key: made once, the same ever after.
     let stored = storage.seed().await.map_err(cut)?;
     match (w.seed, stored) {
