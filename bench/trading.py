@@ -91,6 +91,7 @@ from nishati_dev.sandbox import (
 )
 from nishati_dev.settings import LocalChainSettings
 from nishati_oracle.core.settings import OracleSettings, StorageSettings
+from nishati_oracle.trading.ledger import FINAL_STATES
 
 PAYER_LAMPORTS = 100_000 * 10**9
 ORACLE_LAMPORTS = 50_000 * 10**9
@@ -110,7 +111,7 @@ SIM_SETTINGS: dict[str, object] = {"callback_delay_secs": 0.2, "same_amount_wind
 ORDER_RATE = 2.0
 # Buyers register this many at a time (setup).
 REGISTERING = 8
-FINAL = {"payout_confirmed", "cancelled", "rejected", "payout_failed", "refund_due"}
+FINAL = {str(state) for state in FINAL_STATES}
 SETTLED_OR_LATER = {"settled", "payout_sent"} | FINAL
 
 CALLBACK_RATE = 200

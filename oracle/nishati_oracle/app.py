@@ -49,6 +49,7 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
     app.include_router(trading_api.orders)
     app.include_router(trading_api.lookups)
     app.include_router(trading_api.callbacks)
+    app.include_router(trading_api.operators)
     docs.install(app)
     app.add_middleware(readings_http.ReadingsRoute)
     # Added last, so outermost: it answers for the readings route too.

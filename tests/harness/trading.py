@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from pydantic import SecretStr
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -46,6 +47,7 @@ from nishati_oracle.core.settings import OracleSettings, StorageSettings
 
 PHONE_SALT = bytes(range(32))
 CALLBACK_TOKEN = "test-callback-token-0123456789abcdef"  # noqa: S105 (a test value)
+OPERATOR_TOKEN = "test-operator-token-0123456789abcdef"  # noqa: S105 (a test value)
 FEE_BPS = 150
 PRICE = 2_500  # cents per kWh
 SELLER_PHONE = "254700123456"
@@ -81,6 +83,9 @@ def oracle_env(
             "stk_query_after_secs": 3,
             "payment_worker_interval_secs": 0.2,
             "payout_status_after_secs": 3,
+            # A failed payout is paid again within seconds, not minutes.
+            "payout_retry_secs": 1,
+            "operator_token": SecretStr(OPERATOR_TOKEN),
         }
     )
     settings = OracleSettings(
@@ -165,6 +170,11 @@ class TradingWorld:
             assert time.monotonic() < deadline, f"still {payment['state']}: {payment['history']}"
             await asyncio.sleep(0.2)
 
+    async def operator(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        """An operator route, with the operator's token."""
+        headers = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        return await self.http.request(method, path, json=body, headers=headers)
+
     async def sim_control(self, path: str, body: Any = None) -> Any:
         async with httpx.AsyncClient(base_url=self.sim.url) as sim:
             answer = await sim.post(path, json=body) if body is not None else await sim.get(path)
@@ -240,3 +250,33 @@ def forged_success(checkout: str, phone: str, amount: int) -> dict[str, Any]:
             }
         }
     }
+
+
+def module_world(
+    name: str,
+    *,
+    sim_settings: dict[str, object] | None = None,
+    oracle_env_changes: dict[str, str] | None = None,
+) -> Any:
+    """A test module's one trading world, the fixture ``world`` (``world = module_world(...)``
+    in the module), in a directory named ``name``."""
+
+    @pytest.fixture(scope="module")
+    async def world(
+        rpc_url: str,
+        rpc_payer: Keypair,
+        settings: ClientSettings,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> AsyncIterator[TradingWorld]:
+        directory = tmp_path_factory.mktemp(name)
+        async with trading_world(
+            rpc_url,
+            rpc_payer,
+            settings,
+            directory,
+            sim_settings=sim_settings,
+            oracle_env_changes=oracle_env_changes,
+        ) as started:
+            yield started
+
+    return world

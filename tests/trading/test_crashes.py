@@ -1,6 +1,11 @@
-"""Exactly once under crashes: 200 trades while the oracle is SIGKILLed at random points and
-restarted. Every trade must end in one final state, settled at most once, paid out at most once,
-and none lost; the chain, the simulator's books and the oracle's ledger must agree."""
+"""Exactly once under crashes: at least 200 trades while the oracle is SIGKILLed at random points
+and restarted, with Daraja behaving as it really does: buyers who type their PIN after the
+trade's deadline cancelled it (a late success, owed back), STK Query answering 4999 "still under
+processing" while the buyer decides, and B2C results that carry Daraja's own ids. Once all is
+quiet, the chain, the oracle's ledger and the simulator's books are held to the invariants of
+``tests/trading/invariants.py``; a failure lists every trade that breaks a rule, and why.
+
+``--chaos-trades`` and ``--chaos-kills`` (see ``tests/conftest.py``) scale the run."""
 
 from __future__ import annotations
 
@@ -9,7 +14,10 @@ import random
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,142 +25,246 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from nishati_client.config import ClientSettings
+from nishati_client.trading import Offer
 from nishati_oracle.trading.ledger import FINAL_STATES
-from tests.harness.trading import TradingWorld, trading_world
+from tests.harness.trading import (
+    FEE_BPS,
+    OPERATOR_TOKEN,
+    SELLER_PHONE,
+    TradingWorld,
+    trading_world,
+)
+from tests.trading.invariants import (
+    TOLERATED,
+    Books,
+    LedgerTrade,
+    OfferBooks,
+    SimPayment,
+    SimPayout,
+    SimReversal,
+    check,
+    report,
+)
 
 pytestmark = pytest.mark.rpc
 
-TRADES = 200
 CONCURRENT_ORDERS = 6
-SPARE_ORDERS = 60
-# Mostly paid; every failure code and callback mode turns up too.
-SUFFIXES = ["00"] * 8 + ["32", "37", "01", "11", "17", "19", "90", "91", "92", "93", "94"]
-SETTLED = {"payout_confirmed", "payout_failed", "payout_sent", "settled"}
+SPARE_SHARE = 0.3  # orders cut off by a kill may never be stored: spares keep the count up
+MAX_ORDER_WH = 3_000
+DEADLINE_SECS = 60  # the least the program allows
+# As with people typing a PIN, callbacks come seconds after the push: after a restart is done,
+# so one whose push answer a kill took can still find its trade.
+CALLBACK_DELAY_SECS = 8.0
+# After the orders, the kills go on while trades settle, pay out and are refunded.
+KILLS_AFTER_ORDERS_SECS = 15.0
+# From the last order: its deadline, a buyer's late PIN, the refund and its result, with room
+# for restarts. Past it, what is not final is reported, not waited for.
+QUIESCE_SECS = DEADLINE_SECS + 120.0
+# Quiet: every trade final and nothing due in the simulator, twice this far apart.
+QUIET_SECS = 3.0
+DARAJA_IDS_SELLER_PHONE = "254700123457"
+REGISTER_TOGETHER = 25  # buyers' households registered on chain at once
+
+
+class Buyer(StrEnum):
+    """How a buyer and their M-Pesa behave; ``plan`` gives each its phone ending and rules."""
+
+    pays = "pays"
+    refuses = "refuses"  # cancelled, wrong PIN, unreachable, no balance, expired, rule limited
+    odd_callback = "odd_callback"  # duplicate, dropped, late, early or reordered callback
+    slow_4999 = "slow_4999"  # pays within the deadline; STK Query says 4999 meanwhile
+    pin_too_late = "pin_too_late"  # pays after the deadline cancel: owed back
+    pin_too_late_no_reversal = "pin_too_late_no_reversal"  # ... and Daraja refuses to reverse it
+
+
+WEIGHTS = {
+    Buyer.pays: 8,
+    Buyer.refuses: 5,
+    Buyer.odd_callback: 5,
+    Buyer.slow_4999: 3,
+    Buyer.pin_too_late: 2,
+    Buyer.pin_too_late_no_reversal: 1,
+}
+REFUSING = ["32", "37", "01", "11", "17", "19"]
+ODD_CALLBACKS = ["90", "91", "92", "93", "94"]
+
+
+def plan(kind: Buyer, phone: str, rng: random.Random) -> list[dict[str, Any]]:
+    """The simulator's rules for this buyer's phone."""
+    if kind is Buyer.slow_4999:
+        decide = rng.uniform(5.0, DEADLINE_SECS - 12.0)
+        return [{"phone": phone, "pending_reply": "4999", "decide_after_secs": decide}]
+    if kind in (Buyer.pin_too_late, Buyer.pin_too_late_no_reversal):
+        late = {
+            "phone": phone,
+            "result_code": 0,
+            "decide_after_secs": DEADLINE_SECS + rng.uniform(4.0, 15.0),
+            "pending_reply": rng.choice(["4999", "500.001.1001"]),
+        }
+        if kind is Buyer.pin_too_late:
+            return [late]
+        # 2006: the account rule refuses it; the buyer is paid back by B2C instead.
+        return [late, {"api": "reversal", "phone": phone, "result_code": 2006}]
+    return []
+
+
+def suffix(kind: Buyer, rng: random.Random) -> str:
+    if kind is Buyer.refuses:
+        return rng.choice(REFUSING)
+    if kind is Buyer.odd_callback:
+        return rng.choice(ODD_CALLBACKS)
+    return "00"
+
+
+@dataclass(frozen=True)
+class Order:
+    phone: str
+    kind: Buyer
+    offer: Offer
+    wh: int
+
+
+@pytest.fixture
+def trades(request: pytest.FixtureRequest) -> int:
+    found: int = request.config.getoption("chaos_trades")
+    return found
+
+
+@pytest.fixture
+def kills(request: pytest.FixtureRequest) -> int:
+    found: int = request.config.getoption("chaos_kills")
+    return found
+
+
+def offer_wh(trades: int) -> int:
+    """Enough on each of the two offers for every order, spares included, to go to one."""
+    return int(trades * (1 + SPARE_SHARE)) * MAX_ORDER_WH
 
 
 @pytest.fixture
 async def world(
-    rpc_url: str, rpc_payer: Keypair, settings: ClientSettings, tmp_path: Path
+    rpc_url: str, rpc_payer: Keypair, settings: ClientSettings, tmp_path: Path, trades: int
 ) -> AsyncIterator[TradingWorld]:
-    # As with people typing a PIN, callbacks come seconds after the push: after a restart is
-    # done, so one whose push answer a kill took can still find its trade.
-    sim: dict[str, object] = {"callback_delay_secs": 8.0, "long_delay_secs": 6.0}
+    sim: dict[str, object] = {"callback_delay_secs": CALLBACK_DELAY_SECS, "long_delay_secs": 6.0}
     async with trading_world(
         rpc_url,
         rpc_payer,
         settings,
         tmp_path,
-        offer_wh=700_000,
-        deadline_secs=60,
+        offer_wh=offer_wh(trades),
+        deadline_secs=DEADLINE_SECS,
         sim_settings=sim,
     ) as started:
         yield started
 
 
-async def test_random_kills_lose_nothing_and_double_nothing(world: TradingWorld) -> None:
-    rng = random.Random(20261126)  # noqa: S311 - a reproducible test, not cryptography
-    # Orders cut off by a kill may never be stored: spares keep the stored count at TRADES.
-    orders = [
-        (world.phone(rng.choice(SUFFIXES)), rng.randrange(1_000, 3_000))
-        for _ in range(TRADES + SPARE_ORDERS)
-    ]
-    for phone, _ in orders:
-        await world.buyer(phone)
-    queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+async def test_random_kills_lose_nothing_and_double_nothing(
+    world: TradingWorld, trades: int, kills: int
+) -> None:
+    rng = random.Random(20261203)  # noqa: S311 - a reproducible test, not cryptography
+    # A second seller, whose payouts' results carry Daraja's own OriginatorConversationID.
+    daraja_ids_seller, daraja_ids_offer = await world.seller_with_offer(
+        DARAJA_IDS_SELLER_PHONE, offer_wh(trades)
+    )
+    await world.sim_control(
+        "/simulator/scenario",
+        {"api": "b2c", "phone": DARAJA_IDS_SELLER_PHONE, "result_ids": "daraja"},
+    )
+    kinds, weights = list(WEIGHTS), list(WEIGHTS.values())
+    orders: list[Order] = []
+    for _ in range(int(trades * (1 + SPARE_SHARE))):
+        kind = rng.choices(kinds, weights)[0]
+        phone = world.phone(suffix(kind, rng))
+        offer = rng.choice([world.offer, daraja_ids_offer])
+        orders.append(Order(phone, kind, offer, rng.randrange(1_000, MAX_ORDER_WH)))
+        for rule in plan(kind, phone, rng):
+            await world.sim_control("/simulator/scenario", rule)
+    for first in range(0, len(orders), REGISTER_TOGETHER):
+        batch = orders[first : first + REGISTER_TOGETHER]
+        await asyncio.gather(*(world.buyer(o.phone) for o in batch))
+    queue: asyncio.Queue[Order] = asyncio.Queue()
     for order in orders:
         queue.put_nowait(order)
-    answered: dict[str, str] = {}  # trade id -> buyer phone
     unanswered = 0
 
     async def customer() -> None:
         nonlocal unanswered
         async with httpx.AsyncClient(base_url=world.oracle.url, timeout=30) as http:
-            while not queue.empty() and stored(world) < TRADES:
-                phone, wh = queue.get_nowait()
-                body = {"offer": str(world.offer.address), "wh": wh, "phone": phone}
+            while not queue.empty() and stored(world) < trades:
+                order = queue.get_nowait()
+                body = {"offer": str(order.offer.address), "wh": order.wh, "phone": order.phone}
                 try:
-                    answer = await http.post("/api/v1/trades", json=body)
+                    await http.post("/api/v1/trades", json=body)
                 except httpx.ConnectError:
                     # Never reached the oracle (it is down): safe to send again.
-                    queue.put_nowait((phone, wh))
+                    queue.put_nowait(order)
                     await asyncio.sleep(0.3)
-                    continue
                 except httpx.HTTPError:
                     # Cut off mid-request: whether the trade exists is the oracle's to say.
                     unanswered += 1
-                    continue
-                if "trade_id" in answer.json():
-                    answered[answer.json()["trade_id"]] = phone
 
-    kills = 0
+    killed = 0
 
-    async def chaos(until: asyncio.Event) -> None:
-        nonlocal kills
-        while not until.is_set():
+    async def chaos(orders_done: asyncio.Event) -> None:
+        nonlocal killed
+        stop_at = float("inf")
+        while time.monotonic() < stop_at or killed < kills:
             await asyncio.sleep(rng.uniform(1.0, 5.0))
             await asyncio.to_thread(world.oracle.kill)
-            kills += 1
+            killed += 1
             await asyncio.to_thread(world.oracle.start)
+            if orders_done.is_set() and stop_at == float("inf"):
+                stop_at = time.monotonic() + KILLS_AFTER_ORDERS_SECS
 
     orders_done = asyncio.Event()
     killer = asyncio.create_task(chaos(orders_done))
+    started = time.monotonic()
     await asyncio.gather(*(customer() for _ in range(CONCURRENT_ORDERS)))
-    # Keep killing while the worker settles and pays.
-    await asyncio.sleep(12)
+    ordering_secs = time.monotonic() - started
     orders_done.set()
     await killer
-    rows = await all_final(world, within_secs=180)
+    quiet = await quiesce(world, within_secs=QUIESCE_SECS)
+    # The day's reconciliation: a PIN typed after the deadline whose callback a kill took is
+    # found by the STK Query, and refunded.
+    async with httpx.AsyncClient(base_url=world.oracle.url, timeout=30) as http:
+        operator = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        answer = await http.post("/api/v1/operator/reconcile", headers=operator)
+    assert answer.status_code == 200, answer.text
+    quiet += await quiesce(world, within_secs=QUIESCE_SECS)
 
-    # No lost trade: every answered order is in the ledger, and every row is final.
-    assert set(answered) <= set(rows)
-    assert {state for state, *_ in rows.values()} <= FINAL_STATES
-
-    # Settled at most once: each buyer (one order each) holds exactly what its trade settled.
-    phone_of = dict(answered)
-    by_buyer = {row[2]: (trade_id, row) for trade_id, row in rows.items()}
-    for phone, member in world.buyers.items():
-        found = by_buyer.get(str(member.address))
-        held = await world.market.balance(member)
-        expected = found[1][1] if found and found[1][0] in SETTLED else 0
-        assert held == expected, (phone, found)
-        if found:
-            assert phone_of.get(found[0], phone) == phone
-    settled_wh = sum(row[1] for row in rows.values() if row[0] in SETTLED)
-    offer = await world.client.offer(world.offer.address)
-    assert offer.reserved_wh == 0
-    assert offer.unreserved_wh == 700_000 - settled_wh
-    for trade_id, row in rows.items():
-        assert await world.market.h.chain.account(Pubkey.from_string(row[3])) is None, trade_id
-
-    # Paid out at most once, and exactly the confirmed ones.
-    books = await world.sim_control("/simulator/transactions")
-    paid = {p["originator_conversation_id"]: p["amount"] for p in books["payouts"] if p["paid"]}
-    confirmed = {t: row[4] for t, row in rows.items() if row[0] == "payout_confirmed"}
-    assert paid == confirmed
-
-    # Every payment the simulator took belongs to a settled trade, except where a kill took
-    # both the push's answer and its callback: that trade, never told of a CheckoutRequestID,
-    # was cancelled at its deadline, and the buyer is owed a refund.
-    by_checkout = {row[5]: row[0] for row in rows.values() if row[5]}
-    orphans = 0
-    for stk in books["stk"]:
-        if stk["result_code"] != 0:
-            continue
-        if stk["checkout_request_id"] in by_checkout:
-            assert by_checkout[stk["checkout_request_id"]] in SETTLED
-            continue
-        orphans += 1
-        trade_id, row = by_buyer[str(world.buyers[stk["phone"]].address)]
-        assert (row[0], row[5]) == ("cancelled", None), trade_id
+    sellers = {str(world.seller.address): SELLER_PHONE}
+    sellers[str(daraja_ids_seller.address)] = DARAJA_IDS_SELLER_PHONE
+    books = await read_books(world, sellers, [world.offer, daraja_ids_offer], offer_wh(trades))
+    found = check(books)
+    failed = [v for v in found if v.rule not in TOLERATED]
+    kind_of = {o.phone: o.kind for o in orders}
+    phone_of = {a: p for a, p in books.phones.items() if p in kind_of}
+    mix: dict[str, int] = {}
     states: dict[str, int] = {}
-    for state, *_ in rows.values():
-        states[state] = states.get(state, 0) + 1
+    for t in books.trades:
+        key = kind_of[phone_of[t.buyer]]
+        mix[key] = mix.get(key, 0) + 1
+        states[t.state] = states.get(t.state, 0) + 1
     print(
-        f"\n{len(rows)} trades, {kills} kills, {unanswered} orders unanswered, "
-        f"{orphans} orphaned payments; final states {states}"
+        f"\n{len(books.trades)} trades ({mix}) in {ordering_secs:.0f} s of orders, {killed} "
+        f"kills, {unanswered} orders unanswered, quiet after {quiet:.0f} s"
+        f"\nfinal states {states}; {len(books.reversals)} reversals, "
+        f"{sum(p.paid and p.phone in kind_of for p in books.payouts)} B2C refunds paid"
+        f"\n{report(found) or 'every invariant holds'}"
     )
-    assert kills >= 5
-    assert len(rows) >= TRADES
+    assert not failed, "\n" + report(failed)
+    assert killed >= kills
+    assert len(books.trades) >= trades
+
+
+def unprocessed_payments(world: TradingWorld) -> int:
+    """STK callbacks the oracle stored but has not acted on yet (a result matching no payout
+    or refund is kept a while before it is dropped: it moves no money)."""
+    with sqlite3.connect(world.database) as db:
+        count: int = db.execute(
+            "SELECT count(*) FROM callbacks WHERE processed_at IS NULL AND kind = 'stk'"
+        ).fetchone()[0]
+    return count
 
 
 def stored(world: TradingWorld) -> int:
@@ -161,23 +273,91 @@ def stored(world: TradingWorld) -> int:
     return count
 
 
-async def all_final(
-    world: TradingWorld, within_secs: float
-) -> dict[str, tuple[str, int, str, str, int, str | None]]:
-    """Trade id -> (state, wh, buyer, trade address, payout KES, checkout id) once all are
-    final."""
-    deadline = time.monotonic() + within_secs
-    while True:
-        with sqlite3.connect(world.database) as db:
-            rows = {
-                r[0]: tuple(r[1:])
-                for r in db.execute(
-                    "SELECT id, state, wh, buyer, trade_address, payout_kes, checkout_request_id"
-                    " FROM trades"
-                )
-            }
-        waiting = {t: r[0] for t, r in rows.items() if r[0] not in FINAL_STATES}
-        if not waiting:
-            return rows
-        assert time.monotonic() < deadline, f"not final: {waiting}"
-        await asyncio.sleep(1)
+async def quiesce(world: TradingWorld, within_secs: float) -> float:
+    """Waits until every trade is final, the simulator has nothing left to do (no decision,
+    callback or status answer due, no callback held) and the oracle has acted on every
+    payment's callback it stored, the same twice ``QUIET_SECS`` apart;
+    or ``within_secs``, after which :func:`check` reports what is still moving. How long it
+    took."""
+    started = time.monotonic()
+    last: object = None
+    while time.monotonic() - started < within_secs:
+        states = world.trade_rows()
+        books = await world.sim_control("/simulator/transactions")
+        now: object = (
+            sorted(states.items()),
+            len(books["reversals"]),
+            len(books["payouts"]),
+        )
+        busy = books["pending_work"] or books["held"] or unprocessed_payments(world)
+        if not busy and set(states.values()) <= FINAL_STATES:
+            if now == last:
+                break
+            last = now
+        else:
+            last = None
+        await asyncio.sleep(QUIET_SECS if last is not None else 1.0)
+    return time.monotonic() - started
+
+
+LEDGER_COLUMNS = (
+    "id, state, offer, seller, buyer, wh, total_cents, fee_cents, payout_kes, "
+    "checkout_request_id, mpesa_receipt, payout_receipt, refund_receipt"
+)
+
+
+async def read_books(
+    world: TradingWorld, sellers: dict[str, str], offers: list[Offer], initial_wh: int
+) -> Books:
+    """The three books as they stand: the oracle's ledger, the simulator's, the chain."""
+    with sqlite3.connect(world.database) as db:
+        trades = [
+            LedgerTrade(*row)
+            for row in db.execute(f"SELECT {LEDGER_COLUMNS} FROM trades")  # noqa: S608
+        ]
+        addresses = dict(db.execute("SELECT id, trade_address FROM trades").fetchall())
+    sim = await world.sim_control("/simulator/transactions")
+    deliveries = await world.sim_control("/simulator/callbacks?kind=stk")
+    reached = {d["reference"] for d in deliveries if d["outcome"] == "delivered"}
+    phones = {str(m.address): phone for phone, m in world.buyers.items()} | sellers
+    client = world.client
+    on_chain = await client.trades_at([Pubkey.from_string(addresses[t.id]) for t in trades])
+    held = await asyncio.gather(*(world.market.balance(m) for m in world.buyers.values()))
+    offer_books = []
+    for offer in offers:
+        now = await client.offer(offer.address)
+        escrow = await client.energy_balance(now.escrow)
+        offer_books.append(
+            OfferBooks(str(offer.address), initial_wh, now.reserved_wh, now.unreserved_wh, escrow)
+        )
+    return Books(
+        trades=trades,
+        phones=phones,
+        held_wh={str(m.address): wh for m, wh in zip(world.buyers.values(), held, strict=True)},
+        open_accounts={t.id for t, a in zip(trades, on_chain, strict=True) if a is not None},
+        offers=offer_books,
+        payments=[
+            SimPayment(
+                p["checkout_request_id"], p["phone"], p["amount"], p["result_code"], p["receipt"]
+            )
+            for p in sim["stk"]
+        ],
+        payouts=[
+            SimPayout(
+                p["originator_conversation_id"],
+                p["phone"],
+                p["amount"],
+                p["paid"],
+                p["transaction_id"],
+            )
+            for p in sim["payouts"]
+        ],
+        reversals=[
+            SimReversal(
+                r["conversation_id"], r["transaction_id"], r["amount"], r["reversed"], r["receipt"]
+            )
+            for r in sim["reversals"]
+        ],
+        fee_bps=FEE_BPS,
+        undelivered={p["checkout_request_id"] for p in sim["stk"]} - reached,
+    )

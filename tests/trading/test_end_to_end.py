@@ -5,38 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from nishati_client.config import ClientSettings
 from tests.harness.trading import (
     FEE_BPS,
     HAPPY_PATH,
     SELLER_PHONE,
     TradingWorld,
     forged_success,
-    trading_world,
+    module_world,
 )
 
 pytestmark = pytest.mark.rpc
 
 
-@pytest.fixture(scope="module")
-async def world(
-    rpc_url: str,
-    rpc_payer: Keypair,
-    settings: ClientSettings,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[TradingWorld]:
-    # A late callback comes 5 s after the outcome, after the oracle's own query (3 s).
-    sim: dict[str, object] = {"long_delay_secs": 5.0}
-    directory = tmp_path_factory.mktemp("trading")
-    async with trading_world(rpc_url, rpc_payer, settings, directory, sim_settings=sim) as started:
-        yield started
+# A late callback comes 5 s after the outcome, after the oracle's own query (3 s).
+world = module_world("trading", sim_settings={"long_delay_secs": 5.0})
 
 
 async def bought(world: TradingWorld, phone: str, wh: int = 2_000, **kw: Any) -> dict[str, Any]:

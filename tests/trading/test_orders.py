@@ -3,29 +3,17 @@ stored, nothing reserved on chain, no payment asked for)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from nishati_client.config import ClientSettings
-from tests.harness.trading import SELLER_PHONE, TradingWorld, trading_world
+from tests.harness.trading import SELLER_PHONE, TradingWorld, module_world
 
 pytestmark = pytest.mark.rpc
 
 
-@pytest.fixture(scope="module")
-async def world(
-    rpc_url: str,
-    rpc_payer: Keypair,
-    settings: ClientSettings,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[TradingWorld]:
-    directory = tmp_path_factory.mktemp("orders")
-    async with trading_world(rpc_url, rpc_payer, settings, directory) as started:
-        yield started
+world = module_world("orders")
 
 
 async def refused(

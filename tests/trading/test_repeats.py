@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlparse
 
 import httpx
 import pytest
-from solders.keypair import Keypair
 
-from nishati_client.config import ClientSettings
 from nishati_dev.processes import OracleService
 from nishati_oracle.trading.ledger import MAX_BODIES_PER_KEY
-from tests.harness.trading import SELLER_PHONE, TradingWorld, forged_success, trading_world
+from tests.harness.trading import SELLER_PHONE, TradingWorld, forged_success, module_world
 from tests.oracle.proxy import CuttableProxy
 
 pytestmark = pytest.mark.rpc
@@ -28,19 +25,9 @@ REPEAT_WINDOW_SECS = 10
 STK_PUSH = "/mpesa/stkpush/v1/processrequest"
 
 
-@pytest.fixture(scope="module")
-async def world(
-    rpc_url: str,
-    rpc_payer: Keypair,
-    settings: ClientSettings,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[TradingWorld]:
-    directory = tmp_path_factory.mktemp("repeats")
-    changes = {"NISHATI_ORDER_REPEAT_WINDOW_SECS": str(REPEAT_WINDOW_SECS)}
-    async with trading_world(
-        rpc_url, rpc_payer, settings, directory, oracle_env_changes=changes
-    ) as started:
-        yield started
+world = module_world(
+    "repeats", oracle_env_changes={"NISHATI_ORDER_REPEAT_WINDOW_SECS": str(REPEAT_WINDOW_SECS)}
+)
 
 
 async def order(world: TradingWorld, phone: str, key: str | None, wh: int = 2_000) -> Any:

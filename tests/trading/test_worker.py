@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from solders.pubkey import Pubkey
+from sqlalchemy import select, update
 
 from nishati_client.errors import AccountNotFound, NishatiProgramError
 from nishati_client.keys import write_keypair
@@ -31,14 +32,18 @@ from nishati_dev.sandbox import (
 from nishati_oracle.core.metrics import Metrics
 from nishati_oracle.core.settings import OracleSettings, StorageSettings
 from nishati_oracle.readings.store import Store
-from nishati_oracle.trading.desk import Order, Refusal, TradeDesk, TradeRefused
+from nishati_oracle.storage.schema import callbacks
+from nishati_oracle.trading.attention import Attention
+from nishati_oracle.trading.desk import UNFINISHED, Order, Refusal, TradeDesk, TradeRefused
 from nishati_oracle.trading.gateway import (
+    Asked,
     Delivery,
     Payment,
     PaymentStatus,
-    PayoutOutcome,
     PayoutResult,
     PushResult,
+    ResultNotice,
+    parse_result,
 )
 from nishati_oracle.trading.idempotency import Answer, Idempotency
 from nishati_oracle.trading.ledger import (
@@ -95,12 +100,19 @@ class FakeGateway:
     ) -> PayoutResult:
         duplicate = conversation_id in self.payouts
         self.payouts.append(conversation_id)
-        return PayoutResult(Delivery.accepted, duplicate=duplicate)
+        if duplicate:
+            return PayoutResult(Delivery.accepted, duplicate=True)
+        return PayoutResult(Delivery.accepted, conversation_id=f"AG_{conversation_id}")
 
-    async def payout_status(
-        self, *, conversation_id: str, transaction_id: str | None, result_url: str, timeout_url: str
-    ) -> Delivery:
-        return Delivery.accepted
+    async def status(
+        self, *, originator_conversation_id: str, result_url: str, timeout_url: str
+    ) -> Asked:
+        return Asked(Delivery.accepted, "status-own", f"AG_status_{next(self.ids)}")
+
+    async def reverse(
+        self, *, receipt: str, amount_kes: int, result_url: str, timeout_url: str
+    ) -> Asked:
+        return Asked(Delivery.accepted, "reversal-own", f"AG_reversal_{next(self.ids)}")
 
     def payment_keys(self, body: object) -> tuple[str, str | None]:
         raise NotImplementedError
@@ -118,8 +130,8 @@ class FakeGateway:
             body.get("shown"),
         )
 
-    def parse_payout(self, body: object, timeout: bool) -> PayoutOutcome:
-        raise NotImplementedError
+    def parse_result(self, body: object, timeout: bool) -> ResultNotice:
+        return parse_result(body, timeout)
 
 
 @dataclass
@@ -219,14 +231,7 @@ async def test_ready_trades_settle_and_cancel_together(desk: Desk) -> None:
 
 
 async def test_a_settled_trade_is_paid_out_once(desk: Desk) -> None:
-    trade_id = await desk.order()
-    trade = await desk.ledger.get(trade_id)
-    assert trade is not None
-    assert trade.checkout_request_id is not None
-    desk.gateway.answers[trade.checkout_request_id] = 0
-    await desk.ledger.update(trade_id, TradeState.stk_sent, next_check_at=0)
-    await desk.worker.confirmations.query_payments()
-    await desk.worker.settlements.close_on_chain()
+    trade_id = await settled_trade(desk)
     await desk.worker.payouts.pay_sellers()
     await desk.worker.payouts.pay_sellers()
     assert desk.gateway.payouts == [trade_id]
@@ -330,6 +335,25 @@ async def test_a_callback_after_the_query_still_adds_its_receipt(desk: Desk) -> 
     ]
 
 
+async def test_only_a_callback_the_query_would_confirm_holds_back_the_cancel(desk: Desk) -> None:
+    """Past the deadline, the query still pending: a forged success (not the push's
+    MerchantRequestID) holds nothing; the genuine one holds the trade from the cancel."""
+    forged, forged_checkout, forged_phone = await pushed(desk)
+    genuine, genuine_checkout, genuine_phone = await pushed(desk)
+    for trade, checkout, phone, merchant, receipt in (
+        (forged, forged_checkout, forged_phone, "forged", "RCPTFORGED"),
+        (genuine, genuine_checkout, genuine_phone, f"merchant-{genuine_checkout}", "RCPTGENUIN"),
+    ):
+        paid = {"checkout": checkout, "code": 0, "amount": trade.amount_kes, "phone": phone}
+        await keep(desk, {**paid, "receipt": receipt, "merchant": merchant})
+        await desk.ledger.update(
+            trade.id, TradeState.stk_sent, next_check_at=0, give_up_at=time.time() - 1
+        )
+    await desk.worker.confirmations.query_payments()
+    assert await state(desk, forged.id) is TradeState.cancelling
+    assert await state(desk, genuine.id) is TradeState.stk_sent
+
+
 async def test_an_idempotency_key_holds_for_its_time_then_is_free(desk: Desk) -> None:
     now = time.time()
     orders = Idempotency(desk.ledger, 60, clock=lambda: now)
@@ -356,6 +380,40 @@ async def test_an_idempotency_key_holds_for_its_time_then_is_free(desk: Desk) ->
     holder = await desk.ledger.by_idempotency_key("the-key")
     assert holder is not None
     assert holder.id == again.body.decode()
+
+
+async def test_copies_that_look_up_their_key_at_once_share_one_order(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both copies find no trade with the key before either starts its order: the second
+    waits for the first's, and is answered as it was."""
+    orders = Idempotency(desk.ledger, 60)
+    _, phone = await desk.buyer()
+    looked_up = asyncio.Barrier(2)
+    lookup = desk.ledger.by_idempotency_key
+    lookups = 0
+
+    async def together(key: str) -> TradeRecord | None:
+        """The first two lookups answer only once both have looked."""
+        nonlocal lookups
+        found = await lookup(key)
+        lookups += 1
+        if lookups <= 2:
+            await looked_up.wait()
+        return found
+
+    monkeypatch.setattr(desk.ledger, "by_idempotency_key", together)
+
+    async def first() -> Answer:
+        opened = await desk.desk.open(Order(desk.offer.address, 1_000, phone, "at-once", "d"))
+        answer = Answer(201, opened.trade.id.encode())
+        await orders.record(opened.trade.id, answer)
+        return answer
+
+    copies = [orders.answer("at-once", "d", first, lambda _: Answer(201, b"")) for _ in range(2)]
+    one, other = await asyncio.gather(*copies)
+    assert one == other
+    assert (await desk.ledger.by_idempotency_key("at-once")) is not None
 
 
 async def test_compare_and_set(desk: Desk) -> None:
@@ -448,6 +506,89 @@ async def test_paid_but_cancelled_by_another_after_the_deadline_is_a_refund(desk
     await desk.market.h.chain.send([cancel], [stranger])
     await desk.worker.settlements.close_on_chain()
     assert await state(desk, trade_id) is TradeState.refund_due
+
+
+async def given_up(desk: Desk, trade_id: str, checkout: str | None) -> None:
+    """The trade past its deadline with its payment undecided (``checkout`` None: the push's
+    answer was lost), cancelled by the worker."""
+    state_now = TradeState.stk_sent if checkout else TradeState.opened
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert await desk.ledger.move(
+        trade_id,
+        [TradeState.stk_sent],
+        state_now,
+        checkout_request_id=checkout,
+        # The push's answer names both ids: a lost one leaves the trade with neither.
+        merchant_request_id=trade.merchant_request_id if checkout else None,
+        give_up_at=0,
+        next_check_at=0,
+    )
+    await desk.worker.confirmations.query_payments()
+    await desk.worker.settlements.close_on_chain()
+    assert await state(desk, trade_id) is TradeState.cancelled
+
+
+async def test_a_late_pin_whose_callback_was_lost_is_found_by_the_reconciliation(
+    desk: Desk,
+) -> None:
+    trade_id = await desk.order()
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert trade.checkout_request_id is not None
+    await given_up(desk, trade_id, trade.checkout_request_id)
+    # The buyer typed the PIN after the cancel; the callback never reached the oracle.
+    desk.gateway.answers[trade.checkout_request_id] = 0
+    done = await desk.worker.reconciler.run()
+    assert done.mismatches == 1
+    assert await state(desk, trade_id) is TradeState.refund_due
+
+
+async def test_a_late_callback_claims_a_trade_given_up_on_without_its_checkout_id(
+    desk: Desk,
+) -> None:
+    _, phone = await desk.buyer()
+    opened = await desk.desk.open(Order(desk.offer.address, 1_000, phone))
+    trade_id = opened.trade.id
+    await given_up(desk, trade_id, None)
+    # The push's answer was lost; the buyer paid after the deadline, and the callback came.
+    checkout = "ws_CO_late_claim"
+    desk.gateway.answers[checkout] = 0
+    amount = opened.trade.amount_kes
+    body = {"checkout": checkout, "code": 0, "amount": amount, "receipt": "RCPTLATE01"}
+    raw = json.dumps({**body, "phone": phone}).encode()
+    sealed, digest = desk.vault.encrypt(raw), desk.vault.digest(raw)
+    stored = await desk.ledger.store_callback(
+        CallbackKind.stk, checkout, "RCPTLATE01", sealed, digest
+    )
+    assert stored is Stored.new
+    await desk.worker.handle_callbacks()
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert (trade.state, trade.checkout_request_id) == (TradeState.refund_due, checkout)
+    assert trade.mpesa_receipt == "RCPTLATE01"
+
+
+async def test_a_refund_daraja_has_no_record_of_is_sent_again(desk: Desk) -> None:
+    """Transaction Status said Daraja has no such reversal after four queries: the one send
+    is made again, not given up on as if four sends had gone unanswered."""
+    trade_id = await desk.order()
+    assert await desk.ledger.move(
+        trade_id,
+        [TradeState.stk_sent],
+        TradeState.refunding,
+        mpesa_receipt="RCPTREFUND",
+        refund_method="reversal",
+        refund_attempts=1,
+        refund_accepted_at=None,
+        queries=4,
+        next_check_at=0,
+    )
+    await desk.worker.refunds.check_refunds()
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert (trade.state, trade.refund_attempts) == (TradeState.refunding, 2)
+    assert trade.refund_accepted_at is not None
 
 
 async def test_a_trade_gone_within_the_grace_was_settled_by_us(desk: Desk) -> None:
@@ -561,6 +702,8 @@ async def test_an_open_that_landed_unread_is_left_to_the_worker_with_its_trade_i
         await desk.order()
     monkeypatch.undo()
     assert refused.value.reason is Refusal.ChainUnavailable
+    # The RPC's own text stays in the log.
+    assert refused.value.detail == UNFINISHED
     assert refused.value.trade_id is not None
     trade_id = refused.value.trade_id
     assert await state(desk, trade_id) is TradeState.created
@@ -635,3 +778,148 @@ async def test_a_flood_of_unknown_callbacks_does_not_hold_up_a_trades(desk: Desk
     )
     await desk.worker.handle_callbacks()
     assert await state(desk, trade_id) is TradeState.paid
+
+
+async def settled_trade(desk: Desk) -> str:
+    """A trade paid and settled on chain, its payout due."""
+    trade_id = await desk.order()
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert trade.checkout_request_id is not None
+    desk.gateway.answers[trade.checkout_request_id] = 0
+    await desk.ledger.update(trade_id, TradeState.stk_sent, next_check_at=0)
+    await desk.worker.confirmations.query_payments()
+    await desk.worker.settlements.close_on_chain()
+    assert await state(desk, trade_id) is TradeState.settled
+    return trade_id
+
+
+def b2c_result(originator: str, conversation: str, code: int) -> bytes:
+    result: dict[str, Any] = {
+        "ResultType": 0,
+        "ResultCode": code,
+        "ResultDesc": "fake",
+        "OriginatorConversationID": originator,
+        "ConversationID": conversation,
+        "TransactionID": "RCPT00PAID" if code == 0 else "R000000000",
+    }
+    if code == 0:
+        result["ResultParameters"] = {
+            "ResultParameter": [
+                {"Key": "TransactionAmount", "Value": 10},
+                {"Key": "TransactionReceipt", "Value": "RCPT00PAID"},
+            ]
+        }
+    return json.dumps({"Result": result}).encode()
+
+
+async def deliver(desk: Desk, kind: CallbackKind, body: bytes) -> None:
+    notice = parse_result(json.loads(body), kind.timeout)
+    sealed, digest = desk.vault.encrypt(body), desk.vault.digest(body)
+    assert await desk.ledger.store_callback(kind, notice.key, None, sealed, digest) is Stored.new
+    await desk.worker.handle_callbacks()
+
+
+async def test_a_result_carrying_darajas_own_id_is_matched_on_the_conversation(
+    desk: Desk,
+) -> None:
+    """The reply's ConversationID is kept: a result whose OriginatorConversationID Daraja
+    made up settles the payout; one of an earlier attempt never touches the current one."""
+    trade_id = await settled_trade(desk)
+    await desk.worker.payouts.pay_sellers()
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert (trade.payout_originator_id, trade.payout_conversation_id) == (
+        trade_id,
+        f"AG_{trade_id}",
+    )
+    # The first attempt fails: it is paid again under a new id, after a backoff.
+    await deliver(desk, CallbackKind.payout_result, b2c_result("53e3-4aa8", f"AG_{trade_id}", 1))
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert trade.state is TradeState.settled
+    assert trade.payout_originator_id == f"{trade_id}-1"
+    await desk.ledger.update(trade_id, TradeState.settled, next_check_at=0)
+    await desk.worker.payouts.pay_sellers()
+    assert desk.gateway.payouts == [trade_id, f"{trade_id}-1"]
+    # The first attempt's result again (a duplicate with new ids): it matches nothing now.
+    await deliver(desk, CallbackKind.payout_result, b2c_result(trade_id, "AG_other", 1))
+    assert await state(desk, trade_id) is TradeState.payout_sent
+    await deliver(desk, CallbackKind.payout_result, b2c_result("9fe0-8fb5", f"AG_{trade_id}-1", 0))
+    trade = await desk.ledger.get(trade_id)
+    assert trade is not None
+    assert trade.state is TradeState.payout_confirmed
+    assert trade.payout_receipt == "RCPT00PAID"
+
+
+async def test_a_flood_of_unknown_results_does_not_hold_up_a_payouts(desk: Desk) -> None:
+    """A payout's result is keyed by Daraja's ConversationID, not by its trade: it still goes
+    before a round's worth of results nobody knows, stored before it."""
+    trade_id = await settled_trade(desk)
+    await desk.worker.payouts.pay_sellers()
+    flood = [
+        NewCallback(
+            CallbackKind.payout_result,
+            f"AG_unknown_{i}",
+            None,
+            desk.vault.encrypt(b2c_result(f"unknown-{i}", f"AG_unknown_{i}", 0)),
+            str(i),
+        )
+        for i in range(CALLBACKS_PER_ROUND)
+    ]
+    await desk.ledger.store_callbacks(flood)
+    await deliver(desk, CallbackKind.payout_result, b2c_result("53e3-4aa8", f"AG_{trade_id}", 0))
+    assert await state(desk, trade_id) is TradeState.payout_confirmed
+
+
+async def test_a_status_answer_matching_no_payout_ends(desk: Desk) -> None:
+    """Kept for a grace (its payout's ids may be on their way to the ledger), then dropped as
+    unmatched: never looked at again, never asked about again."""
+    status = {
+        "Result": {
+            "ResultType": 0,
+            "ResultCode": 0,
+            "ResultDesc": "ok",
+            "OriginatorConversationID": "status-own-unknown",
+            "ConversationID": "AG_status_unknown",
+            "TransactionID": "RCPT000009",
+            "ResultParameters": {
+                "ResultParameter": [
+                    {"Key": "TransactionStatus", "Value": "Completed"},
+                    {"Key": "ReceiptNo", "Value": "RCPT000009"},
+                    {"Key": "OriginatorConversationID", "Value": "nobody-knows"},
+                    {"Key": "ConversationID", "Value": "AG_nobody"},
+                ]
+            },
+        }
+    }
+    await deliver(desk, CallbackKind.payout_result, json.dumps(status).encode())
+    [waiting] = await desk.ledger.pending_callbacks(now=float("inf"))
+    assert waiting.key == "AG_status_unknown"
+    # Past the grace: handled as unmatched.
+    async with desk.ledger.engine.begin() as conn:
+        await conn.execute(update(callbacks).values(received_at=time.time() - 1_000, retry_at=None))
+    await desk.worker.handle_callbacks()
+    assert await desk.ledger.pending_callbacks(now=float("inf")) == []
+    async with desk.ledger.engine.connect() as conn:
+        outcome: str | None = (await conn.execute(select(callbacks.c.outcome))).scalar_one()
+    assert outcome == "unmatched"
+
+
+async def test_a_payout_never_answered_needs_a_person(desk: Desk) -> None:
+    """Transaction Status a bounded number of times, each query's id kept; then
+    payout_unknown, listed for operators."""
+    trade_id = await settled_trade(desk)
+    await desk.worker.payouts.pay_sellers()
+    attempts = desk.worker.settings.payments.payout_status_attempts
+    for _ in range(attempts):
+        await desk.ledger.update(trade_id, TradeState.payout_sent, next_check_at=0)
+        await desk.worker.payouts.check_payouts()
+        trade = await desk.ledger.get(trade_id)
+        assert trade is not None
+        assert trade.status_conversation_id is not None
+    await desk.ledger.update(trade_id, TradeState.payout_sent, next_check_at=0)
+    await desk.worker.payouts.check_payouts()
+    assert await state(desk, trade_id) is TradeState.payout_unknown
+    waiting = await Attention(desk.ledger, time.time).waiting()
+    assert [t.id for t in waiting] == [trade_id]

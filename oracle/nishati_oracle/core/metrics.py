@@ -144,3 +144,23 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.reconciliations = Counter(
+            "nishati_reconciliations",
+            "Reconciliations of the ledger with Daraja (each asks about every payment, payout "
+            "and refund whose outcome is not final)",
+            registry=self.registry,
+        )
+        self.reconcile_asked = Counter(
+            "nishati_reconcile_asked",
+            "What reconciliations asked Daraja about, by kind: payment, payout, refund",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.ledger_mismatches = Counter(
+            "nishati_ledger_mismatches",
+            "Daraja's answers that contradict the ledger (a payout or refund the ledger holds "
+            "failed that was made, a cancelled trade that was paid), by kind; each is logged and "
+            "the ledger follows Daraja",
+            ["kind"],
+            registry=self.registry,
+        )

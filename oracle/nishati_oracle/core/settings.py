@@ -196,6 +196,43 @@ class PaymentSettings(EnvSettings):
     payment_worker_interval_secs: float = Field(
         default=1.0, gt=0, description="Payment worker wake-up period"
     )
+    payout_status_attempts: int = Field(
+        default=6,
+        ge=1,
+        description="Transaction Status queries for a payout or refund with no result before it "
+        "needs a person",
+    )
+    payout_attempts: int = Field(
+        default=3, ge=1, description="B2C attempts at a payout that fails before it needs a person"
+    )
+    payout_retry_secs: float = Field(
+        default=300.0,
+        gt=0,
+        description="Wait before paying a failed payout again, doubling with each attempt",
+    )
+    refund_attempts: int = Field(
+        default=4,
+        ge=1,
+        description="Sends of a refund whose answer is lost before it needs a person (M-Pesa "
+        "refuses a second reversal and a repeated B2C id, so a resend never refunds twice)",
+    )
+    unconfirmed_hold_secs: float = Field(
+        default=3_600.0,
+        ge=0,
+        description="How long past its deadline a trade with a stored success callback the STK "
+        "Query can neither confirm nor refute is held from the cancel before it needs a person",
+    )
+    reconcile_interval_secs: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="How often every payment, payout and refund whose outcome is not final is "
+        "asked of Daraja and compared with the ledger",
+    )
+    operator_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of the operator routes (/api/v1/operator/...); unset: they "
+        "answer 403",
+    )
     idempotency_key_secs: float = Field(
         default=24 * 3_600,
         gt=0,

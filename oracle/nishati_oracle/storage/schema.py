@@ -126,6 +126,23 @@ trades = Table(
     Column("next_check_at", Float, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # The payout's attempt (0 the first; a failed payout is paid again under a new id) and its
+    # OriginatorConversationID, recorded before it is sent; ``payout_conversation_id`` is the
+    # ConversationID Daraja's reply gave it. Results are matched on either.
+    Column("payout_attempts", Integer, nullable=False, default=0),
+    Column("payout_originator_id", String(64), nullable=True),
+    # The ConversationID of the last Transaction Status query about the trade's payout or
+    # refund: the answer carries it.
+    Column("status_conversation_id", String(64), nullable=True),
+    # Money paid back (``refund.py``): how (reversal, or B2C to the buyer), the request's ids
+    # (a reversal's are both Daraja's; a B2C refund's OriginatorConversationID is ours), when
+    # Daraja took it, how many sends, and the receipt of the refund.
+    Column("refund_method", String(10), nullable=True),
+    Column("refund_originator_id", String(64), nullable=True),
+    Column("refund_conversation_id", String(64), nullable=True),
+    Column("refund_accepted_at", Float, nullable=True),
+    Column("refund_attempts", Integer, nullable=False, default=0),
+    Column("refund_receipt", String(32), nullable=True),
     # An order's Idempotency-Key (unique while kept), a digest of what was ordered with it, and
     # the answer the order was given (replayed to a repeat of it).
     Column("idempotency_key", String(IDEMPOTENCY_KEY_CHARS), nullable=True),
@@ -133,6 +150,11 @@ trades = Table(
     Column("answer_status", Integer, nullable=True),
     Column("answer_body", LargeBinary, nullable=True),
     Index("ix_trades_state", "state", "next_check_at"),
+    Index("ix_trades_payout_originator_id", "payout_originator_id"),
+    Index("ix_trades_payout_conversation_id", "payout_conversation_id"),
+    Index("ix_trades_status_conversation_id", "status_conversation_id"),
+    Index("ix_trades_refund_originator_id", "refund_originator_id"),
+    Index("ix_trades_refund_conversation_id", "refund_conversation_id"),
     Index("ix_trades_idempotency_key", "idempotency_key", unique=True),
     # A buyer's recent orders: a repeat without a key is refused (``TradeDesk``).
     Index("ix_trades_buyer_recent", "buyer_phone_hash", "created_at"),
@@ -181,4 +203,30 @@ phones = Table(
     Column("commitment", String(64), nullable=False, unique=True),
     Column("sealed", LargeBinary, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+
+
+# What an operator did to a trade that needed a person (``trading.attention``), and who.
+operator_actions = Table(
+    "operator_actions",
+    metadata,
+    Column("id", AUTO_ID, primary_key=True),
+    Column("trade_id", String(32), nullable=False, index=True),
+    Column("at", Float, nullable=False),
+    Column("operator", String(100), nullable=False),
+    Column("action", String(20), nullable=False),
+    Column("reason", String(300), nullable=False),
+    Column("from_state", String(20), nullable=False),
+    Column("to_state", String(20), nullable=False),
+)
+
+# Each reconciliation of the ledger with Daraja (``trading.reconcile``): when, how much it
+# asked about, and how many answers disagreed with the ledger.
+reconciliations = Table(
+    "reconciliations",
+    metadata,
+    Column("id", AUTO_ID, primary_key=True),
+    Column("started_at", Float, nullable=False),
+    Column("asked", Integer, nullable=False),
+    Column("mismatches", Integer, nullable=False),
 )

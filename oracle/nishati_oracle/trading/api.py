@@ -12,12 +12,12 @@ import hmac
 import ipaddress
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import Annotated, Literal
 
 import structlog
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 from solders.pubkey import Pubkey
@@ -37,6 +37,7 @@ from nishati_oracle.storage.schema import (
     CALLBACK_RECEIPT_CHARS,
     IDEMPOTENCY_KEY_CHARS,
 )
+from nishati_oracle.trading.attention import OPERATOR_CHARS, REASON_CHARS, Attention
 from nishati_oracle.trading.desk import Opened, Order, Refusal, TradeRefused
 from nishati_oracle.trading.idempotency import Answer, request_digest
 from nishati_oracle.trading.ledger import (
@@ -113,6 +114,9 @@ class PaymentOut(BaseModel):
     result_code: int | None
     chain_signature: str | None
     history: list[HistoryOut]
+    payout_receipt: str | None = None
+    refund_method: str | None = Field(default=None, description="reversal or b2c")
+    refund_receipt: str | None = None
 
 
 class StkStatusOut(BaseModel):
@@ -412,6 +416,9 @@ async def _payment(trading: Trading, trade_id: str) -> PaymentOut:
         result_code=trade.result_code,
         chain_signature=trade.chain_signature,
         history=history,
+        payout_receipt=trade.payout_receipt,
+        refund_method=trade.refund_method,
+        refund_receipt=trade.refund_receipt,
     )
 
 
@@ -455,8 +462,8 @@ CALLBACK_REFUSALS = responses(
     {
         400: "MalformedCallback: not JSON, or not a callback of this kind",
         403: "CallbackForbidden: a wrong token, or a caller outside the allowlist",
-        413: "BodyTooLarge: over NISHATI_HTTP_CALLBACK_BODY_BYTES; CallbackFieldTooLarge: a "
-        f"key over {CALLBACK_KEY_CHARS} characters, a receipt over {CALLBACK_RECEIPT_CHARS}, "
+        413: "BodyTooLarge: over NISHATI_HTTP_CALLBACK_BODY_BYTES; CallbackFieldTooLarge: an "
+        f"id over {CALLBACK_KEY_CHARS} characters, a receipt over {CALLBACK_RECEIPT_CHARS}, "
         f"any other text over {MAX_TEXT_CHARS}",
         429: f"TooManyCallbacks: {MAX_BODIES_PER_KEY} different bodies are kept for this key "
         "already",
@@ -489,13 +496,14 @@ def _longest_text(value: object) -> int:
     return longest
 
 
-def _check_sizes(key: str, receipt: str | None, body: object) -> None:
-    """Refuses a callback holding a field longer than Daraja ever sends."""
-    if len(key) > CALLBACK_KEY_CHARS:
+def _check_sizes(ids: Iterable[str], receipts: Iterable[str], body: object) -> None:
+    """Refuses a callback holding a field longer than Daraja ever sends: its key or an id it
+    is matched on, a receipt, any other text."""
+    if any(len(i) > CALLBACK_KEY_CHARS for i in ids):
         raise TradeRefused(
-            Refusal.CallbackFieldTooLarge, f"its key is over {CALLBACK_KEY_CHARS} characters"
+            Refusal.CallbackFieldTooLarge, f"an id of it is over {CALLBACK_KEY_CHARS} characters"
         )
-    if receipt is not None and len(receipt) > CALLBACK_RECEIPT_CHARS:
+    if any(len(r) > CALLBACK_RECEIPT_CHARS for r in receipts):
         raise TradeRefused(
             Refusal.CallbackFieldTooLarge,
             f"its receipt is over {CALLBACK_RECEIPT_CHARS} characters",
@@ -522,15 +530,19 @@ async def _take(
         if kind is CallbackKind.stk:
             # The worker parses it whole; storing it needs only its keys.
             key, receipt = trading.gateway.payment_keys(body)
+            ids: set[str | None] = {key}
+            receipts: set[str | None] = {receipt}
         else:
-            timeout = kind is CallbackKind.payout_timeout
-            outcome = trading.gateway.parse_payout(body, timeout)
-            key, receipt = outcome.key, None
+            notice = trading.gateway.parse_result(body, kind.timeout)
+            key, receipt = notice.key, None
+            # Every id it may be matched on, and the receipts it may record.
+            ids = {key, *notice.ids, *notice.queried_ids, notice.queried_conversation_id}
+            receipts = {notice.receipt, notice.reversed_receipt}
     except RecursionError:
         raise TradeRefused(Refusal.MalformedCallback, "nested too deeply") from None
     except (ValueError, ValidationError, KeyError, TypeError) as e:
         raise TradeRefused(Refusal.MalformedCallback, str(e)) from None
-    _check_sizes(key, receipt, body)
+    _check_sizes((i for i in ids if i), (r for r in receipts if r), body)
     vault = trading.vault
     callback = NewCallback(kind, key, receipt, vault.encrypt(raw), vault.digest(raw))
     stored = await trading.inbox.submit(callback)
@@ -575,3 +587,174 @@ async def payout_timeout(
 ) -> CallbackAck:
     """Daraja's B2C queue timeout: not a failure; the payout's status is asked for."""
     return await _take(trading, request, raw, token, CallbackKind.payout_timeout)
+
+
+@callbacks.post(
+    "/api/v1/refunds/result/{token}", responses=CALLBACK_REFUSALS, openapi_extra=CALLBACK_BODY
+)
+async def refund_result(
+    trading: TradingDep, request: Request, token: str, raw: RawBody
+) -> CallbackAck:
+    """Daraja's result for a refund: a reversal's, a B2C refund's, or a Transaction Status
+    answer about one."""
+    return await _take(trading, request, raw, token, CallbackKind.refund_result)
+
+
+@callbacks.post(
+    "/api/v1/refunds/timeout/{token}", responses=CALLBACK_REFUSALS, openapi_extra=CALLBACK_BODY
+)
+async def refund_timeout(
+    trading: TradingDep, request: Request, token: str, raw: RawBody
+) -> CallbackAck:
+    """Daraja's queue timeout for a refund: not a failure; the refund's status is asked for."""
+    return await _take(trading, request, raw, token, CallbackKind.refund_timeout)
+
+
+# Operator routes: the money that needs a person (``trading.attention``), behind a bearer token
+# (NISHATI_OPERATOR_TOKEN; unset, they answer 403).
+
+
+async def operator_trading(trading: TradingDep, request: Request) -> Trading:
+    """Trading, for a caller holding the operator token (a 403 OperatorForbidden otherwise)."""
+    expected = trading.settings.payments.operator_token
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if expected is None:
+        raise TradeRefused(Refusal.OperatorForbidden, "operator routes are off: no token is set")
+    token = expected.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
+        raise TradeRefused(Refusal.OperatorForbidden, "an operator's bearer token is needed")
+    return trading
+
+
+OperatorDep = Annotated[Trading, Depends(operator_trading)]
+
+
+class AttentionOut(BaseModel):
+    trade_id: str
+    state: TradeState
+    updated_at: float
+    amount_kes: int
+    payout_kes: int
+    mpesa_receipt: str | None
+    payout_attempts: int
+    refund_method: str | None
+    detail: str | None = Field(description="Why it needs a person: its last history entry")
+
+
+class ActionIn(BaseModel):
+    operator: Annotated[str, Field(min_length=1, max_length=OPERATOR_CHARS, description="Who acts")]
+    reason: Annotated[str, Field(min_length=1, max_length=REASON_CHARS, description="Why")]
+
+
+class ActionOut(BaseModel):
+    at: float
+    operator: str
+    action: str
+    reason: str
+    from_state: TradeState
+    to_state: TradeState
+
+
+class ActedOut(BaseModel):
+    trade_id: str
+    state: TradeState
+    actions: list[ActionOut]
+
+
+class ReconciliationOut(BaseModel):
+    started_at: float
+    payments: int
+    payouts: int
+    refunds: int
+    mismatches: int = Field(
+        description="Found while it ran; answers that come later are counted "
+        "in nishati_ledger_mismatches_total"
+    )
+
+
+operators = APIRouter(
+    tags=["operators"],
+    route_class=capped(lambda http: http.order_body_bytes),
+    responses=responses(
+        {403: "OperatorForbidden: no operator token, or a wrong one", **LEDGER_UNAVAILABLE}
+    ),
+)
+
+
+async def attention_of(trading: Trading, trade: TradeRecord) -> AttentionOut:
+    history = await trading.ledger.history(trade.id)
+    return AttentionOut(
+        trade_id=trade.id,
+        state=trade.state,
+        updated_at=trade.updated_at,
+        amount_kes=trade.amount_kes,
+        payout_kes=trade.payout_kes,
+        mpesa_receipt=trade.mpesa_receipt,
+        payout_attempts=trade.payout_attempts,
+        refund_method=trade.refund_method,
+        detail=history[-1].detail if history else None,
+    )
+
+
+@operators.get("/api/v1/operator/attention", response_model=list[AttentionOut])
+async def attention(trading: OperatorDep) -> list[AttentionOut]:
+    """The trades whose money needs a person, oldest first."""
+    waiting = await Attention(trading.ledger, time.time).waiting()
+    return [await attention_of(trading, trade) for trade in waiting]
+
+
+ACTION_REFUSALS = responses(
+    {
+        **MALFORMED,
+        **TOO_LARGE,
+        404: "UnknownTrade",
+        409: "NotAwaitingAPerson: the trade does not need a person (or cannot be retried)",
+    }
+)
+
+
+async def _acted(trading: Trading, trade: TradeRecord) -> ActedOut:
+    actions = [ActionOut(**a) for a in await trading.ledger.actions(trade.id)]
+    return ActedOut(trade_id=trade.id, state=trade.state, actions=actions)
+
+
+@operators.post(
+    "/api/v1/operator/trades/{trade_id}/retry",
+    response_model=ActedOut,
+    responses=ACTION_REFUSALS,
+)
+async def retry(trading: OperatorDep, trade_id: str, body: ActionIn) -> ActedOut:
+    """Hands a trade that needs a person back to the worker (``trading.attention``), recorded
+    with the operator and their reason."""
+    trade = await Attention(trading.ledger, time.time).retry(trade_id, body.operator, body.reason)
+    trading.worker.wake()
+    return await _acted(trading, trade)
+
+
+@operators.post(
+    "/api/v1/operator/trades/{trade_id}/close",
+    response_model=ActedOut,
+    responses=ACTION_REFUSALS,
+)
+async def close(trading: OperatorDep, trade_id: str, body: ActionIn) -> ActedOut:
+    """Ends a trade that needs a person (settled by hand), recorded with the operator and
+    their reason."""
+    trade = await Attention(trading.ledger, time.time).close(trade_id, body.operator, body.reason)
+    return await _acted(trading, trade)
+
+
+@operators.post(
+    "/api/v1/operator/reconcile",
+    response_model=ReconciliationOut,
+    responses=responses({503: "PaymentsDisabled, StorageUnavailable"}),
+)
+async def reconcile(trading: OperatorDep) -> ReconciliationOut:
+    """Reconciles the ledger with Daraja now, as the daily reconciliation does."""
+    done = await trading.worker.reconciler.run()
+    return ReconciliationOut(
+        started_at=done.started_at,
+        payments=done.payments,
+        payouts=done.payouts,
+        refunds=done.refunds,
+        mismatches=done.mismatches,
+    )

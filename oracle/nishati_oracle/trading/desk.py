@@ -85,6 +85,8 @@ class Refusal(StrEnum):
     UnknownTrade = "UnknownTrade"
     MalformedCallback = "MalformedCallback"
     CallbackForbidden = "CallbackForbidden"
+    OperatorForbidden = "OperatorForbidden"
+    NotAwaitingAPerson = "NotAwaitingAPerson"
     # The same phone, offer and total as an order of the last NISHATI_ORDER_REPEAT_WINDOW_SECS
     # that is neither refused nor cancelled, without an Idempotency-Key saying it is a new one.
     ProbableRepeat = "ProbableRepeat"
@@ -114,6 +116,8 @@ STATUS = {
     Refusal.PaymentRequestRefused: 502,
     Refusal.CallbackForbidden: 403,
     Refusal.MalformedCallback: 400,
+    Refusal.OperatorForbidden: 403,
+    Refusal.NotAwaitingAPerson: 409,
     Refusal.ProbableRepeat: 409,
     Refusal.IdempotencyKeyInUse: 409,
     Refusal.CallbackFieldTooLarge: 413,
@@ -125,6 +129,10 @@ RETRY_AFTER_SECS = {
     Refusal.ChainUnavailable: CHAIN_RETRY_AFTER_SECS,
     Refusal.IdempotencyKeyInUse: 1,
 }
+
+
+# What a caller is told of a trade the chain's silence left unfinished (the worker finishes it).
+UNFINISHED = "the chain did not answer; the trade is being finished"
 
 
 class TradeRefused(Exception):
@@ -144,6 +152,15 @@ class TradeRefused(Exception):
     def headers(self) -> dict[str, str] | None:
         after = RETRY_AFTER_SECS.get(self.reason)
         return None if after is None else {"Retry-After": str(after)}
+
+
+def chain_unavailable(
+    error: NishatiClientError, detail: str, trade_id: str | None = None
+) -> TradeRefused:
+    """ChainUnavailable with a fixed ``detail``: the error's text may name the RPC endpoint,
+    so it goes to the log, not the caller."""
+    log.warning("chain unavailable", trade_id=trade_id, error=str(error))
+    return TradeRefused(Refusal.ChainUnavailable, detail, trade_id)
 
 
 class KeyTaken(Exception):
@@ -318,11 +335,7 @@ class TradeDesk:
         except (AccountNotFound, AccountTypeMismatch):
             raise TradeRefused(Refusal.UnknownOffer, f"no offer at {address}") from None
         except NishatiClientError as e:
-            # The error's text may name the RPC endpoint: it goes to the log, not the caller.
-            log.warning("chain unavailable", error=str(e))
-            raise TradeRefused(
-                Refusal.ChainUnavailable, "the chain did not answer; try again"
-            ) from None
+            raise chain_unavailable(e, "the chain did not answer; try again") from None
         if offer.market != self.market:
             raise TradeRefused(Refusal.UnknownOffer, f"offer {address} is in another market")
         if offer.cancelled or offer.expires_at <= await cluster_time(self.client.chain):
@@ -417,7 +430,7 @@ class TradeDesk:
                 await self._refused_on_chain(trade, str(e))
             except NishatiClientError as e:
                 # Whether it landed is unknown: the worker asks the chain and finishes the trade.
-                raise TradeRefused(Refusal.ChainUnavailable, str(e), trade.id) from None
+                raise chain_unavailable(e, UNFINISHED, trade.id) from None
             return await self._opened(trade, market, created.outcome)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -432,10 +445,9 @@ class TradeDesk:
             offer = await self.client.offer(Pubkey.from_string(trade.offer))
         except NishatiClientError as e:
             # Nothing is open: no earlier send landed (it was refused, StaleTradeIndex).
-            await self.ledger.move(
-                trade.id, [TradeState.created], TradeState.rejected, f"offer unreadable: {e}"
-            )
-            raise TradeRefused(Refusal.ChainUnavailable, str(e), trade.id) from None
+            withdrawn = "the chain did not answer; order withdrawn"
+            await self.ledger.move(trade.id, [TradeState.created], TradeState.rejected, withdrawn)
+            raise chain_unavailable(e, withdrawn, trade.id) from None
         if offer.unreserved_wh < trade.wh or offer.cancelled:
             detail = f"the offer has {offer.unreserved_wh:,} Wh left"
             await self.ledger.move(trade.id, [TradeState.created], TradeState.rejected, detail)
@@ -463,7 +475,7 @@ class TradeDesk:
                     await self.client.trade(Pubkey.from_string(trade.trade_address))
                 ).deadline
             except NishatiClientError as e:
-                raise TradeRefused(Refusal.ChainUnavailable, str(e), trade.id) from None
+                raise chain_unavailable(e, UNFINISHED, trade.id) from None
         opened = await self.ledger.move(
             trade.id,
             [TradeState.created],

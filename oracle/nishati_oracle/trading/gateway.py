@@ -29,8 +29,10 @@ from nishati_oracle.daraja import (
     TransactionType,
 )
 from nishati_oracle.daraja.models import (
+    TransactionStatusResult,
     parse_b2c_result,
     parse_queue_timeout,
+    parse_reversal_result,
     parse_stk_callback,
     parse_transaction_status_result,
     stk_callback_keys,
@@ -78,6 +80,20 @@ class PayoutResult:
     delivery: Delivery
     duplicate: bool = False
     detail: str = ""
+    # The ConversationID Daraja's reply gave (every result for the payout carries it); None
+    # for a duplicate, whose reply gives none.
+    conversation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A request Daraja answers later at its result URL (Transaction Status, a reversal):
+    whether it was taken, and the ids its reply gave (the answer carries them)."""
+
+    delivery: Delivery
+    originator_conversation_id: str | None = None
+    conversation_id: str | None = None
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,16 +113,27 @@ class Payment:
 
 
 @dataclass(frozen=True)
-class PayoutOutcome:
-    """A parsed B2C result, transaction status result or queue timeout for one of our payouts
-    (``conversation_id``, the trade's id). ``key`` tells one callback from another;
+class ResultNotice:
+    """A parsed result posted to a result or queue-timeout URL: a B2C result, a reversal
+    result, a Transaction Status answer or a queue timeout. ``key`` tells one callback from
+    another; ``ids`` are the result's own OriginatorConversationID and ConversationID (for a
+    status answer, the status query's: ``queried_ids`` are the queried transaction's);
     ``result_code`` is None when nothing is final yet (a timeout, a pending status)."""
 
-    conversation_id: str
     key: str
-    result_code: int | None
+    ids: frozenset[str]
+    result_code: int | str | None
     result_desc: str
-    transaction_id: str | None
+    receipt: str | None  # the transaction's M-Pesa receipt, on success
+    status: bool = False  # a Transaction Status answer
+    queried_ids: frozenset[str] = frozenset()
+    queried_conversation_id: str | None = None  # a status answer: the transaction's
+    reversed_receipt: str | None = None  # a successful reversal: the receipt it reversed
+    already_reversed: bool = False  # a reversal refused with R000001
+
+    @property
+    def succeeded(self) -> bool:
+        return self.result_code == 0
 
 
 class Gateway(Protocol):
@@ -125,9 +152,9 @@ class Gateway(Protocol):
         """An STK callback body; ValueError if it is not one."""
         ...
 
-    def parse_payout(self, body: object, timeout: bool) -> PayoutOutcome:
-        """A queue-timeout notice if ``timeout``, else a B2C or transaction status result;
-        ValueError if the body is not one."""
+    def parse_result(self, body: object, timeout: bool) -> ResultNotice:
+        """A queue-timeout notice if ``timeout``, else a B2C, reversal or Transaction Status
+        result; ValueError if the body is not one."""
         ...
 
     async def push(
@@ -147,9 +174,19 @@ class Gateway(Protocol):
         timeout_url: str,
     ) -> PayoutResult: ...
 
-    async def payout_status(
-        self, *, conversation_id: str, transaction_id: str | None, result_url: str, timeout_url: str
-    ) -> Delivery: ...
+    async def status(
+        self, *, originator_conversation_id: str, result_url: str, timeout_url: str
+    ) -> Asked:
+        """Transaction Status of a payout or refund by its OriginatorConversationID; the
+        answer comes to ``result_url``."""
+        ...
+
+    async def reverse(
+        self, *, receipt: str, amount_kes: int, result_url: str, timeout_url: str
+    ) -> Asked:
+        """Reverses a customer payment (its M-Pesa receipt): the money goes back to the
+        payer. M-Pesa refuses to reverse a receipt twice, so a resend is safe."""
+        ...
 
 
 def daraja_config(settings: OracleSettings) -> DarajaConfig:
@@ -264,28 +301,51 @@ class DarajaGateway:
                 result_url=result_url,
                 queue_timeout_url=timeout_url,
             )
-        except (DarajaOutcomeUnknown, DarajaUnavailable) as e:
-            return PayoutResult(Delivery.unknown, detail=str(e))
-        except (DarajaApiError, DarajaRequestInvalid, DarajaConfigError) as e:
-            return PayoutResult(Delivery.refused, detail=str(e))
         except DarajaError as e:
-            return PayoutResult(Delivery.unknown, detail=str(e))
-        return PayoutResult(Delivery.accepted, duplicate=isinstance(submitted, B2CAlreadySubmitted))
+            return PayoutResult(_delivery(e), detail=str(e))
+        if isinstance(submitted, B2CAlreadySubmitted):
+            return PayoutResult(Delivery.accepted, duplicate=True)
+        return PayoutResult(Delivery.accepted, conversation_id=submitted.conversation_id or None)
 
-    async def payout_status(
-        self, *, conversation_id: str, transaction_id: str | None, result_url: str, timeout_url: str
-    ) -> Delivery:
+    async def status(
+        self, *, originator_conversation_id: str, result_url: str, timeout_url: str
+    ) -> Asked:
         try:
-            await self.client.transaction_status(
+            asked = await self.client.transaction_status(
                 result_url=result_url,
                 queue_timeout_url=timeout_url,
-                originator_conversation_id=conversation_id,
-                transaction_id=transaction_id,
+                originator_conversation_id=originator_conversation_id,
             )
         except DarajaError as e:
-            log.warning("transaction status failed", trade_id=conversation_id, error=str(e))
-            return Delivery.unknown
-        return Delivery.accepted
+            log.warning(
+                "transaction status failed",
+                originator_conversation_id=originator_conversation_id,
+                error=str(e),
+            )
+            return Asked(Delivery.unknown, detail=str(e))
+        return Asked(
+            Delivery.accepted,
+            asked.originator_conversation_id or None,
+            asked.conversation_id or None,
+        )
+
+    async def reverse(
+        self, *, receipt: str, amount_kes: int, result_url: str, timeout_url: str
+    ) -> Asked:
+        try:
+            accepted = await self.client.reversal(
+                transaction_id=receipt,
+                amount=amount_kes,
+                result_url=result_url,
+                queue_timeout_url=timeout_url,
+            )
+        except DarajaError as e:
+            return Asked(_delivery(e), detail=str(e))
+        return Asked(
+            Delivery.accepted,
+            accepted.originator_conversation_id or None,
+            accepted.conversation_id or None,
+        )
 
     def payment_keys(self, body: object) -> tuple[str, str | None]:
         return stk_callback_keys(_mapping(body))
@@ -304,29 +364,80 @@ class DarajaGateway:
             phone_shown=None if paid is None else paid.phone_shown,
         )
 
-    def parse_payout(self, body: object, timeout: bool) -> PayoutOutcome:
-        data = _mapping(body)
-        if timeout:
-            notice = parse_queue_timeout(data)
-            trade = notice.originator_conversation_id
-            return PayoutOutcome(trade, trade, None, notice.result_desc, None)
-        result = data.get("Result")
-        parameters = result.get("ResultParameters") if isinstance(result, Mapping) else None
-        if not _has_parameter(parameters, "TransactionStatus"):
-            b2c = parse_b2c_result(data)
-            trade = b2c.originator_conversation_id
-            code = b2c.result_code if isinstance(b2c.result_code, int) else -1
-            return PayoutOutcome(trade, trade, code, b2c.result_desc, b2c.receipt)
-        status = parse_transaction_status_result(data)
-        trade = status.queried_originator_conversation_id or status.originator_conversation_id
-        finished = (status.transaction_status or "").lower()
-        final: int | None = None
-        if status.result_code == 0 and finished == "completed":
-            final = 0
-        elif status.result_code != 0 or finished == "failed":
-            final = status.result_code if isinstance(status.result_code, int) else -1
-        key = status.conversation_id or f"status:{trade}"
-        return PayoutOutcome(trade, key, final, status.result_desc, status.receipt)
+    def parse_result(self, body: object, timeout: bool) -> ResultNotice:
+        return parse_result(body, timeout)
+
+
+def parse_result(body: object, timeout: bool) -> ResultNotice:
+    """A result posted to a result or queue-timeout URL (see :class:`ResultNotice`)."""
+    data = _mapping(body)
+    if timeout:
+        notice = parse_queue_timeout(data)
+        key = _key(notice.originator_conversation_id, notice.conversation_id)
+        return ResultNotice(key, notice.ids, None, notice.result_desc, None)
+    result = data.get("Result")
+    parameters = result.get("ResultParameters") if isinstance(result, Mapping) else None
+    if _has_parameter(parameters, "TransactionStatus"):
+        return _status_notice(parse_transaction_status_result(data))
+    if _has_parameter(parameters, "OriginalTransactionID") or _reversal_refusal(result):
+        reversal = parse_reversal_result(data)
+        return ResultNotice(
+            _key(reversal.originator_conversation_id, reversal.conversation_id),
+            reversal.ids,
+            reversal.result_code,
+            reversal.result_desc,
+            reversal.transaction_id if reversal.succeeded else None,
+            reversed_receipt=reversal.original_transaction_id,
+            already_reversed=reversal.already_reversed,
+        )
+    b2c = parse_b2c_result(data)
+    key = _key(b2c.originator_conversation_id, b2c.conversation_id)
+    return ResultNotice(key, b2c.ids, b2c.result_code, b2c.result_desc, b2c.receipt)
+
+
+def _key(originator: str, conversation: str) -> str:
+    """A result's key among the callbacks kept: Daraja's ConversationID of the request it
+    answers (each request has its own), else its OriginatorConversationID."""
+    return conversation or originator
+
+
+def _status_notice(status: TransactionStatusResult) -> ResultNotice:
+    """A Transaction Status answer: final once the transaction is ``Completed`` (0) or the
+    query is refused (the transaction is not known, say); ``Pending`` is not final."""
+    finished = (status.transaction_status or "").lower()
+    final: int | str | None = None
+    if status.result_code == 0 and finished == "completed":
+        final = 0
+    elif status.result_code != 0 or finished == "failed":
+        final = status.result_code if status.result_code != 0 else "failed"
+    ids = frozenset(i for i in (status.originator_conversation_id, status.conversation_id) if i)
+    return ResultNotice(
+        _key(status.originator_conversation_id, status.conversation_id),
+        ids,
+        final,
+        status.result_desc,
+        status.receipt if final == 0 else None,
+        status=True,
+        queried_ids=status.queried_ids,
+        queried_conversation_id=status.queried_conversation_id,
+    )
+
+
+def _reversal_refusal(result: object) -> bool:
+    """A reversal's own refusal codes (``R000001`` already reversed, ``R000002`` no such
+    transaction), which a failed reversal result carries without parameters."""
+    code = result.get("ResultCode") if isinstance(result, Mapping) else None
+    return isinstance(code, str) and code.startswith("R")
+
+
+def _delivery(error: DarajaError) -> Delivery:
+    """What a failed request that moves money tells: refused before or by Daraja (nothing
+    moved), or unknown (it may have been processed, or never sent: try again later)."""
+    if isinstance(error, (DarajaOutcomeUnknown, DarajaUnavailable)):
+        return Delivery.unknown
+    if isinstance(error, (DarajaApiError, DarajaRequestInvalid, DarajaConfigError)):
+        return Delivery.refused
+    return Delivery.unknown
 
 
 def _mapping(body: object) -> Mapping[str, Any]:

@@ -73,6 +73,9 @@ class Idempotency:
             kept = await self._kept(key)
             if kept is not None:
                 return await self._repeat(kept, digest, describe)
+            if key in self._running:
+                # Another copy started its order while this one looked: it waits for that one.
+                continue
             done = asyncio.get_running_loop().create_future()
             self._running[key] = done
             try:

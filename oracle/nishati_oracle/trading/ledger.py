@@ -30,7 +30,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from nishati_oracle.storage.schema import callbacks, phones, trade_history, trades
+from nishati_oracle.storage.schema import (
+    callbacks,
+    operator_actions,
+    phones,
+    reconciliations,
+    trade_history,
+    trades,
+)
 from nishati_oracle.storage.writer import Positional, SqliteWriter
 
 
@@ -44,32 +51,63 @@ class TradeState(StrEnum):
     settled = "settled"  # escrow released to the buyer on chain
     payout_sent = "payout_sent"  # B2C accepted by Daraja
     cancelling = "cancelling"  # payment failed or expired: the on-chain cancel is due
+    # Paid, but the chain closed the trade without settling it (or the payment came after the
+    # cancel): the buyer is refunded.
+    refund_due = "refund_due"
+    refunding = "refunding"  # a reversal (or a B2C refund) is on its way
     # Final states.
     payout_confirmed = "payout_confirmed"
     cancelled = "cancelled"
     rejected = "rejected"  # never opened on chain
-    payout_failed = "payout_failed"  # Daraja refused to pay the seller: a person must look
-    refund_due = "refund_due"  # paid, but the chain closed the trade without settling it
+    refunded = "refunded"  # the buyer has their money back (``refund_receipt``)
+    closed = "closed"  # an operator closed a trade that needed a person (``operator_actions``)
+    # Final until a person acts (``trading.attention``):
+    payout_failed = "payout_failed"  # every attempt at paying the seller failed
+    # No result for the payout after every Transaction Status query: paid or not, unknown.
+    payout_unknown = "payout_unknown"
+    # The buyer could not be refunded: the reversal and the B2C refund were refused, or
+    # their outcome stayed unknown.
+    refund_failed = "refund_failed"
+    # A success callback is kept that the STK Query neither confirmed nor refuted, past the
+    # deadline and its hold: the trade stays open on chain.
+    payment_unknown = "payment_unknown"
     # The account at the trade's address is not the trade the ledger recorded (its buyer,
     # energy, total, payment reference or offer differ): nothing is sent; a person must look.
     flagged = "flagged"
 
 
-FINAL_STATES = frozenset(
+# The states in which a trade waits for a person: listed for operators, who may retry or close.
+NEEDS_PERSON = frozenset(
     {
-        TradeState.payout_confirmed,
-        TradeState.cancelled,
-        TradeState.rejected,
         TradeState.payout_failed,
-        TradeState.refund_due,
+        TradeState.payout_unknown,
+        TradeState.refund_failed,
+        TradeState.payment_unknown,
         TradeState.flagged,
     }
 )
 
+FINAL_STATES = NEEDS_PERSON | {
+    TradeState.payout_confirmed,
+    TradeState.cancelled,
+    TradeState.rejected,
+    TradeState.refunded,
+    TradeState.closed,
+}
 
-# Where a trade ends without the buyer having paid for it: an order repeating one of these is
-# not a repeat.
-UNPAID_ENDS = frozenset({TradeState.rejected, TradeState.cancelling, TradeState.cancelled})
+
+# Where a trade ends without the buyer having paid for it, or with the payment given back: an
+# order repeating one of these is not a repeat.
+UNPAID_ENDS = frozenset(
+    {
+        TradeState.rejected,
+        TradeState.cancelling,
+        TradeState.cancelled,
+        TradeState.refund_due,
+        TradeState.refunding,
+        TradeState.refunded,
+    }
+)
 
 
 # Backoff between checks of one trade (its payment, its close on chain, its payout): doubling,
@@ -85,6 +123,12 @@ class CallbackKind(StrEnum):
     stk = "stk"
     payout_result = "payout_result"
     payout_timeout = "payout_timeout"
+    refund_result = "refund_result"
+    refund_timeout = "refund_timeout"
+
+    @property
+    def timeout(self) -> bool:
+        return self in (CallbackKind.payout_timeout, CallbackKind.refund_timeout)
 
 
 class Stored(StrEnum):
@@ -171,9 +215,23 @@ def _insert_each(
     return added, full
 
 
-# A callback's trade: an STK callback's key is its CheckoutRequestID, a payout's its trade id.
+# A callback's trade: an STK callback's key is its CheckoutRequestID, a payout's or refund's
+# result by Daraja's ConversationID of the request it answers (a send or a Transaction Status
+# query), else by our OriginatorConversationID (``gateway._key``).
 _has_trade = exists().where(
-    or_(trades.c.checkout_request_id == callbacks.c.key, trades.c.id == callbacks.c.key)
+    or_(
+        *(
+            column == callbacks.c.key
+            for column in (
+                trades.c.checkout_request_id,
+                trades.c.payout_conversation_id,
+                trades.c.payout_originator_id,
+                trades.c.refund_conversation_id,
+                trades.c.refund_originator_id,
+                trades.c.status_conversation_id,
+            )
+        )
+    )
 )
 
 
@@ -211,6 +269,15 @@ class TradeRecord:
     updated_at: float
     # The offer's trade counter the trade was opened at (its address derives from it).
     trade_index: int | None = None
+    payout_attempts: int = 0
+    payout_originator_id: str | None = None
+    status_conversation_id: str | None = None
+    refund_method: str | None = None
+    refund_originator_id: str | None = None
+    refund_conversation_id: str | None = None
+    refund_accepted_at: float | None = None
+    refund_attempts: int = 0
+    refund_receipt: str | None = None
     # The order's Idempotency-Key, the digest of what was ordered, the answer it was given.
     idempotency_key: str | None = None
     request_digest: str | None = None
@@ -221,6 +288,17 @@ class TradeRecord:
     def amount_kes(self) -> int:
         """What the buyer pays: the chain rounds totals up to whole shillings."""
         return self.total_cents // 100
+
+    @property
+    def payout_ids(self) -> frozenset[str]:
+        """The ids Daraja knows the current payout attempt by: ours (the trade's id for a
+        payout recorded before attempts had ids) and the ConversationID its reply gave."""
+        ours = self.payout_originator_id or self.id
+        return frozenset(i for i in (ours, self.payout_conversation_id) if i)
+
+    @property
+    def refund_ids(self) -> frozenset[str]:
+        return frozenset(i for i in (self.refund_originator_id, self.refund_conversation_id) if i)
 
     @classmethod
     def from_row(cls, row: Any) -> TradeRecord:
@@ -425,17 +503,158 @@ class Ledger:
             rows = await conn.execute(select(trades).where(trades.c.id.in_(trade_ids)))
             return {t.id: t for t in (TradeRecord.from_row(row) for row in rows)}
 
+    async def by_daraja_ids(
+        self, ids: Iterable[str], reversed_receipt: str | None = None
+    ) -> list[TradeRecord]:
+        """The trades a Daraja result may answer: whose payout, refund or last status query
+        has one of ``ids``, whose payout predates attempt ids and ``ids`` holds the trade's
+        id, or whose payment is the receipt a reversal reversed. The caller tells which (with
+        ``same_request``)."""
+        wanted = sorted({i for i in ids if i})
+        if not wanted and reversed_receipt is None:
+            return []
+        matches: list[ColumnElement[bool]] = [
+            trades.c.payout_originator_id.in_(wanted),
+            trades.c.payout_conversation_id.in_(wanted),
+            trades.c.status_conversation_id.in_(wanted),
+            trades.c.refund_originator_id.in_(wanted),
+            trades.c.refund_conversation_id.in_(wanted),
+            and_(trades.c.id.in_(wanted), trades.c.payout_originator_id.is_(None)),
+        ]
+        if reversed_receipt is not None:
+            matches.append(trades.c.mpesa_receipt == reversed_receipt)
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(trades).where(or_(*matches)))
+            return [TradeRecord.from_row(row) for row in rows]
+
+    async def in_states(
+        self, states: Iterable[TradeState], limit: int = 10_000
+    ) -> list[TradeRecord]:
+        """Trades in ``states``, whenever their next check is due, oldest first."""
+        query = (
+            select(trades)
+            .where(trades.c.state.in_(list(states)))
+            .order_by(trades.c.created_at)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [TradeRecord.from_row(row) for row in await conn.execute(query)]
+
+    async def cancelled_unrefuted(self, since: float) -> list[TradeRecord]:
+        """Trades cancelled (created since ``since``) whose payment may have been made after
+        all: a callback reporting a payment is kept (the STK Query should have refuted it), or
+        the cancel came at the deadline with the STK Query still undecided (the buyer may have
+        typed the PIN later, and its callback been lost)."""
+        query = select(trades).where(
+            and_(
+                trades.c.state == TradeState.cancelled,
+                trades.c.created_at >= since,
+                trades.c.checkout_request_id.is_not(None),
+                or_(
+                    trades.c.result_code.is_(None),
+                    exists().where(
+                        and_(
+                            callbacks.c.kind == CallbackKind.stk,
+                            callbacks.c.key == trades.c.checkout_request_id,
+                            callbacks.c.receipt.is_not(None),
+                        )
+                    ),
+                ),
+            )
+        )
+        async with self.engine.connect() as conn:
+            return [TradeRecord.from_row(row) for row in await conn.execute(query)]
+
+    async def act(
+        self,
+        trade: TradeRecord,
+        to: TradeState,
+        *,
+        operator: str,
+        action: str,
+        reason: str,
+        **values: Any,
+    ) -> bool:
+        """An operator's action on a trade: the move (compare-and-set on its state), its
+        history row and the audit row naming the operator, in one transaction."""
+        now = self.clock()
+        values.setdefault("next_check_at", now)
+        detail = f"{action} by {operator}: {reason}"[:300]
+        async with self.engine.begin() as conn:
+            moved = await conn.execute(
+                update(trades)
+                .where(and_(trades.c.id == trade.id, trades.c.state == trade.state))
+                .values(state=to, updated_at=now, **values)
+            )
+            if moved.rowcount != 1:
+                return False
+            await conn.execute(
+                insert(trade_history).values(trade_id=trade.id, at=now, state=to, detail=detail)
+            )
+            await conn.execute(
+                insert(operator_actions).values(
+                    trade_id=trade.id,
+                    at=now,
+                    operator=operator,
+                    action=action,
+                    reason=reason,
+                    from_state=trade.state,
+                    to_state=to,
+                )
+            )
+        self.observe(to)
+        return True
+
+    async def actions(self, trade_id: str) -> list[dict[str, Any]]:
+        """What operators did to a trade, oldest first."""
+        query = (
+            select(
+                operator_actions.c.at,
+                operator_actions.c.operator,
+                operator_actions.c.action,
+                operator_actions.c.reason,
+                operator_actions.c.from_state,
+                operator_actions.c.to_state,
+            )
+            .where(operator_actions.c.trade_id == trade_id)
+            .order_by(operator_actions.c.id)
+        )
+        async with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in await conn.execute(query)]
+
+    async def last_reconciliation(self) -> float | None:
+        """When the last reconciliation started, if one ever did."""
+        query = select(func.max(reconciliations.c.started_at))
+        async with self.engine.connect() as conn:
+            started: float | None = (await conn.execute(query)).scalar()
+        return started
+
+    async def record_reconciliation(self, started_at: float, asked: int, mismatches: int) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(reconciliations).values(
+                    started_at=started_at, asked=asked, mismatches=mismatches
+                )
+            )
+
     async def by_checkout(self, checkout_request_id: str) -> TradeRecord | None:
         return await self._one(trades.c.checkout_request_id == checkout_request_id)
 
     async def claimants(
-        self, checkout_request_ids: Sequence[str]
+        self, checkout_request_ids: Sequence[str], cancelled_since: float
     ) -> tuple[dict[str, TradeRecord], list[TradeRecord]]:
-        """The trades with these CheckoutRequestIDs, and the opened trades still without one
-        (a callback may claim them). One statement, so one snapshot: a trade whose push is
-        answered meanwhile shows in one list or the other, never in neither."""
+        """The trades with these CheckoutRequestIDs, and the trades still without one that a
+        callback may claim: opened ones, and those made since ``cancelled_since`` that were
+        given up on at their deadline (the buyer may have typed the PIN late). One statement,
+        so one snapshot: a trade whose push is answered meanwhile shows in one list or the
+        other, never in neither."""
+        given_up = (TradeState.cancelling, TradeState.cancelled)
         unclaimed = and_(
-            trades.c.state == TradeState.opened, trades.c.checkout_request_id.is_(None)
+            trades.c.checkout_request_id.is_(None),
+            or_(
+                trades.c.state == TradeState.opened,
+                and_(trades.c.state.in_(given_up), trades.c.created_at >= cancelled_since),
+            ),
         )
         query = select(trades).where(
             or_(trades.c.checkout_request_id.in_(checkout_request_ids), unclaimed)

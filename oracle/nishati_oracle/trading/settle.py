@@ -55,6 +55,14 @@ def mismatches(trade: TradeRecord, on_chain: Trade) -> list[str]:
     return [name for name, value in expected.items() if getattr(on_chain, name) != value]
 
 
+def cancelled(trade: TradeRecord) -> tuple[TradeState, str]:
+    """Where a cancelling trade goes once its cancel lands, and why: ``refund_due`` if the
+    STK Query found it paid meanwhile (a payment after the deadline), else ``cancelled``."""
+    if trade.result_code == 0:
+        return TradeState.refund_due, "paid after the cancel, refund the buyer: "
+    return TradeState.cancelled, ""
+
+
 class Settlements:
     """Moves ``paid`` trades to ``settled`` and ``cancelling`` ones to ``cancelled`` on chain."""
 
@@ -208,11 +216,12 @@ class Settlements:
                 queries=0,
             )
         else:
+            to, why = cancelled(trade)
             await self.ledger.move(
                 trade.id,
                 [TradeState.cancelling],
-                TradeState.cancelled,
-                f"trade_cancel {signature}",
+                to,
+                f"{why}trade_cancel {signature}",
                 chain_signature=signature,
             )
 
@@ -222,9 +231,8 @@ class Settlements:
         earlier transaction landed (its confirmation was lost, or a crash came first). After
         that anyone may cancel it: a paid trade closed that way needs a refund."""
         if trade.state is TradeState.cancelling:
-            await self.ledger.move(
-                trade.id, [TradeState.cancelling], TradeState.cancelled, "closed on chain"
-            )
+            to, why = cancelled(trade)
+            await self.ledger.move(trade.id, [TradeState.cancelling], to, f"{why}closed on chain")
         elif trade.deadline is not None and chain_now <= trade.deadline + grace_secs:
             await self.ledger.move(
                 trade.id, [TradeState.paid], TradeState.settled, "settled on chain", queries=0

@@ -54,6 +54,8 @@ def callback_urls(settings: OracleSettings, token: str) -> CallbackUrls:
         payment=f"{base}/api/v1/payments/callback/{token}",
         payout_result=f"{base}/api/v1/payouts/result/{token}",
         payout_timeout=f"{base}/api/v1/payouts/timeout/{token}",
+        refund_result=f"{base}/api/v1/refunds/result/{token}",
+        refund_timeout=f"{base}/api/v1/refunds/timeout/{token}",
     )
 
 

@@ -11,8 +11,11 @@ trade's state says what is left to do. Every round (and whenever the API has som
 3. finishes trades a crash left half-opened (``settle``);
 4. settles paid trades and cancels failed ones on chain, as many per transaction as fit
    (``settle``);
-5. pays sellers by B2C (``payout``);
-6. asks Daraja about payouts whose result has not come (``payout``).
+5. pays sellers by B2C, again after a failure (``payout``);
+6. asks Daraja about payouts whose result has not come (``payout``);
+7. refunds buyers who paid for a trade closed without settling, and asks about refunds whose
+   result has not come (``refund``);
+8. once a day, reconciles the ledger with Daraja (``reconcile``).
 
 After a crash the same rounds pick up where the ledger says each trade stands; anything whose
 outcome on chain is unknown is asked of the chain (the trade account exists until it is settled
@@ -34,10 +37,12 @@ from solders.keypair import Keypair
 from nishati_client.program import NishatiClient
 from nishati_oracle.core.metrics import Metrics
 from nishati_oracle.core.settings import OracleSettings
-from nishati_oracle.trading.confirm import ORPHAN_GRACE_SECS, Confirmations
+from nishati_oracle.trading.confirm import LATE_CLAIM_SECS, ORPHAN_GRACE_SECS, Confirmations
 from nishati_oracle.trading.gateway import Gateway
 from nishati_oracle.trading.ledger import CallbackKind, Ledger, StoredCallback, TradeRecord
 from nishati_oracle.trading.payout import Payouts
+from nishati_oracle.trading.reconcile import Reconciler
+from nishati_oracle.trading.refund import Refunds
 from nishati_oracle.trading.settle import Settlements
 from nishati_oracle.trading.vault import PhoneVault
 
@@ -59,6 +64,8 @@ class CallbackUrls:
     payment: str
     payout_result: str
     payout_timeout: str
+    refund_result: str
+    refund_timeout: str
 
 
 class PaymentWorker:
@@ -82,10 +89,40 @@ class PaymentWorker:
         self.vault = vault
         self.gateway = gateway
         self.clock = clock
-        self.confirmations = Confirmations(ledger, gateway, vault, clock)
+        payments = settings.payments
+        self.confirmations = Confirmations(
+            ledger, gateway, vault, clock, payments.unconfirmed_hold_secs
+        )
         self.settlements = Settlements(ledger, client, oracle, metrics, clock)
         self.payouts = Payouts(
-            settings, ledger, gateway, vault, urls.payout_result, urls.payout_timeout, clock
+            settings,
+            ledger,
+            gateway,
+            vault,
+            urls.payout_result,
+            urls.payout_timeout,
+            clock,
+            metrics,
+        )
+        self.refunds = Refunds(
+            settings,
+            ledger,
+            gateway,
+            vault,
+            urls.refund_result,
+            urls.refund_timeout,
+            clock,
+            metrics,
+        )
+        self.reconciler = Reconciler(
+            settings,
+            ledger,
+            gateway,
+            self.confirmations,
+            self.payouts,
+            self.refunds,
+            metrics,
+            clock,
         )
         self._wake = asyncio.Event()
         self._whole_round = True
@@ -134,6 +171,9 @@ class PaymentWorker:
         await self.settlements.close_on_chain()
         await self.payouts.pay_sellers()
         await self.payouts.check_payouts()
+        await self.refunds.start_refunds()
+        await self.refunds.check_refunds()
+        await self.reconciler.run_if_due()
 
     async def handle_callbacks(self) -> int:
         """The callbacks due, with their trades looked up together; what they leave to do is
@@ -146,11 +186,8 @@ class PaymentWorker:
         # for a push answer read apart, a push answered in between would have its callback
         # parked for the grace period after the desk's release had already come and gone.
         stk = [c.key for c in pending if c.kind is CallbackKind.stk]
-        known, unclaimed = await self.ledger.claimants(stk) if stk else ({}, [])
-        # A payout's key is its trade's id (a status result's is not: those are looked up alone).
-        paying = await self.ledger.get_many(
-            [c.key for c in pending if c.kind is not CallbackKind.stk]
-        )
+        since = self.clock() - LATE_CLAIM_SECS
+        known, unclaimed = await self.ledger.claimants(stk, since) if stk else ({}, [])
         touched = 0
         done: list[tuple[int, str]] = []
         later: list[tuple[int, float]] = []
@@ -163,9 +200,7 @@ class PaymentWorker:
                 later.append((callback.id, callback.received_at + ORPHAN_GRACE_SECS))
                 continue
             touched += 1
-            outcome = await self._on_callback(
-                callback, trade or paying.get(callback.key), unclaimed
-            )
+            outcome = await self._on_callback(callback, trade, unclaimed)
             # Answering callbacks comes first: never hold the event loop for a whole batch.
             await asyncio.sleep(0)
             if outcome is None:
@@ -185,11 +220,12 @@ class PaymentWorker:
         self, callback: StoredCallback, trade: TradeRecord | None, unclaimed: list[TradeRecord]
     ) -> str | None:
         if callback.kind is not CallbackKind.stk:
-            timeout = callback.kind is CallbackKind.payout_timeout
-            outcome = self.gateway.parse_payout(self._body(callback), timeout)
-            if trade is None or trade.id != outcome.conversation_id:
-                trade = await self.ledger.get(outcome.conversation_id)
-            return await self.payouts.on_result(outcome, trade, timeout)
+            # Results are matched to their trade on Daraja's ids, by the phase they answer.
+            timeout = callback.kind.timeout
+            notice = self.gateway.parse_result(self._body(callback), timeout)
+            if callback.kind in (CallbackKind.refund_result, CallbackKind.refund_timeout):
+                return await self.refunds.on_result(notice, callback.received_at, timeout)
+            return await self.payouts.on_result(notice, callback.received_at, timeout)
         try:
             payment = self.gateway.parse_payment(self._body(callback))
         except ValueError as e:

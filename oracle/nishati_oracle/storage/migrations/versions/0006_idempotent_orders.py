@@ -2,7 +2,7 @@
 Idempotency-Key, the digest of what was ordered and the answer given; a callback is unique by
 its key and the digest of its body, not by its key alone.
 
-Revision ID: 0007
+Revision ID: 0006
 """
 
 from __future__ import annotations
