@@ -5,6 +5,8 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 pub mod backlog;
+#[cfg(any(test, feature = "checks"))]
+pub mod checks;
 pub mod counter;
 pub mod impulse;
 pub mod meter;
