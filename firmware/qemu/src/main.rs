@@ -97,12 +97,8 @@ const ROUNDS: u32 = 4;
 fn bench() {
     let market = [7u8; 32];
     let key = MeterKey::from_seed(&[9u8; 32]);
-    let reading = Reading {
-        counter: 1,
-        timestamp: 1_780_000_000,
-        exported_wh: 5_678,
-        imported_wh: 1_234,
-    };
+    let reading =
+        Reading { counter: 1, timestamp: 1_780_000_000, exported_wh: 5_678, imported_wh: 1_234 };
     let start = instret();
     for counter in 1..=ROUNDS {
         core::hint::black_box(key.sign_reading(&Reading { counter, ..reading }, &market));
