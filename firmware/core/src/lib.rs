@@ -11,12 +11,10 @@ pub mod counter;
 pub mod impulse;
 pub mod meter;
 pub mod modbus;
-#[cfg(test)]
-mod power_cut_tests;
 pub mod pzem;
 pub mod sdm;
 pub mod signer;
-#[cfg(any(test, feature = "std"))]
+#[cfg(any(test, feature = "std", feature = "checks"))]
 pub mod sim_flash;
 pub mod simulated;
 pub mod store;

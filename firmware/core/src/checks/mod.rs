@@ -4,6 +4,7 @@
 
 pub mod impulse;
 pub mod modbus;
+pub mod power_cut;
 pub mod pzem;
 pub mod sdm;
 pub mod simulated;
@@ -36,6 +37,10 @@ checks! {
     sdm::a_reset_meter_gives_no_reading,
     sdm::a_nan_register_is_named,
     sdm::a_silent_meter_is_named,
+    power_cut::a_power_cut_at_every_write_loses_nothing_and_reuses_nothing,
+    power_cut::a_full_backlog_refuses_and_an_acknowledgement_makes_room,
+    power_cut::the_device_backlog_holds_seven_days,
+    power_cut::a_layout_that_overlaps_is_refused,
     pzem::sends_the_datasheet_read_command,
     pzem::a_module_on_the_grid_line_counts_import,
     pzem::a_reset_energy_counter_gives_no_reading,
