@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-APT_PACKAGES=(rustc-web cargo-web rust-web-src llvm-22 mosquitto binutils-riscv64-unknown-elf)
+APT_PACKAGES=(rustc-web cargo-web rust-web-src llvm-22 mosquitto binutils-riscv64-unknown-elf
+  qemu-system-misc)
 # The machine's own Python 3.11 and Node.js (any >= 18) will do; Debian's otherwise.
 python3 -m venv --help >/dev/null 2>&1 || APT_PACKAGES+=(python3-venv)
 command -v node >/dev/null && command -v npm >/dev/null || APT_PACKAGES+=(nodejs npm)

@@ -27,7 +27,9 @@ step "firmware: fmt, clippy, host tests of the meter core and the reading crate"
   fi
   "$DEBIAN_CARGO" test -q
   if cargo fmt --version >/dev/null 2>&1; then (cd esp && cargo fmt -- --check); fi
+  if cargo fmt --version >/dev/null 2>&1; then (cd qemu && cargo fmt -- --check); fi
 )
+scripts/test-firmware-qemu.sh
 scripts/build-firmware.sh
 
 step "python: ruff, mypy"

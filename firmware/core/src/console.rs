@@ -448,12 +448,12 @@ mod tests {
         MeterKey::from_seed(&[0x5A; 32])
     }
 
-    fn storage() -> Storage<SimFlash> {
+    fn storage() -> Storage<SimFlash<Vec<u8>>> {
         Storage::new(SimFlash::new(4), SMALL).unwrap()
     }
 
     /// Types `line` and Enter, as a terminal sends them, and returns what the meter printed.
-    fn type_line(storage: &mut Storage<SimFlash>, text: &str) -> (String, Outcome) {
+    fn type_line(storage: &mut Storage<SimFlash<Vec<u8>>>, text: &str) -> (String, Outcome) {
         let mut editor = LineEditor::default();
         let mut out = String::new();
         let mut outcome = Outcome::Done;
@@ -465,7 +465,7 @@ mod tests {
         (out, outcome)
     }
 
-    fn flash_bytes(storage: Storage<SimFlash>) -> Vec<u8> {
+    fn flash_bytes(storage: Storage<SimFlash<Vec<u8>>>) -> Vec<u8> {
         storage.into_flash().into_bytes()
     }
 

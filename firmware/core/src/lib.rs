@@ -5,19 +5,19 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 pub mod backlog;
+#[cfg(any(test, feature = "checks"))]
+pub mod checks;
 pub mod console;
 pub mod counter;
 pub mod impulse;
 pub mod meter;
 pub mod modbus;
-#[cfg(test)]
-mod power_cut_tests;
 pub mod pzem;
 pub mod qr;
 pub mod sdm;
 pub mod settings;
 pub mod signer;
-#[cfg(any(test, feature = "std"))]
+#[cfg(any(test, feature = "std", feature = "checks"))]
 pub mod sim_flash;
 pub mod simulated;
 pub mod store;

@@ -92,7 +92,7 @@ impl Monotonic {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "checks"))]
 pub mod testing {
     use super::{MeterError, Port};
 

@@ -47,7 +47,7 @@ pub fn kwh_bits_to_wh(bits: u32) -> Option<u64> {
 }
 
 pub struct Sdm<P: Port> {
-    port: P,
+    pub(crate) port: P,
     address: u8,
     totals: Monotonic,
 }
@@ -76,72 +76,5 @@ impl<P: Port> EnergyMeter for Sdm<P> {
         let imported_wh = value(IMPORT_ACTIVE_ENERGY, registers[0], registers[1])?;
         let exported_wh = value(EXPORT_ACTIVE_ENERGY, registers[2], registers[3])?;
         self.totals.check(Energy { exported_wh, imported_wh })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{meter::testing::Recorded, modbus::seal};
-
-    #[test]
-    fn floats_of_kwh_become_wh() {
-        assert_eq!(kwh_bits_to_wh(0x3F80_0000), Some(1000)); // 1.0
-        assert_eq!(kwh_bits_to_wh(0x4148_0000), Some(12_500)); // 12.5
-        assert_eq!(kwh_bits_to_wh(0x449A_5225), Some(1_234_567)); // 1234.567
-        assert_eq!(kwh_bits_to_wh(0x3A83_126F), Some(1)); // 0.001
-        assert_eq!(kwh_bits_to_wh(0x0000_0000), Some(0));
-        assert_eq!(kwh_bits_to_wh(0x8000_0000), Some(0)); // -0.0
-        assert_eq!(kwh_bits_to_wh(0xBF80_0000), None); // -1.0
-        assert_eq!(kwh_bits_to_wh(0x7FC0_0000), None); // NaN
-        assert_eq!(kwh_bits_to_wh(0x7F80_0000), None); // +inf
-        assert_eq!(kwh_bits_to_wh(0x7F7F_FFFF), None); // f32::MAX kWh: beyond u64 Wh
-        for bits in [0x3F80_0000u32, 0x449A_5225, 0x4B7F_FFFF, 0x3E80_0000] {
-            let wh = kwh_bits_to_wh(bits).unwrap();
-            assert_eq!(wh, (f64::from(f32::from_bits(bits)) * 1000.0).round() as u64, "{bits:#x}");
-        }
-    }
-
-    #[test]
-    fn reads_import_and_export_in_one_request() {
-        // 1234.567 kWh imported, 12.5 kWh exported.
-        let mut reply = [0x01, 0x04, 0x08, 0x44, 0x9A, 0x52, 0x25, 0x41, 0x48, 0x00, 0x00, 0, 0];
-        seal(&mut reply, 11);
-        let mut meter = Sdm::new(Recorded { reply: &reply, request: [0; 8] }, 1, None);
-        assert_eq!(meter.read(), Ok(Energy { exported_wh: 12_500, imported_wh: 1_234_567 }));
-        // 01 04 00 48 00 04: four registers from 30073.
-        assert_eq!(meter.port.request, [0x01, 0x04, 0x00, 0x48, 0x00, 0x04, 0x71, 0xDF]);
-    }
-
-    #[test]
-    fn a_reset_meter_gives_no_reading() {
-        let mut reply = [0x01, 0x04, 0x08, 0x44, 0x9A, 0x52, 0x25, 0x41, 0x48, 0x00, 0x00, 0, 0];
-        seal(&mut reply, 11);
-        let last = Energy { exported_wh: 20_000, imported_wh: 1_000_000 };
-        let mut meter = Sdm::new(Recorded { reply: &reply, request: [0; 8] }, 1, Some(last));
-        assert_eq!(
-            meter.read(),
-            Err(MeterError::WentBackwards {
-                last,
-                read: Energy { exported_wh: 12_500, imported_wh: 1_234_567 }
-            })
-        );
-    }
-
-    #[test]
-    fn a_nan_register_is_named() {
-        let mut reply = [0x01, 0x04, 0x08, 0x7F, 0xC0, 0x00, 0x00, 0x41, 0x48, 0x00, 0x00, 0, 0];
-        seal(&mut reply, 11);
-        let mut meter = Sdm::new(Recorded { reply: &reply, request: [0; 8] }, 1, None);
-        assert_eq!(
-            meter.read(),
-            Err(MeterError::InvalidValue { register: IMPORT_ACTIVE_ENERGY, raw: 0x7FC0_0000 })
-        );
-    }
-
-    #[test]
-    fn a_silent_meter_is_named() {
-        let mut meter = Sdm::new(Recorded { reply: &[], request: [0; 8] }, 1, None);
-        assert_eq!(meter.read(), Err(MeterError::Silent));
     }
 }

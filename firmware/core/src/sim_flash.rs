@@ -2,6 +2,9 @@
 //! can only clear bits, and power can be cut at any chosen write or erase. The operation the
 //! power is cut at is left half done (half the words written, or the first half of the sector
 //! erased) and every operation after it fails, as on a device that lost its supply.
+//!
+//! The bytes are any buffer the caller owns: a `Vec` on the host, an array in RAM on a no_std
+//! target (the QEMU test image, `firmware/qemu`).
 
 use embedded_storage_async::nor_flash::{
     ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
@@ -29,8 +32,8 @@ impl NorFlashError for SimFlashError {
     }
 }
 
-pub struct SimFlash {
-    bytes: Vec<u8>,
+pub struct SimFlash<B> {
+    bytes: B,
     /// Writes and erases that complete before the power is cut; `None`: never cut.
     cut_after: Option<usize>,
     operations: usize,
@@ -38,14 +41,23 @@ pub struct SimFlash {
     off: bool,
 }
 
-impl SimFlash {
+#[cfg(any(test, feature = "std"))]
+impl SimFlash<Vec<u8>> {
     /// An erased flash of `sectors` sectors.
     pub fn new(sectors: usize) -> Self {
         Self::from_bytes(vec![0xFF; sectors * SECTOR])
     }
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> SimFlash<B> {
+    /// An erased flash over `bytes`.
+    pub fn erased(mut bytes: B) -> Self {
+        bytes.as_mut().fill(0xFF);
+        Self::from_bytes(bytes)
+    }
 
     /// A flash holding `bytes`, as a device finds it after a reboot.
-    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+    pub fn from_bytes(bytes: B) -> Self {
         Self { bytes, cut_after: None, operations: 0, erases: 0, off: false }
     }
 
@@ -70,7 +82,7 @@ impl SimFlash {
     }
 
     /// The flash's contents, to boot again from.
-    pub fn into_bytes(self) -> Vec<u8> {
+    pub fn into_bytes(self) -> B {
         self.bytes
     }
 
@@ -96,18 +108,18 @@ impl SimFlash {
             return Err(SimFlashError::NotAligned);
         }
         let end = start.checked_add(len).ok_or(SimFlashError::OutOfBounds)?;
-        if end > self.bytes.len() {
+        if end > self.bytes.as_ref().len() {
             return Err(SimFlashError::OutOfBounds);
         }
         Ok(start..end)
     }
 }
 
-impl ErrorType for SimFlash {
+impl<B> ErrorType for SimFlash<B> {
     type Error = SimFlashError;
 }
 
-impl ReadNorFlash for SimFlash {
+impl<B: AsRef<[u8]> + AsMut<[u8]>> ReadNorFlash for SimFlash<B> {
     const READ_SIZE: usize = 1;
 
     async fn read(&mut self, offset: u32, out: &mut [u8]) -> Result<(), Self::Error> {
@@ -115,16 +127,16 @@ impl ReadNorFlash for SimFlash {
             return Err(SimFlashError::PowerCut);
         }
         let range = self.range(offset, out.len(), 1)?;
-        out.copy_from_slice(&self.bytes[range]);
+        out.copy_from_slice(&self.bytes.as_ref()[range]);
         Ok(())
     }
 
     fn capacity(&self) -> usize {
-        self.bytes.len()
+        self.bytes.as_ref().len()
     }
 }
 
-impl NorFlash for SimFlash {
+impl<B: AsRef<[u8]> + AsMut<[u8]>> NorFlash for SimFlash<B> {
     const WRITE_SIZE: usize = WORD;
     const ERASE_SIZE: usize = SECTOR;
 
@@ -133,7 +145,7 @@ impl NorFlash for SimFlash {
         let holds = self.power_holds()?;
         self.erases += range.len() / SECTOR;
         let end = if holds { range.end } else { range.start + range.len() / 2 };
-        self.bytes[range.start..end].fill(0xFF);
+        self.bytes.as_mut()[range.start..end].fill(0xFF);
         if holds {
             Ok(())
         } else {
@@ -145,7 +157,7 @@ impl NorFlash for SimFlash {
         let range = self.range(offset, data.len(), WORD)?;
         let holds = self.power_holds()?;
         let len = if holds { data.len() } else { data.len() / WORD / 2 * WORD };
-        for (cell, byte) in self.bytes[range].iter_mut().zip(&data[..len]) {
+        for (cell, byte) in self.bytes.as_mut()[range].iter_mut().zip(&data[..len]) {
             *cell &= byte;
         }
         if holds {
@@ -158,4 +170,4 @@ impl NorFlash for SimFlash {
 
 /// A NOR cell can be written again as long as bits only go from 1 to 0, which the writes above
 /// keep by AND-ing.
-impl MultiwriteNorFlash for SimFlash {}
+impl<B: AsRef<[u8]> + AsMut<[u8]>> MultiwriteNorFlash for SimFlash<B> {}

@@ -49,7 +49,7 @@ impl FakeBroker {
     }
 }
 
-fn storage_with(readings: u32) -> Storage<SimFlash> {
+fn storage_with(readings: u32) -> Storage<SimFlash<Vec<u8>>> {
     let key = MeterKey::from_seed(&[3; 32]);
     let mut storage = Storage::new(SimFlash::new(5), LAYOUT).unwrap();
     for counter in 1..=readings {
@@ -73,7 +73,7 @@ fn connect(session: &mut Session<4>, out: &mut [u8]) {
 /// Fills the window from the backlog and sends what is unsent; returns the packet ids.
 fn pump(
     session: &mut Session<4>,
-    storage: &mut Storage<SimFlash>,
+    storage: &mut Storage<SimFlash<Vec<u8>>>,
     broker: &mut FakeBroker,
     topic: &str,
 ) -> Vec<u16> {
@@ -90,7 +90,7 @@ fn pump(
     ids
 }
 
-fn deliver(session: &mut Session<4>, storage: &mut Storage<SimFlash>) -> Vec<u32> {
+fn deliver(session: &mut Session<4>, storage: &mut Storage<SimFlash<Vec<u8>>>) -> Vec<u32> {
     let mut delivered = Vec::new();
     while let Some(counter) = session.take_delivered() {
         block_on(storage.acknowledge(counter)).unwrap();
