@@ -106,8 +106,8 @@ class HostMeter:
         command += ["--username", self.broker.username, "--export-w", str(EXPORT_W)]
         command += ["--interval-secs", str(interval_secs), "--count", str(count)]
         env = os.environ | {"NISHATI_MQTT_PASSWORD": self.broker.password}
-        with log.open("wb") as out:
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL, env=env)
+        with log.open("wb") as out, log.with_suffix(".err").open("wb") as err:
+            process = subprocess.Popen(command, stdout=out, stderr=err, env=env)
         self.runs.append((process, log))
         return process
 
