@@ -3,10 +3,16 @@
 //! the simulated meter, MQTT over TCP, the system clock).
 //!
 //! `nishati-meter-host --state DIR --market B58 --broker HOST:PORT [--root nishati]
-//!  [--interval-secs N] [--export-w W] [--count N]`
+//!  [--username NAME] [--interval-secs N] [--export-w W] [--count N]`
 //!
-//! Prints `meter <base58>` on start, `stored <counter>` per signed reading and
-//! `delivered <counter>` per acknowledgement; exits once `--count` readings are delivered.
+//! Prints `meter <base58>` on start, `stored <counter> <exported Wh>` per signed reading,
+//! `delivered <counter>` per acknowledgement and `drained <delivered>` once `--count` readings
+//! are taken and none is left to deliver, then exits. The broker's password, if any, is read
+//! from `NISHATI_MQTT_PASSWORD` (not the command line, where other users see it).
+//!
+//! `nishati-meter-host --state DIR --market B58 --household B58` prints `meter <base58>` and
+//! `proof <hex>`: the meter's signature over its registration to that household, which the
+//! installer's registration carries as the meter's proof that it holds its key.
 
 mod flash;
 
@@ -40,6 +46,8 @@ struct Args {
     market: String,
     broker: String,
     root: String,
+    username: Option<String>,
+    household: Option<String>,
     interval_secs: u32,
     export_w: u64,
     count: u32,
@@ -51,6 +59,8 @@ fn parse_args() -> Result<Args, String> {
         market: String::new(),
         broker: String::new(),
         root: "nishati".into(),
+        username: None,
+        household: None,
         interval_secs: 1,
         export_w: 0,
         count: 0,
@@ -64,16 +74,33 @@ fn parse_args() -> Result<Args, String> {
             "--market" => args.market = value.clone(),
             "--broker" => args.broker = value.clone(),
             "--root" => args.root = value.clone(),
+            "--username" => args.username = Some(value.clone()),
+            "--household" => args.household = Some(value.clone()),
             "--interval-secs" => args.interval_secs = number()? as u32,
             "--export-w" => args.export_w = number()?,
             "--count" => args.count = number()? as u32,
             other => return Err(format!("unknown option {other}")),
         }
     }
-    if args.market.is_empty() || args.broker.is_empty() || args.state.as_os_str().is_empty() {
-        return Err("--state, --market and --broker are required".into());
+    if args.market.is_empty() || args.state.as_os_str().is_empty() {
+        return Err("--state and --market are required".into());
+    }
+    if args.household.is_none() && args.broker.is_empty() {
+        return Err("--broker is required, unless --household asks for the registration".into());
     }
     Ok(args)
+}
+
+fn base58_key(flag: &str, text: &str) -> Result<[u8; 32], String> {
+    bs58::decode(text)
+        .into_vec()
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or(format!("{flag} is not a base58 key"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn now_secs() -> u32 {
@@ -129,11 +156,13 @@ fn run(args: Args) -> Result<(), String> {
     let mut b58 = [0u8; BASE58_MAX_LEN];
     let meter = key.public_key_base58(&mut b58).to_owned();
     println!("meter {meter}");
-    let market: [u8; 32] = bs58::decode(&args.market)
-        .into_vec()
-        .ok()
-        .and_then(|v| v.try_into().ok())
-        .ok_or("--market is not a base58 key")?;
+    let market = base58_key("--market", &args.market)?;
+    if let Some(household) = &args.household {
+        let registration = key.sign_registration(&market, &base58_key("--household", household)?);
+        println!("proof {}", hex(&registration.signature));
+        return Ok(());
+    }
+    let password = std::env::var("NISHATI_MQTT_PASSWORD").ok();
     let mut topic_buf = [0u8; TOPIC_MAX_LEN];
     let topic = readings_topic(&args.root, &args.market, &meter, &mut topic_buf)
         .map_err(|_| "topic too long")?
@@ -171,8 +200,8 @@ fn run(args: Args) -> Result<(), String> {
                     stream.set_read_timeout(Some(Duration::from_millis(50))).ok();
                     let connect = Connect {
                         client_id: &meter,
-                        username: None,
-                        password: None,
+                        username: args.username.as_deref(),
+                        password: password.as_deref().map(str::as_bytes),
                         keepalive_secs: 30,
                     };
                     let n = session

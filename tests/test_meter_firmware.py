@@ -1,0 +1,291 @@
+"""The meter firmware end to end: meters running the firmware's core on the host
+(``nishati-meter-host``: its counter, signer, backlog on a file-backed flash, and its QoS 1
+uplink) are registered by an installer with their own proof of possession, publish their signed
+readings to Mosquitto, and the oracle verifies and attests them. One meter is SIGKILLed while it
+publishes and restarted on the same flash: no counter is used twice, no stored reading is lost,
+and its backlog drains. The chain holds exactly each meter's export since its baseline."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from nishati_client.config import ClientSettings
+from nishati_client.pda import household_address
+from nishati_dev.broker import Mosquitto
+from nishati_dev.localday import as_environment
+from nishati_dev.processes import HOST, free_port
+from tests.harness.broker import BrokerClient, broker_client, mosquitto
+from tests.harness.polling import eventually
+from tests.harness.trading import TradingWorld, trading_world
+
+pytestmark = pytest.mark.rpc
+
+__all__ = ["mosquitto"]
+
+FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
+RUNNER = FIRMWARE / "target" / "debug" / "nishati-meter-host"
+ROOT = "nishati-firmware-test"
+# 1 Wh per second of the simulated meter's clock: well inside the test market's export limit.
+EXPORT_W = 3_600
+
+
+@pytest.fixture(scope="session")
+def runner() -> Path:
+    """The host runner, built once for the session with Debian's toolchain."""
+    env = os.environ | {"RUSTC": "/usr/bin/rustc"}
+    subprocess.run(
+        ["/usr/bin/cargo", "build", "-q", "-p", "nishati-meter-host"],
+        cwd=FIRMWARE,
+        env=env,
+        check=True,
+    )
+    return RUNNER
+
+
+@pytest.fixture
+async def world(
+    rpc_url: str,
+    rpc_payer: Keypair,
+    settings: ClientSettings,
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+) -> AsyncIterator[TradingWorld]:
+    # Every reading is attested as it comes: the chain's figures follow the meters' own.
+    env = as_environment(mosquitto.mqtt_settings(ROOT)) | {"NISHATI_ATTEST_THRESHOLD_WH": "0"}
+    async with trading_world(
+        rpc_url, rpc_payer, settings, tmp_path, oracle_env_changes=env
+    ) as started:
+        yield started
+
+
+@dataclass
+class HostMeter:
+    """One runner's state directory and what its runs printed."""
+
+    runner: Path
+    state: Path
+    market: Pubkey
+    broker: Mosquitto
+    meter: Pubkey | None = None
+    runs: list[tuple[subprocess.Popen[bytes], Path]] = field(default_factory=list)
+
+    def base_command(self) -> list[str]:
+        return [str(self.runner), "--state", str(self.state), "--market", str(self.market)]
+
+    def register_proof(self, household: Pubkey) -> tuple[Pubkey, bytes]:
+        """The meter's key and its signature over its registration to ``household``."""
+        out = subprocess.run(
+            [*self.base_command(), "--household", str(household)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        lines = dict(line.split(" ", 1) for line in out.splitlines())
+        return Pubkey.from_string(lines["meter"]), bytes.fromhex(lines["proof"])
+
+    def start(
+        self, count: int, interval_secs: int, broker_port: int | None = None
+    ) -> subprocess.Popen[bytes]:
+        """A run on its state, publishing to the broker (or to ``broker_port``)."""
+        port = broker_port or self.broker.port_number
+        log = self.state / f"run{len(self.runs)}.out"
+        command = self.base_command()
+        command += ["--broker", f"{HOST}:{port}", "--root", ROOT]
+        command += ["--username", self.broker.username, "--export-w", str(EXPORT_W)]
+        command += ["--interval-secs", str(interval_secs), "--count", str(count)]
+        env = os.environ | {"NISHATI_MQTT_PASSWORD": self.broker.password}
+        with log.open("wb") as out, log.with_suffix(".err").open("wb") as err:
+            process = subprocess.Popen(command, stdout=out, stderr=err, env=env)
+        self.runs.append((process, log))
+        return process
+
+    def lines(self, word: str, runs: slice = slice(None)) -> list[list[int]]:
+        """The numbers of every complete ``word`` line its runs printed, in order."""
+        found = []
+        for _, log in self.runs[runs]:
+            for line in log.read_text().splitlines(keepends=True):
+                parts = line.split()
+                if line.endswith("\n") and parts and parts[0] == word:
+                    found.append([int(p) for p in parts[1:]])
+        return found
+
+    def stored(self) -> list[tuple[int, int]]:
+        """(counter, exported Wh) of every reading it signed and stored."""
+        return [(n, wh) for n, wh in self.lines("stored")]
+
+    def stored_in(self, run: int) -> list[list[int]]:
+        return self.lines("stored", slice(run, run + 1))
+
+    def delivered(self) -> list[int]:
+        return [n for (n,) in self.lines("delivered")]
+
+    def stop(self) -> None:
+        for process, _ in self.runs:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def host_meters(
+    runner: Path, world: TradingWorld, mosquitto: Mosquitto, tmp_path: Path
+) -> Iterator[list[HostMeter]]:
+    meters = []
+    for i in range(3):
+        state = tmp_path / f"meter{i}"
+        state.mkdir()
+        meters.append(HostMeter(runner, state, world.market.address, mosquitto))
+    try:
+        yield meters
+    finally:
+        for meter in meters:
+            meter.stop()
+
+
+@pytest.fixture
+def dead(mosquitto: Mosquitto) -> Iterator[BrokerClient]:
+    """The oracle's refusals of the meters' readings, as it dead-letters them."""
+    with broker_client(mosquitto, f"{ROOT}/+/meters/+/rejected") as client:
+        yield client
+
+
+async def register(world: TradingWorld, host: HostMeter) -> Pubkey:
+    """The address of a custodial household for ``host``, registered by the market's
+    installer with the meter's own proof of possession."""
+    market, client = world.market, world.client
+    owner = Keypair()
+    address, _ = household_address(client.program.program_id, market.address, owner.pubkey())
+    meter_key, proof = host.register_proof(address)
+    await client.household_register(
+        payer=market.h.payer,
+        owner=owner,
+        authority=market.oracle,
+        installer=market.installer,
+        market=market.address,
+        meter=meter_key,
+        meter_proof=proof,
+        phone_commitment=secrets.token_bytes(32),
+    )
+    home = await client.household(address)
+    assert home.meter == meter_key
+    host.meter = meter_key
+    return address
+
+
+async def test_host_meters_publish_survive_a_kill_and_the_chain_holds_their_export(
+    world: TradingWorld, host_meters: list[HostMeter], dead: BrokerClient
+) -> None:
+    client = world.client
+    homes = [await register(world, host) for host in host_meters]
+    since = max([(await client.household(home)).meter_since for home in homes])
+    # The meters date their readings by the system clock; none may be dated before its
+    # registration on the chain's clock.
+    await eventually(wait_for_wall_clock(since), "the system clock past the registrations")
+
+    steady, killed = host_meters[:2], host_meters[2]
+    for host in steady:
+        host.start(count=5, interval_secs=1)
+    # Killed while it publishes to the broker as fast as it reads...
+    first = killed.start(count=1_000_000, interval_secs=0)
+
+    async def publishing() -> bool:
+        return len(killed.delivered()) >= 20
+
+    await eventually(publishing, "the killed meter publishing")
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    # ...restarted on its flash while its broker is unreachable, so it stores readings it
+    # cannot deliver, and killed again...
+    second = killed.start(count=1_000_000, interval_secs=0, broker_port=free_port())
+
+    async def piled_up() -> bool:
+        return len(killed.stored()) >= len(killed.stored_in(0)) + 3
+
+    await eventually(piled_up, "the killed meter storing readings it cannot deliver")
+    second.send_signal(signal.SIGKILL)
+    second.wait()
+    backlog = {n for n, _ in killed.stored()} - set(killed.delivered())
+    assert backlog
+    # ...and restarted with its broker back: its backlog drains.
+    after_kill = killed.start(count=3, interval_secs=1)
+
+    for host in host_meters:
+        process = host.runs[-1][0]
+
+        async def exited(process: subprocess.Popen[bytes] = process) -> bool:
+            return process.poll() is not None
+
+        await eventually(exited, f"meter {host.meter} drained", within_secs=40)
+        assert process.returncode == 0
+        assert host.lines("drained"), f"meter {host.meter} never printed drained"
+    assert after_kill.returncode == 0
+    assert backlog <= set(killed.delivered()), "the killed meter's backlog was not delivered"
+
+    refusals: dict[str, int] = {}
+    for host, home in zip(host_meters, homes, strict=True):
+        stored = dict(host.stored())
+        counters = [n for n, _ in host.stored()]
+        # A counter is never signed twice, across the kills too, and only ever grows; every
+        # reading signed was delivered (the broker acknowledges once the oracle has answered).
+        assert counters == sorted(set(counters)), counters
+        assert set(counters) <= set(host.delivered())
+
+        async def answered(
+            host: HostMeter = host, signed: int = len(counters)
+        ) -> list[dict[str, Any]] | None:
+            answer = await world.http.get(
+                f"/api/v1/meters/{host.meter}/readings", params={"limit": 500}
+            )
+            rows: list[dict[str, Any]] = answer.json()["readings"]
+            refused = rejected(dead, refusals, host)
+            # Each reading is stored or refused (a resent one after a kill may be refused
+            # twice): none is lost.
+            if len(rows) + refused < signed:
+                return None
+            assert host is killed or len(rows) + refused == signed
+            return rows if {r["status"] for r in rows} == {"attested"} else None
+
+        rows = await eventually(answered, f"meter {host.meter}'s readings answered and attested")
+        assert rows is not None
+        kept = [r["counter"] for r in rows]
+        # What the oracle kept, newest first: no counter twice, each one the meter signed.
+        assert kept == sorted(set(kept), reverse=True)
+        assert set(kept) <= set(counters)
+        # The chain holds exactly the export from the baseline to the newest attested reading.
+        baseline_wh, newest_wh = stored[counters[0]], stored[kept[0]]
+        assert kept[-1] == counters[0]
+        chain = await client.household(home)
+        assert chain.last_counter == kept[0]
+        assert chain.meter_exported_wh == newest_wh
+        assert chain.total_exported_wh == newest_wh - baseline_wh
+        balance = await client.energy_balance(client.program.energy_account(home))
+        assert balance == newest_wh - baseline_wh
+
+
+def rejected(dead: BrokerClient, refusals: dict[str, int], host: HostMeter) -> int:
+    """How many of ``host``'s readings the oracle refused (its dead letters so far, counted
+    per meter into ``refusals``)."""
+    while not dead.messages.empty():
+        message = dead.messages.get()
+        meter = message.topic.split("/")[-2]
+        refusals[meter] = refusals.get(meter, 0) + 1
+    return refusals.get(str(host.meter), 0)
+
+
+def wait_for_wall_clock(since: int) -> Callable[[], Awaitable[bool]]:
+    async def past() -> bool:
+        return time.time() >= since
+
+    return past
