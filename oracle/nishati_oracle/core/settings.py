@@ -1,8 +1,8 @@
 """The oracle's settings, from the environment (prefix ``NISHATI_``) or ``.env``.
 
 Grouped by domain: ``chain`` (the client's settings: RPC, program, keys), ``http``,
-``readings``, ``mqtt``, ``payments`` (with its ``daraja`` group), ``storage`` and ``forecast``. Each group
-reads its own variables, so one environment configures the client and the oracle alike; a
+``readings``, ``mqtt``, ``payments`` (with its ``daraja`` group), ``storage`` and ``forecast``.
+Each group reads its own variables, so one environment configures the client and the oracle alike; a
 group's variables are its prefix and the field's name in capitals (``NISHATI_MQTT_HOST``,
 ``NISHATI_DARAJA_SHORTCODE``), and ``environment_name`` spells them.
 """
