@@ -1,8 +1,8 @@
 """The oracle's settings, from the environment (prefix ``NISHATI_``) or ``.env``.
 
 Grouped by domain: ``chain`` (the client's settings: RPC, program, keys), ``http``,
-``readings``, ``mqtt``, ``payments`` (with its ``daraja`` group) and ``storage``. Each group
-reads its own variables, so one environment configures the client and the oracle alike; a
+``readings``, ``mqtt``, ``payments`` (with its ``daraja`` group), ``storage`` and ``forecast``.
+Each group reads its own variables, so one environment configures the client and the oracle alike; a
 group's variables are its prefix and the field's name in capitals (``NISHATI_MQTT_HOST``,
 ``NISHATI_DARAJA_SHORTCODE``), and ``environment_name`` spells them.
 """
@@ -271,6 +271,57 @@ class StorageSettings(EnvSettings):
     )
 
 
+OPEN_METEO_URL = "https://api.open-meteo.com"
+# The commercial tier answers on its own host, with the key as ``apikey``.
+OPEN_METEO_CUSTOMER_URL = "https://customer-api.open-meteo.com"
+
+
+class ForecastSettings(EnvSettings):
+    model_config = SettingsConfigDict(env_prefix="NISHATI_FORECAST_")
+
+    weather_url: str | None = Field(
+        default=None,
+        description="Open-Meteo base URL; unset: the free tier's, or the commercial tier's "
+        "when an API key is set",
+    )
+    weather_api_key: SecretStr | None = Field(
+        default=None, description="Open-Meteo commercial API key (sent as apikey)"
+    )
+    grid_degrees: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="Homes within one cell of this many degrees (0.05: about 5.5 km at the "
+        "equator) share one weather request",
+    )
+    cache_secs: float = Field(
+        default=900.0, ge=0, description="How long a cell's weather is reused before asked again"
+    )
+    timeout_secs: float = Field(default=10.0, gt=0, description="One weather request's timeout")
+    rate_limit_retries: int = Field(
+        default=3, ge=0, description="Retries of a weather request answered 429 before giving up"
+    )
+    rate_limit_backoff_secs: float = Field(
+        default=2.0,
+        gt=0,
+        description="First wait after a 429 without Retry-After, doubling with each retry",
+    )
+    horizon_hours: int = Field(default=48, ge=1, le=384, description="How far ahead to forecast")
+    default_clear_sky_index: float = Field(
+        default=0.7,
+        gt=0,
+        le=1.2,
+        description="Share of clear-sky production assumed without weather for a home with no "
+        "measured history",
+    )
+
+    @property
+    def weather_base_url(self) -> str:
+        if self.weather_url is not None:
+            return self.weather_url
+        return OPEN_METEO_URL if self.weather_api_key is None else OPEN_METEO_CUSTOMER_URL
+
+
 class ServiceSettings(EnvSettings):
     """The oracle's own fields, beside its groups."""
 
@@ -295,6 +346,9 @@ class OracleSettings(ServiceSettings):
     )
     storage: StorageSettings = Field(
         default_factory=StorageSettings, description="The oracle's database"
+    )
+    forecast: ForecastSettings = Field(
+        default_factory=ForecastSettings, description="Weather and production forecasts"
     )
 
     @classmethod
@@ -464,5 +518,6 @@ _GROUPS: dict[str, type[BaseSettings]] = {
         PaymentSettings,
         DarajaSettings,
         StorageSettings,
+        ForecastSettings,
     )
 }

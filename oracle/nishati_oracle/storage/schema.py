@@ -230,3 +230,18 @@ reconciliations = Table(
     Column("asked", Integer, nullable=False),
     Column("mismatches", Integer, nullable=False),
 )
+
+# Forecasts (``forecast.systems``): each home's PV system, as its household or installer set it.
+pv_systems = Table(
+    "pv_systems",
+    metadata,
+    Column("household", String(44), primary_key=True),
+    Column("latitude", Float, nullable=False),
+    Column("longitude", Float, nullable=False),
+    Column("altitude_m", Integer, nullable=False),
+    Column("capacity_wp", BigInteger, nullable=False),
+    Column("tilt_deg", Float, nullable=False),
+    Column("azimuth_deg", Float, nullable=False),
+    Column("inverter_limit_w", BigInteger, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
