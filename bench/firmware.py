@@ -39,9 +39,7 @@ def instructions_per_signature() -> int:
 def main() -> None:
     report = Report("meter firmware on RV32IMC (qemu-system-riscv32 -M virt -icount shift=0)")
     report.setup.append(("target", "riscv32imc-unknown-none-elf, opt-level s, fat LTO"))
-    report.setup.append(
-        ("signer", "ed25519-dalek 2 (nishati_meter_core::signer), 37-byte reading")
-    )
+    report.setup.append(("signer", "ed25519-dalek 2 (nishati_meter_core::signer), 37-byte reading"))
     report.setup.append(("clock", f"{CLOCK_HZ // 1_000_000} MHz, one instruction per cycle"))
     instructions = instructions_per_signature()
     report.add(
