@@ -3,16 +3,22 @@
 uplink) are registered by an installer with their own proof of possession, publish their signed
 readings to Mosquitto, and the oracle verifies and attests them. One meter is SIGKILLed while it
 publishes and restarted on the same flash: no counter is used twice, no stored reading is lost,
-and its backlog drains. The chain holds exactly each meter's export since its baseline."""
+and its backlog drains. The chain holds exactly each meter's export since its baseline.
+
+Another meter takes its clock from an SNTP server (signing nothing before it has the time) and,
+while its broker is stopped, posts its backlog to the oracle's HTTP ingest, then goes back to
+MQTT once the broker returns: every reading arrives once, in order, dated by the SNTP time."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +32,9 @@ from nishati_client.pda import household_address
 from nishati_dev.broker import Mosquitto
 from nishati_dev.localday import as_environment
 from nishati_dev.processes import HOST, free_port
-from tests.harness.broker import BrokerClient, broker_client, mosquitto
+from tests.harness.broker import BrokerClient, Login, broker_client, mosquitto
 from tests.harness.polling import eventually
+from tests.harness.sntp import SntpServer, sntp_server
 from tests.harness.trading import TradingWorld, trading_world
 
 pytestmark = pytest.mark.rpc
@@ -39,6 +46,12 @@ RUNNER = FIRMWARE / "target" / "debug" / "nishati-meter-host"
 ROOT = "nishati-firmware-test"
 # 1 Wh per second of the simulated meter's clock: well inside the test market's export limit.
 EXPORT_W = 3_600
+# How far the SNTP server's time runs ahead of the host's: inside the skew the chain allows a
+# meter's clock (MAX_CLOCK_SKEW_SECS), and far enough that a reading dated by the host's clock
+# stands out.
+SNTP_OFFSET_SECS = 120
+# An attestation threshold no test meter reaches.
+ATTEST_WHEN_ASKED_WH = 10**12
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +67,24 @@ def runner() -> Path:
     return RUNNER
 
 
+@asynccontextmanager
+async def world_on(
+    broker: Mosquitto,
+    rpc_url: str,
+    rpc_payer: Keypair,
+    settings: ClientSettings,
+    tmp_path: Path,
+    attest_threshold_wh: int,
+) -> AsyncIterator[TradingWorld]:
+    """A market and its oracle reading from ``broker``."""
+    env = as_environment(broker.mqtt_settings(ROOT))
+    env |= {"NISHATI_ATTEST_THRESHOLD_WH": str(attest_threshold_wh)}
+    async with trading_world(
+        rpc_url, rpc_payer, settings, tmp_path, oracle_env_changes=env
+    ) as started:
+        yield started
+
+
 @pytest.fixture
 async def world(
     rpc_url: str,
@@ -63,9 +94,31 @@ async def world(
     mosquitto: Mosquitto,
 ) -> AsyncIterator[TradingWorld]:
     # Every reading is attested as it comes: the chain's figures follow the meters' own.
-    env = as_environment(mosquitto.mqtt_settings(ROOT)) | {"NISHATI_ATTEST_THRESHOLD_WH": "0"}
-    async with trading_world(
-        rpc_url, rpc_payer, settings, tmp_path, oracle_env_changes=env
+    async with world_on(mosquitto, rpc_url, rpc_payer, settings, tmp_path, 0) as started:
+        yield started
+
+
+@pytest.fixture
+def stoppable_broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A broker for one test to stop and start again; persistent, as a deployment's is, so the
+    oracle's session, and what meters publish to it before the oracle is back, survive."""
+    with Mosquitto(tmp_path / "mosquitto", persistent=True) as broker:
+        yield broker
+
+
+@pytest.fixture
+async def world_with_stoppable_broker(
+    rpc_url: str,
+    rpc_payer: Keypair,
+    settings: ClientSettings,
+    tmp_path: Path,
+    stoppable_broker: Mosquitto,
+) -> AsyncIterator[TradingWorld]:
+    # Attested only when the test asks: a reading that mints within the chain second of the
+    # meter's last attestation is refused (its allowance is 0 s of export), and here every
+    # reading must be stored.
+    async with world_on(
+        stoppable_broker, rpc_url, rpc_payer, settings, tmp_path, ATTEST_WHEN_ASKED_WH
     ) as started:
         yield started
 
@@ -79,6 +132,8 @@ class HostMeter:
     market: Pubkey
     broker: Mosquitto
     meter: Pubkey | None = None
+    # Its own broker login, issued when it is registered (until then the oracle's).
+    login: Login | None = None
     runs: list[tuple[subprocess.Popen[bytes], Path]] = field(default_factory=list)
 
     def base_command(self) -> list[str]:
@@ -96,16 +151,28 @@ class HostMeter:
         return Pubkey.from_string(lines["meter"]), bytes.fromhex(lines["proof"])
 
     def start(
-        self, count: int, interval_secs: int, broker_port: int | None = None
+        self,
+        count: int,
+        interval_secs: int,
+        broker_port: int | None = None,
+        sntp: SntpServer | None = None,
+        oracle_url: str | None = None,
     ) -> subprocess.Popen[bytes]:
-        """A run on its state, publishing to the broker (or to ``broker_port``)."""
+        """A run on its state, publishing to the broker (or to ``broker_port``); its clock from
+        ``sntp`` (else the host's), and the oracle's HTTP ingest at ``oracle_url`` its fallback
+        (else none)."""
         port = broker_port or self.broker.port_number
         log = self.state / f"run{len(self.runs)}.out"
         command = self.base_command()
         command += ["--broker", f"{HOST}:{port}", "--root", ROOT]
-        command += ["--username", self.broker.username, "--export-w", str(EXPORT_W)]
+        login = self.login or Login(self.broker.username, self.broker.password)
+        command += ["--username", login.username, "--export-w", str(EXPORT_W)]
         command += ["--interval-secs", str(interval_secs), "--count", str(count)]
-        env = os.environ | {"NISHATI_MQTT_PASSWORD": self.broker.password}
+        if sntp is not None:
+            command += ["--sntp", sntp.address]
+        if oracle_url is not None:
+            command += ["--oracle-url", oracle_url]
+        env = os.environ | {"NISHATI_MQTT_PASSWORD": login.password}
         with log.open("wb") as out, log.with_suffix(".err").open("wb") as err:
             process = subprocess.Popen(command, stdout=out, stderr=err, env=env)
         self.runs.append((process, log))
@@ -129,7 +196,12 @@ class HostMeter:
         return self.lines("stored", slice(run, run + 1))
 
     def delivered(self) -> list[int]:
+        """Counters the broker acknowledged."""
         return [n for (n,) in self.lines("delivered")]
+
+    def posted(self) -> list[int]:
+        """Counters the oracle accepted over HTTP."""
+        return [n for (n,) in self.lines("posted")]
 
     def stop(self) -> None:
         for process, _ in self.runs:
@@ -181,6 +253,8 @@ async def register(world: TradingWorld, host: HostMeter) -> Pubkey:
     home = await client.household(address)
     assert home.meter == meter_key
     host.meter = meter_key
+    # The meter logs in to the broker as its key, which the ACL keeps to its own topic.
+    host.login = Login(str(meter_key), host.broker.meter_login(meter_key))
     return address
 
 
@@ -289,3 +363,112 @@ def wait_for_wall_clock(since: int) -> Callable[[], Awaitable[bool]]:
         return time.time() >= since
 
     return past
+
+
+def until(condition: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    """``condition`` as the awaitable check :func:`eventually` polls."""
+
+    async def check() -> bool:
+        return condition()
+
+    return check
+
+
+async def attested_rows(world: TradingWorld, host: HostMeter, signed: int) -> list[dict[str, Any]]:
+    """The meter's readings as the oracle stores them, newest first, once ``signed`` are there
+    and the chain holds them all (asking the oracle to attest the meter now)."""
+    answer = await world.http.post(f"/api/v1/meters/{host.meter}/attest")
+    assert answer.status_code == 202, answer.text
+
+    async def attested() -> list[dict[str, Any]] | None:
+        answer = await world.http.get(
+            f"/api/v1/meters/{host.meter}/readings", params={"limit": 500}
+        )
+        rows: list[dict[str, Any]] = answer.json()["readings"]
+        done = len(rows) >= signed and {r["status"] for r in rows} == {"attested"}
+        return rows if done else None
+
+    rows = await eventually(attested, f"meter {host.meter}'s {signed} readings attested")
+    assert rows is not None
+    return rows
+
+
+async def test_a_meter_dates_readings_by_sntp_and_posts_them_over_http_while_the_broker_is_down(
+    world_with_stoppable_broker: TradingWorld,
+    stoppable_broker: Mosquitto,
+    runner: Path,
+    tmp_path: Path,
+) -> None:
+    world, broker = world_with_stoppable_broker, stoppable_broker
+    state = tmp_path / "meter"
+    state.mkdir()
+    host = HostMeter(runner, state, world.market.address, broker)
+    oracle_url = world.oracle.url
+    try:
+        home = await register(world, host)
+        with sntp_server(SNTP_OFFSET_SECS) as sntp:
+            baseline = host.start(count=1, interval_secs=1, sntp=sntp, oracle_url=oracle_url)
+            # The server has no time yet: the meter asks, and signs nothing meanwhile.
+            await eventually(until(lambda: sntp.answered[False] >= 2), "SNTP asked twice")
+            assert baseline.poll() is None
+            assert host.stored() == []
+            sntp.synchronise()
+            await eventually(until(lambda: baseline.poll() is not None), "the baseline reading")
+            assert baseline.returncode == 0
+            [[clock]] = host.lines("clock")
+            # The server's time when it answered (SNTP_OFFSET_SECS from the host's).
+            assert 0 <= sntp.time() - clock < 10, "the meter's clock is the server's"
+            # The baseline on the chain, and a chain second gone by since, so the readings to
+            # come mint within the export limit.
+            [since] = await attested_rows(world, host, 1)
+            await eventually(wait_for_wall_clock(int(since["attested_at"]) + 2), "a chain second")
+
+            run = host.start(count=1_000_000, interval_secs=1, sntp=sntp, oracle_url=oracle_url)
+            await eventually(until(lambda: len(host.delivered()) >= 4), "readings over MQTT")
+            await asyncio.to_thread(broker.stop)
+            await eventually(until(lambda: len(host.posted()) >= 5), "readings over HTTP")
+            await asyncio.to_thread(broker.start)
+            last_posted = max(host.posted())
+
+            async def back_on_mqtt() -> bool:
+                return any(n > last_posted for n in host.delivered())
+
+            await eventually(back_on_mqtt, "readings over MQTT again once the broker is back")
+            run.send_signal(signal.SIGKILL)
+            run.wait()
+            # Restarted to finish: two more readings, then its backlog drains and it exits.
+            drain = host.start(count=2, interval_secs=1, sntp=sntp, oracle_url=oracle_url)
+            await eventually(until(lambda: drain.poll() is not None), "the meter drained", 40)
+            assert drain.returncode == 0
+        assert len(host.lines("clock")) == 3, "each run set its clock from the server once"
+
+        stored = dict(host.stored())
+        counters = [n for n, _ in host.stored()]
+        assert counters == sorted(set(counters)), counters
+        # Every reading signed left the backlog over MQTT or HTTP, and none was refused.
+        assert set(counters) <= set(host.delivered()) | set(host.posted())
+        assert host.lines("refused") == []
+        http = await world.metric("nishati_readings_received_total", transport="http")
+        assert http >= len(host.posted()) >= 5
+
+        rows = await attested_rows(world, host, len(counters))
+        # Each counter the meter signed arrived exactly once, in counter order.
+        by_counter = sorted(rows, key=lambda r: r["counter"])
+        assert [r["counter"] for r in by_counter] == counters
+        arrivals = [r["received_at"] for r in by_counter]
+        assert arrivals == sorted(arrivals)
+        # Dated by the SNTP server's clock, not the host's: each timestamp runs the offset
+        # ahead of when the oracle received it (and readings wait seconds, not minutes).
+        for row in rows:
+            ahead = row["timestamp"] - row["received_at"]
+            assert SNTP_OFFSET_SECS - 60 < ahead <= SNTP_OFFSET_SECS + 2, row
+        # The chain holds exactly the export from the baseline to the newest reading.
+        baseline_wh, newest_wh = stored[counters[0]], stored[counters[-1]]
+        chain = await world.client.household(home)
+        assert chain.last_counter == counters[-1]
+        assert chain.meter_exported_wh == newest_wh
+        assert chain.total_exported_wh == newest_wh - baseline_wh
+        balance = await world.client.energy_balance(world.client.program.energy_account(home))
+        assert balance == newest_wh - baseline_wh
+    finally:
+        host.stop()

@@ -475,7 +475,7 @@ mod tests {
         for line in [
             "wifi \"Shamba Solar\" mvua-nyingi-2026",
             "broker mqtt.nishati.example:8883",
-            "broker-user meter-17 s3cret",
+            "broker-user 5TVbU4wM7ETY5TL46iGaBwq41dgM6tpABcWqMpu1CACW Xq3vJ0hR9cKp2mWs7TzYb4LdNf8GuEaQ",
             "tls 9F:86:D0:81:88:4C:7D:65:9A:2F:EA:A0:C5:5A:D0:15:A3:BF:4F:1B:2B:0B:82:2C:D1:5D:6C:15:B0:F0:0A:08",
             "oracle https://oracle.nishati.example",
             &format!("market {MARKET}"),
@@ -489,7 +489,12 @@ mod tests {
         let (shown, _) = type_line(&mut storage, "show");
         assert!(shown.contains("wifi         \"Shamba Solar\", password ********"), "{shown}");
         assert!(shown.contains("broker       mqtt.nishati.example:8883"), "{shown}");
-        assert!(shown.contains("broker-user  meter-17, password ********"), "{shown}");
+        assert!(
+            shown.contains(
+                "broker-user  5TVbU4wM7ETY5TL46iGaBwq41dgM6tpABcWqMpu1CACW, password ********"
+            ),
+            "{shown}"
+        );
         assert!(
             shown.contains(
                 "tls          on, pinned to SHA-256 9F:86:D0:81:88:4C:7D:65:9A:2F:EA:A0:C5:5A:D0:\
@@ -499,10 +504,10 @@ mod tests {
         );
         assert!(shown.contains("oracle       https://oracle.nishati.example"), "{shown}");
         assert!(shown.contains(&format!("market       {MARKET}")), "{shown}");
-        assert!(!shown.contains("mvua") && !shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("mvua") && !shown.contains("Xq3vJ0"), "{shown}");
         let settings = block_on(storage.load_settings()).unwrap();
         assert_eq!(settings.wifi_password.expose(), "mvua-nyingi-2026");
-        assert_eq!(settings.broker_password.expose(), "s3cret");
+        assert_eq!(settings.broker_password.expose(), "Xq3vJ0hR9cKp2mWs7TzYb4LdNf8GuEaQ");
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub const SSID_MAX_LEN: usize = 32;
 pub const WIFI_PASSWORD_LEN: core::ops::RangeInclusive<usize> = 8..=63;
 /// Longest broker host name, or an IPv4 address.
 pub const HOST_MAX_LEN: usize = 64;
-pub const BROKER_USER_MAX_LEN: usize = 32;
+/// A meter logs in to the broker as its key in base58: up to 44 characters.
+pub const BROKER_USER_MAX_LEN: usize = 44;
 pub const BROKER_PASSWORD_MAX_LEN: usize = 64;
 /// Longest oracle URL (`https://host[:port][/path]`).
 pub const URL_MAX_LEN: usize = 96;
@@ -487,7 +488,8 @@ mod tests {
         let mut s = Settings::default();
         s.set_wifi(&"s".repeat(32), &"p".repeat(63)).unwrap();
         s.set_broker(&format!("{}:65535", "h".repeat(64))).unwrap();
-        s.set_broker_login(&"u".repeat(32), &"w".repeat(64)).unwrap();
+        s.set_broker_login(&"u".repeat(BROKER_USER_MAX_LEN), &"w".repeat(BROKER_PASSWORD_MAX_LEN))
+            .unwrap();
         s.set_broker_tls(Tls::Pinned([0xAB; 32]));
         let url = format!("https://o.example/{}", "p".repeat(URL_MAX_LEN - 18));
         s.set_oracle_url(&url).unwrap();
@@ -562,8 +564,8 @@ mod tests {
         assert_eq!(s.set_broker(&format!("{}:1883", "h".repeat(65))), Err(SettingError::BadHost));
         assert_eq!(s.set_broker_login("", "x"), Err(SettingError::BrokerUserEmpty));
         assert_eq!(
-            s.set_broker_login(&"u".repeat(33), "x"),
-            Err(SettingError::BrokerUserTooLong { len: 33 })
+            s.set_broker_login(&"u".repeat(45), "x"),
+            Err(SettingError::BrokerUserTooLong { len: 45 })
         );
         assert_eq!(s.set_oracle_url("http://oracle.example"), Err(SettingError::UrlNotHttps));
         assert_eq!(s.set_oracle_url("https://"), Err(SettingError::BadHost));

@@ -7,14 +7,13 @@
 
 use core::fmt::{self, Write};
 
-use embassy_futures::block_on;
+use embassy_sync::{blocking_mutex::raw::NoopRawMutex, mutex::Mutex};
+use embassy_time::Timer;
 use embedded_storage_async::nor_flash::MultiwriteNorFlash;
 use esp_hal::{
-    delay::Delay,
     gpio::interconnect::PeripheralInput,
     peripherals::{UART0, USB_DEVICE},
     system::software_reset,
-    time::{Duration, Instant},
     uart::{self, UartRx},
     usb::usb_serial_jtag::{UsbSerialJtag, UsbSerialJtagRx},
     Blocking,
@@ -28,7 +27,7 @@ use nishati_meter_core::{
 };
 
 /// How often the port is looked at while nothing is typed.
-const POLL_MS: u32 = 10;
+const POLL_MS: u64 = 10;
 
 /// The console's output: esp-println's printer, lines ended with CR LF.
 pub struct Out;
@@ -80,18 +79,16 @@ impl<'d> Console<'d> {
         }
     }
 
-    /// Answers the installer's commands for `period`, then returns; a `reboot` restarts the chip.
-    pub fn serve_for<F: MultiwriteNorFlash>(
+    /// Answers the installer's commands for as long as the meter runs; a `reboot` restarts the
+    /// chip. Settings take effect from the next boot.
+    pub async fn serve<F: MultiwriteNorFlash>(
         &mut self,
-        period: Duration,
-        storage: &mut Storage<F>,
+        storage: &Mutex<NoopRawMutex, Storage<F>>,
         key: &MeterKey,
-    ) {
-        let start = Instant::now();
-        let delay = Delay::new();
-        while start.elapsed() < period {
+    ) -> ! {
+        loop {
             let Some(byte) = self.typed() else {
-                delay.delay_millis(POLL_MS);
+                Timer::after_millis(POLL_MS).await;
                 continue;
             };
             match self.editor.feed(byte) {
@@ -100,7 +97,8 @@ impl<'d> Console<'d> {
                 Input::Nothing => {}
                 Input::Line(line) => {
                     Printer::write_bytes(b"\r\n");
-                    if block_on(run_line(line, storage, key, &mut Out)) == Outcome::Reboot {
+                    let mut storage = storage.lock().await;
+                    if run_line(line, &mut storage, key, &mut Out).await == Outcome::Reboot {
                         software_reset();
                     }
                     Printer::write_bytes(b"> ");

@@ -1,45 +1,61 @@
 //! The meter's firmware logic on a host, for tests against the real Mosquitto and oracle:
-//! the core's counter, signer, backlog and uplink session with std adapters (flash in a file,
-//! the simulated meter, MQTT over TCP, the system clock).
+//! the core's clock, counter, signer, backlog and uplink with std adapters (flash in a file, the
+//! simulated meter or a recorded trace, SNTP over UDP, MQTT and the oracle's HTTP ingest over TCP).
 //!
 //! `nishati-meter-host --state DIR --market B58 --broker HOST:PORT [--root nishati]
-//!  [--username NAME] [--interval-secs N] [--export-w W] [--count N]`
+//!  [--username NAME] [--sntp HOST:PORT] [--oracle-url http://HOST:PORT] [--interval-secs N]
+//!  [--export-w W | --trace CSV] [--count N]`
 //!
-//! Prints `meter <base58>` on start, `stored <counter> <exported Wh>` per signed reading,
-//! `delivered <counter>` per acknowledgement and `drained <delivered>` once `--count` readings
-//! are taken and none is left to deliver, then exits. The broker's password, if any, is read
-//! from `NISHATI_MQTT_PASSWORD` (not the command line, where other users see it).
+//! The meter is simulated (a constant `--export-w` from its first reading) or replays a recorded
+//! trace of a real meter's registers (`--trace`, the format in `meter.rs`).
+//!
+//! Prints `meter <base58>` on start, `clock <unix secs>` each time its clock is set (from the
+//! SNTP server, or without `--sntp` from the host's clock; no reading is signed before),
+//! `stored <counter> <exported Wh>` per signed reading, `delivered`, `posted` or `refused
+//! <counter>` per reading that left the backlog (`uplink`), and `drained <left>` once `--count`
+//! readings are taken and none is left to deliver, then exits. With `--oracle-url`, a broker
+//! that stays unreachable has the backlog posted to the oracle over HTTP. The broker's
+//! password, if any, is read from `NISHATI_MQTT_PASSWORD` (not the command line, where other
+//! users see it).
 //!
 //! `nishati-meter-host --state DIR --market B58 --household B58` prints `meter <base58>` and
 //! `proof <hex>`: the meter's signature over its registration to that household, which the
 //! installer's registration carries as the meter's proof that it holds its key.
 
 mod flash;
+mod http;
+mod meter;
+mod time;
+mod uplink;
 
 use std::{
-    io::{Read, Write},
-    net::TcpStream,
+    io::Read,
     path::PathBuf,
     process::ExitCode,
     thread,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use embassy_futures::block_on;
+use embedded_storage_async::nor_flash::MultiwriteNorFlash;
 use nishati_meter_core::{
     counter::Counter,
     signer::{MeterKey, BASE58_MAX_LEN, SEED_LEN},
     store::{Layout, Storage},
-    uplink::{
-        mqtt::{self, Connect, MqttError},
-        readings_topic,
-        session::{Backoff, Session, Tick},
-        TOPIC_MAX_LEN,
-    },
+    uplink::{clock::WallClock, readings_topic, TOPIC_MAX_LEN},
 };
 use nishati_reading::Reading;
 
-use crate::flash::FileFlash;
+use crate::{
+    flash::FileFlash,
+    http::Oracle,
+    meter::{HostMeter, Registers},
+    time::TimeSource,
+    uplink::{BrokerLogin, Uplink},
+};
+
+/// How long a pass waits while nothing is connected.
+const IDLE: Duration = Duration::from_millis(20);
 
 struct Args {
     state: PathBuf,
@@ -48,8 +64,11 @@ struct Args {
     root: String,
     username: Option<String>,
     household: Option<String>,
+    sntp: Option<String>,
+    oracle_url: Option<String>,
     interval_secs: u32,
     export_w: u64,
+    trace: Option<PathBuf>,
     count: u32,
 }
 
@@ -61,8 +80,11 @@ fn parse_args() -> Result<Args, String> {
         root: "nishati".into(),
         username: None,
         household: None,
+        sntp: None,
+        oracle_url: None,
         interval_secs: 1,
         export_w: 0,
+        trace: None,
         count: 0,
     };
     let mut it = std::env::args().skip(1);
@@ -76,8 +98,11 @@ fn parse_args() -> Result<Args, String> {
             "--root" => args.root = value.clone(),
             "--username" => args.username = Some(value.clone()),
             "--household" => args.household = Some(value.clone()),
+            "--sntp" => args.sntp = Some(value.clone()),
+            "--oracle-url" => args.oracle_url = Some(value.clone()),
             "--interval-secs" => args.interval_secs = number()? as u32,
             "--export-w" => args.export_w = number()?,
+            "--trace" => args.trace = Some(value.clone().into()),
             "--count" => args.count = number()? as u32,
             other => return Err(format!("unknown option {other}")),
         }
@@ -103,10 +128,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn now_secs() -> u32 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs() as u32
-}
-
 fn os_random<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     std::fs::File::open("/dev/urandom")
@@ -115,17 +136,26 @@ fn os_random<const N: usize>() -> [u8; N] {
     bytes
 }
 
-/// When the simulated meter started counting: the state's first start, kept in the state.
-fn installed_at(state: &std::path::Path) -> Result<u32, String> {
-    let path = state.join("installed");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => text.trim().parse().map_err(|e| format!("{}: {e}", path.display())),
-        Err(_) => {
-            let now = now_secs();
-            std::fs::write(&path, now.to_string()).map_err(|e| e.to_string())?;
-            Ok(now)
-        }
-    }
+/// Signs and stores a reading of the meter dated by the meter's clock, and returns its counter
+/// and export; while the clock is unset, nothing: no counter is used, nothing is signed.
+fn take_reading<F: MultiwriteNorFlash>(
+    storage: &mut Storage<F>,
+    counter: &mut Counter,
+    clock: &WallClock,
+    now_ms: u64,
+    key: &MeterKey,
+    market: &[u8; 32],
+    meter: &mut HostMeter,
+) -> Result<Option<(u32, u64)>, String> {
+    let Some(timestamp) = clock.unix_secs(now_ms) else {
+        return Ok(None);
+    };
+    let Registers { exported_wh, imported_wh } = meter.registers(timestamp)?;
+    let n = block_on(counter.take(storage)).map_err(|e| format!("{e:?}"))?;
+    let reading = Reading { counter: n, timestamp, exported_wh, imported_wh };
+    block_on(storage.push_reading(&key.sign_reading(&reading, market)))
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(Some((n, exported_wh)))
 }
 
 fn main() -> ExitCode {
@@ -162,128 +192,115 @@ fn run(args: Args) -> Result<(), String> {
         println!("proof {}", hex(&registration.signature));
         return Ok(());
     }
-    let password = std::env::var("NISHATI_MQTT_PASSWORD").ok();
     let mut topic_buf = [0u8; TOPIC_MAX_LEN];
     let topic = readings_topic(&args.root, &args.market, &meter, &mut topic_buf)
         .map_err(|_| "topic too long")?
         .to_owned();
-    let installed = installed_at(&args.state)?;
+    let oracle = args.oracle_url.as_deref().map(Oracle::from_url).transpose()?;
+    let broker = BrokerLogin {
+        address: args.broker.clone(),
+        username: args.username.clone(),
+        password: std::env::var("NISHATI_MQTT_PASSWORD").ok(),
+    };
+    let mut uplink = Uplink::new(broker, meter.clone(), key.public_key(), topic, oracle);
+    let time_source = args.sntp.clone().map_or(TimeSource::System, TimeSource::Sntp);
+    let mut clock = WallClock::default();
+    let mut meter = match &args.trace {
+        Some(path) => HostMeter::trace(&args.state, path)?,
+        None => HostMeter::simulated(&args.state, args.export_w),
+    };
     let mut counter = block_on(Counter::resume(&mut storage)).map_err(|e| format!("{e:?}"))?;
 
-    let mut session = Session::<8>::new(30);
-    let backoff = Backoff { base_ms: 200, max_ms: 5000 };
     let start = Instant::now();
     let now_ms = || start.elapsed().as_millis() as u64;
     let mut taken = 0u32;
-    let mut delivered = 0u32;
+    let mut left = 0u32;
     let mut next_reading = Instant::now();
-    let mut link: Option<(TcpStream, Vec<u8>)> = None;
-    let mut out = [0u8; 512];
     loop {
+        if clock.sync_due(now_ms()) {
+            match time_source.fetch() {
+                Ok(unix_secs) => {
+                    clock.synced(unix_secs, now_ms());
+                    println!("clock {unix_secs}");
+                }
+                Err(e) => {
+                    clock.failed(now_ms());
+                    let wait = clock.until_sync_ms(now_ms());
+                    eprintln!(
+                        "{e}; nothing is signed before the clock is set; asking again in {wait} ms"
+                    );
+                }
+            }
+        }
         if taken < args.count && Instant::now() >= next_reading {
-            let n = block_on(counter.take(&mut storage)).map_err(|e| format!("{e:?}"))?;
-            // The simulated meter: a constant export since the state was made, so a restarted
-            // runner goes on from the total a real meter would show.
-            let exported_wh =
-                args.export_w * u64::from(now_secs().saturating_sub(installed)) / 3600;
-            let reading =
-                Reading { counter: n, timestamp: now_secs(), exported_wh, imported_wh: 0 };
-            block_on(storage.push_reading(&key.sign_reading(&reading, &market)))
-                .map_err(|e| format!("{e:?}"))?;
-            println!("stored {n} {exported_wh}");
-            taken += 1;
-            next_reading = Instant::now() + Duration::from_secs(u64::from(args.interval_secs));
-        }
-        if link.is_none() {
-            match TcpStream::connect(&args.broker) {
-                Ok(stream) => {
-                    stream.set_read_timeout(Some(Duration::from_millis(50))).ok();
-                    let connect = Connect {
-                        client_id: &meter,
-                        username: args.username.as_deref(),
-                        password: password.as_deref().map(str::as_bytes),
-                        keepalive_secs: 30,
-                    };
-                    let n = session
-                        .connect(&connect, now_ms(), &mut out)
-                        .map_err(|e| format!("{e:?}"))?;
-                    let mut stream = stream;
-                    if stream.write_all(&out[..n]).is_ok() {
-                        link = Some((stream, Vec::new()));
-                    } else {
-                        session.connection_lost();
-                    }
-                }
-                Err(e) => {
-                    session.connection_lost();
-                    let wait = backoff.delay_ms(session.failures, u32::from_le_bytes(os_random()));
-                    eprintln!("broker unreachable: {e}; retrying in {wait} ms");
-                    thread::sleep(Duration::from_millis(u64::from(wait)));
-                    continue;
-                }
+            let stamped = take_reading(
+                &mut storage,
+                &mut counter,
+                &clock,
+                now_ms(),
+                &key,
+                &market,
+                &mut meter,
+            )?;
+            if let Some((n, exported_wh)) = stamped {
+                println!("stored {n} {exported_wh}");
+                taken += 1;
+                next_reading = Instant::now() + Duration::from_secs(u64::from(args.interval_secs));
             }
         }
-        let (stream, inbox) = link.as_mut().expect("connected above");
-        let mut broken = false;
-        while let Some(reading) =
-            block_on(storage.nth_reading(session.in_flight())).map_err(|e| format!("{e:?}"))?
-        {
-            if !session.add(reading) {
-                break;
-            }
-        }
-        while let Some(n) =
-            session.next_publish(&topic, now_ms(), &mut out).map_err(|e| format!("{e:?}"))?
-        {
-            broken |= stream.write_all(&out[..n]).is_err();
-        }
-        match session.tick(now_ms()) {
-            Tick::Ping => broken |= stream.write_all(&Session::<8>::PING).is_err(),
-            Tick::Dead => broken = true,
-            Tick::Idle => {}
-        }
-        let mut buf = [0u8; 256];
-        match stream.read(&mut buf) {
-            Ok(0) => broken = true,
-            Ok(n) => inbox.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => broken = true,
-        }
-        loop {
-            match mqtt::decode(inbox) {
-                Ok((packet, used)) => {
-                    inbox.drain(..used);
-                    session.on_incoming(packet);
-                }
-                Err(MqttError::Short) => break,
-                Err(e) => {
-                    eprintln!("broker sent a bad packet: {e:?}");
-                    broken = true;
-                    break;
-                }
-            }
-        }
-        while let Some(n) = session.take_delivered() {
-            block_on(storage.acknowledge(n)).map_err(|e| format!("{e:?}"))?;
-            println!("delivered {n}");
-            delivered += 1;
-        }
-        if broken {
-            link = None;
-            session.connection_lost();
-            continue;
-        }
+        left += uplink.step(&mut storage)?;
         let empty = block_on(storage.oldest_reading()).map_err(|e| format!("{e:?}"))?.is_none();
         if taken >= args.count && empty {
-            if let Some((stream, _)) = link.as_mut() {
-                let _ = stream.write_all(&mqtt::DISCONNECT_PACKET);
-            }
-            println!("drained {delivered}");
+            uplink.close();
+            println!("drained {left}");
             return Ok(());
         }
+        if !uplink.connected() {
+            thread::sleep(IDLE);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MARKET: [u8; 32] = [9; 32];
+
+    fn state(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("nishati-host-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn nothing_is_signed_before_the_clock_is_set_and_then_dated_by_it() {
+        let dir = state("clock");
+        let flash = FileFlash::open(&dir.join("flash.bin"), Layout::DEVICE.end() as usize).unwrap();
+        let mut storage = Storage::new(flash, Layout::DEVICE).unwrap();
+        let mut counter = block_on(Counter::resume(&mut storage)).unwrap();
+        let key = MeterKey::from_seed(&[5; 32]);
+        let mut meter = HostMeter::simulated(&dir, 3_600);
+        let mut clock = WallClock::default();
+        let mut take = |clock: &WallClock, now_ms, storage: &mut Storage<FileFlash>| {
+            take_reading(storage, &mut counter, clock, now_ms, &key, &MARKET, &mut meter).unwrap()
+        };
+        assert_eq!(take(&clock, 1_000, &mut storage), None);
+        // No counter was reserved, nothing stored, and the simulated meter has not started.
+        assert_eq!(block_on(storage.counter_reserved()).unwrap(), None);
+        assert_eq!(block_on(storage.oldest_reading()).unwrap(), None);
+        assert!(!dir.join("installed").exists());
+
+        clock.synced(1_796_342_400, 2_000);
+        assert_eq!(take(&clock, 2_000, &mut storage), Some((1, 0)));
+        assert_eq!(take(&clock, 12_000, &mut storage), Some((2, 10)));
+        let first = block_on(storage.oldest_reading()).unwrap().unwrap();
+        let second = block_on(storage.nth_reading(1)).unwrap().unwrap();
+        for (reading, timestamp) in [(first, 1_796_342_400), (second, 1_796_342_410)] {
+            let decoded = Reading::parse(&reading.message, &MARKET).unwrap();
+            assert_eq!(decoded.timestamp, timestamp);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

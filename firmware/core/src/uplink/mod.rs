@@ -2,12 +2,17 @@
 //! over them, the oracle's HTTP ingest as the fallback, and SNTP time. The chip (embassy-net
 //! and TLS) and the host runner (std TCP) move the bytes; both run this same logic.
 
+pub mod clock;
+pub mod endpoint;
 pub mod http;
 pub mod mqtt;
+pub mod pin;
 pub mod session;
 pub mod sntp;
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 /// Longest readings topic: a root of up to 32 bytes and two base58 keys.
 pub const TOPIC_MAX_LEN: usize = 32 + 2 * 44 + 24;

@@ -10,6 +10,13 @@
 use super::mqtt::{self, Incoming, MqttError, PINGREQ_PACKET};
 use crate::signer::{SignedReading, SIGNATURE_LEN};
 
+/// Connections lost or refused in a row after which the driver sends the backlog to the oracle's
+/// HTTP ingest (`uplink::http`) while it goes on trying the broker.
+pub const HTTP_FALLBACK_AFTER: u32 = 3;
+
+/// How long a CONNECT waits for its CONNACK before the connection counts as failed.
+pub const CONNACK_TIMEOUT_MS: u64 = 10_000;
+
 /// Bytes of a PUBLISH payload: signature ‖ reading, as the oracle's `decode_message` reads it.
 pub const PAYLOAD_LEN: usize = SignedReading::LEN;
 
@@ -46,7 +53,7 @@ pub enum Tick {
     Idle,
     /// Send these bytes (a PINGREQ) now.
     Ping,
-    /// The broker did not answer within the keepalive: drop the connection.
+    /// The broker did not answer in time (a ping, or the CONNACK): drop the connection.
     Dead,
 }
 
@@ -101,6 +108,19 @@ impl<const W: usize> Session<W> {
         for entry in self.window.iter_mut().flatten() {
             entry.sent = false;
         }
+    }
+
+    /// Whether the driver should deliver over HTTP ([`HTTP_FALLBACK_AFTER`] failures in a row);
+    /// a CONNACK ends it.
+    pub fn falls_back_to_http(&self) -> bool {
+        self.failures >= HTTP_FALLBACK_AFTER
+    }
+
+    /// Empties the window while disconnected: the driver delivered from the backlog's front
+    /// another way (HTTP), so the window is filled from the backlog again.
+    pub fn clear_window(&mut self) {
+        debug_assert!(self.state == State::Disconnected, "the window is cleared offline");
+        self.window = [None; W];
     }
 
     /// How many readings are in the window; the next one to add is the backlog's
@@ -171,8 +191,13 @@ impl<const W: usize> Session<W> {
     }
 
     /// Keepalive: a PINGREQ when the line has been quiet for the keepalive, and a dead
-    /// connection when a ping went unanswered for as long again.
+    /// connection when a ping went unanswered for as long again, or a CONNACK for
+    /// [`CONNACK_TIMEOUT_MS`].
     pub fn tick(&mut self, now_ms: u64) -> Tick {
+        if self.state == State::Connecting {
+            let waited = now_ms.saturating_sub(self.last_sent_ms);
+            return if waited >= CONNACK_TIMEOUT_MS { Tick::Dead } else { Tick::Idle };
+        }
         if self.state != State::Connected || self.keepalive_ms == 0 {
             return Tick::Idle;
         }

@@ -7,7 +7,7 @@ use nishati_reading::Reading;
 use super::{
     mqtt::{self, Connect, Incoming},
     readings_topic,
-    session::{Backoff, Session, State, Tick},
+    session::{Backoff, Session, State, Tick, CONNACK_TIMEOUT_MS, HTTP_FALLBACK_AFTER},
     TOPIC_MAX_LEN,
 };
 use crate::{
@@ -196,6 +196,50 @@ fn keepalive_pings_when_quiet_and_declares_a_silent_broker_dead() {
     assert_eq!(session.tick(60_000), Tick::Ping);
     assert_eq!(session.tick(89_999), Tick::Idle);
     assert_eq!(session.tick(90_000), Tick::Dead);
+}
+
+#[test]
+fn a_connack_that_never_comes_is_a_dead_connection() {
+    let mut session = Session::<4>::new(30);
+    let c = Connect { client_id: "meter", username: None, password: None, keepalive_secs: 30 };
+    let mut out = [0u8; 64];
+    session.connect(&c, 1_000, &mut out).unwrap();
+    assert_eq!(session.tick(1_000 + CONNACK_TIMEOUT_MS - 1), Tick::Idle);
+    assert_eq!(session.tick(1_000 + CONNACK_TIMEOUT_MS), Tick::Dead);
+}
+
+#[test]
+fn failures_in_a_row_fall_back_to_http_and_the_window_refills_from_what_it_left() {
+    let (buf, len) = topic();
+    let topic = core::str::from_utf8(&buf[..len]).unwrap();
+    let mut storage = storage_with(6);
+    let mut session = Session::<4>::new(30);
+    let mut broker = FakeBroker::default();
+    let mut out = [0u8; 64];
+    connect(&mut session, &mut out);
+    pump(&mut session, &mut storage, &mut broker, topic);
+    for _ in 0..HTTP_FALLBACK_AFTER - 1 {
+        session.connection_lost();
+        assert!(!session.falls_back_to_http());
+    }
+    session.connection_lost();
+    assert!(session.falls_back_to_http());
+    // Readings 1 to 3 went over HTTP, out of the window's four.
+    for counter in 1..=3 {
+        block_on(storage.acknowledge(counter)).unwrap();
+    }
+    session.clear_window();
+    assert_eq!(session.in_flight(), 0);
+    connect(&mut session, &mut out);
+    assert!(!session.falls_back_to_http());
+    let ids = pump(&mut session, &mut storage, &mut broker, topic);
+    let sent: Vec<(bool, u32)> = broker.received[4..].iter().map(|r| (r.1, r.2)).collect();
+    assert_eq!(sent, [(false, 4), (false, 5), (false, 6)]);
+    for id in ids {
+        session.on_incoming(Incoming::PubAck { packet_id: id });
+    }
+    assert_eq!(deliver(&mut session, &mut storage), [4, 5, 6]);
+    assert_eq!(block_on(storage.oldest_reading()).unwrap(), None);
 }
 
 #[test]
