@@ -199,8 +199,8 @@ async def test_the_api_key_is_sent_as_apikey(open_meteo: tuple[str, FakeOpenMete
 
 
 def test_a_key_selects_the_commercial_host() -> None:
-    assert ForecastSettings().weather_base_url == "https://api.open-meteo.com"
-    keyed = ForecastSettings(weather_api_key=SecretStr("k"))
+    assert ForecastSettings(weather_url=None).weather_base_url == "https://api.open-meteo.com"
+    keyed = ForecastSettings(weather_url=None, weather_api_key=SecretStr("k"))
     assert keyed.weather_base_url == "https://customer-api.open-meteo.com"
 
 

@@ -33,6 +33,8 @@ CELL_TEMPERATURE = pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"]["close
 FALLBACK_TEMPERATURE_C = 20.0
 FALLBACK_WIND_M_S = 1.0
 WH_PER_W_STEP = STEP_SECS / 3_600
+# A home's clear-sky index stays within these: a meter off for a day is not a sky at 0.
+CLEAR_SKY_INDEX_BOUNDS = (0.05, 1.2)
 
 
 class Source(StrEnum):
@@ -76,14 +78,114 @@ def _location(system: PvSystem) -> pvlib.location.Location:
     )
 
 
-def clear_sky(system: PvSystem, ends: Sequence[int]) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Clear-sky GHI, DNI and DHI (W/m²) over the system at each step's middle."""
-    sky = _location(system).get_clearsky(_middles(ends), model="ineichen")
+def clear_sky(
+    system: PvSystem, ends: Sequence[int], sun: Sun | None = None
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Clear-sky GHI, DNI and DHI (W/m²) over the system at each step's middle (``sun`` over
+    it at ``ends``, when already known)."""
+    times = _middles(ends)
+    position = None
+    if sun is not None:
+        position = pd.DataFrame(
+            {"apparent_zenith": sun.zenith, "apparent_elevation": 90.0 - sun.zenith}, index=times
+        )
+    sky = _location(system).get_clearsky(
+        times,
+        model="ineichen",
+        solar_position=position,
+        dni_extra=None if sun is None else pd.Series(sun.dni_extra, index=times),
+    )
     return (
         sky["ghi"].to_numpy(dtype=np.float64),
         sky["dni"].to_numpy(dtype=np.float64),
         sky["dhi"].to_numpy(dtype=np.float64),
     )
+
+
+@dataclass(frozen=True)
+class Sun:
+    """The sun over a place at each step's middle: what every system there shares."""
+
+    zenith: FloatArray
+    azimuth: FloatArray
+    dni_extra: FloatArray
+
+
+def sun_over(system: PvSystem, ends: Sequence[int]) -> Sun:
+    """The sun's apparent zenith and azimuth (NREL SPA) and the extraterrestrial irradiance."""
+    times = _middles(ends)
+    position = pvlib.solarposition.get_solarposition(
+        times, system.latitude, system.longitude, altitude=system.altitude_m
+    )
+    return Sun(
+        zenith=position["apparent_zenith"].to_numpy(dtype=np.float64),
+        azimuth=position["azimuth"].to_numpy(dtype=np.float64),
+        dni_extra=pvlib.irradiance.get_extra_radiation(times).to_numpy(dtype=np.float64),
+    )
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """Systems side by side in one place: tilt, azimuth, array size (Wp) and inverter limit (W),
+    each a column (systems, 1) that broadcasts against the steps."""
+
+    tilt_deg: FloatArray
+    azimuth_deg: FloatArray
+    capacity_wp: FloatArray
+    inverter_limit_w: FloatArray
+
+    @classmethod
+    def of(cls, systems: Sequence[PvSystem]) -> Arrays:
+        def column(name: str) -> FloatArray:
+            return np.array([[float(getattr(s, name))] for s in systems], dtype=np.float64)
+
+        return cls(
+            column("tilt_deg"),
+            column("azimuth_deg"),
+            column("capacity_wp"),
+            column("inverter_limit_w"),
+        )
+
+
+def ac_power_of(
+    systems: Arrays,
+    sun: Sun,
+    ghi: FloatArray,
+    dni: FloatArray,
+    dhi: FloatArray,
+    temp_air: FloatArray,
+    wind_speed: FloatArray,
+) -> FloatArray:
+    """Each system's mean AC power (W) in each step, (systems, steps), under the same sky."""
+    zenith, azimuth = sun.zenith[np.newaxis, :], sun.azimuth[np.newaxis, :]
+    poa = pvlib.irradiance.get_total_irradiance(
+        systems.tilt_deg,
+        systems.azimuth_deg,
+        zenith,
+        azimuth,
+        dni,
+        ghi,
+        dhi,
+        dni_extra=sun.dni_extra,
+        model="haydavies",
+    )
+    aoi = pvlib.irradiance.aoi(systems.tilt_deg, systems.azimuth_deg, zenith, azimuth)
+    beam = np.nan_to_num(np.asarray(poa["poa_direct"], dtype=np.float64))
+    diffuse = np.nan_to_num(np.asarray(poa["poa_diffuse"], dtype=np.float64))
+    effective = beam * np.asarray(pvlib.iam.physical(aoi), dtype=np.float64) + diffuse
+    effective = np.where(zenith < 90, np.clip(effective, 0, None), 0.0)
+    temp_cell = pvlib.temperature.sapm_cell(
+        beam + diffuse, temp_air, wind_speed, **CELL_TEMPERATURE
+    )
+    pdc = pvlib.pvsystem.pvwatts_dc(effective, temp_cell, systems.capacity_wp, GAMMA_PDC)
+    pdc = np.asarray(pdc, dtype=np.float64) * (1 - SYSTEM_LOSS)
+    pac = pvlib.inverter.pvwatts(
+        pdc, systems.inverter_limit_w / INVERTER_EFFICIENCY, eta_inv_nom=INVERTER_EFFICIENCY
+    )
+    clipped: FloatArray = np.clip(
+        np.nan_to_num(np.asarray(pac, dtype=np.float64)), 0, systems.inverter_limit_w
+    )
+    return clipped
 
 
 def ac_power(
@@ -96,40 +198,11 @@ def ac_power(
     wind_speed: FloatArray,
 ) -> FloatArray:
     """The system's mean AC power (W) in each step."""
-    times = _middles(ends)
-    sun = pvlib.solarposition.get_solarposition(
-        times, system.latitude, system.longitude, altitude=system.altitude_m
+    watts = ac_power_of(
+        Arrays.of([system]), sun_over(system, ends), ghi, dni, dhi, temp_air, wind_speed
     )
-    zenith = sun["apparent_zenith"].to_numpy(dtype=np.float64)
-    azimuth = sun["azimuth"].to_numpy(dtype=np.float64)
-    poa = pvlib.irradiance.get_total_irradiance(
-        system.tilt_deg,
-        system.azimuth_deg,
-        zenith,
-        azimuth,
-        dni,
-        ghi,
-        dhi,
-        dni_extra=pvlib.irradiance.get_extra_radiation(times).to_numpy(dtype=np.float64),
-        model="haydavies",
-    )
-    aoi = pvlib.irradiance.aoi(system.tilt_deg, system.azimuth_deg, zenith, azimuth)
-    beam = np.nan_to_num(np.asarray(poa["poa_direct"], dtype=np.float64))
-    diffuse = np.nan_to_num(np.asarray(poa["poa_diffuse"], dtype=np.float64))
-    effective = beam * np.asarray(pvlib.iam.physical(aoi), dtype=np.float64) + diffuse
-    effective = np.where(zenith < 90, np.clip(effective, 0, None), 0.0)
-    temp_cell = pvlib.temperature.sapm_cell(
-        beam + diffuse, temp_air, wind_speed, **CELL_TEMPERATURE
-    )
-    pdc = pvlib.pvsystem.pvwatts_dc(effective, temp_cell, system.capacity_wp, GAMMA_PDC)
-    pdc = np.asarray(pdc, dtype=np.float64) * (1 - SYSTEM_LOSS)
-    pac = pvlib.inverter.pvwatts(
-        pdc, system.inverter_limit_w / INVERTER_EFFICIENCY, eta_inv_nom=INVERTER_EFFICIENCY
-    )
-    clipped: FloatArray = np.clip(
-        np.nan_to_num(np.asarray(pac, dtype=np.float64)), 0, system.inverter_limit_w
-    )
-    return clipped
+    one: FloatArray = watts[0]
+    return one
 
 
 def _to_steps(ends: Sequence[int], watts: FloatArray) -> tuple[Step, ...]:
@@ -139,7 +212,7 @@ def _to_steps(ends: Sequence[int], watts: FloatArray) -> tuple[Step, ...]:
     )
 
 
-def _filled(values: Sequence[float | None], fallback: FloatArray | float) -> FloatArray:
+def filled(values: Sequence[float | None], fallback: FloatArray | float) -> FloatArray:
     present = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     filled: FloatArray = np.where(np.isnan(present), fallback, present)
     return filled
@@ -157,17 +230,17 @@ def from_weather(system: PvSystem, weather: Weather, clear_sky_index: float) -> 
         ],
         dtype=bool,
     )
-    ghi = np.where(missing, sky_ghi * clear_sky_index, _filled(weather.ghi, 0.0))
-    dni = np.where(missing, sky_dni * clear_sky_index, _filled(weather.dni, 0.0))
-    dhi = np.where(missing, sky_dhi * clear_sky_index, _filled(weather.dhi, 0.0))
+    ghi = np.where(missing, sky_ghi * clear_sky_index, filled(weather.ghi, 0.0))
+    dni = np.where(missing, sky_dni * clear_sky_index, filled(weather.dni, 0.0))
+    dhi = np.where(missing, sky_dhi * clear_sky_index, filled(weather.dhi, 0.0))
     watts = ac_power(
         system,
         ends,
         ghi,
         dni,
         dhi,
-        _filled(weather.temp_air, FALLBACK_TEMPERATURE_C),
-        _filled(weather.wind_speed, FALLBACK_WIND_M_S),
+        filled(weather.temp_air, FALLBACK_TEMPERATURE_C),
+        filled(weather.wind_speed, FALLBACK_WIND_M_S),
     )
     return ProductionForecast(
         source=Source.weather,
@@ -207,7 +280,10 @@ def step_ends(start: int, hours: int) -> list[int]:
 
 
 def clear_sky_index(
-    system: PvSystem, measured: Sequence[Step], low: float = 0.05, high: float = 1.2
+    system: PvSystem,
+    measured: Sequence[Step],
+    low: float = CLEAR_SKY_INDEX_BOUNDS[0],
+    high: float = CLEAR_SKY_INDEX_BOUNDS[1],
 ) -> float | None:
     """The home's recent clear-sky index: what it made over what it would have under clear sky
     (``None`` with no daylight measured), within ``low`` and ``high``."""

@@ -8,9 +8,9 @@ import time
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from nishati_oracle.storage.database import dialect_insert
 from nishati_oracle.storage.schema import pv_systems
 
 # Nairobi's centre, at its altitude.
@@ -79,8 +79,7 @@ class PvSystems:
             **system.model_dump(),
             "updated_at": time.time() if now is None else now,
         }
-        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        statement = insert(pv_systems).values(values)
+        statement = dialect_insert(self.engine)(pv_systems).values(values)
         statement = statement.on_conflict_do_update(
             index_elements=[pv_systems.c.household],
             set_={name: statement.excluded[name] for name in values if name != "household"},
