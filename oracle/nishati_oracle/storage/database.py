@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import math
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Float, Table, cast, event, func, literal_column
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql.elements import ColumnElement
 
 from nishati_oracle.core.metrics import Metrics
 from nishati_oracle.storage.checkpoint import sqlite_pragmas
@@ -30,6 +33,8 @@ UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
 # The modules an OSError comes out of when it is the database's: asyncpg raises its connect's
 # OSError (refused, timed out) as it is, through SQLAlchemy's pool.
 _DRIVER_MODULES = ("asyncpg.", "sqlalchemy.")
+# SQLite's julianday() of 1970-01-01 00:00 UTC.
+JULIAN_DAY_AT_UNIX_EPOCH = 2_440_587.5
 
 
 async def open_database(
@@ -45,6 +50,21 @@ async def open_database(
         writer = SqliteWriter(url, metrics, slow_log_secs)
     await asyncio.to_thread(migrate, url)
     return engine, writer
+
+
+def dialect_insert(engine: AsyncEngine) -> Callable[[Table], sqlite.Insert | postgresql.Insert]:
+    """The engine's dialect's INSERT, which has ON CONFLICT (an upsert)."""
+    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+
+def database_now(engine: AsyncEngine) -> ColumnElement[float]:
+    """The database's own clock in Unix seconds, as an expression: what every replica on one
+    database measures a deadline they share by (their own clocks may disagree)."""
+    if engine.dialect.name == "postgresql":
+        return cast(func.extract("epoch", func.clock_timestamp()), Float)
+    return cast(
+        (func.julianday(literal_column("'now'")) - JULIAN_DAY_AT_UNIX_EPOCH) * 86_400.0, Float
+    )
 
 
 async def close_database(engine: AsyncEngine, writer: SqliteWriter | None) -> None:
@@ -74,9 +94,10 @@ def unavailable(error: BaseException) -> bool:
     return False
 
 
-def migrate(url: str) -> None:
-    """Runs Alembic to the newest schema (blocking; Alembic drives its own event loop)."""
+def migrate(url: str, revision: str = "head") -> None:
+    """Runs Alembic to the newest schema, or to ``revision`` (blocking; Alembic drives its own
+    event loop)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
