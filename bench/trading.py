@@ -97,6 +97,8 @@ PAYER_LAMPORTS = 100_000 * 10**9
 ORACLE_LAMPORTS = 50_000 * 10**9
 PHONE_SALT = bytes(range(32))
 CALLBACK_TOKEN = "bench-callback-token-0123456789abcdef"  # noqa: S105 (a bench value)
+# The bench reads payments as an operator.
+OPERATOR_TOKEN = "bench-operator-token-0123456789abcdef"  # noqa: S105 (a bench value)
 CALLBACK_PATH = f"/api/v1/payments/callback/{CALLBACK_TOKEN}"
 PAYOUT_PATH = f"/api/v1/payouts/result/{CALLBACK_TOKEN}"
 FEE_BPS = 150
@@ -786,13 +788,18 @@ async def run(scale: Scale, directory: Path, profiles: Path | None) -> Report:
                     rpc_url=validator.rpc_url, phone_salt=SecretStr(PHONE_SALT.hex())
                 ),
                 storage=StorageSettings(database_url=oracle_database(directory)),
-                payments=simulator_payments(sim.url, oracle.url, CALLBACK_TOKEN),
+                payments=simulator_payments(sim.url, oracle.url, CALLBACK_TOKEN).model_copy(
+                    update={"operator_token": SecretStr(OPERATOR_TOKEN)}
+                ),
             )
             oracle.env.update(as_environment(oracle_settings))
             with oracle:
                 if oracle.cores() != [ORACLE_CORE]:
                     report.notes.append(f"the oracle's threads may run on cores {oracle.cores()}")
-                async with httpx.AsyncClient(base_url=oracle.url, timeout=60) as http:
+                operator = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+                async with httpx.AsyncClient(
+                    base_url=oracle.url, timeout=60, headers=operator
+                ) as http:
                     for seller, phone, _ in sellers:
                         await enrol(http, seller, phone)
                     day = Day(

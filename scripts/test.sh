@@ -18,6 +18,16 @@ else
 fi
 "$DEBIAN_CARGO" test -q
 
+step "native: fmt, clippy, tests of the nishati_verify extension's crate"
+(
+  cd native/nishati-verify
+  if cargo fmt --version >/dev/null 2>&1; then cargo fmt -- --check; fi
+  if cargo clippy --version >/dev/null 2>&1; then
+    (unset RUSTC RUSTDOC; CARGO_TARGET_DIR=../../target/clippy-native cargo clippy -q --all-targets --all-features -- -D warnings)
+  fi
+  CARGO_TARGET_DIR=../../target/native "$DEBIAN_CARGO" test -q
+)
+
 step "firmware: fmt, clippy, host tests of the meter core and the reading crate"
 (
   cd firmware
@@ -31,6 +41,7 @@ step "firmware: fmt, clippy, host tests of the meter core and the reading crate"
 )
 scripts/test-firmware-qemu.sh
 scripts/build-firmware.sh
+scripts/build-web.sh
 
 step "python: ruff, mypy"
 .venv/bin/ruff check .

@@ -96,7 +96,17 @@ async def test_the_stack_takes_a_reading_and_a_trade_through_the_urls_it_printed
     stack: RunningStack, settings: LocalChainSettings
 ) -> None:
     rows = stack.rows
-    for name in ("rpc", "websocket", "oracle", "docs", "metrics", "mqtt", "daraja simulator"):
+    urls = (
+        "rpc",
+        "websocket",
+        "oracle",
+        "docs",
+        "metrics",
+        "mqtt",
+        "daraja simulator",
+        "sms simulator",
+    )
+    for name in urls:
         assert re.match(r"(https?|wss?|mqtt)://127\.0\.0\.1:\d+", rows[name]), (name, rows[name])
     assert rows["docs"] == f"{rows['oracle']}/docs"
     for name in ("payer keypair", "admin keypair", "oracle keypair", "oracle settings"):
@@ -113,6 +123,7 @@ async def test_the_stack_takes_a_reading_and_a_trade_through_the_urls_it_printed
         async with (
             httpx.AsyncClient(base_url=rows["oracle"], timeout=30) as oracle,
             httpx.AsyncClient(base_url=rows["daraja simulator"], timeout=30) as sim,
+            httpx.AsyncClient(base_url=rows["sms simulator"], timeout=30) as sms,
         ):
             assert (await oracle.get("/docs")).status_code == 200
             assert "nishati_" in (await oracle.get("/metrics")).text
@@ -174,7 +185,9 @@ async def test_the_stack_takes_a_reading_and_a_trade_through_the_urls_it_printed
             }
             buyer = await client.household(Pubkey.from_string(rows["buyer household"]))
             buyer_before = await client.energy_balance(buyer.energy_account)
-            answer = await oracle.post("/api/execute_trade", json=order)
+            # Placed as an integration would, with the operator's token.
+            operator = {"Authorization": f"Bearer {rows['operator token']}"}
+            answer = await oracle.post("/api/execute_trade", json=order, headers=operator)
             assert answer.status_code == 201, answer.text
             trade = answer.json()
             assert trade["wh"] == OFFER_WH
@@ -192,7 +205,7 @@ async def test_the_stack_takes_a_reading_and_a_trade_through_the_urls_it_printed
 
             async def final() -> dict[str, Any] | None:
                 payment: dict[str, Any] = (
-                    await oracle.get(f"/api/v1/payments/{trade['trade_id']}")
+                    await oracle.get(f"/api/v1/payments/{trade['trade_id']}", headers=operator)
                 ).json()
                 return payment if payment["final"] else None
 
@@ -204,6 +217,24 @@ async def test_the_stack_takes_a_reading_and_a_trade_through_the_urls_it_printed
             # The energy went to the buyer who paid, all of it, and nowhere else.
             assert await client.energy_balance(buyer.energy_account) == buyer_before + OFFER_WH
             assert await client.energy_balance(home.energy_account) == EXPORTED_WH - OFFER_WH
+
+            # The buyer signs in with the code the SMS simulator took, and sees its trade.
+            phone = rows["buyer phone"]
+            asked = await oracle.post("/api/v1/auth/code", json={"phone": phone})
+            assert asked.status_code == 202, asked.text
+
+            async def texted() -> list[dict[str, Any]]:
+                found: list[dict[str, Any]] = (await sms.get(f"/messages?to=+{phone}")).json()
+                return found
+
+            code = re.search(r"[0-9]{6}", (await eventually(texted, "the code"))[-1]["message"])
+            assert code is not None
+            signed_in = await oracle.post(
+                "/api/v1/auth/session", json={"phone": phone, "code": code.group(0)}
+            )
+            assert signed_in.json() == {"role": "household", "household": rows["buyer household"]}
+            mine = await oracle.get(f"/api/v1/payments/{trade['trade_id']}")
+            assert mine.json()["state"] == "payout_confirmed", mine.text
     finally:
         await chain.close()
 

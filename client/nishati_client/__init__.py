@@ -36,6 +36,7 @@ if typing.TYPE_CHECKING:
     from nishati_client.household import Household, MeterRecord
     from nishati_client.keys import KeyFileError, ed25519_private_key, load_keypair, write_keypair
     from nishati_client.market import InstallerRecord, Market, MarketConfig, MarketUpdate
+    from nishati_client.oracle_api import OracleApi, OracleRefused, OracleUnreachable
     from nishati_client.pda import (
         energy_account_address,
         energy_mint_address,
@@ -79,6 +80,7 @@ if typing.TYPE_CHECKING:
         sign_registration,
         verify_meter_proof,
     )
+    from nishati_client.signing import SignedRequests
     from nishati_client.trading import Offer, Trade, payment_reference
 
 __all__ = [
@@ -111,6 +113,9 @@ __all__ = [
     "NishatiProgram",
     "NishatiProgramError",
     "Offer",
+    "OracleApi",
+    "OracleRefused",
+    "OracleUnreachable",
     "ProgramEvent",
     "ProgramNotDeployed",
     "Reading",
@@ -126,6 +131,7 @@ __all__ = [
     "RpcUnavailable",
     "SendPolicy",
     "SignedReading",
+    "SignedRequests",
     "Trade",
     "TransactionFailed",
     "TransactionUnconfirmed",
@@ -167,11 +173,13 @@ _HOMES = (
     "household",
     "keys",
     "market",
+    "oracle_api",
     "pda",
     "phone",
     "program",
     "readings",
     "registration",
+    "signing",
     "trading",
 )
 

@@ -37,12 +37,13 @@ def hash32(value: bytes, what: str) -> bytes:
 
 def plain(value: Any) -> Any:
     """``value`` as JSON-ready data: keys as base58, byte arrays as hex, dataclasses (this
-    package's and anchorpy's decoded types) as dicts; integers stay integers."""
+    package's and anchorpy's decoded types) as dicts; integers stay integers (the chain holds
+    no floats; the oracle's answers do, for coordinates, angles and skill, and they stay floats)."""
     if isinstance(value, Pubkey | Signature):
         return str(value)
     if isinstance(value, bytes):
         return value.hex()
-    if isinstance(value, bool | int | str) or value is None:
+    if isinstance(value, bool | int | float | str) or value is None:
         return value
     if is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in fields(value)}

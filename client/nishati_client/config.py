@@ -28,6 +28,10 @@ class ClientSettings(BaseSettings):
     ws_url: str | None = Field(
         default=None, description="RPC websocket endpoint; derived from rpc_url when unset"
     )
+    oracle_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="The oracle's HTTP API (forecasts, advice, PV systems, auto-sell: the CLI)",
+    )
     keypair: Path | None = Field(
         default=None, description="Solana CLI keypair file that signs and pays (the CLI)"
     )

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from cryptography.exceptions import InvalidSignature as BadEd25519Signature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
@@ -24,7 +23,7 @@ from nishati_client.ed25519 import ED25519_OFFSETS_LEN as ED25519_OFFSETS_LEN
 from nishati_client.ed25519 import ED25519_PROGRAM_ID as ED25519_PROGRAM_ID
 from nishati_client.ed25519 import PUBLIC_KEY_LEN as PUBLIC_KEY_LEN
 from nishati_client.ed25519 import SIGNATURE_LEN as SIGNATURE_LEN
-from nishati_client.ed25519 import Signed
+from nishati_client.ed25519 import Signed, verify, verify_many
 from nishati_client.ed25519 import ed25519_instruction as signatures_instruction
 from nishati_client.errors import ERROR_CODES, NishatiClientError
 
@@ -215,13 +214,16 @@ def sign(reading: Reading, private_key: Ed25519PrivateKey) -> SignedReading:
 
 
 def verify_signature(signed: SignedReading) -> None:
-    """Raises :class:`InvalidSignature` unless the signature verifies under ``signed.meter``."""
-    try:
-        Ed25519PublicKey.from_public_bytes(bytes(signed.meter)).verify(
-            signed.signature, signed.message
-        )
-    except BadEd25519Signature:
-        raise InvalidSignature(f"reading is not signed by {signed.meter}") from None
+    """Raises :class:`InvalidSignature` unless the signature verifies under ``signed.meter`` as
+    the chain's Ed25519 program verifies it (:func:`nishati_client.ed25519.verify`)."""
+    if not verify(bytes(signed.meter), signed.signature, signed.message):
+        raise InvalidSignature(f"reading is not signed by {signed.meter}")
+
+
+def signatures_valid(signed_readings: Sequence[SignedReading]) -> list[bool]:
+    """Whether each reading's signature verifies, as :func:`verify_signature` decides, in one
+    call (:func:`nishati_client.ed25519.verify_many`)."""
+    return verify_many([(bytes(s.meter), s.signature, s.message) for s in signed_readings])
 
 
 def _check_format(message: bytes, market: Pubkey) -> Reading:

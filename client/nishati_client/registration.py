@@ -10,12 +10,11 @@ simulated meters sign it with :func:`sign_registration`.
 
 from __future__ import annotations
 
-from cryptography.exceptions import InvalidSignature as BadEd25519Signature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 
-from nishati_client.ed25519 import SIGNATURE_LEN, Signed, ed25519_instruction
+from nishati_client.ed25519 import SIGNATURE_LEN, Signed, ed25519_instruction, verify
 from nishati_client.errors import NishatiClientError
 from nishati_client.readings import meter_public_key
 
@@ -53,13 +52,11 @@ def verify_meter_proof(market: Pubkey, household: Pubkey, meter: Pubkey, proof: 
     if len(proof) != SIGNATURE_LEN:
         raise InvalidMeterProof(f"a meter proof is {SIGNATURE_LEN} bytes, not {len(proof)}")
     message = registration_message(market, household, meter)
-    try:
-        Ed25519PublicKey.from_public_bytes(bytes(meter)).verify(proof, message)
-    except BadEd25519Signature:
+    if not verify(bytes(meter), proof, message):
         raise InvalidMeterProof(
             f"the proof is not meter {meter}'s signature over its registration to household "
             f"{household} of market {market}"
-        ) from None
+        )
 
 
 def registration_instruction(

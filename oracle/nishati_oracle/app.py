@@ -18,8 +18,14 @@ from fastapi import FastAPI
 
 from nishati_client.chain import LiteSvmChain, RpcChain
 from nishati_oracle import services
+from nishati_oracle.accounts import errors as accounts_errors
+from nishati_oracle.accounts import http as accounts_http
 from nishati_oracle.core.settings import OracleSettings
-from nishati_oracle.http import docs, errors, probes
+from nishati_oracle.forecast import api as forecast_api
+from nishati_oracle.households import api as households_api
+from nishati_oracle.households.offers import OfferRefused
+from nishati_oracle.http import auth, docs, errors, probes, webapp
+from nishati_oracle.operators import api as operators_api
 from nishati_oracle.readings import http as readings_http
 from nishati_oracle.trading import api as trading_api
 from nishati_oracle.trading.desk import TradeRefused
@@ -43,14 +49,26 @@ def create_app(settings: OracleSettings, chain: RpcChain | LiteSvmChain | None =
         redoc_url=None,
     )
     errors.install(app)
+    auth.install(app)
+    app.state.signatures = auth.SignatureWindow(settings.http.signature_window_secs)
     app.add_exception_handler(TradeRefused, trading_api.refused)
+    app.add_exception_handler(accounts_errors.SignInRefused, accounts_errors.refused)
     app.include_router(probes.router)
     app.include_router(readings_http.router)
     app.include_router(trading_api.orders)
     app.include_router(trading_api.lookups)
     app.include_router(trading_api.callbacks)
     app.include_router(trading_api.operators)
+    app.include_router(accounts_http.auth)
+    app.include_router(accounts_http.api_key_routes)
+    forecast_api.install(app)
+    app.add_exception_handler(OfferRefused, households_api.refused)
+    app.include_router(households_api.router)
+    app.include_router(households_api.changes)
+    app.add_exception_handler(operators_api.InstallersUnlisted, operators_api.unlisted)
+    app.include_router(operators_api.router)
     docs.install(app)
+    webapp.install(app, settings.http.web_dir)
     app.add_middleware(readings_http.ReadingsRoute)
     # Added last, so outermost: it answers for the readings route too.
     app.add_middleware(errors.Failures)

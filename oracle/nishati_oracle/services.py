@@ -2,8 +2,8 @@
 
 :func:`start` enters each resource into one :class:`~contextlib.AsyncExitStack` as it is made,
 so whatever was made is closed even when a later step fails, and closing runs in the reverse
-of making: the MQTT intake stops first, then the batcher and the payment worker finish, then
-the clients, the store and the chain close.
+of making: the MQTT intake stops first, then the batcher (releasing its attester lease), the
+payment worker and the forecast rounds finish, then the clients, the store and the chain close.
 
 The chain need not answer for the oracle to start: a program that is not deployed stops it (the
 wrong cluster), but an RPC node that does not answer only delays the check, which
@@ -19,7 +19,7 @@ import contextlib
 import gc
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -29,15 +29,25 @@ from nishati_client.chain import LiteSvmChain, RpcChain, check_program_deployed
 from nishati_client.errors import ProgramNotDeployed, RpcError
 from nishati_client.keys import load_keypair
 from nishati_client.program import NishatiClient
+from nishati_oracle.accounts.wiring import Accounts, build_accounts
 from nishati_oracle.core.metrics import Metrics
 from nishati_oracle.core.runtime import RuntimeWatch
 from nishati_oracle.core.settings import OracleSettings, Payments
+from nishati_oracle.forecast.advising import HouseholdAdvisor
+from nishati_oracle.forecast.autosell import AutoSeller, AutoSellStore
+from nishati_oracle.forecast.gemini import GeminiAdvisor
+from nishati_oracle.forecast.service import ForecastService
+from nishati_oracle.forecast.sources import Advisor
+from nishati_oracle.forecast.store import ForecastStore
+from nishati_oracle.forecast.weather import OpenMeteo
 from nishati_oracle.readings.batcher import Attester
 from nishati_oracle.readings.clock import ChainClock
+from nishati_oracle.readings.lease import AttesterLease
 from nishati_oracle.readings.mqtt import BatchReport, MqttIngest
 from nishati_oracle.readings.pipeline import ReadingPipeline
 from nishati_oracle.readings.registry import MeterRegistry
 from nishati_oracle.readings.store import Store
+from nishati_oracle.storage.partitions import run_upkeep
 from nishati_oracle.trading.wiring import Trading, build_trading
 
 log = structlog.get_logger(__name__)
@@ -92,6 +102,7 @@ class Services:
     """What the lifespan builds and the routes use."""
 
     settings: OracleSettings
+    market: Pubkey
     store: Store
     chain: RpcChain | LiteSvmChain
     client: NishatiClient
@@ -102,6 +113,14 @@ class Services:
     trading: Trading | None
     # None while MQTT is disabled.
     mqtt: MqttIngest | None
+    # None while forecasts are disabled.
+    forecast: ForecastService | None = None
+    # None while forecasts are disabled (advice is made from them; its route answers 503).
+    advisor: Advisor | None = None
+    # Keeps opted-in custodial households' automatic offers; made once the rest is.
+    auto_sell: AutoSeller = field(init=False)
+    # Sign-in: codes, passwords, sessions, API keys.
+    accounts: Accounts = field(init=False)
 
 
 async def start(
@@ -137,8 +156,16 @@ async def start(
     watch.start()
     stack.push_async_callback(watch.close)
     pipeline = ReadingPipeline(settings, market, store, registry, metrics, clock)
+    lease = AttesterLease(
+        store.engine,
+        str(market),
+        settings.readings.attest_lease_secs,
+        settings.readings.attest_lease_renew_secs,
+    )
+    # Taken now if no other replica holds it (one oracle alone attests from its first round).
+    await lease.try_hold()
     attester = Attester(
-        settings, store, client, oracle, market, chain.policy, metrics, registry, clock
+        settings, store, client, oracle, market, chain.policy, metrics, registry, clock, lease
     )
     trading: Trading | None = None
     if settings.payments.provider is not Payments.disabled:
@@ -146,15 +173,52 @@ async def start(
         stack.push_async_callback(trading.close)
         # Starts the first probe of Daraja, so readiness knows it before a payment needs it.
         trading.gateway.readiness()
+    forecast: ForecastService | None = None
+    if settings.forecast.enabled:
+        weather = OpenMeteo(settings.forecast)
+        stack.push_async_callback(weather.close)
+        forecast = ForecastService(settings.forecast, ForecastStore(store.engine), weather, metrics)
+    made = Services(
+        settings,
+        market,
+        store,
+        chain,
+        client,
+        pipeline,
+        attester,
+        metrics,
+        trading,
+        mqtt=None,
+        forecast=forecast,
+    )
+    if forecast is not None:
+        gemini = GeminiAdvisor(settings.forecast)
+        stack.push_async_callback(gemini.close)
+        made.advisor = HouseholdAdvisor(forecast, gemini, client, market)
+    made.auto_sell = AutoSeller(
+        AutoSellStore(store.engine),
+        client,
+        oracle,
+        market,
+        settings.forecast,
+        lambda: made.advisor,
+        metrics,
+    )
+    made.accounts = build_accounts(settings, store, metrics)
+    stack.push_async_callback(made.accounts.close)
     stop = asyncio.Event()
     # The chain's clock kept fresh for the readings' checks (it is never carried forward).
     work: list[Coroutine[Any, Any, None]] = [
         attester.run(stop),
         clock.keep_fresh(stop),
         chain_check.keep_trying(stop),
+        made.auto_sell.run(stop),
+        run_upkeep(store.engine, settings.readings.readings_retention_days, stop),
     ]
     if trading is not None:
         work.append(trading.worker.run(stop))
+    if forecast is not None:
+        work.append(forecast.run(stop))
     tasks = [asyncio.create_task(w) for w in work]
 
     async def finish() -> None:
@@ -162,17 +226,16 @@ async def start(
         await asyncio.gather(*tasks)
 
     stack.push_async_callback(finish)
-    mqtt: MqttIngest | None = None
     if settings.mqtt.enabled:
 
         def observe(report: BatchReport) -> None:
             metrics.received.labels("mqtt").inc(report.received)
 
-        mqtt = MqttIngest(settings, pipeline, observe=observe)
-        await mqtt.start()
-        stack.push_async_callback(mqtt.stop)
+        made.mqtt = MqttIngest(settings, pipeline, observe=observe)
+        await made.mqtt.start()
+        stack.push_async_callback(made.mqtt.stop)
     # What startup made lives as long as the app: frozen, a full collection no longer walks
     # it (~200 ms with the chain, database and web libraries loaded: a stall of every answer).
     gc.freeze()
     log.info("oracle started", market=str(market), oracle=str(oracle.pubkey()))
-    return Services(settings, store, chain, client, pipeline, attester, metrics, trading, mqtt)
+    return made

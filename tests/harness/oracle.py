@@ -21,7 +21,13 @@ from nishati_client.readings import SignedReading
 from nishati_dev.localday import simulator_payments
 from nishati_dev.sandbox import Harness, Member, OpenMarket, open_market
 from nishati_oracle.app import create_app
-from nishati_oracle.core.settings import OracleSettings, ReadingSettings, StorageSettings
+from nishati_oracle.core.settings import (
+    OracleSettings,
+    ReadingSettings,
+    Sms,
+    SmsSettings,
+    StorageSettings,
+)
 from nishati_oracle.readings.ingest import READINGS_PATH
 from nishati_oracle.services import Services
 from tests.harness.postgres import PG_BIN, postgres_server
@@ -51,9 +57,18 @@ PHONE_SALT = bytes(range(32))
 CALLBACK_TOKEN = "test-callback-token-0123456789abcdef"  # noqa: S105 (a test value)
 # Trading in-process, paying through a Daraja that is never reached: no request a test sends
 # gets past the checks to a payment.
+OPERATOR_TOKEN = "test-operator-token-0123456789abcdef"  # noqa: S105 (a test value)
+# What an operator sends (``Authorization``), for routes an operator may use.
+AS_OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 IN_PROCESS_TRADING: dict[str, Any] = {
     "chain": ClientSettings(phone_salt=SecretStr(PHONE_SALT.hex())),
-    "payments": simulator_payments("http://127.0.0.1:9", "http://oracle", CALLBACK_TOKEN),
+    "payments": simulator_payments(
+        "http://127.0.0.1:9", "http://oracle", CALLBACK_TOKEN
+    ).model_copy(update={"operator_token": SecretStr(OPERATOR_TOKEN)}),
+    # Codes sent to an SMS gateway that is never reached either.
+    "sms": SmsSettings(
+        provider=Sms.simulator, url="http://127.0.0.1:9", api_key=SecretStr("test-sms-key")
+    ),
 }
 
 

@@ -154,8 +154,12 @@ class TradingWorld:
         body = {"offer": str((offer or self.offer).address), "wh": wh, "phone": phone}
         return await self.http.post("/api/v1/trades", json=body)
 
+    async def lookup(self, path: str) -> httpx.Response:
+        """A trade's lookup route (its payment, its STK status), as an operator."""
+        return await self.http.get(path, headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+
     async def payment(self, trade_id: str) -> dict[str, Any]:
-        answer = await self.http.get(f"/api/v1/payments/{trade_id}")
+        answer = await self.lookup(f"/api/v1/payments/{trade_id}")
         assert answer.status_code == 200, answer.text
         found: dict[str, Any] = answer.json()
         return found
@@ -220,7 +224,9 @@ async def trading_world(
         env |= oracle_env_changes or {}
         oracle = OracleService(env, tmp_path / "oracle.log", port=port)
         oracle.start()
-        async with httpx.AsyncClient(base_url=oracle.url, timeout=30) as http:
+        # The payment tests order as an integration would, with the operator's token.
+        operator = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        async with httpx.AsyncClient(base_url=oracle.url, timeout=30, headers=operator) as http:
             await enrol(http, seller, SELLER_PHONE)
             yield TradingWorld(market, seller, offer, oracle, sim, http, tmp_path / "oracle.db")
     finally:

@@ -33,7 +33,13 @@ from nishati_oracle.core.logs import configure
 from nishati_oracle.core.settings import HttpSettings
 from nishati_oracle.http.errors import DETAIL_CHARS
 from nishati_oracle.readings.ingest import READINGS_PATH
-from tests.harness.oracle import CALLBACK_TOKEN, IN_PROCESS_TRADING, OracleWorld, start_world
+from tests.harness.oracle import (
+    AS_OPERATOR,
+    CALLBACK_TOKEN,
+    IN_PROCESS_TRADING,
+    OracleWorld,
+    start_world,
+)
 
 # An error answer is small whatever was sent.
 MAX_ERROR_BYTES = 2_048
@@ -187,7 +193,7 @@ async def test_each_kind_of_route_has_its_cap_from_the_settings(
     order = b'{"offer": "x", "wh": 1, "phone": "0712345678"}'
     callback = f"/api/v1/payments/callback/{CALLBACK_TOKEN}"
     async with world.app.router.lifespan_context(world.app), world.http:
-        json_body = {"content-type": "application/json"}
+        json_body = {"content-type": "application/json", **AS_OPERATOR}
         for path, cap, refused in [("/api/v1/trades", 100, 404), (callback, 200, 400)]:
             fits = await world.http.post(path, content=order.ljust(cap), headers=json_body)
             assert fits.status_code == refused, fits.text
@@ -209,7 +215,7 @@ async def test_unknown_routes_and_methods_answer_in_the_one_shape(api: OracleWor
 async def test_a_refused_request_is_not_echoed(api: OracleWorld) -> None:
     phone = "0712345678"
     body = {"offer": "x" * 10_000, "wh": "lots", "phone": phone + "abc"}
-    answer = await api.http.post("/api/v1/trades", json=body)
+    answer = await api.http.post("/api/v1/trades", json=body, headers=AS_OPERATOR)
     assert answer.status_code == 400
     assert answer.json()["reason"] == "MalformedSubmission"
     assert "xxxxxxxxxx" not in answer.text
@@ -224,11 +230,14 @@ async def test_phones_that_are_not_numbers_are_refused(api: OracleWorld) -> None
         ("12345", 422, "InvalidPhone"),
         *[(phone, 400, "MalformedSubmission") for phone in UNICODE_PHONES],
     ]:
-        answer = await api.http.post("/api/execute_trade", json={**legacy, "seller_phone": seller})
+        answer = await api.http.post(
+            "/api/execute_trade", json={**legacy, "seller_phone": seller}, headers=AS_OPERATOR
+        )
         assert (answer.status_code, answer.json()["reason"]) == (status, reason), seller
     household = f"/api/v1/households/{Keypair().pubkey()}/phone"
     for phone in UNICODE_PHONES:
-        answer = await api.http.post("/api/v1/trades", json={"offer": "x", "wh": 1, "phone": phone})
+        order = {"offer": "x", "wh": 1, "phone": phone}
+        answer = await api.http.post("/api/v1/trades", json=order, headers=AS_OPERATOR)
         assert answer.status_code == 400, phone
         answer = await api.http.put(household, json={"phone": phone})
         assert answer.status_code == 400, phone
@@ -247,7 +256,7 @@ async def test_a_chain_that_is_down_is_a_503(
     monkeypatch.setattr(chain, "accounts", down)
     legacy = {"type": "BUY", "amount": 2.5, "price": 30.0, "phone": "0712345678"}
     answer = await api.http.post(
-        "/api/execute_trade", json={**legacy, "seller_phone": "0700000000"}
+        "/api/execute_trade", json={**legacy, "seller_phone": "0700000000"}, headers=AS_OPERATOR
     )
     assert (answer.status_code, answer.json()["reason"]) == (503, "ChainUnavailable"), answer.text
     answer = await api.http.put(
@@ -273,7 +282,7 @@ async def test_a_household_gone_from_the_chain_is_a_409(
 
     monkeypatch.setattr(desk, "household_by_phone", directory)
     order = {"offer": str(offer.address), "wh": 2_000, "phone": "0712345678"}
-    answer = await api.http.post("/api/v1/trades", json=order)
+    answer = await api.http.post("/api/v1/trades", json=order, headers=AS_OPERATOR)
     assert (answer.status_code, answer.json()["reason"]) == (409, "AccountNotFound"), answer.text
     assert str(gone) in answer.json()["detail"]
 
@@ -293,7 +302,7 @@ async def test_a_household_address_holding_another_account_is_a_409(
 
     monkeypatch.setattr(desk, "household_by_phone", directory)
     order = {"offer": str(offer.address), "wh": 2_000, "phone": "0712345678"}
-    answer = await api.http.post("/api/v1/trades", json=order)
+    answer = await api.http.post("/api/v1/trades", json=order, headers=AS_OPERATOR)
     refusal = (answer.status_code, answer.json()["reason"])
     assert refusal == (409, "AccountTypeMismatch"), answer.text
 
@@ -316,7 +325,9 @@ async def test_a_database_that_is_down_or_locked_is_a_503_logged_with_its_stack(
     now = await api.market.now()
     try:
         answers = {
-            "/api/v1/payments/{trade_id}": await api.http.get("/api/v1/payments/abc"),
+            "/api/v1/payments/{trade_id}": await api.http.get(
+                "/api/v1/payments/abc", headers=AS_OPERATOR
+            ),
             "/api/v1/payments/callback/{token}": await api.http.post(
                 f"/api/v1/payments/callback/{CALLBACK_TOKEN}",
                 json={"Body": {"stkCallback": {"CheckoutRequestID": "ws_CO_1", "ResultCode": 1}}},
@@ -371,7 +382,7 @@ async def test_the_openapi_entries_list_every_error_in_the_one_shape(api: Oracle
                 refs = [part["$ref"] for part in model.get("allOf", [model])]
                 assert error in refs, (method, path, status)
     trades = schema["paths"]["/api/v1/trades"]["post"]["responses"]
-    assert set(trades) == {"201", "400", "404", "409", "413", "422", "502", "503"}
+    assert set(trades) == {"201", "400", "401", "403", "404", "409", "413", "422", "502", "503"}
 
 
 async def test_docs_load_nothing_from_the_internet(api: OracleWorld) -> None:

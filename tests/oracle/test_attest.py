@@ -19,7 +19,7 @@ from solders.pubkey import Pubkey
 
 from nishati_client.chain import PACKET_DATA_SIZE, transaction_size
 from nishati_client.errors import TransactionFailed
-from nishati_client.lookup import attest_accounts, fetch_lookup_table
+from nishati_client.lookup import LookupTable, attest_accounts, fetch_lookup_table
 from nishati_client.program import NishatiClient
 from nishati_client.readings import (
     ED25519_OFFSETS_LEN,
@@ -55,6 +55,12 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
 
     monkeypatch.setattr(NishatiClient, "meter_attest", recording)
     return sent
+
+
+def tables_of(attester: Attester) -> dict[Pubkey, LookupTable]:
+    """The lookup tables the attester keeps under its lease (it took one at startup)."""
+    assert attester.tables is not None
+    return attester.tables.tables
 
 
 def readings_per_transaction(attester: Attester, household: Pubkey) -> int:
@@ -121,7 +127,7 @@ async def test_with_a_table_readings_land_in_as_few_transactions_as_fit(
     # No table holds the households yet: their accounts are named in full, then added.
     assert await attester.run_once() == len(members)
     assert all(len(s.households) < per_tx for s in sent)
-    (table,) = attester.tables.tables.values()
+    (table,) = tables_of(attester).values()
     market_accounts = attest_accounts(attester.client.program, world.market.address)
     assert table.addresses == attest_accounts(
         attester.client.program, world.market.address, [m.address for m in members]
@@ -166,7 +172,7 @@ async def test_the_threshold_and_the_age_decide_when(world: OracleWorld) -> None
     assert await world.market.balance(member) == 600
     now = await world.elapse(10)
     await world.post(member.meter.read(now, exported_wh=5))
-    attester.request(member.meter.public_key)
+    await attester.request(member.meter.public_key)
     assert await attester.run_once() == 1
     assert await world.market.balance(member) == 605
     world.settings.readings.attest_max_age_secs = 0
@@ -228,7 +234,7 @@ async def test_a_lost_confirmation_never_mints_twice(
         raise TransactionFailed("confirmation lost")
 
     monkeypatch.setattr(NishatiClient, "meter_attest", lands_then_loses_the_answer)
-    attester.request(member.meter.public_key)
+    await attester.request(member.meter.public_key)
     assert await attester.run_once() == 1  # reconciled from the chain, not sent again
     monkeypatch.undo()
     assert await world.market.balance(member) == 500
@@ -269,7 +275,7 @@ async def test_a_household_registered_later_is_added_and_then_attested_compactly
     (attestation,) = sent
     (looked_up,) = attestation.lookup_tables
     assert late.address not in looked_up.addresses
-    (table,) = attester.tables.tables.values()
+    (table,) = tables_of(attester).values()
     assert table.addresses[-2:] == [late.address, late.energy_account]
 
     sent.clear()
@@ -291,7 +297,7 @@ async def test_a_full_table_is_followed_by_a_new_one(world: OracleWorld) -> None
 
     assert await attester.run_once() == len(members)
 
-    full, second = attester.tables.tables.values()
+    full, second = tables_of(attester).values()
     assert len(full.addresses) == LOOKUP_TABLE_MAX_ADDRESSES
     assert len(second.addresses) == market_accounts + 2 * 3
     assert second.addresses[-2:] == [members[-1].address, members[-1].energy_account]
@@ -308,22 +314,25 @@ async def test_tables_outlive_a_restart_and_half_made_ones_are_settled(
     members = [await world.member() for _ in range(4)]
     await post_round(world, members, 0)
     await world.services.attester.run_once()
-    (table,) = world.services.attester.tables.tables
+    (table,) = tables_of(world.services.attester)
     (table_slot,) = (await store.lookup_tables(market)).values()
     # Stored before their creation was sent, then the oracle stopped: one at a slot still
     # recent, one at a slot SlotHashes no longer holds (so no create of it can land).
     recent, _ = derive_lookup_table_address(oracle, 1)
     stale, _ = derive_lookup_table_address(oracle, 99_999)
-    await store.record_lookup_table(market, str(recent), 1)
-    await store.record_lookup_table(market, str(stale), 99_999)
+    fence = world.services.attester.lease.fence
+    assert fence is not None
+    await store.record_lookup_table(fence, str(recent), 1)
+    await store.record_lookup_table(fence, str(stale), 99_999)
     await post_round(world, members, 40)
+    await world.services.attester.lease.release()
 
     restarted = create_app(world.settings, chain=litesvm.litesvm)
     async with restarted.router.lifespan_context(restarted):
         sent = recorded(monkeypatch)
         attester: Attester = restarted.state.services.attester
         assert await attester.run_once() == len(members)
-        assert set(attester.tables.tables) == {table, recent}
+        assert set(tables_of(attester)) == {table, recent}
         assert await fetch_lookup_table(litesvm.chain, recent) is not None
         assert await restarted.state.services.store.lookup_tables(market) == {
             str(table): table_slot,

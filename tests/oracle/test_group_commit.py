@@ -37,6 +37,7 @@ class GatedStore:
         new_meters: Sequence[MeterState],
         accepted: Sequence[StoredReading],
         states: Sequence[MeterState],
+        was: Sequence[MeterState],
     ) -> None:
         self.calls.append([r.counter for r in accepted])
         self.entered.set()
@@ -44,7 +45,7 @@ class GatedStore:
         if self.failures_left:
             self.failures_left -= 1
             raise ConnectionError("the database went away")
-        await self.real(new_meters, accepted, states)
+        await self.real(new_meters, accepted, states, was)
         self.committed.update((r.meter, r.counter) for r in accepted)
 
 
@@ -162,8 +163,9 @@ async def test_a_commit_that_lands_but_loses_its_answer_is_a_duplicate_when_sent
         new_meters: Sequence[MeterState],
         accepted: Sequence[StoredReading],
         states: Sequence[MeterState],
+        was: Sequence[MeterState],
     ) -> None:
-        await real(new_meters, accepted, states)
+        await real(new_meters, accepted, states, was)
         raise ConnectionError("the answer was lost")
 
     monkeypatch.setattr(world.services.store, "accept", stored_then_lost)

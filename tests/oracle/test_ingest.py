@@ -17,6 +17,7 @@ from nishati_client.program import NishatiClient
 from nishati_client.readings import Reading, SignedReading, market_tag, sign
 from nishati_oracle.readings.http import READING_BODY_BYTES
 from nishati_oracle.readings.ingest import READINGS_PATH
+from nishati_oracle.readings.pipeline import THREAD_VERIFY_FROM
 from nishati_oracle.readings.registry import MeterRegistry
 from nishati_oracle.readings.store import Store
 from tests.harness.oracle import OracleWorld
@@ -63,6 +64,23 @@ async def test_a_batch_is_judged_reading_by_reading(world: OracleWorld) -> None:
         "rejected",
     ]
     assert body["results"][3]["reason"] == "InvalidSignature"
+
+
+async def test_a_large_batch_refuses_each_bad_signature_where_it_is(world: OracleWorld) -> None:
+    """A batch large enough to be verified in a worker thread, one reading of it with another's
+    signature at the start, the middle and the end: exactly those refused."""
+    member = await world.member()
+    now = await world.market.now()
+    size = THREAD_VERIFY_FROM + 8
+    readings = [member.meter.read(now + i, exported_wh=i) for i in range(size)]
+    bad = {0, size // 2, size - 1}
+    for i in bad:
+        readings[i] = replace(readings[i], signature=readings[(i + 1) % size].signature)
+    body = (await world.post(*readings)).json()
+    assert [r["status"] for r in body["results"]] == [
+        "rejected" if i in bad else "accepted" for i in range(size)
+    ]
+    assert {body["results"][i]["reason"] for i in bad} == {"InvalidSignature"}
 
 
 async def test_each_broken_rule_is_refused_with_its_reason(world: OracleWorld) -> None:
@@ -124,14 +142,21 @@ async def test_the_export_limit_counts_chain_time_never_the_meters(world: Oracle
     assert refused_reason(ahead) == "ExportAboveMeterLimit"
     member.meter.counter -= 1
     member.meter.exported_wh -= 500
-    now = await world.elapse(179)  # 497 Wh at 10 kW
+    wait = world.settings.readings.export_wait_secs
+    # 500 Wh at 10 kW needs 180 s: at 179 - wait, the chain would allow it only after the wait.
+    now = await world.elapse(179 - wait)
     late = await world.post(member.meter.read(now, exported_wh=500))
     assert refused_reason(late) == "ExportAboveMeterLimit"
     member.meter.counter -= 1
     member.meter.exported_wh -= 500
-    now = await world.elapse(1)  # 500 Wh
+    # At 180 - wait it is taken, and held until the chain's 180 s.
+    now = await world.elapse(1)
     assert (await world.post(member.meter.read(now, exported_wh=500))).json()["accepted"] == 1
-    world.services.attester.request(member.meter.public_key)
+    await world.services.attester.request(member.meter.public_key)
+    assert await world.services.attester.run_once() == 0
+    assert await world.market.balance(member) == 0
+    await world.elapse(wait)
+    await world.services.attester.request(member.meter.public_key)
     assert await world.services.attester.run_once() == 1
     assert await world.market.balance(member) == 500
 

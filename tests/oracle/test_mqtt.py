@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from solders.pubkey import Pubkey
@@ -34,7 +35,7 @@ from nishati_oracle.readings.mqtt import (
     readings_topic,
     rejected_topic,
 )
-from tests.harness.broker import broker_client
+from tests.harness.broker import broker_client, self_signed
 
 T0 = 1_790_000_000
 
@@ -327,6 +328,68 @@ async def test_a_transient_refusal_is_submitted_again_not_dead_lettered(scene: S
     assert not ingest.stats.rejected
 
 
+# Replicas in one share group
+
+
+def another_replica(scene: Scene) -> str:
+    """Gives the scene's next oracle a client id of its own; the one it had."""
+    previous, scene.client_id = scene.client_id, f"oracle-{secrets.token_hex(4)}"
+    return previous
+
+
+async def test_replicas_in_one_share_group_each_take_a_part_and_together_all(
+    scene: Scene,
+) -> None:
+    first, second = FakePipeline(), FakePipeline()
+    one = await scene.oracle(first)
+    another_replica(scene)
+    two = await scene.oracle(second)
+    assert one.subscription == two.subscription == f"$share/nishati-oracle/{scene.topic('+')}"
+    with broker_client(scene.broker) as meter:
+        for _ in range(40):
+            await meter.publish(scene.topic(), encode_payload(scene.reading()))
+    await eventually(lambda: one.stats.accepted + two.stats.accepted == 40)
+    assert first.counters
+    assert second.counters
+    assert not set(first.counters) & set(second.counters)
+    assert sorted(first.counters + second.counters) == list(range(1, 41))
+    assert (one.stats.received, two.stats.received) == (len(first.counters), len(second.counters))
+
+
+async def test_a_replicas_unacknowledged_share_waits_for_it_not_for_another(
+    scene: Scene,
+) -> None:
+    """A replica stops with readings in hand, unstored: they are not handed to the other one.
+    While it is down the broker keeps dealing it its turns. Back under its client id, it gets
+    all of them; nothing is lost or taken twice."""
+    stuck = FakePipeline()
+    stuck.released.clear()
+    one = await scene.oracle(stuck, stop_timeout_secs=0.1)
+    steady = FakePipeline()
+    its_id = another_replica(scene)
+    await scene.oracle(steady)
+    with broker_client(scene.broker) as meter:
+        for _ in range(10):
+            await meter.publish(scene.topic(), encode_payload(scene.reading()))
+        # The stuck replica holds its first batch in the pipeline and the rest in its queue.
+        await eventually(lambda: len(stuck.counters) + one.queue_depth + len(steady.counters) == 10)
+        assert stuck.counters
+        assert not one.stats.accepted
+        await one.stop()
+        for _ in range(10):
+            await meter.publish(scene.topic(), encode_payload(scene.reading()))
+        # Mosquitto deals turns one by one: half of each round went to the stopped replica.
+        await eventually(lambda: len(steady.counters) == 10)
+    scene.client_id = its_id
+    back = FakePipeline()
+    again = await scene.oracle(back)
+    await eventually(lambda: again.stats.accepted == 10)
+    assert len(steady.counters) == 10
+    assert not set(back.counters) & set(steady.counters)
+    assert sorted(back.counters + steady.counters) == list(range(1, 21))
+    assert set(stuck.counters) < set(back.counters)
+
+
 async def test_ingestion_resumes_after_the_broker_restarts(own_mosquitto: Mosquitto) -> None:
     scene = Scene(own_mosquitto)
     pipeline = FakePipeline()
@@ -360,6 +423,33 @@ async def test_the_ingest_is_not_ready_while_the_broker_is_down(own_mosquitto: M
         assert await ingest.wait_connected(15)
     finally:
         await ingest.stop()
+
+
+async def test_the_oracle_reads_over_tls_only_from_a_broker_it_trusts(tmp_path: Path) -> None:
+    with Mosquitto(tmp_path / "mosquitto", tls=self_signed(tmp_path / "tls")) as broker:
+        scene = Scene(broker)
+        settings = broker.settings(scene.market, scene.root)
+        # In the clear to a TLS listener; over TLS trusting the system's CAs only.
+        for change in ({"tls": False}, {"ca_file": None}):
+            mqtt = settings.mqtt.model_copy(update=change)
+            refused = MqttIngest(
+                settings.model_copy(update={"mqtt": mqtt}),
+                FakePipeline(),
+                client_id=f"refused-{scene.client_id}",
+                reconnect_delay_secs=(1, 1),
+            )
+            await refused.start()
+            try:
+                assert not await refused.wait_connected(1.5)
+            finally:
+                await refused.stop()
+        ingest = await scene.oracle(FakePipeline())
+        try:
+            with broker_client(broker) as meter:
+                await meter.publish(scene.topic(), encode_payload(scene.reading()))
+            await eventually(lambda: ingest.stats.accepted == 1)
+        finally:
+            await ingest.stop()
 
 
 async def test_a_wrong_password_never_connects(mosquitto: Mosquitto) -> None:

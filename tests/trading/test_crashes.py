@@ -189,7 +189,9 @@ async def test_random_kills_lose_nothing_and_double_nothing(
 
     async def customer() -> None:
         nonlocal unanswered
-        async with httpx.AsyncClient(base_url=world.oracle.url, timeout=30) as http:
+        async with httpx.AsyncClient(
+            base_url=world.oracle.url, timeout=30, headers=world.http.headers
+        ) as http:
             while not queue.empty() and stored(world) < trades:
                 order = queue.get_nowait()
                 body = {"offer": str(order.offer.address), "wh": order.wh, "phone": order.phone}

@@ -61,7 +61,7 @@ async def test_a_paid_trade_settles_and_pays_the_seller(world: TradingWorld) -> 
     assert len(mine) == 1
     assert mine[0]["paid"]
     assert mine[0]["amount"] == payment["payout_kes"]
-    live = await world.http.get(f"/api/v1/stk/{opened['checkout_request_id']}")
+    live = await world.lookup(f"/api/v1/stk/{opened['checkout_request_id']}")
     assert live.json() == {
         "checkout_request_id": opened["checkout_request_id"],
         "pending": False,

@@ -107,10 +107,10 @@ async def test_the_original_platforms_order_shape(world: TradingWorld) -> None:
 
 
 async def test_an_unknown_trade(world: TradingWorld) -> None:
-    answer = await world.http.get("/api/v1/payments/nope")
+    answer = await world.lookup("/api/v1/payments/nope")
     assert answer.status_code == 404
     assert answer.json()["reason"] == "UnknownTrade"
-    answer = await world.http.get("/api/v1/stk/ws_CO_nope")
+    answer = await world.lookup("/api/v1/stk/ws_CO_nope")
     assert answer.status_code == 404
 
 

@@ -209,15 +209,15 @@ async def test_oversized_callbacks_are_refused(world: TradingWorld) -> None:
 async def test_the_original_platforms_status_routes(world: TradingWorld) -> None:
     opened = (await order(world, world.phone(), None)).json()
     payment = await world.final(opened["trade_id"])
-    legacy = await world.http.get(f"/api/payment/status/{opened['trade_id']}")
+    legacy = await world.lookup(f"/api/payment/status/{opened['trade_id']}")
     assert legacy.status_code == 200
     assert legacy.json() == payment
     checkout = opened["checkout_request_id"]
-    stk = await world.http.get(f"/api/stk/status/{checkout}")
-    assert stk.json() == (await world.http.get(f"/api/v1/stk/{checkout}")).json()
+    stk = await world.lookup(f"/api/stk/status/{checkout}")
+    assert stk.json() == (await world.lookup(f"/api/v1/stk/{checkout}")).json()
     assert stk.json()["result_code"] == 0
-    assert (await world.http.get("/api/payment/status/nope")).status_code == 404
-    assert (await world.http.get("/api/stk/status/ws_CO_nope")).status_code == 404
+    assert (await world.lookup("/api/payment/status/nope")).status_code == 404
+    assert (await world.lookup("/api/stk/status/ws_CO_nope")).status_code == 404
 
 
 async def ready(http: httpx.AsyncClient) -> httpx.Response:

@@ -72,6 +72,16 @@ def test_production_with_real_credentials_starts(
             "PHONE_KEY",
         ),
         ({"public_url": "http://oracle.example.co.ke"}, "https"),
+        ({"sms_provider": "simulator", "sms_url": "http://127.0.0.1:9"}, "SMS simulator"),
+        (
+            {"sms_provider": "africastalking", "sms_api_key": "nishati-sim-sms-api-key"},
+            "simulator's API key",
+        ),
+        ({"sms_provider": "africastalking", "sms_api_key": "live-key"}, "AUTH_SECRET"),
+        ({"sms_provider": "africastalking"}, "SMS_API_KEY"),
+        ({"auth_insecure_cookies": "true"}, "INSECURE_COOKIES"),
+        ({"mqtt_enabled": "true", "mqtt_host": "broker.example.co.ke"}, "MQTT_TLS"),
+        ({"mqtt_enabled": "true", "mqtt_host": "10.0.0.7"}, "MQTT_TLS"),
     ],
 )
 def test_production_refuses(
@@ -79,6 +89,21 @@ def test_production_refuses(
 ) -> None:
     with pytest.raises(ValidationError, match=message):
         production(monkeypatch, keypair, **changes)
+
+
+@pytest.mark.parametrize(
+    "broker",
+    [
+        {"mqtt_host": "127.0.0.1"},
+        {"mqtt_host": "localhost"},
+        {"mqtt_host": "broker.example.co.ke", "mqtt_tls": "true"},
+    ],
+)
+def test_production_reaches_its_broker_on_loopback_or_over_tls(
+    monkeypatch: pytest.MonkeyPatch, keypair: str, broker: dict[str, str]
+) -> None:
+    settings = production(monkeypatch, keypair, mqtt_enabled="true", **broker)
+    assert settings.mqtt.host == broker["mqtt_host"]
 
 
 def test_the_simulator_is_only_used_when_named() -> None:

@@ -71,6 +71,9 @@ class FakeGateway:
     answers: dict[str, int | None] = field(default_factory=dict)
     payouts: list[str] = field(default_factory=list)
     ids: itertools.count[int] = field(default_factory=itertools.count)
+    # Every STK Query asked, and how long each Daraja request takes (replicas' rounds overlap).
+    queries: list[str] = field(default_factory=list)
+    latency_secs: float = 0.0
 
     async def close(self) -> None:
         return None
@@ -86,6 +89,8 @@ class FakeGateway:
         return PushResult(Delivery.accepted, checkout, f"merchant-{checkout}")
 
     async def query(self, checkout_request_id: str) -> PaymentStatus:
+        self.queries.append(checkout_request_id)
+        await asyncio.sleep(self.latency_secs)
         return PaymentStatus(self.answers.get(checkout_request_id), "fake")
 
     async def pay(
@@ -100,6 +105,7 @@ class FakeGateway:
     ) -> PayoutResult:
         duplicate = conversation_id in self.payouts
         self.payouts.append(conversation_id)
+        await asyncio.sleep(self.latency_secs)
         if duplicate:
             return PayoutResult(Delivery.accepted, duplicate=True)
         return PayoutResult(Delivery.accepted, conversation_id=f"AG_{conversation_id}")
@@ -923,3 +929,126 @@ async def test_a_payout_never_answered_needs_a_person(desk: Desk) -> None:
     assert await state(desk, trade_id) is TradeState.payout_unknown
     waiting = await Attention(desk.ledger, time.time).waiting()
     assert [t.id for t in waiting] == [trade_id]
+
+
+@dataclass
+class Replica:
+    """A second oracle replica on the desk's database: its own engine, ledger and worker,
+    paying through the same (counting) Daraja."""
+
+    store: Store
+    ledger: Ledger
+    worker: PaymentWorker
+
+
+@pytest.fixture
+async def replica(desk: Desk, litesvm: Harness, tmp_path: Path) -> AsyncIterator[Replica]:
+    store = await Store.open(desk.database)
+    ledger = Ledger(store.engine, store.writer)
+    worker = PaymentWorker(
+        desk.worker.settings,
+        ledger,
+        litesvm.client,
+        desk.market.oracle,
+        desk.vault,
+        desk.gateway,
+        callback_urls(desk.worker.settings, "token"),
+        Metrics(),
+    )
+    try:
+        yield Replica(store, ledger, worker)
+    finally:
+        await store.close()
+
+
+async def due_now(desk: Desk, count: int, answer: int) -> list[TradeRecord]:
+    """``count`` trades whose STK Push went out, their query's answer ``answer``, due now."""
+    trades = []
+    for _ in range(count):
+        trade_id = await desk.order()
+        trade = await desk.ledger.get(trade_id)
+        assert trade is not None
+        assert trade.checkout_request_id is not None
+        desk.gateway.answers[trade.checkout_request_id] = answer
+        await desk.ledger.update(trade_id, TradeState.stk_sent, next_check_at=0)
+        trades.append(trade)
+    return trades
+
+
+async def entered(desk: Desk, trade_id: str, state: TradeState) -> int:
+    return sum(1 for entry in await desk.ledger.history(trade_id) if entry.state is state)
+
+
+async def test_two_replicas_act_on_each_trade_once(desk: Desk, replica: Replica) -> None:
+    """Two workers on one database, their rounds at once: each payment queried once, each trade
+    settled once, each seller paid once."""
+    trades = await due_now(desk, 6, answer=0)
+    desk.gateway.latency_secs = 0.02
+    workers = (desk.worker, replica.worker)
+    await asyncio.gather(*(w.confirmations.query_payments() for w in workers))
+    assert sorted(desk.gateway.queries) == sorted(str(t.checkout_request_id) for t in trades)
+    for w in workers:
+        await w.ledger.release_claims()
+    await asyncio.gather(*(w.settlements.close_on_chain() for w in workers))
+    for w in workers:
+        await w.ledger.release_claims()
+    await asyncio.gather(*(w.payouts.pay_sellers() for w in workers))
+    assert sorted(desk.gateway.payouts) == sorted(t.id for t in trades)
+    for trade in trades:
+        assert await state(desk, trade.id) is TradeState.payout_sent
+        assert await entered(desk, trade.id, TradeState.settled) == 1
+        assert await entered(desk, trade.id, TradeState.payout_sent) == 1
+
+
+async def test_two_replicas_handle_each_callback_once(desk: Desk, replica: Replica) -> None:
+    trades = await due_now(desk, 4, answer=0)
+    for trade in trades:
+        assert trade.checkout_request_id is not None
+        await keep(
+            desk,
+            {
+                "checkout": trade.checkout_request_id,
+                "code": 0,
+                "amount": trade.amount_kes,
+                "receipt": f"RCPT{trade.id[:6].upper()}",
+                "merchant": trade.merchant_request_id,
+            },
+        )
+    desk.gateway.latency_secs = 0.02
+    handled = await asyncio.gather(
+        desk.worker.handle_callbacks(), replica.worker.handle_callbacks()
+    )
+    assert sum(handled) == len(trades)
+    assert sorted(desk.gateway.queries) == sorted(str(t.checkout_request_id) for t in trades)
+    for trade in trades:
+        assert await state(desk, trade.id) is TradeState.paid
+        assert await entered(desk, trade.id, TradeState.paid) == 1
+    assert await desk.ledger.pending_callbacks(now=float("inf")) == []
+
+
+async def test_a_dead_replicas_claims_run_out_and_another_takes_its_trades(
+    desk: Desk, replica: Replica
+) -> None:
+    [trade] = await due_now(desk, 1, answer=0)
+    # The desk's replica claims the trade, then dies before acting on it (nor releasing it).
+    [claimed] = await desk.ledger.due([TradeState.stk_sent])
+    assert claimed.id == trade.id
+    assert await replica.ledger.due([TradeState.stk_sent]) == []
+    later = time.time() + desk.ledger.claim_secs + 1
+    [taken] = await replica.ledger.due([TradeState.stk_sent], now=later)
+    assert taken.id == trade.id
+    # Were the first replica only slow, it would not act on the trade any more: it knows its
+    # claim has run out.
+    assert desk.ledger.held(claimed)
+    desk.ledger.clock = lambda: later
+    assert list(desk.ledger.while_held([claimed])) == []
+
+
+async def test_one_reconciliation_among_replicas(desk: Desk, replica: Replica) -> None:
+    ran = await asyncio.gather(
+        desk.worker.reconciler.run_if_due(), replica.worker.reconciler.run_if_due()
+    )
+    assert sum(r is not None for r in ran) == 1
+    # The one that did not run knows when the next one is due.
+    assert await replica.worker.reconciler.run_if_due() is None
+    assert await desk.worker.reconciler.run_if_due() is None

@@ -4,6 +4,7 @@ operators have always set."""
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from nishati_client.config import ClientSettings
@@ -72,9 +73,14 @@ def test_every_variable_keeps_its_name() -> None:
         "NISHATI_MAX_BATCH_READINGS", "NISHATI_MAX_CLOCK_SKEW_SECS", "NISHATI_CHAIN_CLOCK_SECS",
         "NISHATI_MARKET_CACHE_SECS",
         "NISHATI_METER_CACHE_SECS", "NISHATI_ATTEST_THRESHOLD_WH", "NISHATI_ATTEST_MAX_AGE_SECS",
-        "NISHATI_ATTEST_INTERVAL_SECS", "NISHATI_MQTT_ENABLED", "NISHATI_MQTT_HOST",
+        "NISHATI_ATTEST_INTERVAL_SECS", "NISHATI_EXPORT_WAIT_SECS", "NISHATI_ATTEST_LEASE_SECS",
+        "NISHATI_ATTEST_LEASE_RENEW_SECS", "NISHATI_MQTT_ENABLED",
+        "NISHATI_READINGS_RETENTION_DAYS",
+        "NISHATI_MQTT_HOST",
         "NISHATI_MQTT_PORT", "NISHATI_MQTT_USERNAME", "NISHATI_MQTT_PASSWORD",
-        "NISHATI_MQTT_TOPIC_ROOT", "NISHATI_PAYMENTS", "NISHATI_DARAJA_URL",
+        "NISHATI_MQTT_TOPIC_ROOT", "NISHATI_MQTT_TLS", "NISHATI_MQTT_CA_FILE",
+        "NISHATI_MQTT_SHARE_GROUP", "NISHATI_MQTT_CLIENT_ID",
+        "NISHATI_PAYMENTS", "NISHATI_DARAJA_URL",
         "NISHATI_DARAJA_CONSUMER_KEY", "NISHATI_DARAJA_CONSUMER_SECRET",
         "NISHATI_DARAJA_SHORTCODE", "NISHATI_DARAJA_PASSKEY", "NISHATI_DARAJA_TRANSACTION_TYPE",
         "NISHATI_DARAJA_B2C_SHORTCODE", "NISHATI_DARAJA_INITIATOR_NAME",
@@ -84,10 +90,12 @@ def test_every_variable_keeps_its_name() -> None:
         "NISHATI_PAYOUT_STATUS_AFTER_SECS", "NISHATI_PAYMENT_WORKER_INTERVAL_SECS",
         "NISHATI_IDEMPOTENCY_KEY_SECS", "NISHATI_ORDER_REPEAT_WINDOW_SECS",
         "NISHATI_DATABASE_URL", "NISHATI_SLOW_LOG_SECS",
-        "NISHATI_HTTP_ORDER_BODY_BYTES", "NISHATI_HTTP_CALLBACK_BODY_BYTES",
+        "NISHATI_HTTP_ORDER_BODY_BYTES", "NISHATI_HTTP_CALLBACK_BODY_BYTES", "NISHATI_HTTP_WEB_DIR",
         "NISHATI_PAYOUT_STATUS_ATTEMPTS", "NISHATI_PAYOUT_ATTEMPTS", "NISHATI_PAYOUT_RETRY_SECS",
         "NISHATI_REFUND_ATTEMPTS", "NISHATI_UNCONFIRMED_HOLD_SECS",
         "NISHATI_RECONCILE_INTERVAL_SECS", "NISHATI_OPERATOR_TOKEN",
+        "NISHATI_HTTP_SIGNATURE_WINDOW_SECS", "NISHATI_ORACLE_URL",
+        "NISHATI_HTTP_EVENTS_POLL_SECS", "NISHATI_HTTP_EVENTS_HEARTBEAT_SECS",
     }  # fmt: skip
     # The groups themselves are no variables: NISHATI_DARAJA is the Daraja group.
     assert names - {"NISHATI_DARAJA"} == flat
@@ -96,3 +104,9 @@ def test_every_variable_keeps_its_name() -> None:
 @pytest.mark.parametrize("group", GROUPS)
 def test_every_setting_is_described(group: type[BaseSettings]) -> None:
     assert all(field.description for field in group.model_fields.values())
+
+
+@pytest.mark.parametrize("group", ["a/b", "a+", "#"])
+def test_a_share_group_is_one_topic_level_without_wildcards(group: str) -> None:
+    with pytest.raises(ValidationError, match="share_group"):
+        MqttSettings(share_group=group)

@@ -12,6 +12,7 @@ COMMANDS = {
     "demo": ("nishati_dev.demo", "a market day on the local stack, then a summary"),
     "localnet": ("nishati_dev.localnet", "a local validator with the program deployed"),
     "daraja-sim": ("nishati_dev.daraja_sim.__main__", "the Daraja (M-Pesa) simulator"),
+    "sms-sim": ("nishati_dev.sms_sim", "the SMS (Africa's Talking) simulator"),
     "simulate": ("nishati_dev.simulate", "simulated meters sending signed readings"),
     "settings-doc": ("nishati_dev.settings_doc", "write docs/settings.md from the settings"),
 }

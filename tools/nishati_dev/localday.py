@@ -129,7 +129,8 @@ def kes(cents: int) -> str:
 
 
 def kwh(wh: int) -> str:
-    return f"{wh // 1000:,}.{wh % 1000:03d} kWh"
+    sign = "-" if wh < 0 else ""
+    return f"{sign}{abs(wh) // 1000:,}.{abs(wh) % 1000:03d} kWh"
 
 
 def describe(market: Market) -> str:

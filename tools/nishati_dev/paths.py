@@ -11,3 +11,5 @@ PROGRAM_KEYPAIR = TEST_KEYS_DIR / "nishati-program.json"
 PHONE_KEY_FILE = TEST_KEYS_DIR / "phone-encryption.key"
 # The test installer: the stack, the demo and the sandbox approve it and register meters with it.
 INSTALLER_KEYPAIR = TEST_KEYS_DIR / "installer.json"
+# The web app's build (scripts/build-web.sh), which the local oracle serves under /.
+WEB_DIST = REPO_ROOT / "web" / "dist"

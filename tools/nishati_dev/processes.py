@@ -3,7 +3,7 @@ waited for until it is ready, stopped by its PID.
 
 The stack command, the demo, the tests and the benches start every process through here: the
 local validator (:class:`nishati_dev.localnet.LocalValidator`), the broker
-(:class:`nishati_dev.broker.Mosquitto`), the Daraja simulator and the oracle.
+(:class:`nishati_dev.broker.Mosquitto`), the Daraja and SMS simulators and the oracle.
 
     with OracleService(env, tmp_path / "oracle.log") as oracle:
         httpx.get(f"{oracle.url}/healthz")
@@ -314,3 +314,30 @@ class DarajaSimService(Service):
             start_timeout_secs=20.0,
             stop_timeout_secs=10.0,
         )
+
+
+class SmsSimService(Service):
+    """``python -m nishati_dev.sms_sim`` on ``port`` (a free one by default), with its test
+    username and API key and nothing inherited from ``SMS_SIM_*``; ready once
+    ``/simulator/health`` answers."""
+
+    def __init__(self, log_path: Path | None = None, *, port: int | None = None) -> None:
+        port = port or free_port()
+        super().__init__(
+            "SMS simulator",
+            [sys.executable, "-m", "nishati_dev.sms_sim"],
+            log_path=log_path,
+            port=port,
+            env={"SMS_SIM_HOST": HOST, "SMS_SIM_PORT": str(port)},
+            ready=answers("/simulator/health"),
+            scrub_prefix="SMS_SIM_",
+            start_timeout_secs=20.0,
+            stop_timeout_secs=10.0,
+        )
+
+    def messages(self, to: str) -> list[dict[str, object]]:
+        """Every message it took for ``to`` (a blocking call), oldest first."""
+        found: list[dict[str, object]] = httpx.get(
+            f"{self.url}/messages", params={"to": to}, timeout=10
+        ).json()
+        return found

@@ -27,6 +27,7 @@ from nishati_client.config import ClientSettings
 from nishati_dev.daraja_sim.settings import DarajaSimSettings
 from nishati_dev.paths import REPO_ROOT
 from nishati_dev.settings import LocalChainSettings
+from nishati_dev.sms_sim import SmsSimSettings
 from nishati_dev.stack import StackSettings
 from nishati_oracle.core.settings import OracleSettings, environment_name
 
@@ -60,6 +61,11 @@ SECTIONS = [
         "`nishati-dev daraja-sim` (`python -m nishati_dev.daraja_sim`); every default is a "
         "published test value.",
         DarajaSimSettings,
+    ),
+    Section(
+        "SMS simulator",
+        "`nishati-dev sms-sim` (`python -m nishati_dev.sms_sim`); every default is a test value.",
+        SmsSimSettings,
     ),
 ]
 

@@ -9,9 +9,11 @@ It starts, each on a loopback port, and prints every URL and file it made:
   and oracle keypairs and a funded payer's written to the work directory, and the test
   installer (tests/keys/installer.json) approved to register meters;
 - Mosquitto, with a user and password, for meters over MQTT;
-- the Daraja simulator, which plays M-Pesa;
+- the Daraja simulator, which plays M-Pesa, and the SMS simulator, which plays Africa's
+  Talking (households' sign-in codes: its /messages?to=+254... shows what a phone was sent);
 - the oracle (python -m nishati_oracle), paying through the simulator, with every setting it
-  was given in oracle.env (set -a; . oracle.env configures nishati the same way);
+  was given in oracle.env (set -a; . oracle.env configures nishati the same way), an operator
+  token it prints, and session cookies without Secure (its pages are on http://127.0.0.1);
 - two custodial test households the oracle knows, their meters registered by the installer: a
   seller whose meter key is written (its baseline reading is attested as the stack starts, so
   its next readings mint what it exports from then on, at most 10 kW over the chain's time)
@@ -60,13 +62,14 @@ from nishati_dev.localday import (
     simulator_payments,
 )
 from nishati_dev.localnet import LocalnetError, LocalValidator
-from nishati_dev.paths import INSTALLER_KEYPAIR, PHONE_KEY_FILE
+from nishati_dev.paths import INSTALLER_KEYPAIR, PHONE_KEY_FILE, WEB_DIST
 from nishati_dev.processes import (
     HOST,
     DarajaSimService,
     OracleService,
     Service,
     ServiceError,
+    SmsSimService,
     free_port,
 )
 from nishati_dev.sandbox import (
@@ -79,10 +82,15 @@ from nishati_dev.sandbox import (
     open_market,
 )
 from nishati_dev.settings import LocalChainSettings
+from nishati_dev.sms_sim import TEST_API_KEY as SMS_SIM_API_KEY
 from nishati_oracle.core.settings import (
+    AuthSettings,
+    ForecastSettings,
     HttpSettings,
     OracleSettings,
     ReadingSettings,
+    Sms,
+    SmsSettings,
     StorageSettings,
 )
 
@@ -107,6 +115,7 @@ class StackSettings(BaseSettings):
     oracle_port: int = Field(default=8080, ge=0, le=65_535, description="Oracle HTTP API")
     mqtt_port: int = Field(default=1883, ge=0, le=65_535, description="Mosquitto")
     daraja_port: int = Field(default=8089, ge=0, le=65_535, description="Daraja simulator")
+    sms_port: int = Field(default=8090, ge=0, le=65_535, description="SMS simulator")
     directory: Path | None = Field(
         default=None,
         description="Work directory for keys, logs and databases (kept); unset: a new "
@@ -132,8 +141,10 @@ class Stack:
     market: OpenMarket
     broker: Mosquitto
     sim: DarajaSimService
+    sms: SmsSimService
     oracle: OracleService
     oracle_settings: OracleSettings
+    operator_token: str
     payer_keypair: Path
     admin_keypair: Path
     oracle_keypair: Path
@@ -141,7 +152,7 @@ class Stack:
 
     @property
     def services(self) -> list[Service]:
-        return [self.validator, self.sim, self.broker, self.oracle]
+        return [self.validator, self.sim, self.sms, self.broker, self.oracle]
 
 
 def write_environment(path: Path, env: Mapping[str, str]) -> None:
@@ -161,13 +172,16 @@ async def local_stack(
     oracle_port: int = 0,
     mqtt_port: int = 0,
     daraja_port: int = 0,
+    sms_port: int = 0,
     sim_settings: Mapping[str, object] | None = None,
     readings: ReadingSettings | None = None,
+    forecast: ForecastSettings | None = None,
 ) -> AsyncIterator[Stack]:
     """Starts the validator, opens the market, then the simulator, the broker and the oracle
     (each port 0: a free one; the validator's is chain_settings.localnet_rpc_port), and
     stops them all, last first, when the block ends. The oracle attests what arrives at once
-    unless ``readings`` says otherwise."""
+    unless ``readings`` says otherwise; its forecasts follow ``forecast`` (by default, the
+    oracle's defaults)."""
     payer = Keypair()
     program_id = Pubkey.from_string(chain_settings.program_id)
     async with AsyncExitStack() as running:
@@ -196,9 +210,13 @@ async def local_stack(
                 port=daraja_port,
             )
         )
+        sms = await running.enter_async_context(
+            SmsSimService(directory / "sms-sim.log", port=sms_port)
+        )
         broker = await running.enter_async_context(
             Mosquitto(directory / "mosquitto", port=mqtt_port)
         )
+        operator_token = secrets.token_urlsafe(24)
         port = oracle_port or free_port()
         oracle_settings = OracleSettings(
             market=str(market.address),
@@ -209,14 +227,20 @@ async def local_stack(
                 program_id=chain_settings.program_id,
                 phone_salt=SecretStr(LOCAL_PHONE_SALT.hex()),
             ),
-            http=HttpSettings(port=port),
+            http=HttpSettings(port=port, web_dir=WEB_DIST),
             # Attest whatever arrives, at once: a local market shows its readings on chain.
             readings=readings or ReadingSettings(attest_threshold_wh=0, attest_interval_secs=0.5),
             mqtt=broker.mqtt_settings(TOPIC_ROOT),
             payments=simulator_payments(
                 sim.url, f"http://{HOST}:{port}", secrets.token_urlsafe(24)
-            ),
+            ).model_copy(update={"operator_token": SecretStr(operator_token)}),
             storage=StorageSettings(database_url=oracle_database(directory)),
+            sms=SmsSettings(
+                provider=Sms.simulator, url=sms.url, api_key=SecretStr(SMS_SIM_API_KEY)
+            ),
+            # Its pages are served on http://127.0.0.1, where a Secure cookie is not kept.
+            auth=AuthSettings(insecure_cookies=True),
+            forecast=forecast or ForecastSettings(),
         )
         env = as_environment(oracle_settings)
         env_file = directory / "oracle.env"
@@ -231,8 +255,10 @@ async def local_stack(
             market=market,
             broker=broker,
             sim=sim,
+            sms=sms,
             oracle=oracle,
             oracle_settings=oracle_settings,
+            operator_token=operator_token,
             payer_keypair=keys["payer"][0],
             admin_keypair=keys["admin"][0],
             oracle_keypair=keys["oracle"][0],
@@ -281,6 +307,9 @@ def summary(stack: Stack, people: TestHouseholds, removed: bool) -> str:
         ("mqtt user", broker.username),
         ("mqtt password", broker.password),
         ("daraja simulator", stack.sim.url),
+        ("sms simulator", stack.sms.url),
+        ("sign-in codes", f"{stack.sms.url}/messages?to=+{BUYER_PHONE}"),
+        ("operator token", stack.operator_token),
     ]
     files = [
         ("directory", f"{stack.directory} ({where})"),
@@ -321,6 +350,7 @@ def check_ports(settings: StackSettings) -> None:
         (settings.oracle_port, "--oracle-port", "the oracle"),
         (settings.mqtt_port, "--mqtt-port", "Mosquitto"),
         (settings.daraja_port, "--daraja-port", "the Daraja simulator"),
+        (settings.sms_port, "--sms-port", "the SMS simulator"),
     ]
     if settings.rpc_port:
         wanted.append((settings.rpc_port, "--rpc-port", "the validator's JSON-RPC"))
@@ -349,24 +379,35 @@ async def watch(services: Sequence[Service], stop: asyncio.Event) -> Service | N
     return None
 
 
+class Interrupts:
+    """SIGINT and SIGTERM for the running task: before ``ready``, they cancel it (once: a
+    second cancel would cut its clean-up short); after, they set ``stop``."""
+
+    def __init__(self) -> None:
+        starting = asyncio.current_task()
+        assert starting is not None
+        self.starting = starting
+        self.stop = asyncio.Event()
+        self.ready = False
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.interrupted)
+
+    def interrupted(self) -> None:
+        if self.ready:
+            self.stop.set()
+        elif not self.starting.cancelling():
+            self.starting.cancel()
+
+    async def serve(self, services: Sequence[Service]) -> Service | None:
+        """Ready now: waits for a signal; returns a service that exited on its own first."""
+        self.ready = True
+        return await watch(services, self.stop)
+
+
 async def serve(settings: StackSettings, chain_settings: LocalChainSettings) -> int:
     """Runs the stack until SIGINT or SIGTERM; 0 once stopped, 1 if a service died."""
-    loop = asyncio.get_running_loop()
-    starting = asyncio.current_task()
-    assert starting is not None
-    stop = asyncio.Event()
-    ready = False
-
-    def interrupted() -> None:
-        # Before it is ready, stop starting (once: a second cancel would cut the clean-up
-        # short); once ready, stop serving.
-        if ready:
-            stop.set()
-        elif not starting.cancelling():
-            starting.cancel()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, interrupted)
+    interrupts = Interrupts()
     temporary = settings.directory is None
     directory = settings.directory or Path(tempfile.mkdtemp(prefix="nishati-stack-"))
     directory.mkdir(parents=True, exist_ok=True)
@@ -383,6 +424,7 @@ async def serve(settings: StackSettings, chain_settings: LocalChainSettings) -> 
                 oracle_port=settings.oracle_port,
                 mqtt_port=settings.mqtt_port,
                 daraja_port=settings.daraja_port,
+                sms_port=settings.sms_port,
             ) as stack,
             httpx.AsyncClient(base_url=stack.oracle.url, timeout=30) as http,
         ):
@@ -392,8 +434,7 @@ async def serve(settings: StackSettings, chain_settings: LocalChainSettings) -> 
             print(summary(stack, people, temporary))
             print()
             print("ready: Ctrl-C stops everything", flush=True)
-            ready = True
-            died = await watch(stack.services, stop)
+            died = await interrupts.serve(stack.services)
             if died is not None:
                 print(f"the {died.name} exited; its log: {died.log_path}", file=sys.stderr)
             print("stopping", flush=True)

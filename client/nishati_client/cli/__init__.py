@@ -3,9 +3,10 @@
 Connection and signer come from flags before the command or from the environment:
 ``--url``/``NISHATI_RPC_URL``, ``--ws-url``/``NISHATI_WS_URL`` (for ``events watch``),
 ``--keypair``/``NISHATI_KEYPAIR`` (a Solana CLI keypair file: it signs, and pays the fees),
-``--program-id``/``NISHATI_PROGRAM_ID``. Every command prints rich tables (times as ISO-8601
-UTC dates), or with ``--json`` one JSON document with stable keys (integers for money and energy:
-KES cents, Wh, lamports; and for times: Unix seconds).
+``--program-id``/``NISHATI_PROGRAM_ID``, ``--oracle-url``/``NISHATI_ORACLE_URL`` (forecasts,
+advice, PV systems, auto-sell: requests the keypair signs). Every command prints rich tables
+(times as ISO-8601 UTC dates), or with ``--json`` one JSON document with stable keys (integers
+for money and energy: KES cents, Wh, lamports; and for times: Unix seconds).
 A failure is one line on stderr (``nishati: error: ...``) and a non-zero exit code;
 ``NISHATI_DEBUG=1`` adds the traceback of an unexpected one.
 
@@ -24,7 +25,16 @@ import structlog
 import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # not re-exported by typer
 
-from nishati_client.cli import events, household, installer, market, readings, trading, wallet
+from nishati_client.cli import (
+    events,
+    forecast,
+    household,
+    installer,
+    market,
+    readings,
+    trading,
+    wallet,
+)
 from nishati_client.cli.session import CliError, Session
 from nishati_client.config import ClientSettings
 from nishati_client.errors import NishatiClientError, NishatiProgramError, TransactionFailed
@@ -52,9 +62,14 @@ for group, name in [
     (trading.trade_app, "trade"),
     (events.app, "events"),
     (wallet.app, "wallet"),
+    (forecast.pv_system_app, "pv-system"),
+    (forecast.auto_sell_app, "auto-sell"),
 ]:
     app.add_typer(group, name=name, no_args_is_help=True)
 app.command("attest")(readings.attest)
+app.command("forecast")(forecast.forecast)
+app.command("skill")(forecast.skill)
+app.command("advice")(forecast.advice)
 
 
 @app.callback()
@@ -87,10 +102,24 @@ def root(
             "--program-id", help="The Nishati program's address (env NISHATI_PROGRAM_ID)."
         ),
     ] = None,
+    oracle_url: Annotated[
+        str | None,
+        typer.Option(
+            "--oracle-url",
+            help="The oracle's HTTP API, for forecast, skill, advice, pv-system and auto-sell "
+            "(env NISHATI_ORACLE_URL).",
+        ),
+    ] = None,
 ) -> None:
     """The connection and the signer every command uses."""
     settings = ClientSettings()
-    updates = {"rpc_url": url, "ws_url": ws_url, "program_id": program_id, "keypair": keypair}
+    updates = {
+        "rpc_url": url,
+        "ws_url": ws_url,
+        "program_id": program_id,
+        "keypair": keypair,
+        "oracle_url": oracle_url,
+    }
     settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
     ctx.obj = Session(settings, settings.keypair)
 

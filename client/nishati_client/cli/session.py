@@ -4,7 +4,8 @@ hands it to a command and runs the command's coroutine.
 A command is a plain or ``async`` function whose first parameter is the :class:`Session`; its
 other parameters are typer's. ``await session.connect()`` gives it the program on the cluster,
 checked to answer (and, with ``paying``, that the signer can pay a fee), ``session.chain()`` the
-cluster's JSON-RPC alone; both are closed when the command ends. Errors propagate to
+cluster's JSON-RPC alone, ``session.oracle()`` the oracle's HTTP API signed by the keypair; each
+is closed when the command ends. Errors propagate to
 :func:`nishati_client.cli.main`, which turns each into one line and an exit code.
 """
 
@@ -32,6 +33,7 @@ from nishati_client.chain import (
 from nishati_client.config import ClientSettings
 from nishati_client.errors import AccountNotFound, AccountTypeMismatch, ProgramNotDeployed, RpcError
 from nishati_client.keys import load_keypair
+from nishati_client.oracle_api import OracleApi
 from nishati_client.pda import market_address
 from nishati_client.program import NishatiClient
 
@@ -87,6 +89,13 @@ class Session:
         chain = RpcChain(url, self.program_id, commitment, SendPolicy.from_settings(self.settings))
         self._resources.push_async_callback(chain.close)
         return chain
+
+    def oracle(self) -> OracleApi:
+        """The oracle's HTTP API, every request signed by the keypair; closed when the command
+        ends."""
+        api = OracleApi(self.settings.oracle_url, self.signer)
+        self._resources.push_async_callback(api.close)
+        return api
 
     async def connect(self, paying: bool = False) -> NishatiClient:
         """The program on the cluster, after checking it answers and has the program; with

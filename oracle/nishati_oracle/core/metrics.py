@@ -15,6 +15,7 @@ INGEST_STEPS = ("prepare", "queued", "check", "store", "answer")
 # A write transaction on SQLite's writer thread, in order: the hand-over to the thread, the
 # statements, the commit (its fsync), the hand-back to the event loop.
 WRITE_STEPS = ("handover", "statements", "commit", "return")
+ROUND_BUCKETS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 
 
 def observe_steps(histograms: Sequence[Histogram] | None, times: Sequence[float]) -> list[float]:
@@ -30,6 +31,16 @@ def steps_ms(names: Sequence[str], steps: Sequence[float]) -> dict[str, float]:
     """The steps as a slow-log line has them: each step's milliseconds, to a tenth. Built only
     for a line that is logged, off the path of every request."""
     return {name: round(secs * 1e3, 1) for name, secs in zip(names, steps, strict=True)}
+
+
+def counts_by_label(counter: Counter) -> dict[str, int]:
+    """A counter with one label, as ``{label value: count}`` (the values counted so far)."""
+    return {
+        next(iter(sample.labels.values())): int(sample.value)
+        for metric in counter.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels
+    }
 
 
 class Metrics:
@@ -133,6 +144,19 @@ class Metrics:
         self.trades = Counter(
             "nishati_trades", "Trade state changes", ["state"], registry=self.registry
         )
+        self.sign_in_codes = Counter(
+            "nishati_sign_in_codes",
+            "Sign-in codes asked for, by what became of them: sent, refused or unavailable "
+            "(the SMS API's answer), no_household (a phone no household has: nothing sent)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.sign_ins = Counter(
+            "nishati_sign_ins",
+            "Sign-ins by who (household, operator) and how they ended (the reason of a refusal)",
+            ["holder", "outcome"],
+            registry=self.registry,
+        )
         self.trade_mismatches = Counter(
             "nishati_trade_mismatches",
             "Trades whose account on chain differs from the ledger (flagged, nothing sent)",
@@ -162,5 +186,58 @@ class Metrics:
             "failed that was made, a cancelled trade that was paid), by kind; each is logged and "
             "the ledger follows Daraja",
             ["kind"],
+            registry=self.registry,
+        )
+        self.forecast_rounds = Counter(
+            "nishati_forecast_rounds", "Forecast rounds over every home", registry=self.registry
+        )
+        self.forecast_round_seconds = Histogram(
+            "nishati_forecast_round_seconds",
+            "Time a forecast round takes: readings bucketed, steps scored, weather, model, stored",
+            buckets=ROUND_BUCKETS,
+            registry=self.registry,
+        )
+        self.forecast_weather_requests = Counter(
+            "nishati_forecast_weather_requests",
+            "Requests sent to Open-Meteo by forecast rounds (at most one per grid cell a round, "
+            "and its retries after a 429)",
+            registry=self.registry,
+        )
+        self.forecast_homes = Gauge(
+            "nishati_forecast_homes",
+            "Homes the last round forecast, by source: weather, or clear_sky (no weather)",
+            ["source"],
+            registry=self.registry,
+        )
+        self.forecast_scored = Counter(
+            "nishati_forecast_scored_steps",
+            "Daylight forecast steps scored against what the meter reported, by horizon",
+            ["horizon"],
+            registry=self.registry,
+        )
+        self.forecast_dropped = Counter(
+            "nishati_forecast_dropped_steps",
+            "Forecast steps dropped unscored: the meter had not reported them a day later",
+            ["horizon"],
+            registry=self.registry,
+        )
+        self.auto_sell_offers = Counter(
+            "nishati_auto_sell_offers",
+            "Automatic offers (auto-sell), by action: made, or closed (replaced or stopped)",
+            ["action"],
+            registry=self.registry,
+        )
+        self.forecast_mae = Gauge(
+            "nishati_forecast_mae_wh",
+            "Market-wide mean absolute error of the surplus forecast (Wh per 15-minute "
+            "daylight step), by horizon",
+            ["horizon"],
+            registry=self.registry,
+        )
+        self.forecast_skill = Gauge(
+            "nishati_forecast_skill",
+            "Market-wide skill of the surplus forecast against smart persistence (1 - MAE / "
+            "smart persistence's MAE; above 0 is better), by horizon",
+            ["horizon"],
             registry=self.registry,
         )

@@ -1,7 +1,8 @@
 """The oracle's settings, from the environment (prefix ``NISHATI_``) or ``.env``.
 
 Grouped by domain: ``chain`` (the client's settings: RPC, program, keys), ``http``,
-``readings``, ``mqtt``, ``payments`` (with its ``daraja`` group), ``storage`` and ``forecast``.
+``readings``, ``mqtt``, ``payments`` (with its ``daraja`` group), ``storage``, ``forecast``,
+``sms`` and ``auth``.
 Each group reads its own variables, so one environment configures the client and the oracle alike; a
 group's variables are its prefix and the field's name in capitals (``NISHATI_MQTT_HOST``,
 ``NISHATI_DARAJA_SHORTCODE``), and ``environment_name`` spells them.
@@ -9,11 +10,20 @@ group's variables are its prefix and the field's name in capitals (``NISHATI_MQT
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationError, model_validator
+from pydantic import (
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -79,6 +89,35 @@ class HttpSettings(EnvSettings):
     callback_body_bytes: int = Field(
         default=8 * 1024, ge=1, description="Largest body of a Daraja callback"
     )
+    web_dir: Path = Field(
+        default=Path("web/dist"),
+        description="The web app's build (scripts/build-web.sh), served under /",
+    )
+    signature_window_secs: int = Field(
+        default=300,
+        ge=1,
+        le=3_600,
+        description="How far a signed request's time may be from the oracle's clock; a signed "
+        "change is taken once within it",
+    )
+    events_poll_secs: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often a trade's event stream looks at the ledger for a change",
+    )
+    events_heartbeat_secs: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="Longest silence on a trade's event stream before a heartbeat comment "
+        "(proxies close idle connections)",
+    )
+
+
+# The shortest retention of attested readings: longer than the forecasts learn from (at most
+# 60 days of history), with a month to spare.
+MIN_READINGS_RETENTION_DAYS = 90
 
 
 class ReadingSettings(EnvSettings):
@@ -114,6 +153,50 @@ class ReadingSettings(EnvSettings):
         default=6 * 3_600, ge=1, description="...or once its oldest unattested reading is this old"
     )
     attest_interval_secs: float = Field(default=2.0, gt=0, description="Batcher wake-up period")
+    export_wait_secs: int = Field(
+        default=10,
+        ge=0,
+        description="Chain time a reading may still need before the export limit allows it and "
+        "be taken all the same (the batcher holds it until then); one needing more is refused "
+        "ExportAboveMeterLimit",
+    )
+    attest_lease_secs: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="How long the attester lease lasts unrenewed: a replica that dies is taken "
+        "over as attester after this (and one renewal interval) at most",
+    )
+    attest_lease_renew_secs: float = Field(
+        default=3.0,
+        gt=0,
+        description="How often the attester renews its lease, and the other replicas ask for it "
+        "(at most half the lease)",
+    )
+    readings_retention_days: int | None = Field(
+        default=None,
+        ge=MIN_READINGS_RETENTION_DAYS,
+        description="Days a raw reading is kept once attested, by its timestamp (unset: "
+        "forever); an unattested reading is never deleted (docs/storage.md)",
+    )
+
+    @model_validator(mode="after")
+    def _renewed_within_the_lease(self) -> ReadingSettings:
+        if self.attest_lease_renew_secs * 2 > self.attest_lease_secs:
+            raise ValueError(
+                "NISHATI_ATTEST_LEASE_RENEW_SECS must be at most half of NISHATI_ATTEST_LEASE_SECS"
+            )
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (``localhost`` or a loopback address)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class MqttSettings(EnvSettings):
@@ -125,6 +208,23 @@ class MqttSettings(EnvSettings):
     username: str | None = Field(default=None, description="MQTT user name")
     password: SecretStr | None = Field(default=None, description="MQTT password")
     topic_root: str = Field(default="nishati", description="Topics: <root>/<market>/...")
+    tls: bool = Field(default=False, description="Connect to the broker over TLS")
+    ca_file: Path | None = Field(
+        default=None,
+        description="PEM certificates the broker's certificate must chain to (TLS); "
+        "the system's if unset",
+    )
+    share_group: str = Field(
+        default="nishati-oracle",
+        pattern=r"^[^/+#]*$",
+        description="Shared subscription group: each reading goes to one replica; empty: none",
+    )
+    client_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="This replica's own client id, the same across its restarts "
+        "(default nishati-oracle-<market>-<host name>)",
+    )
 
 
 class DarajaSettings(EnvSettings):
@@ -314,12 +414,169 @@ class ForecastSettings(EnvSettings):
         description="Share of clear-sky production assumed without weather for a home with no "
         "measured history",
     )
+    auto_sell_interval_secs: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often each opted-in household's automatic offer is brought in line "
+        "with its forecast",
+    )
+    auto_sell_min_offer_wh: int = Field(
+        default=100,
+        ge=1,
+        description="The smallest automatic offer worth its transaction; less is not offered",
+    )
+    auto_sell_tolerance_percent: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="An open automatic offer is kept while its energy is within this share of "
+        "what the forecast now advises (at the same price); past it, it is replaced",
+    )
+    gemini_api_key: SecretStr | None = Field(
+        default=None,
+        description="Gemini API key; unset: advice comes from the rule-based advisor alone",
+    )
+    gemini_model: str = Field(
+        default="gemini-3.8-flash", min_length=1, description="The Gemini model that writes advice"
+    )
+    gemini_url: str | None = Field(default=None, description="Gemini API base URL; unset: Google's")
+    gemini_timeout_secs: float = Field(
+        default=8.0,
+        gt=0,
+        description="How long Gemini may take to answer before the rule-based advice is given",
+    )
+
+    enabled: bool = Field(
+        default=True,
+        description="Run forecast rounds while the oracle serves (without network they fall "
+        "back to clear sky)",
+    )
+    round_secs: float = Field(
+        default=900.0, ge=10, description="Time between forecast rounds over every home"
+    )
+    timezone: str = Field(
+        default="Africa/Nairobi",
+        description="The market's time zone (IANA name), for consumption by local hour",
+    )
+    history_days: int = Field(
+        default=14,
+        ge=1,
+        le=60,
+        description="Days of each home's measured steps kept in memory to learn from",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @property
     def weather_base_url(self) -> str:
         if self.weather_url is not None:
             return self.weather_url
         return OPEN_METEO_URL if self.weather_api_key is None else OPEN_METEO_CUSTOMER_URL
+
+
+class Sms(StrEnum):
+    """Where sign-in codes go: nowhere, the local SMS simulator, or Africa's Talking."""
+
+    disabled = "disabled"
+    simulator = "simulator"
+    africastalking = "africastalking"
+
+
+AFRICASTALKING_URL = "https://api.africastalking.com"
+# Africa's Talking's sandbox app is the username "sandbox", served on its own host.
+AFRICASTALKING_SANDBOX_URL = "https://api.sandbox.africastalking.com"
+AFRICASTALKING_SANDBOX_USERNAME = "sandbox"
+# The SMS simulator's test API key (``nishati_dev.sms_sim``), refused in production.
+SIMULATOR_SMS_API_KEY = "nishati-sim-sms-api-key"
+
+
+class SmsSettings(EnvSettings):
+    model_config = SettingsConfigDict(env_prefix="NISHATI_SMS_")
+
+    provider: Sms = Field(
+        default=Sms.disabled,
+        description="disabled, simulator or africastalking: where households' sign-in codes go",
+    )
+    username: str = Field(
+        default=AFRICASTALKING_SANDBOX_USERNAME,
+        description="Africa's Talking app username (sandbox: its sandbox)",
+    )
+    api_key: SecretStr | None = Field(default=None, description="Africa's Talking API key")
+    sender_id: str | None = Field(
+        default=None, description="Registered sender id or short code (from); unset: the default"
+    )
+    url: str | None = Field(
+        default=None,
+        description="SMS API base URL; the simulator's address when provider=simulator; unset: "
+        "Africa's Talking's (its sandbox host for the sandbox username)",
+    )
+    timeout_secs: float = Field(default=10.0, gt=0, description="One SMS request's timeout")
+
+    @property
+    def base_url(self) -> str:
+        """The SMS API the settings select; the simulator only when chosen by name."""
+        if self.provider is Sms.disabled:
+            raise ValueError("SMS is disabled (NISHATI_SMS_PROVIDER)")
+        if self.provider is Sms.simulator:
+            if self.url is None:
+                raise ValueError("sms provider=simulator needs NISHATI_SMS_URL")
+            return self.url
+        if self.url is not None:
+            return self.url
+        sandbox = self.username == AFRICASTALKING_SANDBOX_USERNAME
+        return AFRICASTALKING_SANDBOX_URL if sandbox else AFRICASTALKING_URL
+
+
+class AuthSettings(EnvSettings):
+    model_config = SettingsConfigDict(env_prefix="NISHATI_AUTH_")
+
+    secret: SecretStr | None = Field(
+        default=None,
+        description="Key (any long random text) sign-in codes and phones are hashed with; "
+        "unset: a random one per process (codes do not survive a restart)",
+    )
+    code_secs: int = Field(default=300, ge=30, le=3_600, description="How long a code is valid")
+    code_attempts: int = Field(
+        default=5, ge=1, description="Wrong codes (or passwords) in a row before a lockout"
+    )
+    lockout_secs: int = Field(
+        default=900, ge=1, description="How long a phone or an operator is locked out"
+    )
+    code_requests_per_phone: int = Field(
+        default=3, ge=1, description="Codes one phone may be sent per rate window"
+    )
+    requests_per_address: int = Field(
+        default=20,
+        ge=1,
+        description="Sign-in requests (codes asked for, codes and passwords tried) per caller "
+        "address per rate window",
+    )
+    rate_window_secs: int = Field(default=900, ge=1, description="The rate limits' window")
+    session_secs: int = Field(
+        default=30 * 86_400, ge=60, description="A session's longest life from its sign-in"
+    )
+    session_idle_secs: int = Field(
+        default=7 * 86_400, ge=60, description="A session unused this long is over"
+    )
+    operator_session_secs: int = Field(
+        default=12 * 3_600, ge=60, description="An operator's session's longest life"
+    )
+    insecure_cookies: bool = Field(
+        default=False,
+        description="Development only, for http://127.0.0.1: session cookies without Secure "
+        "(production refuses it)",
+    )
 
 
 class ServiceSettings(EnvSettings):
@@ -349,6 +606,12 @@ class OracleSettings(ServiceSettings):
     )
     forecast: ForecastSettings = Field(
         default_factory=ForecastSettings, description="Weather and production forecasts"
+    )
+    sms: SmsSettings = Field(
+        default_factory=SmsSettings, description="SMS for households' sign-in codes"
+    )
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings, description="Sign-in, sessions and their limits"
     )
 
     @classmethod
@@ -380,7 +643,32 @@ class OracleSettings(ServiceSettings):
             if self.market is None:
                 raise ValueError("production needs NISHATI_MARKET")
             self._production_payments()
+            self._production_sign_in()
+            self._production_broker()
         return self
+
+    def _production_broker(self) -> None:
+        mqtt = self.mqtt
+        if mqtt.enabled and not mqtt.tls and not is_loopback(mqtt.host):
+            raise ValueError(
+                f"production reaches a broker on another host ({mqtt.host}) over TLS only: "
+                "set NISHATI_MQTT_TLS"
+            )
+
+    def _production_sign_in(self) -> None:
+        sms, auth = self.sms, self.auth
+        if auth.insecure_cookies:
+            raise ValueError("production refuses NISHATI_AUTH_INSECURE_COOKIES")
+        if sms.provider is Sms.simulator:
+            raise ValueError("production never sends sign-in codes through the SMS simulator")
+        if sms.provider is Sms.disabled:
+            return
+        if sms.api_key is None:
+            raise ValueError("production SMS needs NISHATI_SMS_API_KEY")
+        if sms.api_key.get_secret_value() == SIMULATOR_SMS_API_KEY:
+            raise ValueError("production refuses the SMS simulator's API key")
+        if auth.secret is None:
+            raise ValueError("production sign-in codes need NISHATI_AUTH_SECRET")
 
     def _production_payments(self) -> None:
         payments, daraja = self.payments, self.payments.daraja
@@ -420,6 +708,7 @@ class OracleSettings(ServiceSettings):
             for name in ("market", "oracle_keypair")
             if getattr(self, name) is None
         ]
+        problems += self.sms_problems()
         payments = self.payments
         if payments.provider is Payments.disabled:
             return problems
@@ -436,6 +725,22 @@ class OracleSettings(ServiceSettings):
                 environment_name(PaymentSettings, name) for name in ("phone_key", "phone_key_file")
             )
             problems.append(f"payments={payments.provider} needs {key} or {key_file}")
+        return problems
+
+    def sms_problems(self) -> list[str]:
+        """What stops sign-in codes from being sent with these settings."""
+        sms = self.sms
+        if sms.provider is Sms.disabled:
+            return []
+        problems = []
+        try:
+            _ = sms.base_url
+        except ValueError as error:
+            problems.append(str(error))
+        if sms.api_key is None:
+            problems.append(f"sms provider={sms.provider} needs NISHATI_SMS_API_KEY")
+        if self.chain.phone_salt is None:
+            problems.append(f"sms provider={sms.provider} needs NISHATI_PHONE_SALT")
         return problems
 
 
@@ -519,5 +824,7 @@ _GROUPS: dict[str, type[BaseSettings]] = {
         DarajaSettings,
         StorageSettings,
         ForecastSettings,
+        SmsSettings,
+        AuthSettings,
     )
 }

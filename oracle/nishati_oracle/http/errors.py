@@ -11,7 +11,12 @@ sent.
 The statuses:
 
 - 400 not of the route's shape: not JSON, wrong types, nested too deeply (MalformedSubmission)
-- 403 not allowed (CallbackForbidden)
+- 401 who is asking is not known (NotSignedIn, BadSignature, StaleSignature, ReplayedSignature,
+  OperatorTokenRefused, ApiKeyRefused: ``http.auth``; ``WWW-Authenticate`` says how to sign
+  in), or could not sign in (CodeRejected, PasswordRejected: ``accounts``)
+- 403 not allowed (CallbackForbidden, OperatorForbidden; NotYourHousehold, NotInThisMarket,
+  OperatorsOnly; CsrfTokenMissing, CsrfTokenMismatch: a change made with a session without its
+  CSRF token)
 - 404 no such route (NotFound) or no such thing (UnknownTrade, UnknownOffer, ...)
 - 405 the route takes other methods (MethodNotAllowed; ``Allow`` lists them)
 - 409 refused by the state of things (NotEnoughEnergy, OfferClosed, ...; AccountNotFound: an
@@ -19,9 +24,12 @@ The statuses:
   AccountTypeMismatch: the account at that address is not the program's, or of another type)
 - 413 the body is over its route's cap (BodyTooLarge; BatchTooLarge for readings)
 - 422 well-formed but refused by a rule (InvalidPhone, PriceOutOfBounds, ...)
+- 429 too many for now (TooManyCallbacks; TooManySignInRequests, SignInLocked: ``Retry-After``
+  says when to try again)
 - 500 a fault of the oracle's, logged once with its route and traceback (InternalError)
 - 502 a service the oracle relies on refused (PaymentRequestRefused)
 - 503 a service the oracle needs is down or not configured (ChainUnavailable, PaymentsDisabled,
+  SignInUnavailable,
   StorageUnavailable: the database is down or locked, logged with its traceback; NotReady:
   ``/readyz`` adds each of its checks beside ``reason`` and ``detail``)
 """

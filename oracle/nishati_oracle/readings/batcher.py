@@ -14,6 +14,10 @@ byte instead of 32. At the end of a round it adds the households it saw that no 
 yet, so their next attestation is compact (an account in no table is still named in full).
 Readings are packed table by table, so a transaction looks up one table where it can.
 
+One attester per market: only the replica holding the market's attester lease attests
+(:mod:`~nishati_oracle.readings.lease`), and each of its writes carries the lease's fencing
+token, so one deposed while it worked writes nothing more.
+
 Exactly once: a reading is marked attested only after the chain confirms it. If a send fails or
 its confirmation is lost, the batcher asks the chain (the household's last counter) which
 readings landed before trying again, and the program's counter check refuses any replay anyway.
@@ -56,6 +60,7 @@ from nishati_client.readings import MAX_CLOCK_SKEW_SECS, SignedReading
 from nishati_oracle.core.metrics import Metrics
 from nishati_oracle.core.settings import OracleSettings
 from nishati_oracle.readings.clock import ChainClock
+from nishati_oracle.readings.lease import AttesterLease, Fence, LeaseLost
 from nishati_oracle.readings.registry import MeterRegistry
 from nishati_oracle.readings.rules import (
     MarketLimits,
@@ -103,6 +108,9 @@ class MarketTables:
     crash never loses track of one. A stored table the chain does not have is created again at
     its slot while that slot is recent; once it is not, nothing can create that table any more
     and it is forgotten.
+
+    Made afresh each time the replica takes the attester lease (``fence``), since another may
+    have added tables meanwhile; it sends nothing once the lease is no longer held here.
     """
 
     def __init__(
@@ -112,8 +120,12 @@ class MarketTables:
         oracle: Keypair,
         market: Pubkey,
         policy: SendPolicy,
+        lease: AttesterLease,
+        fence: Fence,
     ) -> None:
         self.store = store
+        self.lease = lease
+        self.fence = fence
         self.client = client
         self.oracle = oracle
         self.market = market
@@ -158,7 +170,7 @@ class MarketTables:
                 await self._send(*self._creation(slot, []))
             else:
                 self.log.warning("lookup table never created, forgetting it", table=str(address))
-                await self.store.forget_lookup_table(str(address))
+                await self.store.forget_lookup_table(self.fence, str(address))
                 del self._unsettled[address], self._slots[address]
 
     async def add(self, households: Iterable[Pubkey]) -> None:
@@ -198,7 +210,7 @@ class MarketTables:
         room = LOOKUP_TABLE_MAX_ADDRESSES - len(self._fixed)
         count = self._fitting(households, room, lambda some: self._creation(slot, some)[1])
         address, instructions = self._creation(slot, households[:count])
-        await self.store.record_lookup_table(str(self.market), str(address), slot)
+        await self.store.record_lookup_table(self.fence, str(address), slot)
         self._slots[address] = self._unsettled[address] = slot
         await self._send(address, instructions)
         return count if address in self.tables else None
@@ -252,6 +264,8 @@ class MarketTables:
     async def _send(self, address: Pubkey, instructions: Sequence[Instruction]) -> None:
         """Sends a transaction growing the table at ``address``, then reads the table back,
         also after a failure: it may have landed."""
+        if not self.lease.held:
+            raise LeaseLost(self.fence.market, self.fence.token)
         try:
             await self.client.chain.send(instructions, [self.oracle])
         finally:
@@ -290,7 +304,10 @@ class Attester:
     can pass, never sent to fail. A reading the chain refuses anyway is kept with the program's
     error: refused for good if it broke a rule of the reading itself (then it, and every
     unattested reading before it, is closed), otherwise noted and tried again after a wait.
-    Both are counted by reason (``nishati_attest_refused``)."""
+    Both are counted by reason (``nishati_attest_refused``).
+
+    A round runs only while this replica holds the market's attester lease (``lease``), which
+    :meth:`run` keeps; a round that finds it lost stops where it is."""
 
     def __init__(
         self,
@@ -303,6 +320,7 @@ class Attester:
         metrics: Metrics,
         registry: MeterRegistry,
         chain_clock: ChainClock,
+        lease: AttesterLease,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -316,23 +334,31 @@ class Attester:
         self.chain_clock = chain_clock
         self.clock = clock
         self.log = log.bind(market=str(market))
-        self.tables = MarketTables(store, client, oracle, market, policy)
+        self.lease = lease
+        # The lease's fence as of the last round, and the tables kept under it.
+        self._fence: Fence | None = None
+        self.tables: MarketTables | None = None
         self._wake = asyncio.Event()
-        self._forced: set[str] = set()
         # Meter → why its latest reading is held back, as of the last round.
         self.holds: dict[str, Hold] = {}
         # Meter → when (the oracle's clock) a reading the chain refused may be sent again.
         self._retry_at: dict[str, float] = {}
         self._ceiling: tuple[int, int] | None = None
 
-    def request(self, meter: Pubkey) -> None:
-        """Attest this meter at the next round whatever the policy (a household selling)."""
-        self._forced.add(str(meter))
-        self._wake.set()
+    async def request(self, meter: Pubkey) -> None:
+        """Attest this meter at the next round whatever the policy (a household selling): asked
+        through the database, of the attester on whichever replica holds the lease (within
+        ``attest_interval_secs``)."""
+        await self.store.request_attest(str(meter), self.clock())
 
     async def run(self, stop: asyncio.Event) -> None:
-        """A round every interval (or when asked) until ``stop`` is set; a failing round is
-        logged and retried next time."""
+        """Keeps the attester lease (or waits for it) and attests while it holds it, until
+        ``stop`` is set; then releases it."""
+        await asyncio.gather(self.lease.keep(stop, self._wake.set), self._rounds(stop))
+
+    async def _rounds(self, stop: asyncio.Event) -> None:
+        """A round every interval (and at once when the lease is just taken) until ``stop`` is
+        set; a failing round is logged and retried next time."""
         while not stop.is_set():
             waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
             await asyncio.wait(
@@ -347,15 +373,29 @@ class Attester:
                 return
             try:
                 await self.run_once()
+            except LeaseLost as e:
+                self.log.warning(
+                    "attester deposed mid-round, its writes refused", token=e.token, error=str(e)
+                )
             except Exception:
                 self.log.exception("attestation round failed, retrying next round")
 
     async def run_once(self) -> int:
         """One round: attests every meter that is due and the chain would take now, then adds
-        the households seen to the lookup tables; returns how many readings landed."""
-        await self._upkeep("reading the lookup tables", self.tables.settle())
+        the households seen to the lookup tables; returns how many readings landed. Nothing
+        while another replica holds the attester lease; :class:`LeaseLost` if it is taken
+        over meanwhile."""
+        fence = self.lease.fence
+        if fence is None or not self.lease.held:
+            self.holds = {}
+            return 0
+        if fence != self._fence or self.tables is None:
+            self._take_over(fence)
+        assert self.tables is not None
+        tables = self.tables
+        await self._upkeep("reading the lookup tables", tables.settle())
         now = self.clock()
-        forced, self._forced = self._forced, set()
+        forced = await self.store.take_attest_requests(fence)
         due = await self.store.due(
             self.settings.readings.attest_threshold_wh,
             now - self.settings.readings.attest_max_age_secs,
@@ -369,16 +409,33 @@ class Attester:
             except NishatiClientError as e:
                 self.log.warning("chain unreachable, attesting next round", error=str(e))
                 return 0
-            slot = await cluster_slot(self.client.chain) if sendable and self.tables.tables else 0
+            slot = await cluster_slot(self.client.chain) if sendable and tables.tables else 0
             for group in self.pack(sendable, slot):
                 attested += await self._attest(group, slot)
             households = [Pubkey.from_string(d.household) for d in due]
-            await self._upkeep("adding households to lookup tables", self.tables.add(households))
+            await self._upkeep("adding households to lookup tables", tables.add(households))
         else:
             self.holds = {}
         self._observe_holds()
         self.metrics.queue_depth.set(await self.store.unattested_count())
         return attested
+
+    def _take_over(self, fence: Fence) -> None:
+        """This replica's first round under a lease it took: what another attester may have
+        changed since is read afresh (tables), what it kept of its own forgotten."""
+        self._fence = fence
+        self.tables = MarketTables(
+            self.store, self.client, self.oracle, self.market, self.policy, self.lease, fence
+        )
+        self.holds = {}
+        self._retry_at = {}
+        self.log.info("attesting under the lease", token=fence.token)
+
+    def _fenced(self) -> tuple[Fence, MarketTables]:
+        """The fence and tables of the round under way (a round sets them first)."""
+        assert self._fence is not None
+        assert self.tables is not None
+        return self._fence, self.tables
 
     async def screen(self, due: Sequence[Due]) -> list[Due]:
         """The due readings the chain would take now, the day's room shared in order (oldest
@@ -488,8 +545,9 @@ class Attester:
         Each group is handed out as soon as it is full: sizing a candidate transaction takes
         about 0.4 ms, so packing a whole round at once held the event loop (and every reading
         and callback waiting on it) for some 200 ms."""
+        _, tables = self._fenced()
         group: list[Due] = []
-        for item in sorted(due, key=lambda d: self.tables.rank(Pubkey.from_string(d.household))):
+        for item in sorted(due, key=lambda d: tables.rank(Pubkey.from_string(d.household))):
             if group and not self._fits([*group, item], slot):
                 yield group
                 group = []
@@ -498,7 +556,8 @@ class Attester:
             yield group
 
     def _lookups(self, group: Sequence[Due], slot: int) -> list[AddressLookupTableAccount]:
-        return self.tables.lookups((Pubkey.from_string(d.household) for d in group), slot)
+        _, tables = self._fenced()
+        return tables.lookups((Pubkey.from_string(d.household) for d in group), slot)
 
     def _fits(self, group: Sequence[Due], slot: int) -> bool:
         ixs = self.client.program.attest_readings(
@@ -507,6 +566,9 @@ class Attester:
         return fits_in_packet(ixs, [self.oracle], self.policy, self._lookups(group, slot))
 
     async def _attest(self, group: Sequence[Due], slot: int) -> int:
+        fence, _ = self._fenced()
+        if not self.lease.held:
+            raise LeaseLost(fence.market, fence.token)
         started = time.perf_counter()
         try:
             outcome = await self.client.meter_attest(
@@ -523,7 +585,7 @@ class Attester:
         self.metrics.attest_seconds.observe(time.perf_counter() - started)
         self.metrics.attest_batches.labels("confirmed").inc()
         await self.store.mark_attested(
-            [d.reading for d in group], str(outcome.signature), self.clock()
+            fence, [d.reading for d in group], str(outcome.signature), self.clock()
         )
         await self._attested_at(group)
         self.metrics.attested.inc(len(group))
@@ -557,6 +619,7 @@ class Attester:
         """After a failure, asks the chain which readings it holds and records those; the rest
         are retried at once one per transaction, so one bad reading holds up no other. A lone
         reading the chain refused is kept with the program's error (:meth:`_refused`)."""
+        fence, _ = self._fenced()
         landed = 0
         for due in group:
             try:
@@ -570,7 +633,7 @@ class Attester:
                 continue
             self.registry.learn(meter, MeterOnChain.of(household))
             if household.has_baseline and household.last_counter >= reading.counter:
-                await self.store.mark_attested([reading], "reconciled", self.clock())
+                await self.store.mark_attested(fence, [reading], "reconciled", self.clock())
                 self._retry_at.pop(due.meter, None)
                 landed += 1
                 self.metrics.attested.inc()
@@ -592,7 +655,8 @@ class Attester:
             await self._final(due, reason, "refused on chain")
             return
         self.metrics.attest_refused.labels(reason).inc()
-        await self.store.note_refused(due.meter, due.reading.counter, reason)
+        fence, _ = self._fenced()
+        await self.store.note_refused(fence, due.meter, due.reading.counter, reason)
         self._retry_at[due.meter] = self.clock() + REFUSED_RETRY_SECS
         self.holds[due.meter] = Hold(reason, None, "refused on chain; tried again later")
         self.log.warning(
@@ -609,7 +673,8 @@ class Attester:
         them. Kept, refused for ``reason``, counted and logged."""
         self.metrics.attest_refused.labels(reason).inc()
         up_to = None if reason == METER_REPLACED else due.reading.counter
-        await self.store.close_readings(due.meter, reason, self.clock(), up_to)
+        fence, _ = self._fenced()
+        await self.store.close_readings(fence, due.meter, reason, self.clock(), up_to)
         self._retry_at.pop(due.meter, None)
         self.holds.pop(due.meter, None)
         self.log.error(

@@ -338,13 +338,19 @@ async def meter_readings(
 @router.post(
     "/api/v1/meters/{meter}/attest",
     status_code=202,
-    responses=responses({400: "MalformedSubmission: the meter is not a base58 address"}),
+    responses=responses(
+        {
+            400: "MalformedSubmission: the meter is not a base58 address",
+            503: STORAGE_UNAVAILABLE,
+        }
+    ),
 )
 async def attest_now(services: ServicesDep, meter: str) -> dict[str, str]:
-    """Attests this meter's latest reading at once (a household about to sell)."""
+    """Attests this meter's latest reading at the next round (a household about to sell), by
+    whichever replica attests the market now."""
     try:
         key = Pubkey.from_string(meter)
     except ValueError:
         raise HTTPException(400, "the meter is not a base58 address") from None
-    services.attester.request(key)
+    await services.attester.request(key)
     return {"status": "queued"}

@@ -14,6 +14,14 @@ Why it is built the way it is:
 - **A session that outlives the oracle.** MQTT 5 with ``clean_start=False``, a session expiry and
   a fixed client id: the broker keeps the subscription and queues readings while the oracle
   restarts. Two oracles must not share a client id (the broker would drop one for the other).
+- **Replicas share the readings.** Every replica subscribes through one shared subscription
+  (``$share/<NISHATI_MQTT_SHARE_GROUP>/...``), so the broker hands each message to one of them
+  and waits for that one's PUBACK. Mosquitto 2.0 deals a group's messages round-robin over
+  every session in it, connected or not: a replica that is down keeps its turns, and what is
+  queued for it (and what it held unacknowledged) waits until a process with its client id
+  connects again. So each replica has a client id of its own that stays the same across its
+  restarts (``NISHATI_MQTT_CLIENT_ID``), and a replica that dies is restarted, or replaced under
+  its id, well within the session expiry.
 - **Backpressure from the broker.** Receive Maximum caps the unacknowledged messages the broker
   sends, and so the asyncio queue, which holds nothing but unacknowledged messages.
 - **paho's thread never waits.** ``on_message`` only appends the message to an inbox and, unless
@@ -30,8 +38,9 @@ Why it is built the way it is:
   little later, behind what arrived meanwhile (readings are cumulative, so if a newer one of
   the same meter got in first, nothing is lost when this one is then refused as a replay).
 
-A broker ACL can keep each meter to its own topic, e.g. ``pattern write nishati/+/meters/%u/#``
-with the meter's address as its username, though the signature is what the oracle trusts.
+Each meter logs in to the broker as its own key and the broker's ACL keeps it to its own topics
+(``nishati_oracle.readings.broker_logins``). The oracle does not rely on it: a reading counts
+only if it verifies under the key its topic names.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import socket
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -95,8 +105,14 @@ def rejected_topic(root: str, market: Pubkey | str, meter: Pubkey | str) -> str:
     return f"{meters_topic(root, market)}/{meter}/rejected"
 
 
+def subscription(topic: str, share_group: str) -> str:
+    """The filter the oracle subscribes with: ``topic`` shared by ``share_group``'s members,
+    or ``topic`` itself when there is no group."""
+    return f"$share/{share_group}/{topic}" if share_group else topic
+
+
 def encode_payload(signed: SignedReading) -> bytes:
-    """The 133 bytes a meter publishes: signature, then the exact signed message."""
+    """The 101 bytes a meter publishes: signature, then the exact signed message."""
     return signed.signature + signed.message
 
 
@@ -215,8 +231,14 @@ class MqttIngest:
             raise ValueError("MQTT ingestion needs NISHATI_MARKET")
         self.market = Pubkey.from_string(settings.market)
         self.prefix = meters_topic(settings.mqtt.topic_root, self.market)
-        self.subscription = readings_topic(settings.mqtt.topic_root, self.market, "+")
-        self.client_id = client_id or f"nishati-oracle-{self.market}"
+        self.subscription = subscription(
+            readings_topic(settings.mqtt.topic_root, self.market, "+"), settings.mqtt.share_group
+        )
+        self.client_id = (
+            client_id
+            or settings.mqtt.client_id
+            or f"nishati-oracle-{self.market}-{socket.gethostname()}"
+        )
         self.max_batch = max_batch or settings.readings.max_batch_readings
         # Twice a batch: the next batch gathers while the last one is being stored.
         self.receive_maximum = min(receive_maximum or 2 * self.max_batch, MAX_RECEIVE_MAXIMUM)
@@ -266,6 +288,9 @@ class MqttIngest:
                 self._settings.mqtt.username,
                 None if password is None else password.get_secret_value(),
             )
+        if self._settings.mqtt.tls:
+            ca_file = self._settings.mqtt.ca_file
+            client.tls_set(ca_certs=None if ca_file is None else str(ca_file))
         client.reconnect_delay_set(*self._reconnect_delay_secs)
         client.on_log = self._on_log
         client.on_connect = self._on_connect
@@ -289,6 +314,7 @@ class MqttIngest:
             subscription=self.subscription,
             host=self._settings.mqtt.host,
             port=self._settings.mqtt.port,
+            tls=self._settings.mqtt.tls,
             client_id=self.client_id,
         )
 

@@ -5,6 +5,7 @@ meter, plausible power, duplicates)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -19,7 +20,7 @@ from nishati_client.readings import (
     ReadingError,
     SignedReading,
     check_progress,
-    verify_signature,
+    signatures_valid,
 )
 from nishati_oracle.core.group_commit import GroupCommit
 from nishati_oracle.core.metrics import INGEST_STEPS, Metrics, observe_steps, steps_ms
@@ -28,12 +29,19 @@ from nishati_oracle.readings.clock import ChainClock
 from nishati_oracle.readings.ingest import Outcome, Reason, Status, Submission
 from nishati_oracle.readings.registry import MeterInfo, MeterRegistry
 from nishati_oracle.readings.rules import MarketLimits, within_export_limit
-from nishati_oracle.readings.store import MeterState, Store, StoredReading
+from nishati_oracle.readings.store import MeterMoved, MeterState, Store, StoredReading
 
 log = structlog.get_logger(__name__)
 
 # The store keeps counters and Wh in signed 64-bit columns; no real meter comes near this.
 MAX_STORED_VALUE = 2**63 - 1
+# Times a group is checked and stored when other replicas keep storing readings of its meters
+# first (each time, against the rows they left).
+COMMIT_ATTEMPTS = 3
+# From this many signatures a submit verifies them in a worker thread (the extension releases
+# the GIL), so the event loop goes on parsing and answering meanwhile: 32 take about 2-5 ms,
+# the hop to the thread and back about 0.05-0.2 ms; for a few it would be most of the time.
+THREAD_VERIFY_FROM = 32
 
 
 def _state_from_chain(meter: Pubkey, info: MeterInfo) -> MeterState:
@@ -66,6 +74,7 @@ class _Checked:
     submission: Submission
     key: str
     reading: Reading
+    signed: SignedReading
 
 
 @dataclass
@@ -103,8 +112,11 @@ class ReadingPipeline:
     answers every submit of the group. A failed transaction fails
     every submit of its group, and nothing of it is remembered as accepted.
 
-    The last accepted reading of each meter is kept in memory as last committed: only this
-    pipeline moves it, and only after its transaction committed.
+    The last accepted reading of each meter is kept in memory as last committed, moved only
+    after its transaction committed; the database is the arbiter: a transaction moves each
+    meter's row only from the state the group was checked against, so when another replica
+    stored readings of one of its meters first (:class:`~.store.MeterMoved`), nothing is stored
+    and the group is checked again against the rows read afresh.
     """
 
     def __init__(
@@ -142,7 +154,7 @@ class ReadingPipeline:
             limits = await self.registry.limits.get()
         except NishatiClientError as e:
             limits = e
-        items = [self._stateless(submission) for submission in batch]
+        items = await self._stateless(batch)
         found = await self._prepare(items)
         job = _Job(items, found, now, limits, time.perf_counter())
         outcomes = await self._groups.submit(job)
@@ -172,21 +184,37 @@ class ReadingPipeline:
                 group_submits=job.group_size,
             )
 
-    def _stateless(self, submission: Submission) -> _Checked | Outcome:
-        """The checks that need no meter state, in the order the chain makes them."""
+    async def _stateless(self, batch: Sequence[Submission]) -> list[_Checked | Outcome]:
+        """The checks that need no meter state, in the order the chain makes them: each
+        message's format and market, then the signatures of those that passed, in one call."""
+        items = [self._format(submission) for submission in batch]
+        signed = [item.signed for item in items if isinstance(item, _Checked)]
+        if len(signed) >= THREAD_VERIFY_FROM:
+            valid = await asyncio.to_thread(signatures_valid, signed)
+        else:
+            valid = signatures_valid(signed)
+        verdicts = iter(valid)
+        return [
+            _rejected(Reason.InvalidSignature, f"reading is not signed by {item.key}")
+            if isinstance(item, _Checked) and not next(verdicts)
+            else item
+            for item in items
+        ]
+
+    def _format(self, submission: Submission) -> _Checked | Outcome:
+        """A submission's message decoded and its market checked."""
         try:
             signed = SignedReading(submission.message, submission.signature, submission.meter)
             reading = Reading.decode(submission.message)
-            if not reading.is_for(self.market):
-                return _rejected(
-                    Reason.ReadingForAnotherMarket, f"market tag {reading.market_tag.hex()}"
-                )
-            verify_signature(signed)
         except ReadingError as e:
             return _rejected(Reason(e.name), str(e))
         except ValueError as e:
             return _rejected(Reason.MalformedSubmission, str(e))
-        return _Checked(submission, str(submission.meter), reading)
+        if not reading.is_for(self.market):
+            return _rejected(
+                Reason.ReadingForAnotherMarket, f"market tag {reading.market_tag.hex()}"
+            )
+        return _Checked(submission, str(submission.meter), reading, signed)
 
     async def _prepare(
         self, items: Sequence[_Checked | Outcome]
@@ -216,7 +244,8 @@ class ReadingPipeline:
         return {str(meter): info for meter, info in looked_up.items()}
 
     async def _commit(self, group: Sequence[_Job]) -> list[list[Outcome]]:
-        """Every reading of the group against its meter's state, then one transaction."""
+        """Every reading of the group against its meter's state, then one transaction; again
+        against the database's rows if another replica stored readings of its meters first."""
         started = time.perf_counter()
         keys = {i.key for job in group for i in job.items if isinstance(i, _Checked)}
         unloaded = [
@@ -225,6 +254,52 @@ class ReadingPipeline:
         if unloaded:  # a meter no submit looked up (e.g. after a failed group): read it now
             for key, row in (await self.store.meter_states(unloaded)).items():
                 self._states.setdefault(key, row)
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            checked_group = await self._check_group(group)
+            answers, working, new_states, changed, accepted = checked_group
+            checked = time.perf_counter()
+            if not (accepted or new_states):
+                break
+            moved = [working[key] for key in changed]
+            was = [self._states[key] for key in changed]
+            try:
+                await self.store.accept(list(new_states.values()), accepted, moved, was)
+            except MeterMoved:
+                # The database holds what another replica stored: the group is checked again
+                # against it.
+                for key in working:
+                    self._states.pop(key, None)
+                if attempt == COMMIT_ATTEMPTS:
+                    raise
+                fresh = await self.store.meter_states(list(working))
+                self._states.update(fresh)
+                continue
+            except BaseException:
+                # The transaction may have committed before failing (a lost answer): these
+                # meters are read again from the database when next seen, never assumed.
+                for key in working:
+                    self._states.pop(key, None)
+                raise
+            self._states.update(working)
+            break
+        stored = time.perf_counter()
+        for job in group:
+            job.started_at, job.checked_at, job.stored_at = started, checked, stored
+            job.group_size = len(group)
+        self.groups += 1
+        return answers
+
+    async def _check_group(
+        self, group: Sequence[_Job]
+    ) -> tuple[
+        list[list[Outcome]],
+        dict[str, MeterState],
+        dict[str, MeterState],
+        set[str],
+        list[StoredReading],
+    ]:
+        """The group's outcomes, the meters' states after it (``working``: those new to the
+        oracle, and those it moves) and the readings to store."""
         working: dict[str, MeterState] = {}
         new_states: dict[str, MeterState] = {}
         changed: set[str] = set()
@@ -271,24 +346,7 @@ class ReadingPipeline:
                 if key not in new_states:
                     changed.add(key)
             answers.append(outcomes)
-        checked = time.perf_counter()
-        if accepted or new_states:
-            moved = [working[key] for key in changed]
-            try:
-                await self.store.accept(list(new_states.values()), accepted, moved)
-            except BaseException:
-                # The transaction may have committed before failing (a lost answer): these
-                # meters are read again from the database when next seen, never assumed.
-                for key in working:
-                    self._states.pop(key, None)
-                raise
-            self._states.update(working)
-        stored = time.perf_counter()
-        for job in group:
-            job.started_at, job.checked_at, job.stored_at = started, checked, stored
-            job.group_size = len(group)
-        self.groups += 1
-        return answers
+        return answers, working, new_states, changed, accepted
 
     async def _state(
         self,
@@ -365,12 +423,15 @@ class ReadingPipeline:
         if isinstance(limits, NishatiClientError):
             return Outcome(Status.rejected, Reason.ChainUnavailable, None, str(limits))
         minted = chain.minted(reading.exported_wh)
-        if not within_export_limit(minted, limits.max_export_watts, chain.attested_at, now):
+        # A reading the chain will allow in a few seconds (one taken in the same chain second
+        # as the meter's last attestation) is taken; the batcher holds it until then.
+        wait = self.settings.readings.export_wait_secs
+        if not within_export_limit(minted, limits.max_export_watts, chain.attested_at, now + wait):
             return _rejected(
                 Reason.ExportAboveMeterLimit,
                 f"{minted:,} Wh since the last attestation is more than "
                 f"{limits.max_export_watts:,} W allows over the "
-                f"{max(0, now - chain.attested_at)} s of chain time since",
+                f"{max(0, now - chain.attested_at)} s of chain time since and {wait} s more",
             )
         if minted > limits.daily_mint_cap_wh:
             return _rejected(

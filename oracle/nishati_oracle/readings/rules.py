@@ -10,7 +10,9 @@ the meter's timestamps, which the meter signs and may set as it likes:
   since the household's last attestation (``ExportAboveMeterLimit``; the allowance as the
   client computes it, :func:`nishati_client.readings.export_allowance_wh`); an attestation sets
   ``last_attested_at`` to its own time, so a second reading of one meter in one transaction
-  may mint nothing;
+  may mint nothing. Coming in, a reading is given ``readings.export_wait_secs`` of chain time
+  more (an honest meter's next reading often arrives in the chain second of its last
+  attestation); the batcher holds it until the chain allows it;
 - the market mints at most ``daily_mint_cap_wh`` a chain day (``now`` div 86,400), counted
   from zero when the day turns (``MintCeilingReached``).
 """

@@ -1,23 +1,38 @@
 """The readings' side of the database: each meter's progress, every verified reading (exactly
 as its meter signed it), and the market's address lookup tables. Tables in
-``storage.schema``."""
+``storage.schema``. The attester's writes each carry its lease's fence (``readings.lease``),
+checked in their transaction: a deposed attester's are refused.
+
+The database is the arbiter of each meter's counter, whichever oracle replica stores: a
+meter's row moves only from the state its readings were checked against (a compare-and-set),
+and a counter is stored once; :meth:`Store.accept` raises :class:`MeterMoved` when another
+replica got there first, and nothing of the transaction stays."""
 
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select, text, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from nishati_oracle.core.metrics import Metrics
-from nishati_oracle.storage.database import close_database, open_database
-from nishati_oracle.storage.schema import lookup_tables, meters, readings
+from nishati_oracle.readings.lease import Fence
+from nishati_oracle.storage.database import close_database, dialect_insert, open_database
+from nishati_oracle.storage.schema import attest_requests, lookup_tables, meters, readings
 from nishati_oracle.storage.writer import Positional, SqliteWriter, execute_many
+
+
+class MeterMoved(Exception):
+    """Another oracle replica stored readings of these meters (or registered one of them)
+    since they were read: nothing was stored; check the readings again against the
+    database's rows."""
 
 
 @dataclass
@@ -70,10 +85,17 @@ class Due:
     reading: StoredReading
 
 
-# A meter's new last reading; executed with one parameter set per meter (``_advance_params``).
+# A meter's new last reading, from the one its readings were checked against (compare-and-set);
+# executed with one parameter set per meter (``_advance_params``).
 _ADVANCE = (
     update(meters)
-    .where(meters.c.meter == bindparam("b_meter"))
+    .where(
+        and_(
+            meters.c.meter == bindparam("b_meter"),
+            meters.c.has_last == bindparam("b_was_has_last"),
+            meters.c.last_counter == bindparam("b_was_last_counter"),
+        )
+    )
     .values(
         has_last=bindparam("b_has_last"),
         last_counter=bindparam("b_last_counter"),
@@ -84,9 +106,11 @@ _ADVANCE = (
 )
 
 
-def _advance_params(state: MeterState) -> dict[str, Any]:
+def _advance_params(state: MeterState, was: MeterState) -> dict[str, Any]:
     return {
         "b_meter": state.meter,
+        "b_was_has_last": was.has_last,
+        "b_was_last_counter": was.last_counter,
         "b_has_last": state.has_last,
         "b_last_counter": state.last_counter,
         "b_last_timestamp": state.last_timestamp,
@@ -101,12 +125,46 @@ def _accept(
     accepted: list[dict[str, Any]],
     advances: list[dict[str, Any]],
 ) -> None:
-    if new_meters:
-        conn.execute(meters.insert(), new_meters)
-    if accepted:
-        conn.execute(readings.insert(), accepted)
+    """On PostgreSQL (whose driver counts no rows of an executemany): the moving meters' rows
+    locked, in one order, and compared with what their readings were checked against first."""
+    if advances:
+        locked = conn.execute(
+            select(meters.c.meter, meters.c.has_last, meters.c.last_counter)
+            .where(meters.c.meter.in_([a["b_meter"] for a in advances]))
+            .order_by(meters.c.meter)
+            .with_for_update()
+        )
+        now = {row.meter: (row.has_last, row.last_counter) for row in locked}
+        was = {a["b_meter"]: (a["b_was_has_last"], a["b_was_last_counter"]) for a in advances}
+        if now != was:
+            raise MeterMoved(sorted(m for m in was if now.get(m) != was[m]))
+    try:
+        if new_meters:
+            conn.execute(meters.insert(), new_meters)
+        if accepted:
+            conn.execute(readings.insert(), accepted)
+    except IntegrityError as e:
+        raise MeterMoved(str(e.orig)) from e
     if advances:
         conn.execute(_ADVANCE, advances)
+
+
+def _accept_on_writer(
+    inserts: list[tuple[Positional, list[tuple[Any, ...]]]],
+    advance: tuple[Positional, list[tuple[Any, ...]]],
+    cursor: Any,
+) -> None:
+    """On SQLite's writer (its one writer): the inserts, then the compare-and-set of each
+    meter's row, every one of which must move."""
+    try:
+        execute_many(inserts, cursor)
+    except sqlite3.IntegrityError as e:
+        raise MeterMoved(str(e)) from e
+    statement, rows = advance
+    if rows:
+        cursor.executemany(statement.sql, rows)
+        if cursor.rowcount != len(rows):
+            raise MeterMoved(f"{len(rows) - cursor.rowcount} of {len(rows)} meters moved")
 
 
 @dataclass(frozen=True)
@@ -126,17 +184,18 @@ class _AcceptStatements:
             writer.compile(_ADVANCE),
         )
 
-    def rows(
+    def work(
         self,
         new_meters: Sequence[MeterState],
         accepted: Sequence[StoredReading],
-        states: Sequence[MeterState],
-    ) -> list[tuple[Positional, list[tuple[Any, ...]]]]:
-        return [
+        advances: Sequence[dict[str, Any]],
+    ) -> partial[None]:
+        inserts = [
             (self.insert_meter, [self.insert_meter.values(vars(m)) for m in new_meters]),
             (self.insert_reading, [self.insert_reading.values(vars(r)) for r in accepted]),
-            (self.advance, [self.advance.values(_advance_params(s)) for s in states]),
         ]
+        advance = (self.advance, [self.advance.values(a) for a in advances])
+        return partial(_accept_on_writer, inserts, advance)
 
 
 class Store:
@@ -184,16 +243,20 @@ class Store:
         new_meters: Sequence[MeterState],
         accepted: Sequence[StoredReading],
         states: Sequence[MeterState],
+        was: Sequence[MeterState],
     ) -> None:
-        """Stores accepted readings and the meters' new last readings in one transaction (one
-        statement per table, each with many rows); returns once it is committed."""
+        """Stores accepted readings and the meters' new last readings (``states``, each moving
+        from the row in ``was`` its readings were checked against) in one transaction (one
+        statement per table, each with many rows); returns once it is committed. Raises
+        :class:`MeterMoved`, having stored nothing, if a row is not as in ``was`` any more or
+        a reading's counter (a new meter) is stored already."""
+        advances = [_advance_params(s, w) for s, w in zip(states, was, strict=True)]
         if self._on_writer is not None:
             writer, statements = self._on_writer
-            await writer.run(partial(execute_many, statements.rows(new_meters, accepted, states)))
+            await writer.run(statements.work(new_meters, accepted, advances))
             return
         new_rows = [vars(m) for m in new_meters]
         reading_rows = [vars(r) for r in accepted]
-        advances = [_advance_params(s) for s in states]
         async with self.engine.begin() as conn:
             await conn.run_sync(_accept, new_rows, reading_rows, advances)
 
@@ -213,7 +276,13 @@ class Store:
             .where(and_(readings.c.attested_at.is_(None), readings.c.meter == meters.c.meter))
             .scalar_subquery()
         )
-        pending = select(meters, first.label("first")).subquery()
+        # Materialised on PostgreSQL: each meter's first unattested counter found once, not
+        # again in each partition's probe of the joins below.
+        pending = (
+            select(meters, first.label("first"))
+            .cte("pending")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
+        )
         oldest = readings.alias("oldest")
         latest = readings.alias("latest")
         never_attested = pending.c.attested_counter.is_(None)
@@ -251,10 +320,11 @@ class Store:
             ]
 
     async def mark_attested(
-        self, attested: Sequence[StoredReading], signature: str, at: float
+        self, fence: Fence, attested: Sequence[StoredReading], signature: str, at: float
     ) -> None:
         """Records that the chain holds these readings (and, cumulatively, all before them)."""
         async with self.engine.begin() as conn:
+            await fence.check(conn)
             for reading in attested:
                 await conn.execute(
                     update(readings)
@@ -277,7 +347,7 @@ class Store:
                 )
 
     async def close_readings(
-        self, meter: str, reason: str, at: float, up_to_counter: int | None = None
+        self, fence: Fence, meter: str, reason: str, at: float, up_to_counter: int | None = None
     ) -> None:
         """Stops attesting a meter's readings (all, or up to a counter): the chain will never
         take them (it refused the last of them for good, or the meter was replaced). They
@@ -286,15 +356,17 @@ class Store:
         if up_to_counter is not None:
             unattested = and_(unattested, readings.c.counter <= up_to_counter)
         async with self.engine.begin() as conn:
+            await fence.check(conn)
             await conn.execute(
                 update(readings)
                 .where(unattested)
                 .values(attested_at=at, attest_signature=None, refused=reason)
             )
 
-    async def note_refused(self, meter: str, counter: int, reason: str) -> None:
+    async def note_refused(self, fence: Fence, meter: str, counter: int, reason: str) -> None:
         """Records why the chain refused a reading it may still take later (it stays due)."""
         async with self.engine.begin() as conn:
+            await fence.check(conn)
             await conn.execute(
                 update(readings)
                 .where(
@@ -324,11 +396,13 @@ class Store:
         async with self.engine.connect() as conn:
             return [ReadingRow(**row._asdict()) for row in await conn.execute(query)]
 
-    async def record_lookup_table(self, market: str, address: str, recent_slot: int) -> None:
+    async def record_lookup_table(self, fence: Fence, address: str, recent_slot: int) -> None:
+        """Stores a table of the fence's market before the transaction creating it is sent."""
         async with self.engine.begin() as conn:
+            await fence.check(conn)
             await conn.execute(
                 lookup_tables.insert().values(
-                    address=address, market=market, recent_slot=recent_slot
+                    address=address, market=fence.market, recent_slot=recent_slot
                 )
             )
 
@@ -342,9 +416,27 @@ class Store:
         async with self.engine.connect() as conn:
             return {row.address: row.recent_slot for row in await conn.execute(query)}
 
-    async def forget_lookup_table(self, address: str) -> None:
+    async def forget_lookup_table(self, fence: Fence, address: str) -> None:
         async with self.engine.begin() as conn:
+            await fence.check(conn)
             await conn.execute(lookup_tables.delete().where(lookup_tables.c.address == address))
+
+    async def request_attest(self, meter: str, at: float) -> None:
+        """Asks the attester, whichever replica it is on, to attest ``meter`` at its next round."""
+        insert = dialect_insert(self.engine)(attest_requests)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert.values(meter=meter, requested_at=at).on_conflict_do_nothing(
+                    index_elements=["meter"]
+                )
+            )
+
+    async def take_attest_requests(self, fence: Fence) -> set[str]:
+        """The meters asked to be attested at once, taken (removed) by the attester's round."""
+        async with self.engine.begin() as conn:
+            await fence.check(conn)
+            taken = await conn.execute(delete(attest_requests).returning(attest_requests.c.meter))
+            return set(taken.scalars())
 
     async def unattested_count(self) -> int:
         async with self.engine.connect() as conn:

@@ -8,22 +8,32 @@ believed only from a configured proxy), and the STK Query the worker makes befor
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import Annotated, Literal
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 from solders.pubkey import Pubkey
 
 from nishati_client.phone import FORMATS
-from nishati_oracle.http.deps import RawBody, TradingDep
+from nishati_oracle.accounts.api_keys import Scope
+from nishati_oracle.http.auth import (
+    SIGNED_IN,
+    Caller,
+    CallerDep,
+    MaybeCallerDep,
+    OrderAccess,
+    OrderAccessDep,
+)
+from nishati_oracle.http.deps import RawBody, ServicesDep, TradingDep
 from nishati_oracle.http.errors import (
     MALFORMED,
     STORAGE_UNAVAILABLE,
@@ -32,6 +42,7 @@ from nishati_oracle.http.errors import (
     responses,
 )
 from nishati_oracle.http.limits import capped
+from nishati_oracle.services import Services
 from nishati_oracle.storage.schema import (
     CALLBACK_KEY_CHARS,
     CALLBACK_RECEIPT_CHARS,
@@ -44,6 +55,7 @@ from nishati_oracle.trading.ledger import (
     FINAL_STATES,
     MAX_BODIES_PER_KEY,
     CallbackKind,
+    HistoryEntry,
     NewCallback,
     Stored,
     TradeRecord,
@@ -192,6 +204,12 @@ def _answered(answer: Answer) -> Response:
 Place = Callable[[str | None, str | None], Awaitable[Opened]]
 
 
+async def _for_its_own_phone(trading: Trading, access: OrderAccess, phone: str) -> None:
+    """A household orders for its own phone only (operators and keys for any)."""
+    if access.buyer is not None:
+        await trading.desk.refuse_unless_enrolled_for(phone, access.buyer)
+
+
 async def _order(
     trading: Trading, route: str, request: BaseModel, key: str | None, place: Place
 ) -> Response:
@@ -277,6 +295,9 @@ callbacks = APIRouter(
 )
 
 ORDER_REFUSALS = {
+    **SIGNED_IN,
+    403: "NotYourPhone: a household's order for a phone not enrolled for it, MissingScope: an "
+    "API key without trades:write, CsrfTokenMissing, CsrfTokenMismatch",
     404: "UnknownOffer, UnknownBuyer",
     409: "OfferClosed, NotEnoughEnergy, BuyerNotCustodial, SellerPhoneUnknown, ChainRefused, "
     "AccountNotFound: the buyer's household is no longer on chain, "
@@ -293,8 +314,30 @@ ORDER_REFUSALS = {
 }
 # What a route that only reads and writes the oracle's database may answer with a 503.
 LEDGER_UNAVAILABLE = {503: f"PaymentsDisabled, {STORAGE_UNAVAILABLE}"}
-# A lookup of one of our trades (by its id or its CheckoutRequestID).
-LOOKUP_REFUSALS = responses({404: "UnknownTrade", **LEDGER_UNAVAILABLE})
+# A lookup of one of our trades (by its id or its CheckoutRequestID): its buyer's, its
+# seller's, an operator's, or an API key's with payments:read.
+LOOKUP_REFUSALS = responses(
+    {
+        **SIGNED_IN,
+        404: "UnknownTrade: no trade has that id, or it is neither the signed-in household's "
+        "purchase nor sale (the same answer: a trade's existence is its parties')",
+        **LEDGER_UNAVAILABLE,
+    }
+)
+
+
+def _visible(services: Services, who: Caller, trade: TradeRecord | None) -> TradeRecord:
+    """The trade, if ``who`` may see it: its buyer's or seller's owner (signed in, or by
+    their key), an operator, a key with payments:read; a 404 UnknownTrade otherwise, as for
+    none."""
+    if trade is None:
+        raise TradeRefused(Refusal.UnknownTrade, "no trade of yours has that id")
+    if who.is_operator or Scope.payments_read in who.scopes:
+        return trade
+    owned = who.owned_household(services)
+    if owned is None or str(owned) not in (trade.buyer, trade.seller):
+        raise TradeRefused(Refusal.UnknownTrade, "no trade of yours has that id")
+    return trade
 
 
 @orders.post(
@@ -304,10 +347,14 @@ LOOKUP_REFUSALS = responses({404: "UnknownTrade", **LEDGER_UNAVAILABLE})
     responses=responses(ORDER_REFUSALS),
 )
 async def open_trade(
-    trading: TradingDep, order: TradeIn, idempotency_key: IdempotencyKey = None
+    trading: TradingDep,
+    access: OrderAccessDep,
+    order: TradeIn,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Buys ``wh`` from an offer for a phone: opens the trade on chain and sends the STK
     Push; the payment's progress is at ``GET /api/v1/payments/{trade_id}``."""
+    await _for_its_own_phone(trading, access, order.phone)
     offer = _address(order.offer, Refusal.UnknownOffer, "offer")
 
     async def place(key: str | None, digest: str | None) -> Opened:
@@ -330,10 +377,14 @@ async def open_trade(
     ),
 )
 async def execute_trade(
-    trading: TradingDep, order: LegacyTradeIn, idempotency_key: IdempotencyKey = None
+    trading: TradingDep,
+    access: OrderAccessDep,
+    order: LegacyTradeIn,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """The original platform's shape: ``amount`` kWh at most ``price`` KES/kWh from the
     seller with ``seller_phone``, bought from that seller's cheapest fitting offer."""
+    await _for_its_own_phone(trading, access, order.phone)
     wh = int((order.amount * 1000).to_integral_value(ROUND_DOWN))
     price = int((order.price * 100).to_integral_value(ROUND_DOWN))
     if wh == 0:
@@ -381,9 +432,60 @@ async def enrol(trading: TradingDep, household: str, body: PhoneIn) -> Response:
     response_model=PaymentOut,
     responses=LOOKUP_REFUSALS,
 )
-async def payment(trading: TradingDep, trade_id: str) -> PaymentOut:
+async def payment(
+    trading: TradingDep, services: ServicesDep, who: CallerDep, trade_id: str
+) -> PaymentOut:
     """A trade's payment: its state, amounts, M-Pesa and chain references, and history."""
-    return await _payment(trading, trade_id)
+    return await _payment(trading, _visible(services, who, await trading.ledger.get(trade_id)))
+
+
+@lookups.get(
+    "/api/v1/payments/{trade_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        **LOOKUP_REFUSALS,
+        200: {
+            "description": "Server-sent events: a `payment` event (the body of "
+            "`GET /api/v1/payments/{trade_id}`) at once and at each change, `: heartbeat` "
+            "comments while nothing changes; the stream ends after a final state",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+    },
+)
+async def payment_events(
+    trading: TradingDep, services: ServicesDep, who: CallerDep, trade_id: str
+) -> StreamingResponse:
+    """A trade's payment as it changes, for the same callers as ``GET
+    /api/v1/payments/{trade_id}``; refusals are answered before the stream starts."""
+    trade = _visible(services, who, await trading.ledger.get(trade_id))
+    return StreamingResponse(
+        _payment_stream(trading, trade),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _payment_stream(trading: Trading, trade: TradeRecord) -> AsyncIterator[bytes]:
+    """The payment at once, then each time the ledger shows it changed (looked at every
+    NISHATI_HTTP_EVENTS_POLL_SECS), a heartbeat after NISHATI_HTTP_EVENTS_HEARTBEAT_SECS of
+    silence, and nothing after a final state."""
+    http = trading.settings.http
+    sent: PaymentOut | None = None
+    last_sent_at = time.monotonic()
+    while True:
+        found = await trading.ledger.with_history(trade.id)
+        current = await _payment(trading, trade) if found is None else _payment_of(*found)
+        if current != sent:
+            data = current.model_dump_json()
+            yield f"event: payment\nid: {len(current.history)}\ndata: {data}\n\n".encode()
+            sent, last_sent_at = current, time.monotonic()
+            if current.final:
+                log.info("payment stream ended", trade_id=trade.id, state=current.state)
+                return
+        elif time.monotonic() - last_sent_at >= http.events_heartbeat_secs:
+            yield b": heartbeat\n\n"
+            last_sent_at = time.monotonic()
+        await asyncio.sleep(http.events_poll_secs)
 
 
 @lookups.get(
@@ -391,17 +493,20 @@ async def payment(trading: TradingDep, trade_id: str) -> PaymentOut:
     response_model=PaymentOut,
     responses=LOOKUP_REFUSALS,
 )
-async def legacy_payment_status(trading: TradingDep, tx_id: str) -> PaymentOut:
+async def legacy_payment_status(
+    trading: TradingDep, services: ServicesDep, who: CallerDep, tx_id: str
+) -> PaymentOut:
     """The original platform's payment status: ``GET /api/v1/payments/{trade_id}``, with
     the trade id as ``tx_id``."""
-    return await _payment(trading, tx_id)
+    return await _payment(trading, _visible(services, who, await trading.ledger.get(tx_id)))
 
 
-async def _payment(trading: Trading, trade_id: str) -> PaymentOut:
-    trade = await trading.ledger.get(trade_id)
-    if trade is None:
-        raise TradeRefused(Refusal.UnknownTrade, "no trade has that id")
-    history = [HistoryOut(**vars(h)) for h in await trading.ledger.history(trade_id)]
+async def _payment(trading: Trading, trade: TradeRecord) -> PaymentOut:
+    return _payment_of(trade, await trading.ledger.history(trade.id))
+
+
+def _payment_of(trade: TradeRecord, entries: list[HistoryEntry]) -> PaymentOut:
+    history = [HistoryOut(**vars(h)) for h in entries]
     return PaymentOut(
         trade_id=trade.id,
         state=trade.state,
@@ -427,8 +532,11 @@ async def _payment(trading: Trading, trade_id: str) -> PaymentOut:
     response_model=StkStatusOut,
     responses=LOOKUP_REFUSALS,
 )
-async def stk_status(trading: TradingDep, checkout_request_id: str) -> StkStatusOut:
+async def stk_status(
+    trading: TradingDep, services: ServicesDep, who: CallerDep, checkout_request_id: str
+) -> StkStatusOut:
     """Asks Daraja now (STK Query) about one of our payments."""
+    _visible(services, who, await trading.ledger.by_checkout(checkout_request_id))
     return await _stk_status(trading, checkout_request_id)
 
 
@@ -437,15 +545,16 @@ async def stk_status(trading: TradingDep, checkout_request_id: str) -> StkStatus
     response_model=StkStatusOut,
     responses=LOOKUP_REFUSALS,
 )
-async def legacy_stk_status(trading: TradingDep, req_id: str) -> StkStatusOut:
+async def legacy_stk_status(
+    trading: TradingDep, services: ServicesDep, who: CallerDep, req_id: str
+) -> StkStatusOut:
     """The original platform's STK status: ``GET /api/v1/stk/{checkout_request_id}``, with
     the CheckoutRequestID as ``req_id``."""
+    _visible(services, who, await trading.ledger.by_checkout(req_id))
     return await _stk_status(trading, req_id)
 
 
 async def _stk_status(trading: Trading, checkout_request_id: str) -> StkStatusOut:
-    if await trading.ledger.by_checkout(checkout_request_id) is None:
-        raise TradeRefused(Refusal.UnknownTrade, "no trade has that checkout id")
     status = await trading.gateway.query(checkout_request_id)
     return StkStatusOut(
         checkout_request_id=checkout_request_id,
@@ -610,19 +719,16 @@ async def refund_timeout(
     return await _take(trading, request, raw, token, CallbackKind.refund_timeout)
 
 
-# Operator routes: the money that needs a person (``trading.attention``), behind a bearer token
-# (NISHATI_OPERATOR_TOKEN; unset, they answer 403).
+# Operator routes: the money that needs a person (``trading.attention``), for an operator signed
+# in (``accounts``) or holding the operator's token (NISHATI_OPERATOR_TOKEN).
 
 
-async def operator_trading(trading: TradingDep, request: Request) -> Trading:
-    """Trading, for a caller holding the operator token (a 403 OperatorForbidden otherwise)."""
-    expected = trading.settings.payments.operator_token
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if expected is None:
-        raise TradeRefused(Refusal.OperatorForbidden, "operator routes are off: no token is set")
-    token = expected.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
-        raise TradeRefused(Refusal.OperatorForbidden, "an operator's bearer token is needed")
+async def operator_trading(trading: TradingDep, who: MaybeCallerDep) -> Trading:
+    """Trading, for an operator (a 403 OperatorForbidden for anyone else, nobody included)."""
+    if who is None or not who.is_operator:
+        raise TradeRefused(
+            Refusal.OperatorForbidden, "an operator's session or bearer token is needed"
+        )
     return trading
 
 
@@ -676,7 +782,11 @@ operators = APIRouter(
     tags=["operators"],
     route_class=capped(lambda http: http.order_body_bytes),
     responses=responses(
-        {403: "OperatorForbidden: no operator token, or a wrong one", **LEDGER_UNAVAILABLE}
+        {
+            **SIGNED_IN,
+            403: f"OperatorForbidden: not an operator; {SIGNED_IN[403]}",
+            **LEDGER_UNAVAILABLE,
+        }
     ),
 )
 

@@ -286,7 +286,8 @@ class Confirmations:
         """Asks about payments whose callback is overdue, and gives up on those still open at
         the trade's deadline. The oracle may cancel at any time, so it keeps the deadline by
         its own clock (``give_up_at``): a local validator's clock only moves with its slots."""
-        for trade in await self.ledger.due([TradeState.stk_sent, TradeState.opened]):
+        due = await self.ledger.due([TradeState.stk_sent, TradeState.opened])
+        for trade in self.ledger.while_held(due):
             if trade.state is TradeState.stk_sent and trade.checkout_request_id is not None:
                 status = await self.gateway.query(trade.checkout_request_id)
                 if not status.pending:

@@ -98,6 +98,8 @@ class Refusal(StrEnum):
     CallbackFieldTooLarge = "CallbackFieldTooLarge"
     # The callback's key holds as many different bodies as are kept.
     TooManyCallbacks = "TooManyCallbacks"
+    # A household's order for a phone that is not enrolled for it.
+    NotYourPhone = "NotYourPhone"
 
 
 STATUS = {
@@ -122,6 +124,7 @@ STATUS = {
     Refusal.IdempotencyKeyInUse: 409,
     Refusal.CallbackFieldTooLarge: 413,
     Refusal.TooManyCallbacks: 429,
+    Refusal.NotYourPhone: 403,
 }
 # Refusals that say when to ask again (``Retry-After``, seconds): the chain or the first order
 # with a key may be back by then.
@@ -272,6 +275,14 @@ class TradeDesk:
                 f"{max_price_cents_per_kwh} cents/kWh",
             )
         return min(fitting, key=lambda o: (o.price_cents_per_kwh, o.expires_at))
+
+    async def refuse_unless_enrolled_for(self, phone: str, household: Pubkey) -> None:
+        """A 403 NotYourPhone unless ``phone`` is enrolled for ``household``: the same answer
+        whether it is another's or nobody's."""
+        if await self.household_by_phone(_normal(phone)) != household:
+            raise TradeRefused(
+                Refusal.NotYourPhone, "that phone is not enrolled for your household"
+            )
 
     async def open(self, order: Order) -> Opened:
         """Checks, stores, opens on chain, sends the STK Push; see the module docstring."""

@@ -26,6 +26,7 @@ from nishati_oracle.daraja import (
     DarajaRequestInvalid,
     DarajaUnavailable,
     StkQueryPending,
+    TokenStore,
     TransactionType,
 )
 from nishati_oracle.daraja.models import (
@@ -216,8 +217,13 @@ class DarajaGateway:
     """:class:`Gateway` over the Daraja client: its answers become deliveries, so callers
     never guess whether money may have moved."""
 
-    def __init__(self, config: DarajaConfig, clock: Callable[[], float] = time.monotonic) -> None:
-        self.client = DarajaClient(config, clock=clock)
+    def __init__(
+        self,
+        config: DarajaConfig,
+        clock: Callable[[], float] = time.monotonic,
+        token_store: TokenStore | None = None,
+    ) -> None:
+        self.client = DarajaClient(config, clock=clock, token_store=token_store)
         self.clock = clock
         self._probe: asyncio.Task[None] | None = None
         self._probed_at = -math.inf

@@ -4,17 +4,27 @@ exactly as it came, and the phone directory (numbers encrypted, found by commitm
 Every state change is a compare-and-set (``UPDATE ... WHERE state IN (...)``) written together
 with its history row, so two workers, a replayed callback or a restart can never move a trade
 twice. Tables in ``storage.schema``, on the same engine as the readings.
+
+Several oracle replicas may share one database: each trade (and each callback) is acted on by
+one of them at a time. A replica's worker claims what it acts on (:meth:`Ledger.due`,
+:meth:`Ledger.claim`, :meth:`Ledger.claim_callbacks`): the claim names the replica and lasts
+``claim_secs``; another replica skips it (on PostgreSQL, rows being claimed are skipped too,
+``FOR UPDATE SKIP LOCKED``) until it is released at the end of the round or runs out, so a dead
+replica's trades are taken over once their claims end.
 """
 
 from __future__ import annotations
 
+import math
+import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from functools import partial
 from typing import Any
 
+import structlog
 from sqlalchemy import (
     and_,
     bindparam,
@@ -27,8 +37,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.schema import Table
 
 from nishati_oracle.storage.schema import (
     callbacks,
@@ -39,6 +50,8 @@ from nishati_oracle.storage.schema import (
     trades,
 )
 from nishati_oracle.storage.writer import Positional, SqliteWriter
+
+log = structlog.get_logger(__name__)
 
 
 class TradeState(StrEnum):
@@ -113,6 +126,18 @@ UNPAID_ENDS = frozenset(
 # Backoff between checks of one trade (its payment, its close on chain, its payout): doubling,
 # capped.
 MAX_BACKOFF_SECS = 60.0
+
+
+# How long a replica's claim on a trade or a callback lasts: far longer than acting on one takes
+# (a Daraja request, a transaction), short enough that a dead replica's trades move on soon. A
+# worker stops acting on a trade once half its claim is gone (``Ledger.held``), so a slow
+# round never acts on a trade another replica may have taken over.
+CLAIM_SECS = 120.0
+# The PostgreSQL advisory lock under which a replica checks that no reconciliation is running
+# and records its own.
+RECONCILIATION_LOCK = 0x4E495348
+# Who a replica is in its claims, when not named.
+REPLICA_ID_BYTES = 8
 
 
 def backoff(checks: int) -> float:
@@ -302,9 +327,13 @@ class TradeRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> TradeRecord:
-        values = row._asdict()
-        values["state"] = TradeState(values["state"])
-        return cls(**values)
+        return cls.from_values(row._asdict())
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> TradeRecord:
+        """The trade in ``values`` (a row's columns: its claim, if any, is left out)."""
+        known = {name: values[name] for name in TRADE_COLUMNS if name in values}
+        return cls(**{**known, "state": TradeState(values["state"])})
 
 
 @dataclass(frozen=True)
@@ -334,7 +363,20 @@ class StoredCallback:
     attempts: int
 
 
+def _callback_due(now: float) -> ColumnElement[bool]:
+    return and_(
+        callbacks.c.processed_at.is_(None),
+        or_(callbacks.c.retry_at.is_(None), callbacks.c.retry_at <= now),
+    )
+
+
+# New ones first: callbacks retried (unknown ones) never hold up a fresh one. Then those with a
+# trade: a backlog of callbacks nobody knows, stored faster than the worker parks them, never
+# holds up a real trade's.
+_CALLBACK_ORDER = (callbacks.c.attempts, ~_has_trade, callbacks.c.id)
+
 TRADE_COLUMNS = [f.name for f in fields(TradeRecord)]
+_TRADE_COLUMNS = tuple(trades.c[name] for name in TRADE_COLUMNS)
 _STORED_COLUMNS = (
     callbacks.c.id,
     callbacks.c.kind,
@@ -352,17 +394,33 @@ def _stored(r: Any) -> StoredCallback:
     )
 
 
+def _claimable(table: Table, replica: str, now: float) -> ColumnElement[bool]:
+    """Rows nobody holds a claim on now (or ``replica`` does)."""
+    return or_(
+        table.c.claim_until.is_(None), table.c.claim_until <= now, table.c.claimed_by == replica
+    )
+
+
 class Ledger:
+    """The trades, their callbacks and the phones, as one oracle replica (``replica``) sees
+    them: what its worker acts on, it claims first (see the module docstring)."""
+
     def __init__(
         self,
         engine: AsyncEngine,
         writer: SqliteWriter | None = None,
         clock: Callable[[], float] = time.time,
         observe: Callable[[TradeState], None] = lambda _: None,
+        replica: str | None = None,
+        claim_secs: float = CLAIM_SECS,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.observe = observe
+        self.replica = replica or secrets.token_hex(REPLICA_ID_BYTES)
+        self.claim_secs = claim_secs
+        # The trades this replica claimed and has not released, each with its claim's end.
+        self._claims: dict[str, float] = {}
         self._insert_callbacks = _insert_callback(engine.dialect.name)
         # On SQLite, callbacks are stored by its writer thread, their insert compiled once.
         self._on_writer = (
@@ -629,12 +687,35 @@ class Ledger:
             started: float | None = (await conn.execute(query)).scalar()
         return started
 
-    async def record_reconciliation(self, started_at: float, asked: int, mismatches: int) -> None:
+    async def begin_reconciliation(self, started_at: float, none_since: float | None) -> int | None:
+        """Records a reconciliation starting at ``started_at``, unless one (by any replica)
+        started after ``none_since``: its row's id, or None. On PostgreSQL an advisory lock
+        makes the check and the insert one step for all replicas; SQLite has one writer."""
+        async with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                await conn.execute(select(func.pg_advisory_xact_lock(RECONCILIATION_LOCK)))
+            if none_since is not None:
+                recent = select(reconciliations.c.id).where(
+                    reconciliations.c.started_at > none_since
+                )
+                if (await conn.execute(recent.limit(1))).first() is not None:
+                    return None
+            begun = await conn.execute(
+                insert(reconciliations)
+                .values(started_at=started_at, asked=0, mismatches=0)
+                .returning(reconciliations.c.id)
+            )
+            return int(begun.scalar_one())
+
+    async def record_reconciliation(
+        self, reconciliation_id: int, asked: int, mismatches: int
+    ) -> None:
+        """What a reconciliation begun with :meth:`begin_reconciliation` asked and found."""
         async with self.engine.begin() as conn:
             await conn.execute(
-                insert(reconciliations).values(
-                    started_at=started_at, asked=asked, mismatches=mismatches
-                )
+                update(reconciliations)
+                .where(reconciliations.c.id == reconciliation_id)
+                .values(asked=asked, mismatches=mismatches)
             )
 
     async def by_checkout(self, checkout_request_id: str) -> TradeRecord | None:
@@ -672,16 +753,76 @@ class Ledger:
     async def due(
         self, states: Sequence[TradeState], limit: int = 256, now: float | None = None
     ) -> list[TradeRecord]:
-        """Trades in ``states`` whose next check is due, oldest first."""
+        """Trades in ``states`` whose next check is due, oldest first, claimed for this replica
+        in the same statement: none that another replica holds a claim on (or, on PostgreSQL,
+        is claiming this moment)."""
         now = self.clock() if now is None else now
-        query = (
-            select(trades)
-            .where(and_(trades.c.state.in_(list(states)), trades.c.next_check_at <= now))
+        chosen = (
+            select(trades.c.id)
+            .where(
+                and_(
+                    trades.c.state.in_(list(states)),
+                    trades.c.next_check_at <= now,
+                    _claimable(trades, self.replica, now),
+                )
+            )
             .order_by(trades.c.next_check_at)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        async with self.engine.connect() as conn:
-            return [TradeRecord.from_row(row) for row in await conn.execute(query)]
+        async with self.engine.begin() as conn:
+            claimed = await self._claim_where(conn, trades.c.id.in_(chosen), now)
+        return sorted(claimed, key=lambda t: t.next_check_at)
+
+    async def claim(self, trade_id: str) -> bool:
+        """Claims one trade for this replica; False if another replica holds it."""
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            where = and_(trades.c.id == trade_id, _claimable(trades, self.replica, now))
+            return bool(await self._claim_where(conn, where, now))
+
+    async def _claim_where(
+        self, conn: AsyncConnection, where: ColumnElement[bool], now: float
+    ) -> list[TradeRecord]:
+        until = now + self.claim_secs
+        result = await conn.execute(
+            update(trades)
+            .where(where)
+            .values(claimed_by=self.replica, claim_until=until)
+            .returning(*_TRADE_COLUMNS)
+        )
+        claimed = [TradeRecord.from_row(row) for row in result]
+        for trade in claimed:
+            self._claims[trade.id] = until
+        return claimed
+
+    def held(self, trade: TradeRecord) -> bool:
+        """Whether this replica's claim on ``trade`` still leaves time to act on it (more than
+        half of it is left)."""
+        until = self._claims.get(trade.id, -math.inf)
+        return self.clock() < until - self.claim_secs / 2
+
+    def while_held(self, claimed: Iterable[TradeRecord]) -> Iterator[TradeRecord]:
+        """``claimed`` in order, up to the first whose claim has too little time left: the
+        rest are left for the next round (this replica's, or another's once they run out)."""
+        for trade in claimed:
+            if not self.held(trade):
+                log.warning("claims running out, leaving the rest to the next round")
+                return
+            yield trade
+
+    async def release_claims(self) -> None:
+        """Releases every claim this replica holds on trades (its round is over)."""
+        held = sorted(self._claims)
+        self._claims.clear()
+        if not held:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(trades)
+                .where(and_(trades.c.id.in_(held), trades.c.claimed_by == self.replica))
+                .values(claimed_by=None, claim_until=None)
+            )
 
     async def history(self, trade_id: str) -> list[HistoryEntry]:
         query = (
@@ -694,6 +835,32 @@ class Ledger:
                 HistoryEntry(row.at, TradeState(row.state), row.detail)
                 for row in await conn.execute(query)
             ]
+
+    async def with_history(self, trade_id: str) -> tuple[TradeRecord, list[HistoryEntry]] | None:
+        """A trade and its history as of one moment: one statement reads both, so a move
+        between two reads never shows a history ahead of the state."""
+        query = (
+            select(
+                trades,
+                trade_history.c.at.label("history_at"),
+                trade_history.c.state.label("history_state"),
+                trade_history.c.detail.label("history_detail"),
+            )
+            .select_from(trades.outerjoin(trade_history, trade_history.c.trade_id == trades.c.id))
+            .where(trades.c.id == trade_id)
+            .order_by(trade_history.c.id)
+        )
+        async with self.engine.connect() as conn:
+            rows = [row._asdict() for row in await conn.execute(query)]
+        if not rows:
+            return None
+        history = [
+            HistoryEntry(row["history_at"], TradeState(row["history_state"]), row["history_detail"])
+            for row in rows
+            if row["history_state"] is not None
+        ]
+        first = {k: v for k, v in rows[0].items() if not k.startswith("history_")}
+        return TradeRecord.from_values(first), history
 
     async def note(self, trade_id: str, state: TradeState, detail: str) -> None:
         """A history row without a transition (a duplicate callback, a pending query)."""
@@ -775,43 +942,65 @@ class Ledger:
     async def pending_callbacks(
         self, limit: int = 256, now: float | None = None
     ) -> list[StoredCallback]:
-        """Unprocessed callbacks due now (all of them with ``now=inf``), oldest first."""
+        """Unprocessed callbacks due now (all of them with ``now=inf``), in the order they are
+        handled (``_CALLBACK_ORDER``), whoever holds a claim on them."""
         now = self.clock() if now is None else now
         query = (
             select(*_STORED_COLUMNS)
-            .where(
-                and_(
-                    callbacks.c.processed_at.is_(None),
-                    or_(callbacks.c.retry_at.is_(None), callbacks.c.retry_at <= now),
-                )
-            )
-            # New ones first: callbacks retried (unknown ones) never hold up a fresh one. Then
-            # those with a trade: a backlog of callbacks nobody knows, stored faster than the
-            # worker parks them, never holds up a real trade's.
-            .order_by(callbacks.c.attempts, ~_has_trade, callbacks.c.id)
+            .where(_callback_due(now))
+            .order_by(*_CALLBACK_ORDER)
             .limit(limit)
         )
         async with self.engine.connect() as conn:
             return [_stored(r) for r in await conn.execute(query)]
 
+    async def claim_callbacks(self, limit: int) -> list[StoredCallback]:
+        """The callbacks due now that no other replica holds, in the order they are handled,
+        claimed for this replica until :meth:`settle_callbacks` releases them."""
+        now = self.clock()
+        chosen = (
+            select(callbacks.c.id)
+            .where(and_(_callback_due(now), _claimable(callbacks, self.replica, now)))
+            .order_by(*_CALLBACK_ORDER)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self.engine.begin() as conn:
+            claimed = await conn.execute(
+                update(callbacks)
+                .where(callbacks.c.id.in_(chosen))
+                .values(claimed_by=self.replica, claim_until=now + self.claim_secs)
+                .returning(callbacks.c.id)
+            )
+            ids = [row.id for row in claimed]
+            if not ids:
+                return []
+            query = select(*_STORED_COLUMNS).where(callbacks.c.id.in_(ids))
+            rows = await conn.execute(query.order_by(*_CALLBACK_ORDER))
+            return [_stored(r) for r in rows]
+
     async def settle_callbacks(
         self, done: Sequence[tuple[int, str]], later: Sequence[tuple[int, float]]
     ) -> None:
-        """Marks callbacks handled (with what came of them), or due again at a time."""
+        """Marks callbacks handled (with what came of them), or due again at a time; either way
+        this replica's claim on them ends."""
         now = self.clock()
+        released = {"claimed_by": None, "claim_until": None}
         async with self.engine.begin() as conn:
             if done:
                 await conn.execute(
                     update(callbacks)
                     .where(callbacks.c.id == bindparam("callback_id"))
-                    .values(processed_at=now, outcome=bindparam("result")),
+                    .values(processed_at=now, outcome=bindparam("result"), **released),
                     [{"callback_id": i, "result": outcome[:200]} for i, outcome in done],
                 )
             if later:
                 await conn.execute(
                     update(callbacks)
                     .where(callbacks.c.id == bindparam("callback_id"))
-                    .values(retry_at=bindparam("at"), attempts=callbacks.c.attempts + 1),
+                    .values(
+                        retry_at=bindparam("at"), attempts=callbacks.c.attempts + 1, **released
+                    ),
                     [{"callback_id": i, "at": at} for i, at in later],
                 )
 

@@ -122,7 +122,7 @@ class Payouts(ResultPhase):
         return "payout retry"
 
     async def pay_sellers(self) -> None:
-        for trade in await self.ledger.due([TradeState.settled]):
+        for trade in self.ledger.while_held(await self.ledger.due([TradeState.settled])):
             originator = trade.payout_originator_id or attempt_id(trade.id, trade.payout_attempts)
             if trade.payout_originator_id is None:
                 # The attempt's id is recorded before anything is sent.
@@ -157,7 +157,7 @@ class Payouts(ResultPhase):
         """Asks Transaction Status about payouts whose result has not come, a bounded number
         of times; then the payout needs a person."""
         payments = self.settings.payments
-        for trade in await self.ledger.due([TradeState.payout_sent]):
+        for trade in self.ledger.while_held(await self.ledger.due([TradeState.payout_sent])):
             if trade.queries >= payments.payout_status_attempts:
                 log.error("payout outcome unknown, needs a person", trade_id=trade.id)
                 await self.ledger.move(

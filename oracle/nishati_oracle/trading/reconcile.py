@@ -2,8 +2,9 @@
 stays unknown.
 
 Once every ``reconcile_interval_secs`` (the last run is kept in the database, so a restart does
-not run it again early) the worker asks Daraja about every payment, payout and refund whose
-outcome is not final or waits for a person:
+not run it again early, and of several replicas one runs it) the worker asks Daraja about every
+payment, payout and refund whose outcome is not final or waits for a person (but those another
+replica is acting on now):
 
 - payments still open or unknown (``stk_sent``, ``payment_unknown``), and cancelled trades for
   which a success callback is kept or that were cancelled at the deadline with the payment
@@ -86,16 +87,28 @@ class Reconciler:
             self._next_at = -math.inf if last is None else last + interval
         if self.clock() < self._next_at:
             return None
-        return await self.run()
+        started = self.clock()
+        begun = await self.ledger.begin_reconciliation(started, started - interval)
+        if begun is None:
+            # Another replica's reconciliation started since: the next is due after it.
+            last = await self.ledger.last_reconciliation()
+            self._next_at = started if last is None else last + interval
+            return None
+        return await self._run(started, begun)
 
     async def run(self) -> Reconciliation:
         """Asks Daraja about everything not final, now."""
         started = self.clock()
+        begun = await self.ledger.begin_reconciliation(started, None)
+        assert begun is not None
+        return await self._run(started, begun)
+
+    async def _run(self, started: float, reconciliation_id: int) -> Reconciliation:
         self._next_at = started + self.settings.payments.reconcile_interval_secs
         self.metrics.reconciliations.inc()
         payments = mismatches = 0
         for trade in await self.ledger.in_states(PAYMENTS):
-            if trade.checkout_request_id is None:
+            if trade.checkout_request_id is None or not await self.ledger.claim(trade.id):
                 continue
             status = await self.gateway.query(trade.checkout_request_id)
             payments += 1
@@ -104,6 +117,8 @@ class Reconciler:
         since = started - 2 * self.settings.payments.reconcile_interval_secs
         for trade in await self.ledger.cancelled_unrefuted(since):
             assert trade.checkout_request_id is not None
+            if not await self.ledger.claim(trade.id):
+                continue
             status = await self.gateway.query(trade.checkout_request_id)
             payments += 1
             if status.result_code == 0:
@@ -117,16 +132,20 @@ class Reconciler:
                 await self.confirmations.paid_late(trade, status)
         payouts = 0
         for trade in await self.ledger.in_states(PAYOUTS):
+            if not await self.ledger.claim(trade.id):
+                continue
             await self.payouts.ask_status(trade, trade.payout_originator_id or trade.id)
             payouts += 1
         refunds = 0
         for trade in await self.ledger.in_states(REFUNDS):
+            if not await self.ledger.claim(trade.id):
+                continue
             await self.refunds.ask_about(trade)
             refunds += 1
         for kind, count in (("payment", payments), ("payout", payouts), ("refund", refunds)):
             self.metrics.reconcile_asked.labels(kind).inc(count)
         done = Reconciliation(started, payments, payouts, refunds, mismatches)
-        await self.ledger.record_reconciliation(started, done.asked, mismatches)
+        await self.ledger.record_reconciliation(reconciliation_id, done.asked, mismatches)
         log.info(
             "reconciliation asked daraja",
             payments=payments,

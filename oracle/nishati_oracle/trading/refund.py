@@ -67,7 +67,7 @@ class Refunds(ResultPhase):
     async def start_refunds(self) -> None:
         """Refunds the trades due: by reversal when the payment's receipt is known, else by
         B2C (a reversal needs the receipt)."""
-        for trade in await self.ledger.due([TradeState.refund_due]):
+        for trade in self.ledger.while_held(await self.ledger.due([TradeState.refund_due])):
             method = RefundMethod.reversal if trade.mpesa_receipt else RefundMethod.b2c
             await self._refund_by(
                 trade, TradeState.refund_due, method, f"refund by {method}: KES {trade.amount_kes}"
@@ -98,7 +98,7 @@ class Refunds(ResultPhase):
         """Sends again a refund whose answer was lost, and asks Transaction Status about one
         Daraja took but has not answered; each a bounded number of times."""
         payments = self.settings.payments
-        for trade in await self.ledger.due([TradeState.refunding]):
+        for trade in self.ledger.while_held(await self.ledger.due([TradeState.refunding])):
             if trade.refund_accepted_at is None:
                 # Bounded by every send of the refund: ``queries`` also counts the Transaction
                 # Status queries before Daraja said it had no such refund.

@@ -79,12 +79,13 @@ class ResultPhase(ABC):
     async def find(
         self, notice: ResultNotice, received_at: float, reversed_receipt: str | None = None
     ) -> TradeRecord | str | None:
-        """The trade ``notice`` answers; else None while it may yet be matched, then
-        ``"unmatched"`` (logged)."""
+        """The trade ``notice`` answers, claimed for this replica; else None while it may yet
+        be matched (or another replica is acting on its trade), then ``"unmatched"``
+        (logged)."""
         found = await self.ledger.by_daraja_ids(notice.ids | notice.queried_ids, reversed_receipt)
         for trade in found:
             if self.answered(trade, notice):
-                return trade
+                return trade if await self.ledger.claim(trade.id) else None
         if self.clock() - received_at < UNMATCHED_GRACE_SECS:
             return None
         log.error(

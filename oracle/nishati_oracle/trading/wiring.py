@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 import structlog
@@ -20,6 +21,7 @@ from nishati_oracle.trading.desk import TradeDesk
 from nishati_oracle.trading.gateway import DarajaGateway, Gateway, daraja_config
 from nishati_oracle.trading.idempotency import Idempotency
 from nishati_oracle.trading.ledger import Ledger, NewCallback, Stored
+from nishati_oracle.trading.token_store import DatabaseTokenStore
 from nishati_oracle.trading.vault import PhoneVault
 from nishati_oracle.trading.worker import CallbackUrls, PaymentWorker
 
@@ -59,6 +61,15 @@ def callback_urls(settings: OracleSettings, token: str) -> CallbackUrls:
     )
 
 
+def replica_id(settings: OracleSettings) -> str | None:
+    """Who this oracle is in its claims on trades: its host and HTTP port, so that a replica
+    restarted in its place takes its claims back at once rather than waiting for them to run
+    out, and two on one host differ. On any free port (0), one drawn for this process."""
+    if settings.http.port == 0:
+        return None
+    return f"{socket.gethostname()[:25]}:{settings.http.port}"
+
+
 def build_trading(
     settings: OracleSettings,
     store: Store,
@@ -79,9 +90,15 @@ def build_trading(
     urls = callback_urls(settings, token)
     vault = PhoneVault.from_settings(settings, salt_from_settings(settings.chain))
     ledger = Ledger(
-        store.engine, store.writer, observe=lambda state: metrics.trades.labels(state).inc()
+        store.engine,
+        store.writer,
+        observe=lambda state: metrics.trades.labels(state).inc(),
+        replica=replica_id(settings),
     )
-    gateway = DarajaGateway(daraja_config(settings))
+    config = daraja_config(settings)
+    # Every replica shares the app's one token: each new one invalidates the last.
+    tokens = DatabaseTokenStore(store.engine, vault, config.consumer_key.get_secret_value())
+    gateway = DarajaGateway(config, token_store=tokens)
     worker = PaymentWorker(settings, ledger, client, oracle, vault, gateway, urls, metrics)
     desk = TradeDesk(
         settings, ledger, client, oracle, market, vault, gateway, urls.payment, worker.wake

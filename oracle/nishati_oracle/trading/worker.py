@@ -20,6 +20,10 @@ trade's state says what is left to do. Every round (and whenever the API has som
 After a crash the same rounds pick up where the ledger says each trade stands; anything whose
 outcome on chain is unknown is asked of the chain (the trade account exists until it is settled
 or cancelled).
+
+Several replicas may run workers on one database: each round acts only on the trades and
+callbacks it claimed (``Ledger.due``, ``Ledger.claim``, ``Ledger.claim_callbacks``), and
+releases them when it ends; a callback whose trade another replica holds waits a second.
 """
 
 from __future__ import annotations
@@ -153,6 +157,10 @@ class PaymentWorker:
                     await self.run_rest()
             except Exception:
                 log.exception("payment round failed, retrying next round")
+            try:
+                await self.ledger.release_claims()
+            except Exception:
+                log.exception("releasing the round's claims failed: they run out instead")
             waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
             await asyncio.wait(
                 waits,
@@ -178,7 +186,7 @@ class PaymentWorker:
     async def handle_callbacks(self) -> int:
         """The callbacks due, with their trades looked up together; what they leave to do is
         recorded in one transaction. Returns how many were acted on (not left waiting)."""
-        pending = await self.ledger.pending_callbacks(CALLBACKS_PER_ROUND)
+        pending = await self.ledger.claim_callbacks(CALLBACKS_PER_ROUND)
         if not pending:
             return 0
         # An STK callback's key is its CheckoutRequestID: its trade is found without opening
@@ -198,6 +206,10 @@ class PaymentWorker:
                 # CheckoutRequestID or loses its push's answer (both release it), or its grace
                 # ends. A flood of callbacks nobody knows costs nothing more.
                 later.append((callback.id, callback.received_at + ORPHAN_GRACE_SECS))
+                continue
+            if trade is not None and not await self.ledger.claim(trade.id):
+                # Another replica is acting on its trade: looked at again once it is done.
+                later.append((callback.id, self.clock() + CALLBACK_RETRY_SECS))
                 continue
             touched += 1
             outcome = await self._on_callback(callback, trade, unclaimed)

@@ -1,4 +1,4 @@
-"""Fixtures of the client's tests."""
+"""The ``nishati`` command in-process, as the fixture ``cli``."""
 
 from __future__ import annotations
 
