@@ -376,15 +376,28 @@ def until(condition: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
 
 async def attested_rows(world: TradingWorld, host: HostMeter, signed: int) -> list[dict[str, Any]]:
     """The meter's readings as the oracle stores them, newest first, once ``signed`` are there
-    and the chain holds them all (asking the oracle to attest the meter now)."""
-    answer = await world.http.post(f"/api/v1/meters/{host.meter}/attest")
-    assert answer.status_code == 202, answer.text
+    and the chain holds them all.
 
-    async def attested() -> list[dict[str, Any]] | None:
+    The oracle is asked to attest the meter only once every reading is stored: an ask attests
+    the latest reading stored at its round, and readings stored after it would wait for the
+    meter's ordinary threshold."""
+
+    async def readings() -> list[dict[str, Any]]:
         answer = await world.http.get(
             f"/api/v1/meters/{host.meter}/readings", params={"limit": 500}
         )
         rows: list[dict[str, Any]] = answer.json()["readings"]
+        return rows
+
+    async def stored() -> bool:
+        return len(await readings()) >= signed
+
+    await eventually(stored, f"meter {host.meter}'s {signed} readings stored")
+    answer = await world.http.post(f"/api/v1/meters/{host.meter}/attest")
+    assert answer.status_code == 202, answer.text
+
+    async def attested() -> list[dict[str, Any]] | None:
+        rows = await readings()
         done = len(rows) >= signed and {r["status"] for r in rows} == {"attested"}
         return rows if done else None
 

@@ -44,7 +44,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A new, empty database on each engine the oracle supports."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'oracle.db'}"
-    base: str = request.getfixturevalue("postgres_base")
+    return new_postgres_database(request.getfixturevalue("postgres_base"))
+
+
+def new_postgres_database(base: str) -> str:
+    """A new, empty database on the server at ``base`` (a URL): its URL."""
     name = f"t{secrets.token_hex(6)}"
     host, port = base.split("@", 1)[1].split("/", 1)[0].split(":")
     subprocess.run(

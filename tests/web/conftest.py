@@ -123,19 +123,26 @@ def site_forecast() -> ForecastSettings:
 
 
 @pytest.fixture
+def site_database_url(tmp_path: Path) -> str:
+    """The site's database: SQLite; a module overrides it to run on PostgreSQL."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'oracle.db'}"
+
+
+@pytest.fixture
 async def site(
     litesvm: Harness,
     tmp_path: Path,
     sms_sim: SmsSimService,
     sim_process: DarajaSimService,
     site_forecast: ForecastSettings,
+    site_database_url: str,
 ) -> AsyncIterator[Site]:
     # The chain's clock at the start of today in Nairobi, or two hours ago if later: the
     # household registers then, and its readings of today follow.
     set_time(litesvm, max(start_of_today(), int(time.time()) - 7_200))
     world = await start_world(
         litesvm,
-        f"sqlite+aiosqlite:///{tmp_path / 'oracle.db'}",
+        site_database_url,
         tmp_path,
         http=HttpSettings(web_dir=built()),
         forecast=site_forecast,

@@ -13,6 +13,7 @@ from sqlalchemy import insert
 
 from nishati_oracle.storage.schema import trade_history, trades
 from nishati_oracle.trading.ledger import TradeState
+from tests.harness.oracle import new_postgres_database
 from tests.households.test_household_api import trade_row
 from tests.web.browser import check_page, choose_language, watched_context
 from tests.web.conftest import Site
@@ -49,6 +50,14 @@ TEXT = {
     },
 }
 SOLD_WH = 500
+
+
+@pytest.fixture
+def site_database_url(postgres_base: str) -> str:
+    """PostgreSQL, the store replicas share. On SQLite, in a long run of the whole suite, the
+    solar route twice missed the settled sale this module inserts, though reads by hand just
+    before and after found it; docs/storage.md ("SQLite: an open question") has what is known."""
+    return new_postgres_database(postgres_base)
 
 
 async def a_settled_sale(site: Site, wh: int, monkeypatch: pytest.MonkeyPatch) -> None:

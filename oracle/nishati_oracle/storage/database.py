@@ -44,11 +44,13 @@ async def open_database(
     writer thread (``None`` on PostgreSQL, whose driver needs no thread), whose writes and
     checkpoints are timed into ``metrics`` and logged when slower than ``slow_log_secs``."""
     engine = create_async_engine(url, pool_pre_ping=True)
+    await asyncio.to_thread(migrate, url)
     writer = None
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
+        # After the migrations: the writer's checkpoint thread connects at once, and beside
+        # their lock it could not switch a new file to WAL ("database is locked").
         writer = SqliteWriter(url, metrics, slow_log_secs)
-    await asyncio.to_thread(migrate, url)
     return engine, writer
 
 

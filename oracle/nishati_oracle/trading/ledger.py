@@ -31,6 +31,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
     literal_column,
     or_,
     select,
@@ -689,23 +690,25 @@ class Ledger:
 
     async def begin_reconciliation(self, started_at: float, none_since: float | None) -> int | None:
         """Records a reconciliation starting at ``started_at``, unless one (by any replica)
-        started after ``none_since``: its row's id, or None. On PostgreSQL an advisory lock
-        makes the check and the insert one step for all replicas; SQLite has one writer."""
+        started after ``none_since``: its row's id, or None.
+
+        The check and the insert are one statement, which SQLite runs under its write lock (a
+        check made before it would not be). On PostgreSQL, where two such statements can both
+        see no row, an advisory lock makes them one step for all replicas."""
+        row = select(literal(started_at), literal(0), literal(0))
+        if none_since is not None:
+            recent = select(reconciliations.c.id).where(reconciliations.c.started_at > none_since)
+            row = row.where(~exists(recent))
+        begin = (
+            insert(reconciliations)
+            .from_select(["started_at", "asked", "mismatches"], row)
+            .returning(reconciliations.c.id)
+        )
         async with self.engine.begin() as conn:
             if self.engine.dialect.name == "postgresql":
                 await conn.execute(select(func.pg_advisory_xact_lock(RECONCILIATION_LOCK)))
-            if none_since is not None:
-                recent = select(reconciliations.c.id).where(
-                    reconciliations.c.started_at > none_since
-                )
-                if (await conn.execute(recent.limit(1))).first() is not None:
-                    return None
-            begun = await conn.execute(
-                insert(reconciliations)
-                .values(started_at=started_at, asked=0, mismatches=0)
-                .returning(reconciliations.c.id)
-            )
-            return int(begun.scalar_one())
+            begun = (await conn.execute(begin)).scalar_one_or_none()
+        return None if begun is None else int(begun)
 
     async def record_reconciliation(
         self, reconciliation_id: int, asked: int, mismatches: int
