@@ -189,7 +189,9 @@ async def test_only_a_meter_with_its_own_login_connects(
 ) -> None:
     unknown = Login(str(fleet.b.meter.public_key), fleet.login_a.password)
     right = fleet.login_a.password
-    wrong_password = replace(fleet.login_a, password=right[:-1] + ("y" if right[-1] == "x" else "x"))
+    wrong_password = replace(
+        fleet.login_a, password=right[:-1] + ("y" if right[-1] == "x" else "x")
+    )
     for login in (unknown, wrong_password):
         with pytest.raises(ConnectionRefused) as refused:
             BrokerClient(fleet.broker, login, protocol).connect(())
