@@ -1,5 +1,5 @@
 """The canonical form of a signed request to the oracle: its exact bytes, a signature any ed25519
-implementation checks, every part of the request covered; and the oracle's window of time."""
+implementation checks, every part of the request covered."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from nishati_client.signing import (
     signed_headers,
     target,
 )
-from nishati_oracle.http.auth import AccessReason, AccessRefused, SignatureWindow
 
 BODY = b'{"share_percent":50}'
 PATH = "/api/v1/households/H/auto-sell"
@@ -93,36 +92,3 @@ def test_httpx_requests_are_signed_as_sent() -> None:
     assert parsed is not None
     assert parsed.timestamp == 1_790_000_000
     assert parsed.verifies("PUT", "/api/v1/x?y=1", BODY)
-
-
-def test_the_window_refuses_stale_times_and_repeated_changes() -> None:
-    now = [1_790_000_000.0]
-    window = SignatureWindow(300, lambda: now[0])
-
-    def at(timestamp: int) -> RequestSignature:
-        parsed = RequestSignature.from_headers(
-            signed_headers(Keypair(), "PUT", PATH, BODY, timestamp)
-        )
-        assert parsed is not None
-        return parsed
-
-    change = at(1_790_000_000)
-    window.check(change, changes=True)
-    with pytest.raises(AccessRefused) as refused:
-        window.check(change, changes=True)
-    assert refused.value.reason is AccessReason.ReplayedSignature
-    # A read may be sent again.
-    read = at(1_790_000_000)
-    window.check(read, changes=False)
-    window.check(read, changes=False)
-    for stale in (1_790_000_000 - 301, 1_790_000_000 + 301):
-        with pytest.raises(AccessRefused) as refused:
-            window.check(at(stale), changes=False)
-        assert refused.value.reason is AccessReason.StaleSignature
-    # Past the window the change is forgotten, and stale by then anyway.
-    now[0] += 301
-    window.check(at(1_790_000_301), changes=True)
-    assert len(window._seen) == 1
-    with pytest.raises(AccessRefused) as refused:
-        window.check(change, changes=True)
-    assert refused.value.reason is AccessReason.StaleSignature

@@ -126,9 +126,9 @@ def _accounts(request: Request) -> Accounts:
     return services_of(request).accounts
 
 
-def _within_rate(accounts: Accounts, request: Request) -> None:
+async def _within_rate(accounts: Accounts, request: Request) -> None:
     address = client_address(request, accounts.settings.payments.trusted_proxies)
-    wait = accounts.per_address.hit(address)
+    wait = await accounts.per_address.hit(address)
     if wait is not None:
         raise SignInRefused(
             SignInReason.TooManySignInRequests,
@@ -237,11 +237,11 @@ async def ask_for_code(request: Request, body: CodeIn, background: BackgroundTas
             SignInReason.SignInUnavailable,
             "households cannot sign in here: set NISHATI_SMS_PROVIDER and NISHATI_PHONE_SALT",
         )
-    _within_rate(accounts, request)
+    await _within_rate(accounts, request)
     phone = normalise(body.phone)
     subject = accounts.codes.subject(phone)
     await accounts.codes.lockouts.check(subject)
-    wait = accounts.per_phone.hit(subject)
+    wait = await accounts.per_phone.hit(subject)
     if wait is not None:
         raise SignInRefused(
             SignInReason.TooManySignInRequests,
@@ -268,7 +268,7 @@ async def household_sign_in(request: Request, body: HouseholdSignIn) -> Response
     """Signs a household in with the code sent to its phone: the ``nishati_session`` cookie
     (HttpOnly) and the ``nishati_csrf`` cookie its page sends back as ``X-CSRF-Token``."""
     accounts = _accounts(request)
-    _within_rate(accounts, request)
+    await _within_rate(accounts, request)
     phone = normalise(body.phone)
     signed_in = accounts.metrics.sign_ins
     try:
@@ -296,7 +296,7 @@ async def household_sign_in(request: Request, body: HouseholdSignIn) -> Response
 async def operator_sign_in(request: Request, body: OperatorSignIn) -> Response:
     """Signs an operator in with their password (``nishati-oracle operator add`` makes one)."""
     accounts = _accounts(request)
-    _within_rate(accounts, request)
+    await _within_rate(accounts, request)
     signed_in = accounts.metrics.sign_ins
     try:
         await accounts.operators.verify(body.username, body.password)

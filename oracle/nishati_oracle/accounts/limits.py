@@ -1,46 +1,90 @@
-"""Requests per key (a phone's digest, a caller's address) in a sliding window, in this
-process's memory: what a burst of sign-in attempts from one place or at one phone runs into.
-Lockouts after wrong codes (``lockouts``) are kept in the database instead, so a restart does
-not lift them."""
+"""Requests per key (a phone's digest, a caller's address) in a sliding window: what a burst of
+sign-in attempts from one place or at one phone runs into. The requests are kept in the
+database (``rate_hits``), so every replica counts the same ones and a restart forgets none.
+Keys are kept as keyed digests (:class:`~nishati_oracle.accounts.secrets.Keyed`): no caller's
+address is stored in clear. Lockouts after wrong codes are ``accounts.lockouts``'.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections import deque
 from collections.abc import Callable
 
-# Keys remembered at most: past it, the keys whose window is over are forgotten first.
-MAX_KEYS = 100_000
+from sqlalchemy import and_, delete, func, insert, literal, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from nishati_oracle.accounts.secrets import Keyed
+from nishati_oracle.storage.schema import rate_hits
+
+# How often, at most, a replica deletes every key's requests whose window is over (a key's own
+# are deleted at each of its requests).
+PURGE_EVERY_SECS = 60.0
 
 
 class RateLimit:
+    """At most ``limit`` requests per key in any ``window_secs``, for the limit ``name``."""
+
     def __init__(
-        self, limit: int, window_secs: float, clock: Callable[[], float] = time.monotonic
+        self,
+        engine: AsyncEngine,
+        keyed: Keyed,
+        name: str,
+        limit: int,
+        window_secs: float,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.engine = engine
+        self.keyed = keyed
+        self.name = name
         self.limit = limit
         self.window_secs = window_secs
         self.clock = clock
-        self._hits: dict[str, deque[float]] = {}
+        self._purged_at = -float("inf")
 
-    def hit(self, key: str) -> float | None:
+    async def hit(self, key: str) -> float | None:
         """Counts a request for ``key``; ``None`` when within the limit, else the seconds until
-        one more would be (the refused request is not counted)."""
-        now = self.clock()
-        hits = self._hits.get(key)
-        if hits is None:
-            if len(self._hits) >= MAX_KEYS:
-                self._forget(now)
-            hits = self._hits[key] = deque()
-        while hits and hits[0] <= now - self.window_secs:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            return hits[0] + self.window_secs - now
-        hits.append(now)
-        return None
+        one more would be (the refused request is not counted).
 
-    def _forget(self, now: float) -> None:
-        over = [
-            k for k, hits in self._hits.items() if not hits or hits[-1] <= now - self.window_secs
-        ]
-        for key in over or list(self._hits)[: MAX_KEYS // 10]:
-            del self._hits[key]
+        The count and the insert are one statement, which SQLite runs under its write lock. On
+        PostgreSQL two such statements can both count one short of the limit, so an advisory
+        lock on the key makes them one step for all replicas."""
+        now = self.clock()
+        digest = self.keyed.digest("rate", self.name, key)
+        ours = and_(rate_hits.c.limit_name == self.name, rate_hits.c.key_digest == digest)
+        within = and_(ours, rate_hits.c.at > now - self.window_secs)
+        room = select(func.count()).where(within).scalar_subquery() < self.limit
+        count = (
+            insert(rate_hits)
+            .from_select(
+                ["limit_name", "key_digest", "at"],
+                select(literal(self.name), literal(digest), literal(now)).where(room),
+            )
+            .returning(rate_hits.c.id)
+        )
+        async with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                await conn.execute(select(func.pg_advisory_xact_lock(_lock_key(digest))))
+            await conn.execute(
+                delete(rate_hits).where(ours, rate_hits.c.at <= now - self.window_secs)
+            )
+            oldest = None
+            if (await conn.execute(count)).scalar_one_or_none() is None:
+                first = select(func.min(rate_hits.c.at)).where(within)
+                oldest = (await conn.execute(first)).scalar()
+            if now - self._purged_at >= PURGE_EVERY_SECS:
+                self._purged_at = now
+                await conn.execute(
+                    delete(rate_hits).where(
+                        rate_hits.c.limit_name == self.name,
+                        rate_hits.c.at <= now - self.window_secs,
+                    )
+                )
+        if oldest is None:
+            return None
+        return float(oldest) + self.window_secs - now
+
+
+def _lock_key(digest: str) -> int:
+    """A PostgreSQL advisory lock's key (a signed 64-bit integer) for a key's digest."""
+    return int.from_bytes(hashlib.sha256(digest.encode()).digest()[:8], "big", signed=True)

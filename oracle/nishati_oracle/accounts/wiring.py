@@ -79,7 +79,11 @@ def build_accounts(settings: OracleSettings, store: Store, metrics: Metrics) -> 
         api_keys=ApiKeys(store.engine),
         sms=sms,
         phones=phones,
-        per_address=RateLimit(auth.requests_per_address, auth.rate_window_secs),
-        per_phone=RateLimit(auth.code_requests_per_phone, auth.rate_window_secs),
+        per_address=RateLimit(
+            store.engine, keyed, "address", auth.requests_per_address, auth.rate_window_secs
+        ),
+        per_phone=RateLimit(
+            store.engine, keyed, "phone", auth.code_requests_per_phone, auth.rate_window_secs
+        ),
         metrics=metrics,
     )

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -61,6 +60,8 @@ from fastapi.security import (
 )
 from solders.account import Account
 from solders.pubkey import Pubkey
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from nishati_client.errors import AccountNotFound, AccountTypeMismatch
 from nishati_client.household import Household
@@ -83,14 +84,15 @@ from nishati_oracle.accounts.sessions import (
 from nishati_oracle.http.deps import ServicesDep
 from nishati_oracle.http.errors import error_response
 from nishati_oracle.services import Services
+from nishati_oracle.storage.database import dialect_insert
+from nishati_oracle.storage.schema import signed_changes
 
 log = structlog.get_logger(__name__)
 
 # Methods whose repeat would undo or redo a change: their signatures are remembered.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# The most signatures remembered at once; past it, the oldest are forgotten first (a flood of
-# signed changes cannot grow the oracle's memory without bound).
-MAX_REMEMBERED_SIGNATURES = 100_000
+# How often, at most, a replica deletes the signatures of changes that are out of the window.
+PURGE_SIGNATURES_EVERY_SECS = 60.0
 
 
 class AccessReason(StrEnum):
@@ -246,14 +248,15 @@ class HouseholdAccess:
 
 class SignatureWindow:
     """The time window signed requests are taken in, and the signatures of changes already
-    taken within it (each is refused a second time)."""
+    taken within it (each is refused a second time), kept in the database (``signed_changes``)
+    so that a change taken by one replica is refused by every other."""
 
     def __init__(self, window_secs: int, clock: Callable[[], float] = time.time) -> None:
         self.window_secs = window_secs
         self.clock = clock
-        self._seen: OrderedDict[bytes, float] = OrderedDict()
+        self._purged_at = -float("inf")
 
-    def check(self, signature: RequestSignature, changes: bool) -> None:
+    async def check(self, engine: AsyncEngine, signature: RequestSignature, changes: bool) -> None:
         now = self.clock()
         if abs(now - signature.timestamp) > self.window_secs:
             raise AccessRefused(
@@ -263,22 +266,22 @@ class SignatureWindow:
             )
         if not changes:
             return
-        self._forget_before(now - self.window_secs)
-        seen = bytes(signature.signature)
-        if seen in self._seen:
+        take = (
+            dialect_insert(engine)(signed_changes)
+            .values(signature=bytes(signature.signature), signed_at=signature.timestamp)
+            .on_conflict_do_nothing()
+        )
+        async with engine.begin() as conn:
+            taken = (await conn.execute(take)).rowcount == 1
+            if now - self._purged_at >= PURGE_SIGNATURES_EVERY_SECS:
+                # A change signed before the window would be stale, so it need not be kept.
+                self._purged_at = now
+                out = signed_changes.c.signed_at < now - self.window_secs
+                await conn.execute(delete(signed_changes).where(out))
+        if not taken:
             raise AccessRefused(
                 AccessReason.ReplayedSignature, "this signed change was taken already"
             )
-        self._seen[seen] = signature.timestamp
-        while len(self._seen) > MAX_REMEMBERED_SIGNATURES:
-            self._seen.popitem(last=False)
-
-    def _forget_before(self, oldest: float) -> None:
-        """Forgets, oldest taken first, the signatures signed before ``oldest`` (a request of
-        its time is stale anyway); one taken later but signed earlier waits behind a newer one,
-        which costs memory, never a replay."""
-        while self._seen and next(iter(self._seen.values())) < oldest:
-            self._seen.popitem(last=False)
 
 
 # Declared for the OpenAPI schema's security schemes; the checks are :func:`caller`'s.
@@ -376,7 +379,7 @@ async def maybe_caller(
             AccessReason.BadSignature, "the signature is not the key's over this request"
         )
     window: SignatureWindow = request.app.state.signatures
-    window.check(signature, request.method not in READ_METHODS)
+    await window.check(services.store.engine, signature, request.method not in READ_METHODS)
     return Caller(Credential.signature, signature.key)
 
 

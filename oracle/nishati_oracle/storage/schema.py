@@ -441,6 +441,29 @@ sign_in_failures = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+# Sign-in requests counted by the rate limits (``accounts.limits``): one row a request, by the
+# limit and the keyed digest of its key, until its window is over.
+rate_hits = Table(
+    "rate_hits",
+    metadata,
+    Column("id", AUTO_ID, primary_key=True),
+    Column("limit_name", String(20), nullable=False),
+    Column("key_digest", String(64), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_rate_hits_key", "limit_name", "key_digest", "at"),
+    Index("ix_rate_hits_at", "at"),
+)
+
+# Signatures of the signed changes taken (``http.auth``), each refused a second time, until the
+# time they were signed at is out of the signature window.
+signed_changes = Table(
+    "signed_changes",
+    metadata,
+    Column("signature", LargeBinary(64), primary_key=True),
+    Column("signed_at", Float, nullable=False),
+    Index("ix_signed_changes_signed_at", "signed_at"),
+)
+
 operators = Table(
     "operators",
     metadata,
