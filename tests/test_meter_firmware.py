@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import secrets
 import signal
 import subprocess
@@ -413,7 +412,11 @@ async def test_a_runner_killed_anywhere_restarts_holding_every_reading_it_did_no
             # The last run takes no reading: it delivers its backlog and exits.
             last = run == RESTARTS
             process = host.start(count=0 if last else 1_000_000, interval_secs=0)
-            await eventually(until(lambda run=run: host.waiting(run) is not None), f"run {run}'s list")
+
+            async def started(run: int = run) -> bool:
+                return host.waiting(run) is not None
+
+            await eventually(started, f"run {run} listing its flash")
             listed = host.waiting(run) or []
             before = slice(0, run)
             undelivered = {n for n, _ in host.stored(before)} - set(host.delivered(before))
@@ -424,15 +427,20 @@ async def test_a_runner_killed_anywhere_restarts_holding_every_reading_it_did_no
             # Besides what earlier runs signed, at most the reading stored when the last run
             # was killed, before its line.
             new = set(listed) - signed
-            assert len(new) <= 1 and all(n > max(signed, default=0) for n in new), listed
+            assert len(new) <= 1, listed
+            assert all(n > max(signed, default=0) for n in new), listed
             # Readings leave in order, each after its line: one delivered and still held was
             # the oldest, its run killed between the line and the removal.
             assert set(listed) & set(host.delivered(before)) <= set(listed[:1]), listed
             if last:
                 break
-            await eventually(until(lambda run=run: bool(host.stored_in(run))), f"run {run} storing")
+
+            async def storing(run: int = run) -> bool:
+                return bool(host.stored_in(run))
+
+            await eventually(storing, f"run {run} storing")
             # Killed at a random moment of its work: storing, sending or removing a reading.
-            await asyncio.sleep(random.uniform(0, 0.4))
+            await asyncio.sleep(secrets.randbelow(400) / 1000)
             process.send_signal(signal.SIGKILL)
             process.wait()
         await eventually(until(lambda: process.poll() is not None), "the last run drained", 40)
