@@ -190,7 +190,7 @@ fn run(args: Args) -> Result<(), String> {
     let layout = Layout::DEVICE;
     let flash = FileFlash::open(&args.state.join("flash.bin"), layout.end() as usize)
         .map_err(|e| format!("flash: {e}"))?;
-    let mut storage = Storage::new(flash, layout).map_err(|e| format!("{e:?}"))?;
+    let mut storage = Storage::new(flash, layout.clone()).map_err(|e| format!("{e:?}"))?;
     let seed = match block_on(storage.seed()).map_err(|e| format!("{e:?}"))? {
         Some(seed) => seed,
         None => {
