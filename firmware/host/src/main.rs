@@ -17,10 +17,9 @@
 //! (`uplink`), and `drained <left>` once `--count` readings are taken and none is left to
 //! deliver, then exits. A runner killed between storing a reading and its `stored` line lists
 //! that reading as waiting at its next start: every reading it signed is printed as stored or
-//! listed as waiting. With `--oracle-url`, a broker
-//! that stays unreachable has the backlog posted to the oracle over HTTP. The broker's
-//! password, if any, is read from `NISHATI_MQTT_PASSWORD` (not the command line, where other
-//! users see it).
+//! listed as waiting. With `--oracle-url`, a broker that stays unreachable has the backlog
+//! posted to the oracle over HTTP. The broker's password, if any, is read from
+//! `NISHATI_MQTT_PASSWORD` (not the command line, where other users see it).
 //!
 //! `nishati-meter-host --state DIR --market B58 --household B58` prints `meter <base58>` and
 //! `proof <hex>`: the meter's signature over its registration to that household, which the
