@@ -3,7 +3,11 @@
 uplink) are registered by an installer with their own proof of possession, publish their signed
 readings to Mosquitto, and the oracle verifies and attests them. One meter is SIGKILLed while it
 publishes and restarted on the same flash: no counter is used twice, no stored reading is lost,
-and its backlog drains. The chain holds exactly each meter's export since its baseline.
+and its backlog drains. The chain holds exactly each meter's export since its baseline. A
+meter's runs are judged by what they print: a reading is signed once printed as stored or listed
+as waiting in the flash when a run starts, and delivered once printed on its PUBACK, before it
+leaves the flash; another runner, SIGKILLed at random moments, starts each time holding every
+reading it stored and did not deliver.
 
 Another meter takes its clock from an SNTP server (signing nothing before it has the time) and,
 while its broker is stopped, posts its backlog to the oracle's HTTP ingest, then goes back to
@@ -50,6 +54,8 @@ EXPORT_W = 3_600
 # meter's clock (MAX_CLOCK_SKEW_SECS), and far enough that a reading dated by the host's clock
 # stands out.
 SNTP_OFFSET_SECS = 120
+# How often the runner killed at random moments is started again.
+RESTARTS = 12
 # An attestation threshold no test meter reaches.
 ATTEST_WHEN_ASKED_WH = 10**12
 
@@ -188,16 +194,28 @@ class HostMeter:
                     found.append([int(p) for p in parts[1:]])
         return found
 
-    def stored(self) -> list[tuple[int, int]]:
-        """(counter, exported Wh) of every reading it signed and stored."""
-        return [(n, wh) for n, wh in self.lines("stored")]
+    def stored(self, runs: slice = slice(None)) -> list[tuple[int, int]]:
+        """(counter, exported Wh) of every reading its runs printed as stored (in the flash)."""
+        return [(n, wh) for n, wh in self.lines("stored", runs)]
 
-    def stored_in(self, run: int) -> list[list[int]]:
-        return self.lines("stored", slice(run, run + 1))
+    def stored_in(self, run: int) -> list[tuple[int, int]]:
+        return self.stored(slice(run, run + 1))
 
-    def delivered(self) -> list[int]:
-        """Counters the broker acknowledged."""
-        return [n for (n,) in self.lines("delivered")]
+    def waiting(self, run: int) -> list[int] | None:
+        """The counters its flash held when run ``run`` started, oldest first (None until that
+        run has listed them)."""
+        listed = self.lines("waiting", slice(run, run + 1))
+        return listed[0] if listed else None
+
+    def signed(self, runs: slice = slice(None)) -> set[int]:
+        """The counters of every reading its runs signed: each printed as stored or, by a run
+        killed before its line, listed as waiting when a run started."""
+        listed = {n for counters in self.lines("waiting", runs) for n in counters}
+        return {n for n, _ in self.stored(runs)} | listed
+
+    def delivered(self, runs: slice = slice(None)) -> list[int]:
+        """Counters the broker acknowledged (each printed before it left the flash)."""
+        return [n for (n,) in self.lines("delivered", runs)]
 
     def posted(self) -> list[int]:
         """Counters the oracle accepted over HTTP."""
@@ -290,10 +308,14 @@ async def test_host_meters_publish_survive_a_kill_and_the_chain_holds_their_expo
     await eventually(piled_up, "the killed meter storing readings it cannot deliver")
     second.send_signal(signal.SIGKILL)
     second.wait()
-    backlog = {n for n, _ in killed.stored()} - set(killed.delivered())
-    assert backlog
-    # ...and restarted with its broker back: its backlog drains.
+    # ...and restarted with its broker back: it holds every reading stored and not delivered,
+    # and its backlog drains.
     after_kill = killed.start(count=3, interval_secs=1)
+    await eventually(until(lambda: killed.waiting(2) is not None), "the killed meter's backlog")
+    backlog = set(killed.waiting(2) or [])
+    before = slice(0, 2)
+    assert {n for n, _ in killed.stored(before)} - set(killed.delivered(before)) <= backlog
+    assert backlog
 
     for host in host_meters:
         process = host.runs[-1][0]
@@ -310,10 +332,11 @@ async def test_host_meters_publish_survive_a_kill_and_the_chain_holds_their_expo
     refusals: dict[str, int] = {}
     for host, home in zip(host_meters, homes, strict=True):
         stored = dict(host.stored())
-        counters = [n for n, _ in host.stored()]
+        printed = [n for n, _ in host.stored()]
         # A counter is never signed twice, across the kills too, and only ever grows; every
         # reading signed was delivered (the broker acknowledges once the oracle has answered).
-        assert counters == sorted(set(counters)), counters
+        assert printed == sorted(set(printed)), printed
+        counters = sorted(host.signed())
         assert set(counters) <= set(host.delivered())
 
         async def answered(
@@ -372,6 +395,60 @@ def until(condition: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
         return condition()
 
     return check
+
+
+async def test_a_runner_killed_anywhere_restarts_holding_every_reading_it_did_not_deliver(
+    runner: Path, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """SIGKILLed again and again while it stores and delivers readings as fast as it can, a
+    runner lists at each start every reading its runs printed as stored and not as delivered;
+    and at last it delivers every reading it signed."""
+    state = tmp_path / "meter"
+    state.mkdir()
+    # The broker and its oracle login only: no market or oracle reads these readings.
+    host = HostMeter(runner, state, Keypair().pubkey(), mosquitto)
+    try:
+        for run in range(RESTARTS + 1):
+            # The last run takes no reading: it delivers its backlog and exits.
+            last = run == RESTARTS
+            process = host.start(count=0 if last else 1_000_000, interval_secs=0)
+
+            async def started(run: int = run) -> bool:
+                return host.waiting(run) is not None
+
+            await eventually(started, f"run {run} listing its flash")
+            listed = host.waiting(run) or []
+            before = slice(0, run)
+            undelivered = {n for n, _ in host.stored(before)} - set(host.delivered(before))
+            missing = sorted(undelivered - set(listed))
+            assert not missing, f"run {run} started without stored, undelivered {missing}"
+            assert listed == sorted(set(listed)), listed
+            signed = host.signed(before)
+            # Besides what earlier runs signed, at most the reading stored when the last run
+            # was killed, before its line.
+            new = set(listed) - signed
+            assert len(new) <= 1, listed
+            assert all(n > max(signed, default=0) for n in new), listed
+            # Readings leave in order, each after its line: one delivered and still held was
+            # the oldest, its run killed between the line and the removal.
+            assert set(listed) & set(host.delivered(before)) <= set(listed[:1]), listed
+            if last:
+                break
+
+            async def storing(run: int = run) -> bool:
+                return bool(host.stored_in(run))
+
+            await eventually(storing, f"run {run} storing")
+            # Killed at a random moment of its work: storing, sending or removing a reading.
+            await asyncio.sleep(secrets.randbelow(400) / 1000)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        await eventually(until(lambda: process.poll() is not None), "the last run drained", 40)
+        assert process.returncode == 0
+        assert any(host.waiting(run) for run in range(1, RESTARTS + 1)), "no restart held any"
+        assert host.signed() <= set(host.delivered())
+    finally:
+        host.stop()
 
 
 async def attested_rows(world: TradingWorld, host: HostMeter, signed: int) -> list[dict[str, Any]]:
@@ -456,8 +533,9 @@ async def test_a_meter_dates_readings_by_sntp_and_posts_them_over_http_while_the
         assert len(host.lines("clock")) == 3, "each run set its clock from the server once"
 
         stored = dict(host.stored())
-        counters = [n for n, _ in host.stored()]
-        assert counters == sorted(set(counters)), counters
+        printed = [n for n, _ in host.stored()]
+        assert printed == sorted(set(printed)), printed
+        counters = sorted(host.signed())
         # Every reading signed left the backlog over MQTT or HTTP, and none was refused.
         assert set(counters) <= set(host.delivered()) | set(host.posted())
         assert host.lines("refused") == []

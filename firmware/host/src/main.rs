@@ -9,14 +9,17 @@
 //! The meter is simulated (a constant `--export-w` from its first reading) or replays a recorded
 //! trace of a real meter's registers (`--trace`, the format in `meter.rs`).
 //!
-//! Prints `meter <base58>` on start, `clock <unix secs>` each time its clock is set (from the
-//! SNTP server, or without `--sntp` from the host's clock; no reading is signed before),
-//! `stored <counter> <exported Wh>` per signed reading, `delivered`, `posted` or `refused
-//! <counter>` per reading that left the backlog (`uplink`), and `drained <left>` once `--count`
-//! readings are taken and none is left to deliver, then exits. With `--oracle-url`, a broker
-//! that stays unreachable has the backlog posted to the oracle over HTTP. The broker's
-//! password, if any, is read from `NISHATI_MQTT_PASSWORD` (not the command line, where other
-//! users see it).
+//! Prints `meter <base58>` on start, then `waiting <counter>...`: the readings its flash holds,
+//! oldest first (none on a first start). Then `clock <unix secs>` each time its clock is set
+//! (from the SNTP server, or without `--sntp` from the host's clock; no reading is signed
+//! before), `stored <counter> <exported Wh>` per signed reading once it is in the flash,
+//! `delivered`, `posted` or `refused <counter>` per reading before it leaves the backlog
+//! (`uplink`), and `drained <left>` once `--count` readings are taken and none is left to
+//! deliver, then exits. A runner killed between storing a reading and its `stored` line lists
+//! that reading as waiting at its next start: every reading it signed is printed as stored or
+//! listed as waiting. With `--oracle-url`, a broker that stays unreachable has the backlog
+//! posted to the oracle over HTTP. The broker's password, if any, is read from
+//! `NISHATI_MQTT_PASSWORD` (not the command line, where other users see it).
 //!
 //! `nishati-meter-host --state DIR --market B58 --household B58` prints `meter <base58>` and
 //! `proof <hex>`: the meter's signature over its registration to that household, which the
@@ -40,7 +43,7 @@ use embassy_futures::block_on;
 use embedded_storage_async::nor_flash::MultiwriteNorFlash;
 use nishati_meter_core::{
     counter::Counter,
-    signer::{MeterKey, BASE58_MAX_LEN, SEED_LEN},
+    signer::{MeterKey, SignedReading, BASE58_MAX_LEN, SEED_LEN},
     store::{Layout, Storage},
     uplink::{clock::WallClock, readings_topic, TOPIC_MAX_LEN},
 };
@@ -158,6 +161,19 @@ fn take_reading<F: MultiwriteNorFlash>(
     Ok(Some((n, exported_wh)))
 }
 
+/// The counters of the readings the flash holds, oldest first.
+fn waiting<F: MultiwriteNorFlash>(
+    storage: &mut Storage<F>,
+    layout: &Layout,
+) -> Result<Vec<u32>, String> {
+    // Each entry takes at least a signed reading's bytes: room for a full backlog.
+    let room = (layout.backlog.end - layout.backlog.start) as usize / SignedReading::LEN;
+    let mut counters = vec![0; room];
+    let n = block_on(storage.waiting_counters(&mut counters)).map_err(|e| format!("{e:?}"))?;
+    counters.truncate(n);
+    Ok(counters)
+}
+
 fn main() -> ExitCode {
     match parse_args().and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
@@ -173,7 +189,7 @@ fn run(args: Args) -> Result<(), String> {
     let layout = Layout::DEVICE;
     let flash = FileFlash::open(&args.state.join("flash.bin"), layout.end() as usize)
         .map_err(|e| format!("flash: {e}"))?;
-    let mut storage = Storage::new(flash, layout).map_err(|e| format!("{e:?}"))?;
+    let mut storage = Storage::new(flash, layout.clone()).map_err(|e| format!("{e:?}"))?;
     let seed = match block_on(storage.seed()).map_err(|e| format!("{e:?}"))? {
         Some(seed) => seed,
         None => {
@@ -192,6 +208,8 @@ fn run(args: Args) -> Result<(), String> {
         println!("proof {}", hex(&registration.signature));
         return Ok(());
     }
+    let listed: String = waiting(&mut storage, &layout)?.iter().map(|n| format!(" {n}")).collect();
+    println!("waiting{listed}");
     let mut topic_buf = [0u8; TOPIC_MAX_LEN];
     let topic = readings_topic(&args.root, &args.market, &meter, &mut topic_buf)
         .map_err(|_| "topic too long")?

@@ -5,7 +5,9 @@
 //!
 //! Prints `delivered <counter>` per PUBACK, `posted <counter>` per reading the oracle accepted
 //! over HTTP (stored, or a duplicate of one stored) and `refused <counter>` per reading it
-//! refused for good (its reason on stderr): each of these has left the backlog.
+//! refused for good (its reason on stderr), each before the reading leaves the backlog: a
+//! reading gone from the flash was always printed, and one printed may still be held by a
+//! runner killed before it removed it (and is sent again).
 
 use std::{
     io::{self, Read, Write},
@@ -213,8 +215,11 @@ impl Uplink {
         }
         let mut left = 0;
         while let Some(n) = self.session.take_delivered() {
-            block_on(storage.acknowledge(n)).map_err(|e| format!("{e:?}"))?;
+            // Said before the reading leaves the flash: killed in between, the runner still
+            // holds it and sends it again (refused by the oracle as replayed), so no reading
+            // leaves the backlog without its line.
             println!("delivered {n}");
+            block_on(storage.acknowledge(n)).map_err(|e| format!("{e:?}"))?;
             left += 1;
         }
         if broken {
