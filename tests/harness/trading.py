@@ -74,8 +74,15 @@ def market_config(deadline_secs: int) -> Any:
 
 
 def oracle_env(
-    rpc_url: str, market: OpenMarket, sim_url: str, public_url: str, tmp_path: Path
+    rpc_url: str,
+    market: OpenMarket,
+    sim_url: str,
+    public_url: str,
+    tmp_path: Path,
+    database_url: str | None = None,
 ) -> dict[str, str]:
+    """A trading oracle's environment: its key in ``tmp_path``, its database there (SQLite)
+    unless given ``database_url``."""
     key = tmp_path / "oracle.json"
     write_keypair(key, market.oracle)
     payments = simulator_payments(sim_url, public_url, CALLBACK_TOKEN).model_copy(
@@ -92,7 +99,7 @@ def oracle_env(
         market=str(market.address),
         oracle_keypair=key,
         chain=ClientSettings(rpc_url=rpc_url, phone_salt=SecretStr(PHONE_SALT.hex())),
-        storage=StorageSettings(database_url=oracle_database(tmp_path)),
+        storage=StorageSettings(database_url=database_url or oracle_database(tmp_path)),
         payments=payments,
     )
     return as_environment(settings)
@@ -109,6 +116,11 @@ class TradingWorld:
     database: Path
     buyers: dict[str, Member] = field(default_factory=dict)
     numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    async def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """The rows of ``sql`` on the oracle's database."""
+        with sqlite3.connect(self.database) as db:
+            return db.execute(sql).fetchall()
 
     def trade_rows(self) -> dict[str, str]:
         """Trade id -> state, read straight from the oracle's database."""
