@@ -105,6 +105,15 @@ def oracle_env(
     return as_environment(settings)
 
 
+async def sim_control(sim: DarajaSimService, path: str, body: Any = None) -> Any:
+    """The Daraja simulator's answer to one of its control routes: a POST of ``body``, or a
+    GET without one."""
+    async with httpx.AsyncClient(base_url=sim.url, timeout=30) as client:
+        answer = await client.post(path, json=body) if body is not None else await client.get(path)
+        answer.raise_for_status()
+        return answer.json()
+
+
 @dataclass
 class TradingWorld:
     market: OpenMarket
@@ -192,10 +201,7 @@ class TradingWorld:
         return await self.http.request(method, path, json=body, headers=headers)
 
     async def sim_control(self, path: str, body: Any = None) -> Any:
-        async with httpx.AsyncClient(base_url=self.sim.url) as sim:
-            answer = await sim.post(path, json=body) if body is not None else await sim.get(path)
-            answer.raise_for_status()
-            return answer.json()
+        return await sim_control(self.sim, path, body)
 
 
 @asynccontextmanager

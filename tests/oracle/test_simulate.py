@@ -274,6 +274,9 @@ async def test_mqtt_readings_reach_the_ingest_and_rejections_come_back(
     assert tally.unrouted == 0
     assert not transport.unrouted
     assert tally.rejected == {"MeterWentBackwards": 5}
+    assert sorted((r.meter, r.counter, r.reason) for r in transport.rejections) == sorted(
+        (str(m.public_key), 2, "MeterWentBackwards") for m in fleet
+    )
     assert ingest.stats.accepted == 30
     for m in fleet:
         mine = [

@@ -475,11 +475,22 @@ class HttpTransport:
         await self.http.aclose()
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """A reading the oracle refused, as its dead letter told: the meter, the reading's counter
+    (if it could be read) and the reason."""
+
+    meter: str
+    counter: int | None
+    reason: str
+
+
 class MqttTransport:
     """One connection publishing every meter's readings at QoS 1 (a gateway, as far as the
     broker can tell), listening on the meters' dead-letter topics for rejections. Over MQTT 5
     the broker's PUBACK says when no subscriber took a reading: those readings are counted as
-    ``unrouted`` and kept in :attr:`unrouted`, oldest first."""
+    ``unrouted`` and kept in :attr:`unrouted`, oldest first; the oracle's rejections are kept
+    in :attr:`rejections`."""
 
     def __init__(
         self,
@@ -499,6 +510,7 @@ class MqttTransport:
         self._settings = settings
         self._meters = {str(m) for m in meters}
         self.unrouted: list[SignedReading] = []
+        self.rejections: list[Rejection] = []
         # Readings published and not yet acknowledged, by packet id, and the reason codes of
         # PUBACKs that came before their publish() had returned; paho's thread and the loop
         # both reach them, under the lock.
@@ -598,10 +610,14 @@ class MqttTransport:
         if segment not in self._meters:
             return
         try:
-            reason = json.loads(payload).get("reason")
+            body = json.loads(payload)
+            reason, counter = body.get("reason"), body.get("counter")
         except (ValueError, AttributeError):
-            reason = None
+            reason = counter = None
         self.tally.rejected[str(reason)] += 1
+        self.rejections.append(
+            Rejection(segment, counter if isinstance(counter, int) else None, str(reason))
+        )
 
     async def send(self, batch: Sequence[SignedReading]) -> None:
         for signed in batch:
