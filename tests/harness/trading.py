@@ -74,8 +74,15 @@ def market_config(deadline_secs: int) -> Any:
 
 
 def oracle_env(
-    rpc_url: str, market: OpenMarket, sim_url: str, public_url: str, tmp_path: Path
+    rpc_url: str,
+    market: OpenMarket,
+    sim_url: str,
+    public_url: str,
+    tmp_path: Path,
+    database_url: str | None = None,
 ) -> dict[str, str]:
+    """A trading oracle's environment: its key in ``tmp_path``, its database there (SQLite)
+    unless given ``database_url``."""
     key = tmp_path / "oracle.json"
     write_keypair(key, market.oracle)
     payments = simulator_payments(sim_url, public_url, CALLBACK_TOKEN).model_copy(
@@ -92,10 +99,19 @@ def oracle_env(
         market=str(market.address),
         oracle_keypair=key,
         chain=ClientSettings(rpc_url=rpc_url, phone_salt=SecretStr(PHONE_SALT.hex())),
-        storage=StorageSettings(database_url=oracle_database(tmp_path)),
+        storage=StorageSettings(database_url=database_url or oracle_database(tmp_path)),
         payments=payments,
     )
     return as_environment(settings)
+
+
+async def sim_control(sim: DarajaSimService, path: str, body: Any = None) -> Any:
+    """The Daraja simulator's answer to one of its control routes: a POST of ``body``, or a
+    GET without one."""
+    async with httpx.AsyncClient(base_url=sim.url, timeout=30) as client:
+        answer = await client.post(path, json=body) if body is not None else await client.get(path)
+        answer.raise_for_status()
+        return answer.json()
 
 
 @dataclass
@@ -109,6 +125,11 @@ class TradingWorld:
     database: Path
     buyers: dict[str, Member] = field(default_factory=dict)
     numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    async def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """The rows of ``sql`` on the oracle's database."""
+        with sqlite3.connect(self.database) as db:
+            return db.execute(sql).fetchall()
 
     def trade_rows(self) -> dict[str, str]:
         """Trade id -> state, read straight from the oracle's database."""
@@ -180,10 +201,7 @@ class TradingWorld:
         return await self.http.request(method, path, json=body, headers=headers)
 
     async def sim_control(self, path: str, body: Any = None) -> Any:
-        async with httpx.AsyncClient(base_url=self.sim.url) as sim:
-            answer = await sim.post(path, json=body) if body is not None else await sim.get(path)
-            answer.raise_for_status()
-            return answer.json()
+        return await sim_control(self.sim, path, body)
 
 
 @asynccontextmanager

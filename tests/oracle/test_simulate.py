@@ -271,7 +271,12 @@ async def test_mqtt_readings_reach_the_ingest_and_rejections_come_back(
         await transport.close()
         await ingest.stop()
     assert tally.sent == tally.broker_acked == 35
+    assert tally.unrouted == 0
+    assert not transport.unrouted
     assert tally.rejected == {"MeterWentBackwards": 5}
+    assert sorted((r.meter, r.counter, r.reason) for r in transport.rejections) == sorted(
+        (str(m.public_key), 2, "MeterWentBackwards") for m in fleet
+    )
     assert ingest.stats.accepted == 30
     for m in fleet:
         mine = [
@@ -281,6 +286,25 @@ async def test_mqtt_readings_reach_the_ingest_and_rejections_come_back(
             if s.meter == m.public_key
         ]
         assert mine == list(range(1, 8))
+
+
+async def test_readings_nobody_subscribes_to_are_counted_unrouted(mosquitto: Mosquitto) -> None:
+    """The broker acknowledges them all the same, over MQTT 5 with reason 0x10."""
+    market = Pubkey.new_unique()
+    settings = mosquitto.settings(market, f"sim{random.getrandbits(32):x}")
+    fleet = meters(2, market)
+    tally = Tally()
+    keys = [m.public_key for m in fleet]
+    transport = MqttTransport(settings, market, keys, tally, settle_secs=0)
+    try:
+        await transport.connect()
+        await drive(fleet, Plan(MIDNIGHT, MIDNIGHT + HOUR, 1_200, batch=3), transport)
+        assert await transport.drain()
+    finally:
+        await transport.close()
+    assert tally.sent == tally.broker_acked == tally.unrouted == 8
+    unrouted = sorted((str(s.meter), Reading.decode(s.message).counter) for s in transport.unrouted)
+    assert unrouted == sorted((str(k), c) for k in keys for c in range(1, 5))
 
 
 async def test_new_meters_are_registered_once_and_their_readings_attest(

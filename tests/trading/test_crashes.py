@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,11 +21,9 @@ from typing import Any
 import httpx
 import pytest
 from solders.keypair import Keypair
-from solders.pubkey import Pubkey
 
 from nishati_client.config import ClientSettings
 from nishati_client.trading import Offer
-from nishati_oracle.trading.ledger import FINAL_STATES
 from tests.harness.trading import (
     FEE_BPS,
     OPERATOR_TOKEN,
@@ -34,17 +31,8 @@ from tests.harness.trading import (
     TradingWorld,
     trading_world,
 )
-from tests.trading.invariants import (
-    TOLERATED,
-    Books,
-    LedgerTrade,
-    OfferBooks,
-    SimPayment,
-    SimPayout,
-    SimReversal,
-    check,
-    report,
-)
+from tests.trading.books import quiesce, read_books, stored_trades
+from tests.trading.invariants import TOLERATED, check, report
 
 pytestmark = pytest.mark.rpc
 
@@ -60,8 +48,6 @@ KILLS_AFTER_ORDERS_SECS = 15.0
 # From the last order: its deadline, a buyer's late PIN, the refund and its result, with room
 # for restarts. Past it, what is not final is reported, not waited for.
 QUIESCE_SECS = DEADLINE_SECS + 120.0
-# Quiet: every trade final and nothing due in the simulator, twice this far apart.
-QUIET_SECS = 3.0
 DARAJA_IDS_SELLER_PHONE = "254700123457"
 REGISTER_TOGETHER = 25  # buyers' households registered on chain at once
 
@@ -192,7 +178,7 @@ async def test_random_kills_lose_nothing_and_double_nothing(
         async with httpx.AsyncClient(
             base_url=world.oracle.url, timeout=30, headers=world.http.headers
         ) as http:
-            while not queue.empty() and stored(world) < trades:
+            while not queue.empty() and await stored_trades(world) < trades:
                 order = queue.get_nowait()
                 body = {"offer": str(order.offer.address), "wh": order.wh, "phone": order.phone}
                 try:
@@ -236,7 +222,8 @@ async def test_random_kills_lose_nothing_and_double_nothing(
 
     sellers = {str(world.seller.address): SELLER_PHONE}
     sellers[str(daraja_ids_seller.address)] = DARAJA_IDS_SELLER_PHONE
-    books = await read_books(world, sellers, [world.offer, daraja_ids_offer], offer_wh(trades))
+    offers = [world.offer, daraja_ids_offer]
+    books = await read_books(world, sellers, offers, offer_wh(trades), FEE_BPS)
     found = check(books)
     failed = [v for v in found if v.rule not in TOLERATED]
     kind_of = {o.phone: o.kind for o in orders}
@@ -257,109 +244,3 @@ async def test_random_kills_lose_nothing_and_double_nothing(
     assert not failed, "\n" + report(failed)
     assert killed >= kills
     assert len(books.trades) >= trades
-
-
-def unprocessed_payments(world: TradingWorld) -> int:
-    """STK callbacks the oracle stored but has not acted on yet (a result matching no payout
-    or refund is kept a while before it is dropped: it moves no money)."""
-    with sqlite3.connect(world.database) as db:
-        count: int = db.execute(
-            "SELECT count(*) FROM callbacks WHERE processed_at IS NULL AND kind = 'stk'"
-        ).fetchone()[0]
-    return count
-
-
-def stored(world: TradingWorld) -> int:
-    with sqlite3.connect(world.database) as db:
-        count: int = db.execute("SELECT count(*) FROM trades").fetchone()[0]
-    return count
-
-
-async def quiesce(world: TradingWorld, within_secs: float) -> float:
-    """Waits until every trade is final, the simulator has nothing left to do (no decision,
-    callback or status answer due, no callback held) and the oracle has acted on every
-    payment's callback it stored, the same twice ``QUIET_SECS`` apart;
-    or ``within_secs``, after which :func:`check` reports what is still moving. How long it
-    took."""
-    started = time.monotonic()
-    last: object = None
-    while time.monotonic() - started < within_secs:
-        states = world.trade_rows()
-        books = await world.sim_control("/simulator/transactions")
-        now: object = (
-            sorted(states.items()),
-            len(books["reversals"]),
-            len(books["payouts"]),
-        )
-        busy = books["pending_work"] or books["held"] or unprocessed_payments(world)
-        if not busy and set(states.values()) <= FINAL_STATES:
-            if now == last:
-                break
-            last = now
-        else:
-            last = None
-        await asyncio.sleep(QUIET_SECS if last is not None else 1.0)
-    return time.monotonic() - started
-
-
-LEDGER_COLUMNS = (
-    "id, state, offer, seller, buyer, wh, total_cents, fee_cents, payout_kes, "
-    "checkout_request_id, mpesa_receipt, payout_receipt, refund_receipt"
-)
-
-
-async def read_books(
-    world: TradingWorld, sellers: dict[str, str], offers: list[Offer], initial_wh: int
-) -> Books:
-    """The three books as they stand: the oracle's ledger, the simulator's, the chain."""
-    with sqlite3.connect(world.database) as db:
-        trades = [
-            LedgerTrade(*row)
-            for row in db.execute(f"SELECT {LEDGER_COLUMNS} FROM trades")  # noqa: S608
-        ]
-        addresses = dict(db.execute("SELECT id, trade_address FROM trades").fetchall())
-    sim = await world.sim_control("/simulator/transactions")
-    deliveries = await world.sim_control("/simulator/callbacks?kind=stk")
-    reached = {d["reference"] for d in deliveries if d["outcome"] == "delivered"}
-    phones = {str(m.address): phone for phone, m in world.buyers.items()} | sellers
-    client = world.client
-    on_chain = await client.trades_at([Pubkey.from_string(addresses[t.id]) for t in trades])
-    held = await asyncio.gather(*(world.market.balance(m) for m in world.buyers.values()))
-    offer_books = []
-    for offer in offers:
-        now = await client.offer(offer.address)
-        escrow = await client.energy_balance(now.escrow)
-        offer_books.append(
-            OfferBooks(str(offer.address), initial_wh, now.reserved_wh, now.unreserved_wh, escrow)
-        )
-    return Books(
-        trades=trades,
-        phones=phones,
-        held_wh={str(m.address): wh for m, wh in zip(world.buyers.values(), held, strict=True)},
-        open_accounts={t.id for t, a in zip(trades, on_chain, strict=True) if a is not None},
-        offers=offer_books,
-        payments=[
-            SimPayment(
-                p["checkout_request_id"], p["phone"], p["amount"], p["result_code"], p["receipt"]
-            )
-            for p in sim["stk"]
-        ],
-        payouts=[
-            SimPayout(
-                p["originator_conversation_id"],
-                p["phone"],
-                p["amount"],
-                p["paid"],
-                p["transaction_id"],
-            )
-            for p in sim["payouts"]
-        ],
-        reversals=[
-            SimReversal(
-                r["conversation_id"], r["transaction_id"], r["amount"], r["reversed"], r["receipt"]
-            )
-            for r in sim["reversals"]
-        ],
-        fee_bps=FEE_BPS,
-        undelivered={p["checkout_request_id"] for p in sim["stk"]} - reached,
-    )

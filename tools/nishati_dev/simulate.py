@@ -31,6 +31,7 @@ import math
 import os
 import random
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -69,6 +70,10 @@ from nishati_oracle.readings.mqtt import (
 )
 
 log = structlog.get_logger(__name__)
+
+# MQTT 5's PUBACK reason "No matching subscribers": the broker took the message and gave it to
+# nobody.
+NO_MATCHING_SUBSCRIBERS = 0x10
 
 # The curves
 
@@ -384,7 +389,10 @@ async def register(
 @dataclass
 class Tally:
     """What happened to the readings sent. Over MQTT the oracle's verdicts come back only as
-    rejections (on the dead-letter topics); ``broker_acked`` counts the broker's PUBACKs."""
+    rejections (on the dead-letter topics); ``broker_acked`` counts the broker's PUBACKs, and
+    ``unrouted`` those of them that said no subscriber took the reading (MQTT 5's reason 0x10:
+    the broker acknowledged it and dropped it, as Mosquitto does between its restart and the
+    oracles subscribing again)."""
 
     sent: int = 0
     accepted: int = 0
@@ -392,12 +400,15 @@ class Tally:
     rejected: Counter[str] = field(default_factory=Counter)
     failed: int = 0
     broker_acked: int = 0
+    unrouted: int = 0
 
     def line(self) -> str:
         rejected = sum(self.rejected.values())
         parts = [f"sent {self.sent:,}"]
         if self.broker_acked:
             parts.append(f"broker acked {self.broker_acked:,}")
+        if self.unrouted:
+            parts.append(f"unrouted {self.unrouted:,}")
         if self.accepted or self.duplicates:
             parts.append(f"accepted {self.accepted:,}, duplicates {self.duplicates:,}")
         reasons = ", ".join(f"{reason} {n:,}" for reason, n in sorted(self.rejected.items()))
@@ -464,9 +475,22 @@ class HttpTransport:
         await self.http.aclose()
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """A reading the oracle refused, as its dead letter told: the meter, the reading's counter
+    (if it could be read) and the reason."""
+
+    meter: str
+    counter: int | None
+    reason: str
+
+
 class MqttTransport:
     """One connection publishing every meter's readings at QoS 1 (a gateway, as far as the
-    broker can tell), listening on the meters' dead-letter topics for rejections."""
+    broker can tell), listening on the meters' dead-letter topics for rejections. Over MQTT 5
+    the broker's PUBACK says when no subscriber took a reading: those readings are counted as
+    ``unrouted`` and kept in :attr:`unrouted`, oldest first; the oracle's rejections are kept
+    in :attr:`rejections`."""
 
     def __init__(
         self,
@@ -485,6 +509,14 @@ class MqttTransport:
         self.settle_secs = settle_secs
         self._settings = settings
         self._meters = {str(m) for m in meters}
+        self.unrouted: list[SignedReading] = []
+        self.rejections: list[Rejection] = []
+        # Readings published and not yet acknowledged, by packet id, and the reason codes of
+        # PUBACKs that came before their publish() had returned; paho's thread and the loop
+        # both reach them, under the lock.
+        self._in_flight: dict[int, SignedReading] = {}
+        self._early_acks: dict[int, ReasonCode] = {}
+        self._acks = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = asyncio.Event()
         self._subscribe_mid: int | None = None
@@ -553,7 +585,20 @@ class MqttTransport:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        self.tally.broker_acked += 1  # only paho's thread writes it
+        with self._acks:
+            signed = self._in_flight.pop(mid, None)
+            if signed is None:
+                self._early_acks[mid] = reason_code
+            else:
+                self._acknowledged(signed, reason_code)
+
+    def _acknowledged(self, signed: SignedReading, reason_code: ReasonCode) -> None:
+        """Counts one PUBACK (under the lock, so only one thread at a time writes the tally's
+        broker counts)."""
+        self.tally.broker_acked += 1
+        if reason_code.value == NO_MATCHING_SUBSCRIBERS:
+            self.tally.unrouted += 1
+            self.unrouted.append(signed)
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         if self._loop is not None:
@@ -565,15 +610,26 @@ class MqttTransport:
         if segment not in self._meters:
             return
         try:
-            reason = json.loads(payload).get("reason")
+            body = json.loads(payload)
+            reason, counter = body.get("reason"), body.get("counter")
         except (ValueError, AttributeError):
-            reason = None
+            reason = counter = None
         self.tally.rejected[str(reason)] += 1
+        self.rejections.append(
+            Rejection(segment, counter if isinstance(counter, int) else None, str(reason))
+        )
 
     async def send(self, batch: Sequence[SignedReading]) -> None:
         for signed in batch:
             topic = readings_topic(self.root, self.market, signed.meter)
-            self._client.publish(topic, encode_payload(signed), qos=1)
+            # Queued by paho if the broker is away, and sent once it is back.
+            mid = self._client.publish(topic, encode_payload(signed), qos=1).mid
+            with self._acks:
+                early = self._early_acks.pop(mid, None)
+                if early is None:
+                    self._in_flight[mid] = signed
+                else:
+                    self._acknowledged(signed, early)
         self.tally.sent += len(batch)
         # Keep what the broker has not acknowledged bounded. PUBACKs are counted on paho's
         # thread: polling spares the loop a wake-up for each of them.
