@@ -1,8 +1,8 @@
 """Ed25519 verification, and the ingest it allows: the single-thread ``cryptography`` rate (a
 public key loaded per reading, as the oracle verified before the extension), the
 ``nishati_verify`` extension's rates one call a signature and one call a batch, and readings per
-second stored over HTTP batches by one oracle on one core beside them (target: at least twice
-the ``cryptography`` rate).
+second stored by one oracle on one core beside them, over HTTP batches and then over MQTT
+(target: at least twice the ``cryptography`` rate, for each).
 
 Run: ``.venv/bin/python -m bench.verify`` (or ``--quick``). The ingest phase is
 ``bench.oracle``'s (its meters, senders and oracle process pinned with ``taskset``), on a local
@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import nishati_verify
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -29,12 +30,18 @@ from solders.pubkey import Pubkey
 
 from bench.harness import LOAD_CORE, ORACLE_CORE, BenchOracle, arguments, bench_main, pin
 from bench.oracle import (
+    HTTP_TIMEOUT_SECS,
     ORACLE_LAMPORTS,
     PAYER_LAMPORTS,
     QUICK,
+    Home,
+    Sent,
+    broker_or_none,
+    broker_up,
     first_contact,
     oracle_env,
     post_batches,
+    publish_all,
     register,
     rounds,
 )
@@ -44,6 +51,7 @@ from nishati_client.ed25519 import verify_with_cryptography
 from nishati_client.keys import write_keypair
 from nishati_client.program import NishatiClient
 from nishati_client.readings import READING_LEN
+from nishati_dev.broker import Mosquitto
 from nishati_dev.localnet import LocalValidator
 from nishati_dev.sandbox import Harness, fund, open_market
 from nishati_dev.settings import LocalChainSettings
@@ -62,10 +70,12 @@ class Size:
     per_post: int
     count: int
     senders: int
+    # Readings per meter over MQTT.
+    mqtt_count: int
 
 
-FULL = Size("full", 3.0, 5_000, 500, 6, 4)
-SMALL = Size("quick", 1.0, 1_000, 500, 10, 4)
+FULL = Size("full", 3.0, 5_000, 500, 6, 4, 3)
+SMALL = Size("quick", 1.0, 1_000, 500, 10, 4, 5)
 
 
 def signed_items(count: int) -> Items:
@@ -156,7 +166,10 @@ async def ingest(report: Report, size: Size, directory: Path, ceiling: float) ->
     program_id = Pubkey.from_string(settings.program_id)
     payer = Keypair()
     rng = random.Random(19)  # noqa: S311 - home sizes, not secrets
-    with LocalValidator(settings, {str(payer.pubkey()): PAYER_LAMPORTS}) as validator:
+    with (
+        broker_or_none(directory) as broker,
+        LocalValidator(settings, {str(payer.pubkey()): PAYER_LAMPORTS}) as validator,
+    ):
         chain = RpcChain(validator.rpc_url, program_id, settings.commitment)
         try:
             market = await open_market(
@@ -165,7 +178,8 @@ async def ingest(report: Report, size: Size, directory: Path, ceiling: float) ->
             await fund(market.h, market.oracle.pubkey(), ORACLE_LAMPORTS)
             key = directory / "oracle.json"
             write_keypair(key, market.oracle)
-            env = oracle_env(market, validator.rpc_url, key, directory / "ingest.db", None)
+            database = directory / "ingest.db"
+            env = oracle_env(market, validator.rpc_url, key, database, broker)
             started = time.perf_counter()
             homes, _ = await register(market, size.meters, chain, rng)
             report.step(
@@ -180,8 +194,18 @@ async def ingest(report: Report, size: Size, directory: Path, ceiling: float) ->
                 cpu = oracle.cpu_secs()
                 sent, secs = await post_batches(oracle, readings, size.per_post, size.senders)
                 used = oracle.cpu_secs() - cpu
+                http_rows(report, size, sent, secs, used, ceiling)
+                await over_mqtt(
+                    report, size, homes, oracle, broker, database, market.address, ceiling
+                )
         finally:
             await chain.close()
+
+
+def http_rows(
+    report: Report, size: Size, sent: Sent, secs: float, used: float, ceiling: float
+) -> None:
+    """The HTTP phase's rows: readings stored a second, and a second of the oracle's CPU."""
     stored = sent.accepted / secs
     report.add(
         f"HTTP, {size.per_post} per POST, {size.senders} senders, {sent.readings:,} readings",
@@ -200,6 +224,46 @@ async def ingest(report: Report, size: Size, directory: Path, ceiling: float) ->
         per_cpu_sec >= TARGET_RATIO * ceiling,
         "what one core would store saturated: the rate above is lower when the senders' core "
         "is shared (see the load average)",
+    )
+
+
+async def over_mqtt(
+    report: Report,
+    size: Size,
+    homes: list[Home],
+    oracle: BenchOracle,
+    broker: Mosquitto | None,
+    database: Path,
+    market: Pubkey,
+    ceiling: float,
+) -> None:
+    """Readings stored per second over MQTT (QoS 1, the simulator's publisher) by the same
+    oracle, after the HTTP phase."""
+    what = f"MQTT, QoS 1, one publisher, {size.mqtt_count} readings a meter"
+    target = f">= {TARGET_RATIO} x cryptography ({TARGET_RATIO * ceiling:,.0f}/s)"
+    if broker is None:
+        report.add(what, "not run", target, None, "no mosquitto (scripts/bootstrap.sh)")
+        return
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECS) as client:
+        if not await broker_up(oracle, client):
+            report.add(what, "not run", target, None, "the oracle reports no broker connection")
+            return
+    readings = rounds(homes, size.mqtt_count)
+    total = sum(len(r) for r in readings)
+    cpu = oracle.cpu_secs()
+    _, secs, stored, tally = await publish_all(broker, market, readings, database)
+    used = oracle.cpu_secs() - cpu
+    rate = stored / secs
+    report.add(
+        f"{what}, {total:,} readings",
+        per_sec(stored, secs),
+        target,
+        stored == total and rate >= TARGET_RATIO * ceiling,
+        f"{rate / ceiling:.1f} x cryptography; oracle CPU {used / secs:.0%}, "
+        f"{used / max(stored, 1) * 1e6:,.0f} µs a reading; "
+        f"{stored / max(used, 1e-9):,.0f} readings per second of the oracle's CPU"
+        + ("" if stored == total else f"; only {stored:,} of {total:,} stored")
+        + (f"; refused: {dict(tally.rejected)}" if tally.rejected else ""),
     )
 
 
