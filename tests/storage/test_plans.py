@@ -35,7 +35,8 @@ DAY = date(2025, 6, 15)
 def year_of_readings(meters: int, per_month: int) -> list[str]:
     """The statements storing a year (from ``FIRST``) of ``per_month`` readings a month of each
     of ``meters`` meters (``meter1``..., of households ``home1``...), every month's evenly
-    spaced; all attested but each meter's last ``WAITING``."""
+    spaced; all attested but each meter's last ``WAITING`` (the first of them on its ``meters``
+    row, as the store keeps it)."""
     total = MONTHS * per_month
     attested = total - WAITING
     step = (28 * 86_400) // per_month
@@ -58,6 +59,9 @@ FROM generate_series(1, {meters}) AS m,
          + ((c - 1) % {per_month}) * {step} AS t) AS at;
 UPDATE meters SET last_timestamp = (
     SELECT max(timestamp) FROM readings WHERE readings.meter = meters.meter);
+UPDATE meters SET first_waiting_counter = w.counter, first_waiting_timestamp = w.timestamp,
+                  first_waiting_received_at = w.received_at
+FROM readings AS w WHERE w.meter = meters.meter AND w.counter = {attested + 1};
 """  # noqa: S608 (only integers go in)
     return [statement for statement in load.split(";\n") if statement.strip()]
 
