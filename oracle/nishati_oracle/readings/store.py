@@ -397,7 +397,11 @@ class Store:
         found: FromClause = readings
         joined = chosen.join(readings, the_reading)
         if self.engine.dialect.name == "postgresql":
-            found = select(*(readings.c[n] for n in names)).where(the_reading).lateral("found")
+            # Its LIMIT (the key is unique) keeps the planner from flattening it into a join
+            # of every partition: each meter's seek is run with its timestamp known.
+            found = (
+                select(*(readings.c[n] for n in names)).where(the_reading).limit(1).lateral("found")
+            )
             joined = chosen.join(found, true())
         query = (
             select(chosen.c.household, *(found.c[n] for n in names))
