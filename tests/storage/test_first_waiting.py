@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -75,13 +75,15 @@ async def first_waiting(store: Store, meter: str) -> int | None:
         meters.c.first_waiting_received_at,
     ).where(meters.c.meter == meter)
     async with store.engine.connect() as conn:
-        counter, timestamp, received_at = (await conn.execute(query)).one()
+        row = (await conn.execute(query)).one()
+    counter: int | None = row.first_waiting_counter
+    timestamp, received_at = row.first_waiting_timestamp, row.first_waiting_received_at
     if counter is None:
         assert (timestamp, received_at) == (None, None)
         return None
     first = reading(meter, counter)
     assert (timestamp, received_at) == (first.timestamp, first.received_at)
-    return int(counter)
+    return counter
 
 
 async def waiting_counters(store: Store, meter: str) -> list[int]:
@@ -222,7 +224,7 @@ async def test_the_migration_fills_it_from_the_stored_readings(database_url: str
         await store.close()
 
 
-Settle = Callable[[Store, Fence, str], Awaitable[None]]
+Settle = Callable[[Store, Fence, str], Coroutine[Any, Any, None]]
 
 
 async def attest_to_3(store: Store, fence: Fence, meter: str) -> None:
