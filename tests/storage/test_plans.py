@@ -1,7 +1,8 @@
 """The readings' queries stay index-served on PostgreSQL's partitioned table: a year of readings
 of some meters across twelve monthly partitions, analysed, and the exact statements the batcher,
 the web app's household pages and the forecasts issue, each explained: no sequential scan of a
-readings partition, and a day's readings read from its month's partition only.
+readings partition, and a day's readings (and each meter due's reading) read from its month's
+partition only.
 
 A year of 10,000 meters (about a billion rows) cannot be stored in test time; this shape (a few
 hundred thousand rows, tens of thousands a partition) already makes a sequential scan the worse
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from nishati_oracle.forecast.store import ForecastStore
 from nishati_oracle.households.reads import HouseholdReads
+from nishati_oracle.readings.lease import AttesterLease
 from nishati_oracle.readings.store import Store
 from nishati_oracle.storage.partitions import Month, make_months
 from tests.storage.test_partitions import fresh_database
@@ -35,7 +37,8 @@ DAY = date(2025, 6, 15)
 def year_of_readings(meters: int, per_month: int) -> list[str]:
     """The statements storing a year (from ``FIRST``) of ``per_month`` readings a month of each
     of ``meters`` meters (``meter1``..., of households ``home1``...), every month's evenly
-    spaced; all attested but each meter's last ``WAITING``."""
+    spaced; all attested but each meter's last ``WAITING`` (the first of them on its ``meters``
+    row, as the store keeps it)."""
     total = MONTHS * per_month
     attested = total - WAITING
     step = (28 * 86_400) // per_month
@@ -58,6 +61,9 @@ FROM generate_series(1, {meters}) AS m,
          + ((c - 1) % {per_month}) * {step} AS t) AS at;
 UPDATE meters SET last_timestamp = (
     SELECT max(timestamp) FROM readings WHERE readings.meter = meters.meter);
+UPDATE meters SET first_waiting_counter = w.counter, first_waiting_timestamp = w.timestamp,
+                  first_waiting_received_at = w.received_at
+FROM readings AS w WHERE w.meter = meters.meter AND w.counter = {attested + 1};
 """  # noqa: S608 (only integers go in)
     return [statement for statement in load.split(";\n") if statement.strip()]
 
@@ -92,7 +98,7 @@ async def test_the_batchers_and_web_apps_queries_are_index_served(postgres_base:
         loaded = {month.name for month in months_loaded()}
         issued = await statements_issued(engine, store)
         assert len(issued) >= 8
-        days_read = 0
+        days_read = sought = 0
         async with engine.connect() as conn:
             raw = (await conn.get_raw_connection()).driver_connection
             assert raw is not None
@@ -113,14 +119,29 @@ async def test_the_batchers_and_web_apps_queries_are_index_served(postgres_base:
                     # The day's rows: its month's partition only.
                     assert {name for _, name in scanned} == {Month(2025, 6).name}, scanned
                     days_read += 1
+                if "JOIN LATERAL" in statement:
+                    # Meters due: each meter's reading sought in the one month holding it
+                    # (every meter's waits in December), the other months never run.
+                    analysed = await raw.fetchval(
+                        f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *parameters
+                    )
+                    run = {
+                        node["Relation Name"]
+                        for node in nodes(analysed[0]["Plan"])
+                        if node.get("Relation Name", "").startswith("readings")
+                        and node["Actual Loops"] > 0
+                    }
+                    assert run == {Month(2025, 12).name}, run
+                    sought += 1
         assert days_read == 1
+        assert sought == 1
     finally:
         await store.close()
 
 
 async def statements_issued(engine: AsyncEngine, store: Store) -> list[tuple[str, tuple[Any, ...]]]:
-    """The statements on ``readings`` that the batcher, the household pages and the forecasts
-    send, as sent (text and parameters)."""
+    """The statements on ``readings`` that the batcher, the attester, the household pages and
+    the forecasts send, as sent (text and parameters)."""
     issued: list[tuple[str, tuple[Any, ...]]] = []
 
     def record(*args: Any) -> None:
@@ -146,6 +167,14 @@ async def statements_issued(engine: AsyncEngine, store: Store) -> list[tuple[str
         # The forecasts' readings since their last round, within their window.
         since = Month(2025, 11).start
         assert await ForecastStore(engine).readings_after(0, since, batch=1_000)
+        # The attester recording a meter's first waiting reading attested, and closing the
+        # next: each moves the meter's first waiting reading on.
+        lease = AttesterLease(engine, "market", 60.0, 1.0, holder="attester")
+        assert await lease.try_hold()
+        assert lease.fence is not None
+        first = due[0].reading
+        await store.mark_attested(lease.fence, [first], "sig", 1.0)
+        await store.close_readings(lease.fence, first.meter, "Final", 2.0, first.counter + 1)
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
     return issued

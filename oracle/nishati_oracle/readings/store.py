@@ -17,15 +17,22 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select, text, true, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.expression import FromClause
 
 from nishati_oracle.core.metrics import Metrics
 from nishati_oracle.readings.lease import Fence
 from nishati_oracle.storage.database import close_database, dialect_insert, open_database
-from nishati_oracle.storage.schema import attest_requests, lookup_tables, meters, readings
+from nishati_oracle.storage.schema import (
+    READINGS_PARTITION_KEY,
+    attest_requests,
+    lookup_tables,
+    meters,
+    readings,
+)
 from nishati_oracle.storage.writer import Positional, SqliteWriter, execute_many
 
 
@@ -85,8 +92,38 @@ class Due:
     reading: StoredReading
 
 
+# The columns of a meter's first waiting reading (``schema.meters``), and the reading's own.
+_FIRST_WAITING = {
+    "first_waiting_counter": "counter",
+    "first_waiting_timestamp": "timestamp",
+    "first_waiting_received_at": "received_at",
+}
+_NOTHING_WAITING = dict.fromkeys(_FIRST_WAITING)
+
+
+def _first_waiting(reading: StoredReading | None) -> dict[str, Any]:
+    """A meter row's ``first_waiting_*`` values for its first waiting reading (or none)."""
+    if reading is None:
+        return dict(_NOTHING_WAITING)
+    return {column: getattr(reading, field) for column, field in _FIRST_WAITING.items()}
+
+
+def _firsts(accepted: Iterable[StoredReading]) -> dict[str, StoredReading]:
+    """Each meter's lowest-counter reading among ``accepted``."""
+    firsts: dict[str, StoredReading] = {}
+    for reading in accepted:
+        first = firsts.get(reading.meter)
+        if first is None or reading.counter < first.counter:
+            firsts[reading.meter] = reading
+    return firsts
+
+
+# Nothing waiting until now: the first reading stored now is the first waiting.
+_NONE_WAITED = meters.c.first_waiting_counter.is_(None)
+
 # A meter's new last reading, from the one its readings were checked against (compare-and-set);
-# executed with one parameter set per meter (``_advance_params``).
+# executed with one parameter set per meter (``_advance_params``). A meter with nothing waiting
+# until now waits from its first reading stored now; one already waiting keeps its first.
 _ADVANCE = (
     update(meters)
     .where(
@@ -102,11 +139,20 @@ _ADVANCE = (
         last_timestamp=bindparam("b_last_timestamp"),
         last_exported_wh=bindparam("b_last_exported_wh"),
         last_imported_wh=bindparam("b_last_imported_wh"),
+        **{
+            column: case(
+                (_NONE_WAITED, bindparam(f"b_{column}", type_=meters.c[column].type)),
+                else_=meters.c[column],
+            )
+            for column in _FIRST_WAITING
+        },
     )
 )
 
 
-def _advance_params(state: MeterState, was: MeterState) -> dict[str, Any]:
+def _advance_params(
+    state: MeterState, was: MeterState, first: StoredReading | None
+) -> dict[str, Any]:
     return {
         "b_meter": state.meter,
         "b_was_has_last": was.has_last,
@@ -116,6 +162,7 @@ def _advance_params(state: MeterState, was: MeterState) -> dict[str, Any]:
         "b_last_timestamp": state.last_timestamp,
         "b_last_exported_wh": state.last_exported_wh,
         "b_last_imported_wh": state.last_imported_wh,
+        **{f"b_{column}": value for column, value in _first_waiting(first).items()},
     }
 
 
@@ -186,16 +233,50 @@ class _AcceptStatements:
 
     def work(
         self,
-        new_meters: Sequence[MeterState],
+        new_meters: Sequence[dict[str, Any]],
         accepted: Sequence[StoredReading],
         advances: Sequence[dict[str, Any]],
     ) -> partial[None]:
         inserts = [
-            (self.insert_meter, [self.insert_meter.values(vars(m)) for m in new_meters]),
+            (self.insert_meter, [self.insert_meter.values(m) for m in new_meters]),
             (self.insert_reading, [self.insert_reading.values(vars(r)) for r in accepted]),
         ]
         advance = (self.advance, [self.advance.values(a) for a in advances])
         return partial(_accept_on_writer, inserts, advance)
+
+
+async def _lock_meters(conn: AsyncConnection, keys: Set[str]) -> None:
+    """Locks the meters' rows until the transaction ends, in one order (as :func:`_accept`
+    does), before their readings are attested or closed: a replica storing readings of them
+    meanwhile waits, then finds their first waiting reading moved (or none) and sets it if it
+    is the first to wait; without the lock it could set nothing (one was waiting) and the
+    attester then record none (it saw no newer reading), leaving a waiting reading never due.
+    On SQLite the fence's write lock, taken first, already keeps every other writer out."""
+    if conn.dialect.name != "postgresql" or not keys:
+        return
+    await conn.execute(
+        select(meters.c.meter)
+        .where(meters.c.meter.in_(sorted(keys)))
+        .order_by(meters.c.meter)
+        .with_for_update()
+    )
+
+
+async def _move_first_waiting(conn: AsyncConnection, meter: str, **values: Any) -> None:
+    """Sets the meter's first waiting reading to its lowest unattested one (or none), and
+    ``values``, after some of its readings were attested or closed (under
+    :func:`_lock_meters`' lock)."""
+    fields = [readings.c[field] for field in _FIRST_WAITING.values()]
+    first = (
+        await conn.execute(
+            select(*fields)
+            .where(readings.c.meter == meter, readings.c.attested_at.is_(None))
+            .order_by(readings.c.counter)
+            .limit(1)
+        )
+    ).first()
+    values |= _NOTHING_WAITING if first is None else dict(zip(_FIRST_WAITING, first, strict=True))
+    await conn.execute(update(meters).where(meters.c.meter == meter).values(values))
 
 
 class Store:
@@ -227,7 +308,8 @@ class Store:
 
     async def meter_states(self, keys: Iterable[str]) -> dict[str, MeterState]:
         async with self.engine.connect() as conn:
-            rows = await conn.execute(select(meters).where(meters.c.meter.in_(list(keys))))
+            columns = (meters.c[name] for name in MeterState.__dataclass_fields__)
+            rows = await conn.execute(select(*columns).where(meters.c.meter.in_(list(keys))))
             return {row.meter: MeterState(**row._asdict()) for row in rows}
 
     async def stored(self, meter: str, counter: int) -> StoredReading | None:
@@ -249,13 +331,17 @@ class Store:
         from the row in ``was`` its readings were checked against) in one transaction (one
         statement per table, each with many rows); returns once it is committed. Raises
         :class:`MeterMoved`, having stored nothing, if a row is not as in ``was`` any more or
-        a reading's counter (a new meter) is stored already."""
-        advances = [_advance_params(s, w) for s, w in zip(states, was, strict=True)]
+        a reading's counter (a new meter) is stored already. Each meter's first reading stored
+        now is its first waiting one if none waited (``schema.meters``)."""
+        firsts = _firsts(accepted)
+        advances = [
+            _advance_params(s, w, firsts.get(s.meter)) for s, w in zip(states, was, strict=True)
+        ]
+        new_rows = [vars(m) | _first_waiting(firsts.get(m.meter)) for m in new_meters]
         if self._on_writer is not None:
             writer, statements = self._on_writer
-            await writer.run(statements.work(new_meters, accepted, advances))
+            await writer.run(statements.work(new_rows, accepted, advances))
             return
-        new_rows = [vars(m) for m in new_meters]
         reading_rows = [vars(r) for r in accepted]
         async with self.engine.begin() as conn:
             await conn.run_sync(_accept, new_rows, reading_rows, advances)
@@ -267,52 +353,61 @@ class Store:
         past the threshold, an unattested reading older than ``oldest_before``, or ``forced``.
         Each comes with its latest reading (its first, for a meter the chain has never seen).
 
-        Readings are attested (or closed) as a prefix of a meter's counters, so its unattested
-        ones run from the first found in ``ix_readings_unattested`` to its last accepted. The
-        query costs a few index seeks a meter, however many readings wait: grouping every
-        unattested reading took 1.2 s at 10,000 meters and 268,000 readings."""
-        first = (
-            select(func.min(readings.c.counter))
-            .where(and_(readings.c.attested_at.is_(None), readings.c.meter == meters.c.meter))
-            .scalar_subquery()
-        )
-        # Materialised on PostgreSQL: each meter's first unattested counter found once, not
-        # again in each partition's probe of the joins below.
-        pending = (
-            select(meters, first.label("first"))
-            .cte("pending")
-            .prefix_with("MATERIALIZED", dialect="postgresql")
-        )
-        oldest = readings.alias("oldest")
-        latest = readings.alias("latest")
-        never_attested = pending.c.attested_counter.is_(None)
-        query = (
-            select(pending.c.household, latest)
-            .join(
-                oldest, and_(oldest.c.meter == pending.c.meter, oldest.c.counter == pending.c.first)
-            )
-            .join(
-                latest,
-                and_(
-                    latest.c.meter == pending.c.meter,
-                    # A meter the chain has never seen starts from the first reading the oracle
-                    # accepted (its baseline), so no export after that goes unminted.
-                    latest.c.counter
-                    == case((never_attested, pending.c.first), else_=pending.c.last_counter),
-                ),
+        Read from ``meters`` (``ix_meters_first_waiting``: the meters with a reading waiting,
+        the longest waiting first), then one seek a meter for the reading to attest, by its
+        counter and timestamp: on PostgreSQL a LATERAL join, so each seek is pruned to the one
+        month holding it. Found in ``readings`` instead, each meter's first waiting reading
+        is a seek in every month's index (``docs/storage.md``)."""
+        never_attested = meters.c.attested_counter.is_(None)
+        # A meter the chain has never seen starts from the first reading the oracle accepted
+        # (its baseline), so no export after that goes unminted; the others from their last.
+        chosen = (
+            select(
+                meters.c.meter,
+                meters.c.household,
+                meters.c.first_waiting_received_at.label("waiting_since"),
+                case(
+                    (never_attested, meters.c.first_waiting_counter), else_=meters.c.last_counter
+                ).label("counter"),
+                case(
+                    (never_attested, meters.c.first_waiting_timestamp),
+                    else_=meters.c.last_timestamp,
+                ).label("timestamp"),
             )
             .where(
+                meters.c.first_waiting_counter.is_not(None),
                 or_(
                     never_attested,
-                    latest.c.exported_wh - pending.c.attested_exported_wh >= threshold_wh,
-                    oldest.c.received_at <= oldest_before,
-                    pending.c.meter.in_(list(forced)),
-                )
+                    # The last accepted reading's export is the meter row's.
+                    meters.c.last_exported_wh - meters.c.attested_exported_wh >= threshold_wh,
+                    meters.c.first_waiting_received_at <= oldest_before,
+                    meters.c.meter.in_(list(forced)),
+                ),
             )
-            .order_by(oldest.c.received_at)
+            .order_by(meters.c.first_waiting_received_at, meters.c.meter)
             .limit(limit)
+            .subquery("chosen")
         )
-        names = StoredReading.__dataclass_fields__
+        names = list(StoredReading.__dataclass_fields__)
+        the_reading = and_(
+            readings.c.meter == chosen.c.meter,
+            readings.c.counter == chosen.c.counter,
+            readings.c[READINGS_PARTITION_KEY] == chosen.c.timestamp,
+        )
+        found: FromClause = readings
+        joined = chosen.join(readings, the_reading)
+        if self.engine.dialect.name == "postgresql":
+            # Its LIMIT (the key is unique) keeps the planner from flattening it into a join
+            # of every partition: each meter's seek is run with its timestamp known.
+            found = (
+                select(*(readings.c[n] for n in names)).where(the_reading).limit(1).lateral("found")
+            )
+            joined = chosen.join(found, true())
+        query = (
+            select(chosen.c.household, *(found.c[n] for n in names))
+            .select_from(joined)
+            .order_by(chosen.c.waiting_since, chosen.c.meter)
+        )
         async with self.engine.connect() as conn:
             return [
                 Due(row.meter, row.household, StoredReading(**{n: getattr(row, n) for n in names}))
@@ -325,6 +420,7 @@ class Store:
         """Records that the chain holds these readings (and, cumulatively, all before them)."""
         async with self.engine.begin() as conn:
             await fence.check(conn)
+            await _lock_meters(conn, {reading.meter for reading in attested})
             for reading in attested:
                 await conn.execute(
                     update(readings)
@@ -337,13 +433,11 @@ class Store:
                     )
                     .values(attested_at=at, attest_signature=signature, refused=None)
                 )
-                await conn.execute(
-                    update(meters)
-                    .where(meters.c.meter == reading.meter)
-                    .values(
-                        attested_counter=reading.counter,
-                        attested_exported_wh=reading.exported_wh,
-                    )
+                await _move_first_waiting(
+                    conn,
+                    reading.meter,
+                    attested_counter=reading.counter,
+                    attested_exported_wh=reading.exported_wh,
                 )
 
     async def close_readings(
@@ -357,11 +451,13 @@ class Store:
             unattested = and_(unattested, readings.c.counter <= up_to_counter)
         async with self.engine.begin() as conn:
             await fence.check(conn)
+            await _lock_meters(conn, {meter})
             await conn.execute(
                 update(readings)
                 .where(unattested)
                 .values(attested_at=at, attest_signature=None, refused=reason)
             )
+            await _move_first_waiting(conn, meter)
 
     async def note_refused(self, fence: Fence, meter: str, counter: int, reason: str) -> None:
         """Records why the chain refused a reading it may still take later (it stays due)."""

@@ -37,6 +37,14 @@ AUTO_ID = BigInteger().with_variant(Integer(), "sqlite")
 
 # One row per meter the oracle has seen: the last reading it accepted (its next reading must
 # follow it) and the last reading the chain has attested.
+#
+# ``first_waiting_*`` is its first reading still waiting for the chain (``attested_at`` null):
+# its counter, and its timestamp and received_at copied from it (null when none waits). A
+# meter's readings are attested or closed as a prefix of its counters, so the waiting ones run
+# from it to the last accepted. The store keeps it (``readings.store``: set when a meter goes
+# from nothing waiting to something waiting, moved on when readings are attested or closed,
+# under the meter's row lock) so that the batcher finds the meters due in this table's index,
+# not in every month of ``readings``; its timestamp finds the reading in one month.
 meters = Table(
     "meters",
     metadata,
@@ -49,8 +57,19 @@ meters = Table(
     Column("last_imported_wh", BigInteger, nullable=False),
     Column("attested_counter", BigInteger, nullable=True),
     Column("attested_exported_wh", BigInteger, nullable=True),
+    Column("first_waiting_counter", BigInteger, nullable=True),
+    Column("first_waiting_timestamp", BigInteger, nullable=True),
+    Column("first_waiting_received_at", Float, nullable=True),
     # The market's most silent meters first, and how many are silent (``operators.reads``).
     Index("ix_meters_last_timestamp", "last_timestamp", "meter"),
+    # The meters with readings waiting, the longest waiting first (``Store.due``): only those.
+    Index(
+        "ix_meters_first_waiting",
+        "first_waiting_received_at",
+        "meter",
+        sqlite_where=text("first_waiting_counter IS NOT NULL"),
+        postgresql_where=text("first_waiting_counter IS NOT NULL"),
+    ),
 )
 
 # Every accepted reading, exactly as the meter signed it; ``attested_at`` is set once the chain
