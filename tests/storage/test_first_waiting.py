@@ -185,7 +185,7 @@ async def test_the_meters_due_come_from_the_first_waiting(store: Store) -> None:
 
 
 async def test_the_migration_fills_it_from_the_stored_readings(database_url: str) -> None:
-    await asyncio.to_thread(migrate, database_url, "0017")
+    await asyncio.to_thread(migrate, database_url, "0018")
     engine = create_async_engine(database_url)
     waiting, attested, closed = (secrets.token_hex(8) for _ in range(3))
     try:

@@ -2,7 +2,7 @@
 meters due (``readings.store``) are read from ``meters``, not from every month of ``readings``.
 Filled from the readings already stored.
 
-Revision ID: 0018
+Revision ID: 0019
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
-down_revision = "0017"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
