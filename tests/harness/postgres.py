@@ -26,6 +26,13 @@ def _as_server_user(args: list[str]) -> list[str]:
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """Yields an asyncpg SQLAlchemy URL of a fresh database; stops the server afterwards."""
+    with postgres_service() as (url, _):
+        yield url
+
+
+@contextmanager
+def postgres_service() -> Iterator[tuple[str, Service]]:
+    """:func:`postgres_server`'s URL and the server's process (a bench reads its CPU time)."""
     if not (PG_BIN / "initdb").exists():
         raise RuntimeError(f"PostgreSQL not found in {PG_BIN}: run scripts/bootstrap.sh")
     root = Path(tempfile.mkdtemp(prefix="nishati-pg-"))
@@ -58,6 +65,6 @@ def postgres_server() -> Iterator[str]:
     )
     try:
         with server:
-            yield f"postgresql+asyncpg://nishati@{HOST}:{port}/postgres"
+            yield f"postgresql+asyncpg://nishati@{HOST}:{port}/postgres", server
     finally:
         shutil.rmtree(root, ignore_errors=True)
