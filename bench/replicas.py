@@ -81,6 +81,8 @@ TARGET_SHARE = 0.9
 PER_POST = 500
 SENDERS = 4
 SHARE_GROUP = "nishati-bench"
+# How long the replicas' CPU is read before the windows, with nothing to do.
+IDLE_SECS = 3.0
 # What uvicorn logs when its port was taken after it was chosen as free.
 BIND_FAILED = "address already in use"
 
@@ -128,7 +130,7 @@ class Window:
         )
 
 
-class Meter:
+class CpuClock:
     """The CPU seconds of the replicas and of PostgreSQL, read at a window's start and end."""
 
     def __init__(self, replicas: Sequence[BenchOracle], postgres: Service) -> None:
@@ -217,14 +219,22 @@ async def measure(run: Run, report: Report) -> tuple[Window, Window]:
             f"{label}: a round of every meter's readings to each (chain lookups)",
             f"{time.perf_counter() - started:,.1f} s",
         )
+        clock = CpuClock(replicas, run.postgres)
+        await asyncio.sleep(IDLE_SECS)
+        idle = clock.window(0, 0, IDLE_SECS, Counter())
+        report.step(
+            f"{label}: idle, CPU a second",
+            ", ".join(f"{secs / IDLE_SECS * 1e3:,.0f} ms" for secs in idle.replicas)
+            + f" by replica, PostgreSQL {idle.postgres / IDLE_SECS * 1e3:,.0f} ms",
+        )
         http_readings = rounds(run.homes, run.size.http_rounds)
         mqtt_readings = rounds(run.homes, run.size.mqtt_rounds)
 
-        meter = Meter(replicas, run.postgres)
+        clock = CpuClock(replicas, run.postgres)
         sent, secs = await post_batches(replicas, http_readings, PER_POST, SENDERS)
-        http = meter.window(sent.readings, sent.accepted, secs, sent.refused)
+        http = clock.window(sent.readings, sent.accepted, secs, sent.refused)
 
-        meter = Meter(replicas, run.postgres)
+        clock = CpuClock(replicas, run.postgres)
         stored, secs, refused = 0, 0.0, Counter[str]()
         for round_ in mqtt_readings:
             async with engine.connect() as conn:
@@ -240,7 +250,7 @@ async def measure(run: Run, report: Report) -> tuple[Window, Window]:
             _, took, done, tally = await publish_all(run.broker, run.market, [round_], count_stored)
             stored, secs = stored + done, secs + took
             refused.update(tally.rejected)
-        mqtt = meter.window(sum(len(r) for r in mqtt_readings), stored, secs, refused)
+        mqtt = clock.window(sum(len(r) for r in mqtt_readings), stored, secs, refused)
     return http, mqtt
 
 
@@ -261,11 +271,12 @@ def cpu_note(window: Window) -> str:
     )
 
 
-def rows(report: Report, count: int, http: Window, mqtt: Window) -> Window:
+def rows(report: Report, count: int, meters: int, http: Window, mqtt: Window) -> Window:
     """The run's rows: each transport's, then both together; returns both together."""
     label = f"{count} replica{'s' if count > 1 else ''}"
+    per_post = min(PER_POST, -(-meters // SENDERS))
     report.add(
-        f"{label}: HTTP, {PER_POST} per POST, {SENDERS} senders, {http.readings:,} readings",
+        f"{label}: HTTP, {per_post} per POST, {SENDERS} senders, {http.readings:,} readings",
         f"{http.per_cpu_sec():,.0f}/CPU-s",
         note=cpu_note(http),
     )
@@ -332,7 +343,7 @@ async def run(size: Size, directory: Path, _profiles: Path | None) -> Report:
                     count, size, homes, env, base_url, postgres, broker, market.address, directory
                 )
                 http, mqtt = await measure(world, report)
-                totals.append(rows(report, count, http, mqtt))
+                totals.append(rows(report, count, len(homes), http, mqtt))
         finally:
             await chain.close()
     one, two = (t.per_cpu_sec() for t in totals)
