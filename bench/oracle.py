@@ -475,16 +475,17 @@ async def publish_all(
     market: Pubkey,
     readings: list[list[SignedReading]],
     count_stored: Callable[[], Awaitable[int]],
+    topic_root: str = TOPIC_ROOT,
 ) -> tuple[float, float, int, Tally]:
     """Publishes every reading at QoS 1 through the simulator's transport (one connection, a
-    window of unacknowledged messages), in order, then waits until the oracle has stored them
-    all, as ``count_stored`` counts the rows stored so far. Returns (seconds to publish, seconds
-    until stored, readings stored, the tally)."""
+    window of unacknowledged messages), in order, under ``topic_root``, then waits until the
+    oracle has stored them all, as ``count_stored`` counts the rows stored so far. Returns
+    (seconds to publish, seconds until stored, readings stored, the tally)."""
     total = sum(len(r) for r in readings)
     tally = Tally()
     meters = {r.meter for r in readings[0]}
     transport = MqttTransport(
-        broker.settings(market, TOPIC_ROOT), market, meters, tally, settle_secs=0
+        broker.settings(market, topic_root), market, meters, tally, settle_secs=0
     )
     await transport.connect()
     try:
