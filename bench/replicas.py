@@ -101,8 +101,8 @@ class Size:
     windows: int
 
 
-FULL = Size("full", 2_000, 2, 1, 3)
-SMALL = Size("quick", 1_000, 2, 1, 2)
+FULL = Size("full", 2_000, 2, 1, 5)
+SMALL = Size("quick", 1_000, 2, 1, 4)
 
 
 @dataclass
