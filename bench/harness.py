@@ -39,6 +39,19 @@ def pin(pid: int, cores: set[int]) -> None:
             os.sched_setaffinity(int(task.name), cores)
 
 
+def tree_cpu_secs(pid: int) -> float:
+    """CPU seconds (user and system) spent so far by ``pid`` and every process under it,
+    those that have exited included (in their parent's counts once it has waited for them):
+    a server forking a process a connection, as PostgreSQL does."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
 def load_average() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f}, {five:.2f}, {fifteen:.2f}"

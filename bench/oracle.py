@@ -42,7 +42,7 @@ import random
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -392,10 +392,15 @@ class Sent:
 
 
 async def post_batches(
-    oracle: BenchOracle, readings: list[list[SignedReading]], per_post: int, senders: int
+    oracle: BenchOracle | Sequence[BenchOracle],
+    readings: list[list[SignedReading]],
+    per_post: int,
+    senders: int,
 ) -> tuple[Sent, float]:
     """Every round's readings in POSTs of ``per_post`` from ``senders`` concurrent senders, each
-    on its own connection with its share of the meters; returns the answers and the seconds."""
+    on its own connection with its share of the meters; returns the answers and the seconds.
+    Given several oracles (replicas), sender ``s`` sends to the ``s``-th, round the list."""
+    replicas = [oracle] if isinstance(oracle, BenchOracle) else list(oracle)
     queues: list[list[tuple[bytes, int]]] = [[] for _ in range(senders)]
     for round_ in readings:
         for s in range(senders):
@@ -405,8 +410,8 @@ async def post_batches(
                 queues[s].append((body(chunk), len(chunk)))
     sent = Sent()
 
-    async def sender(queue: list[tuple[bytes, int]]) -> None:
-        connection = Connection(oracle.url)
+    async def sender(queue: list[tuple[bytes, int]], to: BenchOracle) -> None:
+        connection = Connection(to.url)
         try:
             for content, count in queue:
                 try:
@@ -417,7 +422,7 @@ async def post_batches(
             await connection.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(sender(q) for q in queues))
+    await asyncio.gather(*(sender(q, replicas[s % len(replicas)]) for s, q in enumerate(queues)))
     return sent, time.perf_counter() - started
 
 
@@ -465,21 +470,35 @@ def stored_rows(database: Path) -> int:
         return int(row[0] or 0)
 
 
+def counting_rows(database: Path) -> Callable[[], Awaitable[int]]:
+    """:func:`publish_all`'s count of the rows stored so far in the oracle's SQLite database."""
+
+    async def rows() -> int:
+        return stored_rows(database)
+
+    return rows
+
+
 async def publish_all(
-    broker: Mosquitto, market: Pubkey, readings: list[list[SignedReading]], database: Path
+    broker: Mosquitto,
+    market: Pubkey,
+    readings: list[list[SignedReading]],
+    count_stored: Callable[[], Awaitable[int]],
+    topic_root: str = TOPIC_ROOT,
 ) -> tuple[float, float, int, Tally]:
     """Publishes every reading at QoS 1 through the simulator's transport (one connection, a
-    window of unacknowledged messages), in order, then waits until the oracle has stored them
-    all. Returns (seconds to publish, seconds until stored, readings stored, the tally)."""
+    window of unacknowledged messages), in order, under ``topic_root``, then waits until the
+    oracle has stored them all, as ``count_stored`` counts the rows stored so far. Returns
+    (seconds to publish, seconds until stored, readings stored, the tally)."""
     total = sum(len(r) for r in readings)
     tally = Tally()
     meters = {r.meter for r in readings[0]}
     transport = MqttTransport(
-        broker.settings(market, TOPIC_ROOT), market, meters, tally, settle_secs=0
+        broker.settings(market, topic_root), market, meters, tally, settle_secs=0
     )
     await transport.connect()
     try:
-        before = stored_rows(database)
+        before = await count_stored()
         started = time.perf_counter()
         for round_ in readings:
             for i in range(0, len(round_), 500):
@@ -489,7 +508,7 @@ async def publish_all(
         stored = 0
         deadline = time.monotonic() + 600
         while stored < total and time.monotonic() < deadline and not tally.rejected:
-            stored = stored_rows(database) - before
+            stored = await count_stored() - before
             if stored < total:
                 await asyncio.sleep(0.02)
         return published, time.perf_counter() - started, stored, tally
@@ -838,9 +857,12 @@ async def mqtt(
             return
     readings = rounds(homes, scale.mqtt_rounds)
     total = sum(len(r) for r in readings)
+
     cpu = oracle.cpu_secs()
     with oracle.profiled("mqtt"):
-        published, secs, stored, tally = await publish_all(broker, market, readings, database)
+        published, secs, stored, tally = await publish_all(
+            broker, market, readings, counting_rows(database)
+        )
     used = oracle.cpu_secs() - cpu
     report.add(
         f"{what}, {total:,} readings",

@@ -38,6 +38,7 @@ from bench.oracle import (
     Sent,
     broker_or_none,
     broker_up,
+    counting_rows,
     first_contact,
     oracle_env,
     post_batches,
@@ -251,7 +252,7 @@ async def over_mqtt(
     readings = rounds(homes, size.mqtt_count)
     total = sum(len(r) for r in readings)
     cpu = oracle.cpu_secs()
-    _, secs, stored, tally = await publish_all(broker, market, readings, database)
+    _, secs, stored, tally = await publish_all(broker, market, readings, counting_rows(database))
     used = oracle.cpu_secs() - cpu
     rate = stored / secs
     report.add(
