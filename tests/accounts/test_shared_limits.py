@@ -139,9 +139,8 @@ async def test_a_key_is_kept_only_as_its_keyed_digest(replicas: tuple[Store, Sto
     a, _ = limits(replicas, now)
     await a.hit("203.0.113.9")
     async with replicas[0].engine.connect() as conn:
-        [(name, key)] = (
-            await conn.execute(select(rate_hits.c.limit_name, rate_hits.c.key_digest))
-        ).tuples()
+        [row] = (await conn.execute(select(rate_hits.c.limit_name, rate_hits.c.key_digest))).all()
+    name, key = str(row.limit_name), str(row.key_digest)
     assert name == "address"
     assert "203.0.113.9" not in key
     assert key == SECRET.digest("rate", "address", "203.0.113.9")
