@@ -230,10 +230,13 @@ async def read_meters(
 ) -> int:
     """Every meter reads each ``READING_SECS`` until ``stop``: the MQTT ones publish, the HTTP
     ones queue for their sender. How many rounds."""
-    offset = await cluster.market.now() - time.time()
+    chain_now = await cluster.market.now()
+    offset = chain_now - time.time()
     now = time.time()
     morning = int(now - seconds_of_day(now)) - DAY_SECS + FIRST_SUN_SECS
-    signed_at = 0
+    # The first round is signed no earlier than the chain's time now, after every meter's
+    # registration (a reading signed before it is refused: ReadingBeforeMeterRegistered).
+    signed_at = int(chain_now) - 1
     rounds = 0
     while not stop.is_set():
         rounds += 1
@@ -268,7 +271,10 @@ async def http_meter(
                 turn += 1
                 try:
                     answer = await http.post(f"{replica.url}{READINGS_PATH}", json=body)
-                    result = answer.json()["results"][0] if answer.status_code == 200 else {}
+                    # 200 with the reading's result, or 422 when it is the batch's only one
+                    # and refused; anything else (a replica down or starting) is tried again.
+                    answered = answer.status_code in (200, 422)
+                    result = answer.json()["results"][0] if answered else {}
                 except (httpx.HTTPError, ValueError, KeyError, IndexError):
                     result = {}
                 status, reason = result.get("status"), result.get("reason")
