@@ -20,23 +20,20 @@ value. Messages are kept in memory only.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import ipaddress
 import re
 import secrets
-import socket
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from urllib.parse import parse_qs
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from nishati_dev.serving import serve_simulator
 
 TEST_USERNAME = "sandbox"
 TEST_API_KEY = "nishati-sim-sms-api-key"
@@ -157,37 +154,17 @@ def create_app(settings: SmsSimSettings) -> FastAPI:
     return app
 
 
-class _Server(uvicorn.Server):
-    """uvicorn that says where it listens once it does (port 0 included)."""
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            host, port = self.servers[0].sockets[0].getsockname()[:2]
-            print(f"SMS simulator on http://{host}:{port} (Ctrl-C stops it)", flush=True)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m nishati_dev.sms_sim", description=__doc__)
-    parser.add_argument("--host", help="loopback address to bind (SMS_SIM_HOST, 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port, 0 for any free one (SMS_SIM_PORT, 8090)")
-    args = parser.parse_args(argv)
-    given = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    try:
-        settings = SmsSimSettings(**given)
-    except ValidationError as e:
-        error = e.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        sys.exit(f"nishati-sms-sim: SMS_SIM_{where.upper()}: {error['msg']}")
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
+    serve_simulator(
+        module="sms_sim",
+        description=__doc__ or "",
+        name="SMS simulator",
+        env_prefix="SMS_SIM_",
+        default_port=8090,
+        settings=SmsSimSettings,
+        create_app=create_app,
+        argv=argv,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        _Server(config).run()
 
 
 if __name__ == "__main__":
