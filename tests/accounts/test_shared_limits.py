@@ -17,6 +17,7 @@ from nishati_oracle.accounts.limits import RateLimit
 from nishati_oracle.accounts.secrets import Keyed
 from nishati_oracle.http.auth import AccessReason, AccessRefused, SignatureWindow
 from nishati_oracle.readings.store import Store
+from nishati_oracle.storage.database import unavailable
 from nishati_oracle.storage.schema import rate_hits, signed_changes
 
 BODY = b'{"share_percent":50}'
@@ -89,8 +90,12 @@ async def test_a_change_sent_to_two_replicas_at_once_is_taken_once(
     )
     taken = [r for r in results if r is None]
     assert len(taken) == 1, results
+    # The others are refused as replayed; on a loaded machine SQLite may also answer one
+    # "database is locked" after its busy timeout, which the oracle answers with a 503 and
+    # which took nothing, so the change may be sent again.
     assert all(
-        isinstance(r, AccessRefused) and r.reason is AccessReason.ReplayedSignature
+        (isinstance(r, AccessRefused) and r.reason is AccessReason.ReplayedSignature)
+        or (isinstance(r, Exception) and unavailable(r))
         for r in results
         if r is not None
     ), results
