@@ -1,5 +1,6 @@
 import { useEffect, useState, type SubmitEvent } from "react";
 import { ApiError, get, send, type OfferLine, type Payment, type TradeOpened } from "../api";
+import { Field } from "../components/Field";
 import { Empty, Status } from "../components/Status";
 import { stateLabel, useApp, useHouseholdPath } from "../context";
 import type { Key } from "../i18n";
@@ -106,9 +107,9 @@ function BuyForm(props: { offer: OfferLine; onOpened: (tradeId: string) => void 
   const id = props.offer.offer.slice(0, 8);
   return (
     <form className="buy" onSubmit={buy}>
-      <label htmlFor={`kwh-${id}`}>{t("amountLabel")}</label>
-      <input
+      <Field
         id={`kwh-${id}`}
+        label={t("amountLabel")}
         type="number"
         inputMode="decimal"
         min="0.001"
@@ -116,20 +117,16 @@ function BuyForm(props: { offer: OfferLine; onOpened: (tradeId: string) => void 
         max={props.offer.unreserved_wh / 1000}
         required
         value={kwh}
-        onChange={(e) => {
-          setKwh(e.target.value);
-        }}
+        onValue={setKwh}
       />
-      <label htmlFor={`phone-${id}`}>{t("buyPhoneLabel")}</label>
-      <input
+      <Field
         id={`phone-${id}`}
+        label={t("buyPhoneLabel")}
         type="tel"
         inputMode="tel"
         required
         value={phone}
-        onChange={(e) => {
-          setPhone(e.target.value);
-        }}
+        onValue={setPhone}
       />
       <p>
         {t("total")}: {kes(totalCents, lang)}

@@ -1,5 +1,6 @@
 import { useState } from "react";
 import { send, type AttentionLine } from "../api";
+import { Field } from "../components/Field";
 import { Empty, Status } from "../components/Status";
 import { stateLabel, useApp } from "../context";
 import type { Key } from "../i18n";
@@ -33,13 +34,11 @@ function NeedsPerson(props: { line: AttentionLine; onActed: () => void }) {
         {t("payout")}: {kes(line.payout_kes * 100, lang)} · {t("paidIn")}: {kes(line.amount_kes * 100, lang)}
       </p>
       {line.detail !== null && <p className="muted">{line.detail}</p>}
-      <label htmlFor={`reason-${id}`}>{t("reasonLabel")}</label>
-      <input
+      <Field
         id={`reason-${id}`}
+        label={t("reasonLabel")}
         value={reason}
-        onChange={(e) => {
-          setReason(e.target.value);
-        }}
+        onValue={setReason}
       />
       {problem !== null && <p role="alert">{t(problem)}</p>}
       <button type="button" disabled={reason.trim() === ""} onClick={retry}>

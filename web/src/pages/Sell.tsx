@@ -1,5 +1,6 @@
 import { useState, type SubmitEvent } from "react";
 import { ApiError, send, type AutoSell, type AutoSellLimits, type OfferLine } from "../api";
+import { Field } from "../components/Field";
 import { Empty, Status } from "../components/Status";
 import { useApp, useHouseholdPath } from "../context";
 import { isKey, type Key } from "../i18n";
@@ -75,22 +76,22 @@ function AutoSellSettings(props: { loaded: AutoSell; path: string }) {
           {t("autoSellOpenOffer")}: {energy(offer.wh, lang)} · {kes(offer.price_cents_per_kwh, lang)} {t("perKwh")}
         </p>
       )}
-      <label htmlFor="auto-floor">{t("autoSellFloor")}</label>
-      <input
+      <Field
         id="auto-floor"
+        label={t("autoSellFloor")}
         type="number"
         inputMode="decimal"
         min="0.01"
         step="0.01"
         required
         value={form.floor}
-        onChange={(e) => {
-          setForm({ ...form, floor: e.target.value });
+        onValue={(value) => {
+          setForm({ ...form, floor: value });
         }}
       />
-      <label htmlFor="auto-share">{t("autoSellShare")}</label>
-      <input
+      <Field
         id="auto-share"
+        label={t("autoSellShare")}
         type="number"
         inputMode="numeric"
         min="0"
@@ -98,21 +99,21 @@ function AutoSellSettings(props: { loaded: AutoSell; path: string }) {
         step="1"
         required
         value={form.share}
-        onChange={(e) => {
-          setForm({ ...form, share: e.target.value });
+        onValue={(value) => {
+          setForm({ ...form, share: value });
         }}
       />
-      <label htmlFor="auto-most">{t("autoSellMax")}</label>
-      <input
+      <Field
         id="auto-most"
+        label={t("autoSellMax")}
         type="number"
         inputMode="decimal"
         min="0.001"
         step="0.001"
         required
         value={form.most}
-        onChange={(e) => {
-          setForm({ ...form, most: e.target.value });
+        onValue={(value) => {
+          setForm({ ...form, most: value });
         }}
       />
       {said !== null && (
@@ -169,33 +170,27 @@ export function Sell() {
         </p>
       )}
       <form className="card" onSubmit={create}>
-        <label htmlFor="sell-kwh">{t("amountLabel")}</label>
-        <input
+        <Field
           id="sell-kwh"
+          label={t("amountLabel")}
           type="number"
           inputMode="decimal"
           min="0.001"
           step="0.001"
           required
           value={kwh}
-          onChange={(e) => {
-            setKwh(e.target.value);
-          }}
+          onValue={setKwh}
         />
-        <label htmlFor="sell-price">
-          {t("price")} (KES {t("perKwh")})
-        </label>
-        <input
+        <Field
           id="sell-price"
+          label={`${t("price")} (KES ${t("perKwh")})`}
           type="number"
           inputMode="decimal"
           min="0.01"
           step="0.01"
           required
           value={price}
-          onChange={(e) => {
-            setPrice(e.target.value);
-          }}
+          onValue={setPrice}
         />
         <button type="submit">{t("createOffer")}</button>
       </form>

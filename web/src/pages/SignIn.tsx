@@ -1,5 +1,6 @@
 import { useState, type SubmitEvent } from "react";
 import { ApiError, send, type Principal } from "../api";
+import { Field } from "../components/Field";
 import { useApp } from "../context";
 import type { Key } from "../i18n";
 
@@ -77,9 +78,9 @@ export function SignIn() {
       {step.kind === "phone" && (
         <form className="card" onSubmit={askCode}>
           <p>{t("signInIntro")}</p>
-          <label htmlFor="phone">{t("phoneLabel")}</label>
-          <input
+          <Field
             id="phone"
+            label={t("phoneLabel")}
             name="phone"
             type="tel"
             inputMode="tel"
@@ -87,9 +88,7 @@ export function SignIn() {
             required
             placeholder={t("phoneHint")}
             value={phone}
-            onChange={(e) => {
-              setPhone(e.target.value);
-            }}
+            onValue={setPhone}
           />
           <button type="submit" disabled={busy}>
             {t("sendCode")}
@@ -104,18 +103,16 @@ export function SignIn() {
           }}
         >
           <p role="status">{t("codeSent")}</p>
-          <label htmlFor="code">{t("codeLabel")}</label>
-          <input
+          <Field
             id="code"
+            label={t("codeLabel")}
             name="code"
             inputMode="numeric"
             autoComplete="one-time-code"
             pattern="[0-9]*"
             required
             value={code}
-            onChange={(e) => {
-              setCode(e.target.value);
-            }}
+            onValue={setCode}
           />
           <button type="submit" disabled={busy}>
             {t("verifyCode")}
@@ -134,26 +131,22 @@ export function SignIn() {
       )}
       {step.kind === "operator" && (
         <form className="card" onSubmit={operator}>
-          <label htmlFor="username">{t("usernameLabel")}</label>
-          <input
+          <Field
             id="username"
+            label={t("usernameLabel")}
             autoComplete="username"
             required
             value={username}
-            onChange={(e) => {
-              setUsername(e.target.value);
-            }}
+            onValue={setUsername}
           />
-          <label htmlFor="password">{t("passwordLabel")}</label>
-          <input
+          <Field
             id="password"
+            label={t("passwordLabel")}
             type="password"
             autoComplete="current-password"
             required
             value={password}
-            onChange={(e) => {
-              setPassword(e.target.value);
-            }}
+            onValue={setPassword}
           />
           <button type="submit" disabled={busy}>
             {t("verifyCode")}
