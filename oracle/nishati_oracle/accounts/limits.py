@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import and_, delete, func, insert, literal, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from nishati_oracle.accounts.secrets import Keyed
+from nishati_oracle.storage.database import in_transaction
 from nishati_oracle.storage.schema import rate_hits
 
 # How often, at most, a replica deletes every key's requests whose window is over (a key's own
@@ -62,7 +63,8 @@ class RateLimit:
             )
             .returning(rate_hits.c.id)
         )
-        async with self.engine.begin() as conn:
+
+        async def count_in(conn: AsyncConnection) -> float | None:
             if self.engine.dialect.name == "postgresql":
                 await conn.execute(select(func.pg_advisory_xact_lock(_lock_key(digest))))
             await conn.execute(
@@ -80,6 +82,9 @@ class RateLimit:
                         rate_hits.c.at <= now - self.window_secs,
                     )
                 )
+            return oldest
+
+        oldest = await in_transaction(self.engine, count_in)
         if oldest is None:
             return None
         return float(oldest) + self.window_secs - now

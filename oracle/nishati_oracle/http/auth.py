@@ -61,7 +61,7 @@ from fastapi.security import (
 from solders.account import Account
 from solders.pubkey import Pubkey
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from nishati_client.errors import AccountNotFound, AccountTypeMismatch
 from nishati_client.household import Household
@@ -84,7 +84,7 @@ from nishati_oracle.accounts.sessions import (
 from nishati_oracle.http.deps import ServicesDep
 from nishati_oracle.http.errors import error_response
 from nishati_oracle.services import Services
-from nishati_oracle.storage.database import dialect_insert
+from nishati_oracle.storage.database import dialect_insert, in_transaction
 from nishati_oracle.storage.schema import signed_changes
 
 log = structlog.get_logger(__name__)
@@ -271,14 +271,17 @@ class SignatureWindow:
             .values(signature=bytes(signature.signature), signed_at=signature.timestamp)
             .on_conflict_do_nothing()
         )
-        async with engine.begin() as conn:
+
+        async def take_in(conn: AsyncConnection) -> bool:
             taken = (await conn.execute(take)).rowcount == 1
             if now - self._purged_at >= PURGE_SIGNATURES_EVERY_SECS:
                 # A change signed before the window would be stale, so it need not be kept.
                 self._purged_at = now
                 out = signed_changes.c.signed_at < now - self.window_secs
                 await conn.execute(delete(signed_changes).where(out))
-        if not taken:
+            return taken
+
+        if not await in_transaction(engine, take_in):
             raise AccessRefused(
                 AccessReason.ReplayedSignature, "this signed change was taken already"
             )

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import math
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -19,12 +20,14 @@ from sqlalchemy import Float, Table, cast, event, func, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from nishati_oracle.core.metrics import Metrics
-from nishati_oracle.storage.checkpoint import sqlite_pragmas
+from nishati_oracle.storage.checkpoint import BUSY_TIMEOUT_MS, sqlite_pragmas
 from nishati_oracle.storage.writer import SqliteWriter
+
+T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # SQLSTATE classes of a server that cannot serve now, not of a wrong statement: connection
@@ -73,6 +76,28 @@ async def close_database(engine: AsyncEngine, writer: SqliteWriter | None) -> No
     if writer is not None:
         await writer.close()
     await engine.dispose()
+
+
+async def in_transaction(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """``work`` in one transaction, committed; what it returns. On SQLite, a transaction that
+    two connections start at once can be refused "database is locked" at once, without its busy
+    timeout (SQLite does so when waiting could deadlock): it is rolled back, so it is run again,
+    until the busy timeout has passed."""
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as conn:
+            return await work(conn)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BUSY_TIMEOUT_MS / 1_000
+    pause = 0.001
+    while True:
+        try:
+            async with engine.begin() as conn:
+                return await work(conn)
+        except OperationalError as e:
+            if "database is locked" not in str(e.orig) or loop.time() >= deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def unavailable(error: BaseException) -> bool:
