@@ -104,20 +104,25 @@ class OverlappingReaders:
 
 
 async def wal_after_steady_writes(
-    database: Path, pages: int, readers: bool = False
+    database: Path, secs: float, pages: int, readers: bool = False
 ) -> tuple[int, int, int]:
-    """Writes ``pages`` pages, one a transaction, back to back (with ``readers``, beside
-    :class:`OverlappingReaders`): the WAL's size at the end, the bytes written, and the
-    checkpointer's restarts. A count, not a duration, so that a slow machine writes as much."""
+    """Writes a page a transaction, back to back, for ``secs`` and at least ``pages`` pages
+    (with ``readers``, beside :class:`OverlappingReaders`): the WAL's size at the end, the bytes
+    written, and the checkpointer's restarts. Both bounds: a fast machine gives the checkpointer
+    its time, and a slow one writes as much."""
     store = await Store.open(f"sqlite+aiosqlite:///{database}")
     try:
         assert store.writer is not None
         await store.writer.run(lambda cursor: cursor.execute("CREATE TABLE ballast (data BLOB)"))
         with OverlappingReaders(database) if readers else contextlib.nullcontext():
-            for _ in range(pages):
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + secs
+            written = 0
+            while written < pages or loop.time() < deadline:
                 await store.writer.run(add_page)
+                written += 1
         wal = database.with_name(f"{database.name}-wal").stat().st_size
-        return wal, pages * 4_096, store.writer.checkpointer.restarts
+        return wal, written * 4_096, store.writer.checkpointer.restarts
     finally:
         await store.close()
 
@@ -130,7 +135,7 @@ async def test_the_writer_finishes_each_checkpoint_so_the_wal_starts_over(
     2 GB in 50 s, and then a RESTART stalled commits for 300-600 ms. The writer copies what
     each checkpoint left, between two commits, and no RESTART is needed."""
     monkeypatch.setattr(checkpoint, "CHECKPOINT_EVERY_SECS", 0.02)
-    wal, written, restarts = await wal_after_steady_writes(tmp_path / "oracle.db", 512)
+    wal, written, restarts = await wal_after_steady_writes(tmp_path / "oracle.db", 2.0, 512)
     assert restarts == 0
     assert wal < written / 4
 
@@ -146,7 +151,7 @@ async def test_a_wal_that_readers_keep_is_restarted(
     monkeypatch.setattr(checkpoint, "WAL_SIZE_LIMIT_BYTES", 2**20)
     monkeypatch.setattr(checkpoint, "WAL_RESTART_FRAMES", restart_frames)
     wal, written, restarts = await wal_after_steady_writes(
-        tmp_path / "oracle.db", 768, readers=True
+        tmp_path / "oracle.db", 3.0, 768, readers=True
     )
     if restart_frames == 128:
         assert restarts >= 1
