@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sqlite3
 import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -83,21 +84,25 @@ async def in_transaction(engine: AsyncEngine, work: Callable[[AsyncConnection], 
     two connections start at once can be refused "database is locked" at once, without its busy
     timeout (SQLite does so when waiting could deadlock): it is rolled back, so it is run again,
     until the busy timeout has passed."""
-    if engine.dialect.name != "sqlite":
-        async with engine.begin() as conn:
-            return await work(conn)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + BUSY_TIMEOUT_MS / 1_000
+    retry_until = loop.time() + BUSY_TIMEOUT_MS / 1_000
     pause = 0.001
     while True:
         try:
             async with engine.begin() as conn:
                 return await work(conn)
         except OperationalError as e:
-            if "database is locked" not in str(e.orig) or loop.time() >= deadline:
+            if not _sqlite_busy(e) or loop.time() >= retry_until:
                 raise
         await asyncio.sleep(pause)
         pause = min(pause * 2, 0.05)
+
+
+def _sqlite_busy(error: OperationalError) -> bool:
+    """Whether SQLite refused for a lock another connection holds (SQLITE_BUSY, or one of its
+    extended codes such as SQLITE_BUSY_SNAPSHOT)."""
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def unavailable(error: BaseException) -> bool:
